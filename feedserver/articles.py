@@ -1,0 +1,169 @@
+"""One source file to one :class:`Parsed` article (pure: no files, no clock).
+
+``.txt`` files are scraped news: the first non-empty line is the title and the
+scraper's debris (caption markers, repeated titles, "Currently reading") is
+removed by the patterns in ``config.toml``.  ``.md`` files carry front matter
+and a Markdown body.  Either way the HTML that leaves this module is sanitized
+by nh3 with every link made absolute, and a broken file raises
+:class:`ArticleError` with the reason, which the pipeline turns into a problem
+naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from functools import lru_cache
+from pathlib import PurePosixPath
+
+import nh3
+from markdown_it import MarkdownIt
+
+from . import frontmatter
+from .config import Debris, Settings
+from .errors import ArticleError
+from .models import Parsed, SourceFile
+from .text import clean, clean_line, decode, summarize
+
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+TEXT_SUFFIXES = frozenset({".txt"})
+SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES
+MAX_TITLE = 300
+_TAGS = set(nh3.ALLOWED_TAGS) - {"img"} | {"img", "figure", "figcaption"}
+_SCHEMES = {"http", "https", "mailto"}
+_CAPTION_MAX = 80
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+@lru_cache(maxsize=8)
+def _debris_rules(debris: Debris) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    lines = re.compile("|".join(f"(?:{p})" for p in debris.lines) or r"(?!)", re.IGNORECASE)
+    markers = (re.compile("|".join(f"(?:{p})" for p in debris.caption_markers), re.IGNORECASE)
+               if debris.caption_markers else None)
+    return lines, markers
+
+
+def sanitize(fragment: str, base_url: str) -> str:
+    """Allow-list HTML: no script, no event attributes, no javascript: URLs.
+
+    Relative ``href``/``src`` are resolved against ``base_url`` by nh3 itself.
+    """
+    return nh3.clean(fragment, tags=_TAGS, url_schemes=_SCHEMES,
+                     url_relative=("rewrite_with_base", base_url),
+                     link_rel="noopener noreferrer")
+
+
+def plain_text(fragment: str) -> str:
+    """Visible text of sanitized HTML, for summaries and topic matching."""
+    spaced = re.sub(r"</(p|li|h[1-6]|blockquote|pre|tr|div)>", r"</\1>\n", fragment)
+    return html.unescape(nh3.clean(spaced, tags=set()))
+
+
+def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = None) -> Parsed:
+    """Parse one file or raise ArticleError saying why it cannot be published."""
+    warnings = [] if warnings is None else warnings
+    suffix = PurePosixPath(source.path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ArticleError(f"unsupported file type {suffix or '(none)'}; use .txt or .md")
+    if len(source.data) > settings.max_file_bytes:
+        raise ArticleError(f"file is {len(source.data):,} bytes; the limit is "
+                           f"{settings.max_file_bytes:,} (max_file_bytes)")
+    text = clean(decode(source.data))
+    meta, body = frontmatter.split(text)
+    info = frontmatter.fields(meta, warnings)
+    if suffix in MARKDOWN_SUFFIXES:
+        title, content_html = _markdown_body(body, info.get("title"), settings)
+    else:
+        title, content_html = _text_body(body, info.get("title"), settings.debris)
+    if not title:
+        stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
+        if not stem or not content_html:
+            raise ArticleError("empty article: no title and no text")
+        title = stem
+    if len(title) > MAX_TITLE:
+        warnings.append(f"title is {len(title):,} characters; cut to {MAX_TITLE}")
+        title = summarize(title, MAX_TITLE)
+    body_text = plain_text(content_html)
+    summary = info.get("summary") or summarize(body_text, settings.summary_length) or title
+    return Parsed(
+        path=source.path, title=title, content_html=content_html, summary=summary,
+        text=body_text, topics=info.get("topics", ()), author=info.get("author"),
+        lang=info.get("lang"), date=info.get("date"), updated=info.get("updated"),
+        explicit_id=info.get("id") or None, explicit_slug=info.get("slug") or None,
+        draft=info.get("draft", False),
+        fingerprint=_fingerprint(title, body_text, summary, info),
+    )
+
+
+def _fingerprint(title: str, body_text: str, summary: str, info: dict[str, object]) -> str:
+    parts = [title, " ".join(body_text.split()), summary]
+    parts += [f"{k}={info[k]!r}" for k in sorted(info) if k not in {"title", "summary"}]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _markdown_body(body: str, title: str | None, settings: Settings) -> tuple[str, str]:
+    """Render Markdown; without a title field the first '# heading' is the title."""
+    if not title:
+        match = re.match(r"\s*#\s+(.+?)\s*#*\s*(?:\n|$)", body)
+        if match:
+            title, body = clean_line(match.group(1)), body[match.end():]
+        else:
+            first = next((line for line in body.split("\n") if line.strip()), "")
+            title = clean_line(re.sub(r"[*_`#>]", "", first))
+            body = body.replace(first, "", 1) if title else body
+    try:
+        rendered = _markdown().render(body)
+    except RecursionError:
+        raise ArticleError("Markdown nests too deeply to render") from None
+    return title, sanitize(rendered, settings.base_url).strip()
+
+
+def _text_body(body: str, title: str | None, debris: Debris) -> tuple[str, str]:
+    """Scraped text: title line, debris removed, blank-line separated paragraphs."""
+    lines = body.split("\n")
+    if not title:
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        title = clean_line(lines.pop(0)) if lines else ""
+    paragraphs = _paragraphs(_drop_debris(lines, title, debris))
+    return title, "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+
+
+def _drop_debris(lines: list[str], title: str, debris: Debris) -> list[str]:
+    """Blank out debris lines (keeping paragraph breaks where they stood)."""
+    junk, markers = _debris_rules(debris)
+    folded_title = title.casefold()
+    kept = [line.strip() for line in lines]
+    for i, line in enumerate(kept):
+        if not line:
+            continue
+        if markers is not None and markers.fullmatch(line) and i > 0:
+            _drop_caption(kept, i)
+        if junk.fullmatch(line) or (debris.drop_repeated_title and
+                                     line.casefold() == folded_title):
+            kept[i] = ""
+    return kept
+
+
+def _drop_caption(kept: list[str], marker: int) -> None:
+    """A short line right above a caption marker, with no sentence end, is its caption."""
+    previous = kept[marker - 1]
+    if previous and len(previous) <= _CAPTION_MAX and not previous.endswith((".", "!", "?", ":")):
+        kept[marker - 1] = ""
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in [*lines, ""]:
+        if line:
+            current.append(line)
+        elif current:
+            paragraphs.append(" ".join(" ".join(current).split()))
+            current = []
+    return paragraphs

@@ -1,0 +1,75 @@
+"""The ``feedserver`` command: a thin click shell over :mod:`feedserver.job`.
+
+Each command loads settings (``--config``, then ``FEEDSERVER_*``), calls one
+function and turns its report into lines and an exit code.  Errors that are
+meant for people (:class:`FeedserverError`) print as one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings, load_settings
+from .errors import FeedserverError
+from .job import BuildReport, run_build, terminal_progress
+
+
+def _settings(config: str | None, **overrides: object) -> Settings:
+    path = config
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    try:
+        return load_settings(path, overrides=overrides)
+    except FeedserverError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_problems(report: BuildReport) -> None:
+    for problem in report.problems:
+        click.echo(f"{problem.severity}: {problem}", err=True)
+
+
+config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
+                             help="config.toml to read (default: ./config.toml).")
+
+
+@click.group()
+@click.version_option(package_name="feedserver")
+def main() -> None:
+    """Publish a folder of articles as validated RSS, Atom and JSON Feed channels."""
+
+
+@main.command()
+@config_option
+@click.option("--out", "output_dir", type=click.Path(file_okay=False),
+              help="Output folder (overrides output_dir).")
+def build(config: str | None, output_dir: str | None) -> None:
+    """Build and publish every channel into the output folder."""
+    settings = _settings(config, output_dir=output_dir)
+    try:
+        report = run_build(settings, progress=terminal_progress)
+    except FeedserverError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_problems(report)
+    click.echo(f"published {report.articles} articles in {report.channels} channels "
+               f"({len(report.written)} files written, {report.unchanged} unchanged, "
+               f"{len(report.removed)} removed) to {settings.output_dir} "
+               f"in {report.seconds:.2f}s")
+
+
+@main.command()
+@config_option
+@click.option("--strict", is_flag=True, help="Exit non-zero on any problem, warnings included.")
+def check(config: str | None, strict: bool) -> None:
+    """Read and validate everything without publishing; list every problem."""
+    settings = _settings(config)
+    report = run_build(settings, publish_output=False)
+    _print_problems(report)
+    click.echo(f"{report.articles} articles, {report.channels} channels, "
+               f"{len(report.errors)} errors, {len(report.problems) - len(report.errors)} "
+               "warnings")
+    if report.errors or (strict and report.problems):
+        sys.exit(1)

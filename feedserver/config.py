@@ -1,0 +1,265 @@
+"""Typed settings from ``config.toml`` and ``FEEDSERVER_*`` environment variables.
+
+Every scalar setting is declared once in :data:`SETTINGS` (name, type, default,
+help), the Datasette way: the loader, the environment overrides, the error
+messages and the README table all come from that one list.  A wrong key or a
+wrong type is a :class:`ConfigError` naming the key (and the line, when TOML
+itself is broken), never a traceback from deep inside a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+ENV_PREFIX = "FEEDSERVER_"
+
+# (name, type, default, help).  Paths are relative to the config file's folder.
+SETTINGS: list[tuple[str, type, Any, str]] = [
+    ("site_title", str, "feedserver", "Title of the site and of the 'all' channel."),
+    ("site_description", str, "Articles from this site.", "Description of the 'all' channel."),
+    ("base_url", str, "http://127.0.0.1:8000/", "Public URL every absolute link is built from."),
+    ("language", str, "en", "Default language of articles and channels (BCP 47)."),
+    ("author", str, "", "Default author when an article names none."),
+    ("seeds_dir", str, "seeds", "Folder of article files (.txt and .md)."),
+    ("output_dir", str, "public", "Folder the published feeds and pages are written to."),
+    ("state_dir", str, "state", "Folder for the SQLite ledger and caches."),
+    ("ledger_path", str, "", "SQLite ledger file; empty means <state_dir>/ledger.sqlite3."),
+    ("max_items", int, 50, "Newest items per channel."),
+    ("summary_length", int, 300, "Length of plain-text summaries, cut on a word boundary."),
+    ("refresh_interval", int, 30, "Seconds between scans; also feeds' max-age and RSS ttl."),
+    ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
+    ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
+    ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
+    ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
+    ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),
+]
+
+
+@dataclass(frozen=True)
+class TopicRule:
+    """A configured topic: its name, description and the phrases that select it."""
+
+    slug: str
+    name: str
+    description: str = ""
+    phrases: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Debris:
+    """Scraper leftovers removed from plain-text articles.
+
+    ``lines`` are regular expressions matched against a whole stripped line.
+    ``caption_markers`` also remove the short caption line right before them.
+    """
+
+    lines: tuple[str, ...] = (
+        r"still image",
+        r"currently reading",
+        r"read more",
+        r"advertisement",
+        r"share( this( article)?)?",
+        r"image caption",
+        r"media caption",
+        r"skip to (main )?content",
+    )
+    caption_markers: tuple[str, ...] = (r"still image", r"image caption", r"media caption")
+    drop_repeated_title: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration, resolved: paths are absolute, base_url ends in '/'."""
+
+    site_title: str = "feedserver"
+    site_description: str = "Articles from this site."
+    base_url: str = "http://127.0.0.1:8000/"
+    language: str = "en"
+    author: str = ""
+    seeds_dir: str = "seeds"
+    output_dir: str = "public"
+    state_dir: str = "state"
+    ledger_path: str = ""
+    max_items: int = 50
+    summary_length: int = 300
+    refresh_interval: int = 30
+    max_file_bytes: int = 8_000_000
+    workers: int = 2
+    build_processes: int = 0
+    frame_ancestors: str = "*"
+    auto_topics: bool = True
+    debris: Debris = field(default_factory=Debris)
+    topics: tuple[TopicRule, ...] = ()
+
+    @property
+    def ledger_file(self) -> Path:
+        """Where the ledger lives: explicit path, or next to the other state."""
+        if self.ledger_path:
+            return Path(self.ledger_path)
+        return Path(self.state_dir) / "ledger.sqlite3"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes output; a change forces a re-render."""
+        shaping = {f.name: getattr(self, f.name) for f in fields(self)}
+        for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
+                          "build_processes"):
+            shaping.pop(transient)
+        raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
+    """Check or convert one value to its declared type, naming the key on failure."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false",
+                                                         "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+    elif isinstance(value, str):
+        return value
+    raise ConfigError(f"{origin}: '{name}' must be {kind.__name__}, got {value!r}")
+
+
+def _check_patterns(where: str, patterns: list[str]) -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}: bad regular expression {pattern!r}: {exc}") from None
+
+
+def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    return ConfigError(f"{path}: invalid TOML: {exc}")
+
+
+def _parse_topics(raw: Any, origin: str) -> tuple[TopicRule, ...]:
+    from .topics import topic_slug  # local: topics imports config
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'topics' must be a table of tables")
+    rules = []
+    allowed = {"name", "description", "phrases", "patterns"}
+    for key, spec in raw.items():
+        where = f"{origin}: topics.{key}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}'")
+        for listed in ("phrases", "patterns"):
+            value = spec.get(listed, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.{listed} must be a list of strings")
+        _check_patterns(f"{where}.patterns", spec.get("patterns", []))
+        slug = topic_slug(key)
+        if not slug:
+            raise ConfigError(f"{where}: the key makes an empty slug")
+        rules.append(TopicRule(slug=slug, name=str(spec.get("name", key)),
+                               description=str(spec.get("description", "")),
+                               phrases=tuple(spec.get("phrases", [])),
+                               patterns=tuple(spec.get("patterns", []))))
+    return tuple(rules)
+
+
+def _parse_debris(raw: Any, origin: str) -> Debris:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'debris' must be a table")
+    unknown = set(raw) - {"lines", "caption_markers", "drop_repeated_title"}
+    if unknown:
+        raise ConfigError(f"{origin}: debris: unknown key '{sorted(unknown)[0]}'")
+    base = Debris()
+    values: dict[str, Any] = {}
+    for key in ("lines", "caption_markers"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{origin}: debris.{key} must be a list of strings")
+            _check_patterns(f"{origin}: debris.{key}", value)
+            values[key] = tuple(value)
+    if "drop_repeated_title" in raw:
+        values["drop_repeated_title"] = _coerce("debris.drop_repeated_title", bool,
+                                                raw["drop_repeated_title"], origin)
+    return Debris(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **values})
+
+
+def _resolve_paths(values: dict[str, Any], root: Path) -> None:
+    for key in ("seeds_dir", "output_dir", "state_dir", "ledger_path"):
+        if values.get(key):
+            values[key] = str((root / values[key]).resolve())
+
+
+def _check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"base_url must be an absolute http(s) URL, got {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """Read settings: defaults, then the TOML file, then env, then overrides.
+
+    Relative paths are taken from the config file's folder (or the current
+    folder without a file), so a deployment can run from anywhere.
+    """
+    env = dict(os.environ if env is None else env)
+    declared = {name: (kind, default) for name, kind, default, _ in SETTINGS}
+    values: dict[str, Any] = {name: default for name, (_, default) in declared.items()}
+    root = Path.cwd()
+    extra: dict[str, Any] = {}
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = env[ENV_PREFIX + "CONFIG"]
+    if path is not None:
+        cfg = Path(path)
+        origin = str(cfg)
+        try:
+            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{cfg}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise _toml_error(cfg, exc) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{cfg}: cannot read: {exc}") from None
+        root = cfg.resolve().parent
+        for key, value in data.items():
+            if key in declared:
+                values[key] = _coerce(key, declared[key][0], value, origin)
+            elif key == "topics":
+                extra["topics"] = _parse_topics(value, origin)
+            elif key == "debris":
+                extra["debris"] = _parse_debris(value, origin)
+            else:
+                raise ConfigError(f"{origin}: unknown key '{key}'")
+    for name, (kind, _) in declared.items():
+        if ENV_PREFIX + name.upper() in env:
+            values[name] = _coerce(name, kind, env[ENV_PREFIX + name.upper()],
+                                   f"environment {ENV_PREFIX}{name.upper()}")
+    for name, value in (overrides or {}).items():
+        if name not in declared:
+            raise ConfigError(f"unknown setting '{name}'")
+        if value is not None:
+            values[name] = _coerce(name, declared[name][0], value, "command line")
+    for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
+                     "workers"):
+        if values[positive] < 1:
+            raise ConfigError(f"'{positive}' must be at least 1, got {values[positive]}")
+    values["base_url"] = _check_base_url(values["base_url"])
+    _resolve_paths(values, root)
+    return Settings(**values, **extra)

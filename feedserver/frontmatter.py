@@ -1,0 +1,164 @@
+"""Front matter: YAML between ``---`` fences or TOML between ``+++`` fences.
+
+Each known field has a small parser in :data:`FIELDS` (the Pelican way) that
+checks its type and returns a clean value, so a wrong type becomes an error
+naming the field instead of a crash three stages later.  YAML is read with
+``safe_load`` only: a ``!!python/object`` tag is an error, never code that runs.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import yaml
+
+from .errors import ArticleError
+from .text import clean_line
+
+MAX_TOPICS = 50
+_FENCES = {"---": "yaml", "+++": "toml"}
+
+
+def split(text: str) -> tuple[dict[str, Any], str]:
+    """Return (front matter, body); a file without a fence has no front matter."""
+    first, _, rest = text.partition("\n")
+    kind = _FENCES.get(first.strip())
+    if kind is None:
+        return {}, text
+    fence = first.strip()
+    match = re.search(rf"^{re.escape(fence)}[ \t]*$", rest, re.MULTILINE)
+    if match is None:
+        raise ArticleError(f"front matter opened with '{fence}' is never closed")
+    raw, body = rest[: match.start()], rest[match.end():].lstrip("\n")
+    return _load(raw, kind), body
+
+
+def _load(raw: str, kind: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(raw) if kind == "yaml" else tomllib.loads(raw)
+    except yaml.YAMLError as exc:
+        raise ArticleError(f"invalid YAML front matter: {_first_line(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArticleError(f"invalid TOML front matter: {exc}") from None
+    except RecursionError:
+        raise ArticleError("front matter nests too deeply") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ArticleError(f"front matter must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _first_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ArticleError(f"front matter '{name}' must be text, got {type(value).__name__}")
+    return clean_line(str(value))
+
+
+def _date(name: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date):
+        result = datetime.combine(value, time(0, 0))
+    elif isinstance(value, str):
+        try:
+            result = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ArticleError(f"front matter '{name}' is not a valid date: {value[:60]!r}") \
+                from None
+    else:
+        raise ArticleError(f"front matter '{name}' must be a date, got {type(value).__name__}")
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=UTC)  # naive dates are read as UTC, documented
+    try:
+        return result.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ArticleError(f"front matter '{name}' is out of range: {value!s:.60}") from None
+
+
+def _topics(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[,;]", value)]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ArticleError(f"front matter '{name}' must be a list of names, "
+                           f"got {type(value).__name__}")
+    names = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ArticleError(f"front matter '{name}' holds a {type(item).__name__}, "
+                               "expected names")
+        cleaned = clean_line(str(item))
+        if cleaned and cleaned not in names:
+            names.append(cleaned)
+    return tuple(names)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
+        return value.lower() in {"true", "yes"}
+    raise ArticleError(f"front matter '{name}' must be true or false, got {value!r:.40}")
+
+
+def _author(name: str, value: Any) -> str:
+    if isinstance(value, dict) and "name" in value:
+        return _text(name, value["name"])
+    if isinstance(value, list) and value:
+        return ", ".join(_author(name, v) for v in value)
+    return _text(name, value)
+
+
+FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "title": ("title", _text),
+    "date": ("date", _date),
+    "published": ("date", _date),
+    "updated": ("updated", _date),
+    "modified": ("updated", _date),
+    "author": ("author", _author),
+    "authors": ("author", _author),
+    "summary": ("summary", _text),
+    "description": ("summary", _text),
+    "topics": ("topics", _topics),
+    "tags": ("topics", _topics),
+    "categories": ("topics", _topics),
+    "id": ("id", _text),
+    "slug": ("slug", _text),
+    "draft": ("draft", _bool),
+    "lang": ("lang", _text),
+    "language": ("lang", _text),
+}
+
+
+def fields(meta: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Known fields, parsed and renamed to their canonical keys; others ignored.
+
+    ``topics`` and ``tags`` are synonyms and are merged.  Past
+    :data:`MAX_TOPICS` names the rest are dropped with a warning: a runaway tag
+    list is a scraper bug, and the article itself is still worth publishing.
+    """
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        spec = FIELDS.get(str(key).lower())
+        if spec is None or value is None:
+            continue
+        canonical, parse = spec
+        parsed = parse(str(key), value)
+        if canonical == "topics" and "topics" in out:
+            parsed = tuple(dict.fromkeys(out["topics"] + parsed))
+        out[canonical] = parsed
+    if len(out.get("topics", ())) > MAX_TOPICS:
+        warnings.append(f"front matter lists {len(out['topics'])} topics; "
+                        f"only the first {MAX_TOPICS} are used")
+        out["topics"] = out["topics"][:MAX_TOPICS]
+    return out

@@ -1,0 +1,105 @@
+"""Bytes to clean Unicode text: decoding, XML-safe characters, NFC, summaries.
+
+Scraped files arrive in whatever encoding the scraper saved.  UTF-8 (with or
+without BOM) and BOM-marked UTF-16/32 are taken as they say; anything else is
+handed to charset-normalizer rather than guessed by hand.  The result never
+holds a character XML 1.0 forbids, so no later stage can produce a broken feed
+because of a stray control byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+
+from charset_normalizer import from_bytes
+
+from .errors import ArticleError
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+# XML 1.0 Char production, minus bidi embedding/override controls that can make
+# a title display as something other than what it says (Trojan Source).
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff"
+    "\u202a-\u202e\u2066-\u2069\U0001fffe\U0001ffff]"
+)
+_NEWLINES = re.compile("\r\n|\r|\u2028|\u2029|\x85|\x0b|\x0c")
+_SPACES = re.compile(r"[^\S\n]+")
+
+
+def decode(data: bytes) -> str:
+    """Decode an article file, or raise ArticleError saying why it is not text."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise ArticleError(f"invalid {encoding} after its byte order mark: {exc}") from None
+    try:
+        return _not_binary(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data[:4096]:
+        raise ArticleError("binary file (NUL bytes, no UTF-16 byte order mark)")
+    encoding = _detect(data[:200_000])
+    if encoding is None:
+        raise ArticleError("not text: no character encoding fits its bytes")
+    return _not_binary(data.decode(encoding, errors="replace"))
+
+
+# When charset-normalizer finds several encodings equally good (short Western
+# text fits cp1250 and cp1252 alike), prefer the ones scrapers actually write.
+_PREFERRED = ("cp1252", "cp1251", "latin_1", "iso8859_15", "koi8_r", "cp1250")
+
+
+def _detect(sample: bytes) -> str | None:
+    """charset-normalizer's best guess, ties broken towards common encodings."""
+    results = from_bytes(sample)
+    best = results.best()
+    if best is None:
+        return None
+    tied = {m.encoding for m in results
+            if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    return next((enc for enc in _PREFERRED if enc in tied), best.encoding)
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+
+
+def _not_binary(text: str) -> str:
+    """Reject decoded text that is mostly control characters (an image, an archive)."""
+    sample = text[:20_000]
+    if len(_CONTROLS.findall(sample)) > max(8, 0.05 * len(sample)):
+        raise ArticleError("binary file (mostly control characters)")
+    return text
+
+
+def clean(text: str) -> str:
+    """Normalise newlines, drop XML-forbidden characters, compose to NFC."""
+    text = _NEWLINES.sub("\n", text)
+    text = _FORBIDDEN.sub("", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_line(text: str) -> str:
+    """One-line field (title, author, tag): cleaned, whitespace folded, stripped."""
+    return _SPACES.sub(" ", clean(text).replace("\n", " ")).strip()
+
+
+def summarize(text: str, limit: int) -> str:
+    """Plain-text summary: whitespace folded, cut on a word boundary with an ellipsis."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit + 1]
+    space = cut.rfind(" ")
+    cut = cut[:space] if space > limit // 2 else cut[:limit]
+    return cut.rstrip(" ,;:-–—") + "…"
