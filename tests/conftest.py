@@ -1,0 +1,63 @@
+"""Shared fixtures: a temporary site (seeds, output, state) built from the real config."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+from feedserver.config import Settings, load_settings
+from feedserver.job import BuildReport, run_build
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = "000_cfeb5347e8c7329a.txt"
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """A copy of the bundled seeds and config.toml in a temporary folder."""
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    return tmp_path
+
+
+@pytest.fixture
+def settings(site_dir: Path) -> Settings:
+    return load_settings(site_dir / "config.toml", env={})
+
+
+@pytest.fixture
+def build(settings: Settings) -> Callable[..., BuildReport]:
+    """Run a build of the temporary site at a fixed `now` (overridable)."""
+
+    def run(now: datetime = NOW, **overrides: Any) -> BuildReport:
+        return run_build(settings, now=now, **overrides)
+
+    return run
+
+
+def parse_feed(path: Path) -> Any:
+    """feedparser over the file's bytes (never a path string: it could fetch)."""
+    media = {".rss": "application/rss+xml", ".atom": "application/atom+xml"}[path.suffix]
+    return feedparser.parse(io.BytesIO(path.read_bytes()), response_headers={"content-type": media})
+
+
+def write(path: Path, text: str | bytes, mtime: float | None = None) -> Path:
+    """Write an article file, creating folders; optionally set its mtime."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
