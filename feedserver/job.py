@@ -21,10 +21,13 @@ from . import scan
 from .config import Settings
 from .ledger import CachedFile, Ledger
 from .models import Parsed, Problem, SourceFile
+from .pages import render_pages
 from .pipeline import Output, Site, assemble, parse_source, render_channels
 from .publish import PublishResult, load_manifest, publish, write_status
 
 Progress = Callable[[str, int, int], None]
+# True for a changed file that is still being written (see feedserver.watcher.Writes).
+Hold = Callable[[scan.Entry], bool]
 
 
 @dataclass
@@ -68,11 +71,14 @@ class Sources:
     forgotten: set[str] = field(default_factory=set)
 
 
-def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None) -> Sources:
+def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
+           hold: Hold | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A file that fails to parse keeps its last good version (from the cache)
-    and adds a problem; a new file that fails is only a problem.
+    and adds a problem; a new file that fails is only a problem.  A changed
+    file that ``hold`` says is still being written is not read: its last good
+    version stays (a new one waits), and it is not gone either.
     """
     entries, problems = scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files()
@@ -85,6 +91,9 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None)
         if previous and (previous.size, previous.mtime_ns, previous.settings) == \
                 (entry.size, entry.mtime_ns, shaping):
             out.parsed[entry.path] = previous.parsed
+        elif hold is not None and hold(entry):
+            if previous is not None:
+                out.parsed[entry.path] = previous.parsed
         else:
             _read_one(entry, previous, settings, shaping, out)
         if progress:
@@ -146,13 +155,13 @@ def _kept_paths(out_dir: Path, failed: set[str]) -> set[str]:
 
 
 def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
-              progress: Progress | None = None) -> BuildReport:
+              progress: Progress | None = None, hold: Hold | None = None) -> BuildReport:
     """Scan, parse, identify, render, validate and (unless told not to) publish."""
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
     with Ledger(settings.ledger_file) as ledger:
-        sources = gather(settings, ledger, progress)
+        sources = gather(settings, ledger, progress, hold)
         identities = ledger.reconcile(sources.parsed, sources.present, sources.seen_at, now)
         site, problems = assemble(sources.parsed, identities, settings, now)
         output = render_site(site)
@@ -172,8 +181,10 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
 
 
 def render_site(site: Site) -> Output:
-    """Every channel of the site, validated; the hook where pages join later."""
-    return render_channels(site, site.channels)
+    """Every channel of the site, validated, plus the pages, OPML and catalog from it."""
+    output = render_channels(site, site.channels)
+    output.files += render_pages(site)
+    return output
 
 
 def _record(report: BuildReport, result: PublishResult) -> None:
