@@ -20,7 +20,20 @@ from .errors import ArticleError
 from .text import clean_line
 
 MAX_TOPICS = 50
+MAX_FRONT_MATTER = 256 * 1024
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _FENCES = {"---": "yaml", "+++": "toml"}
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load without implicit timestamps: dates are parsed (and checked) here."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def split(text: str) -> tuple[dict[str, Any], str]:
@@ -34,16 +47,20 @@ def split(text: str) -> tuple[dict[str, Any], str]:
     if match is None:
         raise ArticleError(f"front matter opened with '{fence}' is never closed")
     raw, body = rest[: match.start()], rest[match.end():].lstrip("\n")
+    if len(raw) > MAX_FRONT_MATTER:
+        raise ArticleError(f"front matter is {len(raw):,} characters; at most "
+                           f"{MAX_FRONT_MATTER:,} are read")
     return _load(raw, kind), body
 
 
 def _load(raw: str, kind: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(raw) if kind == "yaml" else tomllib.loads(raw)
-    except yaml.YAMLError as exc:
-        raise ArticleError(f"invalid YAML front matter: {_first_line(exc)}") from None
-    except tomllib.TOMLDecodeError as exc:
+        # _Loader is a SafeLoader: a Python tag is an error, never code that runs.
+        data = yaml.load(raw, Loader=_Loader) if kind == "yaml" else tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:  # a ValueError too: it must come first
         raise ArticleError(f"invalid TOML front matter: {exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise ArticleError(f"invalid YAML front matter: {_first_line(exc)}") from None
     except RecursionError:
         raise ArticleError("front matter nests too deeply") from None
     if data is None:
@@ -79,9 +96,12 @@ def _date(name: str, value: Any) -> datetime:
     if result.tzinfo is None:
         result = result.replace(tzinfo=UTC)  # naive dates are read as UTC, documented
     try:
-        return result.astimezone(UTC)
+        result = result.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ArticleError(f"front matter '{name}' is out of range: {value!s:.60}") from None
+    if not EARLIEST <= result < LATEST:
+        raise ArticleError(f"front matter '{name}' is out of range (1900-9000): {value!s:.60}")
+    return result
 
 
 def _topics(name: str, value: Any) -> tuple[str, ...]:
@@ -143,9 +163,11 @@ FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
 def fields(meta: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """Known fields, parsed and renamed to their canonical keys; others ignored.
 
+    A field with a wrong type or value is dropped with a warning naming it, and
+    the article is still published (its title falls back to the heading, its
+    date to the ledger's): one bad field must not lose a good article.
     ``topics`` and ``tags`` are synonyms and are merged.  Past
-    :data:`MAX_TOPICS` names the rest are dropped with a warning: a runaway tag
-    list is a scraper bug, and the article itself is still worth publishing.
+    :data:`MAX_TOPICS` names the rest are dropped with a warning too.
     """
     out: dict[str, Any] = {}
     for key, value in meta.items():
@@ -153,7 +175,11 @@ def fields(meta: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         if spec is None or value is None:
             continue
         canonical, parse = spec
-        parsed = parse(str(key), value)
+        try:
+            parsed = parse(str(key), value)
+        except ArticleError as exc:
+            warnings.append(f"{exc}; the field is ignored")
+            continue
         if canonical == "topics" and "topics" in out:
             parsed = tuple(dict.fromkeys(out["topics"] + parsed))
         out[canonical] = parsed

@@ -2,8 +2,10 @@
 
 The scan only stats; reading happens later and only for new or changed files.
 It skips hidden files, editor leftovers and anything that is not a regular
-file (a FIFO must never block a scan), never follows a link out of the seeds
-folder, and turns every unreadable file into a :class:`Problem` naming it.
+file (a FIFO must never block a scan).  It follows no symbolic link: one that
+leaves the seeds folder is reported, one inside it is passed over (its target
+is scanned on its own), a loop is reported.  Every unreadable file becomes a
+:class:`Problem` naming it.
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ def _entry(root: str, full: str, problems: list[Problem]) -> Entry | None:
             target = os.path.realpath(full)
             if not _inside(root, target):
                 problems.append(Problem(rel, "symbolic link out of the seeds folder; ignored"))
-                return None
-            info = os.stat(target)
-            full = target
+            else:
+                os.stat(target)  # a loop raises here and is reported below
+            # A link inside the folder points at a file the scan reads on its own:
+            # following it too would publish the same article twice.
+            return None
     except OSError as exc:
         problems.append(Problem(rel, f"cannot stat: {exc.strerror}"))
         return None

@@ -47,12 +47,34 @@ def decode(data: bytes) -> str:
         return _not_binary(data.decode("utf-8"))
     except UnicodeDecodeError:
         pass
+    try:  # UTF-8 carrying encoded lone surrogates (CESU-8, WTF-8): clean() drops them
+        return _not_binary(data.decode("utf-8", errors="surrogatepass"))
+    except UnicodeDecodeError:
+        pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return _not_binary(mostly)
     if b"\x00" in data[:4096]:
         raise ArticleError("binary file (NUL bytes, no UTF-16 byte order mark)")
     encoding = _detect(data[:200_000])
     if encoding is None:
         raise ArticleError("not text: no character encoding fits its bytes")
     return _not_binary(data.decode(encoding, errors="replace"))
+
+
+_NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 text with a few broken bytes: keep it as UTF-8, broken bytes as U+FFFD.
+
+    A detector would otherwise call the whole file cp1252 and garble every
+    correct multi-byte character because of one bad byte.
+    """
+    lenient = data.decode("utf-8", errors="replace")
+    broken = lenient.count("\ufffd")
+    good = len(_NON_ASCII.findall(lenient))
+    return lenient if good >= broken and broken <= max(3, len(lenient) // 100) else None
 
 
 # When charset-normalizer finds several encodings equally good (short Western

@@ -17,6 +17,7 @@ from slugify import slugify as _slugify
 from .config import Settings, TopicRule
 from .models import Parsed, Topic
 
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width, soft hyphen
 RESERVED = frozenset({"all", "index", "feed", "topics", "articles", "embed", "static"})
 MAX_SLUG = 80
 
@@ -27,7 +28,7 @@ def slugify(name: str) -> str:
     Returns '' when nothing printable is left (a name of only zero-width or
     punctuation characters); callers drop such names.
     """
-    return _slugify(name, max_length=MAX_SLUG, word_boundary=True)
+    return _slugify(_INVISIBLE.sub("", name), max_length=MAX_SLUG, word_boundary=True)
 
 
 def topic_slug(name: str) -> str:

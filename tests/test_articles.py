@@ -114,14 +114,29 @@ def test_xml_forbidden_characters_and_nfc(settings: Settings) -> None:
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8, "binary"),
     (b"---\ntitle: x\n", "never closed"),
     (b"---\ntitle: [unclosed\n---\nbody\n", "invalid YAML"),
-    (b"---\ndate: [1, 2]\n---\nbody\n", "'date' must be a date"),
-    (b"---\ntags: 5\n---\nbody\n", "'tags' must be a list"),
     (b"---\n!!python/object/apply:os.system ['true']\n---\nbody\n", "invalid YAML"),
 ])
 def test_bad_files_raise_clear_errors(settings: Settings, data: bytes, reason: str) -> None:
     suffix = ".md" if data.startswith(b"---") else ".txt"
     with pytest.raises(ArticleError, match=reason):
         parse(source("bad" + suffix, data), settings)
+
+
+@pytest.mark.parametrize("front,warning", [
+    ("date: [1, 2]", "'date' must be a date"),
+    ("tags: 5", "'tags' must be a list"),
+    ("date: 2024-02-30", "'date' is not a valid date"),
+    ("date: 9999-12-31T23:59-23:59", "'date' is out of range"),
+    ("date: 0100-01-01", "out of range"),
+    ("title: {a: 1}", "'title' must be text"),
+])
+def test_bad_fields_are_dropped_with_a_warning(settings: Settings, front: str,
+                                               warning: str) -> None:
+    warnings: list[str] = []
+    parsed = parse(source("f.md", f"---\n{front}\n---\n# Heading\n\nbody\n"), settings,
+                   warnings)
+    assert parsed.title == "Heading" and parsed.text.strip() == "body"
+    assert any(warning in w and "ignored" in w for w in warnings), warnings
 
 
 def test_unsupported_suffix(settings: Settings, tmp_path: Path) -> None:
