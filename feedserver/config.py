@@ -205,6 +205,12 @@ def _resolve_paths(values: dict[str, Any], root: Path) -> None:
             values[key] = str((root / values[key]).resolve())
 
 
+def _line_of(text: str, key: str) -> int:
+    """Line of a top-level ``key = ...`` in the TOML text, for error messages."""
+    match = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
 def _check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -238,15 +244,17 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{cfg}: cannot read: {exc}") from None
         root = cfg.resolve().parent
+        text = cfg.read_text(encoding="utf-8")
         for key, value in data.items():
+            where = f"{origin}, line {_line_of(text, key)}"
             if key in declared:
-                values[key] = _coerce(key, declared[key][0], value, origin)
+                values[key] = _coerce(key, declared[key][0], value, where)
             elif key == "topics":
                 extra["topics"] = _parse_topics(value, origin)
             elif key == "debris":
                 extra["debris"] = _parse_debris(value, origin)
             else:
-                raise ConfigError(f"{origin}: unknown key '{key}'")
+                raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():
         if ENV_PREFIX + name.upper() in env:
             values[name] = _coerce(name, kind, env[ENV_PREFIX + name.upper()],

@@ -22,8 +22,8 @@ def test_env_overrides_scalars(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text,env,message", [
-    ("colour = 1\n", {}, "unknown key 'colour'"),
-    ('max_items = "many"\n', {}, "'max_items' must be int"),
+    ("colour = 1\n", {}, "line 1: unknown key 'colour'"),
+    ('# comment\nmax_items = "many"\n', {}, "line 2: 'max_items' must be int"),
     ("", {"FEEDSERVER_MAX_ITEMS": "x"}, "FEEDSERVER_MAX_ITEMS: 'max_items' must be int"),
     ("max_items = 1\nmax_items = 2\n", {}, "line 2"),
     ('base_url = "ftp://x"\n', {}, "base_url must be an absolute http"),
