@@ -1,0 +1,192 @@
+"""Pure: a :class:`Site` -> HTML pages, ``feeds.opml`` and ``topics.json``.
+
+The pages are rendered once per build, like the feeds, into the output folder
+at the paths their URLs name (``index.html``, ``topics/index.html``,
+``topics/<slug>/index.html``, ``articles/<slug>/index.html``).  That keeps the
+web app a file server (it never renders) and lets nginx or a CDN serve the same
+folder.  Everything comes from the Site: every URL from ``base_url``, every
+date from content, so the same articles give the same bytes and ETags only
+move when something a reader sees changed.
+
+Templates live in ``feedserver/templates`` and autoescape; only article
+content, already sanitized by nh3 when it was parsed, is marked safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from .feeds import FORMATS
+from .models import Article, Channel, Rendered
+from .pipeline import EPOCH, Site
+
+HTML_TYPE = "text/html; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+CATALOG_TYPE = "application/json; charset=utf-8"
+CSS_TYPE = "text/css; charset=utf-8"
+STYLESHEET = "static/style.css"
+OPML_FILE = "feeds.opml"
+CATALOG_FILE = "topics.json"
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLink:
+    """One of a channel's feeds, as a page links to it."""
+
+    label: str
+    type: str
+    href: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A channel as pages list it: display name, item count, its feeds."""
+
+    channel: Channel
+    name: str
+    count: int
+    feeds: tuple[FeedLink, ...]
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("feedserver", "templates"),
+                      autoescape=select_autoescape(["html", "xml"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.globals["months"] = MONTHS
+    return env
+
+
+@lru_cache(maxsize=1)
+def stylesheet() -> bytes:
+    """The site's CSS, shipped as package data and published beside the pages."""
+    return resources.files("feedserver").joinpath(STYLESHEET).read_bytes()
+
+
+def _rows(site: Site) -> dict[str, Row]:
+    """Every channel by slug, with the links every page needs, built once per build."""
+    rows: dict[str, Row] = {}
+    for channel in site.channels:
+        topic = site.topics.get(channel.slug)
+        name = topic.name if topic else "All articles"
+        feeds = tuple(
+            FeedLink(_LABELS.get(key, key), fmt.media_type.split(";")[0],
+                     site.context.feed_url(channel, fmt.filename),
+                     f"{channel.title} ({_LABELS.get(key, key)})")
+            for key, fmt in FORMATS.items())
+        rows[channel.slug] = Row(channel, name, len(channel.articles), feeds)
+    return rows
+
+
+class _Renderer:
+    """Shared page context, so each page only adds what is its own."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.rows = _rows(site)
+        self.all = self.rows[site.channels[0].slug]
+        base = site.context.base_url
+        css = hashlib.sha256(stylesheet()).hexdigest()[:12]
+        self.common: dict[str, Any] = {
+            "site_title": site.context.site_title, "base_url": base,
+            "lang": site.context.language, "css_url": f"{base}{STYLESHEET}?v={css}",
+        }
+        self.templates = {name: _environment().get_template(f"{name}.html")
+                          for name in ("index", "topics", "topic", "article")}
+        self.newest = max((c.updated for c in site.channels), default=EPOCH)
+
+    def page(self, path: str, template: str, canonical: str, rows: list[Row],
+             modified: datetime, **values: Any) -> Rendered:
+        alternates = [feed for row in rows for feed in row.feeds]
+        html = self.templates[template].render(**self.common, canonical=canonical,
+                                               alternates=alternates, **values)
+        return Rendered(path, html.encode("utf-8"), HTML_TYPE, modified)
+
+    def index(self) -> Rendered:
+        return self.page("index.html", "index", self.site.context.base_url, [self.all],
+                         self.newest, description=self.all.channel.description,
+                         channels=list(self.rows.values()),
+                         articles=self.all.channel.articles)
+
+    def topics(self) -> Rendered:
+        topics = [row for slug, row in self.rows.items() if slug in self.site.topics]
+        return self.page("topics/index.html", "topics",
+                         f"{self.site.context.base_url}topics/", [self.all], self.newest,
+                         description=f"Topics of {self.site.context.site_title}",
+                         channels=topics)
+
+    def topic(self, row: Row) -> Rendered:
+        channel = row.channel
+        return self.page(f"{channel.path}/index.html", "topic", channel.html_url, [row],
+                         channel.updated, description=channel.description, row=row,
+                         articles=channel.articles)
+
+    def article(self, article: Article) -> Rendered:
+        topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
+        return self.page(f"articles/{article.slug}/index.html", "article", article.link,
+                         [self.all, *topics], article.updated, description=article.summary,
+                         article=article, topics=topics, content=Markup(article.content_html))
+
+
+def render_pages(site: Site) -> list[Rendered]:
+    """Every HTML page, the OPML list, the JSON catalog and the stylesheet."""
+    renderer = _Renderer(site)
+    files = [renderer.index(), renderer.topics()]
+    files += [renderer.topic(row) for slug, row in renderer.rows.items()
+              if slug in site.topics]
+    files += [renderer.article(article) for article in site.articles]
+    files += [opml(site), catalog(site),
+              Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest)]
+    return files
+
+
+def opml(site: Site) -> Rendered:
+    """OPML 2.0 with one outline per channel (its RSS feed), importable in readers."""
+    newest = max((c.updated for c in site.channels), default=EPOCH)
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = f"{site.context.site_title}: feeds"
+    ET.SubElement(head, "dateModified").text = format_datetime(newest, usegmt=True)
+    ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
+    body = ET.SubElement(root, "body")
+    rss = FORMATS["rss"].filename
+    for channel in site.channels:
+        ET.SubElement(body, "outline", type="rss", version="RSS2", text=channel.title,
+                      title=channel.title, description=channel.description,
+                      xmlUrl=site.context.feed_url(channel, rss), htmlUrl=channel.html_url,
+                      language=site.context.language)
+    ET.indent(root, space=" ")
+    data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return Rendered(OPML_FILE, data, OPML_TYPE, newest)
+
+
+def catalog(site: Site) -> Rendered:
+    """Machine-readable list of channels ('all' first) with their feed URLs."""
+    channels = [{
+        "slug": channel.slug,
+        "title": channel.title,
+        "description": channel.description,
+        "html_url": channel.html_url,
+        "feeds": {key: site.context.feed_url(channel, fmt.filename)
+                  for key, fmt in FORMATS.items()},
+        "items": len(channel.articles),
+        "updated": channel.updated.isoformat(),
+    } for channel in site.channels]
+    data = json.dumps({"channels": channels}, ensure_ascii=False, indent=1).encode() + b"\n"
+    newest = max((c.updated for c in site.channels), default=EPOCH)
+    return Rendered(CATALOG_FILE, data, CATALOG_TYPE, newest)
