@@ -1,0 +1,186 @@
+"""The web shell: serve what the pipeline published, with HTTP done right.
+
+The app is a file server over the output folder (see :mod:`feedserver.store`);
+it never parses, renders or reads ``seeds/``.  A URL maps to the file of the
+same path (``/topics/x/`` -> ``topics/x/index.html``) and only files the
+manifest lists are served, so no URL reaches outside the folder.  Conditional
+requests go through Werkzeug's ``is_resource_modified`` (If-None-Match wins
+over If-Modified-Since); precompressed bodies are chosen by Accept-Encoding,
+each with its own ETag.  The Host header is never used: every URL in the
+bodies was baked from ``base_url`` at build time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.http import is_resource_modified, parse_accept_header
+
+from .config import load_settings
+from .publish import ENCODINGS, STATUS
+from .store import CORS, NOSNIFF, Entry, Snapshot, Store, safe_path
+
+PREFERENCE = tuple(ENCODINGS)  # br, then gzip, on equal quality
+
+
+class FileResponse(Response):
+    """A Flask response that keeps Last-Modified on 304.
+
+    Werkzeug drops it with the other entity headers, but a 304 must carry the
+    validators a cache refreshes from (RFC 9110 §15.4.5), and pollers that only
+    use If-Modified-Since need it to keep their stored date current.
+    """
+
+    def get_wsgi_headers(self, environ: Any) -> Any:
+        headers = super().get_wsgi_headers(environ)
+        modified = self.headers.get("Last-Modified")
+        if self.status_code == 304 and modified:
+            headers["Last-Modified"] = modified
+        return headers
+
+
+
+@lru_cache(maxsize=256)
+def accepted(header: str) -> tuple[str, ...]:
+    """Our encodings the client accepts, best first: by quality, then br over gzip."""
+    accept = parse_accept_header(header)
+    ranked = [(accept[name], -rank, name) for rank, name in enumerate(PREFERENCE)
+              if accept[name] > 0]
+    return tuple(name for *_, name in sorted(ranked, reverse=True))
+
+
+def file_key(path: str) -> str | None:
+    """URL path (no leading slash) -> output file, or None when it cannot be one."""
+    key = f"{path}index.html" if path == "" or path.endswith("/") else path
+    return key if safe_path(key) else None
+
+
+class Views:
+    """The routes, bound to one Store (no module-level state, no app lookups)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.settings = store.settings
+        self.max_age = f"public, max-age={store.settings.refresh_interval}"
+
+    def file(self, path: str = "") -> Response:
+        """Serve a published file: 200 or 304, the best precompressed body."""
+        snap = self.store.snapshot()
+        key = file_key(path)
+        entry = snap.files.get(key) if key else None
+        if entry is None:
+            return self.missing(snap, path, key)
+        if request.method == "OPTIONS":
+            return self.preflight(entry)
+        environ = request.environ
+        header = environ.get("HTTP_ACCEPT_ENCODING")
+        for name in (*accepted(header), "") if header else ("",):
+            variant = entry.variants.get(name)
+            found = self.store.read(variant.filename) if variant else None
+            if found is not None:
+                break
+        else:
+            return self.error(404, path)
+        etag, body = found
+        response = FileResponse(body, headers=variant.headers)
+        response.headers["ETag"] = etag
+        # A body newer than the manifest (a publish in progress) gets no date.
+        fresh = etag == variant.etag and entry.last_modified is not None
+        if fresh:
+            response.headers["Last-Modified"] = entry.last_modified
+        if not is_resource_modified(environ, etag=etag,
+                                    last_modified=entry.modified_at if fresh else None):
+            response.status_code = 304
+        return response
+
+    def preflight(self, entry: Entry) -> Response:
+        """CORS preflight for scripts that send conditional headers themselves."""
+        response = Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+        if entry.cors:
+            response.headers.update(CORS)
+            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD"
+            response.headers["Access-Control-Allow-Headers"] = "If-None-Match, If-Modified-Since"
+            response.headers["Access-Control-Max-Age"] = "86400"
+        return response
+
+    def missing(self, snap: Snapshot, path: str, key: str | None) -> Response:
+        """410 for what a publish removed, 308 to add a folder's slash, else 404."""
+        if key is not None and key in snap.gone:
+            return self.error(410, path)
+        if key is not None and f"{key}/index.html" in snap.files:
+            query = request.query_string.decode("latin-1")
+            target = f"{request.script_root}/{path}/" + (f"?{query}" if query else "")
+            return Response(status=308, headers={"Location": target,
+                                                 "Cache-Control": self.max_age})
+        return self.error(404, path)
+
+    def error(self, code: int, path: str) -> Response:
+        """A small page (JSON for .json paths) that echoes nothing from the request."""
+        what = "Not found" if code == 404 else "Gone"
+        text = ("Nothing is published at this address." if code == 404 else
+                "This was published here once and has been removed (its topic or "
+                "article no longer exists).")
+        headers = [NOSNIFF, ("Cache-Control", self.max_age), *CORS]
+        if path.endswith(".json"):
+            body = json.dumps({"error": what.lower(), "status": code, "message": text})
+            return Response(body, code, headers, content_type="application/json; charset=utf-8")
+        home = self.settings.base_url
+        body = (f'<!doctype html>\n<html lang="en"><meta charset="utf-8">'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{code} {what}</title><h1>{what}</h1><p>{text}</p>"
+                f'<p><a href="{home}">Home</a> · <a href="{home}topics/">Topics</a></p>\n')
+        headers.append(("Content-Security-Policy", "default-src 'none'"))
+        return Response(body, code, headers, content_type="text/html; charset=utf-8")
+
+    def healthz(self) -> Response:
+        """Last successful build and current problems; 503 until a build succeeded."""
+        status: dict[str, Any] = {}
+        try:
+            loaded = json.loads((self.store.root / STATUS).read_bytes())
+            status = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            pass
+        problems = status.get("problems") or []
+        last = status.get("last_success")
+        body = {"status": "ok" if last else "unavailable", "last_success": last,
+                "problems": len(problems),
+                "errors": sum(1 for p in problems if p.get("severity", "error") == "error"),
+                "articles": status.get("articles"),
+                "files": len(self.store.snapshot().files)}
+        return Response(json.dumps(body), 200 if last else 503,
+                        [NOSNIFF, ("Cache-Control", "no-store")],
+                        content_type="application/json")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """App factory: settings from ``config`` (or config.toml / FEEDSERVER_*), routes.
+
+    ``FEEDSERVER_SETTINGS`` may hold a ready :class:`Settings`; otherwise
+    ``FEEDSERVER_CONFIG`` names a config file (default ./config.toml when present).
+    Nothing is started here: no build, no scheduler.
+    """
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(FEEDSERVER_SETTINGS=None, FEEDSERVER_CONFIG=None,
+                            FEEDSERVER_CACHE_BYTES=64 * 1024 * 1024)
+    app.config.from_mapping(config or {})
+    settings = app.config["FEEDSERVER_SETTINGS"]
+    if settings is None:
+        path = app.config["FEEDSERVER_CONFIG"]
+        if path is None and not os.environ.get("FEEDSERVER_CONFIG") \
+                and Path("config.toml").is_file():
+            path = "config.toml"
+        settings = load_settings(path)
+    views = Views(Store(settings, app.config["FEEDSERVER_CACHE_BYTES"]))
+    app.extensions["feedserver"] = views
+    app.add_url_rule("/healthz", "healthz", views.healthz)
+    methods = ["GET", "HEAD", "OPTIONS"]
+    app.add_url_rule("/", "file", views.file, methods=methods, provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "file", views.file, methods=methods,
+                     provide_automatic_options=False)
+    return app
