@@ -73,3 +73,23 @@ def check(config: str | None, strict: bool) -> None:
                "warnings")
     if report.errors or (strict and report.problems):
         sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="gunicorn worker processes (overrides workers).")
+@click.option("--dev", is_flag=True, help="Use Flask's development server (local work only).")
+def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool) -> None:
+    """Build if nothing is published yet, then serve the output folder with gunicorn."""
+    from .serve import run  # gunicorn is only needed by this command
+
+    settings = _settings(config, workers=workers)
+    try:
+        run(settings, host, port, dev=dev, echo=click.echo)
+    except FeedserverError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,135 @@
+"""``feedserver serve``: build once if needed, then run the web app under gunicorn.
+
+gunicorn is driven in-process through :class:`gunicorn.app.base.BaseApplication`
+(no shell command line to assemble, settings passed as values): the current
+process becomes the gunicorn master and forks N workers, each with its own
+:func:`feedserver.web.create_app`.  ``--dev`` runs Flask's development server in
+one process instead, for local work only.
+
+Work that must happen exactly once per deployment (the scheduler of issue 4)
+belongs in :func:`start_background`, which gunicorn's ``when_ready`` hook calls
+in the master and ``on_exit`` stops; workers never run it, whatever their
+number, and neither does ``create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Settings
+from .job import BuildReport, run_build
+from .publish import load_manifest
+from .web import create_app
+
+THREADS = 4  # per worker: keep-alive pollers and slow clients do not block a worker
+Stop = Callable[[], None]
+Echo = Callable[[str], None]
+
+
+def start_background(settings: Settings) -> Stop:
+    """Start what runs once per deployment; return how to stop it.
+
+    Called in the gunicorn master (``when_ready``, before workers fork) or in
+    the ``--dev`` server's process.  Issue 4 starts its one APScheduler here.
+    Today nothing runs in the background: the output is built at start.
+    """
+    return lambda: None
+
+
+def ensure_built(settings: Settings) -> BuildReport | None:
+    """Build once when nothing is published yet, so the first request has feeds."""
+    if load_manifest(Path(settings.output_dir))["files"]:
+        return None
+    return run_build(settings)
+
+
+def address(host: str, port: int) -> str:
+    """The URL to open in a browser for a bind address (wildcards -> loopback)."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def gunicorn_options(settings: Settings, host: str, port: int, workers: int | None = None,
+                     access_log: bool = True) -> dict[str, Any]:
+    """gunicorn settings for feedserver (shared with benchmarks/serve_bench.py)."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {
+        "bind": [bind],
+        "workers": workers or settings.workers,
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "keepalive": 5,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+        "proc_name": "feedserver",
+        # gunicorn >= 25 opens a control socket at one fixed path per user; several
+        # servers (tests, benchmarks) on one machine would fight over it.
+        "control_socket_disable": True,
+    }
+
+
+class FeedServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn running ``create_app`` with feedserver's settings, no argv parsing."""
+
+    def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any],
+                 background: Callable[[], Stop] | None = None) -> None:
+        self.app_factory = app_factory
+        self.options = options
+        self.background = background
+        self._stop: Stop | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # skip settings newer than the installed gunicorn
+                self.cfg.set(key, value)
+        if self.background is not None:
+            self.cfg.set("when_ready", self._when_ready)
+            self.cfg.set("on_exit", self._on_exit)
+
+    def load(self) -> Any:
+        return self.app_factory()
+
+    def _when_ready(self, server: Any) -> None:
+        assert self.background is not None
+        self._stop = self.background()
+
+    def _on_exit(self, server: Any) -> None:
+        if self._stop is not None:
+            self._stop()
+
+
+def run(settings: Settings, host: str, port: int, workers: int | None = None,
+        dev: bool = False, echo: Echo = print) -> None:
+    """Build if nothing is published, print where to look, then serve until stopped."""
+    report = ensure_built(settings)
+    if report is not None:
+        echo(f"built {report.articles} articles in {report.channels} channels "
+             f"({len(report.errors)} errors) into {settings.output_dir}")
+    url = address(host, port)
+    echo(f"feedserver: open {url} (feeds: {url}feed.rss, {url}feeds.opml)")
+    if url != settings.base_url:
+        echo(f"links inside feeds and pages use base_url {settings.base_url}")
+
+    def factory() -> Any:
+        return create_app({"FEEDSERVER_SETTINGS": settings})
+
+    def background() -> Stop:
+        return start_background(settings)
+
+    if dev:
+        stop = background()
+        try:
+            factory().run(host=host, port=port, threaded=True, use_reloader=False)
+        finally:
+            stop()
+        return
+    FeedServer(factory, gunicorn_options(settings, host, port, workers), background).run()
