@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import scan
 from .config import Settings
+from .embed import render_embeds
 from .ledger import CachedFile, Ledger
 from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
@@ -181,9 +182,10 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
 
 
 def render_site(site: Site) -> Output:
-    """Every channel of the site, validated, plus the pages, OPML and catalog from it."""
+    """Every channel of the site, validated, plus the pages, OPML, catalog and embeds."""
     output = render_channels(site, site.channels)
     output.files += render_pages(site)
+    output.files += render_embeds(site, output.failed)
     return output
 
 
