@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import threading
 from collections.abc import Mapping
@@ -24,17 +25,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from werkzeug.http import parse_date
+from werkzeug.http import http_date, parse_date
 
 from .config import Settings
+from .negotiate import frame_ancestors, varies_on_accept
 from .publish import ENCODINGS, MANIFEST, etag_of
 
 CORS_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json",
-                        "text/x-opml", "application/json"})
+                        "text/x-opml", "application/json", "application/javascript"})
 CORS = (("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Expose-Headers", "ETag, Last-Modified"))
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 Headers = tuple[tuple[str, str], ...]
 
 
@@ -71,19 +74,25 @@ def content_security_policy(settings: Settings, path: str) -> str:
     parts = urlsplit(settings.base_url)
     return ("default-src 'none'; "
             f"style-src 'self' {parts.scheme}://{parts.netloc}; img-src http: https: data:; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+            "base-uri 'none'; form-action 'none'; "
+            f"frame-ancestors {frame_ancestors(settings, path)}")
 
 
 def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
     """Precompute everything a request for ``path`` needs except the body."""
-    media = str(meta.get("media_type") or "application/octet-stream")
+    media = str(meta.get("media_type") or "")
+    if not _PRINTABLE.fullmatch(media):  # headers go out unchecked (web.FileResponse)
+        media = "application/octet-stream"
     kind = media.split(";")[0].strip()
     headers = [("Content-Type", media), NOSNIFF,
                ("Cache-Control", f"public, max-age={settings.refresh_interval}")]
     encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
                  if name in ENCODINGS}
+    vary = ["Accept"] if varies_on_accept(path) else []
     if encodings:
-        headers.append(("Vary", "Accept-Encoding"))
+        vary.append("Accept-Encoding")
+    if vary:
+        headers.append(("Vary", ", ".join(vary)))
     cors = kind in CORS_TYPES
     if cors:
         headers += CORS
@@ -93,8 +102,8 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
     for name, info in encodings.items():
         variants[name] = Variant(path + ENCODINGS[name], str(info.get("etag", "")),
                                  (*headers, ("Content-Encoding", name)))
-    modified = meta.get("last_modified")
-    return Entry(variants, modified, parse_date(modified) if modified else None, cors)
+    moment = parse_date(str(meta.get("last_modified") or ""))
+    return Entry(variants, http_date(moment) if moment else None, moment, cors)
 
 
 def safe_path(path: str) -> bool:

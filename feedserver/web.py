@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 
 from .config import load_settings
+from .embed import UNKNOWN
+from .negotiate import html_alternate, is_embed_script, prefers_html
 from .publish import ENCODINGS, STATUS
 from .store import CORS, NOSNIFF, Entry, Snapshot, Store, safe_path
 
@@ -36,6 +39,20 @@ class FileResponse(Response):
     validators a cache refreshes from (RFC 9110 §15.4.5), and pollers that only
     use If-Modified-Since need it to keep their stored date current.
     """
+
+    automatically_set_content_length = False  # prepared() sets it for the body sent
+
+    @classmethod
+    def prepared(cls, body: bytes, headers: list[tuple[str, str]]) -> FileResponse:
+        """A response with headers the Store built (and checked) once per publish.
+
+        Werkzeug validates every header again on each ``add``; for a file
+        server that per-request work cost more than everything else the view
+        does (see benchmarks/serve_bench.py), so the list is used as is.
+        """
+        trusted = Headers()
+        trusted._list = headers
+        return cls(body, headers=trusted)
 
     def get_wsgi_headers(self, environ: Any) -> Any:
         headers = super().get_wsgi_headers(environ)
@@ -76,6 +93,9 @@ class Views:
         entry = snap.files.get(key) if key else None
         if entry is None:
             return self.missing(snap, path, key)
+        alternate = html_alternate(key) if key else None
+        if alternate and prefers_html(request.environ.get("HTTP_ACCEPT", "")):
+            entry = snap.files.get(alternate, entry)  # a browser: the feed as a page
         if request.method == "OPTIONS":
             return self.preflight(entry)
         environ = request.environ
@@ -88,14 +108,15 @@ class Views:
         else:
             return self.error(404, path)
         etag, body = found
-        response = FileResponse(body, headers=variant.headers)
-        response.headers["ETag"] = etag
+        headers = [*variant.headers, ("Content-Length", str(len(body))), ("ETag", etag)]
         # A body newer than the manifest (a publish in progress) gets no date.
         fresh = etag == variant.etag and entry.last_modified is not None
         if fresh:
-            response.headers["Last-Modified"] = entry.last_modified
-        if not is_resource_modified(environ, etag=etag,
-                                    last_modified=entry.modified_at if fresh else None):
+            headers.append(("Last-Modified", entry.last_modified))
+        response = FileResponse.prepared(body, headers)
+        if ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and \
+                not is_resource_modified(environ, etag=etag,
+                                         last_modified=entry.modified_at if fresh else None):
             response.status_code = 304
         return response
 
@@ -110,7 +131,13 @@ class Views:
         return response
 
     def missing(self, snap: Snapshot, path: str, key: str | None) -> Response:
-        """410 for what a publish removed, 308 to add a folder's slash, else 404."""
+        """410 for what a publish removed, 308 to add a folder's slash, else 404.
+
+        A widget of a channel that does not exist gets the loader that says
+        "feed unavailable" (a 404 script would not run in the host page).
+        """
+        if key is not None and is_embed_script(key) and UNKNOWN in snap.files:
+            return self.file(UNKNOWN)
         if key is not None and key in snap.gone:
             return self.error(410, path)
         if key is not None and f"{key}/index.html" in snap.files:
