@@ -30,37 +30,32 @@ from .publish import ENCODINGS, STATUS
 from .store import CORS, NOSNIFF, Entry, Snapshot, Store, safe_path
 
 PREFERENCE = tuple(ENCODINGS)  # br, then gzip, on equal quality
+_BODY_HEADERS = frozenset({"Content-Type", "Content-Encoding"})  # not sent with a 304
 
 
 class FileResponse(Response):
-    """A Flask response that keeps Last-Modified on 304.
+    """A response whose headers the view built completely, sent as they are.
 
-    Werkzeug drops it with the other entity headers, but a 304 must carry the
-    validators a cache refreshes from (RFC 9110 §15.4.5), and pollers that only
-    use If-Modified-Since need it to keep their stored date current.
+    Werkzeug checks every header again on each ``add`` and copies them all in
+    ``get_wsgi_headers``; for a file server that per-request work cost more
+    than everything else the view does (see benchmarks/serve_bench.py).  The
+    Store builds and checks the headers once per publish, so they go out as
+    they are.  A 304 keeps Last-Modified, which Werkzeug would drop with the
+    entity headers: a 304 must carry the validators a cache refreshes from
+    (RFC 9110 §15.4.5), and pollers that only send If-Modified-Since need it.
     """
 
-    automatically_set_content_length = False  # prepared() sets it for the body sent
+    automatically_set_content_length = False  # the view sets it for the body sent
 
     @classmethod
-    def prepared(cls, body: bytes, headers: list[tuple[str, str]]) -> FileResponse:
-        """A response with headers the Store built (and checked) once per publish.
-
-        Werkzeug validates every header again on each ``add``; for a file
-        server that per-request work cost more than everything else the view
-        does (see benchmarks/serve_bench.py), so the list is used as is.
-        """
+    def prepared(cls, body: bytes, headers: list[tuple[str, str]],
+                 status: int = 200) -> FileResponse:
         trusted = Headers()
         trusted._list = headers
-        return cls(body, headers=trusted)
+        return cls(body, status, headers=trusted)
 
     def get_wsgi_headers(self, environ: Any) -> Any:
-        headers = super().get_wsgi_headers(environ)
-        modified = self.headers.get("Last-Modified")
-        if self.status_code == 304 and modified:
-            headers["Last-Modified"] = modified
-        return headers
-
+        return self.headers
 
 
 @lru_cache(maxsize=256)
@@ -108,17 +103,18 @@ class Views:
         else:
             return self.error(404, path)
         etag, body = found
-        headers = [*variant.headers, ("Content-Length", str(len(body))), ("ETag", etag)]
         # A body newer than the manifest (a publish in progress) gets no date.
         fresh = etag == variant.etag and entry.last_modified is not None
+        validators = [("ETag", etag)]
         if fresh:
-            headers.append(("Last-Modified", entry.last_modified))
-        response = FileResponse.prepared(body, headers)
+            validators.append(("Last-Modified", entry.last_modified))
         if ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ) and \
                 not is_resource_modified(environ, etag=etag,
                                          last_modified=entry.modified_at if fresh else None):
-            response.status_code = 304
-        return response
+            kept = [h for h in variant.headers if h[0] not in _BODY_HEADERS]
+            return FileResponse.prepared(b"", kept + validators, 304)
+        return FileResponse.prepared(
+            body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
 
     def preflight(self, entry: Entry) -> Response:
         """CORS preflight for scripts that send conditional headers themselves."""
