@@ -1,0 +1,80 @@
+"""Advisory file locks in ``state_dir``: one scheduler, one build at a time.
+
+Two locks, both ``fcntl.flock`` on files beside the ledger, so they hold
+across processes (two ``serve``/``watch`` commands pointed at the same state)
+and vanish with the process that held them (a ``kill -9`` leaves no stale
+lock to clean up by hand):
+
+- ``scheduler.lock`` is held for the whole life of the process that runs the
+  scheduler; a second one stands by until the first goes away.
+- ``build.lock`` is held for one build; the scheduler's job and a manual
+  ``feedserver build`` never publish at the same time.
+
+flock locks belong to an open file, so two threads of one process that each
+open the file also exclude each other (the tests rely on that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .config import Settings
+
+SCHEDULER_LOCK = "scheduler.lock"
+BUILD_LOCK = "build.lock"
+_POLL = 0.05
+
+
+def lock_file(settings: Settings, name: str) -> Path:
+    """Where a lock lives: the state folder (created if needed)."""
+    folder = Path(settings.state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on ``path``, or None if taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def release(fd: int) -> None:
+    """Drop a lock taken with :func:`try_lock` (closing the file releases it)."""
+    os.close(fd)
+
+
+def wait_lock(path: Path, timeout: float | None,
+              give_up: Callable[[], bool] = lambda: False) -> int | None:
+    """Poll for the lock until it is ours, ``timeout`` passes or ``give_up()`` says so."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        fd = try_lock(path)
+        if fd is not None:
+            return fd
+        if give_up() or (deadline is not None and time.monotonic() >= deadline):
+            return None
+        time.sleep(_POLL)
+
+
+@contextlib.contextmanager
+def build_lock(settings: Settings, timeout: float | None = None) -> Iterator[bool]:
+    """Hold ``build.lock`` for the block; yields False when it was not had in time."""
+    fd = wait_lock(lock_file(settings, BUILD_LOCK), timeout)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            release(fd)

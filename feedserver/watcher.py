@@ -1,0 +1,266 @@
+"""File-system events for the scheduler: wake the job early, and know when a file is whole.
+
+Two jobs, kept apart:
+
+- :class:`Writes` remembers what the events said about each article file
+  (who has it open, its size and mtime when a writer closed it or renamed it
+  into place) and turns that into the *hold rule* the build applies to every
+  changed file (:meth:`Writes.rule`).  It is plain data with a lock, so the
+  job-level tests drive it without a real observer.
+- :class:`Watcher` is the watchdog observer on the seeds folder that feeds
+  :class:`Writes` and calls ``wake`` (debounced by the scheduler).
+
+The hold rule, for a file whose size or mtime changed since the last build:
+
+1. it is whole if a writer closed it (inotify ``IN_CLOSE_WRITE``, watchdog's
+   ``FileClosedEvent``) or renamed it into place and its size and mtime are
+   still what they were then: a normal save is published at once;
+2. otherwise, where the platform reports opens and closes (Linux), it waits
+   while anyone has it open: a slow writer that pauses for seconds with the
+   file open is never published half-way;
+3. otherwise it waits until it has been left alone for ``settle`` seconds
+   (its mtime is that old): the rule on platforms without close events, for
+   changes made while nothing was watching, and for a bare ``touch``.
+
+A held file keeps its last good version (a new one is not published yet);
+the scheduler looks again when the hold can end (``retry_at``) or when the
+next event arrives.  Known gap: a writer that opened the file before the
+watcher started and then pauses longer than ``settle`` is published as it
+stands (the open was never seen).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from .scan import Entry, is_candidate
+
+log = logging.getLogger(__name__)
+
+SETTLE = 2.0  # seconds a change must rest when no close event vouches for it
+SKEW = 60.0  # an mtime further ahead than this is another machine's clock: do not wait for it
+Snapshot = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class _FileState:
+    opens: int = 0
+    whole: Snapshot | None = None
+
+
+@dataclass
+class HoldRule:
+    """The hold rule for one build at ``now``; records what it held and until when."""
+
+    writes: Writes
+    now: datetime
+    held: list[str] = field(default_factory=list)
+    retry_at: datetime | None = None
+
+    def __call__(self, entry: Entry) -> bool:
+        wait = self.writes.wait_for(entry, self.now)
+        if wait is None:
+            return False
+        self.held.append(entry.path)
+        when = self.now + timedelta(seconds=wait)
+        self.retry_at = min(self.retry_at or when, when)
+        return True
+
+
+class Writes:
+    """What the events said about article files being written (thread-safe)."""
+
+    def __init__(self, close_events: bool, settle: float = SETTLE) -> None:
+        self.close_events = close_events
+        self.settle = settle
+        self._lock = threading.Lock()
+        self._files: dict[str, _FileState] = {}
+
+    def rule(self, now: datetime) -> HoldRule:
+        """A fresh hold rule for a build at ``now``."""
+        return HoldRule(self, now)
+
+    def opened(self, path: str) -> None:
+        with self._lock:
+            self._files.setdefault(path, _FileState()).opens += 1
+
+    def closed(self, path: str, whole: Snapshot | None) -> None:
+        """A close; ``whole`` is the file's (size, mtime_ns) when a writer closed it."""
+        with self._lock:
+            state = self._files.setdefault(path, _FileState())
+            state.opens = max(0, state.opens - 1)
+            if whole is not None:
+                state.whole = whole
+
+    def renamed_in(self, path: str, whole: Snapshot | None) -> None:
+        """A file renamed into place is whole (the writer finished it elsewhere)."""
+        with self._lock:
+            self._files[path] = _FileState(whole=whole)
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._files.pop(path, None)
+
+    def wait_for(self, entry: Entry, now: datetime) -> float | None:
+        """Seconds to wait before ``entry`` may be read, or None if it is whole now."""
+        with self._lock:
+            state = self._files.get(entry.path)
+            if state is not None and state.whole == (entry.size, entry.mtime_ns):
+                return None
+            if self.close_events and state is not None and state.opens > 0:
+                return self.settle  # a close will wake the job; look again anyway
+        age = now.timestamp() - entry.mtime_ns / 1e9
+        if -SKEW < age < self.settle:
+            return self.settle - age + 0.05
+        return None
+
+
+def _snapshot(abspath: str) -> Snapshot | None:
+    try:
+        info = os.stat(abspath)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns watchdog events into :class:`Writes` updates and wake-ups."""
+
+    def __init__(self, root: str, writes: Writes, wake: Callable[[str], None]) -> None:
+        self.root = root
+        self.writes = writes
+        self.wake = wake
+
+    def _relative(self, path: str | bytes) -> str | None:
+        """The seeds-relative path, or None outside the folder or in a hidden folder."""
+        path = os.fsdecode(path)
+        if not path:
+            return None
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        if rel == ".." or rel.startswith("../") or \
+                any(p.startswith(".") for p in rel.split("/")[:-1]):
+            return None
+        return rel
+
+    def _article(self, path: str | bytes) -> str | None:
+        """The seeds-relative path the scan would use, or None if the scan skips it."""
+        rel = self._relative(path)
+        return rel if rel is not None and is_candidate(rel.rsplit("/", 1)[-1]) else None
+
+    def _folder(self, path: str | bytes) -> str | None:
+        rel = self._relative(path)
+        return rel if rel is not None and not rel.rsplit("/", 1)[-1].startswith(".") else None
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            folder = self._folder(event.src_path) or \
+                self._folder(getattr(event, "dest_path", "") or "")
+            if folder is not None and \
+                    isinstance(event, DirCreatedEvent | DirDeletedEvent | DirMovedEvent):
+                self.wake(f"folder {folder} changed")
+            return
+        src = self._article(event.src_path)
+        if isinstance(event, FileMovedEvent):
+            self._moved(src, self._article(event.dest_path), os.fsdecode(event.dest_path))
+        elif src is None:
+            return
+        elif isinstance(event, FileOpenedEvent):
+            self.writes.opened(src)
+        elif isinstance(event, FileClosedNoWriteEvent):
+            self.writes.closed(src, None)
+        elif isinstance(event, FileClosedEvent):
+            self.writes.closed(src, _snapshot(os.fsdecode(event.src_path)))
+            self.wake(f"{src} written")
+        elif isinstance(event, FileDeletedEvent):
+            self.writes.forget(src)
+            self.wake(f"{src} deleted")
+        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+            self.wake(f"{src} changed")
+
+    def _moved(self, src: str | None, dest: str | None, dest_abs: str) -> None:
+        if src is not None:
+            self.writes.forget(src)
+        if dest is not None:
+            self.writes.renamed_in(dest, _snapshot(dest_abs))
+        if src is not None or dest is not None:
+            self.wake(f"{src or dest} moved")
+
+
+def _observer() -> tuple[BaseObserver, bool]:
+    """The platform's observer, and whether it reports opens and closes (inotify)."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return Observer(), False
+    return InotifyObserver(generate_full_events=True), True
+
+
+def _filter(close_events: bool) -> list[type[FileSystemEvent]]:
+    kinds: list[type[FileSystemEvent]] = [
+        FileCreatedEvent, FileDeletedEvent, FileMovedEvent,
+        DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+    if close_events:  # writes are reported by their close; IN_MODIFY would only add noise
+        return [*kinds, FileOpenedEvent, FileClosedEvent, FileClosedNoWriteEvent]
+    return [*kinds, FileModifiedEvent]
+
+
+class Watcher:
+    """A watchdog observer on the seeds folder, feeding ``writes`` and calling ``wake``."""
+
+    def __init__(self, seeds_dir: str | Path, writes: Writes, wake: Callable[[str], None],
+                 observer: BaseObserver | None = None) -> None:
+        self.root = os.path.realpath(seeds_dir)
+        self.writes = writes
+        self.wake = wake
+        self._observer = observer
+
+    @classmethod
+    def for_platform(cls, seeds_dir: str | Path, wake: Callable[[str], None],
+                     settle: float = SETTLE) -> Watcher:
+        """A watcher with the best observer here and a :class:`Writes` to match."""
+        observer, close_events = _observer()
+        return cls(seeds_dir, Writes(close_events, settle), wake, observer)
+
+    def start(self) -> bool:
+        """Start watching; False (logged) when events are unavailable: the interval scan stays."""
+        if self._observer is None:
+            self._observer = Observer()
+        handler = _Handler(self.root, self.writes, self.wake)
+        try:
+            self._observer.schedule(handler, self.root, recursive=True,
+                                    event_filter=_filter(self.writes.close_events))
+            self._observer.start()
+        except OSError as exc:
+            log.warning("cannot watch %s (%s); scanning every refresh_interval only",
+                        self.root, exc.strerror or exc)
+            self.writes.close_events = False
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self._observer is not None and self._observer.is_alive():
+            self._observer.stop()
+            self._observer.join(timeout=5)

@@ -1,0 +1,398 @@
+"""The scheduler's job called directly with a fake clock, then the scheduler and watcher live.
+
+The job-level tests drive :class:`Refresher` (the function APScheduler calls)
+with a clock the test moves and a :class:`Writes` the test feeds, so the
+half-written rules are checked without timing.  The live tests run the real
+APScheduler and the real inotify watcher with bounded waits; they assert
+outcomes (what is published, how many builds ran), never durations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedserver.config import Settings
+from feedserver.locks import BUILD_LOCK, SCHEDULER_LOCK, lock_file, release, try_lock
+from feedserver.publish import MANIFEST, STATUS
+from feedserver.scheduler import Refresher, Scheduler, run_forever
+from feedserver.watcher import Watcher, Writes
+
+from .conftest import parse_feed, write
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="close-write events are inotify's")
+
+
+class FakeClock:
+    """A clock the test moves by hand; starts an hour after the real time."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def ago(self, seconds: float) -> float:
+        """A POSIX time ``seconds`` before the fake now (for file mtimes)."""
+        return self.now.timestamp() - seconds
+
+
+def article(title: str, body: str = "Container trains crossed the railway corridor.",
+            date: str = "2026-10-01T08:00:00Z") -> str:
+    return f'+++\ntitle = "{title}"\ndate = {date}\n+++\n\n{body}\n'
+
+
+def items(out: Path, channel: str = "") -> dict[str, dict[str, Any]]:
+    """The items of a channel's JSON Feed by title."""
+    doc = json.loads((out / channel / "feed.json").read_text(encoding="utf-8"))
+    return {item["title"]: item for item in doc["items"]}
+
+
+def all_titles(out: Path) -> list[str]:
+    """Every title in every published JSON Feed (duplicates kept)."""
+    return [t for f in out.rglob("feed.json") for t in items(out, str(f.parent.relative_to(out)))]
+
+
+def channel_state(out: Path, channel: str) -> dict[str, Any]:
+    """Bytes and manifest entries of one channel's files (what a poller sees)."""
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    names = [f"{channel}/feed.{kind}".lstrip("/") for kind in ("rss", "atom", "json")]
+    return {name: ((out / name).read_bytes(), manifest[name]) for name in names}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def out(settings: Settings) -> Path:
+    return Path(settings.output_dir)
+
+
+@pytest.fixture
+def seeds(settings: Settings) -> Path:
+    return Path(settings.seeds_dir)
+
+
+# --- the job, with a fake clock ---------------------------------------------------------------
+
+def test_add_edit_rename_delete_and_untouched_channels_keep_their_bytes(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path) -> None:
+    job = Refresher(settings, clock)
+    assert job.run().report.published
+    technology = channel_state(out, "topics/technology")
+
+    write(seeds / "wire.md", article("Wire freight record"), mtime=clock.ago(60))
+    first = job.run()
+    assert first.held == [] and "wire.md" not in str(first.report.problems)
+    added = items(out)["Wire freight record"]
+    assert "Wire freight record" in items(out, "topics/transport")
+    assert channel_state(out, "topics/technology") == technology  # bytes, ETag, Last-Modified
+
+    clock.advance(600)
+    write(seeds / "wire.md", article("Wire freight record", "The railway corridor grew."),
+          mtime=clock.ago(30))
+    job.run()
+    edited = items(out)["Wire freight record"]
+    assert edited["id"] == added["id"] and "grew" in edited["content_html"]
+    assert edited["date_published"] == added["date_published"]
+    assert edited["date_modified"] > added["date_modified"]
+
+    (seeds / "moved").mkdir()
+    os.rename(seeds / "wire.md", seeds / "moved" / "wire.md")
+    job.run()
+    assert all_titles(out).count("Wire freight record") == 2  # 'all' and 'transport', once each
+    assert items(out)["Wire freight record"]["id"] == added["id"]
+
+    (seeds / "moved" / "wire.md").unlink()
+    job.run()
+    assert "Wire freight record" not in all_titles(out)
+    assert channel_state(out, "topics/technology") == technology
+
+
+def test_a_file_still_being_written_waits_for_the_settle_time(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path) -> None:
+    writes = Writes(close_events=False, settle=2.0)
+    job = Refresher(settings, clock, writes)
+    job.run()
+    before = (out / "feed.rss").read_bytes()
+    full = article("Slow upload", "First paragraph.\n\nSecond paragraph about the railway.")
+    write(seeds / "slow.md", full[:40], mtime=clock.ago(0.3))  # the front matter is cut
+    outcome = job.run()
+    assert outcome.held == ["slow.md"] and not outcome.report.problems
+    assert outcome.retry_at is not None and clock.now < outcome.retry_at <= \
+        clock.now + timedelta(seconds=2)
+    assert (out / "feed.rss").read_bytes() == before
+
+    write(seeds / "slow.md", full, mtime=clock.ago(0.1))  # the writer finishes
+    clock.advance(1.0)
+    assert job.run().held == ["slow.md"]
+    clock.advance(2.0)
+    outcome = job.run()
+    assert outcome.held == [] and outcome.retry_at is None
+    assert "Second paragraph" in items(out)["Slow upload"]["content_html"]
+
+
+def test_an_edit_in_progress_keeps_the_last_good_version(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path) -> None:
+    job = Refresher(settings, clock, Writes(close_events=False))
+    write(seeds / "story.md", article("Story", "Old text."), mtime=clock.ago(60))
+    job.run()
+    before = channel_state(out, "")
+    write(seeds / "story.md", article("Story v2", "New te"), mtime=clock.ago(0.5))
+    assert job.run().held == ["story.md"]
+    assert channel_state(out, "") == before
+    clock.advance(5)
+    job.run()
+    assert "Story v2" in items(out) and "Story" not in items(out)
+
+
+def test_close_write_publishes_at_once_and_an_open_writer_is_held(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path) -> None:
+    writes = Writes(close_events=True, settle=2.0)
+    job = Refresher(settings, clock, writes)
+    path = write(seeds / "open.md", article("Open file")[:30], mtime=clock.ago(0.1))
+    writes.opened("open.md")
+    assert job.run().held == ["open.md"]
+    clock.advance(30)  # the writer pauses for long; its file is still open
+    assert job.run().held == ["open.md"]
+    assert "Open file" not in items(out)
+
+    write(path, article("Open file"), mtime=clock.ago(0.05))
+    stat = path.stat()
+    writes.closed("open.md", (stat.st_size, stat.st_mtime_ns))
+    assert job.run().held == []  # no settle wait: the close said it is whole
+    assert "Open file" in items(out)
+
+    with path.open("a", encoding="utf-8") as handle:  # written again after that close
+        handle.write("More railway news.\n")
+    os.utime(path, (clock.ago(0.05), clock.ago(0.05)))
+    assert job.run().held == ["open.md"]
+
+    tmp = write(seeds / ".renamed.md.tmp", article("Renamed in"), mtime=clock.ago(0.01))
+    os.rename(tmp, seeds / "renamed.md")
+    stat = (seeds / "renamed.md").stat()
+    writes.renamed_in("renamed.md", (stat.st_size, stat.st_mtime_ns))
+    assert job.run().held == ["open.md"]
+    assert "Renamed in" in items(out)
+
+
+def test_a_good_file_turned_bad_keeps_its_last_good_version(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    job = Refresher(settings, clock)
+    write(seeds / "good.md", article("Good then bad"), mtime=clock.ago(60))
+    job.run()
+    published = channel_state(out, "")
+    write(seeds / "good.md", '+++\ntitle = "unclosed\n+++\n\nBody.\n', mtime=clock.ago(30))
+    with caplog.at_level("WARNING", logger="feedserver"):
+        outcome = job.run()
+    assert channel_state(out, "") == published
+    assert [p.where for p in outcome.report.errors] == ["good.md"]
+    assert "last good version" in caplog.text and "good.md" in caplog.text
+    status = json.loads((out / STATUS).read_text(encoding="utf-8"))
+    assert [p["where"] for p in status["problems"]] == ["good.md"]
+
+
+def test_an_article_dated_in_the_future_is_due_later(
+        settings: Settings, clock: FakeClock, out: Path, seeds: Path) -> None:
+    due = clock.now + timedelta(hours=2)
+    write(seeds / "later.md", article("Embargoed", date=due.isoformat()), mtime=clock.ago(60))
+    job = Refresher(settings, clock)
+    outcome = job.run()
+    assert outcome.next_due == due and "Embargoed" not in items(out)
+    clock.now = due
+    job.run()
+    assert "Embargoed" in items(out)
+    assert parse_feed(out / "feed.rss").entries[0].title == "Embargoed"
+
+
+def test_a_build_waits_for_another_holding_the_build_lock(
+        settings: Settings, clock: FakeClock, out: Path) -> None:
+    quick = dataclasses.replace(settings, refresh_interval=1)
+    fd = try_lock(lock_file(quick, BUILD_LOCK))
+    assert fd is not None
+    try:
+        assert Refresher(quick, clock).run().report is None
+        assert not (out / MANIFEST).exists()
+    finally:
+        release(fd)
+    assert Refresher(quick, clock).run().report.published
+
+
+# --- the scheduler and the watcher, live ------------------------------------------------------
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def runs_stay(scheduler: Scheduler, runs: int, settle: float = 1.0) -> bool:
+    """The job has run ``runs`` times (allowing the last one to finish) and no more after."""
+    if not eventually(lambda: scheduler.refresher.runs >= runs):
+        return False
+    time.sleep(settle)
+    return scheduler.refresher.runs == runs
+
+
+def published(out: Path, title: str) -> bool:
+    try:
+        return title in items(out)
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Callable[..., Scheduler]]:
+    """Start schedulers (and watchers) on the test site; all stopped at the end."""
+    started: list[tuple[Scheduler, Watcher | None]] = []
+
+    def start(clock: Callable[[], datetime] | None = None, settle: float = 2.0,
+              events: bool = False, interval: int = 60) -> Scheduler:
+        writes = Writes(close_events=False, settle=settle)
+        refresher = Refresher(dataclasses.replace(settings, refresh_interval=interval),
+                              clock or (lambda: datetime.now(UTC)), writes)
+        scheduler = Scheduler(refresher)
+        watcher = None
+        if events:
+            watcher = Watcher.for_platform(settings.seeds_dir, scheduler.wake, settle)
+            refresher.writes = watcher.writes
+            assert watcher.start()
+        scheduler.start()
+        started.append((scheduler, watcher))
+        return scheduler
+
+    yield start
+    for scheduler, watcher in started:
+        if watcher is not None:
+            watcher.stop()
+        scheduler.shutdown()
+
+
+def test_events_during_a_build_make_one_more_build_not_one_each(live: Callable[..., Scheduler],
+                                                                out: Path, seeds: Path) -> None:
+    gate, inside = threading.Event(), threading.Event()
+
+    def slow_clock() -> datetime:  # the first build blocks inside, under the lock
+        inside.set()
+        gate.wait(10)
+        return datetime.now(UTC)
+
+    scheduler = live(clock=slow_clock)
+    assert inside.wait(10)
+    for _ in range(5):
+        scheduler.wake("test event")
+    gate.set()
+    assert eventually(lambda: scheduler.refresher.runs == 2)
+    assert runs_stay(scheduler, 2)
+
+
+def test_a_held_file_is_looked_at_again_without_an_event(live: Callable[..., Scheduler],
+                                                        out: Path, seeds: Path) -> None:
+    write(seeds / "fresh.md", article("Freshly copied"))  # mtime now: within the settle time
+    scheduler = live(settle=1.0)
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    assert eventually(lambda: published(out, "Freshly copied"))
+    assert runs_stay(scheduler, 2)  # the start, then the retry; the interval is 60 s
+
+
+def test_an_article_coming_due_gets_a_run_of_its_own(live: Callable[..., Scheduler],
+                                                    out: Path, seeds: Path) -> None:
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    write(seeds / "due.md", article("Due soon", date=due.isoformat()), mtime=time.time() - 60)
+    scheduler = live()
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    assert not published(out, "Due soon")
+    assert eventually(lambda: published(out, "Due soon"))
+    assert datetime.now(UTC) >= due and runs_stay(scheduler, 2)
+
+
+@linux_only
+def test_a_save_or_a_rename_into_place_is_published_on_close(
+        live: Callable[..., Scheduler], out: Path, seeds: Path) -> None:
+    scheduler = live(events=True, settle=300.0)  # only a close or a rename can publish
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    (seeds / "saved.md").write_text(article("Saved normally"), encoding="utf-8")
+    assert eventually(lambda: published(out, "Saved normally"))
+    tmp = seeds / ".incoming.md.part"
+    tmp.write_text(article("Renamed into place"), encoding="utf-8")
+    os.rename(tmp, seeds / "incoming.md")
+    assert eventually(lambda: published(out, "Renamed into place"))
+
+
+@linux_only
+def test_a_writer_pausing_with_the_file_open_is_not_published_half_way(
+        live: Callable[..., Scheduler], out: Path, seeds: Path) -> None:
+    scheduler = live(events=True, settle=0.5)
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    text = article("Paused writer", "Part one.\n\nPart two about the railway.")
+    with (seeds / "paused.md").open("w", encoding="utf-8") as handle:
+        handle.write(text[:60])
+        handle.flush()
+        deadline = time.monotonic() + 2.0  # four settle times with the file open
+        while time.monotonic() < deadline:
+            assert not published(out, "Paused writer")
+            time.sleep(0.05)
+        runs_while_open = scheduler.refresher.runs
+        handle.write(text[60:])
+    assert eventually(lambda: published(out, "Paused writer"))
+    assert "Part two" in items(out)["Paused writer"]["content_html"]
+    assert runs_while_open >= 2  # it did look (the retries), and held each time
+
+
+@linux_only
+def test_editor_leftovers_wake_nothing(live: Callable[..., Scheduler], seeds: Path) -> None:
+    scheduler = live(events=True)
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    time.sleep(0.3)
+    for name in (".story.md.swp", "story.md~", "#story.md#", ".hidden.md", "story.md.tmp"):
+        (seeds / name).write_text(article("Leftover"), encoding="utf-8")
+    (seeds / ".git").mkdir()
+    (seeds / ".git" / "note.md").write_text(article("In a hidden folder"), encoding="utf-8")
+    assert runs_stay(scheduler, 1)
+
+
+def test_a_second_scheduler_on_the_same_state_stands_by(settings: Settings, out: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="feedserver")
+    first_stop, second_stop = threading.Event(), threading.Event()
+    first = threading.Thread(target=run_forever, args=(settings,),
+                             kwargs={"events": False, "stop": first_stop})
+    second = threading.Thread(target=run_forever, args=(settings,),
+                              kwargs={"events": False, "stop": second_stop})
+    first.start()
+    try:
+        assert eventually(lambda: (out / MANIFEST).exists())
+        second.start()
+        assert eventually(lambda: "standing by" in caplog.text)
+        assert caplog.text.count("scheduler started") == 1
+        first_stop.set()
+        first.join(10)
+        assert eventually(lambda: caplog.text.count("scheduler started") == 2)
+        assert try_lock(lock_file(settings, SCHEDULER_LOCK)) is None
+    finally:
+        first_stop.set()
+        second_stop.set()
+        first.join(10)
+        second.join(10)
+    assert not first.is_alive() and not second.is_alive()
