@@ -62,6 +62,24 @@ def build(config: str | None, output_dir: str | None) -> None:
 
 @main.command()
 @config_option
+@click.option("--no-events", "no_events", is_flag=True,
+              help="Do not watch seeds/ for changes; scan every refresh_interval seconds only.")
+def watch(config: str | None, no_events: bool) -> None:
+    """Keep the output folder fresh, without a web server (nginx or a CDN serves it).
+
+    A saved file is published within about a second (file-system events), and
+    seeds/ is scanned every refresh_interval seconds.  One scheduler per
+    state_dir: a second one stands by.  Stops on Ctrl-C or SIGTERM.
+    """
+    from .scheduler import configure_logging, run_forever
+
+    settings = _settings(config)
+    configure_logging()
+    run_forever(settings, events=not no_events)
+
+
+@main.command()
+@config_option
 @click.option("--strict", is_flag=True, help="Exit non-zero on any problem, warnings included.")
 def check(config: str | None, strict: bool) -> None:
     """Read and validate everything without publishing; list every problem."""

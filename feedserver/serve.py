@@ -34,10 +34,14 @@ def start_background(settings: Settings) -> Stop:
     """Start what runs once per deployment; return how to stop it.
 
     Called in the gunicorn master (``when_ready``, before workers fork) or in
-    the ``--dev`` server's process.  Issue 4 starts its one APScheduler here.
-    Today nothing runs in the background: the output is built at start.
+    the ``--dev`` server's process: the one scheduler of the deployment, in a
+    supervised child process (:mod:`feedserver.owner` says why not a thread).
     """
-    return lambda: None
+    from .owner import SchedulerProcess
+
+    owner = SchedulerProcess(settings)
+    owner.start()
+    return owner.stop
 
 
 def ensure_built(settings: Settings) -> BuildReport | None:
