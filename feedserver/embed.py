@@ -12,6 +12,8 @@
   ``<iframe>``; every link opens in a new tab.
 * ``<channel>/feed.html``: what a browser gets when it opens a feed URL (the
   web app negotiates on ``Accept``): the items and how to subscribe.
+* ``static/favicon.svg``: the icon every page links, so browsers do not ask
+  for a ``/favicon.ico`` that is not there (a console error on every page).
 
 Like the pages, everything is rendered once per build from the Site, every URL
 from ``base_url`` and every date from content, so the bytes (and ETags) only
@@ -40,6 +42,7 @@ CSS_TYPE = "text/css; charset=utf-8"
 WIDGET = "static/embed-widget.js"
 UNKNOWN = "static/embed-unknown.js"
 FRAME_CSS = "static/embed.css"
+FAVICON = "static/favicon.svg"
 PREVIEW = "feed.html"
 _LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
@@ -74,7 +77,7 @@ def _environment() -> Environment:
     return env
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def asset(name: str) -> bytes:
     """A static file shipped as package data (the widget body, the frame's CSS)."""
     return resources.files("feedserver").joinpath(name).read_bytes()
@@ -150,6 +153,7 @@ class _Embeds:
         modified: datetime = self.newest
         return [Rendered(WIDGET, asset(WIDGET), JS_TYPE, modified),
                 Rendered(FRAME_CSS, asset(FRAME_CSS), CSS_TYPE, modified),
+                Rendered(FAVICON, asset(FAVICON), "image/svg+xml", modified),
                 Rendered(UNKNOWN, self.loader("", "", None), JS_TYPE, modified)]
 
 
