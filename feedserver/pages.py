@@ -67,7 +67,8 @@ class Row:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("feedserver", "templates"),
                       autoescape=select_autoescape(["html", "xml"]), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      auto_reload=False)  # package data: no stat of every template per page
     env.globals["months"] = MONTHS
     return env
 
