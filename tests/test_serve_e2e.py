@@ -18,6 +18,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from feedserver.config import Settings
+
 from .test_build import source_titles
 
 READY_SECONDS = 90
@@ -145,3 +147,16 @@ def test_real_server_headers(server: Server) -> None:
                  "Access-Control-Allow-Origin"):
         assert cached.getheader(name) == gz.getheader(name), name
     assert get(server, "/no/such/feed.json").status == 404
+
+
+def test_serve_helpers(settings: Settings) -> None:
+    """Wildcard binds print a loopback address; a build happens only when nothing is out."""
+    from feedserver.serve import address, ensure_built, gunicorn_options
+
+    assert address("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
+    assert address("::", 9) == "http://[::1]:9/"
+    assert gunicorn_options(settings, "::1", 80, workers=3)["bind"] == ["[::1]:80"]
+    assert gunicorn_options(settings, "127.0.0.1", 80)["workers"] == settings.workers
+    first = ensure_built(settings)
+    assert first is not None and first.published and first.articles > 0
+    assert ensure_built(settings) is None
