@@ -26,8 +26,12 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _FENCES = {"---": "yaml", "+++": "toml"}
 
 
-class _Loader(yaml.SafeLoader):
-    """safe_load without implicit timestamps: dates are parsed (and checked) here."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """safe_load without implicit timestamps: dates are parsed (and checked) here.
+
+    libyaml's parser when PyYAML has it: 5x faster on front matter, same
+    safe constructor and resolvers.
+    """
 
 
 _Loader.yaml_implicit_resolvers = {

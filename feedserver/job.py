@@ -1,34 +1,48 @@
 """One build, from the seeds folder to the output folder (the shell around the core).
 
 This is the only place that strings the I/O together: scan (stat), read only
-new or changed files, parse, reconcile identities in the ledger, render and
-validate (pure), publish atomically, remember the last good parse.  The CLI's
-``build`` and the scheduler's job both call :func:`run_build`; ``check`` calls
-it with ``publish=False``.
+new or changed files, parse (:mod:`feedserver.gather`), reconcile identities in
+the ledger, assemble the site (pure), skip every channel whose content
+signature is the one already published, render and validate the others (over
+worker processes when there are many: :mod:`feedserver.workers`), publish
+atomically, remember the last good parse.  The CLI's ``build`` and the
+scheduler's job both call :func:`run_build`; ``check`` calls it with
+``publish_output=False`` (which validates every channel).
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from . import scan
 from .config import Settings
 from .embed import render_embeds
-from .ledger import CachedFile, Ledger
+from .feeds import FORMATS
+from .gather import Hold, Progress, Sources, gather, processes
+from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
-from .pipeline import Output, Site, assemble, parse_source, render_channels
+from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
 from .publish import PublishResult, load_manifest, publish, write_status
+from .workers import Executor
 
-Progress = Callable[[str, int, int], None]
-# True for a changed file that is still being written (see feedserver.watcher.Writes).
-Hold = Callable[[scan.Entry], bool]
+__all__ = [
+    "BuildReport",
+    "Hold",
+    "Progress",
+    "Sources",
+    "gather",
+    "parse_files",
+    "render_site",
+    "run_build",
+    "terminal_progress",
+]
+Render = Callable[[Site], Output]
 
 
 @dataclass
@@ -44,6 +58,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     parsed_files: int = 0
+    rendered_channels: int = 0
     seconds: float = 0.0
     next_due: datetime | None = None
 
@@ -59,83 +74,6 @@ def terminal_progress(stage: str, done: int, total: int) -> None:
         print(f"\r{stage}: {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
-@dataclass
-class Sources:
-    """Parsed articles by path, what to cache, and what was met on the way."""
-
-    parsed: dict[str, Parsed] = field(default_factory=dict)
-    fresh: dict[str, CachedFile] = field(default_factory=dict)
-    present: set[str] = field(default_factory=set)
-    seen_at: dict[str, datetime] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    read: int = 0
-    forgotten: set[str] = field(default_factory=set)
-
-
-def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
-           hold: Hold | None = None) -> Sources:
-    """Scan, then read and parse only files whose size, mtime or hash changed.
-
-    A file that fails to parse keeps its last good version (from the cache)
-    and adds a problem; a new file that fails is only a problem.  A changed
-    file that ``hold`` says is still being written is not read: its last good
-    version stays (a new one waits), and it is not gone either.
-    """
-    entries, problems = scan.list_files(settings.seeds_dir)
-    cached = ledger.cached_files()
-    shaping = settings.fingerprint()
-    out = Sources(problems=problems)
-    for done, entry in enumerate(entries, 1):
-        out.present.add(entry.path)
-        out.seen_at[entry.path] = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC)
-        previous = cached.get(entry.path)
-        if previous and (previous.size, previous.mtime_ns, previous.settings) == \
-                (entry.size, entry.mtime_ns, shaping):
-            out.parsed[entry.path] = previous.parsed
-        elif hold is not None and hold(entry):
-            if previous is not None:
-                out.parsed[entry.path] = previous.parsed
-        else:
-            _read_one(entry, previous, settings, shaping, out)
-        if progress:
-            progress("reading", done, len(entries))
-    out.forgotten = set(cached) - out.present
-    return out
-
-
-def _read_one(entry: scan.Entry, previous: CachedFile | None, settings: Settings,
-              shaping: str, out: Sources) -> None:
-    if entry.size > settings.max_file_bytes:
-        _failed(entry.path, f"file is {entry.size:,} bytes; the limit is "
-                            f"{settings.max_file_bytes:,} (max_file_bytes)", previous, out)
-        return
-    try:
-        source = scan.read(entry, settings.max_file_bytes)
-    except OSError as exc:
-        _failed(entry.path, f"cannot read: {exc.strerror or exc}", previous, out)
-        return
-    out.read += 1
-    digest = hashlib.sha256(source.data).hexdigest()
-    if previous and previous.sha256 == digest and previous.settings == shaping:
-        parsed: Parsed | None = previous.parsed
-        found: list[Problem] = []
-    else:
-        parsed, found = parse_source(source, settings)
-    if parsed is None:
-        _failed(entry.path, found[0].reason, previous, out)
-        return
-    out.problems += found
-    out.parsed[entry.path] = parsed
-    out.fresh[entry.path] = CachedFile(entry.size, entry.mtime_ns, digest, shaping, parsed)
-
-
-def _failed(path: str, reason: str, previous: CachedFile | None, out: Sources) -> None:
-    if previous is not None:
-        out.parsed[path] = previous.parsed
-        reason += "; the last good version stays published"
-    out.problems.append(Problem(path, reason))
-
-
 def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str, Parsed],
                                                                       list[Problem]]:
     """Parse in-memory sources (tests and tools); the same rules as a build."""
@@ -149,31 +87,61 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
     return parsed, problems
 
 
-def _kept_paths(out_dir: Path, failed: set[str]) -> set[str]:
+def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
+    """Channels published with the signature they have now, all files still on disk."""
+    recorded = manifest["channels"]
+    return frozenset(
+        c.slug for c in site.channels
+        if recorded.get(c.slug) == site.signatures[c.slug]
+        and all(channel_file(c, f.filename) in manifest["files"]
+                and (out_dir / channel_file(c, f.filename)).is_file() for f in FORMATS.values()))
+
+
+def _signatures(site: Site, output: Output, manifest: dict[str, Any]) -> dict[str, str]:
+    """What the manifest records: new signatures, old ones for channels that failed."""
+    current = {slug: sig for slug, sig in site.signatures.items() if slug not in output.failed}
+    kept = {slug: sig for slug, sig in manifest["channels"].items() if slug in output.failed}
+    return {**kept, **current}
+
+
+def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     """Previously published files of channels that failed validation this time."""
-    files = load_manifest(out_dir)["files"]
-    return {path for path, entry in files.items() if entry.get("channel") in failed}
+    return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
 def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
-              progress: Progress | None = None, hold: Hold | None = None) -> BuildReport:
-    """Scan, parse, identify, render, validate and (unless told not to) publish."""
+              progress: Progress | None = None, hold: Hold | None = None,
+              render: Render | None = None) -> BuildReport:
+    """Scan, parse, identify, render, validate and (unless told not to) publish.
+
+    ``render`` replaces :func:`render_site` (the benchmarks build feeds only).
+    """
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
     with Ledger(settings.ledger_file) as ledger:
         sources = gather(settings, ledger, progress, hold)
-        identities = ledger.reconcile(sources.parsed, sources.present, sources.seen_at, now)
-        site, problems = assemble(sources.parsed, identities, settings, now)
-        output = render_site(site)
+        identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now)
+        bodies = ledger.bodies()
+        bodies.update({path: body for path, (_, body) in sources.fresh.items()})
+        site, problems = assemble_site(sources.stubs, identities, settings, now, bodies)
+        del bodies
+        manifest = load_manifest(out_dir)
+        if publish_output:
+            site = replace(site, fresh=fresh_channels(site, manifest, out_dir),
+                           executor=Executor(out_dir, manifest["files"], processes(settings)))
+        output = (render or render_site)(site)
         report = BuildReport(articles=len(site.articles), channels=len(site.channels),
-                             files=len(output.files), parsed_files=sources.read,
-                             next_due=site.next_due,
+                             files=len(output.files) + len(output.staged) + len(output.kept),
+                             parsed_files=sources.read, next_due=site.next_due,
+                             rendered_channels=len(site.channels) - len(site.fresh),
                              problems=sources.problems + problems + output.problems)
         if publish_output:
-            result = publish(out_dir, output.files, keep=_kept_paths(out_dir, output.failed))
+            result = publish(out_dir, output.files, prepared=output.staged,
+                             keep=output.kept | _kept_paths(manifest, output.failed),
+                             signatures=_signatures(site, output, manifest))
             _record(report, result)
-            ledger.store_files(sources.fresh, sources.forgotten)
+            ledger.store_files(sources.fresh, sources.forgotten, sources.touched)
             write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
                                          "severity": p.severity} for p in report.problems],
                          report.articles)

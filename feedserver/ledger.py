@@ -13,18 +13,22 @@ previous state.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-import uuid
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .models import Identity, Parsed
-from .topics import slugify
+from .errors import FeedserverError
+from .idbook import Book
+from .incremental import Body, Stub
+from .models import Identity
 
-ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
@@ -37,27 +41,35 @@ CREATE TABLE IF NOT EXISTS articles (
     gone TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles (fingerprint);
-CREATE TABLE IF NOT EXISTS files (
+DROP TABLE IF EXISTS files;
+CREATE TABLE IF NOT EXISTS sources (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     settings TEXT NOT NULL,
-    parsed TEXT NOT NULL
+    stub TEXT NOT NULL,
+    content_html TEXT NOT NULL,
+    summary TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = ("id", "path", "last_path", "slug", "fingerprint", "first_seen", "changed", "gone")
+
+
+class LedgerBusy(FeedserverError):
+    """Another process kept the ledger locked for longer than we were willing to wait."""
 
 
 @dataclass(frozen=True, slots=True)
 class CachedFile:
-    """The last good parse of a file and the stat/hash it was made from."""
+    """The last good parse of a file (its stub) and the stat/hash it was made from."""
 
     size: int
     mtime_ns: int
     sha256: str
     settings: str
-    parsed: Parsed
+    stub: Stub
 
 
 def _iso(moment: datetime) -> str:
@@ -68,32 +80,53 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def dump_parsed(parsed: Parsed) -> str:
-    """Parsed -> JSON text (dates as ISO strings) for the cache table."""
-    data = asdict(parsed)
+def dump_stub(stub: Stub) -> str:
+    """Stub -> JSON text (dates as ISO strings) for the cache table."""
+    data = asdict(stub)
     for key in ("date", "updated"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
     return json.dumps(data, ensure_ascii=False)
 
 
-def load_parsed(text: str) -> Parsed:
-    """JSON text from the cache table -> Parsed."""
+def load_stub(text: str) -> Stub:
+    """JSON text from the cache table -> Stub."""
     data: dict[str, Any] = json.loads(text)
     for key in ("date", "updated"):
         if data[key] is not None:
             data[key] = _dt(data[key])
-    data["topics"] = tuple(data["topics"])
-    return Parsed(**data)
+    data["slugs"] = tuple(data["slugs"])
+    data["names"] = tuple(tuple(pair) for pair in data["names"])
+    return Stub(**data)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 class Ledger:
-    """One SQLite database; use as a context manager to close it."""
+    """One SQLite database in WAL mode; use as a context manager to close it.
 
-    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+    Every unit of work is one transaction.  When another process holds the
+    database locked, a unit is retried with exponential backoff for up to
+    ``patience`` seconds (each attempt waits ``timeout`` seconds in SQLite's
+    own busy handler) before :class:`LedgerBusy` says so; the scheduler then
+    simply runs again at its next interval.
+    """
+
+    def __init__(self, path: Path, timeout: float = 2.0, patience: float = 180.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.patience = patience
         self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            self._retry(self._setup)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _setup(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
@@ -107,136 +140,110 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
+    def _retry(self, unit: Callable[[], T]) -> T:
+        """Run ``unit``; while the database is locked, wait and try again."""
+        deadline = time.monotonic() + self.patience
+        pause = 0.05
+        while True:
+            try:
+                return unit()
+            except sqlite3.OperationalError as exc:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                if not _locked(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise LedgerBusy(f"{self.path} stayed locked by another process for "
+                                     f"{self.patience:.0f}s; will try again") from None
+                log.warning("ledger %s is locked (%s); retrying in %.2fs", self.path, exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _write(self, unit: Callable[[], T]) -> T:
+        """``unit`` inside BEGIN IMMEDIATE ... COMMIT, retried while locked."""
+        def attempt() -> T:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                result = unit()
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            return result
+        return self._retry(attempt)
+
     # -- parse cache -----------------------------------------------------------------------
 
     def cached_files(self) -> dict[str, CachedFile]:
-        rows = self.db.execute("SELECT path, size, mtime_ns, sha256, settings, parsed FROM files")
-        return {path: CachedFile(size, mtime, sha, settings, load_parsed(parsed))
-                for path, size, mtime, sha, settings, parsed in rows}
+        """Every file's last good stub and the stat it was made from (no content)."""
+        def read() -> dict[str, CachedFile]:
+            rows = self.db.execute("SELECT path, size, mtime_ns, sha256, settings, stub "
+                                   "FROM sources")
+            return {path: CachedFile(size, mtime, sha, settings, load_stub(stub))
+                    for path, size, mtime, sha, settings, stub in rows}
+        return self._retry(read)
 
-    def store_files(self, rows: dict[str, CachedFile], removed: Iterable[str]) -> None:
-        with self._transaction():
-            self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in removed])
-            self.db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_parsed(c.parsed))
-                 for p, c in rows.items()])
+    def bodies(self, paths: Iterable[str] | None = None) -> dict[str, Body]:
+        """The content of the given files (all cached files when ``paths`` is None)."""
+        def read() -> dict[str, Body]:
+            if paths is None:
+                rows = self.db.execute("SELECT path, content_html, summary FROM sources")
+                return {path: Body(html, summary) for path, html, summary in rows}
+            found: dict[str, Body] = {}
+            for path in paths:
+                row = self.db.execute("SELECT content_html, summary FROM sources "
+                                      "WHERE path = ?", (path,)).fetchone()
+                if row is not None:
+                    found[path] = Body(*row)
+            return found
+        return self._retry(read)
+
+    def store_files(self, rows: Mapping[str, tuple[CachedFile, Body]], removed: Iterable[str],
+                    touched: Mapping[str, tuple[int, int]] | None = None) -> None:
+        """Record new parses, new stats of unchanged bytes and forget removed files."""
+        gone = [(p,) for p in removed]
+        values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_stub(c.stub),
+                   b.content_html, b.summary) for p, (c, b) in rows.items()]
+        stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
+
+        def write() -> None:
+            self.db.executemany("DELETE FROM sources WHERE path = ?", gone)
+            self.db.executemany("UPDATE sources SET size = ?, mtime_ns = ? WHERE path = ?", stats)
+            self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                values)
+        self._write(write)
 
     # -- identities ------------------------------------------------------------------------
 
-    def reconcile(self, parsed: dict[str, Parsed], present: set[str],
-                  seen_at: dict[str, datetime], now: datetime) -> dict[str, Identity]:
+    def reconcile(self, parsed: Mapping[str, Stub], present: set[str],
+                  seen_at: Mapping[str, datetime], now: datetime) -> dict[str, Identity]:
         """Identities for every parsed file, minting, moving and retiring as needed.
 
         ``present`` holds every article path on disk, parsable or not: a file
         that exists but fails to parse is not gone.  ``seen_at`` gives each
         path's modification time, used (capped at ``now``) as the first-seen
-        and changed times, so an imported archive keeps its order.
+        and changed times, so an imported archive keeps its order.  The whole
+        table is read once and only the rows that change are written back.
         """
-        with self._transaction():
-            rows = {r[0]: r for r in self.db.execute(
-                "SELECT id, path, last_path, slug, fingerprint, first_seen, changed, gone "
-                "FROM articles")}
-            by_path = {r[1]: r[0] for r in rows.values() if r[1] is not None}
-            departed = [r for r in rows.values() if r[1] is not None and r[1] not in present]
-            for row in departed:
-                self.db.execute("UPDATE articles SET path = NULL, gone = ? WHERE id = ?",
-                                (_iso(now), row[0]))
-                del by_path[row[1]]
-            result: dict[str, Identity] = {}
-            for path in sorted(parsed):
-                item = parsed[path]
-                stamp = min(seen_at.get(path, now), now)
-                result[path] = self._identify(item, path, stamp, by_path)
+        def unit() -> dict[str, Identity]:
+            book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
+                                         "ORDER BY rowid"))
+            book.depart(present, _iso(now))
+            result = {path: book.identify(parsed[path], path,
+                                          _iso(min(seen_at.get(path, now), now)))
+                      for path in sorted(parsed)}
+            book.save(self.db)
             return result
-
-    def _identify(self, item: Parsed, path: str, stamp: datetime,
-                  by_path: dict[str, str]) -> Identity:
-        current = by_path.get(path)
-        if item.explicit_id:
-            current = item.explicit_id
-        elif current is None:
-            current = self._renamed_from(item.fingerprint)
-        row = self.db.execute("SELECT id, path, slug, fingerprint, first_seen, changed "
-                              "FROM articles WHERE id = ?", (current,)).fetchone() \
-            if current else None
-        if row is None:
-            return self._mint(item, path, stamp, by_path)
-        ident, old_path, slug, fingerprint, first_seen, changed = row
-        if old_path != path:
-            if path in by_path and by_path[path] != ident:
-                self.db.execute("UPDATE articles SET path = NULL WHERE id = ?", (by_path[path],))
-            self.db.execute("UPDATE articles SET path = ?, last_path = ?, gone = NULL "
-                            "WHERE id = ?", (path, path, ident))
-            by_path[path] = ident
-        if fingerprint != item.fingerprint:
-            changed = _iso(stamp)
-            self.db.execute("UPDATE articles SET fingerprint = ?, changed = ? WHERE id = ?",
-                            (item.fingerprint, changed, ident))
-        if item.explicit_slug and slugify(item.explicit_slug) not in ("", slug):
-            slug = self._free_slug(slugify(item.explicit_slug), ident)
-            self.db.execute("UPDATE articles SET slug = ? WHERE id = ?", (slug, ident))
-        return Identity(ident, slug, _dt(first_seen), _dt(changed))
-
-    def _renamed_from(self, fingerprint: str) -> str | None:
-        """An article that left its path with exactly this content: a rename."""
-        row = self.db.execute("SELECT id FROM articles WHERE path IS NULL AND fingerprint = ? "
-                              "ORDER BY gone DESC LIMIT 1", (fingerprint,)).fetchone()
-        return row[0] if row else None
-
-    def _mint(self, item: Parsed, path: str, stamp: datetime,
-              by_path: dict[str, str]) -> Identity:
-        ident = item.explicit_id or self._free_id(path)
-        slug = self._free_slug(slugify(item.explicit_slug or item.title) or "article", ident)
-        if path in by_path:
-            self.db.execute("UPDATE articles SET path = NULL WHERE id = ?", (by_path[path],))
-        self.db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                        (ident, path, path, slug, item.fingerprint, _iso(stamp), _iso(stamp)))
-        by_path[path] = ident
-        moment = _dt(_iso(stamp))
-        return Identity(ident, slug, moment, moment)
-
-    def _free_id(self, path: str) -> str:
-        """A URN derived from the path it was first seen at; never reused."""
-        for attempt in range(1_000_000):
-            name = path if attempt == 0 else f"{path}#{attempt}"
-            candidate = f"urn:uuid:{uuid.uuid5(ID_NAMESPACE, name)}"
-            if not self.db.execute("SELECT 1 FROM articles WHERE id = ?",
-                                   (candidate,)).fetchone():
-                return candidate
-        raise RuntimeError("no free id")  # pragma: no cover - a million collisions
-
-    def _free_slug(self, wanted: str, ident: str) -> str:
-        slug, n = wanted, 1
-        while True:
-            owner = self.db.execute("SELECT id FROM articles WHERE slug = ?", (slug,)).fetchone()
-            if owner is None or owner[0] == ident:
-                return slug
-            n += 1
-            slug = f"{wanted}-{n}"
+        return self._write(unit)
 
     # -- meta --------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._retry(lambda: self.db.execute("SELECT value FROM meta WHERE key = ?",
+                                                  (key,)).fetchone())
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._transaction():
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        self._write(lambda: self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                            (key, value)))

@@ -8,39 +8,71 @@ deterministic (same input, same bytes) and testable without a disk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from . import articles as article_parser
 from . import topics as topic_rules
 from .config import Settings
 from .errors import ArticleError
 from .feeds import FORMATS, Context, ItemCache, render, ttl_minutes
+from .incremental import Body, Stub, article_key, channel_signature, split
 from .models import Article, Channel, Identity, Parsed, Problem, Rendered, SourceFile, Topic
 from .validate import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Check = Callable[[Channel, str, bytes], list[Problem]]
 
 
 @dataclass(frozen=True)
 class Site:
-    """Everything the renderers need: articles newest first, topics, channels."""
+    """Everything the renderers need: articles newest first, topics, channels.
+
+    ``signatures`` holds each channel's content signature; channels named in
+    ``fresh`` are already published with that signature and are not rendered
+    again.  ``executor``, set by the shell, renders the other channels (in
+    parallel worker processes); without it they are rendered here.
+    """
 
     articles: tuple[Article, ...]
     topics: dict[str, Topic]
     channels: tuple[Channel, ...]
     context: Context
     next_due: datetime | None = None
+    signatures: dict[str, str] = field(default_factory=dict)
+    fresh: frozenset[str] = frozenset()
+    executor: Callable[[Site, list[Channel]], Output] | None = field(default=None,
+                                                                     compare=False)
+
+    def stale(self, channels: Iterable[Channel]) -> list[Channel]:
+        """The channels whose files must be rendered (not fresh)."""
+        return [c for c in channels if c.slug not in self.fresh]
 
 
 @dataclass
 class Output:
-    """What a build produced: files that passed the gate, and every problem."""
+    """What a build produced: files that passed the gate, and every problem.
+
+    ``kept`` lists published paths that are still current without being
+    rendered again (fresh channels); ``staged`` holds files a parallel executor
+    already wrote to temporary files (``publish.Prepared`` values).
+    """
 
     files: list[Rendered] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
+    kept: set[str] = field(default_factory=set)
+    staged: list[Any] = field(default_factory=list)
+
+    def merge(self, other: Output) -> None:
+        """Add another output (one worker's share) to this one."""
+        self.files += other.files
+        self.problems += other.problems
+        self.failed |= other.failed
+        self.kept |= other.kept
+        self.staged += other.staged
 
 
 def parse_source(source: SourceFile, settings: Settings) -> tuple[Parsed | None, list[Problem]]:
@@ -59,18 +91,18 @@ def _second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-def make_article(parsed: Parsed, identity: Identity, slugs: tuple[str, ...],
-                 settings: Settings) -> Article:
+def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], settings: Settings,
+                 body: Body) -> Article:
     """Combine content and identity; explicit dates win over the ledger's."""
-    published = _second(parsed.date or identity.first_seen)
-    updated = _second(parsed.updated or max(identity.changed, published))
+    published = _second(stub.date or identity.first_seen)
+    updated = _second(stub.updated or max(identity.changed, published))
     return Article(
-        id=identity.id, slug=identity.slug, path=parsed.path, title=parsed.title,
+        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title,
         link=f"{settings.base_url}articles/{identity.slug}/",
-        content_html=parsed.content_html, summary=parsed.summary,
+        content_html=body.content_html, summary=body.summary,
         published=published, updated=max(updated, published), topics=slugs,
-        author=parsed.author or (settings.author or None),
-        lang=parsed.lang or settings.language,
+        author=stub.author or (settings.author or None),
+        lang=stub.lang or settings.language,
     )
 
 
@@ -81,16 +113,25 @@ def _newest_first(article: Article) -> tuple[float, str]:
 def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], settings: Settings,
              now: datetime) -> tuple[Site, list[Problem]]:
     """Articles that are due and not drafts, their topics and the channels."""
+    halves = {path: split(item, settings) for path, item in parsed.items()}
+    return assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now,
+                         {p: h[1] for p, h in halves.items()})
+
+
+def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
+                  settings: Settings, now: datetime,
+                  bodies: Mapping[str, Body]) -> tuple[Site, list[Problem]]:
+    """The site from stubs (topics already assigned) and the bodies they name."""
     problems: list[Problem] = []
     names: dict[str, str] = {}
     by_id: dict[str, Article] = {}
+    digests: dict[str, str] = {}
     next_due: datetime | None = None
-    for path in sorted(parsed):
-        item, identity = parsed[path], identities[path]
-        if item.draft:
+    for path in sorted(stubs):
+        stub, identity = stubs[path], identities[path]
+        if stub.draft:
             continue
-        slugs, found_names = topic_rules.assign(item, settings)
-        article = make_article(item, identity, slugs, settings)
+        article = make_article(stub, identity, stub.slugs, settings, bodies[path])
         if article.published > now:
             next_due = min(next_due or article.published, article.published)
             continue
@@ -98,9 +139,10 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
             problems.append(Problem(path, f"id {article.id} is already used by "
                                           f"{by_id[article.id].path}; skipped"))
             continue
-        for slug, name in found_names.items():
+        for slug, name in stub.names:
             names.setdefault(slug, name)
         by_id[article.id] = article
+        digests[article.id] = stub.digest
     ordered = tuple(sorted(by_id.values(), key=_newest_first))
     catalog = topic_rules.catalog(settings, names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
@@ -110,7 +152,11 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
     channels = build_channels(ordered, catalog, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
-    return Site(ordered, topics, channels, context, next_due), problems
+    keys = {a.id: article_key(a, digests[a.id]) for c in channels for a in c.articles}
+    shaping = settings.fingerprint()
+    signatures = {c.slug: channel_signature(c, shaping, keys, context.topic_names)
+                  for c in channels}
+    return Site(ordered, topics, channels, context, next_due, signatures), problems
 
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
@@ -144,28 +190,41 @@ def channel_file(channel: Channel, filename: str) -> str:
     return f"{channel.path}/{filename}" if channel.path else filename
 
 
-def render_channels(site: Site, channels: Iterable[Channel],
-                    check: Callable[[Channel, str, bytes], list[Problem]] = validate,
+def render_channel(site: Site, channel: Channel, check: Check = validate,
+                   cache: ItemCache | None = None) -> Output:
+    """One channel in every format, kept only if every format passes the gate."""
+    cache = cache if cache is not None else ItemCache()
+    out = Output()
+    rendered: list[Rendered] = []
+    for fmt in FORMATS.values():
+        body = render(channel, fmt, site.context, cache)
+        out.problems += check(channel, fmt.name, body)
+        rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
+                                 channel.updated, channel.slug))
+    if out.problems:
+        out.failed.add(channel.slug)
+    else:
+        out.files = rendered
+    return out
+
+
+def render_channels(site: Site, channels: Iterable[Channel], check: Check = validate,
                     cache: ItemCache | None = None) -> Output:
-    """Render each channel in each format and keep only what passes the gate.
+    """Render each stale channel in each format and keep only what passes the gate.
 
     A channel that fails in any format is left out in every format (so its
     three files never disagree) and is named in ``failed``: the shell keeps
-    its previous version.
+    its previous version.  Fresh channels (see :class:`Site`) are not
+    rendered: their published files are listed in ``kept``.
     """
-    cache = cache or ItemCache()
-    out = Output()
-    for channel in channels:
-        rendered: list[Rendered] = []
-        problems: list[Problem] = []
-        for fmt in FORMATS.values():
-            body = render(channel, fmt, site.context, cache)
-            problems += check(channel, fmt.name, body)
-            rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
-                                     channel.updated, channel.slug))
-        if problems:
-            out.problems += problems
-            out.failed.add(channel.slug)
-        else:
-            out.files += rendered
+    channels = list(channels)
+    out = Output(kept={channel_file(c, fmt.filename) for c in channels
+                       if c.slug in site.fresh for fmt in FORMATS.values()})
+    stale = site.stale(channels)
+    if site.executor is not None and check is validate:
+        out.merge(site.executor(site, stale))
+        return out
+    cache = cache if cache is not None else ItemCache()
+    for channel in stale:
+        out.merge(render_channel(site, channel, check, cache))
     return out

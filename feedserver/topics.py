@@ -10,6 +10,7 @@ compiled into one alternation so an article is scanned once, not once per topic.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from slugify import slugify as _slugify
@@ -37,33 +38,81 @@ def topic_slug(name: str) -> str:
     return f"{slug}-topic" if slug in RESERVED else slug
 
 
+def _case_fixes() -> dict[int, str] | None:
+    """Characters ``re.IGNORECASE`` treats as equal beyond ``str.lower`` (ı/i, ſ/s, ...).
+
+    Folding them to one representative makes ``folded phrase in folded text``
+    true wherever the case-insensitive regex could match.  Without the table
+    (another Python) the prefilter is off and every rule runs its regex.
+    """
+    try:
+        from re import _casefix  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - other Pythons
+        return None
+    table: dict[int, str] = {}
+    for char, others in _casefix._EXTRA_CASES.items():
+        group = sorted({char, *others})
+        for member in group:
+            table[member] = chr(group[0])
+    return table
+
+
+_FIXES = _case_fixes()
+
+
+def _fold(text: str) -> str | None:
+    """Lowercase with re's extra equivalences, or None if lengths would change."""
+    if _FIXES is None:
+        return None
+    folded = text.replace("\u0130", "i").lower().translate(_FIXES)
+    return folded if len(folded) == len(text) else None
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    folded: str | None
+    pattern: re.Pattern[str]
+
+
 @lru_cache(maxsize=8)
-def _matcher(rules: tuple[TopicRule, ...]) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
-    """One regex with a named group per rule; group order maps back to slugs."""
-    branches: list[str] = []
-    for index, rule in enumerate(rules):
-        alternatives = [rf"\b{re.escape(p)}\b" for p in rule.phrases] + list(rule.patterns)
-        if alternatives:
-            branches.append(f"(?P<t{index}>{'|'.join(alternatives)})")
-    slugs = tuple(rule.slug for rule in rules)
-    if not branches:
-        return None, slugs
-    return re.compile("|".join(branches), re.IGNORECASE), slugs
+def _matchers(rules: tuple[TopicRule, ...]) -> tuple[tuple[tuple[_Phrase, ...],
+                                                          tuple[re.Pattern[str], ...]], ...]:
+    """Per rule: its phrases (folded, and as a whole-word regex) and its patterns."""
+    return tuple(
+        (tuple(_Phrase(_fold(p), re.compile(rf"\b{re.escape(p)}\b", re.IGNORECASE))
+               for p in rule.phrases),
+         tuple(re.compile(p, re.IGNORECASE) for p in rule.patterns))
+        for rule in rules)
+
+
+def _occurs(phrase: _Phrase, text: str, folded: str | None) -> bool:
+    """Whole-word, case-insensitive occurrence; regex tried only where the text has it."""
+    if phrase.folded is None or folded is None:
+        return phrase.pattern.search(text) is not None
+    at = folded.find(phrase.folded)
+    while at >= 0:
+        if phrase.pattern.match(text, at):
+            return True
+        at = folded.find(phrase.folded, at + 1)
+    return False
 
 
 def matched_rules(title: str, text: str, rules: tuple[TopicRule, ...]) -> list[str]:
-    """Slugs of the configured topics whose phrases or patterns occur."""
-    pattern, slugs = _matcher(rules)
-    if pattern is None:
-        return []
-    found: dict[str, None] = {}
-    for match in pattern.finditer(f"{title}\n{text}"):
-        group = match.lastgroup
-        if group is not None:
-            found[slugs[int(group[1:])]] = None
-            if len(found) == len(rules):
-                break
-    return [slug for slug in (r.slug for r in rules) if slug in found]
+    """Slugs of the configured topics whose phrases or patterns occur.
+
+    Each rule is decided on its own (one of its phrases occurs as whole words,
+    case-insensitively, or one of its patterns matches).  Phrases are first
+    looked up as plain substrings of the lowercased text, which rules most of
+    them out at C speed; the regex confirms the word boundaries.
+    """
+    whole = f"{title}\n{text}"
+    folded = _fold(whole)
+    found: list[str] = []
+    for rule, (phrases, patterns) in zip(rules, _matchers(rules), strict=True):
+        if any(_occurs(p, whole, folded) for p in phrases) or \
+                any(p.search(whole) for p in patterns):
+            found.append(rule.slug)
+    return found
 
 
 def assign(parsed: Parsed, settings: Settings) -> tuple[tuple[str, ...], dict[str, str]]:

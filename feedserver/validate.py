@@ -7,6 +7,11 @@ links and dates.  Released feedparser cannot read JSON Feed, so JSON gets the
 same comparison against ``json.loads``.  Nothing here raises for bad content:
 every finding is a :class:`Problem`, and a channel with any problem is not
 published.
+
+feedparser's HTML sanitizer and relative-URI resolver are switched off: they
+rewrite item content for display in a reader (ours is already sanitized by nh3
+with absolute URLs) and took 40% of the round trip; well-formedness, the
+version and every compared field come from the same full parse of the bytes.
 """
 
 from __future__ import annotations
@@ -65,7 +70,8 @@ def _xml_dates(fmt: str) -> Callable[[dict[str, Any]], dict[str, tuple[int, ...]
 
 def check_xml(channel: Channel, fmt: Format, body: bytes) -> list[str]:
     """feedparser round trip of an RSS or Atom document."""
-    parsed = feedparser.parse(io.BytesIO(body), response_headers={"content-type": fmt.media_type})
+    parsed = feedparser.parse(io.BytesIO(body), response_headers={"content-type": fmt.media_type},
+                              sanitize_html=False, resolve_relative_uris=False)
     if parsed.bozo:
         return [f"feedparser: {parsed.get('bozo_exception')!s:.200}"]
     if parsed.version != _VERSIONS[fmt.name]:

@@ -1,0 +1,155 @@
+"""Scan the seeds folder and parse only what changed, in parallel when there is a lot.
+
+The scan only stats.  A file whose size, mtime and settings fingerprint match
+the ledger's cache is not opened; a changed one is read and hashed, and parsed
+only if its bytes changed.  When many files need parsing (a cold build), they
+are split into chunks over worker processes (``build_processes``; 0 means one
+per core): parsing is pure, so the results do not depend on how the work was
+shared.  A file that fails to parse keeps its last good version (the cache)
+and adds a problem; a new file that fails is only a problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from . import scan
+from .config import Settings
+from .incremental import Body, Stub, split
+from .ledger import CachedFile, Ledger
+from .models import Problem
+from .pipeline import parse_source
+
+Progress = Callable[[str, int, int], None]
+Hold = Callable[[scan.Entry], bool]
+PARALLEL_MIN = 64
+CHUNK = 32
+
+
+@dataclass
+class Sources:
+    """Stubs by path, what to cache, and what was met on the way."""
+
+    stubs: dict[str, Stub] = field(default_factory=dict)
+    fresh: dict[str, tuple[CachedFile, Body]] = field(default_factory=dict)
+    touched: dict[str, tuple[int, int]] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
+    seen_at: dict[str, datetime] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    read: int = 0
+    forgotten: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What reading one file gave: a new parse, the same bytes again, or a failure."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    read: bool = False
+    sha256: str = ""
+    stub: Stub | None = None
+    body: Body | None = None
+    problems: tuple[Problem, ...] = ()
+    failure: str = ""
+
+
+def processes(settings: Settings) -> int:
+    """Worker processes for a full build: the setting, or one per core."""
+    return settings.build_processes or os.cpu_count() or 1
+
+
+def read_one(entry: scan.Entry, known_sha: str | None, settings: Settings) -> Outcome:
+    """Read, hash and (unless the bytes are the cached ones) parse one file."""
+    base = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
+    if entry.size > settings.max_file_bytes:
+        return Outcome(**base, failure=f"file is {entry.size:,} bytes; the limit is "
+                                       f"{settings.max_file_bytes:,} (max_file_bytes)")
+    try:
+        source = scan.read(entry, settings.max_file_bytes)
+    except OSError as exc:
+        return Outcome(**base, failure=f"cannot read: {exc.strerror or exc}")
+    digest = hashlib.sha256(source.data).hexdigest()
+    if digest == known_sha:
+        return Outcome(**base, read=True, sha256=digest)
+    parsed, found = parse_source(source, settings)
+    if parsed is None:
+        return Outcome(**base, read=True, failure=found[0].reason)
+    stub, body = split(parsed, settings)
+    return Outcome(**base, read=True, sha256=digest, stub=stub, body=body,
+                   problems=tuple(found))
+
+
+def _read_chunk(task: tuple[Settings, list[tuple[scan.Entry, str | None]]]) -> list[Outcome]:
+    settings, chunk = task
+    return [read_one(entry, known, settings) for entry, known in chunk]
+
+
+def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> Iterator[Outcome]:
+    """Read every file in ``todo``: here for a few, over worker processes for many."""
+    workers = min(processes(settings), max(1, len(todo) // CHUNK))
+    if workers < 2 or len(todo) < PARALLEL_MIN:
+        for entry, known in todo:
+            yield read_one(entry, known, settings)
+        return
+    chunks = [(settings, todo[i:i + CHUNK]) for i in range(0, len(todo), CHUNK)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for batch in pool.imap(_read_chunk, chunks):
+            yield from batch
+
+
+def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
+           hold: Hold | None = None) -> Sources:
+    """Scan, then read and parse only files whose size, mtime or hash changed.
+
+    A changed file that ``hold`` says is still being written is not read: its
+    last good version stays (a new one waits), and it is not gone either.
+    """
+    entries, problems = scan.list_files(settings.seeds_dir)
+    cached = ledger.cached_files()
+    shaping = settings.fingerprint()
+    out = Sources(problems=problems)
+    todo: list[tuple[scan.Entry, str | None]] = []
+    for entry in entries:
+        out.present.add(entry.path)
+        out.seen_at[entry.path] = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC)
+        previous = cached.get(entry.path)
+        if previous and (previous.size, previous.mtime_ns, previous.settings) == \
+                (entry.size, entry.mtime_ns, shaping):
+            out.stubs[entry.path] = previous.stub
+        elif hold is not None and hold(entry):
+            if previous is not None:
+                out.stubs[entry.path] = previous.stub
+        else:
+            same = previous.sha256 if previous and previous.settings == shaping else None
+            todo.append((entry, same))
+    for done, outcome in enumerate(_outcomes(todo, settings), 1):
+        _record(outcome, cached.get(outcome.path), shaping, out)
+        if progress:
+            progress("reading", done, len(todo))
+    out.forgotten = set(cached) - out.present
+    return out
+
+
+def _record(outcome: Outcome, previous: CachedFile | None, shaping: str, out: Sources) -> None:
+    out.read += outcome.read
+    if outcome.failure:
+        reason = outcome.failure
+        if previous is not None:
+            out.stubs[outcome.path] = previous.stub
+            reason += "; the last good version stays published"
+        out.problems.append(Problem(outcome.path, reason))
+    elif outcome.stub is None and previous is not None:  # same bytes, new mtime
+        out.stubs[outcome.path] = previous.stub
+        out.touched[outcome.path] = (outcome.size, outcome.mtime_ns)
+    elif outcome.stub is not None and outcome.body is not None:
+        out.problems += outcome.problems
+        out.stubs[outcome.path] = outcome.stub
+        out.fresh[outcome.path] = (CachedFile(outcome.size, outcome.mtime_ns, outcome.sha256,
+                                              shaping, outcome.stub), outcome.body)
