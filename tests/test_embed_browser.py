@@ -32,12 +32,14 @@ LINKS = "els => els.map(e => [e.textContent, e.getAttribute('href')])"
 HOST_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>{title}</title>
-<style>body {{ font: 16px/1.5 Georgia, serif; max-width: 40rem; margin: 2rem auto; }}
-.feedserver-embed {{ --feedserver-link-color: #07693a; }}</style></head>
+{head}</head>
 <body><h1>{title}</h1>
 {body}
 </body></html>
 """
+
+STYLED = """<style>body { font: 16px/1.5 Georgia, serif; max-width: 40rem; margin: 2rem auto; }
+.feedserver-embed { --feedserver-link-color: #07693a; }</style>"""
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +74,15 @@ def host(server: str, host_folder: Path) -> Iterator[str]:
         "frame": ("Iframe embed", f'<iframe src="{server}embed/energy/" title="Energy" '
                                   'width="100%" height="520" style="border:1px solid #ccc">'
                                   "</iframe>"),
+        "strict": ("Strict host", f"""<script src="{server}embed/energy.js" async></script>"""),
         "missing": ("Missing channel", f"""<div id="slot">Loading…</div>
 <script src="{server}embed/no-such-topic.js" data-target="#slot" async></script>"""),
     }
+    strict = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+              f"script-src {server}; connect-src {server}; style-src 'self'\">")
     for name, (title, body) in pages.items():
-        (folder / f"{name}.html").write_text(HOST_PAGE.format(title=title, body=body))
+        head = strict if name == "strict" else STYLED
+        (folder / f"{name}.html").write_text(HOST_PAGE.format(title=title, body=body, head=head))
     with host_site(folder) as url:
         yield url
 
@@ -157,6 +163,20 @@ def test_iframe_embed_lists_the_channel_with_new_tab_links(server: str, host: st
     assert_quiet(watch)
 
 
+def test_host_page_with_a_strict_csp(server: str, host: str, page: tuple[Any, Watch]) -> None:
+    """No inline style or script is needed: the page's policy reports nothing."""
+    tab, watch = page
+    tab.goto(f"{host}strict.html")
+    tab.wait_for_selector(".feedserver-embed__list")
+    tab.wait_for_load_state("networkidle")
+    energy = items(server, "topics/energy/feed.json")[:5]  # default data-limit
+    shown = tab.eval_on_selector_all("a.feedserver-embed__link", LINKS)
+    assert shown == [[i["title"], i["url"]] for i in energy]
+    assert tab.eval_on_selector("time", "e => getComputedStyle(e).display") == "block"
+    screenshot(tab, "embed-strict-csp")
+    assert_quiet(watch)
+
+
 def test_missing_channel_shows_the_quiet_fallback(host: str, page: tuple[Any, Watch]) -> None:
     tab, watch = page
     tab.goto(f"{host}missing.html")
@@ -217,7 +237,8 @@ def test_pages_offer_embed_snippets_that_work_when_pasted(
     screenshot(tab, name)
     assert_quiet(watch)
     # Pasted as they are into another site's page, both snippets show the channel.
-    pasted = HOST_PAGE.format(title=f"Pasted snippets ({slug})", body="\n".join(snippets))
+    pasted = HOST_PAGE.format(title=f"Pasted snippets ({slug})", body="\n".join(snippets),
+                              head=STYLED)
     (host_folder / f"pasted-{slug}.html").write_text(pasted)
     tab.goto(f"{host}pasted-{slug}.html")
     tab.wait_for_selector(f"[data-channel={slug}] .feedserver-embed__list")

@@ -46,8 +46,21 @@
   }
 
   function addStyle() {
-    if (d.getElementById(STYLE_ID)) {
+    if (d.getElementById(STYLE_ID) || w.feedserverEmbedStyled) {
       return;
+    }
+    w.feedserverEmbedStyled = true;
+    /* A constructed sheet is not inline markup, so a host page whose CSP forbids
+       inline styles still gets it, without a CSP report in its console. */
+    if (w.CSSStyleSheet && "adoptedStyleSheets" in d) {
+      try {
+        var sheet = new w.CSSStyleSheet();
+        sheet.replaceSync(STYLE);
+        d.adoptedStyleSheets = [sheet].concat(Array.prototype.slice.call(d.adoptedStyleSheets));
+        return;
+      } catch (e) {
+        /* Fall back to a <style> element. */
+      }
     }
     var style = d.createElement("style");
     style.id = STYLE_ID;
