@@ -23,9 +23,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import parse_accept_header
-
 from .config import Settings
 from .embed import PREVIEW
 from .feeds import FORMATS
@@ -35,6 +32,35 @@ FEED_FILES = frozenset(fmt.filename for fmt in FORMATS.values())
 FEED_LIKE = (*sorted({fmt.media_type.split(";")[0] for fmt in FORMATS.values()}),
              "application/rdf+xml", "application/xml", "text/xml", "application/json")
 _EMBED_SCRIPT = re.compile(r"embed/[a-z0-9][a-z0-9-]{0,99}\.js")
+MAX_ACCEPT = 2048  # longer headers are not browsers' navigations; not worth parsing
+
+
+def _ranges(accept: str) -> dict[str, float]:
+    """``Accept`` -> quality by media range (``text/html``, ``text/*``, ``*/*``).
+
+    A bad q value counts as 0; the first occurrence of a range wins.
+    """
+    ranges: dict[str, float] = {}
+    for part in accept.lower().split(","):
+        media, *params = part.split(";")
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        ranges.setdefault(media.strip(), quality)
+    return ranges
+
+
+def _quality(ranges: dict[str, float], media: str) -> float:
+    """Quality of ``media`` from its most specific matching range (RFC 9110 §12.5.1)."""
+    for key in (media, media.partition("/")[0] + "/*", "*/*"):
+        if key in ranges:
+            return ranges[key]
+    return 0.0
 
 
 @lru_cache(maxsize=256)
@@ -43,13 +69,18 @@ def prefers_html(accept: str) -> bool:
 
     Browsers' navigations (``text/html,...,application/xml;q=0.9,*/*;q=0.8``)
     say so; ``*/*``, an empty header, and readers listing feed types (even
-    with ``text/html`` among them at equal or lower quality) do not.
+    with ``text/html`` among them at equal or lower quality) do not.  Only a
+    header naming ``text/html`` can say so (any wildcard that matches it
+    matches ``text/xml`` as well), which keeps readers' requests off the
+    parser.  Parsed here rather than with Werkzeug's ``MIMEAccept``: its
+    ``quality`` takes the highest-quality match, not the most specific one,
+    and costs about 0.1 ms per type, 0.5 ms per header for this rule.
     """
-    if not accept:
+    if "text/html" not in accept.lower() or len(accept) > MAX_ACCEPT:
         return False
-    ranked = parse_accept_header(accept, MIMEAccept)
-    html = ranked["text/html"]
-    return html > 0 and all(html > ranked[kind] for kind in FEED_LIKE)
+    ranges = _ranges(accept)
+    html = _quality(ranges, "text/html")
+    return html > 0 and all(html > _quality(ranges, kind) for kind in FEED_LIKE)
 
 
 @lru_cache(maxsize=4096)

@@ -45,6 +45,9 @@ def client(app: Flask) -> FlaskClient:
     ("text/html;q=0.7, application/atom+xml", False),
     ("application/json", False), ("text/*", False),
     ("text/html, application/xml", False),
+    ("text/html;q=0.5, */*", False),  # the most specific range counts, not the highest q
+    ("TEXT/HTML", True), ("text/html;q=abc, */*;q=0.1", False), ("text/html;q=0", False),
+    ("text/html, " + "x/y;q=0.1, " * 300, False),  # too long to be a browser's
 ])
 def test_only_a_browser_navigation_prefers_html(accept: str, html: bool) -> None:
     assert prefers_html(accept) is html
