@@ -169,6 +169,32 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop`` here; in a process forked by a build they stay fatal.
+
+    A build may fork worker processes (multiprocessing's fork context), which
+    inherit Python's signal handlers: with a plain ``stop.set()`` handler a
+    pool worker would shrug off the SIGTERM its pool sends when it closes,
+    and the build would hang in ``Pool.terminate``.  A second signal while
+    stopping exits at once (a build stuck after Ctrl-C also hit its workers):
+    publishing is atomic and the ledger transactional, so that is safe.
+    """
+    owner = os.getpid()
+
+    def handle(signum: int, _frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        elif stop.is_set():
+            log.warning("second signal: exiting without waiting for the build")
+            os._exit(128 + signum)
+        else:
+            stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handle)
+
+
 def _parent_gone(parent_pid: int | None) -> Callable[[], bool]:
     return lambda: parent_pid is not None and os.getppid() != parent_pid
 
@@ -183,8 +209,7 @@ def run_forever(settings: Settings, events: bool = True, parent_pid: int | None 
     """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        _stop_on_signals(stop)
     gone = _parent_gone(parent_pid)
     path = lock_file(settings, SCHEDULER_LOCK)
     fd = wait_lock(path, 0)
