@@ -11,7 +11,10 @@ lock to clean up by hand):
   ``feedserver build`` never publish at the same time.
 
 flock locks belong to an open file, so two threads of one process that each
-open the file also exclude each other (the tests rely on that).
+open the file also exclude each other (the tests rely on that).  A forked
+child shares that open file: a build's worker processes would keep the lock
+alive after a ``kill -9`` of their parent, so every child closes its copies
+right after the fork (the parent's lock is untouched).
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ from .config import Settings
 SCHEDULER_LOCK = "scheduler.lock"
 BUILD_LOCK = "build.lock"
 _POLL = 0.05
+_HELD: set[int] = set()  # descriptors holding a lock in this process
+
+
+def _drop_inherited() -> None:
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited)
 
 
 def lock_file(settings: Settings, name: str) -> Path:
@@ -48,11 +62,13 @@ def try_lock(path: Path) -> int | None:
     except BaseException:
         os.close(fd)
         raise
+    _HELD.add(fd)
     return fd
 
 
 def release(fd: int) -> None:
     """Drop a lock taken with :func:`try_lock` (closing the file releases it)."""
+    _HELD.discard(fd)
     os.close(fd)
 
 

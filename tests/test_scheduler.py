@@ -396,3 +396,27 @@ def test_a_second_scheduler_on_the_same_state_stands_by(settings: Settings, out:
         first.join(10)
         second.join(10)
     assert not first.is_alive() and not second.is_alive()
+
+
+def test_a_process_forked_by_a_build_does_not_keep_the_lock(settings: Settings) -> None:
+    path = lock_file(settings, BUILD_LOCK)
+    fd = try_lock(path)
+    assert fd is not None
+    gate_read, gate_write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # like a pool worker: lives on, holds whatever it inherited
+        os.write(ready_write, b"x")
+        os.read(gate_read, 1)
+        os._exit(0)
+    try:
+        assert os.read(ready_read, 1) == b"x"  # the child runs (its fork hooks have run)
+        release(fd)
+        again = try_lock(path)  # the child is still alive
+        assert again is not None
+        release(again)
+    finally:
+        os.write(gate_write, b"x")
+        os.waitpid(pid, 0)
+        for end in (gate_read, gate_write, ready_read, ready_write):
+            os.close(end)
