@@ -15,6 +15,7 @@ import click
 from .config import Settings, load_settings
 from .errors import FeedserverError
 from .job import BuildReport, run_build, terminal_progress
+from .locks import build_lock
 
 
 def _settings(config: str | None, **overrides: object) -> Settings:
@@ -50,7 +51,8 @@ def build(config: str | None, output_dir: str | None) -> None:
     """Build and publish every channel into the output folder."""
     settings = _settings(config, output_dir=output_dir)
     try:
-        report = run_build(settings, progress=terminal_progress)
+        with build_lock(settings):  # never at the same time as a running scheduler's build
+            report = run_build(settings, progress=terminal_progress)
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
     _print_problems(report)

@@ -70,6 +70,10 @@ class Refresher:
 
     def run(self, reason: str = "direct") -> Outcome:
         """Build once; another build holding the lock for a whole interval skips this one."""
+        if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
+            log.error("run skipped (%s): seeds folder %s is missing; the last good output "
+                      "stays", reason, self.settings.seeds_dir)
+            return Outcome(None)
         with build_lock(self.settings, timeout=self.settings.refresh_interval) as locked:
             if not locked:
                 log.warning("run skipped (%s): another build holds %s", reason,
@@ -242,6 +246,9 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
             if gone():
                 log.info("parent process ended; stopping")
                 break
+            if watcher is not None and watcher.revive():
+                log.info("watching %s again", watcher.root)
+                scheduler.wake("seeds folder is back")
     finally:
         if watcher is not None:
             watcher.stop()

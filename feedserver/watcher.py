@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,6 +210,15 @@ class _Handler(FileSystemEventHandler):
             self.wake(f"{src or dest} moved")
 
 
+def _identity(folder: str) -> tuple[int, int] | None:
+    """(device, inode) of a folder, or None if it is not one."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
 def _observer() -> tuple[BaseObserver, bool]:
     """The platform's observer, and whether it reports opens and closes (inotify)."""
     try:
@@ -236,6 +246,8 @@ class Watcher:
         self.writes = writes
         self.wake = wake
         self._observer = observer
+        self._started = False
+        self._watched: tuple[int, int] | None = None
 
     @classmethod
     def for_platform(cls, seeds_dir: str | Path, wake: Callable[[str], None],
@@ -249,6 +261,7 @@ class Watcher:
         if self._observer is None:
             self._observer = Observer()
         handler = _Handler(self.root, self.writes, self.wake)
+        self._watched = _identity(self.root)
         try:
             self._observer.schedule(handler, self.root, recursive=True,
                                     event_filter=_filter(self.writes.close_events))
@@ -258,7 +271,19 @@ class Watcher:
                         self.root, exc.strerror or exc)
             self.writes.close_events = False
             return False
+        self._started = True
         return True
+
+    def revive(self) -> bool:
+        """Watch again if seeds/ was removed or replaced (the observer watches an inode)."""
+        if not self._started or self._observer is None:
+            return False
+        identity = _identity(self.root)
+        if identity is None or (identity == self._watched and self._observer.is_alive()):
+            return False
+        self.stop()
+        self._observer, _ = _observer()
+        return self.start()
 
     def stop(self) -> None:
         if self._observer is not None and self._observer.is_alive():

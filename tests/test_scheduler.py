@@ -235,6 +235,16 @@ def test_a_build_waits_for_another_holding_the_build_lock(
     assert Refresher(quick, clock).run().report.published
 
 
+def test_a_missing_seeds_folder_publishes_nothing(settings: Settings, clock: FakeClock,
+                                                   out: Path, seeds: Path) -> None:
+    job = Refresher(settings, clock)
+    job.run()
+    before = channel_state(out, "")
+    seeds.rename(seeds.with_name("seeds.unmounted"))
+    assert job.run().report is None
+    assert channel_state(out, "") == before
+
+
 # --- the scheduler and the watcher, live ------------------------------------------------------
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -420,3 +430,23 @@ def test_a_process_forked_by_a_build_does_not_keep_the_lock(settings: Settings) 
         os.waitpid(pid, 0)
         for end in (gate_read, gate_write, ready_read, ready_write):
             os.close(end)
+
+
+@linux_only
+def test_the_watcher_follows_a_seeds_folder_made_again(settings: Settings, out: Path,
+                                                       seeds: Path) -> None:
+    stop = threading.Event()  # refresh_interval is 30 s: only events publish in time
+    owner = threading.Thread(target=run_forever, args=(settings,), kwargs={"stop": stop})
+    owner.start()
+    try:
+        assert eventually(lambda: (out / MANIFEST).exists())
+        old = seeds.rename(seeds.with_name("seeds.old"))
+        time.sleep(1.0)  # a while without seeds/: the observer still watches seeds.old
+        seeds.mkdir()
+        for path in old.rglob("*.md"):
+            write(seeds / path.relative_to(old), path.read_bytes(), mtime=time.time() - 60)
+        (seeds / "back.md").write_text(article("Folder made again"), encoding="utf-8")
+        assert eventually(lambda: published(out, "Folder made again"))
+    finally:
+        stop.set()
+        owner.join(10)
