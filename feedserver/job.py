@@ -28,7 +28,7 @@ from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
-from .publish import PublishResult, load_manifest, publish, write_status
+from .publish import PublishResult, load_manifest, publish, recover, write_status
 from .workers import Executor
 
 __all__ = [
@@ -119,6 +119,8 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
+    if publish_output and out_dir.is_dir():
+        recover(out_dir)  # a publish killed half-way is finished (or undone) first
     with Ledger(settings.ledger_file) as ledger:
         sources = gather(settings, ledger, progress, hold)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now)

@@ -8,12 +8,12 @@ Last-Modified, media type and encodings, and the paths that went away (served
 as 410 Gone).
 
 A publish writes every new body, then the new manifest, to temporary files
-first; only when all of them are on disk are they renamed into place, the
-manifest last.  A full disk or a crash before that leaves the previous output
-untouched (renames need no space); a rename never leaves a torn file, so a
-reader always gets a whole old or a whole new body.  A marker file says a
-publish is under way; the next publish that finds it (after a kill -9) removes
-the temporary files left behind.  Files whose bytes did not change are not
+first, then a journal listing the renames; only then are they renamed into
+place, the manifest last.  A full disk or a crash before the journal leaves
+the previous output untouched (its temp files are removed by the next
+publish, which finds the marker file); a crash after it is rolled forward by
+the next start (:func:`recover`).  A rename never leaves a torn file, so a
+reader always gets a whole old or a whole new body.  Files whose bytes did not change are not
 rewritten, nor compressed again: their mtime, ETag and Last-Modified stay put,
 which is what keeps polling cheap.  The manifest also records each channel's
 content signature, so the next build knows which channels it may skip.
@@ -43,6 +43,7 @@ META_DIR = ".feedserver"
 MANIFEST = f"{META_DIR}/manifest.json"
 STATUS = f"{META_DIR}/status.json"
 PUBLISHING = f"{META_DIR}/publishing"
+JOURNAL = f"{META_DIR}/journal.json"
 ENCODINGS = {"br": ".br", "gzip": ".gz"}
 _MIN_COMPRESS = 256
 # Measured on generated feeds: brotli 5 and gzip 6 are 5x and 1.4x faster than
@@ -161,15 +162,29 @@ def clean_temporaries(out_dir: Path) -> int:
 
 
 def recover(out_dir: Path) -> int:
-    """After a crash mid-publish (the marker is still there), clean up its temp files.
+    """Finish or undo a publish that a crash (kill -9) interrupted; returns temp files removed.
 
-    Cheap when the last publish finished: one stat, no walk of the folder.
+    If the journal is there, every file and the manifest were staged when the
+    crash came: the renames are finished (roll forward), so the output is the
+    new version whole.  If only the marker is there, the crash came while
+    staging: the temp files are removed and the old output stays.  Cheap when
+    the last publish finished: two stats, no walk of the folder.
     """
-    if not (out_dir / PUBLISHING).exists():
+    journal = out_dir / JOURNAL
+    if journal.exists():
+        try:
+            renames = json.loads(journal.read_text(encoding="utf-8"))["renames"]
+        except (OSError, ValueError, KeyError):
+            renames = []  # torn journal: it was never complete, so nothing was renamed
+        for tmp, target in renames:
+            if os.path.exists(tmp):
+                os.replace(tmp, target)
+    elif not (out_dir / PUBLISHING).exists():
         return 0
     count = clean_temporaries(out_dir)
-    with contextlib.suppress(OSError):
-        (out_dir / PUBLISHING).unlink()
+    for name in (JOURNAL, PUBLISHING):
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink()
     return count
 
 
@@ -209,11 +224,11 @@ def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = No
 
 def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[str],
            prune: bool, signatures: dict[str, str]) -> PublishResult:
-    """Stage the manifest, then rename every file into place, then the manifest.
+    """Stage the manifest and a journal of the renames, then rename everything into place.
 
-    Renames need no free space, so once the manifest is staged nothing can
-    fail half-way for lack of disk; a crash before the manifest's rename
-    leaves the old manifest, whose files are only replaced by complete ones.
+    Renames need no free space, so once the journal is on disk nothing can
+    fail half-way for lack of room; a crash before the journal leaves the old
+    output, a crash after it is finished by :func:`recover`.
     """
     manifest: dict[str, Any] = {"version": 1, "files": {p.path: p.entry for p in ready},
                                 "gone": [], "channels": dict(signatures)}
@@ -224,22 +239,23 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
             manifest["files"].setdefault(path, entry)
     removed = sorted(set(old["files"]) - set(manifest["files"]))
     manifest["gone"] = sorted((set(old["gone"]) | set(removed)) - set(manifest["files"]))
+    renames = [list(pair) for item in ready for pair in item.staged]
     try:
-        staged_manifest = _stage_json(out_dir / MANIFEST, manifest)
+        renames.append([_stage_json(out_dir / MANIFEST, manifest), str(out_dir / MANIFEST)])
+        write_json(out_dir / JOURNAL, {"renames": renames})
     except PublishError:
-        discard(ready)
+        discard([*ready, Prepared(MANIFEST, {}, tuple(tuple(r) for r in renames[-1:]))])
         raise
-    for item in ready:
-        for tmp, target in item.staged:
-            os.replace(tmp, target)
-    os.replace(staged_manifest, out_dir / MANIFEST)
+    for tmp, target in renames:
+        os.replace(tmp, target)
     for path in removed:
         for suffix in ("", *ENCODINGS.values()):
             with contextlib.suppress(OSError):
                 (out_dir / (path + suffix)).unlink()
         _remove_empty_parents(out_dir, (out_dir / path).parent)
-    with contextlib.suppress(OSError):
-        (out_dir / PUBLISHING).unlink()
+    for name in (JOURNAL, PUBLISHING):
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
     return PublishResult(written, len(ready) - len(written), removed)
 

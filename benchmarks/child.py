@@ -1,0 +1,112 @@
+"""What the benchmark runs in a fresh process: one cold build, or the incremental series.
+
+``python -m benchmarks.child cold SITE`` builds SITE (seeds/, config.toml) into a
+fresh out/ and state/ and prints a JSON report.  ``... incremental SITE N``
+keeps one process alive, like the scheduler does, and times N rounds of: one
+file changed, one added, one deleted (each followed by a build), restoring the
+corpus at the end.  ``--pages`` builds the whole site (HTML pages and embeds
+too) instead of feeds only, which is what Hugo is asked to build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from feedserver.config import Settings, load_settings
+from feedserver.job import BuildReport, run_build
+from feedserver.pipeline import Output, Site, render_channels
+
+from .corpus import extra_article
+
+
+def feeds_only(site: Site) -> Output:
+    """Every channel in every format, validated: the feeds, no pages."""
+    return render_channels(site, site.channels)
+
+
+def settings_for(site: Path) -> Settings:
+    return load_settings(site / "config.toml", env={})
+
+
+def build(settings: Settings, pages: bool) -> BuildReport:
+    report = run_build(settings, render=None if pages else feeds_only)
+    if report.errors:
+        raise SystemExit(f"build reported errors: {report.errors[:5]}")
+    return report
+
+
+def cold(site: Path, pages: bool) -> dict[str, object]:
+    for folder in ("out", "state"):
+        shutil.rmtree(site / folder, ignore_errors=True)
+    settings = settings_for(site)
+    started = time.perf_counter()
+    report = build(settings, pages)
+    seconds = time.perf_counter() - started
+    feeds = sum(1 for _, _, names in os.walk(site / "out") for name in names
+                if name in ("feed.rss", "feed.atom", "feed.json"))
+    return {"seconds": seconds, "articles": report.articles, "channels": report.channels,
+            "feeds": feeds, "files": report.files}
+
+
+def newest(seeds: Path) -> Path:
+    """The most recent news article: in 'all' and its topics, the costly case."""
+    return max((p for p in seeds.rglob("*.txt")), key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def _timed(settings: Settings, pages: bool) -> tuple[float, int]:
+    started = time.perf_counter()
+    report = build(settings, pages)
+    return time.perf_counter() - started, report.rendered_channels
+
+
+def incremental(site: Path, rounds: int, pages: bool) -> dict[str, object]:
+    settings = settings_for(site)
+    build(settings, pages)  # the process is warm and the output current, as in the scheduler
+    seeds = Path(settings.seeds_dir)
+    target = newest(seeds)
+    original, stat = target.read_bytes(), target.stat()
+    times: dict[str, list[float]] = {"noop": [], "change": [], "add": [], "delete": []}
+    channels: dict[str, int] = {}
+    try:
+        for n in range(rounds):
+            times["noop"].append(_timed(settings, pages)[0])
+            stamp = stat.st_mtime + 60 * (n + 1)
+            target.write_bytes(original + f"\nA correction, round {n}.\n".encode())
+            os.utime(target, (stamp, stamp))
+            times["change"].append(_record(channels, "change", _timed(settings, pages)))
+            added = seeds / f"zz-added-{n}.txt"
+            added.write_text(extra_article(n), encoding="utf-8")
+            os.utime(added, (stamp + 1, stamp + 1))
+            times["add"].append(_record(channels, "add", _timed(settings, pages)))
+            added.unlink()
+            times["delete"].append(_record(channels, "delete", _timed(settings, pages)))
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        for stray in seeds.glob("zz-added-*.txt"):
+            stray.unlink()
+    return {"times": times, "channels": channels}
+
+
+def _record(channels: dict[str, int], kind: str, result: tuple[float, int]) -> float:
+    channels[kind] = result[1]
+    return result[0]
+
+
+def main(argv: list[str]) -> None:
+    pages = "--pages" in argv
+    args = [a for a in argv if a != "--pages"]
+    if args[0] == "cold":
+        result = cold(Path(args[1]), pages)
+    else:
+        result = incremental(Path(args[1]), int(args[2]), pages)
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,96 @@
+"""Run a command and measure it: wall time and the peak memory of all its processes.
+
+Memory is sampled every few milliseconds over the whole process tree (the
+command and every worker it forks).  Two sums are kept: PSS (proportional set
+size: a page shared by N processes counts 1/N in each, so the sum is what the
+tree really occupies) and RSS (shared pages counted in every process: an
+upper bound).  A sampler can miss a peak shorter than its interval; on builds
+that last seconds that error is small.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+INTERVAL = 0.01
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run."""
+
+    seconds: float
+    pss_mib: float
+    rss_mib: float
+    output: str
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _sample(root: psutil.Process) -> tuple[float, float]:
+    pss = rss = 0.0
+    for proc in _tree(root):
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        pss += getattr(info, "pss", info.rss)
+        rss += info.rss
+    return pss / MiB, rss / MiB
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run ``command`` to completion; raise with its output if it fails."""
+    peak = [0.0, 0.0]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    root = psutil.Process(proc.pid)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            pss, rss = _sample(root)
+            peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
+            done.wait(INTERVAL)
+
+    sampler = threading.Thread(target=watch, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    text = output.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-3000:]}")
+    return Run(seconds, peak[0], peak[1], text)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Median, min and max of repeated measurements."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Figure:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def show(self, digits: int = 2, unit: str = "") -> str:
+        if self.low == self.high:
+            return f"{self.median:.{digits}f}{unit}"
+        return (f"{self.median:.{digits}f}{unit} "
+                f"[{self.low:.{digits}f}-{self.high:.{digits}f}]")
