@@ -163,11 +163,16 @@ def test_a_new_file_reaches_every_worker_and_the_job_runs_once_per_interval(
     assert "scheduler stopped after" in log.read_text()
 
 
-def test_a_killed_master_takes_its_scheduler_with_it(
+def test_a_killed_scheduler_comes_back_and_a_killed_master_takes_it_along(
         serve: tuple[subprocess.Popen[bytes], int, Path]) -> None:
     process, _, log = serve
     until(lambda: STARTED.search(log.read_text()), 30, "scheduler", log)
-    scheduler = int(STARTED.findall(log.read_text())[0][1])
+    first = int(STARTED.findall(log.read_text())[0][1])
+    os.kill(first, signal.SIGKILL)
+    until(lambda: len(STARTED.findall(log.read_text())) == 2, 30, "restarted scheduler", log)
+    scheduler = int(STARTED.findall(log.read_text())[1][1])
+    assert scheduler != first and alive(scheduler)
+    until(lambda: [r for r in runs(log) if r.pid == scheduler], 30, "restarted run", log)
     process.kill()
     process.wait(10)
     until(lambda: not alive(scheduler), 10, "orphaned scheduler to stop", log)
