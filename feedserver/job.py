@@ -28,7 +28,7 @@ from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
-from .publish import PublishResult, load_manifest, publish, recover, write_status
+from .publish import PublishResult, begin, load_manifest, publish, recover, write_status
 from .workers import Executor
 
 __all__ = [
@@ -130,6 +130,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         del bodies
         manifest = load_manifest(out_dir)
         if publish_output:
+            begin(out_dir)  # workers stage files from here on; see publish.recover
             site = replace(site, fresh=fresh_channels(site, manifest, out_dir),
                            executor=Executor(out_dir, manifest["files"], processes(settings)))
         output = (render or render_site)(site)

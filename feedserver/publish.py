@@ -209,8 +209,7 @@ def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = No
     -> content signature) are recorded in the manifest for the next build.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    recover(out_dir)
-    begin(out_dir)
+    begin(out_dir)  # the caller ran recover() before anything was staged
     old = load_manifest(out_dir)
     ready = list(prepared)
     try:
