@@ -4,7 +4,8 @@
   ``feed.html``, rendered by :mod:`feedserver.embed`) instead of raw XML or JSON,
   chosen from the ``Accept`` header; everything else (feed readers, ``*/*``, no
   ``Accept``, scripts' ``fetch``) gets the feed.  Both answers vary on
-  ``Accept``.  Why HTML and not an XSLT stylesheet: Chromium shows
+  ``Accept``, and the page is ``Cache-Control: private`` (see
+  :func:`cache_scope`).  Why HTML and not an XSLT stylesheet: Chromium shows
   ``application/rss+xml`` as plain text and has deprecated XSLT, so XSLT would
   need content negotiation anyway *and* a second renderer in a dying language;
   pre-rendered HTML needs neither, and the feed bytes stay untouched for readers
@@ -95,6 +96,17 @@ def html_alternate(path: str) -> str | None:
 def varies_on_accept(path: str) -> bool:
     """Feeds and their readable pages: a cache must key them by ``Accept``."""
     return html_alternate(path) is not None or path.rpartition("/")[2] == PREVIEW
+
+
+def cache_scope(path: str) -> str:
+    """``private`` for the page served in place of a feed, else ``public``.
+
+    Shared caches that ignore ``Vary: Accept`` (several CDNs do, for anything
+    but images) could otherwise hand a browser's HTML to the next feed reader;
+    kept out of them, the page cannot poison a feed URL, and browsers still
+    cache it for themselves.
+    """
+    return "private" if path.rpartition("/")[2] == PREVIEW else "public"
 
 
 def is_embed_script(path: str) -> bool:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from werkzeug.http import http_date, parse_date
 
 from .config import Settings
-from .negotiate import frame_ancestors, varies_on_accept
+from .negotiate import cache_scope, frame_ancestors, varies_on_accept
 from .publish import ENCODINGS, MANIFEST, etag_of
 
 CORS_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json",
@@ -85,7 +85,7 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
         media = "application/octet-stream"
     kind = media.split(";")[0].strip()
     headers = [("Content-Type", media), NOSNIFF,
-               ("Cache-Control", f"public, max-age={settings.refresh_interval}")]
+               ("Cache-Control", f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
     encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
                  if name in ENCODINGS}
     vary = ["Accept"] if varies_on_accept(path) else []

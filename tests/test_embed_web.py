@@ -63,8 +63,10 @@ def test_feed_urls_negotiate_between_feed_and_page(client: FlaskClient, path: st
         assert reader.headers["Content-Type"] == f"{kind}; charset=utf-8", accept
         assert reader.headers["Vary"] == "Accept, Accept-Encoding"
         assert reader.headers["Access-Control-Allow-Origin"] == "*"
+    assert reader.headers["Cache-Control"].startswith("public, ")
     browser = client.get(path, headers={"Accept": CHROME})
     assert browser.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert browser.headers["Cache-Control"].startswith("private, ")  # never in a CDN
     assert browser.headers["Vary"] == "Accept, Accept-Encoding"
     assert browser.headers["ETag"] != reader.headers["ETag"]
     page = browser.get_data(as_text=True)
