@@ -17,7 +17,9 @@ The hold rule, for a file whose size or mtime changed since the last build:
    still what they were then: a normal save is published at once;
 2. otherwise, where the platform reports opens and closes (Linux), it waits
    while anyone has it open: a slow writer that pauses for seconds with the
-   file open is never published half-way;
+   file open is never published half-way (after ``STALE_OPEN`` seconds without
+   a write the file is taken as finished: a lost close event must not hold it
+   forever);
 3. otherwise it waits until it has been left alone for ``settle`` seconds
    (its mtime is that old): the rule on platforms without close events, for
    changes made while nothing was watching, and for a bare ``touch``.
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 
 SETTLE = 2.0  # seconds a change must rest when no close event vouches for it
 SKEW = 60.0  # an mtime further ahead than this is another machine's clock: do not wait for it
+STALE_OPEN = 60.0  # open but unwritten this long: taken as finished (a close event was lost)
 Snapshot = tuple[int, int]  # (size, mtime_ns)
 
 
@@ -108,13 +111,20 @@ class Writes:
         with self._lock:
             self._files.setdefault(path, _FileState()).opens += 1
 
-    def closed(self, path: str, whole: Snapshot | None) -> None:
-        """A close; ``whole`` is the file's (size, mtime_ns) when a writer closed it."""
+    def closed(self, path: str, whole: Snapshot | None, wrote: bool) -> None:
+        """A close; ``whole`` is the file's (size, mtime_ns) when a writer closed it.
+
+        A writer's close also clears the count of opens: one left over from a
+        reader that held the old file of an editor's save would otherwise
+        hold every later change that comes without a close.
+        """
         with self._lock:
             state = self._files.setdefault(path, _FileState())
-            state.opens = max(0, state.opens - 1)
+            state.opens = 0 if wrote else max(0, state.opens - 1)
             if whole is not None:
                 state.whole = whole
+            if state.opens == 0 and state.whole is None:
+                del self._files[path]  # nothing to remember (our own reads end here)
 
     def renamed_in(self, path: str, whole: Snapshot | None) -> None:
         """A file renamed into place is whole (the writer finished it elsewhere)."""
@@ -127,13 +137,14 @@ class Writes:
 
     def wait_for(self, entry: Entry, now: datetime) -> float | None:
         """Seconds to wait before ``entry`` may be read, or None if it is whole now."""
+        age = now.timestamp() - entry.mtime_ns / 1e9
         with self._lock:
             state = self._files.get(entry.path)
             if state is not None and state.whole == (entry.size, entry.mtime_ns):
                 return None
-            if self.close_events and state is not None and state.opens > 0:
+            if self.close_events and state is not None and state.opens > 0 \
+                    and age < STALE_OPEN:
                 return self.settle  # a close will wake the job; look again anyway
-        age = now.timestamp() - entry.mtime_ns / 1e9
         if -SKEW < age < self.settle:
             return self.settle - age + 0.05
         return None
@@ -191,9 +202,9 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, FileOpenedEvent):
             self.writes.opened(src)
         elif isinstance(event, FileClosedNoWriteEvent):
-            self.writes.closed(src, None)
+            self.writes.closed(src, None, wrote=False)
         elif isinstance(event, FileClosedEvent):
-            self.writes.closed(src, _snapshot(os.fsdecode(event.src_path)))
+            self.writes.closed(src, _snapshot(os.fsdecode(event.src_path)), wrote=True)
             self.wake(f"{src} written")
         elif isinstance(event, FileDeletedEvent):
             self.writes.forget(src)

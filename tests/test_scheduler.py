@@ -175,7 +175,7 @@ def test_close_write_publishes_at_once_and_an_open_writer_is_held(
 
     write(path, article("Open file"), mtime=clock.ago(0.05))
     stat = path.stat()
-    writes.closed("open.md", (stat.st_size, stat.st_mtime_ns))
+    writes.closed("open.md", (stat.st_size, stat.st_mtime_ns), wrote=True)
     assert job.run().held == []  # no settle wait: the close said it is whole
     assert "Open file" in items(out)
 
@@ -190,6 +190,42 @@ def test_close_write_publishes_at_once_and_an_open_writer_is_held(
     writes.renamed_in("renamed.md", (stat.st_size, stat.st_mtime_ns))
     assert job.run().held == ["open.md"]
     assert "Renamed in" in items(out)
+
+
+NOW_NS = 1_800_000_000 * 10**9
+
+
+@pytest.mark.parametrize(("close_events", "events", "age", "wait"), [
+    (True, [], 30.0, None),  # changed while nothing watched, long ago
+    (True, [], 0.5, 1.55),  # changed moments ago: let it settle
+    (True, ["whole"], 0.1, None),  # closed by its writer just now: whole
+    (True, ["open"], 30.0, 2.0),  # open after a write, paused: wait for its close
+    (True, ["open"], 61.0, None),  # open, untouched for a minute: a lost close
+    (True, ["open", "open", "whole"], 0.1, None),  # a reader's open does not outlive a save
+    (True, ["open", "open", "whole", "touch"], 30.0, None),  # ... nor hold a later change
+    (True, ["open", "read-close"], 30.0, None),  # a reader came and went
+    (False, ["open"], 30.0, None),  # no close events: only the settle time counts
+    (False, [], -10.0, 12.05),  # mtime a little ahead: wait
+    (False, [], -120.0, None),  # far ahead: another clock; do not wait for it
+])
+def test_the_hold_rule(close_events: bool, events: list[str], age: float,
+                       wait: float | None) -> None:
+    from feedserver.scan import Entry
+
+    writes = Writes(close_events=close_events, settle=2.0)
+    mtime = NOW_NS - int(age * 1e9)
+    for event in events:
+        if event == "open":
+            writes.opened("a.md")
+        elif event == "whole":
+            writes.closed("a.md", (10, mtime), wrote=True)
+        elif event == "touch":
+            mtime -= 5 * 10**9
+        elif event == "read-close":
+            writes.closed("a.md", None, wrote=False)
+    now = datetime.fromtimestamp(NOW_NS / 1e9, UTC)
+    got = writes.wait_for(Entry("a.md", "/seeds/a.md", 10, mtime), now)
+    assert got == (None if wait is None else pytest.approx(wait))
 
 
 def test_a_good_file_turned_bad_keeps_its_last_good_version(
