@@ -175,24 +175,38 @@ class Store:
         return Snapshot((st.st_ino, st.st_mtime_ns, st.st_size), files, gone)
 
     def read(self, filename: str) -> tuple[str, bytes] | None:
-        """(ETag, body) of the file as it is now, or None if it is not there."""
+        """(ETag, body) of the file as it is now, or None if it is not there.
+
+        A cached body is keyed by the identity ``fstat`` gave for the very
+        descriptor it was read from.  Publishing replaces files by rename and
+        never rewrites one in place, so an identity names one body for good:
+        when ``lstat`` of the path reports an identity already cached, that
+        body is the current one (one syscall on the hot path); otherwise the
+        file is opened and its own descriptor is ``fstat``-ed and read.
+        """
+        path = os.path.join(self.root, filename)
         try:
-            fd = os.open(os.path.join(self.root, filename), os.O_RDONLY | _NOFOLLOW)
+            st = os.lstat(path)
+        except OSError:
+            return None
+        found = self.cache.get((filename, st.st_ino, st.st_mtime_ns, st.st_size))
+        return found if found is not None else self._load_body(filename, path)
+
+    def _load_body(self, filename: str, path: str) -> tuple[str, bytes] | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except OSError:
             return None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 return None
-            key = (filename, st.st_ino, st.st_mtime_ns, st.st_size)
-            found = self.cache.get(key)
-            if found is None:
-                body = _read_all(fd, st.st_size)
-                found = (etag_of(body), body)
-                self.cache.put(key, found)
-            return found
+            body = _read_all(fd, st.st_size)
         finally:
             os.close(fd)
+        found = (etag_of(body), body)
+        self.cache.put((filename, st.st_ino, st.st_mtime_ns, st.st_size), found)
+        return found
 
 
 def _read_all(fd: int, size: int) -> bytes:
