@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 JOB_ID = "build"
-DEBOUNCE = 0.1  # seconds: a burst of events (a save, a copied folder) makes one build
+DEBOUNCE = 0.05  # seconds: a burst of events (a save, a copied folder) makes one build
 
 
 def utc_now() -> datetime:
