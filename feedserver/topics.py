@@ -58,13 +58,16 @@ def _case_fixes() -> dict[int, str] | None:
 
 
 _FIXES = _case_fixes()
+_SPECIAL = re.compile("[" + re.escape("".join(chr(c) for c in _FIXES or {})) + "\u0130]")
 
 
 def _fold(text: str) -> str | None:
     """Lowercase with re's extra equivalences, or None if lengths would change."""
     if _FIXES is None:
         return None
-    folded = text.replace("\u0130", "i").lower().translate(_FIXES)
+    folded = text.lower()
+    if _SPECIAL.search(text) or _SPECIAL.search(folded):
+        folded = text.replace("\u0130", "i").lower().translate(_FIXES)
     return folded if len(folded) == len(text) else None
 
 

@@ -11,7 +11,8 @@ build, byte for byte.
 
 Workers are forked after the site is assembled and the garbage collector's
 objects are frozen, so they share the parent's articles instead of copying
-them.  Channels go out largest first, one at a time, so both cores stay busy.
+them.  The unit of work is one channel in one format, largest channels first,
+so both cores stay busy even when only two channels changed.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PublishError
-from .feeds import ItemCache
-from .models import Channel
-from .pipeline import Output, Site, render_channel
+from .feeds import FORMATS, Format, ItemCache, render
+from .models import Channel, Problem, Rendered
+from .pipeline import Output, Site, channel_file
 from .publish import Prepared, discard, prepare
+from .validate import validate
 
 PARALLEL_MIN = 4
 
@@ -41,6 +43,15 @@ class _Job:
     cache: ItemCache
 
 
+@dataclass
+class _Done:
+    """One channel in one format: staged if it passed, or the problems it had."""
+
+    index: int
+    staged: Prepared | None
+    problems: list[Problem]
+
+
 _JOB: _Job | None = None  # set in each forked worker by _start, never in the parent
 
 
@@ -49,29 +60,37 @@ def _start(job: _Job) -> None:
     _JOB = job
 
 
-def stage_channel(job: _Job, channel: Channel) -> Output:
-    """Render and validate one channel; stage its files if it passed."""
-    out = render_channel(job.site, channel, cache=job.cache)
-    staged: list[Prepared] = []
-    try:
-        for item in out.files:
-            staged.append(prepare(job.out_dir, item, job.published.get(item.path)))
-    except PublishError:
-        discard(staged)
-        raise
-    return Output(problems=out.problems, failed=out.failed, staged=staged)
+def stage_format(job: _Job, index: int, fmt: Format) -> _Done:
+    """Render one channel in one format, validate it, and stage it if it passed."""
+    channel = job.site.channels[index]
+    body = render(channel, fmt, job.site.context, job.cache)
+    problems = validate(channel, fmt.name, body)
+    if problems:
+        return _Done(index, None, problems)
+    item = Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
+                    channel.updated, channel.slug)
+    return _Done(index, prepare(job.out_dir, item, job.published.get(item.path)), [])
 
 
-def _one(index: int) -> Output | PublishError:
-    assert _JOB is not None, "worker started without a job"
+def _run(job: _Job, task: tuple[int, str]) -> _Done | PublishError:
     try:
-        return stage_channel(_JOB, _JOB.site.channels[index])
+        return stage_format(job, task[0], FORMATS[task[1]])
     except PublishError as exc:
         return exc
 
 
+def _one(task: tuple[int, str]) -> _Done | PublishError:
+    assert _JOB is not None, "worker started without a job"
+    return _run(_JOB, task)
+
+
 class Executor:
-    """Callable the shell puts on :class:`Site`: stale channels -> staged output."""
+    """Callable the shell puts on :class:`Site`: stale channels -> staged output.
+
+    The unit of work is one channel in one format, so even the two or three
+    channels of an incremental build keep both cores busy; a channel whose
+    formats do not all pass is then left out whole, as the sequential path does.
+    """
 
     def __init__(self, out_dir: Path, published: dict[str, Any], processes: int) -> None:
         self.out_dir = out_dir
@@ -80,39 +99,49 @@ class Executor:
 
     def __call__(self, site: Site, channels: list[Channel]) -> Output:
         job = _Job(site, self.out_dir, self.published, ItemCache())
-        if self.processes < 2 or len(channels) < PARALLEL_MIN:
-            results: list[Output | PublishError] = []
-            for channel in channels:
-                try:
-                    results.append(stage_channel(job, channel))
-                except PublishError as exc:
-                    results.append(exc)
-            return _combine(results)
         position = {c.slug: i for i, c in enumerate(site.channels)}
-        order = sorted((position[c.slug] for c in channels),
-                       key=lambda i: -len(site.channels[i].articles))
+        tasks = sorted(((position[c.slug], name) for c in channels for name in FORMATS),
+                       key=lambda t: (-len(site.channels[t[0]].articles), t))
+        if self.processes < 2 or len(tasks) < PARALLEL_MIN:
+            return _combine(site, [_run(job, task) for task in tasks])
         gc.collect()
         gc.freeze()
         try:
             context = multiprocessing.get_context("fork")
-            with context.Pool(min(self.processes, len(order)), _start, (job,)) as pool:
-                results = list(pool.imap(_one, order))
+            with context.Pool(min(self.processes, len(tasks)), _start, (job,)) as pool:
+                return _combine(site, list(pool.imap(_one, tasks)))
         finally:
             gc.unfreeze()
-        # Back in channel order, so problems are listed as a sequential build lists them.
-        return _combine([r for _, r in sorted(zip(order, results, strict=True),
-                                              key=lambda pair: pair[0])])
 
 
-def _combine(results: list[Output | PublishError]) -> Output:
-    """One output from every worker's share; on a disk error, undo every staged file."""
+def _combine(site: Site, results: list[_Done | PublishError]) -> Output:
+    """One output from every task, channel by channel in site order; on a disk error,
+    undo every staged file."""
     out = Output()
+    done = [r for r in results if isinstance(r, _Done)]
     errors = [r for r in results if isinstance(r, PublishError)]
-    for result in results:
-        if isinstance(result, Output):
-            out.merge(result)
+    by_channel: dict[int, list[_Done]] = {}
+    for item in done:
+        by_channel.setdefault(item.index, []).append(item)
+    staged = [d.staged for d in done if d.staged is not None]
     if errors:
-        discard(out.staged)
+        discard(staged)
         raise errors[0]
+    order = list(FORMATS)
+    for index in sorted(by_channel):
+        parts = by_channel[index]
+        problems = [p for d in parts for p in d.problems]
+        if problems:
+            discard([d.staged for d in parts if d.staged is not None])
+            out.problems += sorted(problems, key=lambda p: order.index(_format_of(p, order)))
+            out.failed.add(site.channels[index].slug)
+        else:
+            out.staged += [d.staged for d in parts if d.staged is not None]
     out.staged.sort(key=lambda p: p.path)
     return out
+
+
+def _format_of(problem: Problem, order: list[str]) -> str:
+    """Which format a validation problem names ('channel x (feed.atom)' -> 'atom')."""
+    return next((name for name in order if f"({FORMATS[name].filename})" in problem.where),
+                order[0])
