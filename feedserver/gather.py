@@ -105,14 +105,15 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
 
 
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
-           hold: Hold | None = None) -> Sources:
+           hold: Hold | None = None, cached: dict[str, CachedFile] | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
     last good version stays (a new one waits), and it is not gone either.
+    ``cached`` is the ledger's parse cache when the caller already holds it.
     """
     entries, problems = scan.list_files(settings.seeds_dir)
-    cached = ledger.cached_files()
+    cached = ledger.cached_files() if cached is None else cached
     shaping = settings.fingerprint()
     out = Sources(problems=problems)
     todo: list[tuple[scan.Entry, str | None]] = []

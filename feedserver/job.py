@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
 from .publish import PublishResult, begin, load_manifest, publish, recover, write_status
+from .warm import Warm
 from .workers import Executor
 
 __all__ = [
@@ -111,10 +113,12 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
 
 def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
               progress: Progress | None = None, hold: Hold | None = None,
-              render: Render | None = None) -> BuildReport:
+              render: Render | None = None, warm: Warm | None = None) -> BuildReport:
     """Scan, parse, identify, render, validate and (unless told not to) publish.
 
     ``render`` replaces :func:`render_site` (the benchmarks build feeds only).
+    ``warm`` keeps the parse cache in memory between the builds of a
+    long-lived process (the scheduler's); without it the ledger is read.
     """
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -122,12 +126,13 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     if publish_output and out_dir.is_dir():
         recover(out_dir)  # a publish killed half-way is finished (or undone) first
     with Ledger(settings.ledger_file) as ledger:
-        sources = gather(settings, ledger, progress, hold)
+        cached, stored = warm.load(ledger) if warm is not None else (ledger.cached_files(),
+                                                                     ledger.bodies())
+        sources = gather(settings, ledger, progress, hold, cached)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now)
-        bodies = ledger.bodies()
-        bodies.update({path: body for path, (_, body) in sources.fresh.items()})
+        bodies = ChainMap({path: body for path, (_, body) in sources.fresh.items()}, stored)
         site, problems = assemble_site(sources.stubs, identities, settings, now, bodies)
-        del bodies
+        del bodies, stored
         manifest = load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover
@@ -144,7 +149,9 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                              keep=output.kept | _kept_paths(manifest, output.failed),
                              signatures=_signatures(site, output, manifest))
             _record(report, result)
-            ledger.store_files(sources.fresh, sources.forgotten, sources.touched)
+            generation = ledger.store_files(sources.fresh, sources.forgotten, sources.touched)
+            if warm is not None:
+                warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
             write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
                                          "severity": p.severity} for p in report.problems],
                          report.articles)

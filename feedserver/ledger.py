@@ -106,7 +106,7 @@ def load_stub(text: str) -> Stub:
         if values[at] is not None:
             values[at] = _dt(values[at])
     values[4] = tuple(values[4])
-    values[5] = tuple(tuple(pair) for pair in values[5])
+    values[5] = tuple(map(tuple, values[5]))
     return Stub(*values)
 
 
@@ -214,19 +214,31 @@ class Ledger:
         return self._retry(read)
 
     def store_files(self, rows: Mapping[str, tuple[CachedFile, Body]], removed: Iterable[str],
-                    touched: Mapping[str, tuple[int, int]] | None = None) -> None:
-        """Record new parses, new stats of unchanged bytes and forget removed files."""
+                    touched: Mapping[str, tuple[int, int]] | None = None) -> str:
+        """Record new parses, new stats of unchanged bytes and forget removed files.
+
+        Returns the cache's generation after the write (see :meth:`generation`).
+        """
         gone = [(p,) for p in removed]
         values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_stub(c.stub),
                    b.content_html, b.summary) for p, (c, b) in rows.items()]
         stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
 
-        def write() -> None:
+        def write() -> str:
             self.db.executemany("DELETE FROM sources WHERE path = ?", gone)
             self.db.executemany("UPDATE sources SET size = ?, mtime_ns = ? WHERE path = ?", stats)
             self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 values)
-        self._write(write)
+            if gone or stats or values:
+                self.db.execute("INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
+                                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            return str(row[0]) if row else "0"
+        return self._write(write)
+
+    def generation(self) -> str:
+        """Changes whenever any process changes the parse cache (see :class:`Warm`)."""
+        return self.get_meta("generation") or "0"
 
     # -- identities ------------------------------------------------------------------------
 

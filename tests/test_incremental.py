@@ -156,3 +156,28 @@ def test_deleted_output_file_is_rendered_again(build: Build, settings: Settings)
     (out / "topics/energy/feed.atom").unlink()
     report = build(now=NOW + timedelta(minutes=1))
     assert report.rendered_channels == 1 and (out / "topics/energy/feed.atom").is_file()
+
+
+def test_warm_cache_gives_the_same_output_and_notices_other_writers(
+        build: Build, settings: Settings, site_dir: Path, tmp_path: Path) -> None:
+    from feedserver.config import load_settings
+    from feedserver.job import Warm, run_build
+
+    warm = Warm()
+    seeds, out = Path(settings.seeds_dir), Path(settings.output_dir)
+    build(warm=warm)
+    write(seeds / "one.md", "---\ntitle: First extra\ntags: [Rail]\n---\nOne.\n")
+    build(now=NOW + timedelta(minutes=1), warm=warm)
+    write(seeds / "three.md", "---\ntitle: Third extra\ntags: [Rail]\n---\nThree.\n")
+    build(now=NOW + timedelta(minutes=2))  # another process writes the ledger: no warm cache
+    write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo.\n")
+    (seeds / "one.md").unlink()
+    report = build(now=NOW + timedelta(minutes=3), warm=warm)
+    assert report.parsed_files == 1 and report.rendered_channels == 2
+    assert {"Second extra", "Third extra"} <= set(titles(out, "topics/rail/feed.rss"))
+    cold = load_settings(site_dir / "config.toml", env={
+        "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "cold"),
+        "FEEDSERVER_STATE_DIR": str(tmp_path / "coldstate")})
+    run_build(cold, now=NOW + timedelta(minutes=3))
+    assert {k: v[0] for k, v in snapshot(out).items()} == \
+        {k: v[0] for k, v in snapshot(tmp_path / "cold").items()}
