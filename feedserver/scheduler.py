@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Settings
 from .errors import FeedserverError
-from .job import BuildReport, run_build
+from .job import BuildReport, Warm, run_build
 from .locks import BUILD_LOCK, SCHEDULER_LOCK, build_lock, lock_file, release, wait_lock
 from .watcher import Watcher, Writes
 
@@ -67,6 +67,7 @@ class Refresher:
         self.clock = clock
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
+        self.warm = Warm()  # parse cache kept between runs (see feedserver.warm)
 
     def run(self, reason: str = "direct") -> Outcome:
         """Build once; another build holding the lock for a whole interval skips this one."""
@@ -82,7 +83,7 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             try:
-                report = run_build(self.settings, now=now, hold=rule)
+                report = run_build(self.settings, now=now, hold=rule, warm=self.warm)
             except FeedserverError as exc:
                 log.error("build failed (%s): %s", reason, exc)
                 return Outcome(None)
