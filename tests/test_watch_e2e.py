@@ -66,8 +66,9 @@ def environment(site: Path, url: str) -> dict[str, str]:
 
 def spawn(site: Path, args: list[str], log: Path, env: dict[str, str]
           ) -> subprocess.Popen[bytes]:
+    command = args if args[0] == "-c" else ["-m", "feedserver", *args]
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "feedserver", *args], cwd=site,
+        return subprocess.Popen([sys.executable, *command], cwd=site,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -109,13 +110,30 @@ def fetch(port: int, path: str, workers: list[int]) -> tuple[int | None, bytes]:
         conn.close()
 
 
-@pytest.fixture
-def serve(site_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+# `feedserver serve` has no --preload; this runs its gunicorn application with it.
+PRELOADED = """
+import sys
+from feedserver.config import load_settings
+from feedserver.serve import FeedServer, gunicorn_options, start_background
+from feedserver.web import create_app
+
+settings = load_settings("config.toml")  # what the CLI reads from the current folder
+options = {**gunicorn_options(settings, "127.0.0.1", int(sys.argv[1]), 2), "preload_app": True}
+FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}), options,
+           lambda: start_background(settings)).run()
+"""
+
+
+@pytest.fixture(params=["workers", "preload"])
+def serve(request: pytest.FixtureRequest, site_dir: Path
+          ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     log = site_dir / "serve.log"
-    process = spawn(site_dir, ["serve", "--port", str(port), "--workers", "2"], log,
-                    environment(site_dir, url))
+    args = ["serve", "--port", str(port), "--workers", "2"]
+    if request.param == "preload":
+        args = ["-c", PRELOADED, str(port)]
+    process = spawn(site_dir, args, log, environment(site_dir, url))
     try:
         wait_ready(url, process, log)
         yield process, port, log
