@@ -5,11 +5,14 @@ command and every worker it forks).  Two sums are kept: PSS (proportional set
 size: a page shared by N processes counts 1/N in each, so the sum is what the
 tree really occupies) and RSS (shared pages counted in every process: an
 upper bound).  A sampler can miss a peak shorter than its interval; on builds
-that last seconds that error is small.
+that last seconds that error is small.  CPU time (user + system of the whole
+tree, from the kernel's accounting of reaped children) is reported too: on a
+shared machine it is disturbed far less than wall time.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import subprocess
 import threading
@@ -30,6 +33,7 @@ class Run:
     pss_mib: float
     rss_mib: float
     output: str
+    cpu: float = 0.0
 
 
 def _tree(root: psutil.Process) -> list[psutil.Process]:
@@ -54,6 +58,7 @@ def _sample(root: psutil.Process) -> tuple[float, float]:
 def run(command: list[str], env: dict[str, str] | None = None) -> Run:
     """Run ``command`` to completion; raise with its output if it fails."""
     peak = [0.0, 0.0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     root = psutil.Process(proc.pid)
@@ -69,12 +74,14 @@ def run(command: list[str], env: dict[str, str] | None = None) -> Run:
     sampler.start()
     output, _ = proc.communicate()
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     done.set()
     sampler.join()
     text = output.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-3000:]}")
-    return Run(seconds, peak[0], peak[1], text)
+    return Run(seconds, peak[0], peak[1], text, cpu)
 
 
 @dataclass(frozen=True)
