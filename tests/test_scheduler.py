@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from watchdog.observers.polling import PollingObserver
 
 from feedserver.config import Settings
 from feedserver.locks import BUILD_LOCK, SCHEDULER_LOCK, lock_file, release, try_lock
@@ -314,15 +315,19 @@ def live(settings: Settings) -> Iterator[Callable[..., Scheduler]]:
     started: list[tuple[Scheduler, Watcher | None]] = []
 
     def start(clock: Callable[[], datetime] | None = None, settle: float = 2.0,
-              events: bool = False, interval: int = 60) -> Scheduler:
+              events: bool = False, interval: int = 60, polling: bool = False) -> Scheduler:
         writes = Writes(close_events=False, settle=settle)
         refresher = Refresher(dataclasses.replace(settings, refresh_interval=interval),
                               clock or (lambda: datetime.now(UTC)), writes)
         scheduler = Scheduler(refresher)
         watcher = None
-        if events:
+        if polling:  # what platforms without close events get
+            watcher = Watcher(settings.seeds_dir, writes, scheduler.wake,
+                              PollingObserver(timeout=0.2))
+        elif events:
             watcher = Watcher.for_platform(settings.seeds_dir, scheduler.wake, settle)
             refresher.writes = watcher.writes
+        if watcher is not None:
             assert watcher.start()
         scheduler.start()
         started.append((scheduler, watcher))
@@ -404,6 +409,15 @@ def test_a_writer_pausing_with_the_file_open_is_not_published_half_way(
     assert eventually(lambda: published(out, "Paused writer"))
     assert "Part two" in items(out)["Paused writer"]["content_html"]
     assert runs_while_open >= 2  # it did look (the retries), and held each time
+
+
+def test_without_close_events_a_save_is_published_once_it_settles(
+        live: Callable[..., Scheduler], out: Path, seeds: Path) -> None:
+    scheduler = live(polling=True, settle=0.5)
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    (seeds / "polled.md").write_text(article("Seen by polling"), encoding="utf-8")
+    assert eventually(lambda: published(out, "Seen by polling"))
+    assert not scheduler.refresher.writes.close_events
 
 
 @linux_only
