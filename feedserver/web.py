@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
+from markupsafe import escape
 from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 
@@ -166,7 +167,7 @@ class Views:
         if path.endswith(".json"):
             body = json.dumps({"error": what.lower(), "status": code, "message": text})
             return Response(body, code, headers, content_type="application/json; charset=utf-8")
-        home = self.settings.base_url
+        home = escape(self.settings.base_url)
         body = (f'<!doctype html>\n<html lang="en"><meta charset="utf-8">'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">'
                 f"<title>{code} {what}</title><h1>{what}</h1><p>{text}</p>"
@@ -186,7 +187,8 @@ class Views:
         last = status.get("last_success")
         body = {"status": "ok" if last else "unavailable", "last_success": last,
                 "problems": len(problems),
-                "errors": sum(1 for p in problems if p.get("severity", "error") == "error"),
+                "errors": sum(1 for p in problems
+                              if isinstance(p, dict) and p.get("severity", "error") == "error"),
                 "articles": status.get("articles"),
                 "files": len(self.store.snapshot().files)}
         return Response(json.dumps(body), 200 if last else 503,
