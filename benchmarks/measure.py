@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import psutil
 
-INTERVAL = 0.01
+INTERVAL = 0.025
 MiB = 1024 * 1024
 
 

@@ -29,6 +29,7 @@ Progress = Callable[[str, int, int], None]
 Hold = Callable[[scan.Entry], bool]
 PARALLEL_MIN = 64
 CHUNK = 32
+STORE_BATCH = 500
 
 
 @dataclass
@@ -36,7 +37,9 @@ class Sources:
     """Stubs by path, what to cache, and what was met on the way."""
 
     stubs: dict[str, Stub] = field(default_factory=dict)
-    fresh: dict[str, tuple[CachedFile, Body]] = field(default_factory=dict)
+    fresh: dict[str, CachedFile] = field(default_factory=dict)
+    bodies: dict[str, Body] = field(default_factory=dict)
+    generation: str | None = None
     touched: dict[str, tuple[int, int]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
     seen_at: dict[str, datetime] = field(default_factory=dict)
@@ -105,12 +108,17 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
 
 
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
-           hold: Hold | None = None, cached: dict[str, CachedFile] | None = None) -> Sources:
+           hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
+           store: bool = False) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
     last good version stays (a new one waits), and it is not gone either.
     ``cached`` is the ledger's parse cache when the caller already holds it.
+    With ``store``, new parses go into the ledger's cache as they arrive (a
+    parse is true of the file's bytes whatever happens to the build), so a
+    cold build never holds every article's content at once; without it (a
+    ``check``) their content is kept in ``Sources.bodies`` and nothing is written.
     """
     entries, problems = scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
@@ -130,10 +138,20 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
         else:
             same = previous.sha256 if previous and previous.settings == shaping else None
             todo.append((entry, same))
+    batch: list[tuple[str, CachedFile, Body]] = []
     for done, outcome in enumerate(_outcomes(todo, settings), 1):
         _record(outcome, cached.get(outcome.path), shaping, out)
+        if outcome.path in out.fresh and outcome.body is not None:
+            batch.append((outcome.path, out.fresh[outcome.path], outcome.body))
+        if store and len(batch) >= STORE_BATCH:
+            out.generation = ledger.store_files(batch)
+            batch = []
         if progress:
             progress("reading", done, len(todo))
+    if store and batch:
+        out.generation = ledger.store_files(batch)
+    elif not store:
+        out.bodies = {path: body for path, _, body in batch}
     out.forgotten = set(cached) - out.present
     return out
 
@@ -152,5 +170,5 @@ def _record(outcome: Outcome, previous: CachedFile | None, shaping: str, out: So
     elif outcome.stub is not None and outcome.body is not None:
         out.problems += outcome.problems
         out.stubs[outcome.path] = outcome.stub
-        out.fresh[outcome.path] = (CachedFile(outcome.size, outcome.mtime_ns, outcome.sha256,
-                                              shaping, outcome.stub), outcome.body)
+        out.fresh[outcome.path] = CachedFile(outcome.size, outcome.mtime_ns, outcome.sha256,
+                                             shaping, outcome.stub)

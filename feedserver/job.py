@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from .config import Settings
 from .embed import render_embeds
 from .feeds import FORMATS
 from .gather import Hold, Progress, Sources, gather, processes
+from .incremental import Body
 from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
 from .pages import render_pages
@@ -111,6 +111,15 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
+def _bodies(sources: Sources, ledger: Ledger) -> Callable[[list[str]], dict[str, Body]]:
+    """Content for the given paths: this build's parses, else the ledger's cache."""
+    def fetch(paths: list[str]) -> dict[str, Body]:
+        found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
+        found.update(ledger.bodies([path for path in paths if path not in found]))
+        return found
+    return fetch
+
+
 def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
               progress: Progress | None = None, hold: Hold | None = None,
               render: Render | None = None, warm: Warm | None = None) -> BuildReport:
@@ -126,13 +135,11 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     if publish_output and out_dir.is_dir():
         recover(out_dir)  # a publish killed half-way is finished (or undone) first
     with Ledger(settings.ledger_file) as ledger:
-        cached, stored = warm.load(ledger) if warm is not None else (ledger.cached_files(),
-                                                                     ledger.bodies())
-        sources = gather(settings, ledger, progress, hold, cached)
+        cached = warm.load(ledger) if warm is not None else ledger.cached_files()
+        sources = gather(settings, ledger, progress, hold, cached, store=publish_output)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now)
-        bodies = ChainMap({path: body for path, (_, body) in sources.fresh.items()}, stored)
-        site, problems = assemble_site(sources.stubs, identities, settings, now, bodies)
-        del bodies, stored
+        site, problems = assemble_site(sources.stubs, identities, settings, now,
+                                       _bodies(sources, ledger))
         manifest = load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover
@@ -149,7 +156,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                              keep=output.kept | _kept_paths(manifest, output.failed),
                              signatures=_signatures(site, output, manifest))
             _record(report, result)
-            generation = ledger.store_files(sources.fresh, sources.forgotten, sources.touched)
+            generation = ledger.store_files((), sources.forgotten, sources.touched)
             if warm is not None:
                 warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
             write_status(out_dir, now, [{"where": p.where, "reason": p.reason,

@@ -205,23 +205,26 @@ class Ledger:
                 rows = self.db.execute("SELECT path, content_html, summary FROM sources")
                 return {path: Body(html, summary) for path, html, summary in rows}
             found: dict[str, Body] = {}
-            for path in paths:
-                row = self.db.execute("SELECT content_html, summary FROM sources "
-                                      "WHERE path = ?", (path,)).fetchone()
-                if row is not None:
-                    found[path] = Body(*row)
+            wanted = list(paths)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = self.db.execute("SELECT path, content_html, summary FROM sources "
+                                       f"WHERE path IN ({', '.join('?' * len(chunk))})", chunk)
+                found.update({path: Body(html, summary) for path, html, summary in rows})
             return found
         return self._retry(read)
 
-    def store_files(self, rows: Mapping[str, tuple[CachedFile, Body]], removed: Iterable[str],
+    def store_files(self, rows: Iterable[tuple[str, CachedFile, Body]],
+                    removed: Iterable[str] = (),
                     touched: Mapping[str, tuple[int, int]] | None = None) -> str:
         """Record new parses, new stats of unchanged bytes and forget removed files.
 
-        Returns the cache's generation after the write (see :meth:`generation`).
+        One transaction.  Returns the cache's generation after the write (see
+        :meth:`generation`).
         """
         gone = [(p,) for p in removed]
         values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_stub(c.stub),
-                   b.content_html, b.summary) for p, (c, b) in rows.items()]
+                   b.content_html, b.summary) for p, c, b in rows]
         stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
 
         def write() -> str:

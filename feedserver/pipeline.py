@@ -8,10 +8,10 @@ deterministic (same input, same bytes) and testable without a disk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from . import articles as article_parser
 from . import topics as topic_rules
@@ -24,6 +24,10 @@ from .validate import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
+Fetch = Callable[[list[str]], Mapping[str, Body]]
+# Placeholder content of an article whose content was not fetched yet (compared by
+# identity: a real article never holds this very string object).
+_UNREAD = Body("".join(["\x00", "unread"]), "")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Site:
     parallel worker processes); without it they are rendered here.
     """
 
-    articles: tuple[Article, ...]
+    articles: Sequence[Article]
     topics: dict[str, Topic]
     channels: tuple[Channel, ...]
     context: Context
@@ -115,13 +119,18 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
     """Articles that are due and not drafts, their topics and the channels."""
     halves = {path: split(item, settings) for path, item in parsed.items()}
     return assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now,
-                         {p: h[1] for p, h in halves.items()})
+                         lambda paths: {p: halves[p][1] for p in paths})
 
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime,
-                  bodies: Mapping[str, Body]) -> tuple[Site, list[Problem]]:
-    """The site from stubs (topics already assigned) and the bodies they name."""
+                  bodies: Fetch) -> tuple[Site, list[Problem]]:
+    """The site from stubs (topics already assigned); ``bodies`` fetches content.
+
+    Content is fetched for the articles the channels list, at once; every
+    other article's only when something reads ``Site.articles`` (the pages).
+    Channels, their order and their signatures never need content.
+    """
     problems: list[Problem] = []
     names: dict[str, str] = {}
     by_id: dict[str, Article] = {}
@@ -131,7 +140,7 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
         stub, identity = stubs[path], identities[path]
         if stub.draft:
             continue
-        article = make_article(stub, identity, stub.slugs, settings, bodies[path])
+        article = make_article(stub, identity, stub.slugs, settings, _UNREAD)
         if article.published > now:
             next_due = min(next_due or article.published, article.published)
             continue
@@ -143,20 +152,63 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
             names.setdefault(slug, name)
         by_id[article.id] = article
         digests[article.id] = stub.digest
-    ordered = tuple(sorted(by_id.values(), key=_newest_first))
+    ordered = sorted(by_id.values(), key=_newest_first)
     catalog = topic_rules.catalog(settings, names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
                       topic_names={slug: t.name for slug, t in catalog.items()})
-    channels = build_channels(ordered, catalog, settings)
+    articles = Articles(ordered, bodies)
+    channels = articles.fill(build_channels(tuple(ordered), catalog, settings))
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     keys = {a.id: article_key(a, digests[a.id]) for c in channels for a in c.articles}
     shaping = settings.fingerprint()
     signatures = {c.slug: channel_signature(c, shaping, keys, context.topic_names)
                   for c in channels}
-    return Site(ordered, topics, channels, context, next_due, signatures), problems
+    return Site(articles, topics, channels, context, next_due, signatures), problems
+
+
+class Articles(Sequence[Article]):
+    """Every article, newest first, whose content is fetched on first need.
+
+    A feeds-only or incremental build reads the content of listed articles
+    only; the first full read (the pages) fetches the rest in one go.
+    """
+
+    def __init__(self, light: list[Article], fetch: Fetch) -> None:
+        self._items = light
+        self._fetch = fetch
+        self._full = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Article: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Article]: ...
+
+    def __getitem__(self, index: int | slice) -> Article | Sequence[Article]:
+        if not self._full:
+            self._items = self._filled(self._items)
+            self._full = True
+        return self._items[index]
+
+    def _filled(self, articles: list[Article]) -> list[Article]:
+        wanted = [a.path for a in articles if a.content_html is _UNREAD.content_html]
+        found = self._fetch(wanted) if wanted else {}
+        return [a if a.content_html is not _UNREAD.content_html else
+                replace(a, content_html=found[a.path].content_html,
+                        summary=found[a.path].summary) for a in articles]
+
+    def fill(self, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        """The channels with every listed article's content (one fetch for all)."""
+        listed = {a.id: a for c in channels for a in c.articles}
+        full = {a.id: a for a in self._filled(list(listed.values()))}
+        self._items = [full.get(a.id, a) for a in self._items]
+        return tuple(replace(c, articles=tuple(full[a.id] for a in c.articles))
+                     for c in channels)
 
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
