@@ -58,7 +58,9 @@ def _case_fixes() -> dict[int, str] | None:
 
 
 _FIXES = _case_fixes()
-_SPECIAL = re.compile("[" + re.escape("".join(chr(c) for c in _FIXES or {})) + "\u0130]")
+# The characters that folding changes (not 'i' or 's', which represent their groups).
+_SPECIAL = re.compile("[" + re.escape("".join(chr(c) for c, rep in (_FIXES or {}).items()
+                                              if chr(c) != rep)) + "\u0130]")
 
 
 def _fold(text: str) -> str | None:
