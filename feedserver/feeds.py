@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,19 +199,28 @@ DEFAULT_FORMAT = "rss"
 
 
 class ItemCache:
-    """Rendered items by (format, article id, fingerprint of what they show).
+    """Rendered items by (format, article), the article being everything they show.
 
     Kept per process; a pipeline run fills it and every channel reuses it.
+    With ``limit`` it keeps only that many items, the least recently used
+    going first: build workers handle channels largest first, so the items
+    shared by many channels stay while memory stays bounded.
     """
 
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, Article], bytes] = {}
+    def __init__(self, limit: int | None = None) -> None:
+        self._items: OrderedDict[tuple[str, Article], bytes] = OrderedDict()
+        self._limit = limit
 
     def get(self, fmt: Format, article: Article, ctx: Context) -> bytes:
         key = (fmt.name, article)
         found = self._items.get(key)
-        if found is None:
-            found = self._items[key] = fmt.item(article, ctx)
+        if found is not None:
+            if self._limit is not None:
+                self._items.move_to_end(key)
+            return found
+        found = self._items[key] = fmt.item(article, ctx)
+        if self._limit is not None and len(self._items) > self._limit:
+            self._items.popitem(last=False)
         return found
 
 
