@@ -8,10 +8,10 @@ Last-Modified, media type and encodings, and the paths that went away (served
 as 410 Gone).
 
 A publish writes every new body, then the new manifest, to temporary files
-first, then a journal listing the renames; only then are they renamed into
-place, the manifest last.  A full disk or a crash before the journal leaves
-the previous output untouched (its temp files are removed by the next
-publish, which finds the marker file); a crash after it is rolled forward by
+first, then a journal listing the renames (and the paths to remove); only
+then are they renamed into place, the manifest last.  A full disk or a crash
+before the journal leaves the previous output untouched (its temp files are
+removed by the next publish, which finds the marker file); a crash after it is rolled forward by
 the next start (:func:`recover`).  A rename never leaves a torn file, so a
 reader always gets a whole old or a whole new body.  Files whose bytes did not change are not
 rewritten, nor compressed again: their mtime, ETag and Last-Modified stay put,
@@ -175,12 +175,14 @@ def recover(out_dir: Path) -> int:
     journal = out_dir / JOURNAL
     if journal.exists():
         try:
-            renames = json.loads(journal.read_text(encoding="utf-8"))["renames"]
+            data = json.loads(journal.read_text(encoding="utf-8"))
+            renames, removed = data["renames"], data.get("removed", [])
         except (OSError, ValueError, KeyError):
-            renames = []  # torn journal: it was never complete, so nothing was renamed
+            renames, removed = [], []  # torn journal: never complete, nothing was renamed
         for tmp, target in renames:
             if os.path.exists(tmp):
                 os.replace(tmp, target)
+        _remove(out_dir, removed)  # paths the new manifest lists as gone
     elif not (out_dir / PUBLISHING).exists():
         return 0
     count = clean_temporaries(out_dir)
@@ -243,22 +245,28 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     renames = [list(pair) for item in ready for pair in item.staged]
     try:
         renames.append([_stage_json(out_dir / MANIFEST, manifest), str(out_dir / MANIFEST)])
-        write_json(out_dir / JOURNAL, {"renames": renames})
+        write_json(out_dir / JOURNAL, {"renames": renames, "removed": removed})
     except PublishError:
         discard([*ready, Prepared(MANIFEST, {}, tuple(tuple(r) for r in renames[-1:]))])
         raise
     for tmp, target in renames:
         os.replace(tmp, target)
-    for path in removed:
-        for suffix in ("", *ENCODINGS.values()):
-            with contextlib.suppress(OSError):
-                (out_dir / (path + suffix)).unlink()
-        _remove_empty_parents(out_dir, (out_dir / path).parent)
+    _remove(out_dir, removed)
     for name in (JOURNAL, PUBLISHING):
         with contextlib.suppress(OSError):
             (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
     return PublishResult(written, len(ready) - len(written), removed)
+
+
+def _remove(out_dir: Path, removed: Iterable[str]) -> None:
+    """Delete paths that went away (and their compressed bodies); the journal lists them
+    too, so a publish killed after its manifest went live does not leave them behind."""
+    for path in removed:
+        for suffix in ("", *ENCODINGS.values()):
+            with contextlib.suppress(OSError):
+                (out_dir / (path + suffix)).unlink()
+        _remove_empty_parents(out_dir, (out_dir / path).parent)
 
 
 def _remove_empty_parents(out_dir: Path, folder: Path) -> None:
