@@ -34,6 +34,9 @@ PARALLEL_MIN = 4
 # Rendered items each worker keeps (about 6 kB each): 10,000 articles' channels list
 # ~4,500 items x 3 formats; keeping them all cost each worker ~40 MB.
 ITEM_CACHE = 1500
+# A worker is replaced (a new fork of the parent) after this many tasks: what
+# feedparser and lxml leave fragmented in a worker's heap is given back.
+RECYCLE = 120
 
 
 @dataclass
@@ -111,7 +114,8 @@ class Executor:
         gc.freeze()
         try:
             context = multiprocessing.get_context("fork")
-            with context.Pool(min(self.processes, len(tasks)), _start, (job,)) as pool:
+            with context.Pool(min(self.processes, len(tasks)), _start, (job,),
+                              maxtasksperchild=RECYCLE) as pool:
                 return _combine(site, list(pool.imap(_one, tasks)))
         finally:
             gc.unfreeze()
