@@ -8,6 +8,7 @@ meant for people (:class:`FeedserverError`) print as one line, no traceback.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from .config import Settings, load_settings
 from .errors import FeedserverError
 from .job import BuildReport, run_build, terminal_progress
 from .locks import build_lock
+from .publish import note_status
 
 
 def _settings(config: str | None, **overrides: object) -> Settings:
@@ -53,7 +55,9 @@ def build(config: str | None, output_dir: str | None) -> None:
     try:
         with build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress)
-    except FeedserverError as exc:
+    except FeedserverError as exc:  # /healthz shows it too, until a build succeeds
+        note_status(Path(settings.output_dir), last_error={
+            "at": datetime.now(UTC).replace(microsecond=0).isoformat(), "message": str(exc)})
         raise click.ClickException(str(exc)) from None
     _print_problems(report)
     click.echo(f"published {report.articles} articles in {report.channels} channels "

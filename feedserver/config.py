@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 ENV_PREFIX = "FEEDSERVER_"
+At = Callable[[str, str | None], str]  # (table, key) -> "config.toml, line N"
 
 # (name, type, default, help).  Paths are relative to the config file's folder.
 SETTINGS: list[tuple[str, type, Any, str]] = [
@@ -101,6 +103,7 @@ class Settings:
     auto_topics: bool = True
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
+    config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
 
     @property
     def ledger_file(self) -> Path:
@@ -113,7 +116,7 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes"):
+                          "build_processes", "config_path"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -149,28 +152,30 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
     return ConfigError(f"{path}: invalid TOML: {exc}")
 
 
-def _parse_topics(raw: Any, origin: str) -> tuple[TopicRule, ...]:
+def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
     from .topics import topic_slug  # local: topics imports config
 
     if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: 'topics' must be a table of tables")
+        raise ConfigError(f"{at('', 'topics')}: 'topics' must be a table of tables")
     rules = []
     allowed = {"name", "description", "phrases", "patterns"}
     for key, spec in raw.items():
-        where = f"{origin}: topics.{key}"
+        table = f"topics.{key}"
         if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a table")
+            raise ConfigError(f"{at('topics', key)}: {table} must be a table")
         unknown = set(spec) - allowed
         if unknown:
-            raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}'")
+            name = sorted(unknown)[0]
+            raise ConfigError(f"{at(table, name)}: {table}: unknown key '{name}'")
         for listed in ("phrases", "patterns"):
             value = spec.get(listed, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where}.{listed} must be a list of strings")
-        _check_patterns(f"{where}.patterns", spec.get("patterns", []))
+                raise ConfigError(f"{at(table, listed)}: {table}.{listed} must be a list "
+                                  "of strings")
+        _check_patterns(f"{at(table, 'patterns')}: {table}.patterns", spec.get("patterns", []))
         slug = topic_slug(key)
         if not slug:
-            raise ConfigError(f"{where}: the key makes an empty slug")
+            raise ConfigError(f"{at(table, None)}: {table}: the key makes an empty slug")
         rules.append(TopicRule(slug=slug, name=str(spec.get("name", key)),
                                description=str(spec.get("description", "")),
                                phrases=tuple(spec.get("phrases", [])),
@@ -178,24 +183,26 @@ def _parse_topics(raw: Any, origin: str) -> tuple[TopicRule, ...]:
     return tuple(rules)
 
 
-def _parse_debris(raw: Any, origin: str) -> Debris:
+def _parse_debris(raw: Any, at: At) -> Debris:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: 'debris' must be a table")
+        raise ConfigError(f"{at('', 'debris')}: 'debris' must be a table")
     unknown = set(raw) - {"lines", "caption_markers", "drop_repeated_title"}
     if unknown:
-        raise ConfigError(f"{origin}: debris: unknown key '{sorted(unknown)[0]}'")
+        name = sorted(unknown)[0]
+        raise ConfigError(f"{at('debris', name)}: debris: unknown key '{name}'")
     base = Debris()
     values: dict[str, Any] = {}
     for key in ("lines", "caption_markers"):
         if key in raw:
             value = raw[key]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{origin}: debris.{key} must be a list of strings")
-            _check_patterns(f"{origin}: debris.{key}", value)
+                raise ConfigError(f"{at('debris', key)}: debris.{key} must be a list of strings")
+            _check_patterns(f"{at('debris', key)}: debris.{key}", value)
             values[key] = tuple(value)
     if "drop_repeated_title" in raw:
         values["drop_repeated_title"] = _coerce("debris.drop_repeated_title", bool,
-                                                raw["drop_repeated_title"], origin)
+                                                raw["drop_repeated_title"],
+                                                at("debris", "drop_repeated_title"))
     return Debris(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **values})
 
 
@@ -205,17 +212,33 @@ def _resolve_paths(values: dict[str, Any], root: Path) -> None:
             values[key] = str((root / values[key]).resolve())
 
 
-def _line_of(text: str, key: str) -> int:
-    """Line of a top-level ``key = ...`` in the TOML text, for error messages."""
-    match = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
-    return text.count("\n", 0, match.start()) + 1 if match else 1
+def _line_of(text: str, key: str | None, table: str = "") -> int:
+    """Line of ``key = ...`` in the TOML text (after the ``[table]`` header when given;
+    the header itself when ``key`` is None), for error messages; 1 when not found."""
+    start = 0
+    if table:
+        dotted = r"[ \t]*\.[ \t]*".join(rf"([\"']?){re.escape(part)}\{i + 1}"
+                                        for i, part in enumerate(table.split(".", 1)))
+        header = re.search(rf"^[ \t]*\[[ \t]*{dotted}[ \t]*\]", text, re.MULTILINE)
+        start = header.start() if header else 0
+    match = None if key is None else \
+        re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.MULTILINE).search(text, start)
+    return text.count("\n", 0, match.start() if match else start) + 1
 
 
-def _check_base_url(url: str) -> str:
+def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
+    """Checks beyond the type; the error names where the value came from."""
+    for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
+                     "workers"):
+        if values[positive] < 1:
+            raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
+                              f"least 1, got {values[positive]}")
+    url = values["base_url"]
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ConfigError(f"base_url must be an absolute http(s) URL, got {url!r}")
-    return url if url.endswith("/") else url + "/"
+        raise ConfigError(f"{origins.get('base_url', 'default')}: base_url must be an "
+                          f"absolute http(s) URL, got {url!r}")
+    values["base_url"] = url if url.endswith("/") else url + "/"
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None,
@@ -230,6 +253,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     values: dict[str, Any] = {name: default for name, (_, default) in declared.items()}
     root = Path.cwd()
     extra: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     if path is None and env.get(ENV_PREFIX + "CONFIG"):
         path = env[ENV_PREFIX + "CONFIG"]
     if path is not None:
@@ -244,30 +268,32 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{cfg}: cannot read: {exc}") from None
         root = cfg.resolve().parent
+        extra["config_path"] = str(cfg.resolve())
         text = cfg.read_text(encoding="utf-8")
+
+        def at(table: str, key: str | None) -> str:
+            return f"{origin}, line {_line_of(text, key, table)}"
+
         for key, value in data.items():
-            where = f"{origin}, line {_line_of(text, key)}"
+            where = origins[key] = at("", key)
             if key in declared:
                 values[key] = _coerce(key, declared[key][0], value, where)
             elif key == "topics":
-                extra["topics"] = _parse_topics(value, origin)
+                extra["topics"] = _parse_topics(value, at)
             elif key == "debris":
-                extra["debris"] = _parse_debris(value, origin)
+                extra["debris"] = _parse_debris(value, at)
             else:
                 raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():
         if ENV_PREFIX + name.upper() in env:
-            values[name] = _coerce(name, kind, env[ENV_PREFIX + name.upper()],
-                                   f"environment {ENV_PREFIX}{name.upper()}")
+            origins[name] = f"environment {ENV_PREFIX}{name.upper()}"
+            values[name] = _coerce(name, kind, env[ENV_PREFIX + name.upper()], origins[name])
     for name, value in (overrides or {}).items():
         if name not in declared:
             raise ConfigError(f"unknown setting '{name}'")
         if value is not None:
-            values[name] = _coerce(name, declared[name][0], value, "command line")
-    for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
-                     "workers"):
-        if values[positive] < 1:
-            raise ConfigError(f"'{positive}' must be at least 1, got {values[positive]}")
-    values["base_url"] = _check_base_url(values["base_url"])
+            origins[name] = "command line"
+            values[name] = _coerce(name, declared[name][0], value, origins[name])
+    _check_values(values, origins)
     _resolve_paths(values, root)
     return Settings(**values, **extra)

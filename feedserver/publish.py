@@ -300,6 +300,20 @@ def write_json(target: Path, data: Any) -> None:
     os.replace(_stage_json(target, data), target)
 
 
+def note_status(out_dir: Path, **facts: Any) -> None:
+    """Add facts to status.json (a failed publish, a config kept back) for /healthz.
+
+    Best effort: the disk that refused a publish may refuse this too (the log
+    still has it).  The next successful build writes a fresh status without them.
+    """
+    status: Any = {}
+    with contextlib.suppress(OSError, ValueError):
+        status = json.loads((out_dir / STATUS).read_text(encoding="utf-8"))
+    status = {**(status if isinstance(status, dict) else {}), **facts}
+    with contextlib.suppress(OSError, PublishError):
+        write_json(out_dir / STATUS, status)
+
+
 def write_status(out_dir: Path, built_at: datetime | None, problems: list[dict[str, str]],
                  articles: int) -> None:
     """Health facts for /healthz and `check`: last good build, current problems."""

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -30,7 +32,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Settings
 from .errors import FeedserverError
 from .job import BuildReport, Warm, run_build
+from .liveconfig import LiveConfig
 from .locks import BUILD_LOCK, SCHEDULER_LOCK, build_lock, lock_file, release, wait_lock
+from .publish import note_status
 from .watcher import Watcher, Writes
 
 log = logging.getLogger(__name__)
@@ -68,9 +72,11 @@ class Refresher:
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
         self.warm = Warm()  # parse cache kept between runs (see feedserver.warm)
+        self.config = LiveConfig(settings)  # config.toml re-read when it changes
 
     def run(self, reason: str = "direct") -> Outcome:
         """Build once; another build holding the lock for a whole interval skips this one."""
+        self.settings = self.config.current()
         if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
             log.error("run skipped (%s): seeds folder %s is missing; the last good output "
                       "stays", reason, self.settings.seeds_dir)
@@ -86,10 +92,19 @@ class Refresher:
                 report = run_build(self.settings, now=now, hold=rule, warm=self.warm)
             except FeedserverError as exc:
                 log.error("build failed (%s): %s", reason, exc)
+                self._note(last_error={"at": now.isoformat(), "message": str(exc)})
                 return Outcome(None)
+            self._note()
         self.runs += 1
         self._log(reason, report, rule.held)
         return Outcome(report, rule.held, rule.retry_at)
+
+    def _note(self, **facts: Any) -> None:
+        """What /healthz must show besides the build's report: a failure, a bad config."""
+        if self.config.error:
+            facts["config_error"] = self.config.error
+        if facts:
+            note_status(Path(self.settings.output_dir), **facts)
 
     def _log(self, reason: str, report: BuildReport, held: list[str]) -> None:
         log.info("run %d (%s): %d articles, %d written, %d unchanged, %d removed, "

@@ -176,7 +176,12 @@ class Views:
         return Response(body, code, headers, content_type="text/html; charset=utf-8")
 
     def healthz(self) -> Response:
-        """Last successful build and current problems; 503 until a build succeeded."""
+        """Last successful build and current problems; 503 until a build succeeded.
+
+        A failed publish (``last_error``) or a config.toml kept back
+        (``config_error``) makes it "degraded": still 200, the last good output
+        is being served.
+        """
         status: dict[str, Any] = {}
         try:
             loaded = json.loads((self.store.root / STATUS).read_bytes())
@@ -185,7 +190,9 @@ class Views:
             pass
         problems = status.get("problems") or []
         last = status.get("last_success")
-        body = {"status": "ok" if last else "unavailable", "last_success": last,
+        notes = {key: status[key] for key in ("last_error", "config_error") if status.get(key)}
+        body = {"status": ("degraded" if notes else "ok") if last else "unavailable",
+                "last_success": last, **notes,
                 "problems": len(problems),
                 "errors": sum(1 for p in problems
                               if isinstance(p, dict) and p.get("severity", "error") == "error"),

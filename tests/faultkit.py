@@ -8,6 +8,7 @@ children, so it can wait for every one of them and stop nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import io
@@ -16,9 +17,11 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -350,3 +353,35 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- a disk that fills up ----------------------------------------------------------------------
+
+@contextlib.contextmanager
+def tiny_disk(folder: Path, size: str) -> Iterator[bool]:
+    """A tmpfs of ``size`` mounted at ``folder``; yields False where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                  str(folder)], capture_output=True).returncode == 0
+    except OSError:  # no mount command
+        mounted = False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """A filler file that leaves about ``leave`` bytes free on ``folder``'s file system."""
+    stats = os.statvfs(folder)
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        handle.truncate(0)
+        remaining = stats.f_bavail * stats.f_frsize - leave
+        while remaining > 0:
+            chunk = min(remaining, 1 << 20)
+            handle.write(b"\0" * chunk)
+            remaining -= chunk
+    return filler

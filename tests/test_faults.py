@@ -9,19 +9,28 @@ with gunicorn on 127.0.0.1.  Every process a test starts is stopped by its PID.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from feedserver import publish
-from feedserver.config import Settings
+from feedserver.cli import main
+from feedserver.config import Settings, load_settings
 from feedserver.job import run_build
-from feedserver.publish import JOURNAL, MANIFEST, recover
+from feedserver.publish import JOURNAL, MANIFEST, STATUS, recover
+from feedserver.scheduler import Refresher
+from feedserver.web import create_app
 
-from .conftest import NOW, ROOT
-from .faultkit import consistency, tree
+from .conftest import NOW, ROOT, write
+from .faultkit import consistency, fill, tiny_disk, tree
+from .test_serve_e2e import free_port
 
 KILLS = 100
 KILL_BUDGET = 150.0  # seconds; the loop stops there even if it has fewer kills
@@ -71,3 +80,134 @@ def test_a_publish_killed_after_its_manifest_still_removes_what_went_away(
     recover(out)
     files = tree(out)
     assert consistency(out, files) == [] and not any((out / p).exists() for p in gone)
+
+
+def cli(site: Path, *args: str, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """``feedserver ARGS`` in the site folder, as a person runs it."""
+    return subprocess.run([sys.executable, "-m", "feedserver", *args], cwd=site, text=True,
+                          capture_output=True, timeout=120,
+                          env={**clean_env(), **(env or {})})
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+
+
+def health(settings: Settings) -> dict[str, Any]:
+    response = create_app({"FEEDSERVER_SETTINGS": settings}).test_client().get("/healthz")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_a_full_disk_keeps_the_output_reports_and_publishing_resumes(
+        site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    big = "---\ntitle: The long report\n---\n" + "".join(
+        f"Paragraph {i}: {os.urandom(60).hex()}\n\n" for i in range(1500))  # ~200 kB
+    disk = site_dir / "disk"
+    with tiny_disk(disk, "4m") as mounted:
+        if not mounted:
+            pytest.skip("mount -t tmpfs is not allowed here (test_publish_safety covers "
+                        "RLIMIT_FSIZE)")
+        env = {"FEEDSERVER_OUTPUT_DIR": str(disk / "out")}
+        settings = load_settings(site_dir / "config.toml", env=env)
+        out = Path(settings.output_dir)
+        assert cli(site_dir, "build", env=env).returncode == 0
+        before, status = tree(out), json.loads((out / STATUS).read_text())
+        write(Path(settings.seeds_dir) / "long.md", big)
+        filler = fill(disk, leave=96 * 1024)  # room for a status note, not for the page
+        failed = cli(site_dir, "build", env=env)
+        assert failed.returncode == 1
+        assert "No space left on device" in failed.stderr
+        assert "previous output is unchanged" in failed.stderr
+        assert tree(out) == before and consistency(out, before) == []
+        report = health(settings)
+        assert report["status"] == "degraded" and report["last_success"] == \
+            status["last_success"]
+        assert "No space left on device" in report["last_error"]["message"]
+        refresher = Refresher(settings)  # the scheduler's job meets the same disk
+        assert refresher.run("test").report is None and "build failed" in caplog.text
+        filler.unlink()  # space returns
+        outcome = refresher.run("test")
+        assert outcome.report is not None and "feed.rss" in outcome.report.written
+        assert "The long report" in (out / "feed.rss").read_text(encoding="utf-8")
+        assert consistency(out, tree(out)) == []
+        assert health(settings)["status"] == "ok" and "last_error" not in health(settings)
+
+
+# -- a broken config.toml ----------------------------------------------------------------------
+
+GOOD = 'site_title = "Good news"\nbase_url = "https://news.example.org/"\n'
+
+
+@pytest.mark.parametrize("text,env,message", [
+    (GOOD + "max_items = \n", {}, "invalid TOML: Invalid value (at line 3, column 13)"),
+    (GOOD + 'colour = "red"\n', {}, "config.toml, line 3: unknown key 'colour'"),
+    (GOOD + 'max_items = "many"\n', {}, "config.toml, line 3: 'max_items' must be int"),
+    (GOOD + "refresh_interval = 0\n", {}, "line 3: 'refresh_interval' must be at least 1"),
+    ('base_url = "ftp://x"\n', {}, "config.toml, line 1: base_url must be an absolute"),
+    (GOOD + '[topics.energy]\nname = "Energy"\ncolour = 1\n', {},
+     "config.toml, line 5: topics.energy: unknown key 'colour'"),
+    (GOOD + '[topics.energy]\nphrases = "gas"\n', {},
+     "config.toml, line 4: topics.energy.phrases must be a list of strings"),
+    (GOOD + '[debris]\nlines = ["(unclosed"]\n', {},
+     "config.toml, line 4: debris.lines: bad regular expression '(unclosed'"),
+    (GOOD, {"FEEDSERVER_MAX_ITEMS": "lots"}, "environment FEEDSERVER_MAX_ITEMS: 'max_items'"),
+])
+@pytest.mark.parametrize("command", ["build", "check"])
+def test_a_broken_config_at_start_names_the_key_and_line(
+        site_dir: Path, command: str, text: str, env: dict[str, str], message: str) -> None:
+    (site_dir / "config.toml").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, [command, "--config", str(site_dir / "config.toml")],
+                                env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (site_dir / "public").exists()  # nothing was built
+
+
+def test_serve_with_a_broken_config_exits_with_the_message(site_dir: Path) -> None:
+    (site_dir / "config.toml").write_text(GOOD + 'colour = "red"\n', encoding="utf-8")
+    done = cli(site_dir, "serve", "--port", str(free_port()))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: config.toml, line 3: unknown key 'colour'"
+
+
+def channel_title(out: Path) -> str:
+    return json.loads((out / "feed.json").read_text(encoding="utf-8"))["title"]
+
+
+def test_a_config_that_turns_bad_keeps_the_last_good_one(
+        site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The scheduler re-reads config.toml when it changes; a bad one is reported, not used."""
+    config = site_dir / "config.toml"
+    shipped = config.read_text(encoding="utf-8")
+    settings = load_settings(config, env={})
+    out, refresher = Path(settings.output_dir), Refresher(settings)
+    refresher.run("start")
+    assert channel_title(out) == "feedserver news"
+    config.write_text(shipped.replace('"feedserver news"', '"Renamed news"'), encoding="utf-8")
+    refresher.run("interval")
+    assert channel_title(out) == "Renamed news"  # a good change is picked up
+    line = shipped.count("\n", 0, shipped.index("base_url")) + 1
+    config.write_text(shipped.replace('"feedserver news"', '"Renamed news"').replace(
+        "base_url =", "base_ulr ="), encoding="utf-8")
+    write(Path(settings.seeds_dir) / "late.md", "---\ntitle: Published anyway\n---\nText.\n",
+          mtime=time.time() - 60)  # settled: the hold rule lets it through
+    caplog.set_level(logging.INFO, logger="feedserver")
+    refresher.run("interval")
+    refresher.run("interval")
+    wanted = f"line {line}: unknown key 'base_ulr'"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and wanted in errors[0] and "keeping the last good" in errors[0]
+    assert channel_title(out) == "Renamed news"
+    assert "Published anyway" in (out / "feed.rss").read_text(encoding="utf-8")
+    report = health(settings)
+    assert report["status"] == "degraded" and wanted in report["config_error"]
+    checked = CliRunner().invoke(main, ["check", "--config", str(config)])
+    assert checked.exit_code == 1 and wanted in checked.output
+    config.write_text(shipped.replace('"feedserver news"', '"Fixed news"').replace(
+        'output_dir = "public"', 'output_dir = "elsewhere"'), encoding="utf-8")
+    refresher.run("interval")
+    assert channel_title(out) == "Fixed news" and health(settings)["status"] == "ok"
+    assert "changes output_dir: kept as they are until a restart" in caplog.text
+    assert not (site_dir / "elsewhere").exists()
