@@ -111,11 +111,16 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
-def _bodies(sources: Sources, ledger: Ledger) -> Callable[[list[str]], dict[str, Body]]:
-    """Content for the given paths: this build's parses, else the ledger's cache."""
+def _bodies(sources: Sources, ledger: Ledger,
+            warm: Warm | None) -> Callable[[list[str]], dict[str, Body]]:
+    """Content for the given paths: this build's parses, the warm cache, else the ledger."""
     def fetch(paths: list[str]) -> dict[str, Body]:
         found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
+        if warm is not None:
+            found.update(warm.bodies_of(paths, sources.stubs))
         found.update(ledger.bodies([path for path in paths if path not in found]))
+        if warm is not None:
+            warm.keep_bodies(found, sources.stubs)
         return found
     return fetch
 
@@ -139,7 +144,8 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         sources = gather(settings, ledger, progress, hold, cached, store=publish_output)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now)
         site, problems = assemble_site(sources.stubs, identities, settings, now,
-                                       _bodies(sources, ledger))
+                                       _bodies(sources, ledger, warm),
+                                       warm.articles(settings) if warm is not None else None)
         manifest = load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover

@@ -25,6 +25,7 @@ from .validate import validate
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
 Fetch = Callable[[list[str]], Mapping[str, Body]]
+Memo = dict[str, tuple[Stub, Identity, Article]]
 # Placeholder content of an article whose content was not fetched yet (compared by
 # identity: a real article never holds this very string object).
 _UNREAD = Body("".join(["\x00", "unread"]), "")
@@ -123,13 +124,15 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
 
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
-                  settings: Settings, now: datetime,
-                  bodies: Fetch) -> tuple[Site, list[Problem]]:
+                  settings: Settings, now: datetime, bodies: Fetch,
+                  memo: Memo | None = None) -> tuple[Site, list[Problem]]:
     """The site from stubs (topics already assigned); ``bodies`` fetches content.
 
     Content is fetched for the articles the channels list, at once; every
     other article's only when something reads ``Site.articles`` (the pages).
-    Channels, their order and their signatures never need content.
+    Channels, their order and their signatures never need content.  ``memo``
+    (kept by a long-lived caller, cleared when settings change) reuses the
+    article made last time from the same stub and identity.
     """
     problems: list[Problem] = []
     names: dict[str, str] = {}
@@ -140,7 +143,7 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
         stub, identity = stubs[path], identities[path]
         if stub.draft:
             continue
-        article = make_article(stub, identity, stub.slugs, settings, _UNREAD)
+        article = _article(stub, identity, settings, memo)
         if article.published > now:
             next_due = min(next_due or article.published, article.published)
             continue
@@ -167,6 +170,18 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     signatures = {c.slug: channel_signature(c, shaping, keys, context.topic_names)
                   for c in channels}
     return Site(articles, topics, channels, context, next_due, signatures), problems
+
+
+def _article(stub: Stub, identity: Identity, settings: Settings, memo: Memo | None) -> Article:
+    """The article (without content) for a stub, from the memo when nothing changed."""
+    if memo is not None:
+        known = memo.get(stub.path)
+        if known is not None and known[0] == stub and known[1] == identity:
+            return known[2]
+    article = make_article(stub, identity, stub.slugs, settings, _UNREAD)
+    if memo is not None:
+        memo[stub.path] = (stub, identity, article)
+    return article
 
 
 class Articles(Sequence[Article]):

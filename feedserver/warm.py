@@ -2,8 +2,9 @@
 
 A scheduler runs a build every few seconds; reading 10,000 stubs back from
 SQLite each time would be most of an incremental build.  A :class:`Warm`
-holds them (not the content: that is loaded for what is rendered) after a
-build and is trusted only while the ledger's
+holds them, and the content of the articles the channels listed last time
+(keyed by content digest, so an edited file's old content is never reused),
+after a build.  The stubs are trusted only while the ledger's
 *generation* (bumped by every write to the cache, by any process) is the one
 it saw, so a manual ``feedserver build`` next to the scheduler is noticed.
 It is explicit state, owned by whoever runs the builds, never a global.
@@ -14,7 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from .config import Settings
+from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
+from .models import Article, Identity
+
+KEEP_BODIES = 12_000  # about 60 MB of content at most
 
 
 @dataclass
@@ -23,6 +29,32 @@ class Warm:
 
     generation: str | None = None
     files: dict[str, CachedFile] = field(default_factory=dict)
+    bodies: dict[str, tuple[str, Body]] = field(default_factory=dict)
+    memo: dict[str, tuple[Stub, Identity, Article]] = field(default_factory=dict)
+    shaping: str = ""
+
+    def articles(self, settings: Settings) -> dict[str, tuple[Stub, Identity, Article]]:
+        """Articles (without content) made by the last build, for the same settings."""
+        if settings.fingerprint() != self.shaping:
+            self.memo, self.shaping = {}, settings.fingerprint()
+        return self.memo
+
+    def bodies_of(self, paths: Iterable[str], stubs: Mapping[str, Stub]) -> dict[str, Body]:
+        """Kept content of these paths, where it is of the same digest as now."""
+        found: dict[str, Body] = {}
+        for path in paths:
+            kept = self.bodies.get(path)
+            if kept is not None and path in stubs and kept[0] == stubs[path].digest:
+                found[path] = kept[1]
+        return found
+
+    def keep_bodies(self, found: Mapping[str, Body], stubs: Mapping[str, Stub]) -> None:
+        """Keep the content a build fetched; past :data:`KEEP_BODIES`, only the latest."""
+        fetched = {path: (stubs[path].digest, body) for path, body in found.items()
+                   if path in stubs}
+        if len(self.bodies) + len(fetched) > KEEP_BODIES:
+            self.bodies = {}
+        self.bodies.update(fetched)
 
     def load(self, ledger: Ledger) -> dict[str, CachedFile]:
         """The cache: from memory if nothing changed it since, else from the ledger."""
@@ -37,6 +69,7 @@ class Warm:
         """Apply what a build just stored; ``generation`` is what the store returned."""
         for path in removed:
             self.files.pop(path, None)
+            self.memo.pop(path, None)
         for path, (size, mtime) in touched.items():
             if path in self.files:
                 self.files[path] = replace(self.files[path], size=size, mtime_ns=mtime)
