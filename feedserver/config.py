@@ -104,6 +104,7 @@ class Settings:
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
+    config_digest: str = ""  # sha256 of the text they were read from (see feedserver.liveconfig)
 
     @property
     def ledger_file(self) -> Path:
@@ -116,7 +117,7 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "config_path"):
+                          "build_processes", "config_path", "config_digest"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -138,6 +139,11 @@ def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
     elif isinstance(value, str):
         return value
     raise ConfigError(f"{origin}: '{name}' must be {kind.__name__}, got {value!r}")
+
+
+def text_digest(text: str) -> str:
+    """What identifies one version of a config file's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_patterns(where: str, patterns: list[str]) -> None:
@@ -270,6 +276,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         root = cfg.resolve().parent
         extra["config_path"] = str(cfg.resolve())
         text = cfg.read_text(encoding="utf-8")
+        extra["config_digest"] = text_digest(text)
 
         def at(table: str, key: str | None) -> str:
             return f"{origin}, line {_line_of(text, key, table)}"

@@ -3,7 +3,9 @@
 ``feedserver serve`` and ``feedserver watch`` run for weeks; people edit
 ``config.toml`` meanwhile (a new topic rule, a debris pattern).  The scheduler
 asks :meth:`LiveConfig.current` before each build: one ``stat`` of the file,
-and a re-read only when its identity, size or mtime changed.  A config that
+and a re-read only when its identity, size or mtime changed (and a reload only
+when its text differs from the text the settings came from, which also
+catches an edit made before the scheduler first looked).  A config that
 turned bad (broken TOML, an unknown key, a wrong type) is reported once in the
 log with the key and line :mod:`feedserver.config` names, and through
 :attr:`LiveConfig.error` (the scheduler puts it in ``status.json``, so
@@ -21,7 +23,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .config import Settings, load_settings
+from .config import Settings, load_settings, text_digest
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class LiveConfig:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = settings.config_path
-        self.stamp = stamp_of(self.path) if self.path else None
+        self.stamp: Stamp = None  # the first look reads the file: it may have changed already
         self.error: str | None = None
 
     def current(self) -> Settings:
@@ -57,6 +59,9 @@ class LiveConfig:
         if stamp == self.stamp:
             return self.settings
         self.stamp = stamp
+        if self._same_text():  # touched, or put back as it was
+            self.error = None
+            return self.settings
         try:
             fresh = load_settings(self.path)
         except ConfigError as exc:
@@ -67,6 +72,13 @@ class LiveConfig:
         self.error = None
         self.settings = self._adopt(fresh)
         return self.settings
+
+    def _same_text(self) -> bool:
+        try:
+            text = Path(self.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+        return text_digest(text) == self.settings.config_digest
 
     def _adopt(self, fresh: Settings) -> Settings:
         running = {key: getattr(self.settings, key) for key in RESTART_KEYS}

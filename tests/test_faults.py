@@ -8,12 +8,18 @@ with gunicorn on 127.0.0.1.  Every process a test starts is stopped by its PID.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,7 @@ from feedserver.web import create_app
 
 from .conftest import NOW, ROOT, write
 from .faultkit import consistency, fill, tiny_disk, tree
-from .test_serve_e2e import free_port
+from .test_serve_e2e import free_port, stop, wait_ready
 
 KILLS = 100
 KILL_BUDGET = 150.0  # seconds; the loop stops there even if it has fewer kills
@@ -211,3 +217,148 @@ def test_a_config_that_turns_bad_keeps_the_last_good_one(
     assert channel_title(out) == "Fixed news" and health(settings)["status"] == "ok"
     assert "changes output_dir: kept as they are until a restart" in caplog.text
     assert not (site_dir / "elsewhere").exists()
+
+
+# -- a real server: the ledger locked, the config turned bad -----------------------------------
+
+@dataclass
+class Served:
+    port: int
+    log: Path
+    seeds: Path
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read(), response.getheader("ETag") or ""
+        finally:
+            conn.close()
+
+    def health(self) -> dict[str, Any]:
+        return json.loads(self.get("/healthz")[1])
+
+    def titles(self) -> set[str]:
+        return {item["title"] for item in json.loads(self.get("/feed.json")[1])["items"]}
+
+
+@contextlib.contextmanager
+def serving(site: Path, interval: int = 1) -> Iterator[Served]:
+    """``feedserver serve --workers 2`` on the site (its own config.toml), stopped by PID."""
+    port = free_port()
+    env = {**clean_env(), "FEEDSERVER_BASE_URL": f"http://127.0.0.1:{port}/",
+           "FEEDSERVER_REFRESH_INTERVAL": str(interval)}
+    log = site / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "feedserver", "serve", "--port",
+                                    str(port), "--workers", "2"], cwd=site, env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", process, log)
+        yield Served(port, log, site / "seeds")
+    finally:
+        stop(process)
+
+
+def until(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.1)
+
+
+LOCK_SECONDS = 30.0
+LOCKER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+PATHS = ("/healthz", "/feed.rss", "/feed.json", "/topics/energy/feed.atom", "/", "/topics/")
+
+
+def hammer(served: Served, stop_when: Callable[[], bool]) -> Counter[str]:
+    """Requests from 4 threads, with and without validators, until ``stop_when()``."""
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        etags: dict[str, str] = {}
+        while not stop_when():
+            path = PATHS[(index + sum(seen.values())) % len(PATHS)]
+            headers = {"If-None-Match": etags[path]} if index % 2 and path in etags else {}
+            try:
+                status, _, etag = served.get(path, headers)
+                etags[path] = etag
+                outcome = str(status)
+            except OSError as exc:
+                outcome = f"error {type(exc).__name__}"
+            with lock:
+                seen[outcome] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=LOCK_SECONDS + 30)
+    return seen
+
+
+def test_a_ledger_locked_for_30_s_costs_no_request_and_the_job_retries(site_dir: Path) -> None:
+    """The web never touches the ledger: every request is answered while another process
+    holds it with BEGIN EXCLUSIVE for 30 s; the job waits, retries and publishes after."""
+    with serving(site_dir) as served:
+        ledger = site_dir / "state" / "ledger.sqlite3"
+        with subprocess.Popen([sys.executable, "-c", LOCKER, str(ledger), str(LOCK_SECONDS)],
+                              stdout=subprocess.PIPE, text=True) as holder:
+            try:
+                assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+                write(served.seeds / "late.md", "---\ntitle: After the lock\n---\nText.\n")
+                seen = hammer(served, lambda: holder.poll() is not None)
+                blocked = "After the lock" not in served.titles() or holder.poll() is None
+            finally:
+                holder.wait(timeout=LOCK_SECONDS + 30)
+        until(lambda: "After the lock" in served.titles(), 30, "publish after the lock",
+              served.log)
+        assert set(seen) <= {"200", "304"}, seen
+        assert sum(seen.values()) > 100 and seen["304"] > 0, seen
+        assert blocked  # nothing was published while the ledger was held
+        assert "is locked" in served.log.read_text() and "retrying" in served.log.read_text()
+        assert served.health()["status"] == "ok"
+
+
+def test_serve_keeps_its_last_good_config_and_healthz_says_so(site_dir: Path) -> None:
+    config = site_dir / "config.toml"
+    shipped = config.read_text(encoding="utf-8")
+    with serving(site_dir) as served:
+        config.write_text(shipped + '\n[topics.energy2]\nname = "Energy"\ncolour = 1\n',
+                          encoding="utf-8")
+        until(lambda: "config_error" in served.health(), 20, "config_error in /healthz",
+              served.log)
+        report = served.health()
+        assert report["status"] == "degraded"
+        assert "topics.energy2: unknown key 'colour'" in report["config_error"]
+        assert f"line {shipped.count(chr(10)) + 4}" in report["config_error"]
+        assert served.get("/feed.rss")[0] == 200 and served.get("/topics/energy/")[0] == 200
+        assert "keeping the last good configuration" in served.log.read_text()
+        config.write_text(shipped.replace('"feedserver news"', '"Repaired news"'),
+                          encoding="utf-8")
+        until(lambda: served.health()["status"] == "ok", 20, "recovery in /healthz",
+              served.log)
+        until(lambda: b"Repaired news" in served.get("/feed.rss")[1], 20, "new title",
+              served.log)
+
+
+def test_an_edit_before_the_scheduler_first_looks_is_not_missed(site_dir: Path) -> None:
+    """serve loads the config, then starts the scheduler: an edit in between still counts."""
+    config = site_dir / "config.toml"
+    settings = load_settings(config, env={})
+    config.write_text(config.read_text(encoding="utf-8") + "\ncolour = 1\n", encoding="utf-8")
+    refresher = Refresher(settings)
+    assert refresher.run("start").report is not None  # built with the settings it was given
+    assert "unknown key 'colour'" in (refresher.config.error or "")
+    assert "unknown key 'colour'" in health(settings)["config_error"]
