@@ -124,20 +124,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     cached = ledger.cached_files() if cached is None else cached
     shaping = settings.fingerprint()
     out = Sources(problems=problems)
-    todo: list[tuple[scan.Entry, str | None]] = []
-    for entry in entries:
-        out.present.add(entry.path)
-        out.seen_at[entry.path] = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC)
-        previous = cached.get(entry.path)
-        if previous and (previous.size, previous.mtime_ns, previous.settings) == \
-                (entry.size, entry.mtime_ns, shaping):
-            out.stubs[entry.path] = previous.stub
-        elif hold is not None and hold(entry):
-            if previous is not None:
-                out.stubs[entry.path] = previous.stub
-        else:
-            same = previous.sha256 if previous and previous.settings == shaping else None
-            todo.append((entry, same))
+    todo = _changed(entries, cached, shaping, hold, out)
     batch: list[tuple[str, CachedFile, Body]] = []
     for done, outcome in enumerate(_outcomes(todo, settings), 1):
         _record(outcome, cached.get(outcome.path), shaping, out)
@@ -154,6 +141,26 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
         out.bodies = {path: body for path, _, body in batch}
     out.forgotten = set(cached) - out.present
     return out
+
+
+def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: str,
+             hold: Hold | None, out: Sources) -> list[tuple[scan.Entry, str | None]]:
+    """Files to read (with the hash they had), noting every file that is present."""
+    todo: list[tuple[scan.Entry, str | None]] = []
+    for entry in entries:
+        out.present.add(entry.path)
+        out.seen_at[entry.path] = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC)
+        previous = cached.get(entry.path)
+        if previous and (previous.size, previous.mtime_ns, previous.settings) == \
+                (entry.size, entry.mtime_ns, shaping):
+            out.stubs[entry.path] = previous.stub
+        elif hold is not None and hold(entry):
+            if previous is not None:
+                out.stubs[entry.path] = previous.stub
+        else:
+            same = previous.sha256 if previous and previous.settings == shaping else None
+            todo.append((entry, same))
+    return todo
 
 
 def _record(outcome: Outcome, previous: CachedFile | None, shaping: str, out: Sources) -> None:

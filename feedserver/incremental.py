@@ -28,7 +28,7 @@ from .models import Article, Channel, Parsed
 
 # Bump when a renderer changes the bytes it draws from the same input, so that
 # every channel is re-rendered once after an upgrade.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 _SEP = "\x1f"
 
 

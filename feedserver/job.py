@@ -158,10 +158,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                              rendered_channels=len(site.channels) - len(site.fresh),
                              problems=sources.problems + problems + output.problems)
         if publish_output:
-            result = publish(out_dir, output.files, prepared=output.staged,
-                             keep=output.kept | _kept_paths(manifest, output.failed),
-                             signatures=_signatures(site, output, manifest))
-            _record(report, result)
+            _publish(out_dir, site, output, manifest, report)
             generation = ledger.store_files((), sources.forgotten, sources.touched)
             if warm is not None:
                 warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
@@ -178,6 +175,15 @@ def render_site(site: Site) -> Output:
     output.files += render_pages(site)
     output.files += render_embeds(site, output.failed)
     return output
+
+
+def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
+             report: BuildReport) -> None:
+    """Commit what was rendered (and staged), keeping what is fresh or failed."""
+    result = publish(out_dir, output.files, prepared=output.staged,
+                     keep=output.kept | _kept_paths(manifest, output.failed),
+                     signatures=_signatures(site, output, manifest))
+    _record(report, result)
 
 
 def _record(report: BuildReport, result: PublishResult) -> None:

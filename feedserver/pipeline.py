@@ -9,26 +9,22 @@ deterministic (same input, same bytes) and testable without a disk.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any
 
 from . import articles as article_parser
 from . import topics as topic_rules
+from .articleset import Articles, Fetch, Memo, article_of, newest_first
 from .config import Settings
 from .errors import ArticleError
 from .feeds import FORMATS, Context, ItemCache, render, ttl_minutes
-from .incremental import Body, Stub, article_key, channel_signature, split
+from .incremental import Stub, article_key, channel_signature, split
 from .models import Article, Channel, Identity, Parsed, Problem, Rendered, SourceFile, Topic
 from .validate import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
-Fetch = Callable[[list[str]], Mapping[str, Body]]
-Memo = dict[str, tuple[Stub, Identity, Article]]
-# Placeholder content of an article whose content was not fetched yet (compared by
-# identity: a real article never holds this very string object).
-_UNREAD = Body("".join(["\x00", "unread"]), "")
 
 
 @dataclass(frozen=True)
@@ -92,35 +88,46 @@ def parse_source(source: SourceFile, settings: Settings) -> tuple[Parsed | None,
     return parsed, [Problem(source.path, w, "warning") for w in warnings]
 
 
-def _second(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(microsecond=0)
-
-
-def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], settings: Settings,
-                 body: Body) -> Article:
-    """Combine content and identity; explicit dates win over the ledger's."""
-    published = _second(stub.date or identity.first_seen)
-    updated = _second(stub.updated or max(identity.changed, published))
-    return Article(
-        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title,
-        link=f"{settings.base_url}articles/{identity.slug}/",
-        content_html=body.content_html, summary=body.summary,
-        published=published, updated=max(updated, published), topics=slugs,
-        author=stub.author or (settings.author or None),
-        lang=stub.lang or settings.language,
-    )
-
-
-def _newest_first(article: Article) -> tuple[float, str]:
-    return (-article.published.timestamp(), article.id)
-
-
 def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], settings: Settings,
              now: datetime) -> tuple[Site, list[Problem]]:
     """Articles that are due and not drafts, their topics and the channels."""
     halves = {path: split(item, settings) for path, item in parsed.items()}
     return assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now,
                          lambda paths: {p: halves[p][1] for p in paths})
+
+
+@dataclass
+class _Due:
+    """The articles a build publishes, with what assembling them found on the way."""
+
+    by_id: dict[str, Article] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    next_due: datetime | None = None
+
+
+def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings: Settings,
+         now: datetime, memo: Memo | None) -> _Due:
+    """Articles that are due and not drafts (content-free), one per id."""
+    out = _Due()
+    for path in sorted(stubs):
+        stub, identity = stubs[path], identities[path]
+        if stub.draft:
+            continue
+        article = article_of(stub, identity, settings, memo)
+        if article.published > now:
+            out.next_due = min(out.next_due or article.published, article.published)
+            continue
+        if article.id in out.by_id:
+            out.problems.append(Problem(path, f"id {article.id} is already used by "
+                                              f"{out.by_id[article.id].path}; skipped"))
+            continue
+        for slug, name in stub.names:
+            out.names.setdefault(slug, name)
+        out.by_id[article.id] = article
+        out.digests[article.id] = stub.digest
+    return out
 
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
@@ -134,29 +141,9 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     (kept by a long-lived caller, cleared when settings change) reuses the
     article made last time from the same stub and identity.
     """
-    problems: list[Problem] = []
-    names: dict[str, str] = {}
-    by_id: dict[str, Article] = {}
-    digests: dict[str, str] = {}
-    next_due: datetime | None = None
-    for path in sorted(stubs):
-        stub, identity = stubs[path], identities[path]
-        if stub.draft:
-            continue
-        article = _article(stub, identity, settings, memo)
-        if article.published > now:
-            next_due = min(next_due or article.published, article.published)
-            continue
-        if article.id in by_id:
-            problems.append(Problem(path, f"id {article.id} is already used by "
-                                          f"{by_id[article.id].path}; skipped"))
-            continue
-        for slug, name in stub.names:
-            names.setdefault(slug, name)
-        by_id[article.id] = article
-        digests[article.id] = stub.digest
-    ordered = sorted(by_id.values(), key=_newest_first)
-    catalog = topic_rules.catalog(settings, names)
+    due = _due(stubs, identities, settings, now, memo)
+    ordered = sorted(due.by_id.values(), key=newest_first)
+    catalog = topic_rules.catalog(settings, due.names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
@@ -165,65 +152,12 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     channels = articles.fill(build_channels(tuple(ordered), catalog, settings))
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
-    keys = {a.id: article_key(a, digests[a.id]) for c in channels for a in c.articles}
+    keys = {a.id: article_key(a, due.digests[a.id]) for c in channels for a in c.articles}
     shaping = settings.fingerprint()
     signatures = {c.slug: channel_signature(c, shaping, keys, context.topic_names)
                   for c in channels}
-    return Site(articles, topics, channels, context, next_due, signatures), problems
-
-
-def _article(stub: Stub, identity: Identity, settings: Settings, memo: Memo | None) -> Article:
-    """The article (without content) for a stub, from the memo when nothing changed."""
-    if memo is not None:
-        known = memo.get(stub.path)
-        if known is not None and known[0] == stub and known[1] == identity:
-            return known[2]
-    article = make_article(stub, identity, stub.slugs, settings, _UNREAD)
-    if memo is not None:
-        memo[stub.path] = (stub, identity, article)
-    return article
-
-
-class Articles(Sequence[Article]):
-    """Every article, newest first, whose content is fetched on first need.
-
-    A feeds-only or incremental build reads the content of listed articles
-    only; the first full read (the pages) fetches the rest in one go.
-    """
-
-    def __init__(self, light: list[Article], fetch: Fetch) -> None:
-        self._items = light
-        self._fetch = fetch
-        self._full = False
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @overload
-    def __getitem__(self, index: int) -> Article: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Article]: ...
-
-    def __getitem__(self, index: int | slice) -> Article | Sequence[Article]:
-        if not self._full:
-            self._items = self._filled(self._items)
-            self._full = True
-        return self._items[index]
-
-    def _filled(self, articles: list[Article]) -> list[Article]:
-        wanted = [a.path for a in articles if a.content_html is _UNREAD.content_html]
-        found = self._fetch(wanted) if wanted else {}
-        return [a if a.content_html is not _UNREAD.content_html else
-                replace(a, content_html=found[a.path].content_html,
-                        summary=found[a.path].summary) for a in articles]
-
-    def fill(self, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
-        """The channels with every listed article's content (one fetch for all)."""
-        listed = {a.id: a for c in channels for a in c.articles}
-        full = {a.id: a for a in self._filled(list(listed.values()))}
-        self._items = [full.get(a.id, a) for a in self._items]
-        return tuple(replace(c, articles=tuple(full[a.id] for a in c.articles))
-                     for c in channels)
+    site = Site(articles, topics, channels, context, due.next_due, signatures)
+    return site, due.problems
 
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
