@@ -13,6 +13,7 @@ overwritten), so the same articles always give the same bytes.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections import OrderedDict
@@ -105,8 +106,12 @@ def _inner(root: etree._Element, opening: bytes, closing: bytes) -> bytes:
 
 
 def rss_item(article: Article, ctx: Context) -> bytes:
+    entry = _entry(article, ctx)
+    # RSS <description> is HTML; the summary is plain text ("a<b", or a literal
+    # "<script>" someone wrote), so it goes in escaped.  Atom's summary is typed text.
+    entry.description(html.escape(article.summary, quote=False))
     root = etree.Element("rss", nsmap=RSS_NS)
-    etree.SubElement(root, "channel").append(_entry(article, ctx).rss_entry())
+    etree.SubElement(root, "channel").append(entry.rss_entry())
     return _inner(root, b"<channel>", b"</channel>")
 
 

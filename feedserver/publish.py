@@ -54,6 +54,20 @@ BROTLI_QUALITY = 4
 GZIP_LEVEL = 4
 
 
+def _file_mode() -> int:
+    """What ``open()`` would give a new file (0666 less the umask), read once at import.
+
+    mkstemp makes 0600 files: renamed into place as they were, a static server
+    running as another user (nginx as www-data) could not read the output.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """What a publish changed on disk."""
@@ -117,6 +131,7 @@ def _stage(out_dir: Path, rel: str, body: bytes, staged: list[tuple[str, str]]) 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     staged.append((tmp, str(target)))
+    os.fchmod(fd, FILE_MODE)
     with os.fdopen(fd, "wb") as handle:
         handle.write(body)
 
@@ -285,6 +300,7 @@ def _stage_json(target: Path, data: Any) -> str:
     body = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(body)
     except OSError as exc:

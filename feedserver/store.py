@@ -194,7 +194,7 @@ class Store:
 
     def _load_body(self, filename: str, path: str) -> tuple[str, bytes] | None:
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            fd = open_beneath(str(self.root), filename)
         except OSError:
             return None
         try:
@@ -207,6 +207,25 @@ class Store:
         found = (etag_of(body), body)
         self.cache.put((filename, st.st_ino, st.st_mtime_ns, st.st_size), found)
         return found
+
+
+def open_beneath(root: str, filename: str) -> int:
+    """Open ``root/filename`` for reading, following no symbolic link below ``root``.
+
+    ``O_NOFOLLOW`` alone guards only the last component: a folder of the
+    output swapped for a link (``topics/x -> /etc``) would still be followed,
+    so each folder is opened relative to the one above it, without following.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        *folders, name = filename.split("/")
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _read_all(fd: int, size: int) -> bytes:
