@@ -297,7 +297,9 @@ def _remove_empty_parents(out_dir: Path, folder: Path) -> None:
 def _stage_json(target: Path, data: Any) -> str:
     """Write a JSON file's new version to a temp file beside it; returns its path."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    # Compact and sorted: a site with pages lists tens of thousands of files, and the
+    # manifest is rewritten by every publish.
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, FILE_MODE)

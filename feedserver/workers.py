@@ -110,8 +110,7 @@ class Executor:
                        key=lambda t: (-len(site.channels[t[0]].articles), t))
         if self.processes < 2 or len(tasks) < PARALLEL_MIN:
             return _combine(site, [_run(job, task) for task in tasks])
-        gc.collect()
-        gc.freeze()
+        gc.freeze()  # no collection first: on a big heap it costs more than the fork
         try:
             context = multiprocessing.get_context("fork")
             with context.Pool(min(self.processes, len(tasks)), _start, (job,),
