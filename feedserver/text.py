@@ -104,10 +104,33 @@ def _not_binary(text: str) -> str:
     return text
 
 
+def _c1_table() -> dict[int, str | None]:
+    """C1 controls (U+0080-U+009F) to the Windows-1252 characters they stand for.
+
+    They come from cp1252 bytes decoded as Latin-1 (U+0080 was a euro sign).
+    Readers map them the same way (feedparser does), so left as they are a
+    title would not survive the validation round trip and its whole channel
+    would stay unpublished.  The five bytes cp1252 leaves undefined are dropped.
+    """
+    table: dict[int, str | None] = {}
+    for code in range(0x80, 0xA0):
+        try:
+            table[code] = bytes([code]).decode("cp1252")
+        except UnicodeDecodeError:
+            table[code] = None
+    return table
+
+
+_C1 = re.compile("[\x80-\x9f]")
+_C1_TABLE = _c1_table()
+
+
 def clean(text: str) -> str:
-    """Normalise newlines, drop XML-forbidden characters, compose to NFC."""
+    """Normalise newlines, drop XML-forbidden characters, map C1 controls, compose to NFC."""
     text = _NEWLINES.sub("\n", text)
     text = _FORBIDDEN.sub("", text)
+    if _C1.search(text):
+        text = text.translate(_C1_TABLE)
     return unicodedata.normalize("NFC", text)
 
 
