@@ -185,7 +185,7 @@ def recover(out_dir: Path) -> int:
     crash came: the renames are finished (roll forward), so the output is the
     new version whole.  If only the marker is there, the crash came while
     staging: the temp files are removed and the old output stays.  Cheap when
-    the last publish finished: two stats, no walk of the folder.
+    the last publish finished: two stats and a look at ``.feedserver/``.
     """
     journal = out_dir / JOURNAL
     if journal.exists():
@@ -199,7 +199,8 @@ def recover(out_dir: Path) -> int:
                 os.replace(tmp, target)
         _remove(out_dir, removed)  # paths the new manifest lists as gone
     elif not (out_dir / PUBLISHING).exists():
-        return 0
+        # Only the status file is written outside a publish: its folder is enough.
+        return clean_temporaries(out_dir / META_DIR)
     count = clean_temporaries(out_dir)
     for name in (JOURNAL, PUBLISHING):
         with contextlib.suppress(OSError):

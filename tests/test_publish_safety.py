@@ -230,3 +230,12 @@ def test_ledger_says_busy_when_its_patience_runs_out(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         ledger.set_meta("k", "v")
         assert ledger.get_meta("k") == "v"
+
+
+def test_a_status_file_torn_by_a_crash_is_cleaned_up(settings: Settings) -> None:
+    run_build(settings, now=NOW)
+    leftover = Path(settings.output_dir) / ".feedserver" / ".status.json.k1ll3d.tmp"
+    leftover.write_bytes(b'{"last_su')
+    run_build(settings, now=NOW)
+    assert not leftover.exists()
+    consistent(Path(settings.output_dir))
