@@ -9,9 +9,10 @@ which assembles the site from these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import overload
 
 from .config import Settings
@@ -44,8 +45,12 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     )
 
 
-def newest_first(article: Article) -> tuple[float, str]:
-    return (-article.published.timestamp(), article.id)
+def newest_first(articles: Iterable[Article]) -> list[Article]:
+    """Newest published first; the same moment in id order (two stable sorts: no keys
+    computed per article)."""
+    ordered = sorted(articles, key=attrgetter("id"))
+    ordered.sort(key=attrgetter("published"), reverse=True)
+    return ordered
 
 
 def article_of(stub: Stub, identity: Identity, settings: Settings, memo: Memo | None) -> Article:

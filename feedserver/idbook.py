@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from .incremental import Stub
 from .models import Identity
@@ -20,6 +20,10 @@ from .topics import slugify
 
 ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
 ID, PATH, LAST_PATH, SLUG, FINGERPRINT, FIRST_SEEN, CHANGED, GONE = range(8)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 class Book:
@@ -34,7 +38,7 @@ class Book:
         self.dirty: set[str] = set()
         self.new: set[str] = set()
         for row in rows:
-            values = [None if v is None else str(v) for v in row]
+            values: list[str | None] = list(row)  # type: ignore[arg-type] - TEXT columns
             ident = str(values[ID])
             self.rows[ident] = values
             self.order[ident] = len(self.order)
@@ -72,8 +76,12 @@ class Book:
             return None
         return max(candidates, key=lambda i: (self.rows[i][GONE] or "", -self.order[i]))
 
-    def identify(self, item: Stub, path: str, stamp: str) -> Identity:
-        """The identity of the file at ``path``, minting or moving as needed."""
+    def identify(self, item: Stub, path: str, moment: datetime) -> Identity:
+        """The identity of the file at ``path`` (``moment``: when it was seen to change)."""
+        return self._identify(item, path, lambda: _iso(moment))
+
+    def _identify(self, item: Stub, path: str, stamp: Callable[[], str]) -> Identity:
+        # ``stamp`` is only formatted when something is minted or changed.
         current = self.by_path.get(path)
         if item.explicit_id:
             current = item.explicit_id
@@ -81,7 +89,7 @@ class Book:
             current = self.renamed_from(item.fingerprint)
         row = self.rows.get(current) if current else None
         if row is None:
-            return self.mint(item, path, stamp)
+            return self.mint(item, path, stamp())
         ident = str(row[ID])
         if row[PATH] != path:
             if path in self.by_path and self.by_path[path] != ident:
@@ -92,7 +100,7 @@ class Book:
             self.by_path[path] = ident
         if row[FINGERPRINT] != item.fingerprint:
             self._set(ident, FINGERPRINT, item.fingerprint)
-            self._set(ident, CHANGED, stamp)
+            self._set(ident, CHANGED, stamp())
         wanted = slugify(item.explicit_slug) if item.explicit_slug else ""
         if wanted and wanted != row[SLUG]:
             self._take_slug(ident, self.free_slug(wanted, ident))

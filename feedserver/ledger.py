@@ -259,8 +259,7 @@ class Ledger:
             book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
                                          "ORDER BY rowid"))
             book.depart(present, _iso(now))
-            result = {path: book.identify(parsed[path], path,
-                                          _iso(min(seen_at.get(path, now), now)))
+            result = {path: book.identify(parsed[path], path, min(seen_at.get(path, now), now))
                       for path in sorted(parsed)}
             book.save(self.db)
             return result

@@ -142,7 +142,7 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     article made last time from the same stub and identity.
     """
     due = _due(stubs, identities, settings, now, memo)
-    ordered = sorted(due.by_id.values(), key=newest_first)
+    ordered = newest_first(due.by_id.values())
     catalog = topic_rules.catalog(settings, due.names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,

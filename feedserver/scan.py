@@ -35,9 +35,9 @@ class Entry:
 
 def is_candidate(name: str) -> bool:
     """True for names that may hold an article (.txt/.md), not editor or hidden files."""
-    if _EDITOR_JUNK.search(name):
+    if os.path.splitext(name)[1].lower() not in SUFFIXES:  # the cheap test first
         return False
-    return os.path.splitext(name)[1].lower() in SUFFIXES
+    return not _EDITOR_JUNK.search(name)
 
 
 def _inside(root: str, target: str) -> bool:
