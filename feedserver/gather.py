@@ -105,6 +105,8 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for batch in pool.imap(_read_chunk, chunks):
             yield from batch
+        pool.close()  # not terminate(): see workers.Executor
+        pool.join()
 
 
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,

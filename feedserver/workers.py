@@ -115,7 +115,13 @@ class Executor:
             context = multiprocessing.get_context("fork")
             with context.Pool(min(self.processes, len(tasks)), _start, (job,),
                               maxtasksperchild=RECYCLE) as pool:
-                return _combine(site, list(pool.imap(_one, tasks)))
+                results = list(pool.imap(_one, tasks))
+                # Let workers leave on their sentinel: the SIGTERM of the ``with``'s
+                # terminate() is lost by a worker still starting up, whose join then
+                # hangs the scheduler for good (CPython #78178; seen under load).
+                pool.close()
+                pool.join()
+            return _combine(site, results)
         finally:
             gc.unfreeze()
 

@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from feedserver.scheduler import Refresher
 from feedserver.web import create_app
 
 from .conftest import NOW, ROOT, write
-from .faultkit import consistency, fill, tiny_disk, tree
+from .faultkit import consistency, fill, make_site, mutate, tiny_disk, tree
 from .test_serve_e2e import free_port, stop, wait_ready
 
 KILLS = 100
@@ -362,3 +363,37 @@ def test_an_edit_before_the_scheduler_first_looks_is_not_missed(site_dir: Path) 
     assert refresher.run("start").report is not None  # built with the settings it was given
     assert "unknown key 'colour'" in (refresher.config.error or "")
     assert "unknown key 'colour'" in health(settings)["config_error"]
+
+
+def test_build_workers_leave_on_their_own_never_by_sigterm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load test found the scheduler stuck for good: ``with Pool()`` ends in
+    terminate(), whose SIGTERM a worker still starting up loses (Python clears
+    pending signals after fork), and the join that follows never returns
+    (CPython #78178).  Workers must be closed and joined instead."""
+    make_site(tmp_path, count=70)
+    settings = load_settings(tmp_path / "config.toml", env={"FEEDSERVER_BUILD_PROCESSES": "2"})
+    terminated: list[int | None] = []
+    real = multiprocessing.process.BaseProcess.terminate
+
+    def recording(process: multiprocessing.process.BaseProcess) -> None:
+        terminated.append(process.pid)
+        real(process)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "terminate", recording)
+    forked: list[int] = []
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _counting(forked))
+    report = run_build(settings, now=NOW)  # cold: parse and render pools
+    mutate(tmp_path / "seeds", 1)
+    run_build(settings, now=NOW)  # incremental: a render pool
+    assert report.published and len(forked) >= 4  # both pools ran
+    assert terminated == []
+
+
+def _counting(forked: list[int]) -> Callable[..., None]:
+    real = multiprocessing.process.BaseProcess.start
+
+    def start(process: multiprocessing.process.BaseProcess) -> None:
+        real(process)
+        forked.append(process.pid or 0)
+    return start
