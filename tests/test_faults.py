@@ -33,6 +33,7 @@ from feedserver.config import Settings, load_settings
 from feedserver.job import run_build
 from feedserver.publish import JOURNAL, MANIFEST, STATUS, recover
 from feedserver.scheduler import Refresher
+from feedserver.watcher import Writes
 from feedserver.web import create_app
 
 from .conftest import NOW, ROOT, write
@@ -397,3 +398,38 @@ def _counting(forked: list[int]) -> Callable[..., None]:
         real(process)
         forked.append(process.pid or 0)
     return start
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="asks Linux's /proc")
+@pytest.mark.parametrize("events", ["none seen", "a late move vouched for the first half"])
+def test_a_file_open_for_writing_is_never_read_whatever_the_events_said(
+        settings: Settings, events: str) -> None:
+    """The load test published half-written files twice: a writer that opened before the
+    watcher started and paused past the settle time, and a move event handled after the
+    rewrite had begun (its snapshot vouched for the first half)."""
+    writes = Writes(close_events=True)  # Linux's rules; this test plays the events
+    refresher = Refresher(settings, writes=writes)
+    refresher.run("start")
+    path = Path(settings.seeds_dir) / "slow.md"
+    with path.open("w", encoding="utf-8") as writer:
+        writer.write("---\ntitle: Slowly written\n---\nThe first half.\n")
+        writer.flush()
+        os.utime(path, (time.time() - 30, time.time() - 30))  # past the settle time
+        if events != "none seen":
+            info = path.stat()
+            writes.renamed_in("slow.md", (info.st_size, info.st_mtime_ns))
+        outcome = refresher.run("interval")
+        assert outcome.held == ["slow.md"] and outcome.retry_at is not None
+        assert "Slowly written" not in all_titles(settings)
+        writer.write("The second half.\n")
+    info = path.stat()
+    writes.closed("slow.md", (info.st_size, info.st_mtime_ns), wrote=True)
+    assert refresher.run("slow.md written").held == []
+    items = json.loads((Path(settings.output_dir) / "feed.json").read_text())["items"]
+    item = next(i for i in items if i["title"] == "Slowly written")
+    assert "The second half." in item["content_html"]
+
+
+def all_titles(settings: Settings) -> set[str]:
+    items = json.loads((Path(settings.output_dir) / "feed.json").read_text())["items"]
+    return {item["title"] for item in items}
