@@ -91,6 +91,14 @@ class Articles(Sequence[Article]):
             self._full = True
         return self._items[index]
 
+    def light(self) -> list[Article]:
+        """Every article as known so far, without fetching any content (incremental pages)."""
+        return list(self._items)
+
+    def with_content(self, articles: list[Article]) -> list[Article]:
+        """These articles with their content: one fetch for those not read yet."""
+        return self._filled(articles)
+
     def _filled(self, articles: list[Article]) -> list[Article]:
         wanted = [a.path for a in articles if a.content_html is UNREAD.content_html]
         found = self._fetch(wanted) if wanted else {}

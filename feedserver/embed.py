@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from .feeds import FORMATS
 from .models import Channel, Rendered
+from .pageplan import PREVIEW, embed_paths
 from .pages import HTML_TYPE, MONTHS, STYLESHEET, FeedLink, stylesheet
 from .pipeline import EPOCH, Site, channel_file
 
@@ -43,7 +44,6 @@ WIDGET = "static/embed-widget.js"
 UNKNOWN = "static/embed-unknown.js"
 FRAME_CSS = "static/embed.css"
 FAVICON = "static/favicon.svg"
-PREVIEW = "feed.html"
 _LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 
@@ -60,6 +60,11 @@ def frame_path(slug: str) -> str:
 def preview_path(channel: Channel) -> str:
     """Output path of the page a browser gets for the channel's feed URLs."""
     return channel_file(channel, PREVIEW)
+
+
+def _fresh(site: Site, channel: Channel) -> bool:
+    """All three views of the channel are published with its signature (pageplan)."""
+    return all(path in site.fresh for path in embed_paths(channel))
 
 
 def _js_comment(text: Any) -> str:
@@ -162,12 +167,13 @@ def render_embeds(site: Site, failed: set[str] | frozenset[str] = frozenset()) -
 
     Channels in ``failed`` (their feeds did not pass validation) are skipped:
     their files carry the channel's slug, so the shell keeps the last good
-    ones, which agree with the feeds it keeps.
+    ones, which agree with the feeds it keeps.  So are channels whose views
+    are all in ``site.fresh`` (:mod:`feedserver.pageplan`): already published.
     """
     embeds = _Embeds(site)
     files = embeds.assets()
     for channel in site.channels:
-        if channel.slug in failed:
+        if channel.slug in failed or _fresh(site, channel):
             continue
         view = embeds.view(channel)
         files += [embeds.loader_file(view), embeds.frame(view), embeds.preview(view)]

@@ -27,6 +27,7 @@ from .gather import Hold, Progress, Sources, gather, processes
 from .incremental import Body
 from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
+from .pageplan import page_signatures
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
 from .publish import PublishResult, begin, load_manifest, publish, recover, write_status
@@ -99,10 +100,25 @@ def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> froze
                 and (out_dir / channel_file(c, f.filename)).is_file() for f in FORMATS.values()))
 
 
-def _signatures(site: Site, output: Output, manifest: dict[str, Any]) -> dict[str, str]:
-    """What the manifest records: new signatures, old ones for channels that failed."""
-    current = {slug: sig for slug, sig in site.signatures.items() if slug not in output.failed}
-    kept = {slug: sig for slug, sig in manifest["channels"].items() if slug in output.failed}
+def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
+    """Page paths (:mod:`feedserver.pageplan`) published with their signature, still on disk."""
+    recorded, files = manifest["channels"], manifest["files"]
+    slugs = {c.slug for c in site.channels}
+    return frozenset(key for key, sig in site.signatures.items()
+                     if key not in slugs and recorded.get(key) == sig and key in files
+                     and (out_dir / key).is_file())
+
+
+def _signatures(site: Site, output: Output, manifest: dict[str, Any],
+                held: set[str]) -> dict[str, str]:
+    """What the manifest records: new signatures of what was published, old ones for the
+    channels that failed and the files ``held`` from before (a failed channel's views)."""
+    slugs = {c.slug for c in site.channels}
+    made = {f.path for f in output.files} | output.kept
+    current = {key: sig for key, sig in site.signatures.items()
+               if key not in output.failed and (key in slugs or key in made)}
+    kept = {key: sig for key, sig in manifest["channels"].items()
+            if key in output.failed or key in held}
     return {**kept, **current}
 
 
@@ -149,13 +165,17 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         manifest = load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover
-            site = replace(site, fresh=fresh_channels(site, manifest, out_dir),
+            site = replace(site, signatures={**site.signatures, **page_signatures(
+                site, sources.stubs, settings.fingerprint())})
+            site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
+                           | fresh_pages(site, manifest, out_dir),
                            executor=Executor(out_dir, manifest["files"], processes(settings)))
         output = (render or render_site)(site)
         report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                              files=len(output.files) + len(output.staged) + len(output.kept),
                              parsed_files=sources.read, next_due=site.next_due,
-                             rendered_channels=len(site.channels) - len(site.fresh),
+                             rendered_channels=sum(c.slug not in site.fresh
+                                                   for c in site.channels),
                              problems=sources.problems + problems + output.problems)
         if publish_output:
             _publish(out_dir, site, output, manifest, report)
@@ -174,15 +194,16 @@ def render_site(site: Site) -> Output:
     output = render_channels(site, site.channels)
     output.files += render_pages(site)
     output.files += render_embeds(site, output.failed)
+    output.kept |= site.fresh - {c.slug for c in site.channels}  # pages already published
     return output
 
 
 def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
              report: BuildReport) -> None:
     """Commit what was rendered (and staged), keeping what is fresh or failed."""
-    result = publish(out_dir, output.files, prepared=output.staged,
-                     keep=output.kept | _kept_paths(manifest, output.failed),
-                     signatures=_signatures(site, output, manifest))
+    held = _kept_paths(manifest, output.failed)
+    result = publish(out_dir, output.files, prepared=output.staged, keep=output.kept | held,
+                     signatures=_signatures(site, output, manifest, held))
     _record(report, result)
 
 

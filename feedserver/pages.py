@@ -1,12 +1,14 @@
 """Pure: a :class:`Site` -> HTML pages, ``feeds.opml`` and ``topics.json``.
 
-The pages are rendered once per build, like the feeds, into the output folder
+The pages are rendered from the Site, like the feeds, into the output folder
 at the paths their URLs name (``index.html``, ``topics/index.html``,
 ``topics/<slug>/index.html``, ``articles/<slug>/index.html``).  That keeps the
 web app a file server (it never renders) and lets nginx or a CDN serve the same
 folder.  Everything comes from the Site: every URL from ``base_url``, every
 date from content, so the same articles give the same bytes and ETags only
-move when something a reader sees changed.
+move when something a reader sees changed.  Like the feeds, a page whose
+signature is the one already published (:mod:`feedserver.pageplan`) is not
+rendered again, and its article's content is not even read.
 
 Templates live in ``feedserver/templates`` and autoescape; only article
 content, already sanitized by nh3 when it was parsed, is marked safe.
@@ -29,6 +31,7 @@ from markupsafe import Markup
 
 from .feeds import FORMATS
 from .models import Article, Channel, Rendered
+from .pageplan import SITE_PAGES, article_page, light_articles, topic_page, with_content
 from .pipeline import EPOCH, Site
 
 HTML_TYPE = "text/html; charset=utf-8"
@@ -133,26 +136,33 @@ class _Renderer:
 
     def topic(self, row: Row) -> Rendered:
         channel = row.channel
-        return self.page(f"{channel.path}/index.html", "topic", channel.html_url, [row],
+        return self.page(topic_page(channel), "topic", channel.html_url, [row],
                          channel.updated, description=channel.description, row=row,
                          articles=channel.articles)
 
     def article(self, article: Article) -> Rendered:
         topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
-        return self.page(f"articles/{article.slug}/index.html", "article", article.link,
+        return self.page(article_page(article), "article", article.link,
                          [self.all, *topics], article.updated, description=article.summary,
                          article=article, topics=topics, content=Markup(article.content_html))
 
 
 def render_pages(site: Site) -> list[Rendered]:
-    """Every HTML page, the OPML list, the JSON catalog and the stylesheet."""
+    """Every HTML page, the OPML list, the JSON catalog and the stylesheet.
+
+    Pages whose path is in ``site.fresh`` (see :mod:`feedserver.pageplan`) are
+    already published with these bytes and are skipped; only the articles
+    whose pages are rendered have their content fetched.
+    """
     renderer = _Renderer(site)
-    files = [renderer.index(), renderer.topics()]
+    makers = {"index.html": renderer.index, "topics/index.html": renderer.topics,
+              OPML_FILE: lambda: opml(site), CATALOG_FILE: lambda: catalog(site)}
+    files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
     files += [renderer.topic(row) for slug, row in renderer.rows.items()
-              if slug in site.topics]
-    files += [renderer.article(article) for article in site.articles]
-    files += [opml(site), catalog(site),
-              Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest)]
+              if slug in site.topics and topic_page(row.channel) not in site.fresh]
+    stale = [a for a in light_articles(site) if article_page(a) not in site.fresh]
+    files += [renderer.article(article) for article in with_content(site, stale)]
+    files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
     return files
 
 
