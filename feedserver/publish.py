@@ -220,17 +220,20 @@ def begin(out_dir: Path) -> None:
 
 def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = None,
             prune: bool = True, prepared: Iterable[Prepared] = (),
-            signatures: dict[str, str] | None = None) -> PublishResult:
+            signatures: dict[str, str] | None = None,
+            old: dict[str, Any] | None = None) -> PublishResult:
     """Make ``files`` (and already ``prepared`` ones) the output.
 
     ``keep`` lists old paths to leave as they are.  With ``prune`` every
     other previously published path is removed and recorded as gone; without
     it (an incremental publish) old paths stay.  ``signatures`` (channel slug
     -> content signature) are recorded in the manifest for the next build.
+    ``old`` is the current manifest when the caller (holding the build lock)
+    has already read it: 10,000 pages make it megabytes to parse again.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     begin(out_dir)  # the caller ran recover() before anything was staged
-    old = load_manifest(out_dir)
+    old = old if old is not None else load_manifest(out_dir)
     ready = list(prepared)
     try:
         for item in files:
