@@ -1,4 +1,5 @@
-"""Pure: the content signature of every HTML page, embed view and site-wide list.
+"""Pure (but for a memo of the last results): the content signature of every HTML page,
+embed view and site-wide list.
 
 Feeds are skipped when their channel's signature is the one in the manifest
 (:mod:`feedserver.incremental`); this does the same for what
@@ -25,7 +26,7 @@ files) and publish does not rewrite identical bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
@@ -138,8 +139,3 @@ def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str) -> dict
         for path in embed_paths(channel):
             sigs[path] = _digest("embed", path, own)
     return sigs
-
-
-def kept(site: Site, paths: Iterable[str]) -> set[str]:
-    """Of ``paths`` (planned outputs), those fresh in ``site``: published, not rendered."""
-    return {path for path in paths if path in site.fresh}

@@ -155,3 +155,18 @@ def test_one_file_edit_rewrites_its_page_and_its_channels_pages_only(
     rendered.clear()
     build(now=NOW + timedelta(minutes=2))  # nothing changed: nothing rendered, nothing moves
     assert rendered == [] and mtimes(out) == after
+
+
+def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
+                                          rendered: list[str]) -> None:
+    build()
+    out = Path(settings.output_dir)
+    slug = sorted((out / "articles").iterdir())[0].name
+    page, frame = out / "articles" / slug / "index.html", out / "embed/all/index.html"
+    body, frame_body = page.read_bytes(), frame.read_bytes()
+    page.unlink()
+    frame.unlink()
+    rendered.clear()
+    build(now=NOW + timedelta(minutes=1))
+    assert rendered == [slug]
+    assert page.read_bytes() == body and frame.read_bytes() == frame_body
