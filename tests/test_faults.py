@@ -1,4 +1,6 @@
-"""Faults: kill -9 in a loop, a full disk, a locked ledger, a config that turns bad.
+"""Faults: kill -9 in a loop, a full disk, a locked ledger, hung workers, busy writers.
+
+(A config that turns bad: tests/test_live_config.py.)
 
 Everything here is real: builds are SIGKILLed processes, the disk is a tmpfs
 that fills up (or a file-size limit where mounting is not allowed), the lock
@@ -8,10 +10,7 @@ with gunicorn on 127.0.0.1.  Every process a test starts is stopped by its PID.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import logging
 import multiprocessing
 import os
 import subprocess
@@ -19,26 +18,32 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from feedserver import publish
-from feedserver.cli import main
 from feedserver.config import Settings, load_settings
 from feedserver.job import run_build
 from feedserver.publish import JOURNAL, MANIFEST, STATUS, recover
 from feedserver.scheduler import Refresher
 from feedserver.watcher import Writes
-from feedserver.web import create_app
 
 from .conftest import NOW, ROOT, write
-from .faultkit import consistency, fill, make_site, mutate, tiny_disk, tree
-from .test_serve_e2e import free_port, stop, wait_ready
+from .faultkit import (
+    Served,
+    cli,
+    consistency,
+    fill,
+    health,
+    make_site,
+    mutate,
+    serving,
+    tiny_disk,
+    tree,
+    until,
+)
 
 KILLS = 100
 KILL_BUDGET = 150.0  # seconds; the loop stops there even if it has fewer kills
@@ -51,9 +56,9 @@ def test_kill_9_at_random_moments_of_a_publish(tmp_path: Path) -> None:
     parses); after the next start's recovery the folder is consistent (each
     manifest entry's bytes hash to its ETag, nothing unlisted, no temp file)
     and is the previous or the new version; the next build publishes the new
-    one without any manual step.  See :class:`tests.faultkit.KillLoop`.
+    one without any manual step.  See :class:`tests.killloop.KillLoop`.
     """
-    done = subprocess.run([sys.executable, "-m", "tests.faultkit", str(tmp_path / "site"),
+    done = subprocess.run([sys.executable, "-m", "tests.killloop", str(tmp_path / "site"),
                            str(KILLS), "7", str(KILL_BUDGET)], cwd=ROOT, capture_output=True,
                           text=True, timeout=KILL_BUDGET + 120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -90,24 +95,6 @@ def test_a_publish_killed_after_its_manifest_still_removes_what_went_away(
     assert consistency(out, files) == [] and not any((out / p).exists() for p in gone)
 
 
-def cli(site: Path, *args: str, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    """``feedserver ARGS`` in the site folder, as a person runs it."""
-    return subprocess.run([sys.executable, "-m", "feedserver", *args], cwd=site, text=True,
-                          capture_output=True, timeout=120,
-                          env={**clean_env(), **(env or {})})
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
-
-
-def health(settings: Settings) -> dict[str, Any]:
-    response = create_app({"FEEDSERVER_SETTINGS": settings}).test_client().get("/healthz")
-    assert response.status_code == 200
-    return response.get_json()
-
-
 def test_a_full_disk_keeps_the_output_reports_and_publishing_resumes(
         site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     big = "---\ntitle: The long report\n---\n" + "".join(
@@ -141,134 +128,6 @@ def test_a_full_disk_keeps_the_output_reports_and_publishing_resumes(
         assert "The long report" in (out / "feed.rss").read_text(encoding="utf-8")
         assert consistency(out, tree(out)) == []
         assert health(settings)["status"] == "ok" and "last_error" not in health(settings)
-
-
-# -- a broken config.toml ----------------------------------------------------------------------
-
-GOOD = 'site_title = "Good news"\nbase_url = "https://news.example.org/"\n'
-
-
-@pytest.mark.parametrize("text,env,message", [
-    (GOOD + "max_items = \n", {}, "invalid TOML: Invalid value (at line 3, column 13)"),
-    (GOOD + 'colour = "red"\n', {}, "config.toml, line 3: unknown key 'colour'"),
-    (GOOD + 'max_items = "many"\n', {}, "config.toml, line 3: 'max_items' must be int"),
-    (GOOD + "refresh_interval = 0\n", {}, "line 3: 'refresh_interval' must be at least 1"),
-    ('base_url = "ftp://x"\n', {}, "config.toml, line 1: base_url must be an absolute"),
-    (GOOD + '[topics.energy]\nname = "Energy"\ncolour = 1\n', {},
-     "config.toml, line 5: topics.energy: unknown key 'colour'"),
-    (GOOD + '[topics.energy]\nphrases = "gas"\n', {},
-     "config.toml, line 4: topics.energy.phrases must be a list of strings"),
-    (GOOD + '[debris]\nlines = ["(unclosed"]\n', {},
-     "config.toml, line 4: debris.lines: bad regular expression '(unclosed'"),
-    (GOOD, {"FEEDSERVER_MAX_ITEMS": "lots"}, "environment FEEDSERVER_MAX_ITEMS: 'max_items'"),
-])
-@pytest.mark.parametrize("command", ["build", "check"])
-def test_a_broken_config_at_start_names_the_key_and_line(
-        site_dir: Path, command: str, text: str, env: dict[str, str], message: str) -> None:
-    (site_dir / "config.toml").write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(main, [command, "--config", str(site_dir / "config.toml")],
-                                env=env)
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    assert message in result.output and "Traceback" not in result.output
-    assert not (site_dir / "public").exists()  # nothing was built
-
-
-def test_serve_with_a_broken_config_exits_with_the_message(site_dir: Path) -> None:
-    (site_dir / "config.toml").write_text(GOOD + 'colour = "red"\n', encoding="utf-8")
-    done = cli(site_dir, "serve", "--port", str(free_port()))
-    assert done.returncode == 1
-    assert done.stderr.strip() == "Error: config.toml, line 3: unknown key 'colour'"
-
-
-def channel_title(out: Path) -> str:
-    return json.loads((out / "feed.json").read_text(encoding="utf-8"))["title"]
-
-
-def test_a_config_that_turns_bad_keeps_the_last_good_one(
-        site_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The scheduler re-reads config.toml when it changes; a bad one is reported, not used."""
-    config = site_dir / "config.toml"
-    shipped = config.read_text(encoding="utf-8")
-    settings = load_settings(config, env={})
-    out, refresher = Path(settings.output_dir), Refresher(settings)
-    refresher.run("start")
-    assert channel_title(out) == "feedserver news"
-    config.write_text(shipped.replace('"feedserver news"', '"Renamed news"'), encoding="utf-8")
-    refresher.run("interval")
-    assert channel_title(out) == "Renamed news"  # a good change is picked up
-    line = shipped.count("\n", 0, shipped.index("base_url")) + 1
-    config.write_text(shipped.replace('"feedserver news"', '"Renamed news"').replace(
-        "base_url =", "base_ulr ="), encoding="utf-8")
-    write(Path(settings.seeds_dir) / "late.md", "---\ntitle: Published anyway\n---\nText.\n",
-          mtime=time.time() - 60)  # settled: the hold rule lets it through
-    caplog.set_level(logging.INFO, logger="feedserver")
-    refresher.run("interval")
-    refresher.run("interval")
-    wanted = f"line {line}: unknown key 'base_ulr'"
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and wanted in errors[0] and "keeping the last good" in errors[0]
-    assert channel_title(out) == "Renamed news"
-    assert "Published anyway" in (out / "feed.rss").read_text(encoding="utf-8")
-    report = health(settings)
-    assert report["status"] == "degraded" and wanted in report["config_error"]
-    checked = CliRunner().invoke(main, ["check", "--config", str(config)])
-    assert checked.exit_code == 1 and wanted in checked.output
-    config.write_text(shipped.replace('"feedserver news"', '"Fixed news"').replace(
-        'output_dir = "public"', 'output_dir = "elsewhere"'), encoding="utf-8")
-    refresher.run("interval")
-    assert channel_title(out) == "Fixed news" and health(settings)["status"] == "ok"
-    assert "changes output_dir: kept as they are until a restart" in caplog.text
-    assert not (site_dir / "elsewhere").exists()
-
-
-# -- a real server: the ledger locked, the config turned bad -----------------------------------
-
-@dataclass
-class Served:
-    port: int
-    log: Path
-    seeds: Path
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, response.read(), response.getheader("ETag") or ""
-        finally:
-            conn.close()
-
-    def health(self) -> dict[str, Any]:
-        return json.loads(self.get("/healthz")[1])
-
-    def titles(self) -> set[str]:
-        return {item["title"] for item in json.loads(self.get("/feed.json")[1])["items"]}
-
-
-@contextlib.contextmanager
-def serving(site: Path, interval: int = 1) -> Iterator[Served]:
-    """``feedserver serve --workers 2`` on the site (its own config.toml), stopped by PID."""
-    port = free_port()
-    env = {**clean_env(), "FEEDSERVER_BASE_URL": f"http://127.0.0.1:{port}/",
-           "FEEDSERVER_REFRESH_INTERVAL": str(interval)}
-    log = site / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "feedserver", "serve", "--port",
-                                    str(port), "--workers", "2"], cwd=site, env=env,
-                                   stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/", process, log)
-        yield Served(port, log, site / "seeds")
-    finally:
-        stop(process)
-
-
-def until(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.1)
 
 
 LOCK_SECONDS = 30.0
@@ -331,39 +190,6 @@ def test_a_ledger_locked_for_30_s_costs_no_request_and_the_job_retries(site_dir:
         assert blocked  # nothing was published while the ledger was held
         assert "is locked" in served.log.read_text() and "retrying" in served.log.read_text()
         assert served.health()["status"] == "ok"
-
-
-def test_serve_keeps_its_last_good_config_and_healthz_says_so(site_dir: Path) -> None:
-    config = site_dir / "config.toml"
-    shipped = config.read_text(encoding="utf-8")
-    with serving(site_dir) as served:
-        config.write_text(shipped + '\n[topics.energy2]\nname = "Energy"\ncolour = 1\n',
-                          encoding="utf-8")
-        until(lambda: "config_error" in served.health(), 20, "config_error in /healthz",
-              served.log)
-        report = served.health()
-        assert report["status"] == "degraded"
-        assert "topics.energy2: unknown key 'colour'" in report["config_error"]
-        assert f"line {shipped.count(chr(10)) + 4}" in report["config_error"]
-        assert served.get("/feed.rss")[0] == 200 and served.get("/topics/energy/")[0] == 200
-        assert "keeping the last good configuration" in served.log.read_text()
-        config.write_text(shipped.replace('"feedserver news"', '"Repaired news"'),
-                          encoding="utf-8")
-        until(lambda: served.health()["status"] == "ok", 20, "recovery in /healthz",
-              served.log)
-        until(lambda: b"Repaired news" in served.get("/feed.rss")[1], 20, "new title",
-              served.log)
-
-
-def test_an_edit_before_the_scheduler_first_looks_is_not_missed(site_dir: Path) -> None:
-    """serve loads the config, then starts the scheduler: an edit in between still counts."""
-    config = site_dir / "config.toml"
-    settings = load_settings(config, env={})
-    config.write_text(config.read_text(encoding="utf-8") + "\ncolour = 1\n", encoding="utf-8")
-    refresher = Refresher(settings)
-    assert refresher.run("start").report is not None  # built with the settings it was given
-    assert "unknown key 'colour'" in (refresher.config.error or "")
-    assert "unknown key 'colour'" in health(settings)["config_error"]
 
 
 def test_build_workers_leave_on_their_own_never_by_sigterm(

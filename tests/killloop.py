@@ -1,0 +1,199 @@
+"""The kill -9 loop (``python -m tests.killloop ROOT KILLS SEED BUDGET``), run by test_faults.
+
+It runs in a process of its own that makes itself a child subreaper: the
+build processes it forks and kills, and the render workers those builds fork
+(orphaned by the kill), are all its children, so it can wait for every one of
+them and stop nothing else.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from feedserver.config import Settings
+from feedserver.job import run_build
+from feedserver.publish import JOURNAL, PUBLISHING, recover
+
+from .faultkit import NOW, FeedCheck, consistency, digest, make_site, mutate, tree
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class LoopResult:
+    kills: int = 0
+    completed: int = 0
+    seconds: float = 0.0
+    build_seconds: float = 0.0
+    phases: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    mutations: Counter[str] = field(default_factory=Counter)
+    orphans: int = 0
+    orphan_max_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{me}/task"):
+        with open(f"/proc/{me}/task/{task}/children") as handle:
+            found += [int(pid) for pid in handle.read().split()]
+    return found
+
+
+def _reap_orphans(result: LoopResult, timeout: float = 10.0) -> None:
+    """Wait for the killed build's worker processes (now ours) to end; they do on EOF."""
+    started = time.monotonic()
+    seen: set[int] = set()
+    while children := _children():
+        seen |= set(children)
+        for pid in children:
+            os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() - started > timeout:
+            result.failures.append(f"orphaned workers still running: {children}")
+            for pid in children:  # ours: forked by the build we forked
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+    result.orphans += len(seen)
+    if seen:
+        result.orphan_max_seconds = max(result.orphan_max_seconds, time.monotonic() - started)
+
+
+def _fork_build(settings: Settings, log_path: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # the build process; it dies by SIGKILL or leaves at once
+        code = 1
+        try:  # orphaned workers' broken-pipe tracebacks go to the log, not the test output
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 2)
+            run_build(settings, now=NOW)
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _phase(out: Path) -> str:
+    """Where the kill landed, as the output folder tells it."""
+    if (out / JOURNAL).exists():
+        return "renaming (journal written)"
+    if (out / PUBLISHING).exists():
+        return "rendering/staging (marker, no journal)"
+    return "outside the publish (scan, parse, ledger, status)"
+
+
+class KillLoop:
+    """Build a changing corpus in forked processes and SIGKILL each at a random moment.
+
+    After every kill: the folder as the kill left it holds whole files (every
+    feed parses); :func:`recover` (what the next start does first) leaves it
+    consistent and equal to the previous or the new version; the next build
+    publishes the new version, consistent again.
+    """
+
+    def __init__(self, root: Path, seed: int) -> None:
+        self.root = root
+        self.settings = make_site(root)
+        self.out = Path(self.settings.output_dir)
+        self.rng = random.Random(seed)
+        self.check = FeedCheck()
+        self.result = LoopResult()
+        self.timings = [self.build()]
+        self.current = digest(tree(self.out))
+
+    def build(self) -> float:
+        started = time.perf_counter()
+        run_build(self.settings, now=NOW)
+        return time.perf_counter() - started
+
+    def fail(self, step: int, where: str, errors: list[str]) -> None:
+        self.result.failures += [f"step {step}, {where}: {e}" for e in errors]
+
+    def step(self, step: int) -> None:
+        """One change, one build killed (or finished first), recovery, the next build."""
+        self.result.mutations[mutate(self.root / "seeds", step)] += 1
+        pid = _fork_build(self.settings, self.root / "builds.log")
+        time.sleep(self.rng.uniform(0, statistics.median(self.timings[-9:]) * 1.15))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        _reap_orphans(self.result)
+        killed = os.WIFSIGNALED(status)
+        phase, left, recovered = self.after_kill(step) if killed else ("", "", "")
+        if not killed:
+            self.result.completed += 1
+            if os.WEXITSTATUS(status) != 0:
+                self.fail(step, "build", ["failed on its own"])
+            recovered = digest(tree(self.out))
+        self.timings.append(self.build())  # the next start: recover, build, publish
+        built = tree(self.out)
+        new = digest(built)
+        self.fail(step, "next build", consistency(self.out, built) + self.check(built))
+        if recovered not in (self.current, new):
+            self.fail(step, "recovered", ["neither the previous nor the new version"])
+        if phase.startswith("rendering") and left != self.current:
+            self.fail(step, "as killed", ["changed before the journal was written"])
+        if phase.startswith("outside") and left not in (self.current, new):
+            self.fail(step, "as killed", ["neither version outside a publish"])
+        if killed:
+            self.result.outcomes["same" if self.current == new else
+                                 "previous" if recovered == self.current else "new"] += 1
+        self.current = new
+
+    def after_kill(self, step: int) -> tuple[str, str, str]:
+        """Check the folder as the kill left it, then recover it as the next start does.
+
+        Returns where the kill landed, and the digests as killed and as recovered.
+        """
+        self.result.kills += 1
+        phase = _phase(self.out)
+        self.result.phases[phase] += 1
+        left = tree(self.out)
+        self.fail(step, "as killed", self.check(left))
+        recover(self.out)
+        recovered = tree(self.out)
+        self.fail(step, "after recovery",
+                  consistency(self.out, recovered) + self.check(recovered))
+        return phase, digest(left), digest(recovered)
+
+
+def kill_loop(root: Path, kills: int, seed: int, budget: float) -> LoopResult:
+    """Kill builds of a changing corpus at random moments until ``kills`` or ``budget``."""
+    loop = KillLoop(root, seed)
+    started = time.monotonic()
+    step = 0
+    while loop.result.kills < kills and time.monotonic() - started < budget:
+        step += 1
+        loop.step(step)
+    loop.result.seconds = time.monotonic() - started
+    loop.result.build_seconds = statistics.median(loop.timings)
+    loop.result.failures = loop.result.failures[:50]
+    return loop.result
+
+
+def main() -> None:
+    """``python -m tests.killloop ROOT KILLS SEED BUDGET``: prints the LoopResult as JSON."""
+    root, kills, seed, budget = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), \
+        float(sys.argv[4])
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    result = kill_loop(root, kills, seed, budget)
+    print(json.dumps({name: dict(value) if isinstance(value, Counter) else value
+                      for name, value in vars(result).items()}))
+
+
+if __name__ == "__main__":
+    main()
