@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from feedserver.config import Settings
 from feedserver.job import run_build
@@ -33,6 +34,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 class LoopResult:
     kills: int = 0
     completed: int = 0
+    aimed: int = 0  # kills aimed at the renames (see _fork_build)
     seconds: float = 0.0
     build_seconds: float = 0.0
     phases: Counter[str] = field(default_factory=Counter)
@@ -72,18 +74,38 @@ def _reap_orphans(result: LoopResult, timeout: float = 10.0) -> None:
         result.orphan_max_seconds = max(result.orphan_max_seconds, time.monotonic() - started)
 
 
-def _fork_build(settings: Settings, log_path: Path) -> int:
+def _fork_build(settings: Settings, log_path: Path, rename: int | None = None) -> int:
+    """A process running one build; with ``rename`` it SIGKILLs itself at that rename.
+
+    The publish's renames take a millisecond or two of a build's tenth of a
+    second, so one kill in four is aimed there: the n-th ``os.replace`` of the
+    build (the journal's own is the first), n drawn at random.
+    """
     pid = os.fork()
     if pid == 0:  # the build process; it dies by SIGKILL or leaves at once
         code = 1
         try:  # orphaned workers' broken-pipe tracebacks go to the log, not the test output
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(log, 2)
+            if rename is not None:
+                _die_at_rename(rename)
             run_build(settings, now=NOW)
             code = 0
         finally:
             os._exit(code)
     return pid
+
+
+def _die_at_rename(wanted: int) -> None:
+    real, calls = os.replace, [0]
+
+    def replace(*args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] == wanted:
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(*args, **kwargs)
+
+    os.replace = replace  # type: ignore[assignment]  # in this forked build only
 
 
 def _phase(out: Path) -> str:
@@ -125,8 +147,14 @@ class KillLoop:
     def step(self, step: int) -> None:
         """One change, one build killed (or finished first), recovery, the next build."""
         self.result.mutations[mutate(self.root / "seeds", step)] += 1
-        pid = _fork_build(self.settings, self.root / "builds.log")
-        time.sleep(self.rng.uniform(0, statistics.median(self.timings[-9:]) * 1.15))
+        window = statistics.median(self.timings[-9:]) * 1.15
+        if step % 4 == 0:  # aimed at the renames
+            pid = _fork_build(self.settings, self.root / "builds.log", self.rng.randint(1, 40))
+            self.result.aimed += 1
+            time.sleep(window * 3)  # it dies at its rename, or finishes first
+        else:
+            pid = _fork_build(self.settings, self.root / "builds.log")
+            time.sleep(self.rng.uniform(0, window))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         _reap_orphans(self.result)
