@@ -37,6 +37,7 @@ class Book:
         self.order: dict[str, int] = {}
         self.dirty: set[str] = set()
         self.new: set[str] = set()
+        self.departed: dict[str, list[str]] = {}  # slug -> ids that left their path just now
         for row in rows:
             values: list[str | None] = list(row)  # type: ignore[arg-type] - TEXT columns
             ident = str(values[ID])
@@ -68,6 +69,7 @@ class Book:
                 self._set(ident, PATH, None)
                 self._set(ident, GONE, now)
                 del self.by_path[path]
+                self.departed.setdefault(str(self.rows[ident][SLUG]), []).append(ident)
 
     def renamed_from(self, fingerprint: str) -> str | None:
         """The article that left its path most recently with exactly this content."""
@@ -75,6 +77,17 @@ class Book:
         if not candidates:
             return None
         return max(candidates, key=lambda i: (self.rows[i][GONE] or "", -self.order[i]))
+
+    def moved_and_edited(self, item: Stub) -> str | None:
+        """An article renamed *and* edited before one build saw either change.
+
+        Its content no longer matches, so the rename rule misses it; but if exactly
+        one article left its path in this very build and its slug is what this
+        title makes, it is the same article (title kept, file moved and edited).
+        """
+        wanted = slugify(item.explicit_slug or item.title) or "article"
+        candidates = [i for i in self.departed.get(wanted, ()) if self.rows[i][PATH] is None]
+        return candidates[0] if len(candidates) == 1 else None
 
     def identify(self, item: Stub, path: str, moment: datetime) -> Identity:
         """The identity of the file at ``path`` (``moment``: when it was seen to change)."""
@@ -86,7 +99,7 @@ class Book:
         if item.explicit_id:
             current = item.explicit_id
         elif current is None:
-            current = self.renamed_from(item.fingerprint)
+            current = self.renamed_from(item.fingerprint) or self.moved_and_edited(item)
         row = self.rows.get(current) if current else None
         if row is None:
             return self.mint(item, path, stamp())

@@ -119,6 +119,25 @@ def test_ids_survive_edits_title_changes_and_renames(build: Build, settings: Set
     assert entry()[0] == first_id
 
 
+def test_rename_and_edit_in_one_build_keeps_the_id(build: Build, settings: Settings) -> None:
+    seeds = Path(settings.seeds_dir)
+    path = write(seeds / "before.md", "---\ntitle: Moving story\n---\nFirst text.\n")
+    build()
+    atom = Path(settings.output_dir) / "feed.atom"
+    first = [e.id for e in parse_feed(atom).entries if e.title == "Moving story"]
+    path.unlink()
+    write(seeds / "sub" / "after.md", "---\ntitle: Moving story\n---\nSecond text.\n")
+    build()
+    assert [e.id for e in parse_feed(atom).entries if e.title == "Moving story"] == first
+    # A new article that merely shares a title with an old, long-gone one gets its own id.
+    (seeds / "sub" / "after.md").unlink()
+    build()
+    write(seeds / "again.md", "---\ntitle: Moving story\n---\nUnrelated text.\n")
+    build()
+    again = [e.id for e in parse_feed(atom).entries if e.title == "Moving story"]
+    assert len(again) == 1 and again != first
+
+
 def test_edit_moves_updated_not_published(build: Build, settings: Settings) -> None:
     seeds = Path(settings.seeds_dir)
     path = write(seeds / "e.md", "---\ntitle: Edited story\n---\nOne.\n", 1_700_000_000)
