@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from .incremental import Stub
@@ -29,7 +29,8 @@ def _iso(moment: datetime) -> str:
 class Book:
     """The ``articles`` table as rows in memory, plus the indexes the rules need."""
 
-    def __init__(self, rows: Iterable[tuple[object, ...]]) -> None:
+    def __init__(self, rows: Iterable[tuple[object, ...]],
+                 moves: Mapping[str, str] | None = None) -> None:
         self.rows: dict[str, list[str | None]] = {}
         self.by_path: dict[str, str] = {}
         self.slugs: dict[str, str] = {}
@@ -38,6 +39,7 @@ class Book:
         self.dirty: set[str] = set()
         self.new: set[str] = set()
         self.departed: dict[str, list[str]] = {}  # slug -> ids that left their path just now
+        self.moves = dict(moves or {})  # new path -> old path, as the watcher saw renames
         for row in rows:
             values: list[str | None] = list(row)  # type: ignore[arg-type] - TEXT columns
             ident = str(values[ID])
@@ -78,6 +80,15 @@ class Book:
             return None
         return max(candidates, key=lambda i: (self.rows[i][GONE] or "", -self.order[i]))
 
+    def moved_here(self, path: str) -> str | None:
+        """The homeless article the watcher saw being renamed to ``path``."""
+        source = self.moves.get(path)
+        if source is None:
+            return None
+        found = [i for i, row in self.rows.items()
+                 if row[PATH] is None and row[LAST_PATH] == source]
+        return found[-1] if found else None
+
     def moved_and_edited(self, item: Stub) -> str | None:
         """An article renamed *and* edited before one build saw either change.
 
@@ -99,7 +110,8 @@ class Book:
         if item.explicit_id:
             current = item.explicit_id
         elif current is None:
-            current = self.renamed_from(item.fingerprint) or self.moved_and_edited(item)
+            current = self.renamed_from(item.fingerprint) or self.moved_here(path) \
+                or self.moved_and_edited(item)
         row = self.rows.get(current) if current else None
         if row is None:
             return self.mint(item, path, stamp())

@@ -246,7 +246,8 @@ class Ledger:
     # -- identities ------------------------------------------------------------------------
 
     def reconcile(self, parsed: Mapping[str, Stub], present: set[str],
-                  seen_at: Mapping[str, datetime], now: datetime) -> dict[str, Identity]:
+                  seen_at: Mapping[str, datetime], now: datetime,
+                  moves: Mapping[str, str] | None = None) -> dict[str, Identity]:
         """Identities for every parsed file, minting, moving and retiring as needed.
 
         ``present`` holds every article path on disk, parsable or not: a file
@@ -257,7 +258,7 @@ class Ledger:
         """
         def unit() -> dict[str, Identity]:
             book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
-                                         "ORDER BY rowid"))
+                                         "ORDER BY rowid"), moves)
             book.depart(present, _iso(now))
             result = {path: book.identify(parsed[path], path, min(seen_at.get(path, now), now))
                       for path in sorted(parsed)}

@@ -89,7 +89,8 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             try:
-                report = run_build(self.settings, now=now, hold=rule, warm=self.warm)
+                report = run_build(self.settings, now=now, hold=rule, warm=self.warm,
+                                   moves=self.writes.moves(now.timestamp()))
             except FeedserverError as exc:
                 log.error("build failed (%s): %s", reason, exc)
                 self._note(last_error={"at": now.isoformat(), "message": str(exc)})

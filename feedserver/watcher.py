@@ -38,6 +38,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 SETTLE = 2.0  # seconds a change must rest when no close event vouches for it
 SKEW = 60.0  # an mtime further ahead than this is another machine's clock: do not wait for it
 STALE_OPEN = 60.0  # open but unwritten this long: taken as finished (a close event was lost)
+MOVE_MEMORY = 600.0  # seconds a seen move is offered to builds (the ledger uses it once)
 Snapshot = tuple[int, int]  # (size, mtime_ns)
 
 
@@ -111,6 +113,7 @@ class Writes:
         self.settle = settle
         self._lock = threading.Lock()
         self._files: dict[str, _FileState] = {}
+        self._moves: dict[str, tuple[str, float]] = {}  # dest -> (first source, when)
 
     def rule(self, now: datetime) -> HoldRule:
         """A fresh hold rule for a build at ``now``."""
@@ -143,6 +146,20 @@ class Writes:
     def forget(self, path: str) -> None:
         with self._lock:
             self._files.pop(path, None)
+
+    def moved(self, src: str, dest: str, when: float) -> None:
+        """Remember that the article at ``src`` now lives at ``dest`` (chains collapse)."""
+        with self._lock:
+            origin = self._moves.pop(src, (src, when))[0]
+            if origin != dest:
+                self._moves[dest] = (origin, when)
+
+    def moves(self, now: float) -> dict[str, str]:
+        """Recent moves, dest -> source: a move plus an edit keeps the article's id."""
+        with self._lock:
+            for dest in [d for d, (_, t) in self._moves.items() if now - t > MOVE_MEMORY]:
+                del self._moves[dest]
+            return {dest: src for dest, (src, _) in self._moves.items()}
 
     def wait_for(self, entry: Entry, now: datetime) -> float | None:
         """Seconds to wait before ``entry`` may be read, or None if it is whole now."""
@@ -258,6 +275,8 @@ class _Handler(FileSystemEventHandler):
     def _moved(self, src: str | None, dest: str | None, dest_abs: str) -> None:
         if src is not None:
             self.writes.forget(src)
+        if src is not None and dest is not None:
+            self.writes.moved(src, dest, time.time())
         if dest is not None:
             self.writes.renamed_in(dest, _snapshot(dest_abs))
         if src is not None or dest is not None:
