@@ -138,6 +138,22 @@ def test_rename_and_edit_in_one_build_keeps_the_id(build: Build, settings: Setti
     assert len(again) == 1 and again != first
 
 
+def test_a_move_the_watcher_saw_keeps_the_id_through_a_title_change(
+        build: Build, settings: Settings) -> None:
+    from feedserver.job import run_build
+
+    seeds = Path(settings.seeds_dir)
+    write(seeds / "old-name.md", "---\ntitle: Draft headline\n---\nText.\n")
+    build()
+    atom = Path(settings.output_dir) / "feed.atom"
+    first = [e.id for e in parse_feed(atom).entries if e.title == "Draft headline"]
+    (seeds / "old-name.md").rename(seeds / "new-name.md")
+    write(seeds / "new-name.md", "---\ntitle: Final headline\n---\nText, edited.\n")
+    run_build(settings, now=NOW, moves={"new-name.md": "old-name.md"})
+    assert len(first) == 1
+    assert [e.id for e in parse_feed(atom).entries if e.title == "Final headline"] == first
+
+
 def test_edit_moves_updated_not_published(build: Build, settings: Settings) -> None:
     seeds = Path(settings.seeds_dir)
     path = write(seeds / "e.md", "---\ntitle: Edited story\n---\nOne.\n", 1_700_000_000)
