@@ -81,13 +81,16 @@ class Book:
         return max(candidates, key=lambda i: (self.rows[i][GONE] or "", -self.order[i]))
 
     def moved_here(self, path: str) -> str | None:
-        """The homeless article the watcher saw being renamed to ``path``."""
-        source = self.moves.get(path)
-        if source is None:
-            return None
-        found = [i for i, row in self.rows.items()
-                 if row[PATH] is None and row[LAST_PATH] == source]
-        return found[-1] if found else None
+        """The homeless article the watcher saw being renamed (maybe in hops) to ``path``."""
+        hops: list[str] = []
+        while path in self.moves and path not in hops:
+            hops.append(path)
+            path = self.moves[path]
+            found = [i for i, row in self.rows.items()
+                     if row[PATH] is None and row[LAST_PATH] == path]
+            if found:
+                return found[-1]
+        return None
 
     def moved_and_edited(self, item: Stub) -> str | None:
         """An article renamed *and* edited before one build saw either change.

@@ -113,7 +113,7 @@ class Writes:
         self.settle = settle
         self._lock = threading.Lock()
         self._files: dict[str, _FileState] = {}
-        self._moves: dict[str, tuple[str, float]] = {}  # dest -> (first source, when)
+        self._moves: dict[str, tuple[str, float]] = {}  # dest -> (source, when)
 
     def rule(self, now: datetime) -> HoldRule:
         """A fresh hold rule for a build at ``now``."""
@@ -148,11 +148,13 @@ class Writes:
             self._files.pop(path, None)
 
     def moved(self, src: str, dest: str, when: float) -> None:
-        """Remember that the article at ``src`` now lives at ``dest`` (chains collapse)."""
+        """Remember that the article at ``src`` now lives at ``dest``.
+
+        Each hop is kept (not collapsed to the first source): a build may have
+        seen the article at any path of a chain of renames.
+        """
         with self._lock:
-            origin = self._moves.pop(src, (src, when))[0]
-            if origin != dest:
-                self._moves[dest] = (origin, when)
+            self._moves[dest] = (src, when)
 
     def moves(self, now: float) -> dict[str, str]:
         """Recent moves, dest -> source: a move plus an edit keeps the article's id."""
