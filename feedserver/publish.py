@@ -271,7 +271,10 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     for tmp, target in renames:
         os.replace(tmp, target)
     _remove(out_dir, removed)
-    for name in (JOURNAL, PUBLISHING):
+    # The marker goes first: a kill between the two unlinks then leaves the journal (the
+    # new version is live; recover() rolls forward, a no-op), never a bare marker, which
+    # says the old version is untouched.
+    for name in (PUBLISHING, JOURNAL):
         with contextlib.suppress(OSError):
             (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
