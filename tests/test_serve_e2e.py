@@ -100,9 +100,15 @@ def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None
     assert f"open {server.url}" in server.log.read_text()
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
     if children.exists():  # the master forked two workers (and started one scheduler)
-        pids = children.read_text().split()
-        workers = [p for p in pids if b"feedserver.owner" not in
-                   Path(f"/proc/{p}/cmdline").read_bytes()]
+        # The first worker may answer /healthz before the master has forked the second.
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            pids = children.read_text().split()
+            workers = [p for p in pids if b"feedserver.owner" not in
+                       Path(f"/proc/{p}/cmdline").read_bytes()]
+            if len(pids) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(workers) == 2 and len(pids) == 3
     with urllib.request.urlopen(server.url + "topics.json", timeout=10) as response:
         channels = json.loads(response.read())["channels"]
