@@ -11,9 +11,12 @@ from typing import Any
 
 import feedparser
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from feedserver.config import Settings, load_settings
 from feedserver.job import BuildReport, run_build
+from feedserver.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "000_cfeb5347e8c7329a.txt"
@@ -41,6 +44,19 @@ def build(settings: Settings) -> Callable[..., BuildReport]:
         return run_build(settings, now=now, **overrides)
 
     return run
+
+
+@pytest.fixture
+def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
+    """The web app over a freshly built temporary site (Flask test client units)."""
+    report = build()
+    assert report.published and not report.errors
+    return create_app({"FEEDSERVER_SETTINGS": settings})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 def parse_feed(path: Path) -> Any:

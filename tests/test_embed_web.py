@@ -9,7 +9,6 @@ from dataclasses import replace
 
 import feedparser
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from feedserver.config import Settings
@@ -24,18 +23,6 @@ FEEDPARSER = ("application/atom+xml,application/rdf+xml,application/rss+xml,"
               "application/x-netcdf,application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1")
 FEED_TYPES = {"feed.rss": "application/rss+xml", "feed.atom": "application/atom+xml",
               "feed.json": "application/feed+json"}
-
-
-@pytest.fixture
-def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
-    report = build()
-    assert report.published and not report.errors
-    return create_app({"FEEDSERVER_SETTINGS": settings})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.mark.parametrize("accept,html", [

@@ -30,6 +30,7 @@ from feedserver.ledger import Ledger, LedgerBusy
 from feedserver.publish import MANIFEST, etag_of, recover
 
 from .conftest import NOW, ROOT, write
+from .faultkit import tiny_disk
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, tempfile
@@ -125,22 +126,6 @@ def _count_renames(settings: Settings) -> int:
         patch.setattr(os, "replace", counting)
         run_build(counted, now=NOW)
     return calls[0] - 1  # the status file's rename comes after the publish
-
-
-@contextlib.contextmanager
-def tiny_disk(folder: Path, size: str) -> Iterator[bool]:
-    """A tmpfs of ``size`` at ``folder``; yields False where mounting is not allowed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                                  str(folder)], capture_output=True).returncode == 0
-    except OSError:  # no mount command
-        mounted = False
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 LIMITED = textwrap.dedent("""

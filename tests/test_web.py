@@ -32,18 +32,6 @@ FEED_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml",
 CORS_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
 
 
-@pytest.fixture
-def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
-    report = build()
-    assert report.published and not report.errors
-    return create_app({"FEEDSERVER_SETTINGS": settings})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 class Links(HTMLParser):
     """<link> and <a> elements of a page, as attribute dicts."""
 
