@@ -262,7 +262,8 @@ def serving(site: Path, interval: int = 1) -> Iterator[Served]:
         stop(process)
 
 
-def until(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+def until(check: Callable[[], object], timeout: float, what: str, log: Path) -> None:
+    """Poll ``check`` until it is truthy; fail with the server log's tail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -19,9 +19,10 @@ from typing import Any
 import feedparser
 import pytest
 
-from .browser import Watch, chromium, feedserver, fetch, free_port, missing_reason, screenshot
+from .browser import Watch, chromium, feedserver, fetch, missing_reason, screenshot
 from .browser import static_site as host_site
 from .conftest import ROOT, write
+from .test_serve_e2e import free_port
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from .faultkit import until
 from .test_serve_e2e import free_port, stop, wait_ready
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
@@ -45,14 +46,6 @@ class Run:
 def runs(log: Path) -> list[Run]:
     return [Run(datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f"), int(m[2]), m[3])
             for m in RUN.finditer(log.read_text(errors="replace"))]
-
-
-def until(check: Callable[[], object], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout}s:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
 
 
 def environment(site: Path, url: str) -> dict[str, str]:
