@@ -111,7 +111,8 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
 
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
            hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
-           store: bool = False) -> Sources:
+           store: bool = False,
+           scanned: tuple[list[scan.Entry], list[Problem]] | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
@@ -121,8 +122,10 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     parse is true of the file's bytes whatever happens to the build), so a
     cold build never holds every article's content at once; without it (a
     ``check``) their content is kept in ``Sources.bodies`` and nothing is written.
+    ``scanned`` is the folder's listing when the caller keeps one up to date
+    (:class:`scan.Listing`); without it the folder is scanned.
     """
-    entries, problems = scan.list_files(settings.seeds_dir)
+    entries, problems = scanned or scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
     shaping = settings.fingerprint()
     out = Sources(problems=problems)

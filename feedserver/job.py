@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,14 +146,17 @@ def _bodies(sources: Sources, ledger: Ledger,
 def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
               progress: Progress | None = None, hold: Hold | None = None,
               render: Render | None = None, warm: Warm | None = None,
-              moves: Mapping[str, str] | None = None) -> BuildReport:
+              moves: Mapping[str, str] | None = None,
+              changed: Collection[str] | None = None) -> BuildReport:
     """Scan, parse, identify, render, validate and (unless told not to) publish.
 
     ``render`` replaces :func:`render_site` (the benchmarks build feeds only).
     ``warm`` keeps the parse cache in memory between the builds of a
     long-lived process (the scheduler's); without it the ledger is read.
     ``moves`` (new path -> old path, from the watcher's rename events) lets an
-    article moved and edited before this build keep its id.
+    article moved and edited before this build keep its id.  ``changed`` (with
+    ``warm``) names the only paths that may have changed since the last build,
+    from the watcher's events: just those are stat'ed, not the whole folder.
     """
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -162,7 +165,9 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         recover(out_dir)  # a publish killed half-way is finished (or undone) first
     with Ledger(settings.ledger_file) as ledger:
         cached = warm.load(ledger) if warm is not None else ledger.cached_files()
-        sources = gather(settings, ledger, progress, hold, cached, store=publish_output)
+        scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
+        sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
+                         scanned=scanned)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                       moves)
         site, problems = assemble_site(sources.stubs, identities, settings, now,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
@@ -172,3 +172,40 @@ def read(entry: Entry, limit: int) -> SourceFile:
     finally:
         os.close(fd)
     return SourceFile(entry.path, b"".join(chunks), info.st_mtime_ns / 1e9)
+
+
+@dataclass
+class Listing:
+    """A full scan kept by a long-lived process and patched path by path.
+
+    The watcher names the article paths its events touched; re-stating those
+    (:func:`entry_at`) instead of the whole folder is what keeps a one-file
+    build of a large folder cheap.  Anything the events cannot describe (a
+    folder created, moved or deleted; the watcher restarted; the periodic run)
+    calls for a new :meth:`full` scan instead.
+    """
+
+    root: str
+    entries: dict[str, Entry]
+    problems: list[Problem]
+
+    @classmethod
+    def full(cls, seeds_dir: str | Path) -> Listing:
+        entries, problems = list_files(seeds_dir)
+        return cls(os.path.realpath(seeds_dir), {e.path: e for e in entries}, problems)
+
+    def patch(self, paths: Iterable[str]) -> None:
+        """Re-stat ``paths`` (seeds-relative): new, changed, gone or now failing."""
+        for rel in sorted(set(paths)):
+            named = {rel, ascii(rel)}
+            self.problems = [p for p in self.problems if p.where not in named]
+            entry, found = entry_at(self.root, rel)
+            self.problems += found
+            if entry is None:
+                self.entries.pop(rel, None)
+            else:
+                self.entries[rel] = entry
+
+    def scanned(self) -> tuple[list[Entry], list[Problem]]:
+        """What :func:`list_files` would return now, given the events were all seen."""
+        return list(self.entries.values()), list(self.problems)

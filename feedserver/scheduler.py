@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,7 @@ from .job import BuildReport, Warm, run_build
 from .liveconfig import LiveConfig
 from .locks import BUILD_LOCK, SCHEDULER_LOCK, build_lock, lock_file, release, wait_lock
 from .publish import note_status
-from .watcher import Watcher, Writes
+from .watcher import HoldRule, Watcher, Writes
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Refresher:
         self.runs = 0
         self.warm = Warm()  # parse cache kept between runs (see feedserver.warm)
         self.config = LiveConfig(settings)  # config.toml re-read when it changes
+        self._scan_due = 0.0  # time.monotonic() by which the next full scan is due
 
     def run(self, reason: str = "direct") -> Outcome:
         """Build once; another build holding the lock for a whole interval skips this one."""
@@ -89,8 +91,7 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             try:
-                report = run_build(self.settings, now=now, hold=rule, warm=self.warm,
-                                   moves=self.writes.moves(now.timestamp()))
+                report = self._build(now, rule, reason)
             except FeedserverError as exc:
                 log.error("build failed (%s): %s", reason, exc)
                 self._note(last_error={"at": now.isoformat(), "message": str(exc)})
@@ -99,6 +100,22 @@ class Refresher:
         self.runs += 1
         self._log(reason, report, rule.held)
         return Outcome(report, rule.held, rule.retry_at)
+
+    def _build(self, now: datetime, rule: HoldRule, reason: str) -> BuildReport:
+        """One build; between full scans, only the paths the watcher's events named are
+        stat'ed.  The periodic run, and any run a whole interval after the last full
+        scan (a folder that never stops changing), scans everything: events can be lost."""
+        changed = self.writes.changes()
+        if reason == "interval" or time.monotonic() >= self._scan_due:
+            changed = None
+        if changed is None:
+            self._scan_due = time.monotonic() + self.settings.refresh_interval
+        try:
+            return run_build(self.settings, now=now, hold=rule, warm=self.warm,
+                             moves=self.writes.moves(now.timestamp()), changed=changed)
+        except BaseException:
+            self.warm.listing = None  # the events this build took are lost with it
+            raise
 
     def _note(self, **facts: Any) -> None:
         """What /healthz must show besides the build's report: a failure, a bad config."""

@@ -12,13 +12,16 @@ It is explicit state, owned by whoever runs the builds, never a global.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .config import Settings
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
-from .models import Article, Identity
+from .models import Article, Identity, Problem
+from .scan import Entry, Listing
 
 KEEP_BODIES = 12_000  # about 60 MB of content at most
 
@@ -32,6 +35,18 @@ class Warm:
     bodies: dict[str, tuple[str, Body]] = field(default_factory=dict)
     memo: dict[str, tuple[Stub, Identity, Article]] = field(default_factory=dict)
     shaping: str = ""
+    listing: Listing | None = None
+
+    def scan(self, seeds_dir: str | Path,
+             changed: Collection[str] | None) -> tuple[list[Entry], list[Problem]]:
+        """The folder's files: the kept listing patched with ``changed`` (the paths the
+        watcher's events named), or a full scan when there is none or ``changed`` is None."""
+        if changed is None or self.listing is None \
+                or self.listing.root != os.path.realpath(seeds_dir):
+            self.listing = Listing.full(seeds_dir)
+        else:
+            self.listing.patch(changed)
+        return self.listing.scanned()
 
     def articles(self, settings: Settings) -> dict[str, tuple[Stub, Identity, Article]]:
         """Articles (without content) made by the last build, for the same settings."""

@@ -114,6 +114,27 @@ class Writes:
         self._lock = threading.Lock()
         self._files: dict[str, _FileState] = {}
         self._moves: dict[str, tuple[str, float]] = {}  # dest -> (source, when)
+        self._changed: set[str] = set()  # article paths named by events since changes()
+        self._rescan = True  # something events cannot describe happened: scan it all
+        self.watching = False  # set by the Watcher while its observer runs
+
+    def touched(self, path: str) -> None:
+        """An event named this article path: the next build stats it again."""
+        with self._lock:
+            self._changed.add(path)
+
+    def rescan(self) -> None:
+        """A folder changed, or events may have been missed: the next build scans it all."""
+        with self._lock:
+            self._rescan = True
+
+    def changes(self) -> set[str] | None:
+        """The article paths events named since the last call, or None when only a full
+        scan can tell (no watcher running, a folder event, a restart)."""
+        with self._lock:
+            named, self._changed = self._changed, set()
+            full, self._rescan = self._rescan or not self.watching, False
+        return None if full else named
 
     def rule(self, now: datetime) -> HoldRule:
         """A fresh hold rule for a build at ``now``."""
@@ -254,9 +275,12 @@ class _Handler(FileSystemEventHandler):
                 self._folder(getattr(event, "dest_path", "") or "")
             if folder is not None and \
                     isinstance(event, DirCreatedEvent | DirDeletedEvent | DirMovedEvent):
+                self.writes.rescan()
                 self.wake(f"folder {folder} changed")
             return
         src = self._article(event.src_path)
+        if src is not None and not isinstance(event, FileOpenedEvent | FileClosedNoWriteEvent):
+            self.writes.touched(src)
         if isinstance(event, FileMovedEvent):
             self._moved(src, self._article(event.dest_path), os.fsdecode(event.dest_path))
         elif src is None:
@@ -280,6 +304,7 @@ class _Handler(FileSystemEventHandler):
         if src is not None and dest is not None:
             self.writes.moved(src, dest, time.time())
         if dest is not None:
+            self.writes.touched(dest)
             self.writes.renamed_in(dest, _snapshot(dest_abs))
         if src is not None or dest is not None:
             self.wake(f"{src or dest} moved")
@@ -345,8 +370,11 @@ class Watcher:
             log.warning("cannot watch %s (%s); scanning every refresh_interval only",
                         self.root, exc.strerror or exc)
             self.writes.close_events = False
+            self.writes.watching = False
             return False
         self._started = True
+        self.writes.watching = True
+        self.writes.rescan()  # what changed before the observer ran is not in any event
         return True
 
     def revive(self) -> bool:
@@ -361,6 +389,7 @@ class Watcher:
         return self.start()
 
     def stop(self) -> None:
+        self.writes.watching = False
         if self._observer is not None and self._observer.is_alive():
             self._observer.stop()
             self._observer.join(timeout=5)

@@ -421,6 +421,27 @@ def test_without_close_events_a_save_is_published_once_it_settles(
 
 
 @linux_only
+@linux_only
+def test_folders_moved_in_and_out_are_noticed(live: Callable[..., Scheduler], out: Path,
+                                             seeds: Path, tmp_path: Path) -> None:
+    """Events name files one by one; a folder renamed out of seeds/ names only the
+    folder, so the next build scans everything (the interval, 60 s, is not what
+    notices)."""
+    scheduler = live(events=True, settle=0.2)
+    assert eventually(lambda: scheduler.refresher.runs >= 1)
+    incoming = tmp_path / "incoming"
+    for name in ("a", "b"):
+        write(incoming / "deeper" / f"{name}.md", article(f"Moved in {name}"),
+              mtime=time.time() - 60)
+    os.rename(incoming, seeds / "incoming")
+    assert eventually(lambda: published(out, "Moved in a") and published(out, "Moved in b"))
+    (seeds / "incoming" / "deeper" / "a.md").unlink()  # one file: by its own event
+    assert eventually(lambda: not published(out, "Moved in a"))
+    assert published(out, "Moved in b")
+    os.rename(seeds / "incoming", tmp_path / "gone")  # no event names the files in it
+    assert eventually(lambda: not published(out, "Moved in b"))
+
+
 def test_editor_leftovers_wake_nothing(live: Callable[..., Scheduler], seeds: Path) -> None:
     scheduler = live(events=True)
     assert eventually(lambda: scheduler.refresher.runs >= 1)
