@@ -169,7 +169,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
                          scanned=scanned)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
-                                      moves)
+                                      moves, warm.identities if warm is not None else None)
         site, problems = assemble_site(sources.stubs, identities, settings, now,
                                        _bodies(sources, ledger, warm),
                                        warm.articles(settings) if warm is not None else None)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import FeedserverError
-from .idbook import Book
+from .idbook import Book, Kept
 from .incremental import Body, Stub
 from .models import Identity
 
@@ -247,24 +247,45 @@ class Ledger:
 
     def reconcile(self, parsed: Mapping[str, Stub], present: set[str],
                   seen_at: Mapping[str, datetime], now: datetime,
-                  moves: Mapping[str, str] | None = None) -> dict[str, Identity]:
+                  moves: Mapping[str, str] | None = None,
+                  kept: Kept | None = None) -> dict[str, Identity]:
         """Identities for every parsed file, minting, moving and retiring as needed.
 
         ``present`` holds every article path on disk, parsable or not: a file
         that exists but fails to parse is not gone.  ``seen_at`` gives each
         path's modification time, used (capped at ``now``) as the first-seen
         and changed times, so an imported archive keeps its order.  The whole
-        table is read once and only the rows that change are written back.
+        table is read once and only the rows that change are written back;
+        with ``kept`` (a long-lived process), not even read while no other
+        process changed it.
         """
-        def unit() -> dict[str, Identity]:
-            book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
-                                         "ORDER BY rowid"), moves)
+        def unit() -> tuple[dict[str, Identity], Book, str]:
+            generation = self._meta_in_transaction("identities")
+            book = kept.book if kept is not None and kept.generation == generation else None
+            if kept is not None:
+                kept.book = None  # until this transaction commits
+            if book is None:
+                book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
+                                             "ORDER BY rowid"), moves)
+            else:
+                book.begin(moves)
             book.depart(present, _iso(now))
             result = {path: book.identify(parsed[path], path, min(seen_at.get(path, now), now))
                       for path in sorted(parsed)}
-            book.save(self.db)
-            return result
-        return self._write(unit)
+            if book.touched():
+                book.save(self.db)
+                self.db.execute("INSERT INTO meta VALUES ('identities', 1) ON CONFLICT(key) "
+                                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                generation = self._meta_in_transaction("identities")
+            return result, book, generation
+        result, book, generation = self._write(unit)
+        if kept is not None:
+            kept.book, kept.generation = book, generation
+        return result
+
+    def _meta_in_transaction(self, key: str) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else "0"
 
     # -- meta --------------------------------------------------------------------------------
 

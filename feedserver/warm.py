@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import Settings
+from .idbook import Kept
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
 from .models import Article, Identity, Problem
@@ -36,6 +37,7 @@ class Warm:
     memo: dict[str, tuple[Stub, Identity, Article]] = field(default_factory=dict)
     shaping: str = ""
     listing: Listing | None = None
+    identities: Kept = field(default_factory=Kept)
 
     def scan(self, seeds_dir: str | Path,
              changed: Collection[str] | None) -> tuple[list[Entry], list[Problem]]:

@@ -10,6 +10,7 @@ the scheduler still scans everything every ``refresh_interval``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import timedelta
@@ -80,3 +81,27 @@ def test_writes_name_paths_only_while_watching() -> None:
     writes.rescan()  # a folder moved: events cannot say which files
     assert writes.changes() is None
     assert writes.changes() == set()
+
+
+def test_kept_identities_follow_another_process_and_keep_ids(tmp_path: Path) -> None:
+    """The identities book a long-lived process keeps is dropped when another process
+    wrote the ledger; a rename made there keeps its id here."""
+    seeds = tmp_path / "seeds"
+    generate(seeds, 20, seed=9)
+    settings, warm = site(tmp_path / "s", 1, seeds), Warm()
+    run_build(settings, now=NOW, warm=warm)
+    book = warm.identities.book
+    run_build(settings, now=NOW + timedelta(hours=1), warm=warm)
+    assert book is not None and warm.identities.book is book  # nothing else wrote: reused
+    before = feeds(Path(settings.output_dir))["feed.json"]
+    victim = sorted(p for p in seeds.rglob("*.txt"))[0]
+    os.rename(victim, seeds / "moved-elsewhere.txt")
+    run_build(settings, now=NOW + timedelta(hours=2))  # another process: no warm state
+    write(seeds / "late.txt", "A late article\n\nWritten after the rename.\n")
+    run_build(settings, now=NOW + timedelta(hours=3), warm=warm)
+    assert warm.identities.book is not book  # read again: the other process wrote
+    after = feeds(Path(settings.output_dir))["feed.json"]
+    old = {i["title"]: i["id"] for i in json.loads(before)["items"]}
+    new = {i["title"]: i["id"] for i in json.loads(after)["items"]}
+    assert new.pop("A late article") not in old.values()
+    assert new == old  # the renamed article among them, with its id
