@@ -1,0 +1,89 @@
+"""The parser's fast paths give what the plain definitions give, on hostile input.
+
+Each fast path (one Aho-Corasick pass for topic phrases, ...) is compared with
+the straightforward code it replaced, written out here as the definition, over
+seeded random texts full of the characters that break shortcuts: case
+oddities re treats specially (ı, ſ, İ, K, final sigma), combining marks,
+non-BMP letters, overlapping and repeated phrases.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from feedserver.config import TopicRule
+from feedserver.topics import matched_rules
+
+TRICKY = ["İ", "ı", "ſ", "\u212a", "K", "k", "ß", "ẞ", "Σ", "σ", "ς", "\u0345", "ι", "µ", "μ",
+          "e\u0301", "\u00e9", "ﬀ", "ﬆ", "st", "ǅ", "Ǆ", "ǆ", "_", "-", " ", "\n", "\xa0", "\u200b",
+          "𝐎", "😀", "'", "ё", "Ё", "қ", "Қ", "2", "٣", ".", "i", "s", "I", "S"]
+WORDS = ["oil", "Oil", "OIL", "toil", "oils", "gas", "gaz", "kazakh", "kazakhstan", "KAZAKH",
+         "rail", "railway", "port", "report", "import", "imports", "nuclear", "power",
+         "İstanbul", "istanbul", "ıstanbul", "ſun", "sun", "ΟΔΟΣ", "οδος", "Қазақстан",
+         "қазақстан", "kelvin", "\u212aelvin", "straße", "STRASSE", "𝐎il", "re-port", "open",
+         "source", "un", "charter"]
+PHRASES = ["oil", "gas", "Kazakh", "Kazakhstan", "rail", "railway", "port", "import", "imports",
+           "nuclear power", "open source", "UN Charter", "Istanbul", "İstanbul", "sun", "ſun",
+           "οδος", "ΟΔΟΣ", "Қазақстан", "kelvin", "straße", "re-port", "-port", "port-",
+           "𝐎il", "a", "ﬆ", "st", "ǆ", "oil", "x y"]
+
+
+def _reference(title: str, text: str, rules: tuple[TopicRule, ...]) -> list[str]:
+    """The definition: a whole-word case-insensitive regex per phrase, searched in full."""
+    whole = f"{title}\n{text}"
+    return [rule.slug for rule in rules
+            if any(re.search(rf"\b{re.escape(p)}\b", whole, re.IGNORECASE) for p in rule.phrases)
+            or any(re.search(p, whole, re.IGNORECASE) for p in rule.patterns)]
+
+
+def _rules(rng: random.Random, count: int) -> tuple[TopicRule, ...]:
+    return tuple(TopicRule(slug=f"t{i}", name=f"T{i}",
+                           phrases=tuple(rng.sample(PHRASES, rng.randint(1, 4))),
+                           patterns=(r"\bgr[ae]y\b",) if i == 0 else ())
+                 for i in range(count))
+
+
+def _text(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(0, 40)):
+        pick = rng.random()
+        if pick < 0.5:
+            parts.append(rng.choice(WORDS))
+        elif pick < 0.8:
+            parts.append(rng.choice(TRICKY))
+        else:
+            parts.append(rng.choice(WORDS) + rng.choice(TRICKY) + rng.choice(WORDS))
+        parts.append(rng.choice([" ", "", "\n", ", ", rng.choice(TRICKY)]))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_topic_rules_match_as_the_plain_regexes_do(seed: int) -> None:
+    rng = random.Random(seed)
+    rules = _rules(rng, 12)
+    hits = 0
+    for _ in range(1500):
+        title, text = _text(rng), _text(rng)
+        want = _reference(title, text, rules)
+        assert matched_rules(title, text, rules) == want, (title, text)
+        hits += len(want)
+    assert hits > 1000  # the texts do hit phrases, boundaries and misses alike
+
+
+def test_topic_phrases_overlapping_and_repeated() -> None:
+    rules = (TopicRule("a", "A", phrases=("rail", "railway")),
+             TopicRule("b", "B", phrases=("way",)),
+             TopicRule("c", "C", phrases=("Rail",)),
+             TopicRule("d", "D", phrases=("ilw",)))
+    assert matched_rules("", "the railway", rules) == ["a"]
+    assert matched_rules("RAIL", "way", rules) == ["a", "b", "c"]
+    assert matched_rules("railways", "", rules) == []
+
+
+def test_topic_text_with_lone_surrogates_is_still_matched() -> None:
+    rules = (TopicRule("oil", "Oil", phrases=("oil",)),)
+    assert matched_rules("\ud800 oil", "", rules) == ["oil"]
+    assert matched_rules("\ud800 toil", "", rules) == []
