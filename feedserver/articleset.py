@@ -10,7 +10,7 @@ which assembles the site from these.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import overload
@@ -21,6 +21,38 @@ from .models import Article, Channel, Identity
 
 Fetch = Callable[[list[str]], Mapping[str, Body]]
 Memo = dict[str, tuple[Stub, Identity, Article]]
+Filled = dict[int, tuple[Article, Article]]  # id(light article) -> (it, with content)
+
+
+@dataclass
+class Reuse:
+    """What a long-lived process may reuse from its last build, for the same settings.
+
+    Every entry is checked by object identity: an article made from a stub
+    and identity that did not change is the very object made last time
+    (``articles``), so what was derived from it (its content-filled copy, the
+    signature of a channel listing exactly those objects) still holds.  The
+    scheduler's one-file build of 10,000 articles spent most of its time
+    re-deriving these.  ``begin`` keeps only what the last build used.
+    """
+
+    articles: Memo = field(default_factory=dict)
+    filled: Filled = field(default_factory=dict)
+    earlier: Filled = field(default_factory=dict)
+    channels: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = \
+        field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # the topic names signed with
+
+    def begin(self) -> None:
+        self.earlier, self.filled = self.filled, {}
+
+    def full(self, light: Article) -> Article | None:
+        """The content-filled copy of ``light`` made in this or the last build."""
+        kept = self.filled.get(id(light)) or self.earlier.get(id(light))
+        if kept is None or kept[0] is not light:
+            return None
+        self.filled[id(light)] = kept
+        return kept[1]
 # Placeholder content of an article whose content was not fetched yet (compared by
 # identity: a real article never holds this very string object).
 UNREAD = Body("".join(["\x00", "unread"]), "")
@@ -57,7 +89,8 @@ def article_of(stub: Stub, identity: Identity, settings: Settings, memo: Memo | 
     """The article (without content) for a stub, from the memo when nothing changed."""
     if memo is not None:
         known = memo.get(stub.path)
-        if known is not None and known[0] == stub and known[1] == identity:
+        if known is not None and (known[0] is stub or known[0] == stub) \
+                and (known[1] is identity or known[1] == identity):
             return known[2]
     article = make_article(stub, identity, stub.slugs, settings, UNREAD)
     if memo is not None:
@@ -72,10 +105,11 @@ class Articles(Sequence[Article]):
     only; the first full read (the pages) fetches the rest in one go.
     """
 
-    def __init__(self, light: list[Article], fetch: Fetch) -> None:
+    def __init__(self, light: list[Article], fetch: Fetch, reuse: Reuse | None = None) -> None:
         self._items = light
         self._fetch = fetch
         self._full = False
+        self._reuse = reuse
 
     def __len__(self) -> int:
         return len(self._items)
@@ -100,11 +134,19 @@ class Articles(Sequence[Article]):
         return self._filled(articles)
 
     def _filled(self, articles: list[Article]) -> list[Article]:
-        wanted = [a.path for a in articles if a.content_html is UNREAD.content_html]
+        reuse = self._reuse
+        done = [a if a.content_html is not UNREAD.content_html or reuse is None
+                else reuse.full(a) or a for a in articles]
+        wanted = [a.path for a in done if a.content_html is UNREAD.content_html]
         found = self._fetch(wanted) if wanted else {}
         return [a if a.content_html is not UNREAD.content_html else
-                replace(a, content_html=found[a.path].content_html,
-                        summary=found[a.path].summary) for a in articles]
+                self._fill(a, found[a.path]) for a in done]
+
+    def _fill(self, light: Article, body: Body) -> Article:
+        full = replace(light, content_html=body.content_html, summary=body.summary)
+        if self._reuse is not None:
+            self._reuse.filled[id(light)] = (light, full)
+        return full
 
     def fill(self, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
         """The channels with every listed article's content (one fetch for all)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import articles as article_parser
 from . import topics as topic_rules
-from .articleset import Articles, Fetch, Memo, article_of, newest_first
+from .articleset import Articles, Fetch, Memo, Reuse, article_of, newest_first
 from .config import Settings
 from .errors import ArticleError
 from .feeds import FORMATS, Context, ItemCache, render, ttl_minutes
@@ -132,32 +132,56 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime, bodies: Fetch,
-                  memo: Memo | None = None) -> tuple[Site, list[Problem]]:
+                  reuse: Reuse | None = None) -> tuple[Site, list[Problem]]:
     """The site from stubs (topics already assigned); ``bodies`` fetches content.
 
     Content is fetched for the articles the channels list, at once; every
     other article's only when something reads ``Site.articles`` (the pages).
-    Channels, their order and their signatures never need content.  ``memo``
+    Channels, their order and their signatures never need content.  ``reuse``
     (kept by a long-lived caller, cleared when settings change) reuses the
-    article made last time from the same stub and identity.
+    articles, filled copies and channel signatures made last time from the
+    same stubs and identities.
     """
-    due = _due(stubs, identities, settings, now, memo)
+    if reuse is not None:
+        reuse.begin()
+    due = _due(stubs, identities, settings, now, reuse.articles if reuse is not None else None)
     ordered = newest_first(due.by_id.values())
     catalog = topic_rules.catalog(settings, due.names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
                       topic_names={slug: t.name for slug, t in catalog.items()})
-    articles = Articles(ordered, bodies)
+    articles = Articles(ordered, bodies, reuse)
     channels = articles.fill(build_channels(tuple(ordered), catalog, settings))
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
-    keys = {a.id: article_key(a, due.digests[a.id]) for c in channels for a in c.articles}
-    shaping = settings.fingerprint()
-    signatures = {c.slug: channel_signature(c, shaping, keys, context.topic_names)
-                  for c in channels}
+    signatures = _signatures(channels, settings.fingerprint(), context.topic_names,
+                             due.digests, reuse)
     site = Site(articles, topics, channels, context, due.next_due, signatures)
     return site, due.problems
+
+
+def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, str],
+                digests: dict[str, str], reuse: Reuse | None) -> dict[str, str]:
+    """Each channel's signature; one listing the very article objects it listed last
+    time (see :class:`Reuse`), under the same head and topic names, keeps its own."""
+    known = reuse.channels if reuse is not None and reuse.names == names else {}
+    kept: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = {}
+    keys: dict[str, str] = {}
+    for c in channels:
+        head = (c.title, c.description, c.path, c.html_url, c.updated)
+        last = known.get(c.slug)
+        if last is not None and last[0] == head and len(last[1]) == len(c.articles) \
+                and all(a is b for a, b in zip(last[1], c.articles, strict=True)):
+            kept[c.slug] = last
+            continue
+        for a in c.articles:
+            if a.id not in keys:
+                keys[a.id] = article_key(a, digests[a.id])
+        kept[c.slug] = (head, c.articles, channel_signature(c, shaping, keys, names))
+    if reuse is not None:
+        reuse.channels, reuse.names = kept, dict(names)
+    return {slug: entry[2] for slug, entry in kept.items()}
 
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],

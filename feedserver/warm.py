@@ -17,11 +17,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .articleset import Reuse
 from .config import Settings
 from .idbook import Kept
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
-from .models import Article, Identity, Problem
+from .models import Problem
 from .scan import Entry, Listing
 
 KEEP_BODIES = 12_000  # about 60 MB of content at most
@@ -34,7 +35,7 @@ class Warm:
     generation: str | None = None
     files: dict[str, CachedFile] = field(default_factory=dict)
     bodies: dict[str, tuple[str, Body]] = field(default_factory=dict)
-    memo: dict[str, tuple[Stub, Identity, Article]] = field(default_factory=dict)
+    reuse: Reuse = field(default_factory=Reuse)
     shaping: str = ""
     listing: Listing | None = None
     identities: Kept = field(default_factory=Kept)
@@ -50,11 +51,12 @@ class Warm:
             self.listing.patch(changed)
         return self.listing.scanned()
 
-    def articles(self, settings: Settings) -> dict[str, tuple[Stub, Identity, Article]]:
-        """Articles (without content) made by the last build, for the same settings."""
+    def articles(self, settings: Settings) -> Reuse:
+        """What the last build made (articles, filled copies, channel signatures), for
+        the same settings."""
         if settings.fingerprint() != self.shaping:
-            self.memo, self.shaping = {}, settings.fingerprint()
-        return self.memo
+            self.reuse, self.shaping = Reuse(), settings.fingerprint()
+        return self.reuse
 
     def bodies_of(self, paths: Iterable[str], stubs: Mapping[str, Stub]) -> dict[str, Body]:
         """Kept content of these paths, where it is of the same digest as now."""
@@ -86,7 +88,7 @@ class Warm:
         """Apply what a build just stored; ``generation`` is what the store returned."""
         for path in removed:
             self.files.pop(path, None)
-            self.memo.pop(path, None)
+            self.reuse.articles.pop(path, None)
         for path, (size, mtime) in touched.items():
             if path in self.files:
                 self.files[path] = replace(self.files[path], size=size, mtime_ns=mtime)

@@ -105,3 +105,21 @@ def test_kept_identities_follow_another_process_and_keep_ids(tmp_path: Path) -> 
     new = {i["title"]: i["id"] for i in json.loads(after)["items"]}
     assert new.pop("A late article") not in old.values()
     assert new == old  # the renamed article among them, with its id
+
+
+def test_a_topic_renamed_elsewhere_reaches_channels_whose_items_did_not_change(
+        tmp_path: Path) -> None:
+    """A topic's display name comes from the first file naming it; when that file
+    renames it, a channel listing only other articles still shows the new name."""
+    seeds = tmp_path / "seeds"
+    write(seeds / "a.md", "---\ntitle: Alpha\ntags: [Rail Freight]\n---\nAlpha body.\n")
+    write(seeds / "b.md", "---\ntitle: Beta\ntags: [Rail Freight, Deep Sea]\n---\nBeta.\n")
+    warm_site, cold_site = site(tmp_path / "w", 1, seeds), site(tmp_path / "c", 1, seeds)
+    warm = Warm()
+    run_build(warm_site, now=NOW, warm=warm)
+    write(seeds / "a.md", "---\ntitle: Alpha\ntags: [RAIL freight]\n---\nAlpha body.\n")
+    run_build(warm_site, now=NOW + timedelta(hours=1), warm=warm, changed={"a.md"})
+    run_build(cold_site, now=NOW + timedelta(hours=1))
+    deep = feeds(Path(warm_site.output_dir))["topics/deep-sea/feed.json"]
+    assert b"RAIL freight" in deep
+    assert feeds(Path(warm_site.output_dir)) == feeds(Path(cold_site.output_dir))
