@@ -24,7 +24,7 @@ from . import frontmatter
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .text import clean, clean_line, decode, summarize
+from .text import clean_line, decode_clean, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
@@ -73,7 +73,7 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     if len(source.data) > settings.max_file_bytes:
         raise ArticleError(f"file is {len(source.data):,} bytes; the limit is "
                            f"{settings.max_file_bytes:,} (max_file_bytes)")
-    text = clean(decode(source.data))
+    text = decode_clean(source.data)
     meta, body = frontmatter.split(text)
     info = frontmatter.fields(meta, warnings)
     if suffix in MARKDOWN_SUFFIXES:

@@ -125,13 +125,54 @@ _C1 = re.compile("[\x80-\x9f]")
 _C1_TABLE = _c1_table()
 
 
+# Every character clean() acts on besides composing: _NEWLINES, _FORBIDDEN and _C1 in one.
+_DIRTY = re.compile(
+    "[\r\u2028\u2029\x85\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f\ufffe\uffff"
+    "\ud800-\udfff\u202a-\u202e\u2066-\u2069\U0001fffe\U0001ffff]"
+)
+
+
 def clean(text: str) -> str:
     """Normalise newlines, drop XML-forbidden characters, map C1 controls, compose to NFC."""
+    if _DIRTY.search(text) is None:  # most texts: one scan instead of three
+        return unicodedata.normalize("NFC", text)
     text = _NEWLINES.sub("\n", text)
     text = _FORBIDDEN.sub("", text)
     if _C1.search(text):
         text = text.translate(_C1_TABLE)
     return unicodedata.normalize("NFC", text)
+
+
+def _quick_table() -> bytes:
+    """Bytes that may start anything decode() or clean() would act on, mapped to NUL.
+
+    In valid UTF-8 every such character begins with one of these bytes: ASCII
+    controls but tab and newline, 0xC2 (U+0080-U+00BF: C1 controls), 0xE2
+    (U+2000-U+2FFF: line separators, bidi controls), 0xEF (U+F000-U+FFFF:
+    U+FFFD, U+FFFE, U+FFFF, the UTF-8 BOM), 0xF0 (U+1FFFE, U+1FFFF).  The
+    UTF-16/32 byte order marks hold NUL, 0xFE or 0xFF, which UTF-8 never does.
+    """
+    flagged = {*range(0x09), *range(0x0B, 0x20), 0x7F, 0xC2, 0xE2, 0xEF, 0xF0}
+    return bytes(0 if b in flagged else 1 for b in range(256))
+
+
+_QUICK = _quick_table()
+
+
+def decode_clean(data: bytes) -> str:
+    """``clean(decode(data))``, with one byte scan for the usual file.
+
+    A file without a single flagged byte (see :func:`_quick_table`) that is
+    valid UTF-8 has no byte order mark, no control character for decode() to
+    count and nothing for clean() to change but composing: it is decoded and
+    composed at once.  Any other file takes the long way.
+    """
+    if b"\x00" not in data.translate(_QUICK):
+        try:
+            return unicodedata.normalize("NFC", data.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    return clean(decode(data))
 
 
 def clean_line(text: str) -> str:

@@ -1,6 +1,7 @@
 """The parser's fast paths give what the plain definitions give, on hostile input.
 
-Each fast path (one Aho-Corasick pass for topic phrases, ...) is compared with
+Each fast path (one Aho-Corasick pass for topic phrases, one byte scan before
+decoding, one character scan before cleaning, ...) is compared with
 the straightforward code it replaced, written out here as the definition, over
 seeded random texts full of the characters that break shortcuts: case
 oddities re treats specially (ı, ſ, İ, K, final sigma), combining marks,
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 
 import pytest
 
+from feedserver import text
 from feedserver.config import TopicRule
+from feedserver.errors import ArticleError
 from feedserver.topics import matched_rules
 
 TRICKY = ["İ", "ı", "ſ", "\u212a", "K", "k", "ß", "ẞ", "Σ", "σ", "ς", "\u0345", "ι", "µ", "μ",
@@ -87,3 +91,56 @@ def test_topic_text_with_lone_surrogates_is_still_matched() -> None:
     rules = (TopicRule("oil", "Oil", phrases=("oil",)),)
     assert matched_rules("\ud800 oil", "", rules) == ["oil"]
     assert matched_rules("\ud800 toil", "", rules) == []
+
+
+def _clean_reference(value: str) -> str:
+    """clean() as three passes: newlines, forbidden characters, C1 controls; then NFC."""
+    value = text._NEWLINES.sub("\n", value)
+    value = text._FORBIDDEN.sub("", value)
+    return unicodedata.normalize("NFC", value.translate(text._C1_TABLE))
+
+
+def _code_points() -> list[str]:
+    """Every BMP character (surrogates too) and every 61st astral one, plus U+1FFFE/F."""
+    return [chr(c) for c in [*range(0x10000), *range(0x10000, 0x110000, 61), 0x1FFFE, 0x1FFFF]]
+
+
+def test_clean_fast_path_matches_the_passes_for_every_character() -> None:
+    for char in _code_points():
+        for sample in (f"a{char}b", f"{char}e\u0301{char}"):
+            assert text.clean(sample) == _clean_reference(sample), hex(ord(char))
+
+
+def _decoded(data: bytes) -> str:
+    try:
+        return text.clean(text.decode(data))
+    except ArticleError as exc:
+        return f"error: {exc}"
+
+
+def _decode_cleaned(data: bytes) -> str:
+    try:
+        return text.decode_clean(data)
+    except ArticleError as exc:
+        return f"error: {exc}"
+
+
+def test_decode_clean_matches_decode_then_clean_for_every_character() -> None:
+    for char in _code_points():
+        data = f"Title\n{char} body e\u0301 {char}".encode("utf-8", "surrogatepass")
+        assert _decode_cleaned(data) == _decoded(data), hex(ord(char))
+
+
+def test_decode_clean_matches_on_marked_and_broken_bytes() -> None:
+    body = "Заголовок\nTitle — “quoted” \u2028 line\r\nend \x85 é"
+    samples = [body.encode(enc) for enc in ("utf-8-sig", "utf-16", "utf-32", "utf-16-be")]
+    samples += [body.encode("cp1251", "replace"), b"\xff\xfeT\x00", b"\xfe\xff\x00T", b"",
+                b"plain\x00text", b"\x1b[0m", b"A\xc3", b"\xed\xa0\x80 lone surrogate"]
+    rng = random.Random(7)
+    for _ in range(120):
+        raw = bytearray(body.encode())
+        for _ in range(rng.randint(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        samples.append(bytes(raw))
+    for data in samples:
+        assert _decode_cleaned(data) == _decoded(data), data
