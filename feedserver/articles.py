@@ -16,6 +16,7 @@ import html
 import re
 from functools import lru_cache
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import nh3
 from markdown_it import MarkdownIt
@@ -24,7 +25,7 @@ from . import frontmatter
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .text import clean_line, decode_clean, summarize
+from .text import clean_line, cut, decode_clean, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
@@ -64,6 +65,19 @@ def plain_text(fragment: str) -> str:
     return html.unescape(nh3.clean(spaced, tags=set()))
 
 
+class _Body(NamedTuple):
+    """A rendered body: title, HTML, its visible text, and that text's words one space apart.
+
+    The flat text is what both the summary and the fingerprint are drawn from,
+    so it is made once.
+    """
+
+    title: str
+    html: str
+    text: str
+    flat: str
+
+
 def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = None) -> Parsed:
     """Parse one file or raise ArticleError saying why it cannot be published."""
     warnings = [] if warnings is None else warnings
@@ -77,36 +91,36 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     meta, body = frontmatter.split(text)
     info = frontmatter.fields(meta, warnings)
     if suffix in MARKDOWN_SUFFIXES:
-        title, content_html = _markdown_body(body, info.get("title"), settings)
+        rendered = _markdown_body(body, info.get("title"), settings)
     else:
-        title, content_html = _text_body(body, info.get("title"), settings.debris)
+        rendered = _text_body(body, info.get("title"), settings.debris)
+    title = rendered.title
     if not title:
         stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
-        if not stem or not content_html:
+        if not stem or not rendered.html:
             raise ArticleError("empty article: no title and no text")
         title = stem
     if len(title) > MAX_TITLE:
         warnings.append(f"title is {len(title):,} characters; cut to {MAX_TITLE}")
         title = summarize(title, MAX_TITLE)
-    body_text = plain_text(content_html)
-    summary = info.get("summary") or summarize(body_text, settings.summary_length) or title
+    summary = info.get("summary") or cut(rendered.flat, settings.summary_length) or title
     return Parsed(
-        path=source.path, title=title, content_html=content_html, summary=summary,
-        text=body_text, topics=info.get("topics", ()), author=info.get("author"),
+        path=source.path, title=title, content_html=rendered.html, summary=summary,
+        text=rendered.text, topics=info.get("topics", ()), author=info.get("author"),
         lang=info.get("lang"), date=info.get("date"), updated=info.get("updated"),
         explicit_id=info.get("id") or None, explicit_slug=info.get("slug") or None,
         draft=info.get("draft", False),
-        fingerprint=_fingerprint(title, body_text, summary, info),
+        fingerprint=_fingerprint(title, rendered.flat, summary, info),
     )
 
 
-def _fingerprint(title: str, body_text: str, summary: str, info: dict[str, object]) -> str:
-    parts = [title, " ".join(body_text.split()), summary]
+def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object]) -> str:
+    parts = [title, flat, summary]
     parts += [f"{k}={info[k]!r}" for k in sorted(info) if k not in {"title", "summary"}]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _markdown_body(body: str, title: str | None, settings: Settings) -> tuple[str, str]:
+def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
     """Render Markdown; without a title field the first '# heading' is the title."""
     if not title:
         match = re.match(r"\s*#\s+(.+?)\s*#*\s*(?:\n|$)", body)
@@ -120,18 +134,26 @@ def _markdown_body(body: str, title: str | None, settings: Settings) -> tuple[st
         rendered = _markdown().render(body)
     except RecursionError:
         raise ArticleError("Markdown nests too deeply to render") from None
-    return title, sanitize(rendered, settings.base_url).strip()
+    content = sanitize(rendered, settings.base_url).strip()
+    text = plain_text(content)
+    return _Body(title, content, text, " ".join(text.split()))
 
 
-def _text_body(body: str, title: str | None, debris: Debris) -> tuple[str, str]:
-    """Scraped text: title line, debris removed, blank-line separated paragraphs."""
+def _text_body(body: str, title: str | None, debris: Debris) -> _Body:
+    """Scraped text: title line, debris removed, blank-line separated paragraphs.
+
+    Its visible text is known without parsing the HTML back: each paragraph and
+    a newline, what :func:`plain_text` gives for escaped text in ``<p>`` tags.
+    """
     lines = body.split("\n")
     if not title:
         while lines and not lines[0].strip():
             lines.pop(0)
         title = clean_line(lines.pop(0)) if lines else ""
     paragraphs = _paragraphs(_drop_debris(lines, title, debris))
-    return title, "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    content = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return _Body(title, content, "".join(f"{p}\n" for p in paragraphs),
+                 " ".join(p for p in paragraphs if p))
 
 
 def _drop_debris(lines: list[str], title: str, debris: Debris) -> list[str]:

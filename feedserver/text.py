@@ -182,7 +182,11 @@ def clean_line(text: str) -> str:
 
 def summarize(text: str, limit: int) -> str:
     """Plain-text summary: whitespace folded, cut on a word boundary with an ellipsis."""
-    flat = " ".join(text.split())
+    return cut(" ".join(text.split()), limit)
+
+
+def cut(flat: str, limit: int) -> str:
+    """:func:`summarize` for text whose whitespace is already folded (the caller has it)."""
     if len(flat) <= limit:
         return flat
     cut = flat[: limit + 1]

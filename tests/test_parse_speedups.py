@@ -1,7 +1,8 @@
 """The parser's fast paths give what the plain definitions give, on hostile input.
 
 Each fast path (one Aho-Corasick pass for topic phrases, one byte scan before
-decoding, one character scan before cleaning, ...) is compared with
+decoding, one character scan before cleaning, a .txt article's visible text
+taken from its paragraphs rather than parsed back from its HTML) is compared with
 the straightforward code it replaced, written out here as the definition, over
 seeded random texts full of the characters that break shortcuts: case
 oddities re treats specially (ı, ſ, İ, K, final sigma), combining marks,
@@ -17,8 +18,10 @@ import unicodedata
 import pytest
 
 from feedserver import text
-from feedserver.config import TopicRule
+from feedserver.articles import parse, plain_text
+from feedserver.config import Settings, TopicRule
 from feedserver.errors import ArticleError
+from feedserver.models import SourceFile
 from feedserver.topics import matched_rules
 
 TRICKY = ["İ", "ı", "ſ", "\u212a", "K", "k", "ß", "ẞ", "Σ", "σ", "ς", "\u0345", "ι", "µ", "μ",
@@ -144,3 +147,17 @@ def test_decode_clean_matches_on_marked_and_broken_bytes() -> None:
         samples.append(bytes(raw))
     for data in samples:
         assert _decode_cleaned(data) == _decoded(data), data
+
+
+def test_text_article_plain_text_is_what_parsing_its_html_gives(settings: Settings) -> None:
+    chars = [chr(c) for c in [*range(0, 0x10000, 3), *range(0x10000, 0x110000, 997)]]
+    for char in chars:
+        raw = f"Title {char}\n\na{char}b & <i>x</i> &amp; &lt; {char}\n{char}  x\n\n{char}\n"
+        data = raw.encode("utf-8", "surrogatepass")
+        try:
+            parsed = parse(SourceFile(f"a{ord(char)}.txt", data, 0.0), settings)
+        except ArticleError:
+            continue
+        seen = plain_text(parsed.content_html)
+        assert parsed.text == seen, hex(ord(char))
+        assert parsed.summary == text.summarize(seen, settings.summary_length), hex(ord(char))
