@@ -206,17 +206,34 @@ DEFAULT_FORMAT = "rss"
 class ItemCache:
     """Rendered items by (format, article), the article being everything they show.
 
-    Kept per process; a pipeline run fills it and every channel reuses it.
-    With ``limit`` it keeps only that many items, the least recently used
-    going first: build workers handle channels largest first, so the items
-    shared by many channels stay while memory stays bounded.
+    A pipeline run fills one and every channel reuses it.  With ``limit`` it
+    keeps only that many items, the least recently used going first: build
+    workers handle channels largest first, so the items shared by many channels
+    stay while memory stays bounded.  An evicted item is only rendered again,
+    never wrong: the key is the whole :class:`Article`.
+
+    A long-lived process (the scheduler) may keep one across builds
+    (:class:`feedserver.workers.Executor`), so a one-file change renders one
+    or two new items.  Besides the article, an item shows only the
+    :class:`Context` (author, base URL, topic names): the cache remembers the
+    context its items were rendered with and forgets them all when another
+    one comes, so a settings change cannot bring back stale bytes even if the
+    caller kept the cache.
     """
 
     def __init__(self, limit: int | None = None) -> None:
         self._items: OrderedDict[tuple[str, Article], bytes] = OrderedDict()
         self._limit = limit
+        self._context: Context | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, fmt: Format, article: Article, ctx: Context) -> bytes:
+        if ctx is not self._context:  # one comparison per build: the site's one context
+            if ctx != self._context:
+                self._items.clear()
+            self._context = ctx
         key = (fmt.name, article)
         found = self._items.get(key)
         if found is not None:
@@ -231,5 +248,5 @@ class ItemCache:
 
 def render(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache | None = None) -> bytes:
     """One channel in one format, items spliced from the cache."""
-    cache = cache or ItemCache()
+    cache = cache if cache is not None else ItemCache()  # an empty one is falsy
     return fmt.channel(channel, ctx, [cache.get(fmt, a, ctx) for a in channel.articles])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import publish
+from feedserver import publish, workers
 from feedserver.config import Settings, load_settings
 from feedserver.job import run_build
 from feedserver.publish import JOURNAL, MANIFEST, STATUS, recover
@@ -200,6 +200,7 @@ def test_build_workers_leave_on_their_own_never_by_sigterm(
     (CPython #78178).  Workers must be closed and joined instead."""
     make_site(tmp_path, count=70)
     settings = load_settings(tmp_path / "config.toml", env={"FEEDSERVER_BUILD_PROCESSES": "2"})
+    monkeypatch.setattr(workers, "SPLIT_MAX", 0)  # small jobs use bare forks, not a Pool
     terminated: list[int | None] = []
     real = multiprocessing.process.BaseProcess.terminate
 
