@@ -42,6 +42,8 @@ class Reuse:
     channels: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = \
         field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # the topic names signed with
+    pages: dict[int, tuple[Article, str]] = field(default_factory=dict)  # article pages
+    pages_context: tuple[object, ...] = ()
 
     def begin(self) -> None:
         self.earlier, self.filled = self.filled, {}

@@ -94,12 +94,13 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
 
 def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
     """Channels published with the signature they have now, all files still on disk."""
-    recorded = manifest["channels"]
+    recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
     return frozenset(
         c.slug for c in site.channels
         if recorded.get(c.slug) == site.signatures[c.slug]
-        and all(channel_file(c, f.filename) in manifest["files"]
-                and (out_dir / channel_file(c, f.filename)).is_file() for f in FORMATS.values()))
+        and all(channel_file(c, f.filename) in files
+                and os.path.isfile(f"{root}/{channel_file(c, f.filename)}")
+                for f in FORMATS.values()))
 
 
 def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
@@ -170,14 +171,14 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                          scanned=scanned)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                       moves, warm.identities if warm is not None else None)
+        reuse = warm.articles(settings) if warm is not None else None
         site, problems = assemble_site(sources.stubs, identities, settings, now,
-                                       _bodies(sources, ledger, warm),
-                                       warm.articles(settings) if warm is not None else None)
+                                       _bodies(sources, ledger, warm), reuse)
         manifest = load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover
             site = replace(site, signatures={**site.signatures, **page_signatures(
-                site, sources.stubs, settings.fingerprint())})
+                site, sources.stubs, settings.fingerprint(), reuse)})
             site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
                            | fresh_pages(site, manifest, out_dir),
                            executor=Executor(out_dir, manifest["files"], processes(settings)))

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
-from .articleset import Articles
+from .articleset import Articles, Reuse
 from .incremental import Stub, article_key
 from .models import Article, Channel
 from .pipeline import Site, channel_file
@@ -88,47 +88,38 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-class _Memo:
-    """Article page signatures of the last build, for the same settings and topic names.
-
-    A long-lived process (the scheduler) signs 10,000 unchanged articles on
-    every run; looking up their inputs costs a third of hashing them again.
-    """
-
-    def __init__(self) -> None:
-        self.context: tuple[object, ...] = ()
-        self.sigs: dict[tuple[object, ...], str] = {}
-
-
-_MEMO = _Memo()
-
-
-def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str) -> dict[str, str]:
+def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str,
+                        reuse: Reuse | None) -> dict[str, str]:
+    """Each article page's signature; with ``reuse`` (a long-lived process), an
+    article object made last time keeps the signature made for it then."""
     names = site.context.topic_names
     context = (_templates_version(), shaping, tuple(sorted(names.items())))
-    known = _MEMO.sigs if _MEMO.context == context else {}
+    known = reuse.pages if reuse is not None and reuse.pages_context == context else {}
     sigs: dict[str, str] = {}
-    memo: dict[tuple[object, ...], str] = {}
+    made: dict[int, tuple[Article, str]] = {}
     for article in light_articles(site):
-        digest = stubs[article.path].digest
-        key = (digest, article.id, article.slug, article.published, article.updated,
-               article.topics, article.author, article.lang)
-        sig = known.get(key)
-        if sig is None:
+        last = known.get(id(article))
+        if last is not None and last[0] is article:
+            sig = last[1]
+        else:
+            digest = stubs[article.path].digest
             topics = ",".join(f"{slug}={names.get(slug, slug)}" for slug in article.topics)
             sig = _digest("article", shaping, article_key(article, digest), topics)
-        memo[key] = sigs[article_page(article)] = sig
-    _MEMO.context, _MEMO.sigs = context, memo
+        made[id(article)] = (article, sig)
+        sigs[article_page(article)] = sig
+    if reuse is not None:
+        reuse.pages, reuse.pages_context = made, context
     return sigs
 
 
-def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str) -> dict[str, str]:
+def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str,
+                    reuse: Reuse | None = None) -> dict[str, str]:
     """Output path -> signature for every planned page of the site (content-free).
 
     ``stubs`` (by source path) give each article's content digest; ``shaping``
     is the settings fingerprint.  Channel signatures must be in ``site``.
     """
-    sigs = _article_signatures(site, stubs, shaping)
+    sigs = _article_signatures(site, stubs, shaping, reuse)
     everything = _SEP.join(f"{c.slug}={site.signatures[c.slug]}" for c in site.channels)
     for path in SITE_PAGES:
         sigs[path] = _digest("site", path, everything)

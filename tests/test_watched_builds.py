@@ -117,7 +117,9 @@ def test_a_topic_renamed_elsewhere_reaches_channels_whose_items_did_not_change(
     warm_site, cold_site = site(tmp_path / "w", 1, seeds), site(tmp_path / "c", 1, seeds)
     warm = Warm()
     run_build(warm_site, now=NOW, warm=warm)
-    write(seeds / "a.md", "---\ntitle: Alpha\ntags: [RAIL freight]\n---\nAlpha body.\n")
+    run_build(cold_site, now=NOW)  # another process each time: nothing kept
+    write(seeds / "a.md", "---\ntitle: Alpha\ntags: [RAIL freight]\n---\nAlpha body.\n",
+          NOW.timestamp() + 60)  # same size: a new mtime tells the stat it changed
     run_build(warm_site, now=NOW + timedelta(hours=1), warm=warm, changed={"a.md"})
     run_build(cold_site, now=NOW + timedelta(hours=1))
     deep = feeds(Path(warm_site.output_dir))["topics/deep-sea/feed.json"]
