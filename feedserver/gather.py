@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +32,23 @@ CHUNK = 32
 STORE_BATCH = 500
 
 
+class Moments(Mapping[str, datetime]):
+    """Each path's modification time, made a datetime only when asked: the ledger
+    needs it for new and changed articles, not for the 10,000 others."""
+
+    def __init__(self, mtimes_ns: dict[str, int]) -> None:
+        self._ns = mtimes_ns
+
+    def __getitem__(self, path: str) -> datetime:
+        return datetime.fromtimestamp(self._ns[path] / 1e9, UTC)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ns)
+
+    def __len__(self) -> int:
+        return len(self._ns)
+
+
 @dataclass
 class Sources:
     """Stubs by path, what to cache, and what was met on the way."""
@@ -42,7 +59,7 @@ class Sources:
     generation: str | None = None
     touched: dict[str, tuple[int, int]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
-    seen_at: dict[str, datetime] = field(default_factory=dict)
+    seen_at: Moments = field(default_factory=lambda: Moments({}))
     problems: list[Problem] = field(default_factory=list)
     read: int = 0
     forgotten: set[str] = field(default_factory=set)
@@ -152,13 +169,14 @@ def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: 
              hold: Hold | None, out: Sources) -> list[tuple[scan.Entry, str | None]]:
     """Files to read (with the hash they had), noting every file that is present."""
     todo: list[tuple[scan.Entry, str | None]] = []
+    mtimes = {entry.path: entry.mtime_ns for entry in entries}
+    out.seen_at, out.present = Moments(mtimes), set(mtimes)
+    stubs = out.stubs
     for entry in entries:
-        out.present.add(entry.path)
-        out.seen_at[entry.path] = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC)
         previous = cached.get(entry.path)
-        if previous and (previous.size, previous.mtime_ns, previous.settings) == \
-                (entry.size, entry.mtime_ns, shaping):
-            out.stubs[entry.path] = previous.stub
+        if previous is not None and previous.mtime_ns == entry.mtime_ns \
+                and previous.size == entry.size and previous.settings == shaping:
+            stubs[entry.path] = previous.stub
         elif hold is not None and hold(entry):
             if previous is not None:
                 out.stubs[entry.path] = previous.stub

@@ -114,9 +114,10 @@ class Book:
         candidates = [i for i in self.departed.get(wanted, ()) if self.rows[i][PATH] is None]
         return candidates[0] if len(candidates) == 1 else None
 
-    def identify(self, item: Stub, path: str, moment: datetime) -> Identity:
-        """The identity of the file at ``path`` (``moment``: when it was seen to change)."""
-        return self._identify(item, path, lambda: _iso(moment))
+    def identify(self, item: Stub, path: str, moment: Callable[[], datetime]) -> Identity:
+        """The identity of the file at ``path``; ``moment`` says when it was seen to change
+        (asked only when something is minted or changed)."""
+        return self._identify(item, path, lambda: _iso(moment()))
 
     def _identify(self, item: Stub, path: str, stamp: Callable[[], str]) -> Identity:
         # ``stamp`` is only formatted when something is minted or changed.

@@ -270,7 +270,9 @@ class Ledger:
             else:
                 book.begin(moves)
             book.depart(present, _iso(now))
-            result = {path: book.identify(parsed[path], path, min(seen_at.get(path, now), now))
+            def moment(path: str) -> Callable[[], datetime]:
+                return lambda: min(seen_at.get(path, now), now)
+            result = {path: book.identify(parsed[path], path, moment(path))
                       for path in sorted(parsed)}
             if book.touched():
                 book.save(self.db)
