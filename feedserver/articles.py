@@ -166,10 +166,15 @@ def _drop_debris(lines: list[str], title: str, debris: Debris) -> list[str]:
             continue
         if markers is not None and markers.fullmatch(line) and i > 0:
             _drop_caption(kept, i)
-        if junk.fullmatch(line) or (debris.drop_repeated_title and
-                                     line.casefold() == folded_title):
+        if junk.fullmatch(line) or (debris.drop_repeated_title
+                                    and _same_folded(line, folded_title)):
             kept[i] = ""
     return kept
+
+
+def _same_folded(line: str, folded: str) -> bool:
+    """``line.casefold() == folded``; casefolding never shortens, so long lines are not folded."""
+    return len(line) <= len(folded) and line.casefold() == folded
 
 
 def _drop_caption(kept: list[str], marker: int) -> None:
@@ -180,12 +185,24 @@ def _drop_caption(kept: list[str], marker: int) -> None:
 
 
 def _paragraphs(lines: list[str]) -> list[str]:
+    """Runs of non-empty lines, each joined with its whitespace folded to single spaces."""
     paragraphs: list[str] = []
     current: list[str] = []
     for line in [*lines, ""]:
         if line:
             current.append(line)
         elif current:
-            paragraphs.append(" ".join(" ".join(current).split()))
+            paragraphs.append(_folded_spaces(" ".join(current)))
             current = []
     return paragraphs
+
+
+def _folded_spaces(text: str) -> str:
+    """``" ".join(text.split())``, skipped when it would give ``text`` back.
+
+    Every whitespace character but the space is unprintable, so printable text
+    without two spaces in a row, or one at either end, already is folded.
+    """
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())

@@ -2,7 +2,8 @@
 
 Each fast path (one Aho-Corasick pass for topic phrases, one byte scan before
 decoding, one character scan before cleaning, a .txt article's visible text
-taken from its paragraphs rather than parsed back from its HTML) is compared with
+taken from its paragraphs rather than parsed back from its HTML, whitespace
+folding skipped where it changes nothing, ...) is compared with
 the straightforward code it replaced, written out here as the definition, over
 seeded random texts full of the characters that break shortcuts: case
 oddities re treats specially (ı, ſ, İ, K, final sigma), combining marks,
@@ -18,7 +19,7 @@ import unicodedata
 import pytest
 
 from feedserver import text
-from feedserver.articles import parse, plain_text
+from feedserver.articles import _paragraphs, _same_folded, parse, plain_text
 from feedserver.config import Settings, TopicRule
 from feedserver.errors import ArticleError
 from feedserver.models import SourceFile
@@ -161,3 +162,29 @@ def test_text_article_plain_text_is_what_parsing_its_html_gives(settings: Settin
         seen = plain_text(parsed.content_html)
         assert parsed.text == seen, hex(ord(char))
         assert parsed.summary == text.summarize(seen, settings.summary_length), hex(ord(char))
+
+
+def test_paragraphs_fold_whitespace_as_split_and_join_do() -> None:
+    spaces = [chr(c) for c in range(0x3100) if chr(c).isspace()]
+    pieces = ["word", "слово", "\u200b", "\xad", "x", *spaces, "  ", " "]
+    rng = random.Random(3)
+    for _ in range(3000):
+        lines = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+                 for _ in range(rng.randint(0, 6))]
+        for given in (lines, [line.strip() for line in lines]):
+            runs, current = [], []
+            for line in [*given, ""]:
+                if line:
+                    current.append(line)
+                elif current:
+                    runs.append(" ".join(" ".join(current).split()))
+                    current = []
+            assert _paragraphs(given) == runs, given
+
+
+def test_repeated_title_check_is_casefold_equality() -> None:
+    for char in _code_points():
+        line = f"a{char}"
+        folded = line.casefold()
+        for title in (folded, folded[:-1], folded + "x", "a", line):
+            assert _same_folded(line, title) == (line.casefold() == title), hex(ord(char))
