@@ -3,7 +3,8 @@
 Each fast path (one Aho-Corasick pass for topic phrases, one byte scan before
 decoding, one character scan before cleaning, a .txt article's visible text
 taken from its paragraphs rather than parsed back from its HTML, whitespace
-folding skipped where it changes nothing, ...) is compared with
+folding skipped where it changes nothing, markdown-it's normalize rule done
+with substring tests) is compared with
 the straightforward code it replaced, written out here as the definition, over
 seeded random texts full of the characters that break shortcuts: case
 oddities re treats specially (ı, ſ, İ, K, final sigma), combining marks,
@@ -17,9 +18,10 @@ import re
 import unicodedata
 
 import pytest
+from markdown_it import MarkdownIt
 
 from feedserver import text
-from feedserver.articles import _paragraphs, _same_folded, parse, plain_text
+from feedserver.articles import _markdown, _normalized, _paragraphs, _same_folded, parse, plain_text
 from feedserver.config import Settings, TopicRule
 from feedserver.errors import ArticleError
 from feedserver.models import SourceFile
@@ -188,3 +190,14 @@ def test_repeated_title_check_is_casefold_equality() -> None:
         folded = line.casefold()
         for title in (folded, folded[:-1], folded + "x", "a", line):
             assert _same_folded(line, title) == (line.casefold() == title), hex(ord(char))
+
+
+def test_markdown_without_its_normalize_rule_renders_the_same() -> None:
+    full = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    pieces = ["\r", "\r\n", "\n", "\r\r\n", "\x00", "\n\n", "# h", "> q", "- i", "1. i",
+              "    code", "```", "| a | b |", "|---|---|", "~~s~~", "*e*", "[l](/x)", "<b>", " ",
+              "x"]
+    rng = random.Random(5)
+    for _ in range(2000):
+        source = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert _markdown().render(_normalized(source)) == full.render(source), source
