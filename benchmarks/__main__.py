@@ -90,7 +90,8 @@ def seconds(runs: list[Run]) -> Figure:
 def table(rows: list[Row]) -> str:
     head = ("| N | feedserver cold build (s) | CPU (s) | articles/s | peak memory PSS / RSS "
             "(MiB) | feed files | Hugo, same items (s) | CPU (s) | ratio | Hugo, defaults (s) | "
-            "CPU (s) | ratio | Hugo peak RSS (MiB) | one file changed | added | deleted |")
+            "CPU (s) | ratio | Hugo peak RSS (MiB) | one file changed | added | deleted | "
+            "changed, full scan |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         cold = seconds(row.cold)
@@ -108,7 +109,7 @@ def table(rows: list[Row]) -> str:
                 cells += ["-", "-", "-"]
         every = row.hugo_matched + row.hugo_default
         cells.append(Figure.of([r.rss_mib for r in every]).show(0) if every else "-")
-        for kind in ("change", "add", "delete"):
+        for kind in ("change", "add", "delete", "change_scan"):
             times = row.incremental.get(kind)
             if times:
                 took = Figure.of(times)

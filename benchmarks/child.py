@@ -3,8 +3,10 @@
 ``python -m benchmarks.child cold SITE`` builds SITE (seeds/, config.toml) into a
 fresh out/ and state/ and prints a JSON report.  ``... incremental SITE N``
 keeps one process alive, like the scheduler does, and times N rounds of: one
-file changed, one added, one deleted (each followed by a build), restoring the
-corpus at the end.  ``--pages`` builds the whole site (HTML pages and embeds
+file changed, one added, one deleted (each followed by a build told the path
+that changed, as the watcher's events tell the scheduler), and one file
+changed again found by a full scan (no watcher, or the periodic run),
+restoring the corpus at the end.  ``--pages`` builds the whole site (HTML pages and embeds
 too) instead of feeds only, which is what Hugo is asked to build.
 """
 
@@ -33,8 +35,10 @@ def settings_for(site: Path) -> Settings:
     return load_settings(site / "config.toml", env={})
 
 
-def build(settings: Settings, pages: bool, warm: Warm | None = None) -> BuildReport:
-    report = run_build(settings, render=None if pages else feeds_only, warm=warm)
+def build(settings: Settings, pages: bool, warm: Warm | None = None,
+          changed: set[str] | None = None) -> BuildReport:
+    report = run_build(settings, render=None if pages else feeds_only, warm=warm,
+                       changed=changed)
     if report.errors:
         raise SystemExit(f"build reported errors: {report.errors[:5]}")
     return report
@@ -58,9 +62,10 @@ def newest(seeds: Path) -> Path:
     return max((p for p in seeds.rglob("*.txt")), key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def _timed(settings: Settings, pages: bool, warm: Warm) -> tuple[float, int]:
+def _timed(settings: Settings, pages: bool, warm: Warm,
+           changed: set[str] | None = None) -> tuple[float, int]:
     started = time.perf_counter()
-    report = build(settings, pages, warm)
+    report = build(settings, pages, warm, changed)
     return time.perf_counter() - started, report.rendered_channels
 
 
@@ -71,21 +76,32 @@ def incremental(site: Path, rounds: int, pages: bool) -> dict[str, object]:
     seeds = Path(settings.seeds_dir)
     target = newest(seeds)
     original, stat = target.read_bytes(), target.stat()
-    times: dict[str, list[float]] = {"noop": [], "change": [], "add": [], "delete": []}
+    times: dict[str, list[float]] = {"noop": [], "change": [], "add": [], "delete": [],
+                                     "change_scan": []}
     channels: dict[str, int] = {}
+    rel = str(target.relative_to(seeds))
     try:
         for n in range(rounds):
-            times["noop"].append(_timed(settings, pages, warm)[0])
-            stamp = stat.st_mtime + 60 * (n + 1)
+            times["noop"].append(_timed(settings, pages, warm, set())[0])
+            stamp = stat.st_mtime + 60 * (2 * n + 1)
             target.write_bytes(original + f"\nA correction, round {n}.\n".encode())
             os.utime(target, (stamp, stamp))
-            times["change"].append(_record(channels, "change", _timed(settings, pages, warm)))
+            # What the watcher's events tell the scheduler: the path that changed.
+            times["change"].append(_record(channels, "change",
+                                           _timed(settings, pages, warm, {rel})))
             added = seeds / f"zz-added-{n}.txt"
             added.write_text(extra_article(n), encoding="utf-8")
             os.utime(added, (stamp + 1, stamp + 1))
-            times["add"].append(_record(channels, "add", _timed(settings, pages, warm)))
+            times["add"].append(_record(channels, "add",
+                                        _timed(settings, pages, warm, {added.name})))
             added.unlink()
-            times["delete"].append(_record(channels, "delete", _timed(settings, pages, warm)))
+            times["delete"].append(_record(channels, "delete",
+                                           _timed(settings, pages, warm, {added.name})))
+            # The same change found by a full scan (no watcher, or the periodic run).
+            target.write_bytes(original + f"\nA second correction, round {n}.\n".encode())
+            os.utime(target, (stamp + 60, stamp + 60))
+            times["change_scan"].append(_record(channels, "change_scan",
+                                                _timed(settings, pages, warm)))
     finally:
         target.write_bytes(original)
         os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
