@@ -13,6 +13,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,20 @@ def corpus(tmp_path: Path) -> Settings:
     return settings_for(tmp_path / "site")
 
 
+@pytest.fixture
+def splits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many tasks each job shared with forks had (so a test knows it forked)."""
+    calls: list[int] = []
+    real = workers.shared
+
+    def counting(count: int, *args: Any) -> Any:
+        calls.append(count)
+        return real(count, *args)
+
+    monkeypatch.setattr(workers, "shared", counting)
+    return calls
+
+
 def some(site: Site, count: int) -> list[Channel]:
     """'all' and the biggest topic channels: an incremental build's kind of job."""
     topics = sorted(site.channels[1:], key=lambda c: (-len(c.articles), c.slug))
@@ -97,7 +112,8 @@ def some(site: Site, count: int) -> list[Channel]:
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_a_warm_cache_gives_fresh_bytes_across_an_edit(corpus: Settings, processes: int) -> None:
+def test_a_warm_cache_gives_fresh_bytes_across_an_edit(corpus: Settings, processes: int,
+                                                      splits: list[int]) -> None:
     first = make_site(corpus)
     warm = warm_cache()
     channels = some(first, 4)
@@ -118,10 +134,11 @@ def test_a_warm_cache_gives_fresh_bytes_across_an_edit(corpus: Settings, process
     rss = after["feed.rss"]
     assert b"the bridge opened in May" in rss and old_item not in rss
     assert all(b"the bridge opened in May" in body for body in bodies(after).values())
+    assert len(splits) == (2 if processes == 2 else 0)  # both jobs forked (or none did)
 
 
 def test_in_process_split_and_pool_stage_the_same_files(
-        corpus: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        corpus: Settings, monkeypatch: pytest.MonkeyPatch, splits: list[int]) -> None:
     site = make_site(corpus)
     channels = some(site, 24)
     out_dir = Path(corpus.output_dir)
@@ -130,6 +147,7 @@ def test_in_process_split_and_pool_stage_the_same_files(
     pooled = staged(execute(corpus, site, channels, 2), out_dir)
     monkeypatch.setattr(workers, "SPLIT_MAX", 10_000)
     split_up = staged(execute(corpus, site, channels, 2, warm_cache()), out_dir)
+    assert splits == [3 * len(channels)]  # the Pool's share, then the split's
     assert bodies(one) == plain(site, channels)
     assert len(one) > 3 * len(channels) and one == pooled == split_up
     assert not list(out_dir.rglob("*.tmp"))
@@ -154,7 +172,7 @@ def test_a_changed_context_never_gets_the_old_items(corpus: Settings, tmp_path: 
 
 
 def test_a_channel_failing_in_a_child_is_left_out_as_in_one_process(
-        corpus: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        corpus: Settings, monkeypatch: pytest.MonkeyPatch, splits: list[int]) -> None:
     site = make_site(corpus)
     channels = some(site, 5)
     victim = channels[2].slug
@@ -168,7 +186,7 @@ def test_a_channel_failing_in_a_child_is_left_out_as_in_one_process(
     for processes in (1, 2):
         output = execute(corpus, site, channels, processes, warm_cache())
         results.append((output.failed, output.problems, staged(output, Path(corpus.output_dir))))
-    assert results[0] == results[1]
+    assert results[0] == results[1] and splits == [3 * len(channels)]
     failed, problems, files = results[0]
     assert failed == {victim} and [p.reason for p in problems] == ["injected failure"]
     assert not any(f"topics/{victim}/" in path for path in files)
