@@ -8,7 +8,7 @@ written to temporary files), so the bytes never travel between processes;
 only manifest entries and problems do.  The parent commits them all at once,
 so the result is the same as a sequential build, byte for byte.
 
-Two ways to fork, by the size of the job:
+A job cheaper than :data:`SPLIT_WORTH` runs in the parent.  Others fork, two ways:
 
 * A small job (an incremental build: a few channels) is split between the
   parent and ``processes - 1`` children forked for it alone
@@ -51,8 +51,8 @@ SPLIT_WORTH = 16 * sum(COST.values())
 # Jobs of at most this many tasks (20 channels in 3 formats) are split between the
 # parent and bare forks, their items rendered once in the parent; bigger ones go to a Pool.
 SPLIT_MAX = 60
-# Rendered items each Pool worker keeps (about 6 kB each): 10,000 articles' channels list
-# ~4,500 items x 3 formats; keeping them all cost each worker ~40 MB.
+# Rendered items each Pool worker keeps (about 5 kB each): 10,000 articles' channels list
+# 2,455 articles, 7,365 items in 3 formats; keeping them all cost each worker ~40 MB.
 ITEM_CACHE = 1500
 # Items a long-lived cache keeps between builds (see :func:`warm_cache`).
 WARM_ITEMS = 6000
@@ -69,7 +69,8 @@ def warm_cache() -> ItemCache:
     6,000 of them (~32 MB; the articles are the site's own): the 'all' channel
     and ~50 topic channels, the least recently used going first, and always
     more than the 3,000 the biggest small job (:data:`SPLIT_MAX` tasks of 50
-    items) pre-renders, so none is evicted before the fork.  A bigger corpus
+    items, the default ``max_items``) pre-renders, so none is evicted before
+    the fork.  A bigger corpus
     lists more articles but the cache stays this size.  An item evicted is only
     rendered again (~0.1 ms), never wrong.
     """
