@@ -13,7 +13,8 @@ pickled, on a pipe of its own, and leaves with ``os._exit``.
 The children are forked with the garbage collector's objects frozen, and they
 stay frozen here until every child is reaped: a collection in either process
 writes to every object's header, and every page written is then copied.
-Nothing outlives the call: the children are waited for even when it raises.
+Nothing outlives the call: the children are waited for even when it raises,
+and one silent for :data:`STUCK` seconds is killed.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import select
+import signal
 import struct
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _NUMBER = struct.Struct("<I")
+# A child silent this long while the parent waits for it is taken for stuck (forked
+# from a threaded process, it may wait for a lock another thread held at the fork):
+# it is killed and its tasks run here.  A task of a 50-item channel takes ~0.1 s.
+STUCK = 120.0
 
 
 def shared(count: int, run: Callable[[int], T], processes: int,
@@ -69,8 +76,8 @@ def _share(queue: int, run: Callable[[int], T], forks: int, results: dict[int, T
         finally:
             for _ in _taken(queue):  # left by an error here: the children start no more
                 pass
-            for _, pipe in children:  # and what they did is undone with the rest
-                results.update(_received(pipe))
+            for pid, pipe in children:  # and what they did is undone with the rest
+                results.update(_received(pid, pipe))
     finally:
         _reap(queue, children)
         gc.unfreeze()
@@ -109,10 +116,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _received(pipe: int) -> dict[int, T]:
-    """Every whole record a child sent, until it closed its end."""
+def _received(pid: int, pipe: int) -> dict[int, T]:
+    """Every whole record a child sent, until it closed its end (or was found stuck)."""
     data = bytearray()
-    while chunk := os.read(pipe, 1 << 16):
+    while True:
+        if not select.select([pipe], [], [], STUCK)[0]:
+            os.kill(pid, signal.SIGKILL)  # its end closes when it is gone
+            continue
+        chunk = os.read(pipe, 1 << 16)
+        if not chunk:
+            break
         data += chunk
     found: dict[int, T] = {}
     at = 0

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver import validate, workers
+from feedserver import forks, validate, workers
 from feedserver.config import Settings, load_settings
 from feedserver.feeds import FORMATS, ItemCache
 from feedserver.forks import shared
@@ -220,6 +220,27 @@ def test_a_task_taken_by_a_killed_child_is_run_again(tmp_path: Path) -> None:
     assert died.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(int(died.read_text()), 0)
+
+
+def test_a_stuck_child_is_killed_and_its_task_run_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent, stuck = os.getpid(), tmp_path / "stuck"
+    monkeypatch.setattr(forks, "STUCK", 0.5)
+
+    def run(number: int) -> int:
+        if os.getpid() != parent:
+            stuck.write_text(str(os.getpid()))
+            time.sleep(60)  # a lock that never comes
+        deadline = time.monotonic() + 10  # the parent's first task waits for the child
+        while not stuck.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return -number
+
+    started = time.monotonic()
+    assert shared(4, run, 2, lambda done: None) == [0, -1, -2, -3]
+    assert time.monotonic() - started < 30
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(stuck.read_text()), 0)
 
 
 def test_an_error_undoes_everything_done_and_leaves_no_child(tmp_path: Path) -> None:
