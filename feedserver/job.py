@@ -181,7 +181,8 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                 site, sources.stubs, settings.fingerprint(), reuse)})
             site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
                            | fresh_pages(site, manifest, out_dir),
-                           executor=Executor(out_dir, manifest["files"], processes(settings)))
+                           executor=Executor(out_dir, manifest["files"], processes(settings),
+                                            warm.items if warm is not None else None))
         output = (render or render_site)(site)
         report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                              files=len(output.files) + len(output.staged) + len(output.kept),

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from .articleset import Reuse
 from .config import Settings
+from .feeds import ItemCache
 from .idbook import Kept
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
 from .models import Problem
 from .scan import Entry, Listing
+from .workers import warm_cache
 
 KEEP_BODIES = 12_000  # about 60 MB of content at most
 
@@ -39,6 +41,7 @@ class Warm:
     shaping: str = ""
     listing: Listing | None = None
     identities: Kept = field(default_factory=Kept)
+    items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
 
     def scan(self, seeds_dir: str | Path,
              changed: Collection[str] | None) -> tuple[list[Entry], list[Problem]]:
@@ -56,6 +59,7 @@ class Warm:
         the same settings."""
         if settings.fingerprint() != self.shaping:
             self.reuse, self.shaping = Reuse(), settings.fingerprint()
+            self.items = warm_cache()  # it would empty itself anyway: this frees it now
         return self.reuse
 
     def bodies_of(self, paths: Iterable[str], stubs: Mapping[str, Stub]) -> dict[str, Body]:
