@@ -42,7 +42,7 @@ class Reuse:
     channels: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = \
         field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # the topic names signed with
-    pages: dict[int, tuple[Article, str]] = field(default_factory=dict)  # article pages
+    pages: dict[int, tuple[Article, str, str]] = field(default_factory=dict)  # page, sig
     pages_context: tuple[object, ...] = ()
 
     def begin(self) -> None:
@@ -93,7 +93,7 @@ def article_of(stub: Stub, identity: Identity, settings: Settings, memo: Memo | 
         known = memo.get(stub.path)
         if known is not None and (known[0] is stub or known[0] == stub) \
                 and (known[1] is identity or known[1] == identity):
-            return known[2]
+            return known[2]  # `is` first: unchanged files give the very same objects
     article = make_article(stub, identity, stub.slugs, settings, UNREAD)
     if memo is not None:
         memo[stub.path] = (stub, identity, article)

@@ -270,10 +270,7 @@ class Ledger:
             else:
                 book.begin(moves)
             book.depart(present, _iso(now))
-            def moment(path: str) -> Callable[[], datetime]:
-                return lambda: min(seen_at.get(path, now), now)
-            result = {path: book.identify(parsed[path], path, moment(path))
-                      for path in sorted(parsed)}
+            result = book.identify_all(parsed, lambda path: min(seen_at.get(path, now), now))
             if book.touched():
                 book.save(self.db)
                 self.db.execute("INSERT INTO meta VALUES ('identities', 1) ON CONFLICT(key) "

@@ -96,17 +96,16 @@ def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str,
     context = (_templates_version(), shaping, tuple(sorted(names.items())))
     known = reuse.pages if reuse is not None and reuse.pages_context == context else {}
     sigs: dict[str, str] = {}
-    made: dict[int, tuple[Article, str]] = {}
+    made: dict[int, tuple[Article, str, str]] = {}
     for article in light_articles(site):
         last = known.get(id(article))
-        if last is not None and last[0] is article:
-            sig = last[1]
-        else:
+        if last is None or last[0] is not article:
             digest = stubs[article.path].digest
             topics = ",".join(f"{slug}={names.get(slug, slug)}" for slug in article.topics)
-            sig = _digest("article", shaping, article_key(article, digest), topics)
-        made[id(article)] = (article, sig)
-        sigs[article_page(article)] = sig
+            last = (article, article_page(article),
+                    _digest("article", shaping, article_key(article, digest), topics))
+        made[id(article)] = last
+        sigs[last[1]] = last[2]
     if reuse is not None:
         reuse.pages, reuse.pages_context = made, context
     return sigs

@@ -111,6 +111,7 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
          now: datetime, memo: Memo | None) -> _Due:
     """Articles that are due and not drafts (content-free), one per id."""
     out = _Due()
+    by_id, digests, name = out.by_id, out.digests, out.names.setdefault
     for path in sorted(stubs):
         stub, identity = stubs[path], identities[path]
         if stub.draft:
@@ -119,14 +120,14 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
         if article.published > now:
             out.next_due = min(out.next_due or article.published, article.published)
             continue
-        if article.id in out.by_id:
+        if article.id in by_id:
             out.problems.append(Problem(path, f"id {article.id} is already used by "
-                                              f"{out.by_id[article.id].path}; skipped"))
+                                              f"{by_id[article.id].path}; skipped"))
             continue
-        for slug, name in stub.names:
-            out.names.setdefault(slug, name)
-        out.by_id[article.id] = article
-        out.digests[article.id] = stub.digest
+        for slug, shown in stub.names:
+            name(slug, shown)
+        by_id[article.id] = article
+        digests[article.id] = stub.digest
     return out
 
 
