@@ -77,6 +77,7 @@ class PublishResult:
     written: list[str]
     unchanged: int
     removed: list[str]
+    manifest: dict[str, Any] | None = None  # the manifest now live
 
 
 def etag_of(body: bytes) -> str:
@@ -264,6 +265,12 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     removed = sorted(set(old["files"]) - set(manifest["files"]))
     manifest["gone"] = sorted((set(old["gone"]) | set(removed)) - set(manifest["files"]))
     renames = [list(pair) for item in ready for pair in item.staged]
+    if not renames and not removed and manifest == old:
+        # Nothing to change: rewriting a manifest of megabytes (a site with pages)
+        # would make every web worker parse it again for nothing, every interval.
+        with contextlib.suppress(OSError):
+            (out_dir / PUBLISHING).unlink()  # begin()'s marker: nothing was staged
+        return PublishResult([], len(ready), [], old)
     try:
         renames.append([_stage_json(out_dir / MANIFEST, manifest), str(out_dir / MANIFEST)])
         write_json(out_dir / JOURNAL, {"renames": renames, "removed": removed})
@@ -280,7 +287,7 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
         with contextlib.suppress(OSError):
             (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
-    return PublishResult(written, len(ready) - len(written), removed)
+    return PublishResult(written, len(ready) - len(written), removed, manifest)
 
 
 def _remove(out_dir: Path, removed: Iterable[str]) -> None:

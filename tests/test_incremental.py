@@ -58,6 +58,24 @@ def test_nothing_changed_renders_nothing(build: Build, settings: Settings) -> No
     assert snapshot(out) == before
 
 
+def test_nothing_changed_leaves_the_manifest_alone(build: Build, settings: Settings) -> None:
+    """Web workers reload the manifest when its file changes; a build that changed
+    nothing must not make them (a site with pages has a manifest of megabytes)."""
+    from feedserver.publish import PUBLISHING
+
+    build()
+    out = Path(settings.output_dir)
+    before = (out / MANIFEST).stat()
+    build(now=NOW + timedelta(hours=1))
+    after = (out / MANIFEST).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (out / PUBLISHING).exists()
+    write(Path(settings.seeds_dir) / "new.md", "---\ntitle: New\n---\nNew.\n")
+    build(now=NOW + timedelta(hours=2))
+    assert (out / MANIFEST).stat().st_ino != before.st_ino
+    assert "New" in titles(out)
+
+
 def test_added_article_touches_only_its_channels(build: Build, settings: Settings) -> None:
     build()
     out = Path(settings.output_dir)
