@@ -174,7 +174,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
         reuse = warm.articles(settings) if warm is not None else None
         site, problems = assemble_site(sources.stubs, identities, settings, now,
                                        _bodies(sources, ledger, warm), reuse)
-        manifest = load_manifest(out_dir)
+        manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
         if publish_output:
             begin(out_dir)  # workers stage files from here on; see publish.recover
             site = replace(site, signatures={**site.signatures, **page_signatures(
@@ -191,7 +191,9 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                                                    for c in site.channels),
                              problems=sources.problems + problems + output.problems)
         if publish_output:
-            _publish(out_dir, site, output, manifest, report)
+            live = _publish(out_dir, site, output, manifest, report)
+            if warm is not None:
+                warm.keep_manifest(out_dir, live)
             generation = ledger.store_files((), sources.forgotten, sources.touched)
             if warm is not None:
                 warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
@@ -212,12 +214,13 @@ def render_site(site: Site) -> Output:
 
 
 def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
-             report: BuildReport) -> None:
+             report: BuildReport) -> dict[str, Any] | None:
     """Commit what was rendered (and staged), keeping what is fresh or failed."""
     held = _kept_paths(manifest, output.failed)
     result = publish(out_dir, output.files, prepared=output.staged, keep=output.kept | held,
                      signatures=_signatures(site, output, manifest, held), old=manifest)
     _record(report, result)
+    return result.manifest
 
 
 def _record(report: BuildReport, result: PublishResult) -> None:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .articleset import Reuse
 from .config import Settings
@@ -24,6 +25,7 @@ from .idbook import Kept
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
 from .models import Problem
+from .publish import MANIFEST, load_manifest
 from .scan import Entry, Listing
 from .workers import warm_cache
 
@@ -40,8 +42,24 @@ class Warm:
     reuse: Reuse = field(default_factory=Reuse)
     shaping: str = ""
     listing: Listing | None = None
+    manifest: tuple[tuple[int, int, int], dict[str, Any]] | None = None
     identities: Kept = field(default_factory=Kept)
     items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
+
+    def manifest_of(self, out_dir: Path) -> dict[str, Any]:
+        """The live manifest: the one this process last published while the file is
+        still that one (a site with pages has megabytes of it to parse), else read."""
+        key = _stat_key(out_dir / MANIFEST)
+        if key is not None and self.manifest is not None and self.manifest[0] == key:
+            return self.manifest[1]
+        data = load_manifest(out_dir)
+        self.manifest = (key, data) if key is not None else None
+        return data
+
+    def keep_manifest(self, out_dir: Path, data: dict[str, Any] | None) -> None:
+        """Remember the manifest a publish just made live (never changed in place)."""
+        key = _stat_key(out_dir / MANIFEST)
+        self.manifest = (key, data) if key is not None and data is not None else None
 
     def scan(self, seeds_dir: str | Path,
              changed: Collection[str] | None) -> tuple[list[Entry], list[Problem]]:
@@ -98,3 +116,12 @@ class Warm:
                 self.files[path] = replace(self.files[path], size=size, mtime_ns=mtime)
         self.files.update(fresh)
         self.generation = generation
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size): a publish renames a new file into place, a new inode."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size

@@ -125,3 +125,16 @@ def test_a_topic_renamed_elsewhere_reaches_channels_whose_items_did_not_change(
     deep = feeds(Path(warm_site.output_dir))["topics/deep-sea/feed.json"]
     assert b"RAIL freight" in deep
     assert feeds(Path(warm_site.output_dir)) == feeds(Path(cold_site.output_dir))
+
+
+def test_a_kept_manifest_gives_way_to_one_another_process_published(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    generate(seeds, 12, seed=4)
+    settings, warm = site(tmp_path / "s", 1, seeds), Warm()
+    run_build(settings, now=NOW, warm=warm)
+    assert run_build(settings, now=NOW, warm=warm, changed=set()).rendered_channels == 0
+    write(seeds / "other.txt", "Published by another process\n\nWhile this one slept.\n")
+    assert run_build(settings, now=NOW + timedelta(hours=1)).rendered_channels >= 1
+    # This process reads the manifest the other one wrote: nothing is left to render.
+    later = run_build(settings, now=NOW + timedelta(hours=1), warm=warm, changed={"other.txt"})
+    assert later.rendered_channels == 0 and later.written == []
