@@ -171,7 +171,7 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                          scanned=scanned)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                       moves, warm.identities if warm is not None else None)
-        reuse = warm.articles(settings) if warm is not None else None
+        reuse = warm.reuse_for(settings) if warm is not None else None
         site, problems = assemble_site(sources.stubs, identities, settings, now,
                                        _bodies(sources, ledger, warm), reuse)
         manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)

@@ -1,12 +1,16 @@
-"""The parse cache kept in memory between builds of one long-lived process.
+"""What a long-lived process keeps between its builds (the scheduler's :class:`Warm`).
 
-A scheduler runs a build every few seconds; reading 10,000 stubs back from
-SQLite each time would be most of an incremental build.  A :class:`Warm`
-holds them, and the content of the articles the channels listed last time
-(keyed by content digest, so an edited file's old content is never reused),
-after a build.  The stubs are trusted only while the ledger's
-*generation* (bumped by every write to the cache, by any process) is the one
-it saw, so a manual ``feedserver build`` next to the scheduler is noticed.
+A scheduler runs a build every few seconds; re-deriving 10,000 articles' worth
+of state each time would be most of a one-file build.  A :class:`Warm` keeps:
+the parse cache's stubs (trusted while the ledger's *generation*, bumped by
+every write to the cache by any process, is the one it saw, so a manual
+``feedserver build`` next to the scheduler is noticed) and the content the
+channels listed (keyed by content digest); the last scan, patched with the
+paths the watcher's events name (:class:`~feedserver.scan.Listing`); the
+identities book (:class:`~feedserver.idbook.Kept`, same generation rule);
+articles, filled copies and signatures made from unchanged inputs
+(:class:`~feedserver.articleset.Reuse`); rendered items; and the manifest it
+made live.  Each is checked before it is used, so a stale one is never used.
 It is explicit state, owned by whoever runs the builds, never a global.
 """
 
@@ -34,7 +38,7 @@ KEEP_BODIES = 12_000  # about 60 MB of content at most
 
 @dataclass
 class Warm:
-    """Stubs of every cached file, as of ledger ``generation``."""
+    """Everything one long-lived process keeps between builds (see the module)."""
 
     generation: str | None = None
     files: dict[str, CachedFile] = field(default_factory=dict)
@@ -72,7 +76,7 @@ class Warm:
             self.listing.patch(changed)
         return self.listing.scanned()
 
-    def articles(self, settings: Settings) -> Reuse:
+    def reuse_for(self, settings: Settings) -> Reuse:
         """What the last build made (articles, filled copies, channel signatures), for
         the same settings."""
         if settings.fingerprint() != self.shaping:
