@@ -248,11 +248,16 @@ def test_an_error_undoes_everything_done_and_leaves_no_child(tmp_path: Path) -> 
 
     def run(number: int) -> int:
         (tmp_path / f"pid-{os.getpid()}").touch()
+        deadline = time.monotonic() + 10
         if os.getpid() == parent:  # fails, once the child has done a task
-            deadline = time.monotonic() + 10
+            (tmp_path / "parent-took-one").touch()
             while not list(tmp_path.glob("done-*")) and time.monotonic() < deadline:
                 time.sleep(0.01)
             raise ValueError("disk on fire")
+        # A child scheduled first could otherwise take all 8 before the parent took one
+        # (seen on a loaded machine): then nothing raises.
+        while not (tmp_path / "parent-took-one").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         (tmp_path / f"done-{number}").touch()
         return number
 
