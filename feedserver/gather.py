@@ -142,7 +142,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     ``scanned`` is the folder's listing when the caller keeps one up to date
     (:class:`scan.Listing`); without it the folder is scanned.
     """
-    entries, problems = scanned or scan.list_files(settings.seeds_dir)
+    entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
     shaping = settings.fingerprint()
     out = Sources(problems=problems)
@@ -179,7 +179,7 @@ def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: 
             stubs[entry.path] = previous.stub
         elif hold is not None and hold(entry):
             if previous is not None:
-                out.stubs[entry.path] = previous.stub
+                stubs[entry.path] = previous.stub
         else:
             same = previous.sha256 if previous and previous.settings == shaping else None
             todo.append((entry, same))

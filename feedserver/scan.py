@@ -44,6 +44,14 @@ def is_candidate(name: str) -> bool:
     return not _EDITOR_JUNK.search(name)
 
 
+def is_article_path(rel: str) -> bool:
+    """True for a seeds-relative path whose name the scan would list: no hidden (or
+    empty) folder on the way, a candidate file name.  The watcher filters its events
+    with it, so the two agree."""
+    *folders, name = rel.split("/")
+    return all(part and not part.startswith(".") for part in folders) and is_candidate(name)
+
+
 def _inside(root: str, target: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -103,10 +111,9 @@ def entry_at(seeds_dir: str | Path, rel: str) -> tuple[Entry | None, list[Proble
     for one path, so a watched build and a full scan cannot disagree.
     """
     root = os.path.realpath(seeds_dir)
-    parts = rel.split("/")
-    if any(not p or p.startswith(".") or p == ".." for p in parts[:-1]) \
-            or not is_candidate(parts[-1]):
+    if not is_article_path(rel):
         return None, []
+    parts = rel.split("/")
     folder = os.path.join(root, *parts[:-1])
     if os.path.realpath(folder) != folder:
         return None, []  # under a linked folder, which the scan does not enter
@@ -115,12 +122,12 @@ def entry_at(seeds_dir: str | Path, rel: str) -> tuple[Entry | None, list[Proble
         return None, []  # a link to a folder: the scan passes over it silently
     problems: list[Problem] = []
     try:
-        os.lstat(full)
+        info = os.lstat(full)
     except FileNotFoundError:
-        return None, []
+        return None, []  # gone: nothing to list, nothing to report
     except OSError:
-        pass  # reported by _entry, as the scan would
-    return _entry(root, full, rel, problems, lambda: os.lstat(full)), problems
+        return _entry(root, full, rel, problems, lambda: os.lstat(full)), problems  # reported
+    return _entry(root, full, rel, problems, lambda: info), problems
 
 
 def _entry(root: str, full: str, rel: str, problems: list[Problem],

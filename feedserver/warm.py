@@ -28,6 +28,7 @@ from .feeds import ItemCache
 from .idbook import Kept
 from .incremental import Body, Stub
 from .ledger import CachedFile, Ledger
+from .liveconfig import Stamp, stamp_of
 from .models import Problem
 from .publish import MANIFEST, load_manifest
 from .scan import Entry, Listing
@@ -46,14 +47,14 @@ class Warm:
     reuse: Reuse = field(default_factory=Reuse)
     shaping: str = ""
     listing: Listing | None = None
-    manifest: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+    manifest: tuple[Stamp, dict[str, Any]] | None = None
     identities: Kept = field(default_factory=Kept)
     items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
 
     def manifest_of(self, out_dir: Path) -> dict[str, Any]:
         """The live manifest: the one this process last published while the file is
         still that one (a site with pages has megabytes of it to parse), else read."""
-        key = _stat_key(out_dir / MANIFEST)
+        key = stamp_of(str(out_dir / MANIFEST))
         if key is not None and self.manifest is not None and self.manifest[0] == key:
             return self.manifest[1]
         data = load_manifest(out_dir)
@@ -61,8 +62,9 @@ class Warm:
         return data
 
     def keep_manifest(self, out_dir: Path, data: dict[str, Any] | None) -> None:
-        """Remember the manifest a publish just made live (never changed in place)."""
-        key = _stat_key(out_dir / MANIFEST)
+        """Remember the manifest a publish just made live (never changed in place); a
+        publish renames a new file into place, so its stamp is new."""
+        key = stamp_of(str(out_dir / MANIFEST))
         self.manifest = (key, data) if key is not None and data is not None else None
 
     def scan(self, seeds_dir: str | Path,
@@ -121,11 +123,3 @@ class Warm:
         self.files.update(fresh)
         self.generation = generation
 
-
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    """(inode, mtime, size): a publish renames a new file into place, a new inode."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size

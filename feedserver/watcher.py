@@ -61,7 +61,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from .scan import Entry, is_candidate
+from .scan import Entry, is_article_path, is_candidate
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class _Handler(FileSystemEventHandler):
     def _article(self, path: str | bytes) -> str | None:
         """The seeds-relative path the scan would use, or None if the scan skips it."""
         rel = self._relative(path)
-        return rel if rel is not None and is_candidate(rel.rsplit("/", 1)[-1]) else None
+        return rel if rel is not None and is_article_path(rel) else None
 
     def _folder(self, path: str | bytes) -> str | None:
         rel = self._relative(path)
