@@ -143,7 +143,10 @@ class Scheduler:
         self.debounce = debounce
         self._aps = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._running = False
+        self._busy = 0  # jobs inside _run, follow-up included (see shutdown)
+        self._stopping = False
         self._pending: str | None = None
 
     def start(self) -> None:
@@ -160,7 +163,16 @@ class Scheduler:
                  self.refresher.settings.seeds_dir)
 
     def shutdown(self) -> None:
-        """Stop; a build in progress finishes first (it is atomic anyway)."""
+        """Stop; a build in progress finishes first (it is atomic anyway).
+
+        APScheduler 3's ``shutdown(wait=True)`` holds its job-store lock while it
+        waits for running jobs, and a job's follow-up asks that lock for the job
+        (``_run_by``): waiting there hung for good (seen in CI).  So the job is
+        let finish here first, and a job started after that returns at once.
+        """
+        with self._idle:
+            self._stopping = True
+            self._idle.wait_for(lambda: self._busy == 0)
         if self._aps.running:
             self._aps.shutdown(wait=True)
 
@@ -174,6 +186,8 @@ class Scheduler:
 
     def _run_by(self, when: datetime) -> None:
         """Move the next run to ``when`` if that is earlier (never later)."""
+        if self._stopping:
+            return
         job = self._aps.get_job(JOB_ID)
         when = max(when, utc_now())
         if job is not None and (job.next_run_time is None or when < job.next_run_time):
@@ -181,15 +195,23 @@ class Scheduler:
 
     def _run(self) -> None:
         with self._lock:
+            if self._stopping:
+                return
+            self._busy += 1
             self._running = True
             reason, self._pending = self._pending or "interval", None
         try:
-            outcome = self.refresher.run(reason)
+            try:
+                outcome = self.refresher.run(reason)
+            finally:
+                with self._lock:
+                    self._running = False
+                    again = self._pending is not None
+            self._follow_up(outcome, again)
         finally:
-            with self._lock:
-                self._running = False
-                again = self._pending is not None
-        self._follow_up(outcome, again)
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
 
     def _follow_up(self, outcome: Outcome, again: bool) -> None:
         """Schedule the next look: pending events, held files, articles coming due."""

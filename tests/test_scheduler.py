@@ -358,6 +358,27 @@ def test_events_during_a_build_make_one_more_build_not_one_each(live: Callable[.
     assert runs_stay(scheduler, 2)
 
 
+def test_shutdown_during_a_build_with_a_follow_up_returns(live: Callable[..., Scheduler]) -> None:
+    """APScheduler's shutdown holds its job-store lock while it waits for the job; the
+    job's follow-up (an event came during the build) asks for that lock."""
+    gate, inside = threading.Event(), threading.Event()
+
+    def slow_clock() -> datetime:
+        inside.set()
+        gate.wait(10)
+        return datetime.now(UTC)
+
+    scheduler = live(clock=slow_clock)
+    assert inside.wait(10)
+    scheduler.wake("an event during the build: the build ends with a follow-up")
+    stopper = threading.Thread(target=scheduler.shutdown, daemon=True)
+    stopper.start()
+    time.sleep(0.3)  # shutdown is waiting for the build
+    gate.set()
+    stopper.join(20)
+    assert not stopper.is_alive()
+
+
 def test_a_held_file_is_looked_at_again_without_an_event(live: Callable[..., Scheduler],
                                                         out: Path, seeds: Path) -> None:
     write(seeds / "fresh.md", article("Freshly copied"))  # mtime now: within the settle time
