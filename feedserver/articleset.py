@@ -18,6 +18,7 @@ from typing import overload
 from .config import Settings
 from .incremental import Body, Stub
 from .models import Article, Channel, Identity
+from .origins import name_date
 
 Fetch = Callable[[list[str]], Mapping[str, Body]]
 Memo = dict[str, tuple[Stub, Identity, Article]]
@@ -66,9 +67,22 @@ def _second(moment: datetime) -> datetime:
 
 def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], settings: Settings,
                  body: Body) -> Article:
-    """Combine content and identity; explicit dates win over the ledger's."""
-    published = _second(stub.date or identity.first_seen)
-    updated = _second(stub.updated or max(identity.changed, published))
+    """Combine content and identity; explicit dates win over the ledger's.
+
+    ``published``: the front matter's date, else the file name's (Jekyll's
+    ``2026-10-02-title.md``), else the identity's first sight (git's first commit
+    when the shell found one, see :mod:`feedserver.origins`).  ``updated``: the
+    front matter's, else the identity's change time *only if* it changed since it
+    was first seen; an article never edited has ``updated`` == ``published`` (not
+    the moment its file happened to be copied).
+    """
+    published = _second(stub.date or name_date(stub.path) or identity.first_seen)
+    if stub.updated is not None:
+        updated = _second(stub.updated)
+    elif identity.changed != identity.first_seen:
+        updated = max(_second(identity.changed), published)
+    else:
+        updated = published
     return Article(
         id=identity.id, slug=identity.slug, path=stub.path, title=stub.title,
         link=f"{settings.base_url}articles/{identity.slug}/",

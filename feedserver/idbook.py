@@ -17,6 +17,7 @@ from functools import partial
 
 from .incremental import Stub
 from .models import Identity
+from .origins import GitDates
 from .topics import slugify
 
 ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
@@ -42,6 +43,7 @@ class Book:
         self.departed: dict[str, list[str]] = {}  # slug -> ids that left their path just now
         self.moves = dict(moves or {})  # new path -> old path, as the watcher saw renames
         self.known: dict[str, Identity] = {}  # identities made from unchanged rows
+        self._left_at: dict[str, list[str]] | None = None  # see returned_to
         for row in rows:
             values: list[str | None] = list(row)  # type: ignore[arg-type] - TEXT columns
             ident = str(values[ID])
@@ -56,6 +58,7 @@ class Book:
     def begin(self, moves: Mapping[str, str] | None = None) -> None:
         """Start another build on a book kept in memory (it saved its rows last time)."""
         self.dirty, self.new, self.departed = set(), set(), {}
+        self._left_at = None
         self.moves = dict(moves or {})
 
     def touched(self) -> bool:
@@ -78,6 +81,7 @@ class Book:
     def depart(self, present: set[str], now: str) -> None:
         """Articles whose file is no longer on disk leave their path (a later rename may
         claim them again)."""
+        self._left_at = None
         for path, ident in list(self.by_path.items()):
             if path not in present:
                 self._set(ident, PATH, None)
@@ -103,6 +107,25 @@ class Book:
             if found:
                 return found[-1]
         return None
+
+    def returned_to(self, path: str) -> str | None:
+        """The homeless article whose file last lived at ``path``: a file deleted and
+        later re-created there (edited or not) is the same article, with its id and
+        URL, not a new one with a ``-2`` slug beside the old URL's 410.
+
+        The index of homeless rows by last path is made on first need in a build
+        (a cold build of new files never needs it) and checked on use.
+        """
+        if self._left_at is None:
+            self._left_at = {}
+            for homeless in self.orphans.values():
+                for ident in homeless:
+                    self._left_at.setdefault(str(self.rows[ident][LAST_PATH]), []).append(ident)
+        found = [i for i in self._left_at.get(path, ())
+                 if self.rows[i][PATH] is None and self.rows[i][LAST_PATH] == path]
+        if not found:
+            return None
+        return max(found, key=lambda i: (self.rows[i][GONE] or "", self.order[i]))
 
     def moved_and_edited(self, item: Stub) -> str | None:
         """An article renamed *and* edited before one build saw either change.
@@ -149,7 +172,7 @@ class Book:
             current = item.explicit_id
         elif current is None:
             current = self.renamed_from(item.fingerprint) or self.moved_here(path) \
-                or self.moved_and_edited(item)
+                or self.moved_and_edited(item) or self.returned_to(path)
         row = self.rows.get(current) if current else None
         if row is None:
             return self.mint(item, path, stamp())
@@ -233,3 +256,4 @@ class Kept:
     def __init__(self) -> None:
         self.book: Book | None = None
         self.generation: str | None = None
+        self.dates = GitDates()  # the seeds' git history, while HEAD stays (see origins)

@@ -29,6 +29,7 @@ from .gather import Hold, Progress, Sources, gather, processes
 from .incremental import Body
 from .ledger import Ledger
 from .models import Parsed, Problem, SourceFile
+from .origins import git_dated
 from .pageplan import page_signatures
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
@@ -171,6 +172,8 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
                          scanned=scanned)
         identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                       moves, warm.identities if warm is not None else None)
+        identities = git_dated(identities, settings.seeds_dir,
+                               warm.identities.dates if warm is not None else None)
         reuse = warm.reuse_for(settings) if warm is not None else None
         site, problems = assemble_site(sources.stubs, identities, settings, now,
                                        _bodies(sources, ledger, warm), reuse)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,12 +22,17 @@ from feedserver.web import create_app
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "000_cfeb5347e8c7329a.txt"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+# When the bundled seeds "were copied": before NOW, whatever the real date (a copy
+# carries the kernel's real time, which a test's pinned NOW may precede).
+SEEDED = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """A copy of the bundled seeds and config.toml in a temporary folder."""
     shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    for copied in (tmp_path / "seeds").rglob("*"):
+        os.utime(copied, (SEEDED.timestamp(), SEEDED.timestamp()))
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     return tmp_path
 
@@ -67,8 +73,6 @@ def parse_feed(path: Path) -> Any:
 
 def write(path: Path, text: str | bytes, mtime: float | None = None) -> Path:
     """Write an article file, creating folders; optionally set its mtime."""
-    import os
-
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(text, str):
         path.write_text(text, encoding="utf-8")

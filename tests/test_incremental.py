@@ -181,14 +181,19 @@ def test_warm_cache_gives_the_same_output_and_notices_other_writers(
     from feedserver.config import load_settings
     from feedserver.job import Warm, run_build
 
+    def at(minutes: int) -> float:
+        """A file's mtime as the fake clock has it: the two ledgers compared below
+        must see every file at the same moment whatever the real date is."""
+        return (NOW + timedelta(minutes=minutes)).timestamp()
+
     warm = Warm()
     seeds, out = Path(settings.seeds_dir), Path(settings.output_dir)
     build(warm=warm)
-    write(seeds / "one.md", "---\ntitle: First extra\ntags: [Rail]\n---\nOne.\n")
+    write(seeds / "one.md", "---\ntitle: First extra\ntags: [Rail]\n---\nOne.\n", at(1))
     build(now=NOW + timedelta(minutes=1), warm=warm)
-    write(seeds / "three.md", "---\ntitle: Third extra\ntags: [Rail]\n---\nThree.\n")
+    write(seeds / "three.md", "---\ntitle: Third extra\ntags: [Rail]\n---\nThree.\n", at(2))
     build(now=NOW + timedelta(minutes=2))  # another process writes the ledger: no warm cache
-    write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo.\n")
+    write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo.\n", at(3))
     (seeds / "one.md").unlink()
     report = build(now=NOW + timedelta(minutes=3), warm=warm)
     assert report.parsed_files == 1 and report.rendered_channels == 2
@@ -199,6 +204,7 @@ def test_warm_cache_gives_the_same_output_and_notices_other_writers(
     run_build(cold, now=NOW + timedelta(minutes=3))
     assert {k: v[0] for k, v in snapshot(out).items()} == \
         {k: v[0] for k, v in snapshot(tmp_path / "cold").items()}
-    write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo, revised.\n")
+    write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo, revised.\n",
+          at(4))
     build(now=NOW + timedelta(minutes=4), warm=warm)  # kept content must not be reused
     assert b"Two, revised." in (out / "topics/rail/feed.json").read_bytes()
