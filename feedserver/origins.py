@@ -10,10 +10,11 @@ different dates (and bytes, and ETags).  The file name and the history are the s
 in every clone.
 
 The file-name rule is pure (:func:`name_date`, used by the core).  Git is I/O and
-stays in the shell: :func:`git_dated` asks git once per build (``git log`` for the
-whole folder only when HEAD moved, ``git diff`` for files with uncommitted changes)
-and hands the core identities whose dates are git's, as plain values.  When the
-folder is not in a git work tree, nothing is run at all.
+stays in the shell: :func:`git_dated` asks git once per build (``rev-parse HEAD``;
+``git log`` for the whole folder only when HEAD moved; ``git diff`` only for files the
+ledger saw change after their last commit, see :func:`suspects`) and hands the core
+identities whose dates are git's, as plain values.  When the folder is not in a git
+work tree, nothing is run at all.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 Span = tuple[datetime, datetime]  # (first commit, last commit) of one path
 _NAME_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-")
 GIT_TIMEOUT = 120.0
+DIFF_PATHS = 200  # more suspects than this: one ``git diff`` of the whole folder
 # Variables that would point git at another repository than the one holding the seeds.
 _GIT_REDIRECTS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
                   "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CEILING_DIRECTORIES",
@@ -115,9 +117,9 @@ def overlay(identities: Mapping[str, Identity], spans: Mapping[str, Span],
         span = spans.get(path)
         if span is None:
             continue
-        edited = path in dirty and ident.changed != ident.first_seen
+        edited = bool(dirty) and path in dirty and ident.changed != ident.first_seen
         kept = made.get(path)
-        if kept is not None and kept[0] is ident and kept[1] is span and kept[2] == edited:
+        if kept is not None and kept[0] is ident and kept[1] is span and kept[2] is edited:
             result[path] = kept[3]
             continue
         first, last = span
@@ -165,8 +167,8 @@ def _git(folder: str, *args: str) -> bytes:
     return done.stdout
 
 
-def _history(folder: str, state: GitDates) -> tuple[dict[str, Span], frozenset[str]] | None:
-    """(spans, dirty paths) from git, the log re-read only when HEAD moved."""
+def _history(folder: str, state: GitDates) -> dict[str, Span] | None:
+    """Each committed path's span, the log re-read only when HEAD moved."""
     try:
         head = _git(folder, "rev-parse", "--verify", "-q", "HEAD").strip().decode()
     except subprocess.CalledProcessError as exc:
@@ -177,10 +179,27 @@ def _history(folder: str, state: GitDates) -> tuple[dict[str, Span], frozenset[s
         state.spans = parse_log(_git(folder, "log", "-z", "--format=%x01%at", "--name-status",
                                      "-M", "--relative", "--no-color", "--", "."))
         state.folder, state.head, state.made = folder, head, {}
-    dirty = _git(folder, "diff", "-z", "--name-only", "--no-renames", "--relative",
-                 "--no-color", "HEAD", "--", ".")
-    paths = frozenset(p.decode("utf-8", "surrogateescape") for p in dirty.split(b"\0") if p)
-    return state.spans, paths
+    return state.spans
+
+
+def suspects(identities: Mapping[str, Identity], spans: Mapping[str, Span]) -> list[str]:
+    """Committed paths whose ledger change time is later than their last commit: the
+    only ones whose uncommitted changes would change a date (a fresh clone has none,
+    so it never asks ``git diff``)."""
+    return sorted(path for path, ident in identities.items()
+                  if ident.changed != ident.first_seen and path in spans
+                  and ident.changed > spans[path][1])
+
+
+def _dirty(folder: str, paths: list[str]) -> frozenset[str]:
+    """Which of ``paths`` differ from HEAD (staged or not): ``git diff`` stats just them
+    (the whole folder when there are many)."""
+    if not paths:
+        return frozenset()
+    named = paths if len(paths) <= DIFF_PATHS else ["."]
+    found = _git(folder, "--literal-pathspecs", "diff", "-z", "--name-only", "--no-renames",
+                 "--relative", "--no-color", "HEAD", "--", *named)
+    return frozenset(p.decode("utf-8", "surrogateescape") for p in found.split(b"\0") if p)
 
 
 def git_dated(identities: dict[str, Identity], seeds_dir: str | Path,
@@ -198,7 +217,9 @@ def git_dated(identities: dict[str, Identity], seeds_dir: str | Path,
     try:
         if shutil.which("git") is None:
             raise OSError("git is not installed")
-        found = _history(str(folder.resolve()), state)
+        where = str(folder.resolve())
+        spans = _history(where, state)
+        dirty = _dirty(where, suspects(identities, spans)) if spans else frozenset()
     except (OSError, subprocess.SubprocessError, UnicodeDecodeError) as exc:
         if not state.warned:
             reason = getattr(exc, "stderr", b"") or str(exc).encode()
@@ -207,7 +228,6 @@ def git_dated(identities: dict[str, Identity], seeds_dir: str | Path,
             state.warned = True
         state.head = ""
         return identities
-    if found is None:
+    if not spans:
         return identities
-    spans, dirty = found
     return overlay(identities, spans, dirty, state.made)
