@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import guard
 from .config import Settings
 from .embed import render_embeds
 from .feeds import FORMATS
@@ -32,7 +33,15 @@ from .models import Parsed, Problem, SourceFile
 from .pageplan import page_signatures
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
-from .publish import PublishResult, begin, load_manifest, publish, recover, write_status
+from .publish import (
+    PublishResult,
+    begin,
+    load_manifest,
+    note_status,
+    publish,
+    recover,
+    write_status,
+)
 from .warm import Warm
 from .workers import Executor
 
@@ -162,45 +171,71 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
-    if publish_output and out_dir.is_dir():
-        recover(out_dir)  # a publish killed half-way is finished (or undone) first
-    with Ledger(settings.ledger_file) as ledger:
-        cached = warm.load(ledger) if warm is not None else ledger.cached_files()
-        scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
-        sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
-                         scanned=scanned)
-        identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
-                                      moves, warm.identities if warm is not None else None)
-        reuse = warm.reuse_for(settings) if warm is not None else None
-        site, problems = assemble_site(sources.stubs, identities, settings, now,
-                                       _bodies(sources, ledger, warm), reuse)
-        manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
+    if publish_output:
+        guard.check_seeds_folder(settings.seeds_dir)
+        if out_dir.is_dir():
+            recover(out_dir)  # a publish killed half-way is finished (or undone) first
+        # /healthz shows a build that never ends; the real clock, not the build's ``now``.
+        note_status(out_dir, building_since=datetime.now(UTC).replace(microsecond=0)
+                    .isoformat())
+    lost = guard.lost_ledger(settings)
+    try:
+        with guard.open_ledger(settings.ledger_file, read_only=not publish_output) as ledger, \
+                guard.translated(settings.ledger_file):
+            report = _run(settings, ledger, now, publish_output, progress, hold, render, warm,
+                          moves, changed, lost)
+    except BaseException:
         if publish_output:
-            begin(out_dir)  # workers stage files from here on; see publish.recover
-            site = replace(site, signatures={**site.signatures, **page_signatures(
-                site, sources.stubs, settings.fingerprint(), reuse)})
-            site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
-                           | fresh_pages(site, manifest, out_dir),
-                           executor=Executor(out_dir, manifest["files"], processes(settings),
-                                            warm.items if warm is not None else None))
-        output = (render or render_site)(site)
-        report = BuildReport(articles=len(site.articles), channels=len(site.channels),
-                             files=len(output.files) + len(output.staged) + len(output.kept),
-                             parsed_files=sources.read, next_due=site.next_due,
-                             rendered_channels=sum(c.slug not in site.fresh
-                                                   for c in site.channels),
-                             problems=sources.problems + problems + output.problems)
-        if publish_output:
-            live = _publish(out_dir, site, output, manifest, report)
-            if warm is not None:
-                warm.keep_manifest(out_dir, live)
-            generation = ledger.store_files((), sources.forgotten, sources.touched)
-            if warm is not None:
-                warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
-            write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
-                                         "severity": p.severity} for p in report.problems],
-                         report.articles)
+            note_status(out_dir, building_since=None)
+        raise
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(settings: Settings, ledger: Ledger, now: datetime, publish_output: bool,
+         progress: Progress | None, hold: Hold | None, render: Render | None,
+         warm: Warm | None, moves: Mapping[str, str] | None,
+         changed: Collection[str] | None, lost: list[Problem]) -> BuildReport:
+    """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
+    out_dir = Path(settings.output_dir)
+    cached = warm.load(ledger) if warm is not None else ledger.cached_files()
+    scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
+    sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
+                     scanned=scanned)
+    if publish_output:  # before reconcile: it would mark the missing articles gone
+        lost = lost + guard.check_removals(settings, cached.keys(), sources.present,
+                                           sources.forgotten)
+    identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
+                                  moves, warm.identities if warm is not None else None)
+    reuse = warm.reuse_for(settings) if warm is not None else None
+    site, problems = assemble_site(sources.stubs, identities, settings, now,
+                                   _bodies(sources, ledger, warm), reuse)
+    manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
+    if publish_output:
+        begin(out_dir)  # workers stage files from here on; see publish.recover
+        site = replace(site, signatures={**site.signatures, **page_signatures(
+            site, sources.stubs, settings.fingerprint(), reuse)})
+        site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
+                       | fresh_pages(site, manifest, out_dir),
+                       executor=Executor(out_dir, manifest["files"], processes(settings),
+                                        warm.items if warm is not None else None))
+    output = (render or render_site)(site)
+    report = BuildReport(articles=len(site.articles), channels=len(site.channels),
+                         files=len(output.files) + len(output.staged) + len(output.kept),
+                         parsed_files=sources.read, next_due=site.next_due,
+                         rendered_channels=sum(c.slug not in site.fresh
+                                               for c in site.channels),
+                         problems=lost + sources.problems + problems + output.problems)
+    if publish_output:
+        live = _publish(out_dir, site, output, manifest, report)
+        if warm is not None:
+            warm.keep_manifest(out_dir, live)
+        generation = ledger.store_files((), sources.forgotten, sources.touched)
+        if warm is not None:
+            warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
+        write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
+                                     "severity": p.severity} for p in report.problems],
+                     report.articles)
     return report
 
 
