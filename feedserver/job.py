@@ -13,7 +13,6 @@ scheduler's job both call :func:`run_build`; ``check`` calls it with
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -38,6 +37,7 @@ from .publish import (
     begin,
     load_manifest,
     note_status,
+    on_disk,
     publish,
     recover,
     write_status,
@@ -102,13 +102,14 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
 
 
 def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
-    """Channels published with the signature they have now, all files still on disk."""
+    """Channels published with the signature they have now, all files still on disk
+    (their .gz and .br bodies included: see :func:`publish.on_disk`)."""
     recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
     return frozenset(
         c.slug for c in site.channels
         if recorded.get(c.slug) == site.signatures[c.slug]
         and all(channel_file(c, f.filename) in files
-                and os.path.isfile(f"{root}/{channel_file(c, f.filename)}")
+                and on_disk(root, channel_file(c, f.filename), files[channel_file(c, f.filename)])
                 for f in FORMATS.values()))
 
 
@@ -118,7 +119,7 @@ def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozense
     slugs = {c.slug for c in site.channels}
     return frozenset(key for key, sig in site.signatures.items()  # 10,000 stats: no pathlib
                      if key not in slugs and recorded.get(key) == sig and key in files
-                     and os.path.isfile(f"{root}/{key}"))
+                     and on_disk(root, key, files[key]))
 
 
 def _signatures(site: Site, output: Output, manifest: dict[str, Any],
@@ -227,7 +228,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, publish_output: bool
                                                for c in site.channels),
                          problems=lost + sources.problems + problems + output.problems)
     if publish_output:
-        live = _publish(out_dir, site, output, manifest, report)
+        live = _publish(out_dir, site, output, manifest, report, now)
         if warm is not None:
             warm.keep_manifest(out_dir, live)
         generation = ledger.store_files((), sources.forgotten, sources.touched)
@@ -249,11 +250,12 @@ def render_site(site: Site) -> Output:
 
 
 def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
-             report: BuildReport) -> dict[str, Any] | None:
+             report: BuildReport, now: datetime) -> dict[str, Any] | None:
     """Commit what was rendered (and staged), keeping what is fresh or failed."""
     held = _kept_paths(manifest, output.failed)
     result = publish(out_dir, output.files, prepared=output.staged, keep=output.kept | held,
-                     signatures=_signatures(site, output, manifest, held), old=manifest)
+                     signatures=_signatures(site, output, manifest, held), old=manifest,
+                     now=now)
     _record(report, result)
     return result.manifest
 
