@@ -164,8 +164,9 @@ def findings(channel: Channel, fmt_name: str, body: bytes) -> list[Finding]:
     published, and it must not stop the other channels.
     """
     fmt = FORMATS[fmt_name]
-    try:
-        return CHECKS[fmt_name](channel, fmt, body)
+    try:  # a check may also give plain strings: findings about the whole document
+        return [f if isinstance(f, Finding) else Finding(str(f))
+                for f in CHECKS[fmt_name](channel, fmt, body)]
     except Exception as exc:  # one channel's check, reported; never the whole build
         name = "feedparser" if fmt_name in _VERSIONS else "the JSON check"
         return [Finding(f"{name} raised {type(exc).__name__}: {exc!s:.200}")]
@@ -181,7 +182,7 @@ def item_faults(channel: Channel, fmt_name: str, body: bytes) -> dict[int, str] 
     return faults
 
 
-CHECKS: dict[str, Callable[[Channel, Format, bytes], list[Finding]]] = {
+CHECKS: dict[str, Callable[[Channel, Format, bytes], list[Finding] | list[str]]] = {
     "rss": check_xml,
     "atom": check_xml,
     "json": check_json,
