@@ -21,7 +21,7 @@ from typing import NamedTuple
 import nh3
 from markdown_it import MarkdownIt
 
-from . import frontmatter
+from . import frontmatter, mojibake
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
@@ -104,7 +104,9 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     if len(source.data) > settings.max_file_bytes:
         raise ArticleError(f"file is {len(source.data):,} bytes; the limit is "
                            f"{settings.max_file_bytes:,} (max_file_bytes)")
-    text = decode_clean(source.data)
+    text, repaired = mojibake.repair(decode_clean(source.data))  # "CafÃ©" -> "Café"
+    if repaired:
+        warnings.append(repaired)
     meta, body = frontmatter.split(text)
     info = frontmatter.fields(meta, warnings)
     if suffix in MARKDOWN_SUFFIXES:

@@ -7,7 +7,9 @@ meant for people (:class:`FeedserverError`) print as one line, no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import click
 
 from .config import Settings, load_settings
 from .errors import FeedserverError
+from .guard import state_error
 from .job import BuildReport, run_build, terminal_progress
-from .locks import build_lock
+from .locks import BUILD_LOCK, build_lock, lock_file
 from .publish import note_status
 
 
@@ -35,6 +38,17 @@ def _print_problems(report: BuildReport) -> None:
         click.echo(f"{problem.severity}: {problem}", err=True)
 
 
+@contextlib.contextmanager
+def _build_lock(settings: Settings) -> Iterator[None]:
+    """``build.lock``; a state folder that refuses it (read-only, full) is one line."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(build_lock(settings))
+        except OSError as exc:
+            raise state_error(lock_file(settings, BUILD_LOCK), exc, "the build lock") from None
+        yield
+
+
 config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
                              help="config.toml to read (default: ./config.toml).")
 
@@ -49,11 +63,18 @@ def main() -> None:
 @config_option
 @click.option("--out", "output_dir", type=click.Path(file_okay=False),
               help="Output folder (overrides output_dir).")
-def build(config: str | None, output_dir: str | None) -> None:
-    """Build and publish every channel into the output folder."""
-    settings = _settings(config, output_dir=output_dir)
+@click.option("--allow-mass-removal", "allow_mass_removal", is_flag=True, default=None,
+              help="Publish even if more than half of the articles (or all) are gone.")
+def build(config: str | None, output_dir: str | None, allow_mass_removal: bool | None) -> None:
+    """Build and publish every channel into the output folder.
+
+    A missing, unreadable or suddenly empty seeds folder, or more than half of
+    the articles gone at once, publishes nothing (the last good output stays)
+    and exits non-zero, unless --allow-mass-removal says the removal is meant.
+    """
+    settings = _settings(config, output_dir=output_dir, allow_mass_removal=allow_mass_removal)
     try:
-        with build_lock(settings):  # never at the same time as a running scheduler's build
+        with _build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress)
     except FeedserverError as exc:  # /healthz shows it too, until a build succeeds
         note_status(Path(settings.output_dir), last_error={
@@ -90,7 +111,10 @@ def watch(config: str | None, no_events: bool) -> None:
 def check(config: str | None, strict: bool) -> None:
     """Read and validate everything without publishing; list every problem."""
     settings = _settings(config)
-    report = run_build(settings, publish_output=False)
+    try:  # reads a copy of the ledger: creates and changes nothing (see feedserver.guard)
+        report = run_build(settings, publish_output=False)
+    except FeedserverError as exc:
+        raise click.ClickException(str(exc)) from None
     _print_problems(report)
     click.echo(f"{report.articles} articles, {report.channels} channels, "
                f"{len(report.errors)} errors, {len(report.problems) - len(report.errors)} "

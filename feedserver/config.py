@@ -44,6 +44,10 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
     ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
     ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),
+    ("max_channels", int, 1000, "Most channels ('all' included); the topics with the fewest "
+     "articles are left out past it."),
+    ("allow_mass_removal", bool, False, "Let one build remove more than half of the "
+     "articles (or all of them); otherwise it publishes nothing."),
 ]
 
 
@@ -101,6 +105,8 @@ class Settings:
     build_processes: int = 0
     frame_ancestors: str = "*"
     auto_topics: bool = True
+    max_channels: int = 1000
+    allow_mass_removal: bool = False
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
@@ -117,7 +123,8 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "config_path", "config_digest"):
+                          "build_processes", "config_path", "config_digest",
+                          "allow_mass_removal"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -235,7 +242,7 @@ def _line_of(text: str, key: str | None, table: str = "") -> int:
 def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     """Checks beyond the type; the error names where the value came from."""
     for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
-                     "workers"):
+                     "workers", "max_channels"):
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")

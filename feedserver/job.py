@@ -13,7 +13,6 @@ scheduler's job both call :func:`run_build`; ``check`` calls it with
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import guard
 from .config import Settings
 from .embed import render_embeds
 from .feeds import FORMATS
@@ -33,7 +33,16 @@ from .origins import git_dated
 from .pageplan import page_signatures
 from .pages import render_pages
 from .pipeline import Output, Site, assemble_site, channel_file, parse_source, render_channels
-from .publish import PublishResult, begin, load_manifest, publish, recover, write_status
+from .publish import (
+    PublishResult,
+    begin,
+    load_manifest,
+    note_status,
+    on_disk,
+    publish,
+    recover,
+    write_status,
+)
 from .warm import Warm
 from .workers import Executor
 
@@ -94,13 +103,14 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
 
 
 def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
-    """Channels published with the signature they have now, all files still on disk."""
+    """Channels published with the signature they have now, all files still on disk
+    (their .gz and .br bodies included: see :func:`publish.on_disk`)."""
     recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
     return frozenset(
         c.slug for c in site.channels
         if recorded.get(c.slug) == site.signatures[c.slug]
         and all(channel_file(c, f.filename) in files
-                and os.path.isfile(f"{root}/{channel_file(c, f.filename)}")
+                and on_disk(root, channel_file(c, f.filename), files[channel_file(c, f.filename)])
                 for f in FORMATS.values()))
 
 
@@ -110,7 +120,7 @@ def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozense
     slugs = {c.slug for c in site.channels}
     return frozenset(key for key, sig in site.signatures.items()  # 10,000 stats: no pathlib
                      if key not in slugs and recorded.get(key) == sig and key in files
-                     and os.path.isfile(f"{root}/{key}"))
+                     and on_disk(root, key, files[key]))
 
 
 def _signatures(site: Site, output: Output, manifest: dict[str, Any],
@@ -163,47 +173,73 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
-    if publish_output and out_dir.is_dir():
-        recover(out_dir)  # a publish killed half-way is finished (or undone) first
-    with Ledger(settings.ledger_file) as ledger:
-        cached = warm.load(ledger) if warm is not None else ledger.cached_files()
-        scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
-        sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
-                         scanned=scanned)
-        identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
-                                      moves, warm.identities if warm is not None else None)
-        identities = git_dated(identities, settings.seeds_dir,
-                               warm.identities.dates if warm is not None else None)
-        reuse = warm.reuse_for(settings) if warm is not None else None
-        site, problems = assemble_site(sources.stubs, identities, settings, now,
-                                       _bodies(sources, ledger, warm), reuse)
-        manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
+    if publish_output:
+        guard.check_seeds_folder(settings.seeds_dir)
+        if out_dir.is_dir():
+            recover(out_dir)  # a publish killed half-way is finished (or undone) first
+        # /healthz shows a build that never ends; the real clock, not the build's ``now``.
+        note_status(out_dir, building_since=datetime.now(UTC).replace(microsecond=0)
+                    .isoformat())
+    lost = guard.lost_ledger(settings)
+    try:
+        with guard.open_ledger(settings.ledger_file, read_only=not publish_output) as ledger, \
+                guard.translated(settings.ledger_file):
+            report = _run(settings, ledger, now, publish_output, progress, hold, render, warm,
+                          moves, changed, lost)
+    except BaseException:
         if publish_output:
-            begin(out_dir)  # workers stage files from here on; see publish.recover
-            site = replace(site, signatures={**site.signatures, **page_signatures(
-                site, sources.stubs, settings.fingerprint(), reuse)})
-            site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
-                           | fresh_pages(site, manifest, out_dir),
-                           executor=Executor(out_dir, manifest["files"], processes(settings),
-                                            warm.items if warm is not None else None))
-        output = (render or render_site)(site)
-        report = BuildReport(articles=len(site.articles), channels=len(site.channels),
-                             files=len(output.files) + len(output.staged) + len(output.kept),
-                             parsed_files=sources.read, next_due=site.next_due,
-                             rendered_channels=sum(c.slug not in site.fresh
-                                                   for c in site.channels),
-                             problems=sources.problems + problems + output.problems)
-        if publish_output:
-            live = _publish(out_dir, site, output, manifest, report)
-            if warm is not None:
-                warm.keep_manifest(out_dir, live)
-            generation = ledger.store_files((), sources.forgotten, sources.touched)
-            if warm is not None:
-                warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
-            write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
-                                         "severity": p.severity} for p in report.problems],
-                         report.articles)
+            note_status(out_dir, building_since=None)
+        raise
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(settings: Settings, ledger: Ledger, now: datetime, publish_output: bool,
+         progress: Progress | None, hold: Hold | None, render: Render | None,
+         warm: Warm | None, moves: Mapping[str, str] | None,
+         changed: Collection[str] | None, lost: list[Problem]) -> BuildReport:
+    """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
+    out_dir = Path(settings.output_dir)
+    cached = warm.load(ledger) if warm is not None else ledger.cached_files()
+    scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
+    sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
+                     scanned=scanned)
+    if publish_output:  # before reconcile: it would mark the missing articles gone
+        lost = lost + guard.check_removals(settings, cached.keys(), sources.present,
+                                           sources.forgotten)
+    identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
+                                  moves, warm.identities if warm is not None else None)
+    identities = git_dated(identities, settings.seeds_dir,
+                           warm.identities.dates if warm is not None else None)
+    reuse = warm.reuse_for(settings) if warm is not None else None
+    site, problems = assemble_site(sources.stubs, identities, settings, now,
+                                   _bodies(sources, ledger, warm), reuse)
+    manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
+    if publish_output:
+        begin(out_dir)  # workers stage files from here on; see publish.recover
+        site = replace(site, signatures={**site.signatures, **page_signatures(
+            site, sources.stubs, settings.fingerprint(), reuse)})
+        site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
+                       | fresh_pages(site, manifest, out_dir),
+                       executor=Executor(out_dir, manifest["files"], processes(settings),
+                                        warm.items if warm is not None else None))
+    output = (render or render_site)(site)
+    report = BuildReport(articles=len(site.articles), channels=len(site.channels),
+                         files=len(output.files) + len(output.staged) + len(output.kept),
+                         parsed_files=sources.read, next_due=site.next_due,
+                         rendered_channels=sum(c.slug not in site.fresh
+                                               for c in site.channels),
+                         problems=lost + sources.problems + problems + output.problems)
+    if publish_output:
+        live = _publish(out_dir, site, output, manifest, report, now)
+        if warm is not None:
+            warm.keep_manifest(out_dir, live)
+        generation = ledger.store_files((), sources.forgotten, sources.touched)
+        if warm is not None:
+            warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
+        write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
+                                     "severity": p.severity} for p in report.problems],
+                     report.articles)
     return report
 
 
@@ -217,11 +253,12 @@ def render_site(site: Site) -> Output:
 
 
 def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
-             report: BuildReport) -> dict[str, Any] | None:
+             report: BuildReport, now: datetime) -> dict[str, Any] | None:
     """Commit what was rendered (and staged), keeping what is fresh or failed."""
     held = _kept_paths(manifest, output.failed)
     result = publish(out_dir, output.files, prepared=output.staged, keep=output.kept | held,
-                     signatures=_signatures(site, output, manifest, held), old=manifest)
+                     signatures=_signatures(site, output, manifest, held), old=manifest,
+                     now=now)
     _record(report, result)
     return result.manifest
 

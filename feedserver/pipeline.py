@@ -8,8 +8,9 @@ deterministic (same input, same bytes) and testable without a disk.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,10 @@ from . import topics as topic_rules
 from .articleset import Articles, Fetch, Memo, Reuse, article_of, newest_first
 from .config import Settings
 from .errors import ArticleError
-from .feeds import FORMATS, Context, ItemCache, render, ttl_minutes
+from .feeds import FORMATS, Context, Format, ItemCache, render, ttl_minutes
 from .incremental import Stub, article_key, channel_signature, split
 from .models import Article, Channel, Identity, Parsed, Problem, Rendered, SourceFile, Topic
-from .validate import validate
+from .validate import item_faults, validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
@@ -131,6 +132,29 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
     return out
 
 
+def _limit_topics(due: _Due, most: int) -> None:
+    """Keep the ``most`` topics with the most articles (ties: by slug); one problem.
+
+    Tags are free text: 40 scraped files with 50 tags each made 2,001 channels
+    (200 MB of feeds and pages).  The articles lose the topics left out, so no
+    item names a category that has no channel.
+    """
+    counts = Counter(slug for article in due.by_id.values() for slug in article.topics)
+    ranked = sorted(counts, key=lambda slug: (-counts[slug], slug))
+    kept = set(ranked[:most])
+    for key, article in due.by_id.items():
+        if not kept.issuperset(article.topics):
+            due.by_id[key] = replace(article, topics=tuple(t for t in article.topics
+                                                           if t in kept))
+    due.names = {slug: name for slug, name in due.names.items() if slug in kept}
+    left = len(ranked) - len(kept)
+    if left:
+        due.problems.append(Problem("topics", f"{left:,} of {len(ranked):,} topics left out: "
+                                              f"the site may have at most {most + 1:,} channels "
+                                              "(max_channels); the topics with the fewest "
+                                              "articles go first", "warning"))
+
+
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime, bodies: Fetch,
                   reuse: Reuse | None = None) -> tuple[Site, list[Problem]]:
@@ -146,6 +170,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     if reuse is not None:
         reuse.begin()
     due = _due(stubs, identities, settings, now, reuse.articles if reuse is not None else None)
+    if len(due.names) >= settings.max_channels:  # 'all' is a channel too
+        _limit_topics(due, settings.max_channels - 1)
     ordered = newest_first(due.by_id.values())
     catalog = topic_rules.catalog(settings, due.names)
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
@@ -216,6 +242,19 @@ def channel_file(channel: Channel, filename: str) -> str:
     return f"{channel.path}/{filename}" if channel.path else filename
 
 
+def render_checked(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache,
+                   check: Check = validate) -> tuple[bytes, list[Problem]]:
+    """One channel in one format and what the gate found; a renderer that raises is a
+    problem of this channel (feedgen and lxml see text from the seeds), never the build's.
+    :mod:`feedserver.workers` calls it too."""
+    try:
+        body = render(channel, fmt, ctx, cache)
+    except Exception as exc:  # one channel's renderer, reported; never the whole build
+        return b"", [Problem(f"channel {channel.slug or 'all'} ({fmt.filename})",
+                             f"renderer raised {type(exc).__name__}: {exc!s:.200}")]
+    return body, check(channel, fmt.name, body)
+
+
 def render_channel(site: Site, channel: Channel, check: Check = validate,
                    cache: ItemCache | None = None) -> Output:
     """One channel in every format, kept only if every format passes the gate."""
@@ -223,8 +262,8 @@ def render_channel(site: Site, channel: Channel, check: Check = validate,
     out = Output()
     rendered: list[Rendered] = []
     for fmt in FORMATS.values():
-        body = render(channel, fmt, site.context, cache)
-        out.problems += check(channel, fmt.name, body)
+        body, found = render_checked(channel, fmt, site.context, cache, check)
+        out.problems += found
         rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
                                  channel.updated, channel.slug))
     if out.problems:
@@ -246,11 +285,78 @@ def render_channels(site: Site, channels: Iterable[Channel], check: Check = vali
     channels = list(channels)
     out = Output(kept={channel_file(c, fmt.filename) for c in channels
                        if c.slug in site.fresh for fmt in FORMATS.values()})
-    stale = site.stale(channels)
-    if site.executor is not None and check is validate:
-        out.merge(site.executor(site, stale))
-        return out
     cache = cache if cache is not None else ItemCache()
+    out.merge(_render_stale(site, site.stale(channels), check, cache))
+    if out.failed and check is validate:
+        return _without_culprits(site, out, cache)
+    return out
+
+
+def _render_stale(site: Site, stale: list[Channel], check: Check, cache: ItemCache) -> Output:
+    if site.executor is not None and check is validate:
+        return site.executor(site, stale)
+    out = Output()
     for channel in stale:
         out.merge(render_channel(site, channel, check, cache))
+    return out
+
+
+def _culprits(channel: Channel, ctx: Context, cache: ItemCache) -> dict[str, str] | None:
+    """Articles (id -> reason) that keep ``channel`` from passing the gate, or None when
+    the channel fails as a whole.  Runs only for failed channels, in this process."""
+    found: dict[str, str] = {}
+    for fmt in FORMATS.values():
+        for article in channel.articles:  # an item its renderer cannot draw
+            try:
+                cache.get(fmt, article, ctx)
+            except Exception as exc:  # the item's fault, not the channel's
+                found.setdefault(article.id, f"its {fmt.name} item cannot be rendered "
+                                             f"({type(exc).__name__}: {exc!s:.120})")
+    listed = tuple(a for a in channel.articles if a.id not in found)
+    trial = replace(channel, articles=listed)
+    for fmt in FORMATS.values():
+        try:
+            body = render(trial, fmt, ctx, cache)
+        except Exception:  # the channel itself cannot be drawn
+            return None
+        faults = item_faults(trial, fmt.name, body)
+        if faults is None:
+            return None
+        for index, reason in faults.items():
+            found.setdefault(listed[index].id, f"{fmt.filename} {reason.split(' ', 2)[-1]}")
+    return found or None
+
+
+def _without_culprits(site: Site, out: Output, cache: ItemCache) -> Output:
+    """Render failed channels again without the items at fault, one problem per file.
+
+    One scraped title that a reader's parser reads differently must not hold
+    back every later article of every channel it is in.  Each channel that
+    listed it drops it (in all three formats alike: the whole channel is
+    rendered again) and the file is named once.  The manifest keeps the
+    channel's signature over the full listing: the same inputs give the same
+    output, so the next build may skip it, and an edit re-renders it.
+    """
+    failed = [c for c in site.channels if c.slug in out.failed]
+    culprits: dict[str, str] = {}
+    mended: dict[str, Channel] = {}
+    for channel in failed:
+        found = _culprits(channel, site.context, cache)
+        if found is None:
+            continue
+        culprits.update(found)
+        listed = tuple(a for a in channel.articles if a.id not in found)
+        mended[channel.slug] = replace(channel, articles=listed,
+                                       updated=max((a.updated for a in listed), default=EPOCH))
+    if not mended:
+        return out
+    retry = replace(site, channels=tuple(mended.get(c.slug, c) for c in site.channels))
+    again = _render_stale(retry, [mended[slug] for slug in mended], validate, cache)
+    prefixes = tuple(f"channel {slug} (" for slug in mended)
+    out.problems = [p for p in out.problems if not p.where.startswith(prefixes)]
+    out.failed -= set(mended)
+    out.merge(again)
+    paths = {a.id: a.path for c in failed for a in c.articles}
+    out.problems += [Problem(paths[key], f"left out of the feeds this build: {reason}")
+                     for key, reason in sorted(culprits.items(), key=lambda kv: paths[kv[0]])]
     return out

@@ -27,9 +27,9 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from email.utils import format_datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,19 @@ def compress(body: bytes) -> dict[str, bytes]:
         return {}
     return {"br": brotli.compress(body, quality=BROTLI_QUALITY),
             "gzip": igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)}
+
+
+def on_disk(root: str, path: str, entry: dict[str, Any]) -> bool:
+    """The published file and each compressed body its manifest entry lists are there.
+
+    A CDN or nginx with ``gzip_static`` serves the ``.gz``/``.br`` bodies on
+    their own: one deleted by hand must be made again, not skipped because
+    the plain file's bytes did not change.  Plain string paths: a build stats
+    every published file this way.
+    """
+    base = f"{root}/{path}"
+    return os.path.isfile(base) and all(os.path.isfile(base + ENCODINGS[name])
+                                        for name in entry.get("encodings", ()))
 
 
 def load_manifest(out_dir: Path) -> dict[str, Any]:
@@ -157,7 +170,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     """
     etag = etag_of(item.body)
     if previous is not None and previous.get("etag") == etag \
-            and previous.get("media_type") == item.media_type and (out_dir / item.path).is_file():
+            and previous.get("media_type") == item.media_type \
+            and on_disk(str(out_dir), item.path, previous):
         return Prepared(item.path, {**previous, "channel": item.channel})
     encoded = compress(item.body)
     staged: list[tuple[str, str]] = []
@@ -225,7 +239,7 @@ def begin(out_dir: Path) -> None:
 def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = None,
             prune: bool = True, prepared: Iterable[Prepared] = (),
             signatures: dict[str, str] | None = None,
-            old: dict[str, Any] | None = None) -> PublishResult:
+            old: dict[str, Any] | None = None, now: datetime | None = None) -> PublishResult:
     """Make ``files`` (and already ``prepared`` ones) the output.
 
     ``keep`` lists old paths to leave as they are.  With ``prune`` every
@@ -234,6 +248,8 @@ def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = No
     -> content signature) are recorded in the manifest for the next build.
     ``old`` is the current manifest when the caller (holding the build lock)
     has already read it: 10,000 pages make it megabytes to parse again.
+    ``now`` (the build's) dates a changed body whose own date did not move
+    (see :func:`advance`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     begin(out_dir)  # the caller ran recover() before anything was staged
@@ -245,7 +261,40 @@ def publish(out_dir: Path, files: Iterable[Rendered], keep: set[str] | None = No
     except PublishError:
         discard(ready)
         raise
+    if now is not None:
+        ready = advance(ready, old["files"], now)
     return commit(out_dir, ready, old, keep or set(), prune, signatures or {})
+
+
+def advance(ready: list[Prepared], published: dict[str, Any], now: datetime) -> list[Prepared]:
+    """Give every changed body a Last-Modified later than the one it replaces.
+
+    A file's date is its newest item's, and that does not move when an older
+    article is deleted, edited or added back-dated: the body and ETag change
+    but a poller sending only If-Modified-Since got 304 and kept the stale
+    feed.  Such a body is dated ``now`` (the publish of the change), or one
+    second after the old date if the clock says otherwise.
+    """
+    moved: list[Prepared] = []
+    for item in ready:
+        before = published.get(item.path)
+        if item.staged and before is not None and before.get("etag") != item.entry["etag"]:
+            item = _later_than(item, before.get("last_modified"), now)
+        moved.append(item)
+    return moved
+
+
+def _later_than(item: Prepared, previous: str | None, now: datetime) -> Prepared:
+    try:
+        old = parsedate_to_datetime(previous) if previous else None
+        new = parsedate_to_datetime(item.entry["last_modified"])
+    except (TypeError, ValueError):
+        return item
+    if old is None or new > old:
+        return item
+    moment = max(now.astimezone(UTC).replace(microsecond=0), old + timedelta(seconds=1))
+    return replace(item, entry={**item.entry,
+                                "last_modified": format_datetime(moment, usegmt=True)})
 
 
 def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[str],

@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PublishError
-from .feeds import FORMATS, Format, ItemCache, render
+from .feeds import FORMATS, Format, ItemCache
 from .forks import shared
 from .models import Channel, Problem, Rendered
-from .pipeline import Output, Site, channel_file
+from .pipeline import Output, Site, channel_file, render_checked
 from .publish import Prepared, discard, prepare
-from .validate import validate
 
 # Relative cost of a task per item listed (validation and compression of a 50-item
 # channel: RSS ~53 ms, Atom ~56 ms, JSON ~12 ms).
@@ -110,8 +109,7 @@ def _start(job: _Job) -> None:
 def stage_format(job: _Job, index: int, fmt: Format) -> _Done:
     """Render one channel in one format, validate it, and stage it if it passed."""
     channel = job.site.channels[index]
-    body = render(channel, fmt, job.site.context, job.cache)
-    problems = validate(channel, fmt.name, body)
+    body, problems = render_checked(channel, fmt, job.site.context, job.cache)
     if problems:
         return _Done(index, None, problems)
     item = Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
