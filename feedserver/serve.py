@@ -36,11 +36,16 @@ def start_background(settings: Settings) -> Stop:
     Called in the gunicorn master (``when_ready``, before workers fork) or in
     the ``--dev`` server's process: the one scheduler of the deployment, in a
     supervised child process (:mod:`feedserver.owner` says why not a thread).
+    A stop signal the server gets reaches the scheduler at once (issue 17).
     """
-    from .owner import SchedulerProcess
+    import threading
+
+    from .owner import SchedulerProcess, chain_stop_signals
 
     owner = SchedulerProcess(settings)
     owner.start()
+    if threading.current_thread() is threading.main_thread():
+        chain_stop_signals(owner)
     return owner.stop
 
 
