@@ -126,15 +126,17 @@ def _env(site: Path, url: str, slow: bool) -> dict[str, str]:
     return env
 
 
-def _serve(site: Path, log: Path, slow: bool) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(site: Path, log: Path, slow: bool, command: str = "serve"
+           ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
+    args = ["serve", "--port", str(port), "--workers", "1"] if command == "serve" else [command]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port),
-             "--workers", "1"], cwd=site, env=_env(site, url, slow), stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)  # a group of its own, as
-    return process, url  # a service manager runs it
+            [sys.executable, "-m", "feedserver", *args], cwd=site,
+            env=_env(site, url, slow), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)  # a group of its own, as a service manager runs it
+    return process, url
 
 
 def _article(name: str, title: str) -> str:
@@ -156,13 +158,15 @@ def started() -> Iterator[Started]:
         record.kill_all()  # only what this test started
 
 
-def _stuck_in_a_long_parse(site: Path, started: Started
+def _stuck_in_a_long_parse(site: Path, started: Started, command: str = "serve"
                            ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """A serve whose scheduler is in the middle of a pooled parse that takes minutes."""
+    """A serve (or watch) whose scheduler is in the middle of a pooled parse that takes
+    minutes."""
     log = site / "serve1.log"
-    process, url = _serve(site, log, slow=True)
+    process, url = _serve(site, log, slow=True, command=command)
     started.add(process.pid)
-    wait_ready(url, process, log)
+    if command == "serve":
+        wait_ready(url, process, log)
     until(lambda: STARTED in log.read_text(errors="replace"), 30, "scheduler", log)
     until(lambda: " run 1 (" in log.read_text(errors="replace"), 60, "first run", log)
     scheduler = _scheduler_pid(log)
@@ -177,7 +181,7 @@ def _stuck_in_a_long_parse(site: Path, started: Started
     mark = site / "slow.mark"
     until(mark.exists, 60, "the long parse to start", log)
     started.refresh(process.pid)
-    assert len(started.living()) >= 4  # master, worker, scheduler, parse workers
+    assert len(started.living()) >= (4 if command == "serve" else 2)  # + parse workers
     assert scheduler in started.living()
     return process, scheduler, log
 
@@ -249,3 +253,19 @@ def test_master_killed_mid_parse_takes_the_scheduler_and_its_pool_along(
     print(f"\nkill -9 of the master: scheduler gone after {ended.get(scheduler, -1):.2f}s, "
           f"all {len(pids)} processes after {max(ended.values()):.2f}s")
     _publishes_again(site_dir, started)
+
+
+@pytest.mark.parametrize("how", ["TERM", "KILL"])
+def test_watch_stopped_or_killed_mid_parse_takes_its_pool_along(
+        site_dir: Path, started: Started, how: str) -> None:
+    process, scheduler, log = _stuck_in_a_long_parse(site_dir, started, "watch")
+    assert scheduler == process.pid
+    pids = started.living()
+    at = time.monotonic()
+    process.send_signal(signal.SIGTERM if how == "TERM" else signal.SIGKILL)  # it alone
+    process.wait(10)
+    ended = _exit_time(pids, at, 3.0)
+    assert started.living() == [], log.read_text(errors="replace")[-3000:]
+    print(f"\nwatch, {how} mid-parse: gone after {ended[scheduler]:.2f}s, all {len(pids)} "
+          f"processes after {max(ended.values()):.2f}s")
+    assert ended[scheduler] < 2.0
