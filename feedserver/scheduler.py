@@ -57,7 +57,7 @@ JOB_ID = "build"
 DEBOUNCE = 0.05  # seconds: a burst of events (a save, a copied folder) makes one build
 BACKOFF_FIRST = 2.0  # seconds before the first retry of a failed build
 BACKOFF_CAP = 300.0  # the wait doubles after each failure in a row, up to this
-STOP_GRACE = 1.0  # seconds a running build gets after SIGTERM before the process leaves
+STOP_GRACE = 1.5  # seconds a running build gets after SIGTERM before the process leaves
 STANDBY_LOOK = 2.0  # seconds between two looks at the scheduler.lock holder while standing by
 
 

@@ -185,3 +185,39 @@ def test_a_deleted_output_folder_is_rebuilt_at_once(
     assert eventually(lambda: published(out, "Written meanwhile"), 15)
     assert (out / "feed.rss").is_file() and (out / MANIFEST).is_file()
     assert "output folder" in caplog.text
+
+
+def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
+        settings: Settings, out: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from feedserver import owner as owner_module
+    from feedserver.owner import RESTART_CAP, SchedulerProcess, restart_delay
+
+    assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert restart_delay(50) == RESTART_CAP
+    caplog.set_level(logging.INFO, logger="feedserver")
+    asked: list[int] = []
+
+    def quick(failures: int) -> float:
+        asked.append(failures)
+        return 0.01
+
+    monkeypatch.setattr(owner_module, "restart_delay", quick)
+
+    class Failing(SchedulerProcess):
+        def _spawn(self) -> None:  # a scheduler that dies at once, every time
+            self.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    out.mkdir(parents=True, exist_ok=True)
+    failing = Failing(settings)
+    failing.start()
+    try:
+        assert eventually(lambda: len(asked) >= 4, 30)
+    finally:
+        failing.stop()
+        assert failing._thread is not None
+        failing._thread.join(10)
+    assert asked[:4] == [1, 2, 3, 4]  # each quick failure waits longer than the last
+    assert "exited unasked (status 3)" in caplog.text
+    noted = status(out).get("last_error")
+    assert isinstance(noted, dict) and "status 3" in str(noted["message"])
