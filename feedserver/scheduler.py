@@ -92,24 +92,28 @@ class Refresher:
         self.config = LiveConfig(settings)  # config.toml re-read when it changes
         self._scan_due = 0.0  # time.monotonic() by which the next full scan is due
         self.failures = 0  # builds failed in a row
-        self._retry_at: datetime | None = None  # no build before this after a failure
+        self.retry_at: datetime | None = None  # after a failure: no scheduled try before
 
     def backoff(self) -> float:
         """Seconds to wait after the current run of failures: doubling, capped."""
         cap = max(BACKOFF_CAP, float(self.settings.refresh_interval))
         return min(cap, BACKOFF_FIRST * 2 ** max(0, self.failures - 1))
 
-    def run(self, reason: str = "direct") -> Outcome:
-        """Build once; another build holding the lock for a whole interval skips this one.
+    def waiting(self) -> Outcome | None:
+        """After a failed build, until :attr:`retry_at`: the outcome of a run not tried.
 
-        After a failed build (a corrupt ledger, a full or read-only state disk)
-        nothing is tried again before :meth:`backoff` seconds: one line in the
-        log and ``last_error`` in status.json per failure, not a loop of
-        tracebacks, and the last good output stays served.
+        A failed build (a corrupt ledger, a full or read-only state disk) is
+        one line in the log and ``last_error`` in status.json; the scheduler
+        tries again :meth:`backoff` seconds later, not at every event or tick,
+        and the last good output stays served meanwhile.  A direct call of
+        :meth:`run` always tries.
         """
-        now = self.clock()
-        if self._retry_at is not None and now < self._retry_at:
-            return Outcome(None, retry_at=self._retry_at)
+        if self.retry_at is not None and self.clock() < self.retry_at:
+            return Outcome(None, retry_at=self.retry_at)
+        return None
+
+    def run(self, reason: str = "direct") -> Outcome:
+        """Build once; another build holding the lock for a whole interval skips this one."""
         self.settings = self.config.current()
         if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
             log.error("run skipped (%s): seeds folder %s is missing; the last good output "
@@ -129,7 +133,7 @@ class Refresher:
             self._note()
         if self.failures:
             log.info("build succeeded again after %d failed attempts", self.failures)
-        self.failures, self._retry_at = 0, None
+        self.failures, self.retry_at = 0, None
         self.runs += 1
         self._log(reason, report, rule.held)
         return Outcome(report, rule.held, rule.retry_at)
@@ -138,13 +142,13 @@ class Refresher:
         """One line, ``last_error`` for /healthz, and the next try pushed back."""
         self.failures += 1
         wait = self.backoff()
-        self._retry_at = now + timedelta(seconds=wait)
+        self.retry_at = now + timedelta(seconds=wait)
         log.error("build failed (%s; %d in a row): %s; next try in %.0fs", reason,
                   self.failures, exc, wait)
         self._note(last_error={"at": now.isoformat(), "message": str(exc),
                                "failures": self.failures,
-                               "retry_at": self._retry_at.isoformat()})
-        return Outcome(None, retry_at=self._retry_at)
+                               "retry_at": self.retry_at.isoformat()})
+        return Outcome(None, retry_at=self.retry_at)
 
     def _build(self, now: datetime, rule: HoldRule, reason: str) -> BuildReport:
         """One build; between full scans, only the paths the watcher's events named are
@@ -247,7 +251,7 @@ class Scheduler:
             reason, self._pending = self._pending or "interval", None
         try:
             try:
-                outcome = self.refresher.run(reason)
+                outcome = self.refresher.waiting() or self.refresher.run(reason)
             finally:
                 with self._lock:
                     self._running = False

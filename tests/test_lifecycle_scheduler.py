@@ -25,7 +25,7 @@ from feedserver.config import Settings
 from feedserver.errors import PublishError
 from feedserver.locks import SCHEDULER_LOCK, lock_file
 from feedserver.publish import MANIFEST, STATUS
-from feedserver.scheduler import BACKOFF_CAP, BACKOFF_FIRST, Refresher, run_forever
+from feedserver.scheduler import BACKOFF_CAP, BACKOFF_FIRST, Refresher, Scheduler, run_forever
 
 from .test_scheduler import FakeClock, article, eventually, published
 
@@ -72,6 +72,7 @@ def test_failed_builds_back_off_with_one_line_each(
     caplog.set_level(logging.INFO, logger="feedserver")
     clock = FakeClock()
     refresher = Refresher(settings, clock)
+    scheduler = Scheduler(refresher)  # its job, run by hand (APScheduler not started)
     assert refresher.run("start").report is not None  # a good build first
     calls: list[str] = []
 
@@ -82,12 +83,12 @@ def test_failed_builds_back_off_with_one_line_each(
     monkeypatch.setattr(scheduler_module, "run_build", broken)
     waits = []
     for attempt in range(1, 8):
-        outcome = refresher.run("interval")
-        assert outcome.report is None and outcome.retry_at is not None
-        waits.append((outcome.retry_at - clock.now).total_seconds())
-        assert len(calls) == attempt
+        scheduler._run()
+        assert len(calls) == attempt and refresher.retry_at is not None
+        waits.append((refresher.retry_at - clock.now).total_seconds())
         for reason in ("seeds/a.md written", "interval"):  # before retry_at: nothing is tried
-            assert refresher.run(reason).retry_at == outcome.retry_at
+            scheduler.wake(reason)
+            scheduler._run()
         assert len(calls) == attempt
         noted = status(out)["last_error"]
         assert isinstance(noted, dict) and "disk full" in str(noted["message"])
@@ -101,7 +102,7 @@ def test_failed_builds_back_off_with_one_line_each(
     assert "Traceback" not in caplog.text
     refresher.failures = 7
     monkeypatch.undo()
-    assert refresher.run("interval").report is not None
+    assert refresher.run("direct").report is not None  # a direct call always tries
     assert refresher.failures == 0 and "build succeeded again" in caplog.text
     assert "last_error" not in status(out)
 
