@@ -15,18 +15,25 @@ open the file also exclude each other (the tests rely on that).  A forked
 child shares that open file: a build's worker processes would keep the lock
 alive after a ``kill -9`` of their parent, so every child closes its copies
 right after the fork (the parent's lock is untouched).
+
+The process holding ``scheduler.lock`` writes who it is into it
+(:class:`Holder`), so one standing by can tell a legitimate holder from a
+serve command's scheduler whose server is gone (:func:`orphan_problem`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import Settings
+from .lifeline import alive, parent_of
 
 SCHEDULER_LOCK = "scheduler.lock"
 BUILD_LOCK = "build.lock"
@@ -94,3 +101,69 @@ def build_lock(settings: Settings, timeout: float | None = None) -> Iterator[boo
     finally:
         if fd is not None:
             release(fd)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds ``scheduler.lock``: its pid, the server it belongs to (None for
+    ``feedserver watch``, which belongs to nobody) and the command."""
+
+    pid: int
+    parent: int | None
+    role: str
+
+
+def write_holder(fd: int, holder: Holder) -> None:
+    """Record ``holder`` in the lock file it holds (best effort: the lock is what counts)."""
+    data = json.dumps(asdict(holder)).encode()
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+
+
+def read_holder(path: Path) -> Holder | None:
+    """The holder recorded in ``path``, or None if there is no readable record."""
+    try:
+        data = json.loads(path.read_bytes() or b"null")
+        return Holder(int(data["pid"]), data.get("parent"), str(data.get("role", "")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def flock_holders(path: Path) -> set[int]:
+    """Pids holding an flock on ``path`` according to the kernel (Linux /proc/locks)."""
+    try:
+        info = os.stat(path)
+        lines = Path("/proc/locks").read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return set()
+    found = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK":  # "->" lines are waiters, not holders
+            continue
+        with contextlib.suppress(ValueError, IndexError):
+            _major, _minor, inode = parts[5].split(":")
+            if int(inode) == info.st_ino:
+                found.add(int(parts[4]))
+    return found
+
+
+def orphan_problem(path: Path) -> str | None:
+    """A line naming the holder of ``path`` if it is a scheduler whose server is gone.
+
+    The recorded holder is believed while the kernel agrees it holds the lock
+    (or cannot say); it is an orphan when it was started by a server
+    (``parent``) that is gone or is no longer its parent.
+    """
+    holder = read_holder(path)
+    if holder is None or holder.parent is None or not alive(holder.pid):
+        return None
+    kernel = flock_holders(path)
+    if kernel and holder.pid not in kernel:
+        return None  # a stale record: the lock is someone else's
+    if alive(holder.parent) and parent_of(holder.pid) in (holder.parent, None):
+        return None
+    return (f"scheduler.lock is held by pid {holder.pid}, the scheduler of a {holder.role} "
+            f"command whose server (pid {holder.parent}) is gone: nothing is published "
+            f"until it ends; stop it (kill {holder.pid})")

@@ -16,6 +16,7 @@ commands share the same state.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -30,12 +31,23 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from . import lifeline
 from .config import Settings
 from .errors import FeedserverError
 from .job import BuildReport, Warm, run_build
 from .liveconfig import LiveConfig
-from .locks import BUILD_LOCK, SCHEDULER_LOCK, build_lock, lock_file, release, wait_lock
-from .publish import note_status
+from .locks import (
+    BUILD_LOCK,
+    SCHEDULER_LOCK,
+    Holder,
+    build_lock,
+    lock_file,
+    orphan_problem,
+    release,
+    wait_lock,
+    write_holder,
+)
+from .publish import STATUS, note_status
 from .watcher import HoldRule, Watcher, Writes
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 JOB_ID = "build"
 DEBOUNCE = 0.05  # seconds: a burst of events (a save, a copied folder) makes one build
+BACKOFF_FIRST = 2.0  # seconds before the first retry of a failed build
+BACKOFF_CAP = 300.0  # the wait doubles after each failure in a row, up to this
+STOP_GRACE = 1.5  # seconds a running build gets after SIGTERM before the process leaves
+STANDBY_LOOK = 2.0  # seconds between two looks at the scheduler.lock holder while standing by
 
 
 def utc_now() -> datetime:
@@ -75,6 +91,26 @@ class Refresher:
         self.warm = Warm()  # parse cache kept between runs (see feedserver.warm)
         self.config = LiveConfig(settings)  # config.toml re-read when it changes
         self._scan_due = 0.0  # time.monotonic() by which the next full scan is due
+        self.failures = 0  # builds failed in a row
+        self.retry_at: datetime | None = None  # after a failure: no scheduled try before
+
+    def backoff(self) -> float:
+        """Seconds to wait after the current run of failures: doubling, capped."""
+        cap = max(BACKOFF_CAP, float(self.settings.refresh_interval))
+        return min(cap, BACKOFF_FIRST * 2 ** max(0, self.failures - 1))
+
+    def waiting(self) -> Outcome | None:
+        """After a failed build, until :attr:`retry_at`: the outcome of a run not tried.
+
+        A failed build (a corrupt ledger, a full or read-only state disk) is
+        one line in the log and ``last_error`` in status.json; the scheduler
+        tries again :meth:`backoff` seconds later, not at every event or tick,
+        and the last good output stays served meanwhile.  A direct call of
+        :meth:`run` always tries.
+        """
+        if self.retry_at is not None and self.clock() < self.retry_at:
+            return Outcome(None, retry_at=self.retry_at)
+        return None
 
     def run(self, reason: str = "direct") -> Outcome:
         """Build once; another build holding the lock for a whole interval skips this one."""
@@ -93,13 +129,26 @@ class Refresher:
             try:
                 report = self._build(now, rule, reason)
             except FeedserverError as exc:
-                log.error("build failed (%s): %s", reason, exc)
-                self._note(last_error={"at": now.isoformat(), "message": str(exc)})
-                return Outcome(None)
+                return self._failed(now, reason, exc)
             self._note()
+        if self.failures:
+            log.info("build succeeded again after %d failed attempts", self.failures)
+        self.failures, self.retry_at = 0, None
         self.runs += 1
         self._log(reason, report, rule.held)
         return Outcome(report, rule.held, rule.retry_at)
+
+    def _failed(self, now: datetime, reason: str, exc: FeedserverError) -> Outcome:
+        """One line, ``last_error`` for /healthz, and the next try pushed back."""
+        self.failures += 1
+        wait = self.backoff()
+        self.retry_at = now + timedelta(seconds=wait)
+        log.error("build failed (%s; %d in a row): %s; next try in %.0fs", reason,
+                  self.failures, exc, wait)
+        self._note(last_error={"at": now.isoformat(), "message": str(exc),
+                               "failures": self.failures,
+                               "retry_at": self.retry_at.isoformat()})
+        return Outcome(None, retry_at=self.retry_at)
 
     def _build(self, now: datetime, rule: HoldRule, reason: str) -> BuildReport:
         """One build; between full scans, only the paths the watcher's events named are
@@ -202,7 +251,7 @@ class Scheduler:
             reason, self._pending = self._pending or "interval", None
         try:
             try:
-                outcome = self.refresher.run(reason)
+                outcome = self.refresher.waiting() or self.refresher.run(reason)
             finally:
                 with self._lock:
                     self._running = False
@@ -235,9 +284,13 @@ def _stop_on_signals(stop: threading.Event) -> None:
     A build may fork worker processes (multiprocessing's fork context), which
     inherit Python's signal handlers: with a plain ``stop.set()`` handler a
     pool worker would shrug off the SIGTERM its pool sends when it closes,
-    and the build would hang in ``Pool.terminate``.  A second signal while
-    stopping exits at once (a build stuck after Ctrl-C also hit its workers):
-    publishing is atomic and the ledger transactional, so that is safe.
+    and the build would hang in ``Pool.terminate``.
+
+    A running build gets :data:`STOP_GRACE` seconds, then the process leaves
+    without waiting for it (a parse or render can take minutes; a supervisor
+    stops the whole group a few seconds after its TERM): publishing is atomic,
+    the ledger transactional, and the next build finishes or undoes a publish
+    cut short.  A second signal while stopping exits at once.
     """
     owner = os.getpid()
 
@@ -250,9 +303,22 @@ def _stop_on_signals(stop: threading.Event) -> None:
             os._exit(128 + signum)
         else:
             stop.set()
+            _leave_after(STOP_GRACE, 128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)
+
+
+def _leave_after(seconds: float, status: int) -> None:
+    """End the process in ``seconds`` unless it has ended by itself (a daemon thread)."""
+    def leave() -> None:
+        time.sleep(seconds)
+        log.warning("a build was still running %.1fs after the stop signal; leaving "
+                    "without it (the next start finishes or undoes its publish)", seconds)
+        logging.shutdown()
+        os._exit(status)
+
+    threading.Thread(target=leave, name="feedserver-stop-grace", daemon=True).start()
 
 
 def _parent_gone(parent_pid: int | None) -> Callable[[], bool]:
@@ -260,28 +326,95 @@ def _parent_gone(parent_pid: int | None) -> Callable[[], bool]:
 
 
 def run_forever(settings: Settings, events: bool = True, parent_pid: int | None = None,
-                stop: threading.Event | None = None, clock: Clock = utc_now) -> None:
+                stop: threading.Event | None = None, clock: Clock = utc_now,
+                role: str = "watch") -> None:
     """``feedserver watch``: own the scheduler (and watcher) until told to stop.
 
     Waits on ``scheduler.lock`` first, so a second process on the same state
-    stands by and takes over when the first one ends.  Stops on SIGTERM or
-    SIGINT, on ``stop``, or when ``parent_pid`` is no longer the parent.
+    stands by and takes over when the first one ends; while it waits, it
+    reports a holder that outlived its server (:func:`standby`).  Stops on
+    SIGTERM or SIGINT, on ``stop``, or when ``parent_pid`` is no longer the
+    parent.  Run as a process's main work (not in a thread), what it forks for
+    builds ends with it (:func:`lifeline.bind_children`).
     """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         _stop_on_signals(stop)
+        lifeline.bind_children()
     gone = _parent_gone(parent_pid)
-    path = lock_file(settings, SCHEDULER_LOCK)
-    fd = wait_lock(path, 0)
-    if fd is None:
-        log.info("another scheduler holds %s; standing by", path)
-        fd = wait_lock(path, None, give_up=lambda: stop.is_set() or gone())
+    fd = _take_lock(settings, stop, gone)
     if fd is None:
         return
     try:
+        write_holder(fd, Holder(os.getpid(), parent_pid, role))
         _own(settings, events, clock, stop, gone)
     finally:
         release(fd)
+
+
+def _take_lock(settings: Settings, stop: threading.Event,
+               gone: Callable[[], bool]) -> int | None:
+    """``scheduler.lock``, once it is ours; None when told to stop first.
+
+    A state folder that cannot hold the lock (read-only, full, missing
+    rights) is one line in the log and ``last_error``, then tried again later
+    (doubling, capped): never a crash that a supervisor restarts in a loop.
+    """
+    failures = 0
+    while not (stop.is_set() or gone()):
+        try:
+            return standby(settings, give_up=lambda: stop.is_set() or gone())
+        except OSError as exc:
+            failures += 1
+            wait = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1))
+            message = (f"cannot take {Path(settings.state_dir) / SCHEDULER_LOCK}: "
+                       f"{exc.strerror or exc}; check that the state folder is writable "
+                       f"(state_dir); trying again in {wait:.0f}s")
+            log.error("%s", message)
+            note_status(Path(settings.output_dir), last_error={
+                "at": utc_now().replace(microsecond=0).isoformat(), "message": message})
+            stop.wait(wait)
+    return None
+
+
+def standby(settings: Settings, give_up: Callable[[], bool]) -> int | None:
+    """Wait for ``scheduler.lock``; report a holder that is an orphan meanwhile.
+
+    A lock held by a dead process is no obstacle (``flock`` ends with its
+    holder).  A live holder whose server is gone (an orphaned scheduler of a
+    serve command, from an older version or a parent that could not take it
+    along) keeps everything from being published: it is named in the log and
+    in ``scheduler_error`` in status.json (/healthz), renewed while it lasts,
+    since the orphan's own builds rewrite that file.
+    """
+    path = lock_file(settings, SCHEDULER_LOCK)
+    fd = wait_lock(path, 0)
+    if fd is not None:
+        return fd
+    log.info("another scheduler holds %s; standing by", path)
+    reported: str | None = None
+    while fd is None and not give_up():
+        problem = orphan_problem(path)
+        if problem is not None:
+            if problem != reported:
+                log.error("%s", problem)
+                reported = problem
+            _note_scheduler_error(Path(settings.output_dir), problem)
+        fd = wait_lock(path, STANDBY_LOOK, give_up=give_up)
+    if fd is not None and reported is not None:
+        log.info("the orphaned scheduler is gone; this one takes over")
+        note_status(Path(settings.output_dir), scheduler_error=None)
+    return fd
+
+
+def _note_scheduler_error(out_dir: Path, problem: str) -> None:
+    """Put ``scheduler_error`` into status.json unless it says so already."""
+    try:
+        current = json.loads((out_dir / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = {}
+    if not isinstance(current, dict) or current.get("scheduler_error") != problem:
+        note_status(out_dir, scheduler_error=problem)
 
 
 def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
@@ -297,6 +430,7 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
             log.info("watching %s (%s)", watcher.root, "close events" if
                      watcher.writes.close_events else "settle time")
     scheduler.start()
+    output = OutputWatch(settings)
     try:
         while not stop.wait(0.5):
             if gone():
@@ -305,8 +439,30 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
             if watcher is not None and watcher.revive():
                 log.info("watching %s again", watcher.root)
                 scheduler.wake("seeds folder is back")
+            if output.lost(refresher.runs):
+                log.warning("output folder %s is gone; rebuilding it now",
+                            refresher.settings.output_dir)
+                scheduler.wake("output folder is gone")
     finally:
         if watcher is not None:
             watcher.stop()
         scheduler.shutdown()
         log.info("scheduler stopped after %d runs", refresher.runs)
+
+
+class OutputWatch:
+    """Notices, with one stat per tick, that the output folder was removed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._reported_at_run: int | None = None
+
+    def lost(self, runs: int) -> bool:
+        """True once per disappearance (after a build has published it at least once)."""
+        if runs == 0 or os.path.isdir(self.settings.output_dir):
+            self._reported_at_run = None
+            return False
+        if self._reported_at_run is not None and self._reported_at_run == runs:
+            return False  # already asked; the build that brings it back is on its way
+        self._reported_at_run = runs
+        return True

@@ -6,6 +6,12 @@ process becomes the gunicorn master and forks N workers, each with its own
 :func:`feedserver.web.create_app`.  ``--dev`` runs Flask's development server in
 one process instead, for local work only.
 
+The workers are gevent's (see :func:`gunicorn_options`): each connection is a
+greenlet, and a request's headers are read under a deadline
+(:data:`HEADER_TIMEOUT`), so clients that trickle their headers cost a few
+kilobytes each and never hold a worker.  With gthread workers, 16 such
+connections took every thread and nothing else was answered (issue 12).
+
 Work that must happen exactly once per deployment (the scheduler of issue 4)
 belongs in :func:`start_background`, which gunicorn's ``when_ready`` hook calls
 in the master and ``on_exit`` stops; workers never run it, whatever their
@@ -25,7 +31,13 @@ from .job import BuildReport, run_build
 from .publish import load_manifest
 from .web import create_app
 
-THREADS = 4  # per worker: keep-alive pollers and slow clients do not block a worker
+# gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
+# ``keepalive`` seconds (the first request of a connection too): a client that has
+# not sent whole headers by then is closed.
+HEADER_TIMEOUT = 5
+# Open connections per worker (each a greenlet, ~14 kB measured with 256 trickling
+# ones); past this a worker stops accepting until some close.
+WORKER_CONNECTIONS = 1000
 Stop = Callable[[], None]
 Echo = Callable[[str], None]
 
@@ -36,11 +48,16 @@ def start_background(settings: Settings) -> Stop:
     Called in the gunicorn master (``when_ready``, before workers fork) or in
     the ``--dev`` server's process: the one scheduler of the deployment, in a
     supervised child process (:mod:`feedserver.owner` says why not a thread).
+    A stop signal the server gets reaches the scheduler at once (issue 17).
     """
-    from .owner import SchedulerProcess
+    import threading
+
+    from .owner import SchedulerProcess, chain_stop_signals
 
     owner = SchedulerProcess(settings)
     owner.start()
+    if threading.current_thread() is threading.main_thread():
+        chain_stop_signals(owner)
     return owner.stop
 
 
@@ -66,9 +83,9 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
     return {
         "bind": [bind],
         "workers": workers or settings.workers,
-        "worker_class": "gthread",
-        "threads": THREADS,
-        "keepalive": 5,
+        "worker_class": "gevent",
+        "worker_connections": WORKER_CONNECTIONS,
+        "keepalive": HEADER_TIMEOUT,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-" if access_log else None,
