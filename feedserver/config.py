@@ -44,6 +44,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
     ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
     ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),
+    ("stuck_after", int, 0, "Seconds a build may run before /healthz says 'stuck'; "
+                            "0 means max(600, 10 x refresh_interval)."),
 ]
 
 
@@ -101,10 +103,17 @@ class Settings:
     build_processes: int = 0
     frame_ancestors: str = "*"
     auto_topics: bool = True
+    stuck_after: int = 0
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
     config_digest: str = ""  # sha256 of the text they were read from (see feedserver.liveconfig)
+
+    @property
+    def stuck_seconds(self) -> int:
+        """When a running build counts as stuck: ``stuck_after``, or 10 refresh intervals
+        (never under 10 minutes: a cold build of a large folder is not stuck)."""
+        return self.stuck_after or max(600, 10 * self.refresh_interval)
 
     @property
     def ledger_file(self) -> Path:
@@ -117,7 +126,7 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "config_path", "config_digest"):
+                          "build_processes", "stuck_after", "config_path", "config_digest"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -239,6 +248,9 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
+    if values["stuck_after"] < 0:
+        raise ConfigError(f"{origins.get('stuck_after', 'default')}: 'stuck_after' must be at "
+                          f"least 0, got {values['stuck_after']}")
     url = values["base_url"]
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
