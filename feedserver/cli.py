@@ -16,6 +16,7 @@ import click
 from .config import Settings, load_settings
 from .errors import FeedserverError
 from .job import BuildReport, run_build, terminal_progress
+from .listen import unset_note
 from .locks import build_lock
 from .publish import note_status
 
@@ -37,6 +38,9 @@ def _print_problems(report: BuildReport) -> None:
 
 config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
                              help="config.toml to read (default: ./config.toml).")
+base_url_option = click.option("--base-url", "base_url",
+                               help="Public URL every absolute link is built from "
+                                    "(overrides base_url).")
 
 
 @click.group()
@@ -49,9 +53,12 @@ def main() -> None:
 @config_option
 @click.option("--out", "output_dir", type=click.Path(file_okay=False),
               help="Output folder (overrides output_dir).")
-def build(config: str | None, output_dir: str | None) -> None:
+@base_url_option
+def build(config: str | None, output_dir: str | None, base_url: str | None) -> None:
     """Build and publish every channel into the output folder."""
-    settings = _settings(config, output_dir=output_dir)
+    settings = _settings(config, output_dir=output_dir, base_url=base_url)
+    if note := unset_note(settings):
+        click.echo(note, err=True)
     try:
         with build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress)
@@ -80,6 +87,8 @@ def watch(config: str | None, no_events: bool) -> None:
     from .scheduler import configure_logging, run_forever
 
     settings = _settings(config)
+    if note := unset_note(settings):
+        click.echo(note, err=True)
     configure_logging()
     run_forever(settings, events=not no_events)
 
@@ -108,11 +117,13 @@ def check(config: str | None, strict: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1),
               help="gunicorn worker processes (overrides workers).")
 @click.option("--dev", is_flag=True, help="Use Flask's development server (local work only).")
-def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool) -> None:
+@base_url_option
+def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool,
+          base_url: str | None) -> None:
     """Build if nothing is published yet, then serve the output folder with gunicorn."""
     from .serve import run  # gunicorn is only needed by this command
 
-    settings = _settings(config, workers=workers)
+    settings = _settings(config, workers=workers, base_url=base_url)
     try:
         run(settings, host, port, dev=dev, echo=click.echo)
     except FeedserverError as exc:

@@ -106,6 +106,9 @@ class Settings:
     stuck_after: int = 0
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
+    # False when nothing (config, environment, command line) set base_url: `serve` then
+    # builds links from the address it listens on (feedserver.listen).
+    base_url_set: bool = True
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
     config_digest: str = ""  # sha256 of the text they were read from (see feedserver.liveconfig)
 
@@ -126,7 +129,8 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "stuck_after", "config_path", "config_digest"):
+                          "build_processes", "stuck_after", "base_url_set", "config_path",
+                          "config_digest"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -315,4 +319,4 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             values[name] = _coerce(name, declared[name][0], value, origins[name])
     _check_values(values, origins)
     _resolve_paths(values, root)
-    return Settings(**values, **extra)
+    return Settings(**values, **extra, base_url_set="base_url" in origins)
