@@ -15,6 +15,7 @@ import click
 
 from .config import Settings, load_settings
 from .errors import FeedserverError
+from .health import published_details
 from .job import BuildReport, run_build, terminal_progress
 from .listen import unset_note
 from .locks import build_lock
@@ -101,6 +102,8 @@ def check(config: str | None, strict: bool) -> None:
     settings = _settings(config)
     report = run_build(settings, publish_output=False)
     _print_problems(report)
+    for line in published_details(Path(settings.output_dir), settings.stuck_seconds):
+        click.echo(f"status: {line}", err=True)  # what /healthz only names
     click.echo(f"{report.articles} articles, {report.channels} channels, "
                f"{len(report.errors)} errors, {len(report.problems) - len(report.errors)} "
                "warnings")

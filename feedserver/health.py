@@ -20,14 +20,18 @@ Statuses, most serious first:
   (``scheduler_error``); the last good output is served.
 * ``ok``.
 
-A pure function of its inputs (the clock is passed in), like the build's core.
+:func:`report` and :func:`details` are pure (the clock is passed in).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from .publish import STATUS
 
 NOTES = {
     "last_error": "The last build failed; the last good output is served. "
@@ -103,3 +107,36 @@ def report(status: Mapping[str, Any], files: int, now: datetime, stuck_after: in
             "articles": articles if isinstance(articles, int) else None,
             "files": files}
     return (200 if last else 503), body
+
+
+def details(status: Mapping[str, Any], now: datetime, stuck_after: int) -> list[str]:
+    """The full story behind ``/healthz``'s fixed sentences, for ``feedserver check``.
+
+    Read from status.json as the build and the scheduler wrote it: messages
+    with paths, for the operator at the console, never for the public.
+    """
+    lines = []
+    error = status.get("last_error")
+    if error:
+        at = _when(error.get("at")) if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else error
+        lines.append(f"the last publish failed at {at or 'an unknown time'}: {message}")
+    if status.get("config_error"):
+        lines.append(f"config kept back: {status['config_error']}")
+    if status.get("scheduler_error"):
+        lines.append(f"scheduler: {status['scheduler_error']}")
+    running = building(status, now, stuck_after)
+    if running:
+        stuck = " (stuck)" if running["building_for"] >= stuck_after else ""
+        lines.append(f"a build has been running since {running['building_since']}, "
+                     f"{running['building_for']} s{stuck}")
+    return lines
+
+
+def published_details(out_dir: Path, stuck_after: int) -> list[str]:
+    """:func:`details` of the status.json in ``out_dir`` (none if it cannot be read)."""
+    try:
+        status = json.loads((out_dir / STATUS).read_bytes())
+    except (OSError, ValueError):
+        return []
+    return details(status, datetime.now(UTC), stuck_after) if isinstance(status, dict) else []

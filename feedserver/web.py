@@ -1,7 +1,8 @@
 """The web shell: serve what the pipeline published, with HTTP done right.
 
 The app is a file server over the output folder (see :mod:`feedserver.store`);
-it never parses, renders or reads ``seeds/``.  A URL maps to the file of the
+it never parses or reads ``seeds/``, and renders nothing but its own 404/410
+page, once per worker, in the site's layout.  A URL maps to the file of the
 same path (``/topics/x/`` -> ``topics/x/index.html``) and only files the
 manifest lists are served, so no URL reaches outside the folder.  Conditional
 requests go through Werkzeug's ``is_resource_modified`` (If-None-Match wins

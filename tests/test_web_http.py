@@ -213,3 +213,24 @@ def test_the_folder_redirect_ignores_script_name(client: FlaskClient, script_nam
     target = urljoin(asked, location)
     assert urlsplit(target).path == urlsplit(asked).path + "/"
     assert urlsplit(target).query == query
+
+
+def test_check_shows_the_details_healthz_keeps_private(client: FlaskClient,
+                                                      settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from feedserver.cli import main
+
+    started = datetime.now(UTC) - timedelta(hours=2)
+    note(settings, last_error={"at": "2026-11-27T12:00:00+00:00",
+                               "message": "public/feed.rss: [Errno 28] No space left on device"},
+         scheduler_error="state/scheduler.lock is held by pid 4242, not running",
+         building_since=iso(started))
+    checked = CliRunner().invoke(main, ["check", "--config", settings.config_path],
+                                 env={"FEEDSERVER_OUTPUT_DIR": settings.output_dir})
+    assert checked.exit_code == 0, checked.output
+    said = checked.output
+    assert "the last publish failed at 2026-11-27T12:00:00+00:00: public/feed.rss: " \
+           "[Errno 28] No space left on device" in said
+    assert "scheduler: state/scheduler.lock is held by pid 4242, not running" in said
+    assert f"a build has been running since {iso(started)}" in said and "stuck" in said
