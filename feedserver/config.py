@@ -23,13 +23,14 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 ENV_PREFIX = "FEEDSERVER_"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
 At = Callable[[str, str | None], str]  # (table, key) -> "config.toml, line N"
 
 # (name, type, default, help).  Paths are relative to the config file's folder.
 SETTINGS: list[tuple[str, type, Any, str]] = [
     ("site_title", str, "feedserver", "Title of the site and of the 'all' channel."),
     ("site_description", str, "Articles from this site.", "Description of the 'all' channel."),
-    ("base_url", str, "http://127.0.0.1:8000/", "Public URL every absolute link is built from."),
+    ("base_url", str, DEFAULT_BASE_URL, "Public URL every absolute link is built from."),
     ("language", str, "en", "Default language of articles and channels (BCP 47)."),
     ("author", str, "", "Default author when an article names none."),
     ("seeds_dir", str, "seeds", "Folder of article files (.txt and .md)."),
@@ -88,7 +89,7 @@ class Settings:
 
     site_title: str = "feedserver"
     site_description: str = "Articles from this site."
-    base_url: str = "http://127.0.0.1:8000/"
+    base_url: str = DEFAULT_BASE_URL
     language: str = "en"
     author: str = ""
     seeds_dir: str = "seeds"
@@ -256,6 +257,9 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         raise ConfigError(f"{origins.get('stuck_after', 'default')}: 'stuck_after' must be at "
                           f"least 0, got {values['stuck_after']}")
     url = values["base_url"]
+    if not url.strip():  # FEEDSERVER_BASE_URL= or base_url = "": not set (feedserver.listen)
+        url = values["base_url"] = DEFAULT_BASE_URL
+        origins.pop("base_url", None)
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{origins.get('base_url', 'default')}: base_url must be an "

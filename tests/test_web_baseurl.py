@@ -55,6 +55,12 @@ def test_the_bundled_config_leaves_base_url_unset() -> None:
                                             ).fingerprint()
 
 
+def test_an_empty_base_url_means_unset() -> None:
+    """``FEEDSERVER_BASE_URL=`` (a Procfile's empty value) is not a configuration error."""
+    empty = load_settings(ROOT / "config.toml", env={"FEEDSERVER_BASE_URL": ""})
+    assert empty.base_url == DEFAULT and not empty.base_url_set
+
+
 class Said:
     def __init__(self) -> None:
         self.out: list[str] = []
