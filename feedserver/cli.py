@@ -18,7 +18,9 @@ import click
 from .config import Settings, load_settings
 from .errors import FeedserverError
 from .guard import state_error
+from .health import published_details
 from .job import BuildReport, run_build, terminal_progress
+from .listen import unset_note
 from .locks import BUILD_LOCK, build_lock, lock_file
 from .publish import note_status
 
@@ -51,6 +53,9 @@ def _build_lock(settings: Settings) -> Iterator[None]:
 
 config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
                              help="config.toml to read (default: ./config.toml).")
+base_url_option = click.option("--base-url", "base_url",
+                               help="Public URL every absolute link is built from "
+                                    "(overrides base_url).")
 
 
 @click.group()
@@ -65,14 +70,19 @@ def main() -> None:
               help="Output folder (overrides output_dir).")
 @click.option("--allow-mass-removal", "allow_mass_removal", is_flag=True, default=None,
               help="Publish even if more than half of the articles (or all) are gone.")
-def build(config: str | None, output_dir: str | None, allow_mass_removal: bool | None) -> None:
+@base_url_option
+def build(config: str | None, output_dir: str | None, allow_mass_removal: bool | None,
+          base_url: str | None) -> None:
     """Build and publish every channel into the output folder.
 
     A missing, unreadable or suddenly empty seeds folder, or more than half of
     the articles gone at once, publishes nothing (the last good output stays)
     and exits non-zero, unless --allow-mass-removal says the removal is meant.
     """
-    settings = _settings(config, output_dir=output_dir, allow_mass_removal=allow_mass_removal)
+    settings = _settings(config, output_dir=output_dir, allow_mass_removal=allow_mass_removal,
+                         base_url=base_url)
+    if note := unset_note(settings):
+        click.echo(note, err=True)
     try:
         with _build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress)
@@ -101,6 +111,8 @@ def watch(config: str | None, no_events: bool) -> None:
     from .scheduler import configure_logging, run_forever
 
     settings = _settings(config)
+    if note := unset_note(settings):
+        click.echo(note, err=True)
     configure_logging()
     run_forever(settings, events=not no_events)
 
@@ -116,6 +128,8 @@ def check(config: str | None, strict: bool) -> None:
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
     _print_problems(report)
+    for line in published_details(Path(settings.output_dir), settings.stuck_seconds):
+        click.echo(f"status: {line}", err=True)  # what /healthz only names
     click.echo(f"{report.articles} articles, {report.channels} channels, "
                f"{len(report.errors)} errors, {len(report.problems) - len(report.errors)} "
                "warnings")
@@ -132,11 +146,13 @@ def check(config: str | None, strict: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1),
               help="gunicorn worker processes (overrides workers).")
 @click.option("--dev", is_flag=True, help="Use Flask's development server (local work only).")
-def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool) -> None:
+@base_url_option
+def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool,
+          base_url: str | None) -> None:
     """Build if nothing is published yet, then serve the output folder with gunicorn."""
     from .serve import run  # gunicorn is only needed by this command
 
-    settings = _settings(config, workers=workers)
+    settings = _settings(config, workers=workers, base_url=base_url)
     try:
         run(settings, host, port, dev=dev, echo=click.echo)
     except FeedserverError as exc:

@@ -23,13 +23,14 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 ENV_PREFIX = "FEEDSERVER_"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
 At = Callable[[str, str | None], str]  # (table, key) -> "config.toml, line N"
 
 # (name, type, default, help).  Paths are relative to the config file's folder.
 SETTINGS: list[tuple[str, type, Any, str]] = [
     ("site_title", str, "feedserver", "Title of the site and of the 'all' channel."),
     ("site_description", str, "Articles from this site.", "Description of the 'all' channel."),
-    ("base_url", str, "http://127.0.0.1:8000/", "Public URL every absolute link is built from."),
+    ("base_url", str, DEFAULT_BASE_URL, "Public URL every absolute link is built from."),
     ("language", str, "en", "Default language of articles and channels (BCP 47)."),
     ("author", str, "", "Default author when an article names none."),
     ("seeds_dir", str, "seeds", "Folder of article files (.txt and .md)."),
@@ -48,6 +49,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "articles are left out past it."),
     ("allow_mass_removal", bool, False, "Let one build remove more than half of the "
      "articles (or all of them); otherwise it publishes nothing."),
+    ("stuck_after", int, 0, "Seconds a build may run before /healthz says 'stuck'; "
+                            "0 means max(600, 10 x refresh_interval)."),
 ]
 
 
@@ -90,7 +93,7 @@ class Settings:
 
     site_title: str = "feedserver"
     site_description: str = "Articles from this site."
-    base_url: str = "http://127.0.0.1:8000/"
+    base_url: str = DEFAULT_BASE_URL
     language: str = "en"
     author: str = ""
     seeds_dir: str = "seeds"
@@ -107,10 +110,20 @@ class Settings:
     auto_topics: bool = True
     max_channels: int = 1000
     allow_mass_removal: bool = False
+    stuck_after: int = 0
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
+    # False when nothing (config, environment, command line) set base_url: `serve` then
+    # builds links from the address it listens on (feedserver.listen).
+    base_url_set: bool = True
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
     config_digest: str = ""  # sha256 of the text they were read from (see feedserver.liveconfig)
+
+    @property
+    def stuck_seconds(self) -> int:
+        """When a running build counts as stuck: ``stuck_after``, or 10 refresh intervals
+        (never under 10 minutes: a cold build of a large folder is not stuck)."""
+        return self.stuck_after or max(600, 10 * self.refresh_interval)
 
     @property
     def ledger_file(self) -> Path:
@@ -123,8 +136,8 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "config_path", "config_digest",
-                          "allow_mass_removal"):
+                          "build_processes", "stuck_after", "base_url_set", "config_path",
+                          "config_digest", "allow_mass_removal"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -246,7 +259,13 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
+    if values["stuck_after"] < 0:
+        raise ConfigError(f"{origins.get('stuck_after', 'default')}: 'stuck_after' must be at "
+                          f"least 0, got {values['stuck_after']}")
     url = values["base_url"]
+    if not url.strip():  # FEEDSERVER_BASE_URL= or base_url = "": not set (feedserver.listen)
+        url = values["base_url"] = DEFAULT_BASE_URL
+        origins.pop("base_url", None)
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{origins.get('base_url', 'default')}: base_url must be an "
@@ -310,4 +329,4 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             values[name] = _coerce(name, declared[name][0], value, origins[name])
     _check_values(values, origins)
     _resolve_paths(values, root)
-    return Settings(**values, **extra)
+    return Settings(**values, **extra, base_url_set="base_url" in origins)

@@ -35,7 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from .feeds import FORMATS
 from .models import Channel, Rendered
 from .pageplan import PREVIEW, embed_paths
-from .pages import HTML_TYPE, MONTHS, STYLESHEET, FeedLink, stylesheet
+from .pages import HTML_TYPE, MONTHS, STYLESHEET, FeedLink, asset_url, root_path, stylesheet
 from .pipeline import EPOCH, Site, channel_file
 
 JS_TYPE = "application/javascript; charset=utf-8"
@@ -110,7 +110,8 @@ class _Embeds:
         self.newest = max((c.updated for c in site.channels), default=EPOCH)
         self.widget_url = f"{self.base}{WIDGET}?v={_version(asset(WIDGET))}"
         self.common: dict[str, Any] = {"site_title": site.context.site_title,
-                                       "lang": site.context.language, "base_url": self.base}
+                                       "lang": site.context.language, "base_url": self.base,
+                                       "root": root_path(self.base)}
         self.env = _environment()
 
     def view(self, channel: Channel) -> _View:
@@ -139,7 +140,7 @@ class _Embeds:
                         self.newest, slug)
 
     def frame(self, view: _View) -> Rendered:
-        css = f"{self.base}{FRAME_CSS}?v={_version(asset(FRAME_CSS))}"
+        css = asset_url(self.base, FRAME_CSS, asset(FRAME_CSS))
         body = self._render("embed_frame.html", channel=view.channel, name=view.name,
                             feeds=view.feeds, css_url=css)
         return Rendered(frame_path(view.channel.slug), body, HTML_TYPE, view.channel.updated,
@@ -147,7 +148,7 @@ class _Embeds:
 
     def preview(self, view: _View) -> Rendered:
         channel = view.channel
-        css = f"{self.base}{STYLESHEET}?v={_version(stylesheet())}"
+        css = asset_url(self.base, STYLESHEET, stylesheet())
         body = self._render("embed_feed.html", channel=channel, name=view.name,
                             feeds=view.feeds, articles=channel.articles, css_url=css,
                             canonical=channel.html_url, alternates=view.feeds,

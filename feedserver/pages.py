@@ -25,6 +25,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -82,6 +83,34 @@ def stylesheet() -> bytes:
     return resources.files("feedserver").joinpath(STYLESHEET).read_bytes()
 
 
+def root_path(base_url: str) -> str:
+    """The path part of ``base_url`` ('/' or '/news/'): where the site's files start."""
+    path = urlsplit(base_url).path or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def asset_url(base_url: str, path: str, body: bytes) -> str:
+    """Root-relative, versioned URL of one of the site's own assets (``/static/style.css?v=``).
+
+    Pages load their stylesheet and scripts by root-relative URLs so they stay
+    styled at whatever address serves them (``serve --port 8765``, a tunnel, a
+    preview), while every link a reader follows or copies still comes from
+    ``base_url``.  The version is the body's hash: a changed file is a new URL.
+    """
+    return f"{root_path(base_url)}{path}?v={hashlib.sha256(body).hexdigest()[:12]}"
+
+
+def error_page(site_title: str, base_url: str, language: str, code: int, title: str,
+               text: str) -> bytes:
+    """The 404/410 page, in the site's layout; made once per web worker (web.Views)."""
+    html = _environment().get_template("error.html").render(
+        site_title=site_title, base_url=base_url, lang=language, canonical="",
+        css_url=asset_url(base_url, STYLESHEET, stylesheet()),
+        root=root_path(base_url), description="", alternates=[], code=code, title=title,
+        text=text)
+    return html.encode("utf-8")
+
+
 def _rows(site: Site) -> dict[str, Row]:
     """Every channel by slug, with the links every page needs, built once per build."""
     rows: dict[str, Row] = {}
@@ -105,10 +134,9 @@ class _Renderer:
         self.rows = _rows(site)
         self.all = self.rows[site.channels[0].slug]
         base = site.context.base_url
-        css = hashlib.sha256(stylesheet()).hexdigest()[:12]
         self.common: dict[str, Any] = {
-            "site_title": site.context.site_title, "base_url": base,
-            "lang": site.context.language, "css_url": f"{base}{STYLESHEET}?v={css}",
+            "site_title": site.context.site_title, "base_url": base, "root": root_path(base),
+            "lang": site.context.language, "css_url": asset_url(base, STYLESHEET, stylesheet()),
         }
         self.templates = {name: _environment().get_template(f"{name}.html")
                           for name in ("index", "topics", "topic", "article")}

@@ -20,15 +20,15 @@ number, and neither does ``create_app``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from .config import Settings
 from .job import BuildReport, run_build
-from .publish import load_manifest
+from .listen import needs_build, problem_lines, serving_settings
 from .web import create_app
 
 # gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
@@ -61,9 +61,14 @@ def start_background(settings: Settings) -> Stop:
     return owner.stop
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def ensure_built(settings: Settings) -> BuildReport | None:
-    """Build once when nothing is published yet, so the first request has feeds."""
-    if load_manifest(Path(settings.output_dir))["files"]:
+    """Build once when nothing is published yet (or from another base_url), so the first
+    request has feeds with working links."""
+    if not needs_build(settings):
         return None
     return run_build(settings)
 
@@ -131,14 +136,15 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
 def run(settings: Settings, host: str, port: int, workers: int | None = None,
         dev: bool = False, echo: Echo = print) -> None:
     """Build if nothing is published, print where to look, then serve until stopped."""
+    url = address(host, port)
+    settings = serving_settings(settings, host, url, echo, warn=_stderr)
     report = ensure_built(settings)
     if report is not None:
         echo(f"built {report.articles} articles in {report.channels} channels "
              f"({len(report.errors)} errors) into {settings.output_dir}")
-    url = address(host, port)
+    for line in problem_lines(report, settings):
+        echo(line)
     echo(f"feedserver: open {url} (feeds: {url}feed.rss, {url}feeds.opml)")
-    if url != settings.base_url:
-        echo(f"links inside feeds and pages use base_url {settings.base_url}")
 
     def factory() -> Any:
         return create_app({"FEEDSERVER_SETTINGS": settings})

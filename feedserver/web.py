@@ -1,41 +1,56 @@
 """The web shell: serve what the pipeline published, with HTTP done right.
 
 The app is a file server over the output folder (see :mod:`feedserver.store`);
-it never parses, renders or reads ``seeds/``.  A URL maps to the file of the
+it never parses or reads ``seeds/``, and renders nothing but its own 404/410
+page, once per worker, in the site's layout.  A URL maps to the file of the
 same path (``/topics/x/`` -> ``topics/x/index.html``) and only files the
 manifest lists are served, so no URL reaches outside the folder.  Conditional
 requests go through Werkzeug's ``is_resource_modified`` (If-None-Match wins
 over If-Modified-Since); precompressed bodies are chosen by Accept-Encoding,
 each with its own ETag.  The Host header is never used: every URL in the
-bodies was baked from ``base_url`` at build time.
+bodies was baked from ``base_url`` at build time, and the folder redirect is
+relative (``SCRIPT_NAME``, which a proxy may set, never reaches a header).
+Answers without a body (304, 204, 308) carry no ``Content-Type``: a cache
+refreshing a stored feed's headers from a 304 must not relabel it as HTML.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
-from markupsafe import escape
 from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 
+from . import health
 from .config import load_settings
 from .embed import UNKNOWN
 from .negotiate import html_alternate, is_embed_script, prefers_html
+from .pages import error_page
 from .publish import ENCODINGS, STATUS
-from .store import CORS, NOSNIFF, Entry, Snapshot, Store, safe_path
+from .store import CORS, NOSNIFF, Entry, Snapshot, Store, content_security_policy, safe_path
 
 PREFERENCE = tuple(ENCODINGS)  # br, then gzip, on equal quality
 _BODY_HEADERS = frozenset({"Content-Type", "Content-Encoding"})  # not sent with a 304
 
 
-class FileResponse(Response):
+class Bodiless(Response):
+    """A response with no body (204, 304, 308), so nothing to label with a media type.
+
+    Werkzeug would add its default ``Content-Type: text/html`` to any
+    response that names none.
+    """
+
+    default_mimetype = None
+
+
+class FileResponse(Bodiless):
     """A response whose headers the view built completely, sent as they are.
 
     Werkzeug checks every header again on each ``add`` and copies them all in
@@ -75,13 +90,24 @@ def file_key(path: str) -> str | None:
     return key if safe_path(key) else None
 
 
+ERRORS = {
+    404: ("Not found", "Nothing is published at this address."),
+    410: ("Gone", "This was published here once and has been removed (its topic or article "
+                  "no longer exists)."),
+}
+
+
 class Views:
     """The routes, bound to one Store (no module-level state, no app lookups)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.settings = store.settings
         self.max_age = f"public, max-age={store.settings.refresh_interval}"
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.error_pages = {code: error_page(self.settings.site_title, self.settings.base_url,
+                                             self.settings.language, code, title, text)
+                            for code, (title, text) in ERRORS.items()}
 
     def file(self, path: str = "") -> Response:
         """Serve a published file: 200 or 304, the best precompressed body."""
@@ -132,7 +158,7 @@ class Views:
 
     def preflight(self, entry: Entry) -> Response:
         """CORS preflight for scripts that send conditional headers themselves."""
-        response = Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+        response = Bodiless(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
         if entry.cors:
             response.headers.update(CORS)
             response.headers["Access-Control-Allow-Methods"] = "GET, HEAD"
@@ -151,36 +177,39 @@ class Views:
         if key is not None and key in snap.gone:
             return self.error(410, path)
         if key is not None and f"{key}/index.html" in snap.files:
-            query = request.query_string.decode("latin-1")
-            target = f"{request.script_root}/{path}/" + (f"?{query}" if query else "")
-            return Response(status=308, headers={"Location": target,
-                                                 "Cache-Control": self.max_age})
+            return self.to_folder(path)
         return self.error(404, path)
 
+    def to_folder(self, path: str) -> Response:
+        """308 to the folder's URL, relative to the one asked for (``./energy/``).
+
+        Relative, because the request's ``SCRIPT_NAME`` is not ours to trust: a
+        proxy on the same host may set it, and ``//evil.example`` there made
+        ``Location: //evil.example/topics/`` (an open redirect, cached).  A
+        relative reference resolves against the URL the client itself used,
+        prefix included, so it is right behind any proxy and at any address.
+        """
+        query = request.query_string.decode("latin-1")
+        target = f"./{path.rpartition('/')[2]}/" + (f"?{query}" if query else "")
+        return Bodiless(status=308, headers={"Location": target,
+                                             "Cache-Control": self.max_age})
+
     def error(self, code: int, path: str) -> Response:
-        """A small page (JSON for .json paths) that echoes nothing from the request."""
-        what = "Not found" if code == 404 else "Gone"
-        text = ("Nothing is published at this address." if code == 404 else
-                "This was published here once and has been removed (its topic or "
-                "article no longer exists).")
+        """The site's 404/410 page (JSON for .json paths); nothing from the request echoed."""
+        title, text = ERRORS[code]
         headers = [NOSNIFF, ("Cache-Control", self.max_age), *CORS]
         if path.endswith(".json"):
-            body = json.dumps({"error": what.lower(), "status": code, "message": text})
+            body = json.dumps({"error": title.lower(), "status": code, "message": text})
             return Response(body, code, headers, content_type="application/json; charset=utf-8")
-        home = escape(self.settings.base_url)
-        body = (f'<!doctype html>\n<html lang="en"><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{code} {what}</title><h1>{what}</h1><p>{text}</p>"
-                f'<p><a href="{home}">Home</a> · <a href="{home}topics/">Topics</a></p>\n')
-        headers.append(("Content-Security-Policy", "default-src 'none'"))
-        return Response(body, code, headers, content_type="text/html; charset=utf-8")
+        headers.append(("Content-Security-Policy", content_security_policy(self.settings, "")))
+        return Response(self.error_pages[code], code, headers,
+                        content_type="text/html; charset=utf-8")
 
     def healthz(self) -> Response:
-        """Last successful build and current problems; 503 until a build succeeded.
+        """Status and counts only (:mod:`feedserver.health`); 503 until a build succeeded.
 
-        A failed publish (``last_error``) or a config.toml kept back
-        (``config_error``) makes it "degraded": still 200, the last good output
-        is being served.
+        ``?strict`` answers 503 for anything but "ok", for monitors that only
+        read the status code.
         """
         status: dict[str, Any] = {}
         try:
@@ -188,18 +217,11 @@ class Views:
             status = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
             pass
-        problems = status.get("problems") or []
-        last = status.get("last_success")
-        notes = {key: status[key] for key in ("last_error", "config_error") if status.get(key)}
-        body = {"status": ("degraded" if notes else "ok") if last else "unavailable",
-                "last_success": last, **notes,
-                "problems": len(problems),
-                "errors": sum(1 for p in problems
-                              if isinstance(p, dict) and p.get("severity", "error") == "error"),
-                "articles": status.get("articles"),
-                "files": len(self.store.snapshot().files)}
-        return Response(json.dumps(body), 200 if last else 503,
-                        [NOSNIFF, ("Cache-Control", "no-store")],
+        code, body = health.report(status, len(self.store.snapshot().files), self.clock(),
+                                   self.settings.stuck_seconds)
+        if "strict" in request.args and body["status"] != "ok":
+            code = 503
+        return Response(json.dumps(body), code, [NOSNIFF, ("Cache-Control", "no-store")],
                         content_type="application/json")
 
 

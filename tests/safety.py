@@ -6,7 +6,8 @@ attribute or URL that can run script: script-capable elements, ``on*``
 handlers, ``javascript:``/``vbscript:`` URLs (after removing the whitespace and
 control characters browsers ignore), ``data:`` URLs other than raster images,
 script in ``style``.  Feed content gets the strict rules; a page may also
-carry the site's own head elements, all pointing at ``base_url``.
+carry the site's own head elements, all pointing at ``base_url`` (its own
+stylesheet and icon by root-relative ``/static/`` URLs).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Active(HTMLParser):
     def _own(tag: str, values: dict[str, str]) -> bool:
         """The site's own head elements (and the embed frame's link target)."""
         if tag in ("link", "script"):
-            return values.get("href", values.get("src", "")).startswith(BASE)
+            return values.get("href", values.get("src", "")).startswith((BASE, "/static/"))
         if tag == "meta":
             return "http-equiv" not in values
         if tag == "base":

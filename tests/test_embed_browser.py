@@ -252,6 +252,26 @@ def test_pages_offer_embed_snippets_that_work_when_pasted(
     assert_quiet(watch)
 
 
+@pytest.mark.parametrize("path", ["no/such/page/", "topics/no-such-topic/"])
+def test_the_404_page_is_styled_like_the_site(server: str, path: str,
+                                              page: tuple[Any, Watch]) -> None:
+    """Its stylesheet loads under its own CSP: the same layout as every other page."""
+    tab, watch = page
+    response = tab.goto(f"{server}{path}")
+    assert response.status == 404
+    tab.wait_for_load_state("networkidle")
+    styled = "getComputedStyle(document.body).maxWidth"
+    assert tab.evaluate(styled) != "none"  # the site's CSS applied
+    assert tab.inner_text("header.site a.home") and "Not found" in tab.inner_text("main")
+    screenshot(tab, "page-404")
+    home = tab.evaluate(styled)
+    tab.goto(server)
+    assert tab.evaluate(styled) == home
+    # The only console line is the browser's report of the 404 itself.
+    assert all("404" in line for line in watch.errors), watch.errors
+    assert watch.page_errors == [] and watch.dialogs == []
+
+
 def test_screenshots_are_kept_out_of_git() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "/test-artifacts/" in ignored

@@ -119,7 +119,9 @@ def test_a_full_disk_keeps_the_output_reports_and_publishing_resumes(
         report = health(settings)
         assert report["status"] == "degraded" and report["last_success"] == \
             status["last_success"]
-        assert "No space left on device" in report["last_error"]["message"]
+        assert "No space left on device" not in json.dumps(report)  # public: no details
+        assert "No space left on device" in \
+            json.loads((out / STATUS).read_text())["last_error"]["message"]
         refresher = Refresher(settings)  # the scheduler's job meets the same disk
         assert refresher.run("test").report is None and "build failed" in caplog.text
         filler.unlink()  # space returns

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from feedserver.cli import main
 from feedserver.config import load_settings
+from feedserver.publish import STATUS
 from feedserver.scheduler import Refresher
 
 from .conftest import write
@@ -59,6 +60,11 @@ def test_serve_with_a_broken_config_exits_with_the_message(site_dir: Path) -> No
     assert done.stderr.strip() == "Error: config.toml, line 3: unknown key 'colour'"
 
 
+def config_error(out: Path) -> str:
+    """The full message, kept in status.json for the log and check (/healthz shows a fixed one)."""
+    return str(json.loads((out / STATUS).read_text(encoding="utf-8")).get("config_error"))
+
+
 def channel_title(out: Path) -> str:
     return json.loads((out / "feed.json").read_text(encoding="utf-8"))["title"]
 
@@ -75,21 +81,22 @@ def test_a_config_that_turns_bad_keeps_the_last_good_one(
     config.write_text(shipped.replace('"feedserver news"', '"Renamed news"'), encoding="utf-8")
     refresher.run("interval")
     assert channel_title(out) == "Renamed news"  # a good change is picked up
-    line = shipped.count("\n", 0, shipped.index("base_url")) + 1
+    line = shipped.count("\n", 0, shipped.index("\nmax_items")) + 2
     config.write_text(shipped.replace('"feedserver news"', '"Renamed news"').replace(
-        "base_url =", "base_ulr ="), encoding="utf-8")
+        "\nmax_items =", "\nmax_itmes ="), encoding="utf-8")
     write(Path(settings.seeds_dir) / "late.md", "---\ntitle: Published anyway\n---\nText.\n",
           mtime=time.time() - 60)  # settled: the hold rule lets it through
     caplog.set_level(logging.INFO, logger="feedserver")
     refresher.run("interval")
     refresher.run("interval")
-    wanted = f"line {line}: unknown key 'base_ulr'"
+    wanted = f"line {line}: unknown key 'max_itmes'"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and wanted in errors[0] and "keeping the last good" in errors[0]
     assert channel_title(out) == "Renamed news"
     assert "Published anyway" in (out / "feed.rss").read_text(encoding="utf-8")
     report = health(settings)
-    assert report["status"] == "degraded" and wanted in report["config_error"]
+    assert report["status"] == "degraded" and wanted in config_error(out)
+    assert "max_itmes" not in json.dumps(report)  # public: no config text
     checked = CliRunner().invoke(main, ["check", "--config", str(config)])
     assert checked.exit_code == 1 and wanted in checked.output
     config.write_text(shipped.replace('"feedserver news"', '"Fixed news"').replace(
@@ -110,8 +117,10 @@ def test_serve_keeps_its_last_good_config_and_healthz_says_so(site_dir: Path) ->
               served.log)
         report = served.health()
         assert report["status"] == "degraded"
-        assert "topics.energy2: unknown key 'colour'" in report["config_error"]
-        assert f"line {shipped.count(chr(10)) + 4}" in report["config_error"]
+        assert "colour" not in json.dumps(report) and report["config_error"]
+        full = config_error(site_dir / "public")
+        assert "topics.energy2: unknown key 'colour'" in full
+        assert f"line {shipped.count(chr(10)) + 4}" in full
         assert served.get("/feed.rss")[0] == 200 and served.get("/topics/energy/")[0] == 200
         assert "keeping the last good configuration" in served.log.read_text()
         config.write_text(shipped.replace('"feedserver news"', '"Repaired news"'),
@@ -130,4 +139,5 @@ def test_an_edit_before_the_scheduler_first_looks_is_not_missed(site_dir: Path) 
     refresher = Refresher(settings)
     assert refresher.run("start").report is not None  # built with the settings it was given
     assert "unknown key 'colour'" in (refresher.config.error or "")
-    assert "unknown key 'colour'" in health(settings)["config_error"]
+    assert "unknown key 'colour'" in config_error(Path(settings.output_dir))
+    assert health(settings)["config_error"]
