@@ -42,6 +42,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
     ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
+    ("parse_timeout", float, 5.0, "Seconds one file's parse may take; a file over it is "
+                                  "skipped until it changes. 0: no limit."),
     ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
     ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),
 ]
@@ -99,6 +101,7 @@ class Settings:
     max_file_bytes: int = 8_000_000
     workers: int = 2
     build_processes: int = 0
+    parse_timeout: float = 5.0
     frame_ancestors: str = "*"
     auto_topics: bool = True
     debris: Debris = field(default_factory=Debris)
@@ -117,7 +120,7 @@ class Settings:
         """Hash of everything that shapes output; a change forces a re-render."""
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
-                          "build_processes", "config_path", "config_digest"):
+                          "build_processes", "parse_timeout", "config_path", "config_digest"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -136,6 +139,11 @@ def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
             return value
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d*)?", value.strip()):
+            return float(value)
     elif isinstance(value, str):
         return value
     raise ConfigError(f"{origin}: '{name}' must be {kind.__name__}, got {value!r}")
