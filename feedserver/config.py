@@ -160,6 +160,32 @@ def _check_patterns(where: str, patterns: list[str]) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"{where}: bad regular expression {pattern!r}: {exc}") from None
+        if _nested_repeat(pattern):
+            raise ConfigError(f"{where}: {pattern!r} repeats a part that itself repeats "
+                              "(nested quantifiers, as in '(a+)+'): such a pattern can take "
+                              "exponential time on one line of an article; write it without")
+
+
+def _nested_repeat(pattern: str) -> bool:
+    """True if a repeat (``*``, ``+``, ``{m,n}``) holds another repeat: the shape
+    whose backtracking explodes (star height above one).  Patterns see scraped
+    text, and Python's engine has no time limit."""
+    import re._parser as sre  # the parser re itself uses; local: only config loading needs it
+
+    def repeats(items: Any, inside: bool) -> bool:
+        for op, arg in items:
+            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+                many = arg[1] > 1
+                if (many and inside) or repeats(arg[2], inside or many):
+                    return True
+                continue
+            parts = (arg[1] if op is sre.BRANCH else [arg[3]] if op is sre.SUBPATTERN
+                     else [arg[1]] if op in (sre.ASSERT, sre.ASSERT_NOT) else [])
+            if any(repeats(part, inside) for part in parts):
+                return True
+        return False
+
+    return repeats(sre.parse(pattern), False)
 
 
 def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
