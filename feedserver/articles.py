@@ -1,8 +1,10 @@
 """One source file to one :class:`Parsed` article (pure: no files, no clock).
 
-``.txt`` files are scraped news: the first non-empty line is the title and the
-scraper's debris (caption markers, repeated titles, "Currently reading") is
-removed by the patterns in ``config.toml``.  ``.md`` files carry front matter
+``.txt`` files are scraped news, read as plain text only (front matter there
+would let scraped text set an id, a date or a draft flag): the first
+non-empty line is the title and the scraper's debris (caption markers,
+repeated titles, "Currently reading") is removed by the patterns in
+``config.toml``.  ``.md`` files carry front matter
 and a Markdown body.  Either way the HTML that leaves this module is sanitized
 by nh3 with every link made absolute, and a broken file raises
 :class:`ArticleError` with the reason, which the pipeline turns into a problem
@@ -105,12 +107,13 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         raise ArticleError(f"file is {len(source.data):,} bytes; the limit is "
                            f"{settings.max_file_bytes:,} (max_file_bytes)")
     text = decode_clean(source.data)
-    meta, body = frontmatter.split(text)
-    info = frontmatter.fields(meta, warnings)
     if suffix in MARKDOWN_SUFFIXES:
+        meta, body = frontmatter.split(text)
+        info = frontmatter.fields(meta, warnings)
         rendered = _markdown_body(body, info.get("title"), settings)
-    else:
-        rendered = _text_body(body, info.get("title"), settings.debris)
+    else:  # scraped text is never configuration: a leading '---' is text, not an id
+        info = {}
+        rendered = _text_body(text, None, settings.debris)
     title = rendered.title
     if not title:
         stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
