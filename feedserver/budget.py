@@ -11,7 +11,9 @@ build more than the parses themselves.  So the tasks are split into ranges
 "took range" and then one record per finished task.  The parent knows which
 task each child is on and since when (its last record), so it can kill a child
 whose current task is over the budget, report that task as timed out, put the
-rest of its range back in the pipe and fork a replacement.  A child that dies
+rest of its range back in the pipe and fork a replacement.  The budget is CPU
+time (read from ``/proc``), with a wall-time backstop of :data:`WALL_FACTOR`
+times the budget: see there why.  A child that dies
 on its own (a crash, the OOM killer) is handled the same way, its task
 reported as crashed.
 
@@ -37,9 +39,16 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _RANGE = struct.Struct("<II")  # start, stop: what the queue holds, 8 bytes a record
-_HEAD = struct.Struct("<BII")  # kind, number, length of the pickled payload
+_HEAD = struct.Struct("<BIId")  # kind, number, length of the pickled payload, child's CPU s
 _TOOK, _DONE, _RAISED = 0, 1, 2
 _PIPE_RECORDS = 4096  # ranges written to the queue at once: 32 kB, half a pipe
+# A task is killed when it has used ``timeout`` seconds of CPU, or this many times
+# ``timeout`` of wall time whatever its CPU (a child that sleeps or waits).  CPU time,
+# because a parse on a loaded machine (a 2-core box with a load of 10) takes several
+# times its CPU time in wall time, and a file skipped for a busy machine would stay
+# skipped until it changes.
+WALL_FACTOR = 10
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,9 @@ class _Child:
     buffer: bytearray
     current: int = -1  # the task it is on (-1: waiting for a range)
     stop: int = -1  # end of its range
-    since: float = 0.0  # when it started ``current``
+    since: float = 0.0  # when it started ``current`` (monotonic clock)
+    cpu: float = 0.0  # its CPU seconds then
+    check: float = 0.0  # when to look at its CPU time next
 
 
 @dataclass
@@ -143,7 +154,9 @@ def _serve(queue: int, send: int, task: Callable[[int], object]) -> None:
 
 
 def _send(fd: int, kind: int, number: int, payload: bytes) -> None:
-    view = memoryview(_HEAD.pack(kind, number, len(payload)) + payload)
+    times = os.times()
+    view = memoryview(_HEAD.pack(kind, number, len(payload), times.user + times.system)
+                      + payload)
     while view:
         view = view[os.write(fd, view):]
 
@@ -151,7 +164,7 @@ def _send(fd: int, kind: int, number: int, payload: bytes) -> None:
 def _wait(state: _Run[T]) -> None:
     """Wait for records (or a deadline), then handle what came and who overran."""
     now = time.monotonic()
-    busy = [c.since + state.timeout for c in state.children.values() if c.current >= 0]
+    busy = [c.check for c in state.children.values() if c.current >= 0]
     wait = None if state.timeout <= 0 or not busy else max(0.0, min(busy) - now)
     pipes = {c.pipe: c for c in state.children.values()}
     ready, _, _ = select.select(list(pipes), [], [], wait)
@@ -166,16 +179,37 @@ def _wait(state: _Run[T]) -> None:
     if state.timeout > 0:
         now = time.monotonic()
         for child in list(state.children.values()):
-            if child.current >= 0 and now - child.since > state.timeout:
-                os.kill(child.pid, signal.SIGKILL)
-                _lost(state, child, Overrun(state.timeout))
+            if child.current >= 0 and now >= child.check:
+                _judge(state, child, now)
+
+
+def _judge(state: _Run[T], child: _Child, now: float) -> None:
+    """Kill a child whose task used up its CPU budget (or far more wall time), or say
+    when to look again: when the task could have used the budget at the earliest."""
+    used = _cpu_of(child.pid)
+    if used is None or used - child.cpu >= state.timeout \
+            or now - child.since >= state.timeout * WALL_FACTOR:
+        os.kill(child.pid, signal.SIGKILL)
+        _lost(state, child, Overrun(state.timeout))
+    else:
+        child.check = now + max(0.05, state.timeout - (used - child.cpu))
+
+
+def _cpu_of(pid: int) -> float | None:
+    """A process's user + system CPU seconds (Linux ``/proc``), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15
 
 
 def _records(state: _Run[T], child: _Child) -> None:
     """Handle every whole record in the child's buffer."""
     data, at = child.buffer, 0
     while at + _HEAD.size <= len(data):
-        kind, number, length = _HEAD.unpack_from(data, at)
+        kind, number, length, cpu = _HEAD.unpack_from(data, at)
         if at + _HEAD.size + length > len(data):
             break
         payload = bytes(data[at + _HEAD.size:at + _HEAD.size + length])
@@ -188,7 +222,8 @@ def _records(state: _Run[T], child: _Child) -> None:
             child.current = number + 1 if number + 1 < child.stop else -1
         else:
             raise pickle.loads(payload)
-        child.since = time.monotonic()
+        child.since, child.cpu = time.monotonic(), cpu
+        child.check = child.since + state.timeout
     del data[:at]
 
 

@@ -42,7 +42,7 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
     ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
-    ("parse_timeout", float, 5.0, "Seconds one file's parse may take; a file over it is "
+    ("parse_timeout", float, 5.0, "CPU seconds one file's parse may take; a file over it is "
                                   "skipped until it changes. 0: no limit."),
     ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
     ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),

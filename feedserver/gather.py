@@ -132,7 +132,7 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
 def _overran(entry: scan.Entry, overrun: budget.Overrun) -> Outcome:
     """The failure of a parse that was killed at the budget (or died)."""
     why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "
-                              "(parse_timeout)")
+                              "(parse_timeout, CPU time)")
     return Outcome(entry.path, entry.size, entry.mtime_ns, read=True, overrun=True,
                    failure=f"{why}; skipped until the file changes")
 
