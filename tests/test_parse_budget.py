@@ -96,3 +96,17 @@ def test_a_watched_one_file_build_has_the_budget_too(settings: Settings) -> None
     write(Path(hanging.seeds_dir) / "fine.txt", "Fine article\n\nText.\n")
     report = run_build(hanging, now=NOW + timedelta(minutes=2), warm=warm, changed=["fine.txt"])
     assert "Fine article" in _titles(Path(hanging.output_dir))
+
+
+def test_huge_valid_markdown_stays_within_the_budget(settings: Settings) -> None:
+    """A huge but valid Markdown file (markdown-it-py renders ~0.4 MB per CPU second:
+    8 MB took minutes) is skipped at the budget like any other, naming it."""
+    budgeted = replace(settings, parse_timeout=0.3)
+    para = ("Lorem ipsum *dolor* sit amet, [consectetur](https://example.org/a) adipiscing "
+            "elit, sed do `eiusmod` tempor.\n\n")
+    write(Path(budgeted.seeds_dir) / "huge.md", "# Huge\n\n" + para * (2_000_000 // len(para)))
+    report = run_build(budgeted, now=NOW)
+    assert report.published and report.articles >= 5
+    reasons = _problems_of(report, "huge.md")
+    assert len(reasons) == 1 and "0.3 s" in reasons[0] and "parse_timeout" in reasons[0]
+    assert "Huge" not in _titles(Path(budgeted.output_dir))
