@@ -1,8 +1,10 @@
 """One source file to one :class:`Parsed` article (pure: no files, no clock).
 
-``.txt`` files are scraped news: the first non-empty line is the title and the
-scraper's debris (caption markers, repeated titles, "Currently reading") is
-removed by the patterns in ``config.toml``.  ``.md`` files carry front matter
+``.txt`` files are scraped news, read as plain text only (front matter there
+would let scraped text set an id, a date or a draft flag): the first
+non-empty line is the title and the scraper's debris (caption markers,
+repeated titles, "Currently reading") is removed by the patterns in
+``config.toml``.  ``.md`` files carry front matter
 and a Markdown body.  Either way the HTML that leaves this module is sanitized
 by nh3 with every link made absolute, and a broken file raises
 :class:`ArticleError` with the reason, which the pipeline turns into a problem
@@ -107,12 +109,13 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     text, repaired = mojibake.repair(decode_clean(source.data))  # "CafÃ©" -> "Café"
     if repaired:
         warnings.append(repaired)
-    meta, body = frontmatter.split(text)
-    info = frontmatter.fields(meta, warnings)
     if suffix in MARKDOWN_SUFFIXES:
+        meta, body = frontmatter.split(text)
+        info = frontmatter.fields(meta, warnings)
         rendered = _markdown_body(body, info.get("title"), settings)
-    else:
-        rendered = _text_body(body, info.get("title"), settings.debris)
+    else:  # scraped text is never configuration: a leading '---' is text, not an id
+        info = {}
+        rendered = _text_body(text, None, settings.debris)
     title = rendered.title
     if not title:
         stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
@@ -142,9 +145,9 @@ def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object]) -
 def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
     """Render Markdown; without a title field the first '# heading' is the title."""
     if not title:
-        match = re.match(r"\s*#\s+(.+?)\s*#*\s*(?:\n|$)", body)
-        if match:
-            title, body = clean_line(match.group(1)), body[match.end():]
+        heading = _heading(body)
+        if heading is not None:
+            title, body = clean_line(heading[0]), heading[1]
         else:
             first = next((line for line in body.split("\n") if line.strip()), "")
             title = clean_line(re.sub(r"[*_`#>]", "", first))
@@ -156,6 +159,27 @@ def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
     content = sanitize(rendered, settings.base_url).strip()
     text = plain_text(content)
     return _Body(title, content, text, " ".join(text.split()))
+
+
+def _heading(body: str) -> tuple[str, str] | None:
+    """The text of a first-line ``# heading`` and the body after it, or None.
+
+    String methods, not a regular expression: the pattern this replaces
+    (``\\s*#\\s+(.+?)\\s*#*\\s*``) had three quantifiers that could all take
+    the same spaces, so a heading with a long run of spaces backtracked in
+    cubic time (2,000 spaces: a minute).  Every step here is one pass.  As in
+    CommonMark, a closing run of ``#`` counts only after a space (``# C#``
+    keeps its ``#``), and the heading is one line.
+    """
+    stripped = body.lstrip()
+    if stripped[:1] != "#" or stripped[1:2] not in {" ", "\t"}:
+        return None
+    line, _, rest = stripped[1:].partition("\n")
+    text = line.strip()
+    unclosed = text.rstrip("#")
+    if not unclosed or unclosed[-1] in " \t":
+        text = unclosed.rstrip()
+    return (text, rest) if text else None
 
 
 def _text_body(body: str, title: str | None, debris: Debris) -> _Body:

@@ -43,6 +43,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
     ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
+    ("parse_timeout", float, 5.0, "CPU seconds one file's parse may take; a file over it is "
+                                  "skipped until it changes. 0: no limit."),
     ("frame_ancestors", str, "*", "CSP frame-ancestors for embeddable pages."),
     ("auto_topics", bool, True, "Also assign topics named in config to untagged articles."),
     ("max_channels", int, 1000, "Most channels ('all' included); the topics with the fewest "
@@ -106,6 +108,7 @@ class Settings:
     max_file_bytes: int = 8_000_000
     workers: int = 2
     build_processes: int = 0
+    parse_timeout: float = 5.0
     frame_ancestors: str = "*"
     auto_topics: bool = True
     max_channels: int = 1000
@@ -137,7 +140,7 @@ class Settings:
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
                           "build_processes", "stuck_after", "base_url_set", "config_path",
-                          "config_digest", "allow_mass_removal"):
+                          "config_digest", "allow_mass_removal", "parse_timeout"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -156,6 +159,11 @@ def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
             return value
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d*)?", value.strip()):
+            return float(value)
     elif isinstance(value, str):
         return value
     raise ConfigError(f"{origin}: '{name}' must be {kind.__name__}, got {value!r}")
@@ -172,6 +180,32 @@ def _check_patterns(where: str, patterns: list[str]) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"{where}: bad regular expression {pattern!r}: {exc}") from None
+        if _nested_repeat(pattern):
+            raise ConfigError(f"{where}: {pattern!r} repeats a part that itself repeats "
+                              "(nested quantifiers, as in '(a+)+'): such a pattern can take "
+                              "exponential time on one line of an article; write it without")
+
+
+def _nested_repeat(pattern: str) -> bool:
+    """True if a repeat (``*``, ``+``, ``{m,n}``) holds another repeat: the shape
+    whose backtracking explodes (star height above one).  Patterns see scraped
+    text, and Python's engine has no time limit."""
+    import re._parser as sre  # the parser re itself uses; local: only config loading needs it
+
+    def repeats(items: Any, inside: bool) -> bool:
+        for op, arg in items:
+            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+                many = arg[1] > 1
+                if (many and inside) or repeats(arg[2], inside or many):
+                    return True
+                continue
+            parts = (arg[1] if op is sre.BRANCH else [arg[3]] if op is sre.SUBPATTERN
+                     else [arg[1]] if op in (sre.ASSERT, sre.ASSERT_NOT) else [])
+            if any(repeats(part, inside) for part in parts):
+                return True
+        return False
+
+    return repeats(sre.parse(pattern), False)
 
 
 def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:

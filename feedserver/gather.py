@@ -12,13 +12,14 @@ and adds a problem; a new file that fails is only a problem.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from . import scan
+from . import budget, scan
 from .config import Settings
 from .incremental import Body, Stub, split
 from .ledger import CachedFile, Ledger
@@ -30,6 +31,7 @@ Hold = Callable[[scan.Entry], bool]
 PARALLEL_MIN = 64
 CHUNK = 32
 STORE_BATCH = 500
+SKIPS_FILE = "parse-skips.json"
 
 
 class Moments(Mapping[str, datetime]):
@@ -78,6 +80,7 @@ class Outcome:
     body: Body | None = None
     problems: tuple[Problem, ...] = ()
     failure: str = ""
+    overrun: bool = False
 
 
 def processes(settings: Settings) -> int:
@@ -106,24 +109,89 @@ def read_one(entry: scan.Entry, known_sha: str | None, settings: Settings) -> Ou
                    problems=tuple(found))
 
 
-def _read_chunk(task: tuple[Settings, list[tuple[scan.Entry, str | None]]]) -> list[Outcome]:
-    settings, chunk = task
-    return [read_one(entry, known, settings) for entry, known in chunk]
-
-
 def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> Iterator[Outcome]:
-    """Read every file in ``todo``: here for a few, over worker processes for many."""
-    workers = min(processes(settings), max(1, len(todo) // CHUNK))
-    if workers < 2 or len(todo) < PARALLEL_MIN:
-        for entry, known in todo:
-            yield read_one(entry, known, settings)
-        return
-    chunks = [(settings, todo[i:i + CHUNK]) for i in range(0, len(todo), CHUNK)]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for batch in pool.imap(_read_chunk, chunks):
-            yield from batch
-        pool.close()  # not terminate(): see workers.Executor
-        pool.join()
+    """Read every file in ``todo``, in order, in forked children under the parse budget.
+
+    One child for a few files (a watched build's one or two: a bare fork costs
+    a few milliseconds), ``build_processes`` for many, each taking ranges of
+    files so that a cold build does not fork per file.
+    """
+    workers = 1 if len(todo) < PARALLEL_MIN else min(processes(settings), len(todo) // CHUNK)
+
+    def task(number: int) -> Outcome:
+        entry, known = todo[number]
+        return read_one(entry, known, settings)
+
+    for number, result in budget.run(len(todo), task, max(1, workers), settings.parse_timeout):
+        if isinstance(result, budget.Overrun):
+            yield _overran(todo[number][0], result)
+        else:
+            yield result
+
+
+def _overran(entry: scan.Entry, overrun: budget.Overrun) -> Outcome:
+    """The failure of a parse that was killed at the budget (or died)."""
+    why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "
+                              "(parse_timeout, CPU time)")
+    return Outcome(entry.path, entry.size, entry.mtime_ns, read=True, overrun=True,
+                   failure=f"{why}; skipped until the file changes")
+
+
+class Skips:
+    """Files whose parse overran, by path: size, mtime, settings and budget of that try.
+
+    Kept in a JSON file of its own beside the ledger (the ledger's schema is
+    not this module's), read once per build.  A file is tried again when any
+    of those changes, or when the budget grows; an unreadable record file only
+    means everything is tried again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changed = False
+        try:
+            known = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            known = {}
+        self.known: dict[str, list[object]] = known if isinstance(known, dict) else {}
+
+    @classmethod
+    def of(cls, settings: Settings) -> Skips:
+        return cls(settings.ledger_file.parent / SKIPS_FILE)
+
+    def reason(self, entry: scan.Entry, shaping: str, seconds: float) -> str | None:
+        """Why ``entry`` is not read again, or None to read it."""
+        known = self.known.get(entry.path)
+        if not isinstance(known, list) or len(known) != 5 or seconds <= 0:
+            return None
+        size, mtime_ns, shaped, limit, why = known
+        if (size, mtime_ns, shaped) != (entry.size, entry.mtime_ns, shaping) \
+                or not isinstance(limit, int | float) or seconds > limit:
+            return None
+        return str(why)
+
+    def note(self, outcome: Outcome, shaping: str, seconds: float) -> None:
+        self.known[outcome.path] = [outcome.size, outcome.mtime_ns, shaping, seconds,
+                                    outcome.failure]
+        self.changed = True
+
+    def forget(self, paths: set[str] | list[str]) -> None:
+        for path in paths:
+            if self.known.pop(path, None) is not None:
+                self.changed = True
+
+    def save(self) -> None:
+        """Write the records if they changed (atomically); a state folder that cannot
+        be written only means an overrunning file is tried again next build."""
+        if not self.changed:
+            return
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            temp.write_text(json.dumps(self.known, sort_keys=True), encoding="utf-8")
+            os.replace(temp, self.path)
+        except OSError:
+            temp.unlink(missing_ok=True)
+        self.changed = False
 
 
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
@@ -146,10 +214,15 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     cached = ledger.cached_files() if cached is None else cached
     shaping = settings.fingerprint()
     out = Sources(problems=problems)
-    todo = _changed(entries, cached, shaping, hold, out)
+    skips = Skips.of(settings)
+    todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout)
     batch: list[tuple[str, CachedFile, Body]] = []
     for done, outcome in enumerate(_outcomes(todo, settings), 1):
         _record(outcome, cached.get(outcome.path), shaping, out)
+        if outcome.overrun:
+            skips.note(outcome, shaping, settings.parse_timeout)
+        elif outcome.path in skips.known:
+            skips.forget([outcome.path])
         if outcome.path in out.fresh and outcome.body is not None:
             batch.append((outcome.path, out.fresh[outcome.path], outcome.body))
         if store and len(batch) >= STORE_BATCH:
@@ -162,12 +235,20 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     elif not store:
         out.bodies = {path: body for path, _, body in batch}
     out.forgotten = set(cached) - out.present
+    skips.forget(set(skips.known) - out.present)
+    if store:
+        skips.save()
     return out
 
 
 def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: str,
-             hold: Hold | None, out: Sources) -> list[tuple[scan.Entry, str | None]]:
-    """Files to read (with the hash they had), noting every file that is present."""
+             hold: Hold | None, out: Sources, skips: Skips,
+             seconds: float) -> list[tuple[scan.Entry, str | None]]:
+    """Files to read (with the hash they had), noting every file that is present.
+
+    A file whose last parse overran (and that has not changed since) is not
+    read: its problem is reported again and its last good version stays.
+    """
     todo: list[tuple[scan.Entry, str | None]] = []
     mtimes = {entry.path: entry.mtime_ns for entry in entries}
     out.seen_at, out.present = Moments(mtimes), set(mtimes)
@@ -180,6 +261,9 @@ def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: 
         elif hold is not None and hold(entry):
             if previous is not None:
                 stubs[entry.path] = previous.stub
+        elif skips.known and (why := skips.reason(entry, shaping, seconds)) is not None:
+            _record(Outcome(entry.path, entry.size, entry.mtime_ns, failure=why), previous,
+                    shaping, out)
         else:
             same = previous.sha256 if previous and previous.settings == shaping else None
             todo.append((entry, same))

@@ -44,6 +44,7 @@ class Book:
         self.moves = dict(moves or {})  # new path -> old path, as the watcher saw renames
         self.known: dict[str, Identity] = {}  # identities made from unchanged rows
         self._left_at: dict[str, list[str]] | None = None  # see returned_to
+        self.present: Mapping[str, object] = {}  # the paths of this build (identify_all)
         for row in rows:
             values: list[str | None] = list(row)  # type: ignore[arg-type] - TEXT columns
             ident = str(values[ID])
@@ -148,6 +149,7 @@ class Book:
         what a long-lived process's build asks.
         """
         by_path, rows, known = self.by_path, self.rows, self.known
+        self.present = items  # an explicit id held by another present file is not moved
         result: dict[str, Identity] = {}
         for path in sorted(items):
             item = items[path]
@@ -169,6 +171,9 @@ class Book:
         # ``stamp`` is only formatted when something is minted or changed.
         current = self.by_path.get(path)
         if item.explicit_id:
+            holder = self.rows[item.explicit_id][PATH] if item.explicit_id in self.rows else None
+            if holder not in (None, path) and holder in self.present:
+                return self._known(item.explicit_id)  # not taken: the build refuses this file
             current = item.explicit_id
         elif current is None:
             current = self.renamed_from(item.fingerprint) or self.moved_here(path) \
@@ -190,8 +195,12 @@ class Book:
         wanted = slugify(item.explicit_slug) if item.explicit_slug else ""
         if wanted and wanted != row[SLUG]:
             self._take_slug(ident, self.free_slug(wanted, ident))
+        return self._known(ident)
+
+    def _known(self, ident: str) -> Identity:
         known = self.known.get(ident)
         if known is None:
+            row = self.rows[ident]
             known = self.known[ident] = Identity(
                 ident, str(row[SLUG]), datetime.fromisoformat(str(row[FIRST_SEEN])),
                 datetime.fromisoformat(str(row[CHANGED])))

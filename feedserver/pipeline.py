@@ -121,10 +121,15 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
         if article.published > now:
             out.next_due = min(out.next_due or article.published, article.published)
             continue
-        if article.id in by_id:
-            out.problems.append(Problem(path, f"id {article.id} is already used by "
-                                              f"{by_id[article.id].path}; skipped"))
-            continue
+        held = by_id.get(article.id)
+        if held is not None:  # the first path keeps it, but an id set in front matter never
+            refused, kept = path, held.path  # takes one another article holds unasked
+            if stubs[kept].explicit_id == article.id and stub.explicit_id != article.id:
+                refused, kept = kept, path
+            out.problems.append(Problem(refused, f"id {article.id} is already used by "
+                                                 f"{kept}; skipped"))
+            if refused == path:
+                continue
         for slug, shown in stub.names:
             name(slug, shown)
         by_id[article.id] = article

@@ -4,12 +4,15 @@ The scan only stats; reading happens later and only for new or changed files.
 It skips hidden files, editor leftovers and anything that is not a regular
 file (a FIFO must never block a scan).  It follows no symbolic link: one that
 leaves the seeds folder is reported, one inside it is passed over (its target
-is scanned on its own), a loop is reported.  Every unreadable file becomes a
-:class:`Problem` naming it.
+is scanned on its own), a loop is reported.  Folders and files are opened
+relative to their parent folder's descriptor with ``O_NOFOLLOW``, from the
+seeds folder down, so a folder swapped for a link mid-scan is never followed.
+Every unreadable file becomes a :class:`Problem` naming it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -22,6 +25,10 @@ from pathlib import Path
 from .articles import SUFFIXES
 from .models import Problem, SourceFile
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOT_A_FOLDER = {errno.ELOOP, errno.ENOTDIR, errno.ENOENT}
 _EDITOR_JUNK = re.compile(r"(^\.|^#.*#$|~$|\.(swp|swo|swx|tmp|temp|part|partial|crdownload|bak)$)",
                           re.IGNORECASE)
 
@@ -61,39 +68,71 @@ def list_files(seeds_dir: str | Path) -> tuple[list[Entry], list[Problem]]:
 
     ``os.scandir`` rather than ``os.walk`` + ``lstat``: the directory entry
     already says what is a folder or a link, and its cached ``lstat`` is the
-    only syscall per file; a 10,000-file scan took half the time.
+    only syscall per file; a 10,000-file scan took half the time.  Each
+    folder is listed through a descriptor opened from its parent's with
+    ``O_NOFOLLOW``: a folder swapped for a link after it was listed is not
+    entered (checking the path and then listing it would follow the link).
     """
     root = os.path.realpath(seeds_dir)
     entries: list[Entry] = []
     problems: list[Problem] = []
-    if not os.path.isdir(root):
+    try:
+        fd = os.open(root, _FOLDER)
+    except OSError:
         return [], [Problem(str(seeds_dir), "seeds folder does not exist")]
-    _walk(root, root, "", entries, problems, str(seeds_dir))
+    try:
+        _walk(root, fd, "", entries, problems, str(seeds_dir))
+    finally:
+        os.close(fd)
     return entries, problems
 
 
-def _walk(root: str, folder: str, rel: str, entries: list[Entry], problems: list[Problem],
+def _walk(root: str, fd: int, rel: str, entries: list[Entry], problems: list[Problem],
           shown: str) -> None:
-    """Files of ``folder`` (sorted) then its visible subfolders, as ``os.walk`` went."""
+    """Files of the folder open as ``fd`` (sorted) then its visible subfolders, as
+    ``os.walk`` went."""
     try:
-        with os.scandir(folder) as listing:
+        with os.scandir(fd) as listing:
             found = sorted(listing, key=attrgetter("name"))
     except OSError as exc:
-        where = os.path.relpath(exc.filename, root) if exc.filename else shown
-        problems.append(Problem(where, f"cannot read folder: {exc.strerror}"))
+        problems.append(Problem(rel.rstrip("/") or shown, f"cannot read folder: {exc.strerror}"))
         return
-    folders: list[os.DirEntry[str]] = []
+    folders: list[os.DirEntry[int]] = []
+    here = f"{root}/{rel}"
     for item in found:
         if _is_folder(item):  # a link to a folder is not followed (nor reported)
             if not item.name.startswith(".") and not item.is_symlink():
                 folders.append(item)
         elif is_candidate(item.name):
-            entry = _entry(root, item.path, rel + item.name, problems,
+            entry = _entry(root, here + item.name, rel + item.name, problems,
                            partial(item.stat, follow_symlinks=False))
             if entry is not None:
                 entries.append(entry)
     for item in folders:
-        _walk(root, item.path, f"{rel}{item.name}/", entries, problems, shown)
+        try:
+            sub = os.open(item.name, _FOLDER, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in _NOT_A_FOLDER:  # else: now a link or gone, not entered
+                problems.append(Problem(rel + item.name, f"cannot read folder: {exc.strerror}"))
+            continue
+        try:
+            _walk(root, sub, f"{rel}{item.name}/", entries, problems, shown)
+        finally:
+            os.close(sub)
+
+
+def _open_folder(root: str, folders: list[str]) -> int:
+    """A descriptor of ``root/folders...``, each step opened ``O_NOFOLLOW`` from the one
+    before: a component that is a link (now) raises ELOOP or ENOTDIR instead of being
+    followed.  The caller closes it."""
+    fd = os.open(root, _FOLDER)
+    for name in folders:
+        try:
+            step = os.open(name, _FOLDER, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = step
+    return fd
 
 
 def _is_folder(item: os.DirEntry[str]) -> bool:
@@ -108,26 +147,33 @@ def entry_at(seeds_dir: str | Path, rel: str) -> tuple[Entry | None, list[Proble
 
     For builds told which paths changed (the watcher's events): the same rules
     as :func:`list_files` (hidden folders, names, links, regular files only)
-    for one path, so a watched build and a full scan cannot disagree.
+    for one path, so a watched build and a full scan cannot disagree.  The
+    folders on the way are opened ``O_NOFOLLOW`` one from the other, so one
+    under a linked folder (now) is not listed.
     """
     root = os.path.realpath(seeds_dir)
     if not is_article_path(rel):
         return None, []
-    parts = rel.split("/")
-    folder = os.path.join(root, *parts[:-1])
-    if os.path.realpath(folder) != folder:
-        return None, []  # under a linked folder, which the scan does not enter
-    full = os.path.join(folder, parts[-1])
-    if os.path.islink(full) and os.path.isdir(full):
-        return None, []  # a link to a folder: the scan passes over it silently
+    *folders, name = rel.split("/")
+    try:
+        fd = _open_folder(root, folders)
+    except OSError:
+        return None, []  # under a linked folder (the scan does not enter it), or gone
+    full = f"{root}/{rel}"
     problems: list[Problem] = []
     try:
-        info = os.lstat(full)
-    except FileNotFoundError:
-        return None, []  # gone: nothing to list, nothing to report
-    except OSError:
-        return _entry(root, full, rel, problems, lambda: os.lstat(full)), problems  # reported
-    return _entry(root, full, rel, problems, lambda: info), problems
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, []  # gone: nothing to list, nothing to report
+        except OSError:
+            return _entry(root, full, rel, problems,
+                          partial(os.stat, name, dir_fd=fd, follow_symlinks=False)), problems
+        if stat.S_ISLNK(info.st_mode) and os.path.isdir(full):
+            return None, []  # a link to a folder: the scan passes over it silently
+        return _entry(root, full, rel, problems, lambda: info), problems
+    finally:
+        os.close(fd)
 
 
 def _entry(root: str, full: str, rel: str, problems: list[Problem],
@@ -158,13 +204,21 @@ def _entry(root: str, full: str, rel: str, problems: list[Problem],
 
 
 def read(entry: Entry, limit: int) -> SourceFile:
-    """Read one file without following links or blocking; raises OSError.
+    """Read one file without following any link or blocking; raises OSError.
 
-    At most ``limit + 1`` bytes are read, so the parser can say the file is
-    too large without the process holding a 50 MB file in memory.
+    The file is opened relative to its folder's descriptor, and that folder
+    from the seeds folder's, each step ``O_NOFOLLOW``: no component of the
+    path can have been swapped for a link to an outside folder since the scan
+    (checking first and opening later is a race; this is one walk).  At most
+    ``limit + 1`` bytes are read, so the parser can say the file is too large
+    without the process holding a 50 MB file in memory.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(entry.abspath, flags)
+    *folders, name = entry.path.split("/")
+    folder = _open_folder(entry.abspath[:len(entry.abspath) - len(entry.path) - 1], folders)
+    try:
+        fd = os.open(name, _FILE, dir_fd=folder)
+    finally:
+        os.close(folder)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
