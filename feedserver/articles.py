@@ -25,7 +25,7 @@ from . import frontmatter
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .text import clean_line, cut, decode_clean, summarize
+from .text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
@@ -111,9 +111,9 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         rendered = _markdown_body(body, info.get("title"), settings)
     else:
         rendered = _text_body(body, info.get("title"), settings.debris)
-    title = rendered.title
+    title = plain_line(rendered.title)  # the one place a title is made plain (see _plain)
     if not title:
-        stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
+        stem = plain_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
         if not stem or not rendered.html:
             raise ArticleError("empty article: no title and no text")
         title = stem

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ArticleError
-from .text import clean_line
+from .text import clean_line, plain_line
 
 MAX_TOPICS = 50
 MAX_FRONT_MATTER = 256 * 1024
@@ -84,6 +84,15 @@ def _text(name: str, value: Any) -> str:
     return clean_line(str(value))
 
 
+def _plain(name: str, value: Any) -> str:
+    """A field every feed format shows as plain text: markup and invisibles removed.
+
+    The title is not one of them here: it may also come from the body, so
+    :func:`feedserver.articles.parse` makes whichever title it keeps plain, once.
+    """
+    return plain_line(_text(name, value))
+
+
 def _date(name: str, value: Any) -> datetime:
     if isinstance(value, datetime):
         result = value
@@ -121,7 +130,7 @@ def _topics(name: str, value: Any) -> tuple[str, ...]:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ArticleError(f"front matter '{name}' holds a {type(item).__name__}, "
                                "expected names")
-        cleaned = clean_line(str(item))
+        cleaned = plain_line(str(item))
         if cleaned and cleaned not in names:
             names.append(cleaned)
     return tuple(names)
@@ -137,10 +146,10 @@ def _bool(name: str, value: Any) -> bool:
 
 def _author(name: str, value: Any) -> str:
     if isinstance(value, dict) and "name" in value:
-        return _text(name, value["name"])
+        return _plain(name, value["name"])
     if isinstance(value, list) and value:
         return ", ".join(_author(name, v) for v in value)
-    return _text(name, value)
+    return _plain(name, value)
 
 
 FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
@@ -151,8 +160,8 @@ FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "modified": ("updated", _date),
     "author": ("author", _author),
     "authors": ("author", _author),
-    "summary": ("summary", _text),
-    "description": ("summary", _text),
+    "summary": ("summary", _plain),
+    "description": ("summary", _plain),
     "topics": ("topics", _topics),
     "tags": ("topics", _topics),
     "categories": ("topics", _topics),
