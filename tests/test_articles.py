@@ -124,7 +124,7 @@ def test_bad_files_raise_clear_errors(settings: Settings, data: bytes, reason: s
 
 @pytest.mark.parametrize("front,warning", [
     ("date: [1, 2]", "'date' must be a date"),
-    ("tags: 5", "'tags' must be a list"),
+    ("tags: {a: 5}", "'tags' must be a list"),  # "tags: 5" is the tag "5" (YAML as text)
     ("date: 2024-02-30", "'date' is not a valid date"),
     ("date: 9999-12-31T23:59-23:59", "'date' is out of range"),
     ("date: 0100-01-01", "out of range"),

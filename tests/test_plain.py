@@ -256,3 +256,21 @@ def test_anchors_point_at_the_article_page(site: tuple[Settings, BuildReport]) -
         assert f'href="{BASE}#' not in item["content"], fmt
     html = (_out(site) / "articles" / "anchored-article" / "index.html").read_text("utf-8")
     assert f'href="{page}#notes"' in html
+
+
+def test_front_matter_scalars_are_the_text_written() -> None:
+    """Unit view of item 2: every YAML 1.1 look-alike, and the fields that still get typed."""
+    from feedserver.frontmatter import fields, split
+
+    meta, _ = split("---\ntitle: 1.10\nauthor: NO\nsummary: 0o17\nlang: off\n"
+                    "tags: [yes, 1_000, 0x1F, 12:30, .inf, =]\ndraft: on\nslug: ~\n"
+                    "date: 2020-05-05 10:00\nupdated: 2020-05-06T01:02:03+02:00\n---\nbody\n")
+    warnings: list[str] = []
+    info = fields(meta, warnings)
+    assert not warnings
+    assert (info["title"], info["author"], info["summary"], info["lang"]) == \
+        ("1.10", "NO", "0o17", "off")
+    assert info["topics"] == ("yes", "1_000", "0x1F", "12:30", ".inf", "=")
+    assert info["draft"] is True and "slug" not in info
+    assert info["date"].isoformat() == "2020-05-05T10:00:00+00:00"
+    assert info["updated"].isoformat() == "2020-05-05T23:02:03+00:00"
