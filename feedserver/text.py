@@ -96,11 +96,24 @@ def _detect(sample: bytes) -> str | None:
 
 
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+# ANSI/ECMA-48 escape sequences a terminal scrape leaves (colours, cursor moves, titles):
+# CSI (ESC [ parameters intermediates final), OSC (ESC ] ... BEL or ESC \ on one line:
+# an unterminated one loses only its ESC, never the text after it), character
+# set designations (ESC ( B) and the other two-byte escapes.  Each part is a character
+# class disjoint from what follows it, so matching is linear.
+_ANSI = re.compile("\x1b(?:\\[[0-?]*[ -/]*[@-~]|\\][^\x07\x1b\n]*(?:\x07|\x1b\\\\)"
+                   "|[ -/]+[0-~]|[0-Z\\\\^_`a-~])")
 
 
 def _not_binary(text: str) -> str:
-    """Reject decoded text that is mostly control characters (an image, an archive)."""
+    """Reject decoded text that is mostly control characters (an image, an archive).
+
+    ANSI escape sequences are text a terminal scrape leaves, not binary: they are
+    left out of the count (and removed by :func:`clean`).
+    """
     sample = text[:20_000]
+    if "\x1b" in sample:
+        sample = _ANSI.sub("", sample)
     if len(_CONTROLS.findall(sample)) > max(8, 0.05 * len(sample)):
         raise ArticleError("binary file (mostly control characters)")
     return text
@@ -135,10 +148,13 @@ _DIRTY = re.compile(
 
 
 def clean(text: str) -> str:
-    """Normalise newlines, drop XML-forbidden characters, map C1 controls, compose to NFC."""
+    """Normalise newlines, drop ANSI escapes and XML-forbidden characters, map C1 controls,
+    compose to NFC."""
     if _DIRTY.search(text) is None:  # most texts: one scan instead of three
         return unicodedata.normalize("NFC", text)
     text = _NEWLINES.sub("\n", text)
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)  # whole sequences: a lone ESC would leave "[31m" behind
     text = _FORBIDDEN.sub("", text)
     if _C1.search(text):
         text = text.translate(_C1_TABLE)

@@ -48,8 +48,8 @@ SOURCES: dict[str, str | bytes] = {
     "yaml/float.md": "---\ntitle: 1.0\nauthor: 1.10\ntags: [0x1F, 017, 12:30]\n---\nFloat.\n",
     # item 3: control characters and ANSI escapes in a scraped text file
     "ansi/colours.txt": ("Control\x01 chars\x1b[31m\n\n"
-                         + "".join(f"\x1b[1;3{i % 8}mLine {i}\x1b[0m of a log\x07.\n"
-                                   for i in range(40))),
+                         + "".join(f"\x1b[1;3{i % 8}mLine {i}\x1b[0m of a log"
+                                   f"{chr(7) if i % 8 == 0 else ''}.\n" for i in range(40))),
     # item 4: mutation XSS followed by a paragraph
     "mxss/noscript.md": ('---\ntitle: Noscript mutation\n---\n'
                          '<noscript><p title="</noscript><img src=x onerror=alert(1)>">\n\n'
@@ -274,3 +274,27 @@ def test_front_matter_scalars_are_the_text_written() -> None:
     assert info["draft"] is True and "slug" not in info
     assert info["date"].isoformat() == "2020-05-05T10:00:00+00:00"
     assert info["updated"].isoformat() == "2020-05-05T23:02:03+00:00"
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"Control\x01 chars\x1b[31m", "Control chars"),
+    (b"\x1b]0;window title\x07Title \x1b(Bline\x1b[?25h\n\n\x1b[1;31mred\x1b[0m\x1b[K.\n",
+     "Title line\n\nred.\n"),
+    (b"Lone \x1b] keeps the rest\n", "Lone ] keeps the rest\n"),
+    ("\x1b[31m" * 30 + "Colours " * 5, "Colours " * 5),
+])
+def test_escape_sequences_are_removed_whole(data: bytes | str, expected: str) -> None:
+    from feedserver.text import decode_clean
+
+    raw = data.encode() if isinstance(data, str) else data
+    assert decode_clean(raw) == expected
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01\x02\x03" * 100, bytes(range(32)) * 40,
+                                  b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8])
+def test_binary_files_are_still_refused(data: bytes) -> None:
+    from feedserver.errors import ArticleError
+    from feedserver.text import decode_clean
+
+    with pytest.raises(ArticleError, match="binary"):
+        decode_clean(data)
