@@ -132,10 +132,11 @@ def _pages(site: tuple[Settings, BuildReport]) -> list[Path]:
 
 
 def _every_published_text(site: tuple[Settings, BuildReport]) -> str:
+    """Every feed, page and list (not the static assets and embed loaders: our own code)."""
     out = _out(site)
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(out.rglob("*"))
                      if p.is_file() and "static" not in p.relative_to(out).parts
-                     and p.suffix in {".rss", ".atom", ".json", ".html", ".opml", ".js"})
+                     and p.suffix in {".rss", ".atom", ".json", ".html", ".opml"})
 
 
 # -- 1. titles, authors, topic names and summaries carry no markup ----------------------------
@@ -298,3 +299,41 @@ def test_binary_files_are_still_refused(data: bytes) -> None:
 
     with pytest.raises(ArticleError, match="binary"):
         decode_clean(data)
+
+
+def test_a_device_slug_already_in_the_ledger_is_renamed_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An article minted as 'con' by an older version moves to 'con-article'; others stay."""
+    from feedserver import idbook, topics
+
+    write(tmp_path / "seeds" / "con.txt", "con\n\nAn article called con.\n")
+    write(tmp_path / "seeds" / "other.txt", "Other\n\nAnother article.\n")
+    settings = load_settings(ROOT / "config.toml", env={
+        "FEEDSERVER_SEEDS_DIR": str(tmp_path / "seeds"),
+        "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "out"),
+        "FEEDSERVER_STATE_DIR": str(tmp_path / "state"), "FEEDSERVER_BASE_URL": BASE})
+    with monkeypatch.context() as old:
+        old.setattr(idbook, "slugify", topics._plain_slug)  # the slugs older versions minted
+        assert run_build(settings, now=NOW).published
+    assert (tmp_path / "out" / "articles" / "con" / "index.html").exists()
+    assert run_build(settings, now=NOW).published
+    doc = json.loads((tmp_path / "out" / "feed.json").read_text(encoding="utf-8"))
+    links = {i["title"]: i["url"] for i in doc["items"]}
+    assert links == {"con": f"{BASE}articles/con-article/", "Other": f"{BASE}articles/other/"}
+    assert not (tmp_path / "out" / "articles" / "con").exists()
+    assert run_build(settings, now=NOW).published  # and it stays renamed
+    doc = json.loads((tmp_path / "out" / "feed.json").read_text(encoding="utf-8"))
+    assert {i["url"] for i in doc["items"]} == set(links.values())
+
+
+@pytest.mark.parametrize("name,slug,topic", [
+    ("con", "con-article", "con-topic"), ("CON.txt", "con-txt", "con-txt"),
+    ("Lpt1", "lpt1-article", "lpt1-topic"), ("com10", "com10", "com10"),
+    ("console", "console", "console"), ("AUX", "aux-article", "aux-topic"),
+    ("index", "index", "index-topic"),
+])
+def test_device_names_get_a_suffix(name: str, slug: str, topic: str) -> None:
+    from feedserver.topics import is_device_name, slugify, topic_slug
+
+    assert (slugify(name), topic_slug(name)) == (slug, topic)
+    assert is_device_name("CON.txt") and is_device_name("nul") and not is_device_name("con-txt")
