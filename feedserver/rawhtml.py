@@ -32,8 +32,10 @@ article needs one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, urljoin
 
 import nh3
 from markdown_it import MarkdownIt
@@ -96,19 +98,64 @@ def _unclosed(state: StateBlock, start: int, end: int, kind: int, closer: re.Pat
     return True
 
 
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})  # percent-encoded by the URL step
+
+
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    """nh3 attribute filter: a value holding '<' is a hidden tag, not something to show."""
-    return None if "<" in value else value
+    """nh3 attribute filter: a text value holding '<' is a hidden tag, not something to show."""
+    return None if "<" in value and attribute not in _URL_ATTRIBUTES else value
+
+
+@lru_cache(maxsize=8)
+def _relative(base_url: str) -> Callable[[str], str]:
+    """nh3's handler for relative URLs: resolved against ``base_url``, except fragments.
+
+    ``#notes`` names a place in the article itself, whose page is not known
+    until the ledger gives it a slug: it stays relative here and
+    :func:`anchored` points it at the article's page when the article is made.
+    Other URLs are joined as a browser would, and percent-encoded as nh3's own
+    ``rewrite_with_base`` (the WHATWG URL serializer) does.
+    """
+    def resolve(url: str) -> str:
+        url = url.strip(_C0_SPACE)
+        if url.startswith("#"):
+            return "#" + quote(url[1:], safe=_URL_SAFE)
+        return quote(urljoin(base_url, url), safe=_URL_SAFE)
+    return resolve
+
+
+_URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+_C0_SPACE = "".join(map(chr, range(0x21)))  # what a browser strips around a URL
 
 
 def sanitize(fragment: str, base_url: str) -> str:
     """Allow-list HTML: no script, no event attributes, no javascript: URLs.
 
-    Relative ``href``/``src`` are resolved against ``base_url`` by nh3 itself.
+    Relative ``href``/``src`` are resolved against ``base_url`` (fragments
+    excepted: see :func:`_relative`).
     """
     return nh3.clean(fragment, tags=_TAGS, url_schemes=_SCHEMES,
-                     url_relative=("rewrite_with_base", base_url),
+                     url_relative=_relative(base_url),
                      link_rel="noopener noreferrer", attribute_filter=_keep_attribute)
+
+
+_FRAGMENT_TAG = re.compile(r"<[a-z][a-z0-9]*\s[^<>]*>")
+_FRAGMENT_ATTR = re.compile(r'(\s(?:href|src|cite)=")#')
+
+
+def anchored(html: str, page_url: str) -> str:
+    """Sanitized HTML with its in-article links (``href="#notes"``) made absolute on the
+    article's own page, ``page_url#notes``, in every feed and page.
+
+    Only tags are looked at (text is escaped, so a '<' in sanitized HTML
+    starts a tag and an attribute value holds no '"').  Returns ``html``
+    itself when it has no such link.
+    """
+    if '="#' not in html:
+        return html
+    return _FRAGMENT_TAG.sub(
+        lambda tag: _FRAGMENT_ATTR.sub(lambda m: f"{m.group(1)}{page_url}#", tag.group(0))
+        if '="#' in tag.group(0) else tag.group(0), html)
 
 
 def _raw_tokens(tokens: Sequence[Token]) -> Iterator[Token]:

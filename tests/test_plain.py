@@ -337,3 +337,30 @@ def test_device_names_get_a_suffix(name: str, slug: str, topic: str) -> None:
 
     assert (slugify(name), topic_slug(name)) == (slug, topic)
     assert is_device_name("CON.txt") and is_device_name("nul") and not is_device_name("con-txt")
+
+
+@pytest.mark.parametrize("url", ["/x/y", "pic.png", "a b.png", "?q=1", "//other.example/x",
+                                 "../../x", "é.png", "x%20y", "./#x", "", "http://abs/#x",
+                                 "mailto:a@b", "%zz", "q?a=<b>"])
+def test_relative_urls_resolve_as_nh3_would(url: str) -> None:
+    """Only fragment-only URLs changed: every other one is what rewrite_with_base gave."""
+    import nh3
+
+    from feedserver.rawhtml import sanitize
+
+    base = "http://127.0.0.1:8000/site/"
+    tag = f'<a href="{url}">x</a>'
+    assert sanitize(tag, base) == nh3.clean(tag, url_relative=("rewrite_with_base", base))
+
+
+def test_fragments_stay_relative_until_the_page_is_known() -> None:
+    from feedserver.rawhtml import anchored, sanitize
+
+    html = sanitize('<p>Use href="#x" <a href="#n">n</a> <a href="#a b">s</a></p>', BASE)
+    assert html == ('<p>Use href="#x" <a href="#n" rel="noopener noreferrer">n</a> '
+                    '<a href="#a%20b" rel="noopener noreferrer">s</a></p>')
+    page = f"{BASE}articles/s/"
+    assert anchored(html, page) == html.replace('href="#n"', f'href="{page}#n"').replace(
+        'href="#a', f'href="{page}#a')
+    plain = "<p>no anchors</p>"
+    assert anchored(plain, page) is plain
