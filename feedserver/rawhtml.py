@@ -170,7 +170,7 @@ def render(md: MarkdownIt, body: str, base_url: str) -> str:
     """Markdown to sanitized HTML in which no raw fragment swallowed what follows it."""
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
-    raw = list(_raw_tokens(tokens))
+    raw = list(_raw_tokens(tokens)) if "<" in body else []  # no '<', no raw HTML
     mark = next((c for c in _MARK_CHARS if c not in body), None)
     if not raw or mark is None:
         return sanitize(md.renderer.render(tokens, md.options, env), base_url)
