@@ -23,31 +23,30 @@ from typing import NamedTuple
 import nh3
 from markdown_it import MarkdownIt
 
-from . import frontmatter, mojibake
+from . import frontmatter, mojibake, rawhtml
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .text import clean_line, cut, decode_clean, summarize
+from .rawhtml import sanitize  # noqa: F401 - re-exported: the HTML allow-list lives there
+from .text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
 SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES
 MAX_TITLE = 300
-_TAGS = set(nh3.ALLOWED_TAGS) - {"img"} | {"img", "figure", "figcaption"}
-_SCHEMES = {"http", "https", "mailto"}
 _CAPTION_MAX = 80
 
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    """CommonMark with raw HTML (sanitized later), tables and strikethrough.
+    """CommonMark with raw HTML (see :mod:`feedserver.rawhtml`), tables and strikethrough.
 
     markdown-it's first core rule, ``normalize``, rewrites CR and NUL with a
     regex alternation tried at every character (~30 us per article); it is off
     and :func:`_normalized` does the same with two substring tests.
     """
-    return (MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-            .disable("normalize"))
+    return rawhtml.install(MarkdownIt("commonmark", {"html": True})
+                           .enable(["table", "strikethrough"]).disable("normalize"))
 
 
 def _normalized(body: str) -> str:
@@ -66,16 +65,6 @@ def _debris_rules(debris: Debris) -> tuple[re.Pattern[str], re.Pattern[str] | No
     markers = (re.compile("|".join(f"(?:{p})" for p in debris.caption_markers), re.IGNORECASE)
                if debris.caption_markers else None)
     return lines, markers
-
-
-def sanitize(fragment: str, base_url: str) -> str:
-    """Allow-list HTML: no script, no event attributes, no javascript: URLs.
-
-    Relative ``href``/``src`` are resolved against ``base_url`` by nh3 itself.
-    """
-    return nh3.clean(fragment, tags=_TAGS, url_schemes=_SCHEMES,
-                     url_relative=("rewrite_with_base", base_url),
-                     link_rel="noopener noreferrer")
 
 
 def plain_text(fragment: str) -> str:
@@ -116,9 +105,9 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     else:  # scraped text is never configuration: a leading '---' is text, not an id
         info = {}
         rendered = _text_body(text, None, settings.debris)
-    title = rendered.title
+    title = plain_line(rendered.title)  # the one place a title is made plain (see _plain)
     if not title:
-        stem = clean_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
+        stem = plain_line(PurePosixPath(source.path).stem.replace("_", " ").replace("-", " "))
         if not stem or not rendered.html:
             raise ArticleError("empty article: no title and no text")
         title = stem
@@ -153,10 +142,9 @@ def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
             title = clean_line(re.sub(r"[*_`#>]", "", first))
             body = body.replace(first, "", 1) if title else body
     try:
-        rendered = _markdown().render(_normalized(body))
+        content = rawhtml.render(_markdown(), _normalized(body), settings.base_url).strip()
     except RecursionError:
         raise ArticleError("Markdown nests too deeply to render") from None
-    content = sanitize(rendered, settings.base_url).strip()
     text = plain_text(content)
     return _Body(title, content, text, " ".join(text.split()))
 

@@ -19,6 +19,7 @@ from .config import Settings
 from .incremental import Body, Stub
 from .models import Article, Channel, Identity
 from .origins import name_date
+from .rawhtml import anchored
 
 Fetch = Callable[[list[str]], Mapping[str, Body]]
 Memo = dict[str, tuple[Stub, Identity, Article]]
@@ -83,10 +84,10 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
         updated = max(_second(identity.changed), published)
     else:
         updated = published
+    link = f"{settings.base_url}articles/{identity.slug}/"
     return Article(
-        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title,
-        link=f"{settings.base_url}articles/{identity.slug}/",
-        content_html=body.content_html, summary=body.summary,
+        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title, link=link,
+        content_html=anchored(body.content_html, link), summary=body.summary,
         published=published, updated=max(updated, published), topics=slugs,
         author=stub.author or (settings.author or None),
         lang=stub.lang or settings.language,
@@ -159,7 +160,8 @@ class Articles(Sequence[Article]):
                 self._fill(a, found[a.path]) for a in done]
 
     def _fill(self, light: Article, body: Body) -> Article:
-        full = replace(light, content_html=body.content_html, summary=body.summary)
+        full = replace(light, content_html=anchored(body.content_html, light.link),
+                       summary=body.summary)
         if self._reuse is not None:
             self._reuse.filled[id(light)] = (light, full)
         return full

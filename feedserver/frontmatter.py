@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ArticleError
-from .text import clean_line
+from .text import clean_line, plain_line
 
 MAX_TOPICS = 50
 MAX_FRONT_MATTER = 256 * 1024
@@ -27,16 +27,26 @@ _FENCES = {"---": "yaml", "+++": "toml"}
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """safe_load without implicit timestamps: dates are parsed (and checked) here.
+    """safe_load where every plain scalar but null is the text as written.
+
+    PyYAML follows YAML 1.1, which reads ``title: no`` as false, ``title: 1.10``
+    as the float 1.1, ``tags: [on, 017, 12:30]`` as true, 15 and 750.  No field
+    here is a number, and each field's parser (:data:`FIELDS`) types its own
+    value: dates are parsed and checked by :func:`_date`, ``draft`` words by
+    :func:`_bool`.  So only ``null``/``~``/empty (a field left out) and the
+    ``<<`` merge key keep their implicit meaning; the rest stays the source
+    text, which is what YAML 1.2's core schema gives for these words and what
+    a number-looking title must keep anyway (``1.0`` is a float in YAML 1.2 too).
 
     libyaml's parser when PyYAML has it: 5x faster on front matter, same
-    safe constructor and resolvers.
+    safe constructor.
     """
 
 
+_IMPLICIT = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
 _Loader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    key: kept for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    if (kept := [(tag, rx) for tag, rx in resolvers if tag in _IMPLICIT])
 }
 
 
@@ -84,6 +94,15 @@ def _text(name: str, value: Any) -> str:
     return clean_line(str(value))
 
 
+def _plain(name: str, value: Any) -> str:
+    """A field every feed format shows as plain text: markup and invisibles removed.
+
+    The title is not one of them here: it may also come from the body, so
+    :func:`feedserver.articles.parse` makes whichever title it keeps plain, once.
+    """
+    return plain_line(_text(name, value))
+
+
 def _date(name: str, value: Any) -> datetime:
     if isinstance(value, datetime):
         result = value
@@ -121,26 +140,31 @@ def _topics(name: str, value: Any) -> tuple[str, ...]:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ArticleError(f"front matter '{name}' holds a {type(item).__name__}, "
                                "expected names")
-        cleaned = clean_line(str(item))
+        cleaned = plain_line(str(item))
         if cleaned and cleaned not in names:
             names.append(cleaned)
     return tuple(names)
 
 
+_TRUE = {"true", "yes", "on"}
+_FALSE = {"false", "no", "off"}
+
+
 def _bool(name: str, value: Any) -> bool:
+    """``draft``: a TOML boolean, or one of the YAML 1.1 words YAML authors write."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
-        return value.lower() in {"true", "yes"}
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
     raise ArticleError(f"front matter '{name}' must be true or false, got {value!r:.40}")
 
 
 def _author(name: str, value: Any) -> str:
     if isinstance(value, dict) and "name" in value:
-        return _text(name, value["name"])
+        return _plain(name, value["name"])
     if isinstance(value, list) and value:
         return ", ".join(_author(name, v) for v in value)
-    return _text(name, value)
+    return _plain(name, value)
 
 
 FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
@@ -151,8 +175,8 @@ FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "modified": ("updated", _date),
     "author": ("author", _author),
     "authors": ("author", _author),
-    "summary": ("summary", _text),
-    "description": ("summary", _text),
+    "summary": ("summary", _plain),
+    "description": ("summary", _plain),
     "topics": ("topics", _topics),
     "tags": ("topics", _topics),
     "categories": ("topics", _topics),

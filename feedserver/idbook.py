@@ -18,7 +18,7 @@ from functools import partial
 from .incremental import Stub
 from .models import Identity
 from .origins import GitDates
-from .topics import slugify
+from .topics import is_device_name, slugify
 
 ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
 ID, PATH, LAST_PATH, SLUG, FINGERPRINT, FIRST_SEEN, CHANGED, GONE = range(8)
@@ -55,6 +55,9 @@ class Book:
                 self.by_path[values[PATH]] = ident
             else:
                 self.orphans.setdefault(str(values[FINGERPRINT]), {})[ident] = None
+        for ident in [i for i, row in self.rows.items() if is_device_name(str(row[SLUG]))]:
+            # Minted before device names were refused ('con'): the one slug that changes.
+            self._take_slug(ident, self.free_slug(slugify(str(self.rows[ident][SLUG])), ident))
 
     def begin(self, moves: Mapping[str, str] | None = None) -> None:
         """Start another build on a book kept in memory (it saved its rows last time)."""

@@ -10,9 +10,11 @@ because of a stray control byte.
 from __future__ import annotations
 
 import codecs
+import html
 import re
 import unicodedata
 
+import nh3
 from charset_normalizer import from_bytes
 
 from .errors import ArticleError
@@ -94,11 +96,24 @@ def _detect(sample: bytes) -> str | None:
 
 
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+# ANSI/ECMA-48 escape sequences a terminal scrape leaves (colours, cursor moves, titles):
+# CSI (ESC [ parameters intermediates final), OSC (ESC ] ... BEL or ESC \ on one line:
+# an unterminated one loses only its ESC, never the text after it), character
+# set designations (ESC ( B) and the other two-byte escapes.  Each part is a character
+# class disjoint from what follows it, so matching is linear.
+_ANSI = re.compile("\x1b(?:\\[[0-?]*[ -/]*[@-~]|\\][^\x07\x1b\n]*(?:\x07|\x1b\\\\)"
+                   "|[ -/]+[0-~]|[0-Z\\\\^_`a-~])")
 
 
 def _not_binary(text: str) -> str:
-    """Reject decoded text that is mostly control characters (an image, an archive)."""
+    """Reject decoded text that is mostly control characters (an image, an archive).
+
+    ANSI escape sequences are text a terminal scrape leaves, not binary: they are
+    left out of the count (and removed by :func:`clean`).
+    """
     sample = text[:20_000]
+    if "\x1b" in sample:
+        sample = _ANSI.sub("", sample)
     if len(_CONTROLS.findall(sample)) > max(8, 0.05 * len(sample)):
         raise ArticleError("binary file (mostly control characters)")
     return text
@@ -133,10 +148,13 @@ _DIRTY = re.compile(
 
 
 def clean(text: str) -> str:
-    """Normalise newlines, drop XML-forbidden characters, map C1 controls, compose to NFC."""
+    """Normalise newlines, drop ANSI escapes and XML-forbidden characters, map C1 controls,
+    compose to NFC."""
     if _DIRTY.search(text) is None:  # most texts: one scan instead of three
         return unicodedata.normalize("NFC", text)
     text = _NEWLINES.sub("\n", text)
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)  # whole sequences: a lone ESC would leave "[31m" behind
     text = _FORBIDDEN.sub("", text)
     if _C1.search(text):
         text = text.translate(_C1_TABLE)
@@ -178,6 +196,57 @@ def decode_clean(data: bytes) -> str:
 def clean_line(text: str) -> str:
     """One-line field (title, author, tag): cleaned, whitespace folded, stripped."""
     return _SPACES.sub(" ", clean(text).replace("\n", " ")).strip()
+
+
+# Something a browser would read as a tag: '<' then a letter, '/', '!' or '?', and a '>'
+# before the next '<' (so "a < b", "1<2" and "<3" are text, as they are to a browser).
+_TAG_LIKE = re.compile(r"<[A-Za-z/!?][^<>]*>")
+_LONE_LT = re.compile(r"<(?![A-Za-z/!?][^<>]*>)")
+# Elements whose content is code or fallback markup, never text a reader is shown:
+# removed with their tags (every other element is unwrapped: its text stays).
+_CODE_ELEMENTS = frozenset({"script", "style", "template", "noscript", "iframe", "noembed",
+                            "noframes"})
+# Invisible characters that only serve to make two equal-looking titles differ (or to
+# hide text): zero-width space, word joiner and invisible operators, BOM, Mongolian vowel
+# separator, soft hyphen, Hangul fillers, and the bidi marks, embeddings, overrides and
+# isolates (the last two are already gone: see _FORBIDDEN).
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u180e\u200b\u200e\u200f"
+                        "\u2060-\u2064\u202a-\u202e\u2066-\u2069\u3164\ufeff\uffa0]")
+# Zero-width (non-)joiners change how Arabic, Persian, Indic scripts and emoji sequences
+# look, so they stay between two non-ASCII characters; anywhere else they are invisible.
+_JOINER = re.compile("(?<![^\x00-\x7f])[\u200c\u200d]|[\u200c\u200d](?![^\x00-\x7f])")
+
+
+def strip_markup(text: str) -> str:
+    """Visible text of a plain-text field someone wrote HTML into; entities decoded once.
+
+    A title, an author, a topic name or a summary is plain text in every feed
+    format; what looks like a tag in one is markup that leaked from a CMS or a
+    scraper, so it is removed as WordPress does (``wp_strip_all_tags``): script
+    and style elements with their content, every other tag unwrapped.  The
+    HTML parser is nh3's (html5ever), the one browsers' rules describe, not a
+    regex.  A '<' that starts no tag ("a<b" at the end) is text and stays; text
+    with no tag-like '<' at all only has its entities decoded.
+    """
+    if "<" in text and _TAG_LIKE.search(text):
+        text = nh3.clean(_LONE_LT.sub("&lt;", text), tags=set(),
+                         clean_content_tags=set(_CODE_ELEMENTS), strip_comments=True)
+    elif "&" not in text:
+        return text
+    return html.unescape(text)
+
+
+def plain_line(text: str) -> str:
+    """A one-line plain-text field as readers should see it: no markup, no invisibles.
+
+    :func:`strip_markup`, then :func:`clean_line`, then the invisible
+    characters of :data:`_INVISIBLE` (and joiners outside the scripts that need
+    them) are removed, so that a title cannot hide text or pass for another.
+    """
+    line = clean_line(strip_markup(text))
+    if _INVISIBLE.search(line) or "\u200c" in line or "\u200d" in line:
+        line = _SPACES.sub(" ", _JOINER.sub("", _INVISIBLE.sub("", line))).strip()
+    return line
 
 
 def summarize(text: str, limit: int) -> str:

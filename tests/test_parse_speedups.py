@@ -100,8 +100,10 @@ def test_topic_text_with_lone_surrogates_is_still_matched() -> None:
 
 
 def _clean_reference(value: str) -> str:
-    """clean() as three passes: newlines, forbidden characters, C1 controls; then NFC."""
+    """clean() as four passes: newlines, ANSI escapes, forbidden characters, C1 controls;
+    then NFC."""
     value = text._NEWLINES.sub("\n", value)
+    value = text._ANSI.sub("", value)
     value = text._FORBIDDEN.sub("", value)
     return unicodedata.normalize("NFC", value.translate(text._C1_TABLE))
 
