@@ -6,7 +6,7 @@ import io
 import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,13 @@ def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def recent(days: float = 7) -> str:
+    """A front matter date ``days`` before the real clock's now: an article a test
+    served by a process on the real clock (scheduler, serve, watch) must be due on
+    any date, also a year before or after the bundled seeds' dates."""
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()
 
 
 def parse_feed(path: Path) -> Any:

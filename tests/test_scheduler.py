@@ -29,7 +29,7 @@ from feedserver.publish import MANIFEST, STATUS
 from feedserver.scheduler import Refresher, Scheduler, run_forever
 from feedserver.watcher import Watcher, Writes
 
-from .conftest import parse_feed, write
+from .conftest import parse_feed, recent, write
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="close-write events are inotify's")
@@ -53,8 +53,8 @@ class FakeClock:
 
 
 def article(title: str, body: str = "Container trains crossed the railway corridor.",
-            date: str = "2026-10-01T08:00:00Z") -> str:
-    return f'+++\ntitle = "{title}"\ndate = {date}\n+++\n\n{body}\n'
+            date: str | None = None) -> str:
+    return f'+++\ntitle = "{title}"\ndate = {date or recent()}\n+++\n\n{body}\n'
 
 
 def items(out: Path, channel: str = "") -> dict[str, dict[str, Any]]:
