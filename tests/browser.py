@@ -68,6 +68,13 @@ class Watch:
         dialog.dismiss()
 
 
+def _browser_env() -> dict[str, str]:
+    """The browser is a tool here, not the system under test: it runs on the real clock
+    even when the suite runs under libfaketime (Chromium hangs with it preloaded)."""
+    return {k: v for k, v in os.environ.items()
+            if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A persistent Chromium context on a fresh user-data-dir, closed afterwards."""
@@ -79,7 +86,7 @@ def chromium() -> Iterator[Any]:
             context = playwright.chromium.launch_persistent_context(
                 profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
                 viewport={"width": 1000, "height": 800}, locale="en-GB",
-                timezone_id="UTC", service_workers="block")
+                timezone_id="UTC", service_workers="block", env=_browser_env())
             context.set_default_timeout(TIMEOUT_MS)
             try:
                 yield context

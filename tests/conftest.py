@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,28 @@ def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def recent(days: float = 7) -> str:
+    """A front matter date ``days`` before the real clock's now: an article a test
+    served by a process on the real clock (scheduler, serve, watch) must be due on
+    any date, also a year before or after the bundled seeds' dates."""
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()
+
+
+def due_by_now(seeds: Path) -> None:
+    """Move the copied seeds' front matter dates back by whole years while the real clock
+    is before them (NOW), for a test served by a process on the real clock; on any later
+    date nothing changes."""
+    now, years = datetime.now(UTC), 0
+    while NOW - timedelta(days=366 * years) > now:
+        years += 1
+    if years:
+        for path in seeds.rglob("*.md"):
+            text = re.sub(r"^(date|updated)(\s*[:=]\s*)(\d{4})",
+                          lambda m: f"{m[1]}{m[2]}{int(m[3]) - years}",
+                          path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+            path.write_text(text, encoding="utf-8")
 
 
 def parse_feed(path: Path) -> Any:

@@ -21,7 +21,7 @@ import pytest
 
 from .browser import Watch, chromium, feedserver, fetch, missing_reason, screenshot
 from .browser import static_site as host_site
-from .conftest import ROOT, write
+from .conftest import ROOT, recent, write
 from .test_serve_e2e import free_port
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
@@ -50,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.copytree(ROOT / "seeds", root / "seeds")
     shutil.copy(ROOT / "config.toml", root / "config.toml")
     write(root / "seeds" / "2026-09-20-pipeline-deal.md",
-          f"---\ntitle: '{HOSTILE}'\ndate: 2026-09-20T09:00:00Z\ntopics: [energy]\n"
+          f"---\ntitle: '{HOSTILE}'\ndate: {recent()}\ntopics: [energy]\n"
           "summary: A summary that <b>stays</b> text.\n---\nThe gas pipeline deal was signed.\n")
     with feedserver(root / "config.toml", free_port()) as url:
         yield url

@@ -20,6 +20,7 @@ import pytest
 
 from feedserver.config import Settings
 
+from .conftest import due_by_now
 from .test_build import source_titles
 
 READY_SECONDS = 90
@@ -78,6 +79,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def server(site_dir: Path) -> Iterator[Server]:
+    due_by_now(site_dir / "seeds")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}

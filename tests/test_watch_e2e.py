@@ -25,6 +25,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from .conftest import recent
 from .faultkit import until
 from .test_serve_e2e import free_port, stop, wait_ready
 
@@ -146,7 +147,7 @@ def test_a_new_file_reaches_every_worker_and_the_job_runs_once_per_interval(
 
     title = "Night train to Almaty returns"
     (site_dir / "seeds" / "night-train.md").write_text(
-        f'+++\ntitle = "{title}"\ndate = 2026-11-26T20:00:00Z\n+++\n\nThe railway is back.\n',
+        f'+++\ntitle = "{title}"\ndate = {recent()}\n+++\n\nThe railway is back.\n',
         encoding="utf-8")
     served_by: set[int] = set()
 
@@ -205,7 +206,7 @@ def test_two_watchers_on_one_state_run_one_scheduler(site_dir: Path) -> None:
         first.wait(10)
         until(lambda: runs(second_log), 30, "takeover", second_log)
         (site_dir / "seeds" / "after.md").write_text(
-            '+++\ntitle = "After the takeover"\ndate = 2026-11-26T20:00:00Z\n+++\n\nText.\n',
+            f'+++\ntitle = "After the takeover"\ndate = {recent()}\n+++\n\nText.\n',
             encoding="utf-8")
         feed = site_dir / "public" / "feed.rss"
         until(lambda: "After the takeover" in feed.read_text(encoding="utf-8"), 20,
