@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import re
 
-import ftfy
-
 
 def _continuations() -> str:
     """Every character a byte 0x80-0xBF becomes when read as cp1252 or Latin-1."""
@@ -40,6 +38,8 @@ def repair(text: str) -> tuple[str, str | None]:
     found = _SUSPECT.search(text)
     if found is None:
         return text, None
+    import ftfy  # ~0.1 s to import: only when a file may need it (every CLI run would pay)
+
     fixed = ftfy.fix_encoding(text)
     if fixed == text:
         return text, None
