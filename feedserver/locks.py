@@ -154,16 +154,41 @@ def orphan_problem(path: Path) -> str | None:
 
     The recorded holder is believed while the kernel agrees it holds the lock
     (or cannot say); it is an orphan when it was started by a server
-    (``parent``) that is gone or is no longer its parent.
+    (``parent``) that is gone or is no longer its parent.  A holder without a
+    record (an older version, the one this check was made for) is found in
+    /proc/locks and judged by its command line and parent.
     """
     holder = read_holder(path)
-    if holder is None or holder.parent is None or not alive(holder.pid):
-        return None
     kernel = flock_holders(path)
-    if kernel and holder.pid not in kernel:
-        return None  # a stale record: the lock is someone else's
-    if alive(holder.parent) and parent_of(holder.pid) in (holder.parent, None):
-        return None
-    return (f"scheduler.lock is held by pid {holder.pid}, the scheduler of a {holder.role} "
-            f"command whose server (pid {holder.parent}) is gone: nothing is published "
-            f"until it ends; stop it (kill {holder.pid})")
+    if holder is not None and (not kernel or holder.pid in kernel):
+        if holder.parent is None or not alive(holder.pid):
+            return None
+        if alive(holder.parent) and parent_of(holder.pid) in (holder.parent, None):
+            return None
+        return _orphan_line(holder.pid, f"the scheduler of a {holder.role} command whose "
+                                        f"server (pid {holder.parent}) is gone")
+    for pid in sorted(kernel):
+        if _unrecorded_orphan(pid):
+            return _orphan_line(pid, "a serve command's scheduler whose server is gone")
+    return None
+
+
+def _unrecorded_orphan(pid: int) -> bool:
+    """A ``python -m feedserver.owner`` whose parent is init or not a feedserver server."""
+    try:
+        if b"feedserver.owner" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+    except OSError:
+        return False
+    parent = parent_of(pid)
+    if parent is None:
+        return False
+    try:
+        return parent == 1 or b"feedserver" not in Path(f"/proc/{parent}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _orphan_line(pid: int, who: str) -> str:
+    return (f"scheduler.lock is held by pid {pid}, {who}: nothing is published until it "
+            f"ends; stop it (kill {pid})")

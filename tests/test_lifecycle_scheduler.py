@@ -7,11 +7,13 @@ test starts and kills.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -222,3 +224,41 @@ def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
     assert "exited unasked (status 3)" in caplog.text
     noted = status(out).get("last_error")
     assert isinstance(noted, dict) and "status 3" in str(noted["message"])
+
+
+ORPHAN = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], "feedserver.owner", sys.argv[2],
+                          sys.argv[3]], start_new_session=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)  # then this parent leaves: the child is an orphan
+"""
+OLD_HOLDER = """
+import sys, time
+from pathlib import Path
+from feedserver.locks import try_lock
+fd = try_lock(Path(sys.argv[2]))  # an older scheduler: no record of who holds it
+Path(sys.argv[3]).write_text("held")
+time.sleep(120)
+"""
+
+
+def test_an_orphan_from_an_older_version_without_a_record_is_reported(
+        settings: Settings, out: Path, tmp_path: Path, owner: object,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="feedserver")
+    ready = tmp_path / "held"
+    starter = subprocess.run(
+        [sys.executable, "-c", ORPHAN, OLD_HOLDER, str(lock_file(settings, SCHEDULER_LOCK)),
+         str(ready)], capture_output=True, text=True, timeout=60, check=True)
+    orphan = int(starter.stdout.split()[0])  # a descendant of this test, killed below
+    try:
+        assert eventually(ready.exists, 30)
+        owner(settings, events=False)  # type: ignore[operator]
+        assert eventually(lambda: f"held by pid {orphan}" in caplog.text)
+        assert eventually(lambda: f"kill {orphan}" in str(status(out).get(
+            "scheduler_error", "")))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+    assert eventually(lambda: (out / MANIFEST).exists(), 30)
