@@ -193,12 +193,12 @@ def test_serve_on_another_port_links_and_styles_everything_there(site_dir: Path)
         said = log.read_text()
         assert f"base_url is not set: links use {base}" in said, said
         assert "error: broken.md: " in said, said  # the problems, not only their number
-        crawl(port, base)
+        print(f"checked {crawl(port, base)} URLs and stylesheets at {base}")
     finally:
         stop(process)
 
 
-def crawl(port: int, base: str) -> None:
+def crawl(port: int, base: str) -> int:
     """Fetch pages, feeds, OPML, catalog and embeds; check every URL and stylesheet."""
     catalog = json.loads(fetch(port, "/topics.json")[2])
     paths = {"/", "/topics/", "/feeds.opml", "/topics.json", "/embed/all.js", "/embed/all/",
@@ -237,3 +237,4 @@ def crawl(port: int, base: str) -> None:
     feed = fetch(port, "/feed.rss")
     again = fetch(port, "/feed.rss", {"If-None-Match": feed[1]["ETag"]})
     assert again[0] == 304 and "Content-Type" not in again[1]
+    return checked + len(sheets)
