@@ -26,6 +26,7 @@ stops iterating or an exception goes through.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import pickle
@@ -48,6 +49,9 @@ _PIPE_RECORDS = 4096  # ranges written to the queue at once: 32 kB, half a pipe
 # times its CPU time in wall time, and a file skipped for a busy machine would stay
 # skipped until it changes.
 WALL_FACTOR = 10
+# Each child's pipe holds this much (the default is 64 kB, ~15 parsed articles): while
+# the caller stores a batch of results, the children go on instead of waiting for it.
+_PIPE_SIZE = 1 << 20
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -123,6 +127,8 @@ def run(count: int, task: Callable[[int], T], processes: int,
 def _spawn(state: _Run[T]) -> None:
     """Fork one more child taking ranges from the queue."""
     back, send = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # Linux; elsewhere 64 kB it is
+        fcntl.fcntl(send, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     pid = os.fork()
     if pid == 0:  # the child: never returns
         status = 1
