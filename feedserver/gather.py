@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import scan
+from .articles import PARSE_VERSION
 from .config import Settings
 from .incremental import Body, Stub, split
 from .ledger import CachedFile, Ledger
@@ -144,7 +145,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     """
     entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
-    shaping = settings.fingerprint()
+    shaping = f"{settings.fingerprint()}/{PARSE_VERSION}"  # a new parser redoes old parses
     out = Sources(problems=problems)
     todo = _changed(entries, cached, shaping, hold, out)
     batch: list[tuple[str, CachedFile, Body]] = []

@@ -364,3 +364,25 @@ def test_fragments_stay_relative_until_the_page_is_known() -> None:
         'href="#a', f'href="{page}#a')
     plain = "<p>no anchors</p>"
     assert anchored(plain, page) is plain
+
+
+def test_parses_cached_by_an_older_parser_are_redone(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parse cache is keyed by the parser's version too: an upgrade reaches old files."""
+    from feedserver import articles, gather
+    from feedserver.text import clean_line
+
+    write(tmp_path / "seeds" / "a.md", f'---\ntitle: "{HOSTILE_TITLE}"\n---\nBody.\n')
+    settings = load_settings(ROOT / "config.toml", env={
+        "FEEDSERVER_SEEDS_DIR": str(tmp_path / "seeds"),
+        "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "out"),
+        "FEEDSERVER_STATE_DIR": str(tmp_path / "state")})
+    with monkeypatch.context() as old:
+        old.setattr(articles, "plain_line", clean_line)  # what the older parser did
+        old.setattr(gather, "PARSE_VERSION", "1")
+        assert run_build(settings, now=NOW).published
+    titles = [i["title"] for i in json.loads((tmp_path / "out" / "feed.json").read_text())["items"]]
+    assert titles == [HOSTILE_TITLE]
+    assert run_build(settings, now=NOW).published
+    titles = [i["title"] for i in json.loads((tmp_path / "out" / "feed.json").read_text())["items"]]
+    assert titles == ["Breaking news"]
