@@ -35,7 +35,7 @@ SOURCES: dict[str, str | bytes] = {
         f'---\ntitle: "{HOSTILE_TITLE}"\n'
         'author: "<i>Ann</i> &amp; <style>p{}</style>Bob"\n'
         'tags: ["<b>Bold</b> topic"]\n'
-        'summary: "<em>Short</em> summary &amp;amp; more<script>x()</script>"\n---\n'
+        'summary: "<em>Short</em> summary &amp; more<script>x()</script>"\n---\n'
         "Front body.\n"),
     "markup/heading.md": "# Heading <b>bold</b> &amp; <script>alert(2)</script>plain\n\nBody.\n",
     "markup/line.txt": "Scraped <i>italic</i> AT&amp;T title\n\nScraped body.\n",
@@ -154,7 +154,7 @@ def test_author_topic_and_summary_lose_their_markup(site: tuple[Settings, BuildR
     for fmt, item in _item(site, "Breaking news").items():
         assert item["author"] == "Ann & Bob", fmt
         assert "Bold topic" in item["tags"] or "bold-topic" in item["tags"], (fmt, item["tags"])
-        assert item["summary"] == "Short summary &amp; more", fmt  # entities decoded once
+        assert item["summary"] == "Short summary & more", fmt
     assert (_out(site) / "topics" / "bold-topic" / "feed.rss").exists()
     channel = _feed(_out(site) / "topics" / "bold-topic" / "feed.atom")
     assert channel.feed.title.endswith(": Bold topic")
@@ -386,3 +386,22 @@ def test_parses_cached_by_an_older_parser_are_redone(tmp_path: Path,
     assert run_build(settings, now=NOW).published
     titles = [i["title"] for i in json.loads((tmp_path / "out" / "feed.json").read_text())["items"]]
     assert titles == ["Breaking news"]
+
+
+JOINED = "emoji \U0001f468\u200d\U0001f469 and \u0645\u200c\u06cc"  # joiners that mean something
+
+
+@pytest.mark.parametrize("raw,plain", [
+    ("<em>Short</em> summary &amp;amp; more", "Short summary &amp; more"),  # decoded once
+    ("AT&amp;T &lt;b&gt;", "AT&T <b>"), ("AT&T", "AT&T"), ("1<2 and 3>2", "1<2 and 3>2"),
+    ("<script>alert(1)</script> Breaking <b>news</b>", "Breaking news"),
+    ("a<b and b>c", "ac"), ("<style>p{}</style>Styled", "Styled"), ("x <!-- c --> y", "x y"),
+    ("<svg onload=alert(4)>Eve</svg>", "Eve"), ("<noscript>fallback</noscript>Shown", "Shown"),
+    ("Zero\u200bwidth\u2060 \ufeffand\u200f\u061c bidi\u202e\u2066", "Zerowidth and bidi"),
+    (JOINED, JOINED),
+    ("Latin a\u200db joiner", "Latin ab joiner"),
+])
+def test_plain_line(raw: str, plain: str) -> None:
+    from feedserver.text import plain_line
+
+    assert plain_line(raw) == plain
