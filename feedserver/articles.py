@@ -4,7 +4,10 @@
 scraper's debris (caption markers, repeated titles, "Currently reading") is
 removed by the patterns in ``config.toml``.  ``.md`` files carry front matter
 and a Markdown body.  Either way the HTML that leaves this module is sanitized
-by nh3 with every link made absolute, and a broken file raises
+by nh3 (:mod:`feedserver.rawhtml`) with every link made absolute but in-article
+anchors, which :func:`feedserver.rawhtml.anchored` resolves once the article
+has its page; titles, authors, topic names and summaries are plain text
+(:func:`feedserver.text.plain_line`).  A broken file raises
 :class:`ArticleError` with the reason, which the pipeline turns into a problem
 naming the file.
 """
@@ -25,7 +28,6 @@ from . import frontmatter, rawhtml
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .rawhtml import sanitize  # noqa: F401 - re-exported: the HTML allow-list lives there
 from .text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
