@@ -405,3 +405,24 @@ def test_plain_line(raw: str, plain: str) -> None:
     from feedserver.text import plain_line
 
     assert plain_line(raw) == plain
+
+
+@pytest.mark.parametrize("body,after", [
+    ("<!-- x\n" * 2000 + "\nafter all\n", "after all"),
+    ("<style>\n\n" * 2000 + "after all\n", "after all"),
+    ("Hi <textarea> there\n\n" * 200 + "after all\n", "after all"),
+    ("<select><option>x\n\nafter all\n", "after all"),
+    ("<div>\n\n*kept* markup\n\n</div>\n\n<details>\n<summary>S</summary>\n\nin\n\n</details>\n"
+     "\nafter all\n", "after all"),
+])
+def test_no_raw_fragment_swallows_what_follows(body: str, after: str) -> None:
+    """Many unclosed openers (one scan for all), context tricks, and legitimate wrappers."""
+    from feedserver.articles import _markdown
+    from feedserver.rawhtml import render
+
+    html = render(_markdown(), body, BASE)
+    assert f"<p>{after}</p>" in html
+    assert "\ue000" not in html and "<abbr>" not in html  # every marker removed
+    if "<div>" in body:
+        assert "<div>\n<p><em>kept</em> markup</p>\n</div>" in html
+        assert "<details>\n<summary>S</summary>\n<p>in</p>\n</details>" in html
