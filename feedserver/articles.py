@@ -6,7 +6,10 @@ non-empty line is the title and the scraper's debris (caption markers,
 repeated titles, "Currently reading") is removed by the patterns in
 ``config.toml``.  ``.md`` files carry front matter
 and a Markdown body.  Either way the HTML that leaves this module is sanitized
-by nh3 with every link made absolute, and a broken file raises
+by nh3 (:mod:`feedserver.rawhtml`) with every link made absolute but in-article
+anchors, which :func:`feedserver.rawhtml.anchored` resolves once the article
+has its page; titles, authors, topic names and summaries are plain text
+(:func:`feedserver.text.plain_line`).  A broken file raises
 :class:`ArticleError` with the reason, which the pipeline turns into a problem
 naming the file.
 """
@@ -27,13 +30,16 @@ from . import frontmatter, mojibake, rawhtml
 from .config import Debris, Settings
 from .errors import ArticleError
 from .models import Parsed, SourceFile
-from .rawhtml import sanitize  # noqa: F401 - re-exported: the HTML allow-list lives there
 from .text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
 SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES
 MAX_TITLE = 300
+# Part of the parse cache's key (feedserver.gather): bump when the same bytes and settings
+# parse differently, so that cached parses made by older code are redone once.
+# 2: plain-text fields, YAML as written, ANSI escapes, raw HTML, relative anchors (issue 12).
+PARSE_VERSION = "2"
 _CAPTION_MAX = 80
 
 

@@ -178,8 +178,8 @@ def render(md: MarkdownIt, body: str, base_url: str) -> str:
     originals = [token.content for token in raw]
     # 0 as written, 1 sanitized on its own, 2 dropped: a single tag with an event handler
     # is an attack, not formatting, and goes whole (nh3 would leave the <img> it rides on).
-    level = [2 if token.type == "html_inline" and _HANDLER.search(token.content) else 0
-             for token in raw]
+    level = [2 if token.type == "html_inline" and _HANDLER.search(token.content)
+             else 1 if _swallows_alone(token.content, base_url) else 0 for token in raw]
     for rounds in range(_ROUNDS + 2):
         for number, token in enumerate(raw):
             token.content = (_variant(originals[number], level[number], base_url)
@@ -196,6 +196,17 @@ def render(md: MarkdownIt, body: str, base_url: str) -> str:
         else:
             level[lost] += 1
     return found.sub("", html)  # pragma: no cover - every raw fragment dropped keeps each mark
+
+
+def _swallows_alone(fragment: str, base_url: str) -> bool:
+    """Whether a fragment loses a marker put right after it even with nothing before it.
+
+    Most swallowing fragments do it on their own (``<style>``, ``<noscript>``,
+    ``<math>``): found here, one tiny parse each, they do not cost a round of
+    the whole document.
+    """
+    probe = f"<{_MARK_TAG}>\ue000</{_MARK_TAG}>"
+    return probe not in sanitize(fragment + probe, base_url)
 
 
 def _variant(fragment: str, level: int, base_url: str) -> str:
