@@ -118,6 +118,9 @@ class Refresher:
         if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
             log.error("run skipped (%s): seeds folder %s is missing; the last good output "
                       "stays", reason, self.settings.seeds_dir)
+            self._note(last_error={"at": self.clock().isoformat(), "message":
+                                   f"seeds folder {self.settings.seeds_dir} is missing; "
+                                   "the last good output stays"})
             return Outcome(None)
         with build_lock(self.settings, timeout=self.settings.refresh_interval) as locked:
             if not locked:

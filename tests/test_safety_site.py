@@ -54,7 +54,8 @@ def refused(site_dir: Path, settings: Settings, before: dict[str, bytes], *words
     result = cli(site_dir, "build", *args)
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines()  # the error, beside the base_url note
+             if line.strip() and not line.startswith("note: base_url is not set")]
     assert len(lines) == 1, result.stderr
     for word in words:
         assert word in lines[0], lines[0]
@@ -73,6 +74,11 @@ def test_missing_seeds_folder_keeps_the_site(site_dir: Path, settings: Settings)
     with pytest.raises(SeedsUnavailable):
         run_build(settings, now=NOW)
     assert tree(site_dir / "public") == before
+    # The scheduler's job skips the run and says why: /healthz degraded, output kept.
+    assert Refresher(settings, clock=lambda: NOW).run("test").report is None
+    assert tree(site_dir / "public") == before
+    assert health(settings)["status"] == "degraded"
+    assert "missing" in status_file(settings)["last_error"]["message"]  # type: ignore[index]
 
 
 def test_seeds_that_are_not_a_folder_keep_the_site(site_dir: Path, settings: Settings) -> None:
@@ -102,7 +108,8 @@ def test_suddenly_empty_seeds_folder_keeps_the_site(site_dir: Path, settings: Se
     outcome = Refresher(settings, clock=lambda: NOW).run("test")
     assert outcome.report is None
     assert tree(site_dir / "public") == before
-    assert "empty" in health(settings)["last_error"]["message"]
+    assert health(settings)["status"] == "degraded"  # details stay private (status.json)
+    assert "empty" in status_file(settings)["last_error"]["message"]  # type: ignore[index]
 
 
 def test_a_new_site_with_an_empty_folder_may_publish_nothing(tmp_path: Path) -> None:
