@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> None:
 
 def report(results: Results, path: str, tool: str, args: argparse.Namespace,
            workers: int) -> None:
-    print(f"topic feed {path}; gunicorn gthread, {workers} workers; load: {tool}, "
+    print(f"topic feed {path}; gunicorn gevent, {workers} workers; load: {tool}, "
           f"{args.connections} connections, {args.rounds} x {args.duration:g}s; "
           f"{os.cpu_count()} cores")
     print("req/s: median of the rounds (min-max). ratio = feedserver / bare; 'paired' is the "
