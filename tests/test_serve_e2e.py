@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -77,9 +78,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture
-def server(site_dir: Path) -> Iterator[Server]:
-    due_by_now(site_dir / "seeds")
+@contextlib.contextmanager
+def serve_site(site_dir: Path) -> Iterator[Server]:
+    """``feedserver serve --workers 2`` over the site's folders on a free port, ready;
+    stopped by its PID afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
@@ -96,6 +98,13 @@ def server(site_dir: Path) -> Iterator[Server]:
         yield Server(url, port, process, log, site_dir / "seeds")
     finally:
         stop(process)
+
+
+@pytest.fixture
+def server(site_dir: Path) -> Iterator[Server]:
+    due_by_now(site_dir / "seeds")
+    with serve_site(site_dir) as running:
+        yield running
 
 
 def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None:

@@ -20,7 +20,6 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_serve_e2e import free_port, stop, wait_ready
+from .test_serve_e2e import serve_site
 
 TRICKLERS = 256
 DURATION = 12.0  # seconds of load: longer than the header timeout (keepalive, 5 s)
@@ -125,22 +124,8 @@ def workers_rss_kib(master: int) -> int:
 
 @pytest.fixture
 def serving(site_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
-    env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site_dir / "seeds"),
-               FEEDSERVER_OUTPUT_DIR=str(site_dir / "public"),
-               FEEDSERVER_STATE_DIR=str(site_dir / "state"))
-    log = site_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers",
-             "2"], cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(url, process, log)
-        yield process, port
-    finally:
-        stop(process)
+    with serve_site(site_dir) as server:
+        yield server.process, server.port
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads memory from /proc")
