@@ -36,10 +36,6 @@ MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 TEXT_SUFFIXES = frozenset({".txt"})
 SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES
 MAX_TITLE = 300
-# Part of the parse cache's key (feedserver.gather): bump when the same bytes and settings
-# parse differently, so that cached parses made by older code are redone once.
-# 2: plain-text fields, YAML as written, ANSI escapes, raw HTML, relative anchors (issue 12).
-PARSE_VERSION = "2"
 _CAPTION_MAX = 80
 
 

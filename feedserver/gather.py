@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import budget, scan
-from .articles import PARSE_VERSION
+from .codeversion import parse_version
 from .config import Settings
 from .incremental import Body, Stub, split
 from .ledger import CachedFile, Ledger
@@ -213,7 +213,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     """
     entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
-    shaping = f"{settings.fingerprint()}/{PARSE_VERSION}"  # a new parser redoes old parses
+    shaping = f"{settings.fingerprint()}/{parse_version()}"  # new parser code redoes parses
     out = Sources(problems=problems)
     skips = Skips.of(settings)
     todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout)

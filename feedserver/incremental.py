@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import topics as topic_rules
+from .codeversion import render_version
 from .config import Settings
 from .models import Article, Channel, Parsed
 
-# Bump when a renderer changes the bytes it draws from the same input, so that
-# every channel is re-rendered once after an upgrade.
-RENDER_VERSION = "2"
 _SEP = "\x1f"
 
 
@@ -92,7 +90,7 @@ def channel_signature(channel: Channel, settings_fingerprint: str,
                       keys: dict[str, str], names: dict[str, str]) -> str:
     """Signature of one channel; ``keys`` maps article ids to :func:`article_key`."""
     h = hashlib.sha256()
-    head = (RENDER_VERSION, settings_fingerprint, channel.slug, channel.title,
+    head = (render_version(), settings_fingerprint, channel.slug, channel.title,
             channel.description, channel.path, channel.html_url, _moment(channel.updated))
     h.update(_SEP.join(head).encode())
     for article in channel.articles:

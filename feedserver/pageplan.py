@@ -17,7 +17,7 @@ signatures in ``Site.signatures``, ``Site.fresh`` and the manifest.
 * The index, the topics list, the OPML list and the catalog draw on every
   channel (names, counts, dates), so they follow every channel signature.
 
-Every signature also covers :data:`PAGES_VERSION` and the bytes of the
+Every signature also covers :func:`feedserver.codeversion.render_version` and the bytes of the
 templates and static files, so a new template re-renders the pages once.
 Stylesheets and scripts are not planned: they are rendered every time (a few
 files) and publish does not rewrite identical bytes.
@@ -31,12 +31,11 @@ from functools import lru_cache
 from importlib import resources
 
 from .articleset import Articles, Reuse
+from .codeversion import render_version
 from .incremental import Stub, article_key
 from .models import Article, Channel
 from .pipeline import Site, channel_file
 
-# Bump when pages.py or embed.py draw different bytes from the same input.
-PAGES_VERSION = "1"
 SITE_PAGES = ("index.html", "topics/index.html", "feeds.opml", "topics.json")
 PREVIEW = "feed.html"
 _SEP = "\x1f"
@@ -72,8 +71,9 @@ def with_content(site: Site, articles: list[Article]) -> list[Article]:
 
 @lru_cache(maxsize=1)
 def _templates_version() -> str:
-    """PAGES_VERSION and every template and static file, hashed once per process."""
-    h = hashlib.sha256(PAGES_VERSION.encode())
+    """The renderers' code version and every template and static file, hashed once per
+    process."""
+    h = hashlib.sha256(render_version().encode())
     root = resources.files("feedserver")
     for folder in ("templates", "static"):
         for entry in sorted(root.joinpath(folder).iterdir(), key=lambda e: e.name):

@@ -379,7 +379,7 @@ def test_parses_cached_by_an_older_parser_are_redone(tmp_path: Path,
         "FEEDSERVER_STATE_DIR": str(tmp_path / "state")})
     with monkeypatch.context() as old:
         old.setattr(articles, "plain_line", clean_line)  # what the older parser did
-        old.setattr(gather, "PARSE_VERSION", "1")
+        old.setattr(gather, "parse_version", lambda: "older parser")
         assert run_build(settings, now=NOW).published
     titles = [i["title"] for i in json.loads((tmp_path / "out" / "feed.json").read_text())["items"]]
     assert titles == [HOSTILE_TITLE]
