@@ -1,0 +1,78 @@
+"""The published bytes of a full build of a fixed corpus, as digests (the "same bytes" check).
+
+The architecture issue moved every module without changing what is published.
+:func:`digests` builds the seeded benchmark corpus with a fixed ``now`` and
+returns ``{published path: sha256}``; ``tests/data/golden-build.json`` holds
+what the code before the move produced, together with the versions of the
+libraries whose output is in the bytes.  Regenerate it (only when a change to
+the output is intended) with ``python -m tests.golden_build``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.corpus import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "data" / "golden-build.json"
+SIZE = 400
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+# Libraries whose behaviour shows in the published bytes.
+LIBRARIES = ("feedgen", "lxml", "nh3", "markdown-it-py", "jinja2", "orjson", "pyyaml",
+             "python-slugify", "ftfy", "charset-normalizer", "brotli", "isal")
+# Files that record when and how long a build ran, not what it published.
+VOLATILE = re.compile(r"^(status\.json|\.feedserver-.*|.*\.tmp)$")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries that shape the bytes."""
+    return {name: metadata.version(name) for name in LIBRARIES}
+
+
+def _run_build():  # the build entry point, before and after the move
+    try:
+        from feedserver.build.run import run_build
+    except ImportError:
+        from feedserver.job import run_build
+    return run_build
+
+
+def digests(work: Path, size: int = SIZE) -> dict[str, str]:
+    """Build the seeded corpus in ``work`` at :data:`NOW`; digest every published file."""
+    from feedserver.config import load_settings
+
+    generate(work / "seeds", size, seed=1)
+    config = (ROOT / "config.toml").read_text(encoding="utf-8")
+    for key, value in (("seeds_dir", "seeds"), ("output_dir", "out"), ("state_dir", "state")):
+        config = re.sub(rf"^{key} = .*$", f'{key} = "{value}"', config, flags=re.MULTILINE)
+    (work / "config.toml").write_text(config, encoding="utf-8")
+    settings = load_settings(work / "config.toml", env={})
+    report = _run_build()(settings, now=NOW)
+    assert not [p for p in report.problems if p.severity == "error"], report.problems
+    out = work / "out"
+    return {path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(out.rglob("*"))
+            if path.is_file() and not VOLATILE.match(path.name)}
+
+
+def main() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = digests(Path(tmp))
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps({"size": SIZE, "now": NOW.isoformat(),
+                                  "libraries": library_versions(), "files": found},
+                                 indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{len(found)} files -> {GOLDEN}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
