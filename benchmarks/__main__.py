@@ -19,7 +19,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import hugo
+from feedserver import hugo
+
 from .corpus import generate
 from .measure import Figure, Run, run
 

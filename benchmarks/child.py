@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from feedserver.build.run import BuildReport, Warm, run_build
+from feedserver.build.stages import Output, Site, render_channels
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport, Warm, run_build
-from feedserver.pipeline import Output, Site, render_channels
 
 from .corpus import extra_article
 

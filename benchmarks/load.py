@@ -13,7 +13,7 @@ articles and slow writers half-write others.  Every answer is checked:
 
 - errors: anything but 200 or 304 (or no answer at all);
 - torn or mismatched: a 200 whose ETag is not the hash of the body sent
-  (:func:`feedserver.publish.etag_of`), a feed that does not parse (RSS/Atom
+  (:func:`feedserver.publish.output.etag_of`), a feed that does not parse (RSS/Atom
   as XML, JSON Feed as JSON), a 304 that did not echo our ETag;
 - half-written: a churn item whose content lacks the end marker of the version
   its title names;
@@ -43,7 +43,7 @@ import threading
 import time
 from pathlib import Path
 
-from feedserver.publish import etag_of
+from feedserver.publish.output import etag_of
 
 from .churn import TITLE, Churn
 from .loadcheck import Tally, check_churn, decode, report, well_formed
@@ -191,7 +191,7 @@ def wait_for_watcher(log: Path, timeout: float = 60.0) -> None:
     pauses longer than the settle time is published half-way (the watcher's known gap;
     ``--churn-at-start`` measures it)."""
     deadline = time.monotonic() + timeout
-    while "feedserver.scheduler: watching" not in log.read_text(errors="replace"):
+    while "feedserver.schedule.scheduler: watching" not in log.read_text(errors="replace"):
         if time.monotonic() > deadline:
             raise SystemExit(f"the scheduler never started watching; see {log}")
         time.sleep(0.1)

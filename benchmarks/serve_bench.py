@@ -47,7 +47,7 @@ def settings_for(work: Path) -> Any:
 
 def prepare(work: Path) -> Any:
     """A fresh copy of the bundled seeds and config, built once."""
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -77,7 +77,7 @@ def bare_app(responses: dict[str, dict[str, Any]]) -> Any:
 def serve(kind: str, port: int, work: Path) -> None:
     """Child process: run one of the two servers under feedserver's gunicorn settings."""
     from feedserver.serve import FeedServer, gunicorn_options
-    from feedserver.web import create_app
+    from feedserver.web.app import create_app
 
     settings = settings_for(work)
     options = gunicorn_options(settings, "127.0.0.1", port, access_log=False)

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = re.compile(r"\[(\d+)\] feedserver\.scheduler: run \d+ \(([^)]*)\):.* ([\d.]+)s$", re.M)
+RUN = re.compile(r"\[(\d+)\] feedserver\.schedule\.scheduler: run \d+ \(([^)]*)\):.* ([\d.]+)s$",
+                 re.M)
 
 
 def free_port() -> int:

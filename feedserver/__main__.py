@@ -1,6 +1,6 @@
 """``python -m feedserver`` is the same as the ``feedserver`` command."""
 
-from .cli import main
+from feedserver.cli import main
 
 if __name__ == "__main__":
     main()

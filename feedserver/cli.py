@@ -1,4 +1,4 @@
-"""The ``feedserver`` command: a thin click shell over :mod:`feedserver.job`.
+"""The ``feedserver`` command: a thin click shell over :mod:`feedserver.build.run`.
 
 Each command loads settings (``--config``, then ``FEEDSERVER_*``), calls one
 function and turns its report into lines and an exit code.  Errors that are
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import click
 
-from .config import Settings, load_settings
-from .errors import FeedserverError
-from .guard import state_error
-from .health import published_details
-from .job import BuildReport, run_build, terminal_progress
-from .listen import unset_note
-from .locks import BUILD_LOCK, build_lock, lock_file
-from .publish import note_status
+from feedserver.build.guard import state_error
+from feedserver.build.run import BuildReport, run_build, terminal_progress
+from feedserver.config import Settings, load_settings
+from feedserver.core.errors import FeedserverError
+from feedserver.listen import unset_note
+from feedserver.publish.output import note_status
+from feedserver.schedule.locks import BUILD_LOCK, build_lock, lock_file
+from feedserver.web.health import published_details
 
 
 def _settings(config: str | None, **overrides: object) -> Settings:
@@ -108,7 +108,7 @@ def watch(config: str | None, no_events: bool) -> None:
     seeds/ is scanned every refresh_interval seconds.  One scheduler per
     state_dir: a second one stands by.  Stops on Ctrl-C or SIGTERM.
     """
-    from .scheduler import configure_logging, run_forever
+    from feedserver.schedule.scheduler import configure_logging, run_forever
 
     settings = _settings(config)
     if note := unset_note(settings):
@@ -123,7 +123,7 @@ def watch(config: str | None, no_events: bool) -> None:
 def check(config: str | None, strict: bool) -> None:
     """Read and validate everything without publishing; list every problem."""
     settings = _settings(config)
-    try:  # reads a copy of the ledger: creates and changes nothing (see feedserver.guard)
+    try:  # reads a copy of the ledger: creates and changes nothing (see feedserver.build.guard)
         report = run_build(settings, publish_output=False)
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
@@ -150,7 +150,7 @@ def check(config: str | None, strict: bool) -> None:
 def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool,
           base_url: str | None) -> None:
     """Build if nothing is published yet, then serve the output folder with gunicorn."""
-    from .serve import run  # gunicorn is only needed by this command
+    from feedserver.serve import run  # gunicorn is only needed by this command
 
     settings = _settings(config, workers=workers, base_url=base_url)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from feedserver.core.errors import ConfigError
 
 ENV_PREFIX = "FEEDSERVER_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
@@ -120,7 +120,7 @@ class Settings:
     # builds links from the address it listens on (feedserver.listen).
     base_url_set: bool = True
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
-    config_digest: str = ""  # sha256 of the text they were read from (see feedserver.liveconfig)
+    config_digest: str = ""  # sha256 of the text read (schedule.liveconfig)
 
     @property
     def stuck_seconds(self) -> int:
@@ -213,7 +213,7 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
 
 
 def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
-    from .topics import topic_slug  # local: topics imports config
+    from feedserver.topics.rules import topic_slug  # local: topics imports config
 
     if not isinstance(raw, dict):
         raise ConfigError(f"{at('', 'topics')}: 'topics' must be a table of tables")

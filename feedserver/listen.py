@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import Settings
-from .job import BuildReport
-from .publish import STATUS, load_manifest
+from feedserver.build.run import BuildReport
+from feedserver.config import Settings
+from feedserver.publish.output import STATUS, load_manifest
 
 Echo = Callable[[str], None]
 WILDCARDS = frozenset({"0.0.0.0", "", "::", "[::]"})

@@ -3,7 +3,7 @@
 gunicorn is driven in-process through :class:`gunicorn.app.base.BaseApplication`
 (no shell command line to assemble, settings passed as values): the current
 process becomes the gunicorn master and forks N workers, each with its own
-:func:`feedserver.web.create_app`.  ``--dev`` runs Flask's development server in
+:func:`feedserver.web.app.create_app`.  ``--dev`` runs Flask's development server in
 one process instead, for local work only.
 
 The workers are gevent's (see :func:`gunicorn_options`): each connection is a
@@ -26,10 +26,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from .config import Settings
-from .job import BuildReport, run_build
-from .listen import needs_build, problem_lines, serving_settings
-from .web import create_app
+from feedserver.build.run import BuildReport, run_build
+from feedserver.config import Settings
+from feedserver.listen import needs_build, problem_lines, serving_settings
+from feedserver.web.app import create_app
 
 # gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
 # ``keepalive`` seconds (the first request of a connection too): a client that has
@@ -47,12 +47,12 @@ def start_background(settings: Settings) -> Stop:
 
     Called in the gunicorn master (``when_ready``, before workers fork) or in
     the ``--dev`` server's process: the one scheduler of the deployment, in a
-    supervised child process (:mod:`feedserver.owner` says why not a thread).
+    supervised child process (:mod:`feedserver.schedule.under_gunicorn` says why not a thread).
     A stop signal the server gets reaches the scheduler at once (issue 17).
     """
     import threading
 
-    from .owner import SchedulerProcess, chain_stop_signals
+    from feedserver.schedule.under_gunicorn import SchedulerProcess, chain_stop_signals
 
     owner = SchedulerProcess(settings)
     owner.start()

@@ -35,8 +35,8 @@ from typing import Any
 
 import feedparser
 
-from .feeds import FORMATS, JSONFEED_VERSION, Format
-from .models import Article, Channel, Problem
+from feedserver.core.records import Article, Channel, Problem
+from feedserver.render.feeds import FORMATS, JSONFEED_VERSION, Format
 
 _VERSIONS = {"rss": "rss20", "atom": "atom10"}
 # feedparser's own table (feedparser.html._cp1252, private): C1 controls -> cp1252 characters.

@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport, run_build
-from feedserver.web import create_app
+from feedserver.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "000_cfeb5347e8c7329a.txt"

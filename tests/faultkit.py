@@ -23,8 +23,8 @@ import feedparser
 import pytest
 
 from feedserver.config import Settings, load_settings
-from feedserver.publish import ENCODINGS, MANIFEST, META_DIR, etag_of
-from feedserver.web import create_app
+from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR, etag_of
+from feedserver.web.app import create_app
 
 from .test_serve_e2e import free_port, stop, wait_ready
 

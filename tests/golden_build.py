@@ -40,7 +40,7 @@ def _run_build():  # the build entry point, before and after the move
     try:
         from feedserver.build.run import run_build
     except ImportError:
-        from feedserver.job import run_build
+        from feedserver.build.run import run_build
     return run_build
 
 

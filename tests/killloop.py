@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedserver.build.run import run_build
 from feedserver.config import Settings
-from feedserver.job import run_build
-from feedserver.publish import JOURNAL, PUBLISHING, recover
+from feedserver.publish.output import JOURNAL, PUBLISHING, recover
 
 from .faultkit import NOW, FeedCheck, consistency, digest, make_site, mutate, tree
 

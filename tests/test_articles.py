@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.articles import parse
 from feedserver.config import Settings
-from feedserver.errors import ArticleError
-from feedserver.models import SourceFile
+from feedserver.core.errors import ArticleError
+from feedserver.core.records import SourceFile
+from feedserver.parse.article import parse
 
 from .conftest import ROOT, SEED
 

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from feedserver import validate
+from feedserver.build.run import BuildReport
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport
-from feedserver.publish import MANIFEST
+from feedserver.publish.output import MANIFEST
 
 from .conftest import NOW, SEED, parse_feed, write
 
@@ -93,7 +93,7 @@ def test_build_is_deterministic(build: Build, settings: Settings, tmp_path: Path
     fresh = load_settings(Path(settings.seeds_dir).parent / "config.toml", env={
         "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "out2"),
         "FEEDSERVER_STATE_DIR": str(tmp_path / "state2")})
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
 
     run_build(fresh, now=NOW)
     assert feed_files(tmp_path / "out2") == first
@@ -140,7 +140,7 @@ def test_rename_and_edit_in_one_build_keeps_the_id(build: Build, settings: Setti
 
 def test_a_move_the_watcher_saw_keeps_the_id_through_a_title_change(
         build: Build, settings: Settings) -> None:
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
 
     seeds = Path(settings.seeds_dir)
     write(seeds / "old-name.md", "---\ntitle: Draft headline\n---\nText.\n")
@@ -227,7 +227,7 @@ def test_drafts_and_future_articles_wait(build: Build, settings: Settings) -> No
 
 
 def test_max_items_and_topic_removal(settings: Settings, site_dir: Path) -> None:
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
 
     small = load_settings(site_dir / "config.toml", env={"FEEDSERVER_MAX_ITEMS": "2"})
     run_build(small, now=NOW)
@@ -242,7 +242,7 @@ def test_max_items_and_topic_removal(settings: Settings, site_dir: Path) -> None
 
 def test_config_change_rewrites_output(build: Build, settings: Settings, site_dir: Path) -> None:
     build()
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
 
     moved = load_settings(site_dir / "config.toml",
                           env={"FEEDSERVER_BASE_URL": "https://news.example.org/sub"})

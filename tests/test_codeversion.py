@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import codeversion
+from feedserver.build import codeversion
+from feedserver.build.run import run_build
 from feedserver.config import Settings
-from feedserver.job import run_build
 
 from .conftest import NOW
 
@@ -40,10 +40,10 @@ def change(code: Path, module: str) -> None:
 def test_versions_follow_the_source_and_the_libraries(code: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     parse, render = codeversion.parse_version(), codeversion.render_version()
-    change(code, "feeds")
+    change(code, "render/feeds")
     assert codeversion.parse_version() == parse and codeversion.render_version() != render
     render = codeversion.render_version()
-    change(code, "articles")
+    change(code, "parse/article")
     assert codeversion.parse_version() != parse and codeversion.render_version() == render
     parse = codeversion.parse_version()
     real = codeversion._installed
@@ -59,11 +59,11 @@ def test_a_code_change_redoes_exactly_the_affected_work(code: Path, settings: Se
     quiet = run_build(settings, now=NOW)
     assert (quiet.parsed_files, quiet.rendered_channels) == (0, 0)
 
-    change(code, "articles")  # the parser: every file is parsed again; same output, no render
+    change(code, "parse/article")  # the parser: every file is parsed again; same output, no render
     parsed = run_build(settings, now=NOW)
     assert parsed.parsed_files == first.parsed_files and parsed.rendered_channels == 0
 
-    change(code, "feeds")  # a renderer: every channel is rendered again, nothing parsed
+    change(code, "render/feeds")  # a renderer: every channel is rendered again, nothing parsed
     rendered = run_build(settings, now=NOW)
     assert rendered.parsed_files == 0 and rendered.rendered_channels == first.channels
     assert rendered.written == []  # the same bytes: files, ETags and Last-Modified stay

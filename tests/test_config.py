@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from feedserver.config import SETTINGS, load_settings
-from feedserver.errors import ConfigError
+from feedserver.core.errors import ConfigError
 
 from .conftest import ROOT
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from feedserver import origins
+from feedserver.build.run import BuildReport, Warm, run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport, Warm, run_build
-from feedserver.models import Identity
-from feedserver.publish import MANIFEST
-from feedserver.web import create_app
+from feedserver.core.records import Identity
+from feedserver.identify import dates as origins
+from feedserver.publish.output import MANIFEST
+from feedserver.web.app import create_app
 
 from .conftest import NOW, ROOT, SEED, SEEDED, parse_feed, write
 

@@ -11,8 +11,11 @@ from html.parser import HTMLParser
 
 import pytest
 
+from feedserver.build.run import parse_files
+from feedserver.build.stages import Site, assemble
 from feedserver.config import Settings
-from feedserver.embed import (
+from feedserver.core.records import Identity, Rendered, SourceFile
+from feedserver.render.embed import (
     FRAME_CSS,
     UNKNOWN,
     WIDGET,
@@ -22,9 +25,6 @@ from feedserver.embed import (
     preview_path,
     render_embeds,
 )
-from feedserver.job import parse_files
-from feedserver.models import Identity, Rendered, SourceFile
-from feedserver.pipeline import Site, assemble
 
 from .conftest import NOW
 

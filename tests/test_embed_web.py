@@ -11,10 +11,10 @@ import feedparser
 import pytest
 from flask.testing import FlaskClient
 
+from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.job import BuildReport
-from feedserver.negotiate import frame_ancestors, prefers_html
-from feedserver.web import create_app
+from feedserver.web.app import create_app
+from feedserver.web.negotiate import frame_ancestors, prefers_html
 
 CHROME = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
           "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7")

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import publish, workers
+from feedserver.build import parallel as workers
+from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import run_build
-from feedserver.publish import JOURNAL, MANIFEST, STATUS, recover
-from feedserver.scheduler import Refresher
-from feedserver.watcher import Writes
+from feedserver.publish import output as publish
+from feedserver.publish.output import JOURNAL, MANIFEST, STATUS, recover
+from feedserver.schedule.scheduler import Refresher
+from feedserver.schedule.watcher import Writes
 
 from .conftest import NOW, ROOT, write
 from .faultkit import (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from feedserver.build.run import BuildReport, run_build
 from feedserver.config import load_settings
-from feedserver.job import BuildReport, run_build
 
 from .conftest import NOW, ROOT, parse_feed
 from .hostile_corpus import (

@@ -16,9 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.job import BuildReport
-from feedserver.publish import MANIFEST
+from feedserver.publish.output import MANIFEST
 
 from .conftest import NOW, parse_feed, write
 
@@ -61,7 +61,7 @@ def test_nothing_changed_renders_nothing(build: Build, settings: Settings) -> No
 def test_nothing_changed_leaves_the_manifest_alone(build: Build, settings: Settings) -> None:
     """Web workers reload the manifest when its file changes; a build that changed
     nothing must not make them (a site with pages has a manifest of megabytes)."""
-    from feedserver.publish import PUBLISHING
+    from feedserver.publish.output import PUBLISHING
 
     build()
     out = Path(settings.output_dir)
@@ -159,8 +159,8 @@ def test_good_then_bad_keeps_last_good_and_its_files(build: Build, settings: Set
 def test_config_change_renders_every_channel(build: Build, settings: Settings,
                                              site_dir: Path) -> None:
     first = build()
+    from feedserver.build.run import run_build
     from feedserver.config import load_settings
-    from feedserver.job import run_build
 
     retitled = load_settings(site_dir / "config.toml", env={"FEEDSERVER_SITE_TITLE": "Renamed"})
     report = run_build(retitled, now=NOW)
@@ -178,8 +178,8 @@ def test_deleted_output_file_is_rendered_again(build: Build, settings: Settings)
 
 def test_warm_cache_gives_the_same_output_and_notices_other_writers(
         build: Build, settings: Settings, site_dir: Path, tmp_path: Path) -> None:
+    from feedserver.build.run import Warm, run_build
     from feedserver.config import load_settings
-    from feedserver.job import Warm, run_build
 
     def at(minutes: int) -> float:
         """A file's mtime as the fake clock has it: the two ledgers compared below

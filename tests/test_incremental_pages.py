@@ -1,7 +1,7 @@
 """Incremental pages: only what changed is rendered, and the result is a full build's bytes.
 
 The HTML pages, embed views, OPML and catalog follow the feeds (see
-:mod:`feedserver.pageplan`): a one-file edit renders that article's page and
+:mod:`feedserver.build.page_signatures`): a one-file edit renders that article's page and
 the pages of the channels listing it; every other file keeps its bytes and
 its mtime.  A series of incremental builds (edit, add, delete, rename, topic
 change, a topic losing its last article) must end with exactly the output
@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver import pages
+from feedserver.build.page_signatures import SITE_PAGES
+from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport, run_build
-from feedserver.models import Article
-from feedserver.pageplan import SITE_PAGES
-from feedserver.publish import ENCODINGS, MANIFEST, META_DIR
+from feedserver.core.records import Article
+from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
+from feedserver.render import pages
 
 from .conftest import NOW, ROOT, write
 

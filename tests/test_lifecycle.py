@@ -29,7 +29,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from feedserver.lifeline import alive
+from feedserver.schedule.lifeline import alive
 
 from .faultkit import until
 from .test_serve_e2e import free_port, wait_ready
@@ -39,13 +39,13 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
 
 SLOW_FILE = "zz-slow-parse"
 BATCH = 70  # new files: more than gather.PARALLEL_MIN, so the parse runs in a worker pool
-STARTED = "feedserver.scheduler: scheduler started in pid "
+STARTED = "feedserver.schedule.scheduler: scheduler started in pid "
 
 SITECUSTOMIZE = '''
 import os
 if os.environ.get("FEEDSERVER_TEST_SLOW"):
     import time
-    from feedserver import gather
+    from feedserver.build import sources as gather
 
     _read_one = gather.read_one
 

@@ -22,12 +22,18 @@ from pathlib import Path
 
 import pytest
 
-import feedserver.scheduler as scheduler_module
+import feedserver.schedule.scheduler as scheduler_module
 from feedserver.config import Settings
-from feedserver.errors import PublishError
-from feedserver.locks import SCHEDULER_LOCK, lock_file
-from feedserver.publish import MANIFEST, STATUS
-from feedserver.scheduler import BACKOFF_CAP, BACKOFF_FIRST, Refresher, Scheduler, run_forever
+from feedserver.core.errors import PublishError
+from feedserver.publish.output import MANIFEST, STATUS
+from feedserver.schedule.locks import SCHEDULER_LOCK, lock_file
+from feedserver.schedule.scheduler import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    Refresher,
+    Scheduler,
+    run_forever,
+)
 
 from .test_scheduler import FakeClock, article, eventually, published
 
@@ -129,7 +135,7 @@ def _holder(settings: Settings, parent: int) -> subprocess.Popen[bytes]:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from feedserver.locks import Holder, try_lock, write_holder\n"
+        "from feedserver.schedule.locks import Holder, try_lock, write_holder\n"
         "fd = try_lock(Path(sys.argv[1]))\n"
         "write_holder(fd, Holder(__import__('os').getpid(), int(sys.argv[2]), 'serve'))\n"
         "print('held', flush=True)\n"
@@ -193,8 +199,8 @@ def test_a_deleted_output_folder_is_rebuilt_at_once(
 def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
         settings: Settings, out: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    from feedserver import owner as owner_module
-    from feedserver.owner import RESTART_CAP, SchedulerProcess, restart_delay
+    from feedserver.schedule import under_gunicorn as owner_module
+    from feedserver.schedule.under_gunicorn import RESTART_CAP, SchedulerProcess, restart_delay
 
     assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert restart_delay(50) == RESTART_CAP
@@ -228,7 +234,8 @@ def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
 
 ORPHAN = """
 import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", sys.argv[1], "feedserver.owner", sys.argv[2],
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1],
+                          "feedserver.schedule.under_gunicorn", sys.argv[2],
                           sys.argv[3]], start_new_session=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
 print(child.pid, flush=True)  # then this parent leaves: the child is an orphan
@@ -236,7 +243,7 @@ print(child.pid, flush=True)  # then this parent leaves: the child is an orphan
 OLD_HOLDER = """
 import sys, time
 from pathlib import Path
-from feedserver.locks import try_lock
+from feedserver.schedule.locks import try_lock
 fd = try_lock(Path(sys.argv[2]))  # an older scheduler: no record of who holds it
 Path(sys.argv[3]).write_text("held")
 time.sleep(120)

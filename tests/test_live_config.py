@@ -2,7 +2,7 @@
 
 At start: ``build``, ``check`` and ``serve`` stop with one line naming the key
 and its line.  While running: the scheduler re-reads the file when it changes
-(:mod:`feedserver.liveconfig`), keeps the last good configuration when the new
+(:mod:`feedserver.schedule.liveconfig`), keeps the last good configuration when the new
 one is invalid, and says so in its log, ``check`` and ``/healthz``.
 """
 
@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from feedserver.cli import main
 from feedserver.config import load_settings
-from feedserver.publish import STATUS
-from feedserver.scheduler import Refresher
+from feedserver.publish.output import STATUS
+from feedserver.schedule.scheduler import Refresher
 
 from .conftest import write
 from .faultkit import cli, health, serving, until

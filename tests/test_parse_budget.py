@@ -14,8 +14,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from feedserver.build.run import BuildReport, Warm, run_build
 from feedserver.config import Debris, Settings
-from feedserver.job import BuildReport, Warm, run_build
 
 from .conftest import NOW, parse_feed, write
 

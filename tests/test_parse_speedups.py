@@ -20,12 +20,19 @@ import unicodedata
 import pytest
 from markdown_it import MarkdownIt
 
-from feedserver import text
-from feedserver.articles import _markdown, _normalized, _paragraphs, _same_folded, parse, plain_text
 from feedserver.config import Settings, TopicRule
-from feedserver.errors import ArticleError
-from feedserver.models import SourceFile
-from feedserver.topics import matched_rules
+from feedserver.core.errors import ArticleError
+from feedserver.core.records import SourceFile
+from feedserver.parse import text
+from feedserver.parse.article import (
+    _markdown,
+    _normalized,
+    _paragraphs,
+    _same_folded,
+    parse,
+    plain_text,
+)
+from feedserver.topics.rules import matched_rules
 
 TRICKY = ["İ", "ı", "ſ", "\u212a", "K", "k", "ß", "ẞ", "Σ", "σ", "ς", "\u0345", "ι", "µ", "μ",
           "e\u0301", "\u00e9", "ﬀ", "ﬆ", "st", "ǅ", "Ǆ", "ǆ", "_", "-", " ", "\n", "\xa0", "\u200b",

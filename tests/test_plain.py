@@ -21,8 +21,8 @@ from typing import Any
 import feedparser
 import pytest
 
+from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import BuildReport, run_build
 
 from .conftest import NOW, ROOT, write
 
@@ -261,7 +261,7 @@ def test_anchors_point_at_the_article_page(site: tuple[Settings, BuildReport]) -
 
 def test_front_matter_scalars_are_the_text_written() -> None:
     """Unit view of item 2: every YAML 1.1 look-alike, and the fields that still get typed."""
-    from feedserver.frontmatter import fields, split
+    from feedserver.parse.frontmatter import fields, split
 
     meta, _ = split("---\ntitle: 1.10\nauthor: NO\nsummary: 0o17\nlang: off\n"
                     "tags: [yes, 1_000, 0x1F, 12:30, .inf, =]\ndraft: on\nslug: ~\n"
@@ -285,7 +285,7 @@ def test_front_matter_scalars_are_the_text_written() -> None:
     ("\x1b[31m" * 30 + "Colours " * 5, "Colours " * 5),
 ])
 def test_escape_sequences_are_removed_whole(data: bytes | str, expected: str) -> None:
-    from feedserver.text import decode_clean
+    from feedserver.parse.text import decode_clean
 
     raw = data.encode() if isinstance(data, str) else data
     assert decode_clean(raw) == expected
@@ -294,8 +294,8 @@ def test_escape_sequences_are_removed_whole(data: bytes | str, expected: str) ->
 @pytest.mark.parametrize("data", [b"\x00\x01\x02\x03" * 100, bytes(range(32)) * 40,
                                   b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8])
 def test_binary_files_are_still_refused(data: bytes) -> None:
-    from feedserver.errors import ArticleError
-    from feedserver.text import decode_clean
+    from feedserver.core.errors import ArticleError
+    from feedserver.parse.text import decode_clean
 
     with pytest.raises(ArticleError, match="binary"):
         decode_clean(data)
@@ -304,7 +304,8 @@ def test_binary_files_are_still_refused(data: bytes) -> None:
 def test_a_device_slug_already_in_the_ledger_is_renamed_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An article minted as 'con' by an older version moves to 'con-article'; others stay."""
-    from feedserver import idbook, topics
+    from feedserver.identify import rules as idbook
+    from feedserver.topics import rules as topics
 
     write(tmp_path / "seeds" / "con.txt", "con\n\nAn article called con.\n")
     write(tmp_path / "seeds" / "other.txt", "Other\n\nAnother article.\n")
@@ -333,7 +334,7 @@ def test_a_device_slug_already_in_the_ledger_is_renamed_once(
     ("index", "index", "index-topic"),
 ])
 def test_device_names_get_a_suffix(name: str, slug: str, topic: str) -> None:
-    from feedserver.topics import is_device_name, slugify, topic_slug
+    from feedserver.topics.rules import is_device_name, slugify, topic_slug
 
     assert (slugify(name), topic_slug(name)) == (slug, topic)
     assert is_device_name("CON.txt") and is_device_name("nul") and not is_device_name("con-txt")
@@ -346,7 +347,7 @@ def test_relative_urls_resolve_as_nh3_would(url: str) -> None:
     """Only fragment-only URLs changed: every other one is what rewrite_with_base gave."""
     import nh3
 
-    from feedserver.rawhtml import sanitize
+    from feedserver.parse.rawhtml import sanitize
 
     base = "http://127.0.0.1:8000/site/"
     tag = f'<a href="{url}">x</a>'
@@ -354,7 +355,7 @@ def test_relative_urls_resolve_as_nh3_would(url: str) -> None:
 
 
 def test_fragments_stay_relative_until_the_page_is_known() -> None:
-    from feedserver.rawhtml import anchored, sanitize
+    from feedserver.parse.rawhtml import anchored, sanitize
 
     html = sanitize('<p>Use href="#x" <a href="#n">n</a> <a href="#a b">s</a></p>', BASE)
     assert html == ('<p>Use href="#x" <a href="#n" rel="noopener noreferrer">n</a> '
@@ -369,8 +370,9 @@ def test_fragments_stay_relative_until_the_page_is_known() -> None:
 def test_parses_cached_by_an_older_parser_are_redone(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The parse cache is keyed by the parser's version too: an upgrade reaches old files."""
-    from feedserver import articles, gather
-    from feedserver.text import clean_line
+    from feedserver.build import sources as gather
+    from feedserver.parse import article as articles
+    from feedserver.parse.text import clean_line
 
     write(tmp_path / "seeds" / "a.md", f'---\ntitle: "{HOSTILE_TITLE}"\n---\nBody.\n')
     settings = load_settings(ROOT / "config.toml", env={
@@ -402,7 +404,7 @@ JOINED = "emoji \U0001f468\u200d\U0001f469 and \u0645\u200c\u06cc"  # joiners th
     ("Latin a\u200db joiner", "Latin ab joiner"),
 ])
 def test_plain_line(raw: str, plain: str) -> None:
-    from feedserver.text import plain_line
+    from feedserver.parse.text import plain_line
 
     assert plain_line(raw) == plain
 
@@ -417,8 +419,8 @@ def test_plain_line(raw: str, plain: str) -> None:
 ])
 def test_no_raw_fragment_swallows_what_follows(body: str, after: str) -> None:
     """Many unclosed openers (one scan for all), context tricks, and legitimate wrappers."""
-    from feedserver.articles import _markdown
-    from feedserver.rawhtml import render
+    from feedserver.parse.article import _markdown
+    from feedserver.parse.rawhtml import render
 
     html = render(_markdown(), body, BASE)
     assert f"<p>{after}</p>" in html

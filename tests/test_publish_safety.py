@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
-from feedserver.errors import PublishError
-from feedserver.job import run_build
-from feedserver.ledger import Ledger, LedgerBusy
-from feedserver.publish import MANIFEST, etag_of, recover
+from feedserver.core.errors import PublishError
+from feedserver.identify.ledger import Ledger, LedgerBusy
+from feedserver.publish.output import MANIFEST, etag_of, recover
 
 from .conftest import NOW, ROOT, write
 from .faultkit import tiny_disk
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys, tempfile
     from datetime import datetime
     from feedserver.config import load_settings
-    from feedserver.job import run_build
+    from feedserver.build.run import run_build
     what, at = sys.argv[2], int(sys.argv[3])
     module = {"replace": os, "stage": tempfile}[what]
     name = {"replace": "replace", "stage": "mkstemp"}[what]
@@ -132,8 +132,8 @@ LIMITED = textwrap.dedent("""
     import resource, signal, sys
     from datetime import datetime
     from feedserver.config import load_settings
-    from feedserver.errors import PublishError
-    from feedserver.job import run_build
+    from feedserver.core.errors import PublishError
+    from feedserver.build.run import run_build
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     limit = int(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -197,7 +197,7 @@ def test_build_waits_out_a_ledger_locked_longer_than_sqlites_timeout(
         settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     run_build(settings, now=NOW)
     write(Path(settings.seeds_dir) / "late.md", "---\ntitle: Late news\n---\nText.\n")
-    caplog.set_level(logging.WARNING, logger="feedserver.ledger")
+    caplog.set_level(logging.WARNING, logger="feedserver.identify.ledger")
     with locked(settings.ledger_file, 3.0):
         started = time.monotonic()
         report = run_build(settings, now=NOW)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.articles import parse
+from feedserver.build.run import run_build
 from feedserver.config import ConfigError, Settings, load_settings
-from feedserver.job import run_build
-from feedserver.models import SourceFile
+from feedserver.core.records import SourceFile
+from feedserver.parse.article import parse
 
 from .conftest import NOW, parse_feed, write
 

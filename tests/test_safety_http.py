@@ -13,8 +13,8 @@ import brotli
 import pytest
 from flask.testing import FlaskClient
 
+from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.job import BuildReport
 
 from .conftest import NOW, write
 

@@ -21,10 +21,10 @@ from typing import Any
 import feedparser
 import pytest
 
-from feedserver import feeds
+from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
-from feedserver.job import run_build
-from feedserver.models import Article, Channel
+from feedserver.core.records import Article, Channel
+from feedserver.render import feeds
 from feedserver.validate import validate
 
 from .conftest import NOW, write

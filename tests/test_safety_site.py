@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
-from feedserver.errors import MassRemovalRefused, SeedsUnavailable, StateUnavailable
-from feedserver.job import BuildReport, run_build
-from feedserver.publish import STATUS
-from feedserver.scheduler import Refresher
+from feedserver.core.errors import MassRemovalRefused, SeedsUnavailable, StateUnavailable
+from feedserver.publish.output import STATUS
+from feedserver.schedule.scheduler import Refresher
 
 from .conftest import NOW, write
 from .faultkit import cli, fill, health, tiny_disk, tree

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from feedserver import scan
+from feedserver.build import scan
 
 from .hostile_corpus import write_corpus
 

@@ -24,10 +24,10 @@ import pytest
 from watchdog.observers.polling import PollingObserver
 
 from feedserver.config import Settings
-from feedserver.locks import BUILD_LOCK, SCHEDULER_LOCK, lock_file, release, try_lock
-from feedserver.publish import MANIFEST, STATUS
-from feedserver.scheduler import Refresher, Scheduler, run_forever
-from feedserver.watcher import Watcher, Writes
+from feedserver.publish.output import MANIFEST, STATUS
+from feedserver.schedule.locks import BUILD_LOCK, SCHEDULER_LOCK, lock_file, release, try_lock
+from feedserver.schedule.scheduler import Refresher, Scheduler, run_forever
+from feedserver.schedule.watcher import Watcher, Writes
 
 from .conftest import NOW, parse_feed, recent, write
 
@@ -212,7 +212,7 @@ NOW_NS = 1_800_000_000 * 10**9
 ])
 def test_the_hold_rule(close_events: bool, events: list[str], age: float,
                        wait: float | None) -> None:
-    from feedserver.scan import Entry
+    from feedserver.build.scan import Entry
 
     writes = Writes(close_events=close_events, settle=2.0)
     mtime = NOW_NS - int(age * 1e9)
@@ -549,7 +549,7 @@ def test_the_watcher_follows_a_seeds_folder_made_again(settings: Settings, out: 
 
 
 def test_writes_remember_each_move_for_a_while() -> None:
-    from feedserver.watcher import MOVE_MEMORY, Writes
+    from feedserver.schedule.watcher import MOVE_MEMORY, Writes
 
     writes = Writes(close_events=True)
     writes.moved("a.md", "b.md", 100.0)

@@ -29,11 +29,11 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 
+from feedserver.build.run import run_build
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
-from feedserver.job import run_build
-from feedserver.publish import FILE_MODE
-from feedserver.web import create_app
+from feedserver.publish.output import FILE_MODE
+from feedserver.web.app import create_app
 
 from .conftest import NOW, ROOT, write
 from .hostile_corpus import SKIPPED, write_bad_name, write_corpus
@@ -179,7 +179,7 @@ SERVE_APP = """
 import sys
 from feedserver.config import load_settings
 from feedserver.serve import FeedServer, gunicorn_options
-from feedserver.web import create_app
+from feedserver.web.app import create_app
 settings = load_settings(sys.argv[1], env={"FEEDSERVER_OUTPUT_DIR": sys.argv[2]})
 FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}),
            gunicorn_options(settings, "127.0.0.1", int(sys.argv[3]), 2, access_log=False)).run()

@@ -115,7 +115,7 @@ def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None
         deadline = time.monotonic() + READY_SECONDS
         while True:
             pids = children.read_text().split()
-            workers = [p for p in pids if b"feedserver.owner" not in
+            workers = [p for p in pids if b"feedserver.schedule.under_gunicorn" not in
                        Path(f"/proc/{p}/cmdline").read_bytes()]
             if len(pids) >= 3 or time.monotonic() > deadline:
                 break

@@ -112,7 +112,8 @@ def workers_rss_kib(master: int) -> int:
     for task in os.listdir(f"/proc/{master}/task"):
         for child in Path(f"/proc/{master}/task/{task}/children").read_text().split():
             try:
-                if b"feedserver.owner" in Path(f"/proc/{child}/cmdline").read_bytes():
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"feedserver.schedule.under_gunicorn" in cmdline:
                     continue
                 for line in Path(f"/proc/{child}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):

@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.corpus import generate
+from feedserver.build.run import parse_files, run_build
+from feedserver.build.signatures import split
+from feedserver.build.stages import assemble, render_channels
 from feedserver.config import Settings, load_settings
-from feedserver.incremental import split
-from feedserver.job import parse_files, run_build
-from feedserver.ledger import Ledger
-from feedserver.models import SourceFile
-from feedserver.pipeline import assemble, render_channels
-from feedserver.publish import MANIFEST
+from feedserver.core.records import SourceFile
+from feedserver.identify.ledger import Ledger
+from feedserver.publish.output import MANIFEST
 
 from .conftest import NOW, ROOT
 

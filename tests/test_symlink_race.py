@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from feedserver import scan
+from feedserver.build import scan
+from feedserver.build.run import Warm, run_build
 from feedserver.config import Settings
-from feedserver.job import Warm, run_build
 
 from .conftest import NOW, write
 

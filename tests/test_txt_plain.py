@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from feedserver.build.run import run_build
 from feedserver.config import Settings
-from feedserver.job import run_build
 
 from .conftest import NOW, SEED, parse_feed, write
 

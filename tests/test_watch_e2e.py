@@ -33,8 +33,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
                                 reason="finds the serving worker through /proc")
 
 INTERVAL = 2
-RUN = re.compile(r"^(\S+ \S+) \[(\d+)\] feedserver\.scheduler: run \d+ \(([^)]*)\)", re.M)
-STARTED = re.compile(r"\[(\d+)\] feedserver\.scheduler: scheduler started in pid (\d+)")
+RUN = re.compile(r"^(\S+ \S+) \[(\d+)\] feedserver\.schedule\.scheduler: run \d+ \(([^)]*)\)", re.M)
+STARTED = re.compile(r"\[(\d+)\] feedserver\.schedule\.scheduler: scheduler started in pid (\d+)")
 
 
 @dataclass
@@ -109,7 +109,7 @@ PRELOADED = """
 import sys
 from feedserver.config import load_settings
 from feedserver.serve import FeedServer, gunicorn_options, start_background
-from feedserver.web import create_app
+from feedserver.web.app import create_app
 
 settings = load_settings("config.toml")  # what the CLI reads from the current folder
 options = {**gunicorn_options(settings, "127.0.0.1", int(sys.argv[1]), 2), "preload_app": True}

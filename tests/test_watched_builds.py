@@ -1,7 +1,7 @@
 """Builds told which paths changed (the watcher's events) agree with full scans.
 
-A long-lived process keeps its last scan (:class:`feedserver.scan.Listing` in
-:class:`feedserver.warm.Warm`) and re-stats only the paths events named.  A
+A long-lived process keeps its last scan (:class:`feedserver.build.scan.Listing` in
+:class:`feedserver.build.reuse.Warm`) and re-stats only the paths events named.  A
 series of such builds (files added, edited, renamed, deleted, broken, fixed)
 must publish exactly what one full build of the final folder publishes; a
 path no event named is not looked at until the next full scan, which is why
@@ -17,8 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.corpus import generate
-from feedserver.job import Warm, run_build
-from feedserver.watcher import Writes
+from feedserver.build.run import Warm, run_build
+from feedserver.schedule.watcher import Writes
 
 from .conftest import NOW, write
 from .test_speed_equivalence import etags, feeds, site

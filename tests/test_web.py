@@ -18,11 +18,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.job import BuildReport
-from feedserver.publish import ENCODINGS, etag_of
-from feedserver.store import BodyCache
-from feedserver.web import create_app
+from feedserver.publish.output import ENCODINGS, etag_of
+from feedserver.web.app import create_app
+from feedserver.web.published import BodyCache
 
 from .conftest import write
 from .test_build import source_titles

@@ -25,9 +25,9 @@ import brotli
 import pytest
 from click.testing import CliRunner
 
+from feedserver.build.run import run_build
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
-from feedserver.job import run_build
 from feedserver.listen import problem_lines, serving_settings
 
 from .conftest import ROOT, write

@@ -21,10 +21,10 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
+from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.job import BuildReport
-from feedserver.publish import STATUS
-from feedserver.web import create_app
+from feedserver.publish.output import STATUS
+from feedserver.web.app import create_app
 
 from .test_web import Links
 

@@ -18,17 +18,19 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver import forks, validate, workers
+from feedserver import validate
+from feedserver.build import forks
+from feedserver.build import parallel as workers
+from feedserver.build.forks import shared
+from feedserver.build.parallel import Executor, warm_cache
+from feedserver.build.run import parse_files
+from feedserver.build.signatures import split
+from feedserver.build.stages import Output, Site, assemble, render_channels
 from feedserver.config import Settings, load_settings
-from feedserver.feeds import FORMATS, ItemCache
-from feedserver.forks import shared
-from feedserver.incremental import split
-from feedserver.job import parse_files
-from feedserver.ledger import Ledger
-from feedserver.models import Channel, SourceFile
-from feedserver.pipeline import Output, Site, assemble, render_channels
-from feedserver.publish import discard
-from feedserver.workers import Executor, warm_cache
+from feedserver.core.records import Channel, SourceFile
+from feedserver.identify.ledger import Ledger
+from feedserver.publish.output import discard
+from feedserver.render.feeds import FORMATS, ItemCache
 
 from .conftest import NOW, ROOT
 

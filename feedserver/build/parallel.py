@@ -1,0 +1,233 @@
+"""Render, validate, compress and stage channels over worker processes (a shell).
+
+The pure core renders one channel at a time (:func:`pipeline.render_channel`);
+this module spreads the stale channels of a build over ``build_processes``
+processes.  Each task validates one format of one channel (the gate stays on)
+and stages the file if it changed (:func:`publish.prepare`: compressed,
+written to temporary files), so the bytes never travel between processes;
+only manifest entries and problems do.  The parent commits them all at once,
+so the result is the same as a sequential build, byte for byte.
+
+A job cheaper than :data:`SPLIT_WORTH` runs in the parent.  Others fork, two ways:
+
+* A small job (an incremental build: a few channels) is split between the
+  parent and ``processes - 1`` children forked for it alone
+  (:func:`feedserver.build.forks.shared`: a bare fork is ~3 ms here, a ``Pool``
+  ~22 ms).  The parent first renders every item the job needs into its item
+  cache (kept across builds by a long-lived caller: :func:`warm_cache`), so the
+  children inherit them copy-on-write and only splice, validate and stage.
+* A big job (a cold build: every channel) goes to a ``Pool`` of workers that
+  render their own items (in parallel, with a bounded cache each) and are
+  replaced every :data:`RECYCLE` tasks, which keeps the peak memory down.
+
+Processes are forked after the site is assembled and the garbage collector's
+objects are frozen, so they share the parent's articles instead of copying
+them.  The unit of work is one channel in one format, costliest first.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feedserver.build.forks import shared
+from feedserver.build.stages import Output, Site, channel_file, render_checked
+from feedserver.core.errors import PublishError
+from feedserver.core.records import Channel, Problem, Rendered
+from feedserver.publish.output import Prepared, discard, prepare
+from feedserver.render.feeds import FORMATS, Format, ItemCache
+
+# Relative cost of a task per item listed (validation and compression of a 50-item
+# channel: RSS ~53 ms, Atom ~56 ms, JSON ~12 ms).
+COST = {"atom": 5, "rss": 5, "json": 1}
+# Jobs cheaper than one 16-item channel in every format (~35 ms of work) stay in this
+# process: measured on one channel, a fork saves time from 15-20 items up (50 items:
+# 121 -> 73 ms) and costs it below (5 items: 14 -> 22 ms).
+SPLIT_WORTH = 16 * sum(COST.values())
+# Jobs of at most this many tasks (20 channels in 3 formats) are split between the
+# parent and bare forks, their items rendered once in the parent; bigger ones go to a Pool.
+SPLIT_MAX = 60
+# Rendered items each Pool worker keeps (about 5 kB each): 10,000 articles' channels list
+# 2,455 articles, 7,365 items in 3 formats; keeping them all cost each worker ~40 MB.
+ITEM_CACHE = 1500
+# Items a long-lived cache keeps between builds (see :func:`warm_cache`).
+WARM_ITEMS = 6000
+# A worker is replaced (a new fork of the parent) after this many tasks: what
+# feedparser and lxml leave fragmented in a worker's heap is given back.  Peak PSS
+# of a cold 10k build (all processes, sampled every 50 ms): 120 tasks 195 MiB,
+# 80 187, 60 184-185, at the same build time (a fork is ~10 ms).
+RECYCLE = 60
+
+
+def warm_cache() -> ItemCache:
+    """An item cache for a long-lived process to hand every :class:`Executor` it makes.
+
+    Measured on the 10,000-article corpus: its 208 channels list 2,455 articles,
+    7,365 items in 3 formats, 5.3 kB each (39 MB).  :data:`WARM_ITEMS` keeps
+    6,000 of them (~32 MB; the articles are the site's own): the 'all' channel
+    and ~50 topic channels, the least recently used going first, and always
+    more than the 3,000 the biggest small job (:data:`SPLIT_MAX` tasks of 50
+    items, the default ``max_items``) pre-renders, so none is evicted before
+    the fork.  A bigger corpus
+    lists more articles but the cache stays this size.  An item evicted is only
+    rendered again (~0.1 ms), never wrong.
+    """
+    return ItemCache(WARM_ITEMS)
+
+
+@dataclass
+class _Job:
+    """What every worker inherits from the parent at fork time."""
+
+    site: Site
+    out_dir: Path
+    published: dict[str, Any]
+    cache: ItemCache
+
+
+@dataclass
+class _Done:
+    """One channel in one format: staged if it passed, or the problems it had."""
+
+    index: int
+    staged: Prepared | None
+    problems: list[Problem]
+
+
+Result = _Done | PublishError
+_JOB: _Job | None = None  # set in each Pool worker by _start, never in the parent
+
+
+def _start(job: _Job) -> None:
+    global _JOB
+    _JOB = job
+
+
+def stage_format(job: _Job, index: int, fmt: Format) -> _Done:
+    """Render one channel in one format, validate it, and stage it if it passed."""
+    channel = job.site.channels[index]
+    body, problems = render_checked(channel, fmt, job.site.context, job.cache)
+    if problems:
+        return _Done(index, None, problems)
+    item = Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
+                    channel.updated, channel.slug)
+    return _Done(index, prepare(job.out_dir, item, job.published.get(item.path)), [])
+
+
+def _run(job: _Job, task: tuple[int, str]) -> Result:
+    try:
+        return stage_format(job, task[0], FORMATS[task[1]])
+    except PublishError as exc:
+        return exc
+
+
+def _one(task: tuple[int, str]) -> Result:
+    assert _JOB is not None, "worker started without a job"
+    return _run(_JOB, task)
+
+
+def prerender(cache: ItemCache, site: Site, channels: list[Channel]) -> None:
+    """Every item these channels list, in every format, into ``cache`` (the new ones
+    rendered, the others only looked up), so processes forked next inherit them."""
+    for fmt in FORMATS.values():
+        for channel in channels:
+            for article in channel.articles:
+                cache.get(fmt, article, site.context)
+
+
+class Executor:
+    """Callable the shell puts on :class:`Site`: stale channels -> staged output.
+
+    ``cache``: a long-lived process passes the same :func:`warm_cache` to the
+    executor of every build, so a small job renders only the items it has not
+    rendered before.  It should pass a new one when the settings change (the
+    old items are then dead weight; they are never reused: see
+    :class:`~feedserver.render.feeds.ItemCache`).  Without it, each call uses a cache
+    of its own.  A channel whose formats do not all pass is left out whole, as
+    the sequential path does.
+    """
+
+    def __init__(self, out_dir: Path, published: dict[str, Any], processes: int,
+                 cache: ItemCache | None = None) -> None:
+        self.out_dir = out_dir
+        self.published = published
+        self.processes = processes
+        self.cache = cache
+
+    def __call__(self, site: Site, channels: list[Channel]) -> Output:
+        position = {c.slug: i for i, c in enumerate(site.channels)}
+        tasks = [(position[c.slug], name) for c in channels for name in FORMATS]
+        if len(tasks) > SPLIT_MAX and self.processes >= 2:
+            tasks.sort(key=lambda t: (-len(site.channels[t[0]].articles), t))
+            return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
+                                               ItemCache(ITEM_CACHE)), tasks, self.processes))
+        cost = {t: len(site.channels[t[0]].articles) * COST[t[1]] for t in tasks}
+        tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
+        cache = self.cache if self.cache is not None else ItemCache()
+        job = _Job(site, self.out_dir, self.published, cache)
+        if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < SPLIT_WORTH:
+            return _combine(site, [_run(job, task) for task in tasks])
+        prerender(cache, site, channels)
+        return _combine(site, _split(job, tasks, self.processes))
+
+
+def _pooled(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Result]:
+    """A big job over a Pool of workers that render their own items."""
+    gc.freeze()  # no collection first: on a big heap it costs more than the fork
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(processes, len(tasks)), _start, (job,),
+                          maxtasksperchild=RECYCLE) as pool:
+            results = list(pool.imap(_one, tasks))
+            # Let workers leave on their sentinel: the SIGTERM of the ``with``'s
+            # terminate() is lost by a worker still starting up, whose join then
+            # hangs the scheduler for good (CPython #78178; seen under load).
+            pool.close()
+            pool.join()
+        return results
+    finally:
+        gc.unfreeze()
+
+
+def _split(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Result]:
+    """A small job shared by the parent and ``processes - 1`` bare forks (:mod:`.forks`)."""
+    def undo(results: list[Result]) -> None:
+        discard(r.staged for r in results if isinstance(r, _Done) and r.staged is not None)
+
+    return shared(len(tasks), lambda number: _run(job, tasks[number]), processes, undo)
+
+
+def _combine(site: Site, results: list[Result]) -> Output:
+    """One output from every task, channel by channel in site order; on a disk error,
+    undo every staged file."""
+    out = Output()
+    done = [r for r in results if isinstance(r, _Done)]
+    errors = [r for r in results if isinstance(r, PublishError)]
+    by_channel: dict[int, list[_Done]] = {}
+    for item in done:
+        by_channel.setdefault(item.index, []).append(item)
+    staged = [d.staged for d in done if d.staged is not None]
+    if errors:
+        discard(staged)
+        raise errors[0]
+    order = list(FORMATS)
+    for index in sorted(by_channel):
+        parts = by_channel[index]
+        problems = [p for d in parts for p in d.problems]
+        if problems:
+            discard([d.staged for d in parts if d.staged is not None])
+            out.problems += sorted(problems, key=lambda p: order.index(_format_of(p, order)))
+            out.failed.add(site.channels[index].slug)
+        else:
+            out.staged += [d.staged for d in parts if d.staged is not None]
+    out.staged.sort(key=lambda p: p.path)
+    return out
+
+
+def _format_of(problem: Problem, order: list[str]) -> str:
+    """Which format a validation problem names ('channel x (feed.atom)' -> 'atom')."""
+    return next((name for name in order if f"({FORMATS[name].filename})" in problem.where),
+                order[0])

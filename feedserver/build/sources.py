@@ -1,0 +1,290 @@
+"""Scan the seeds folder and parse only what changed, in parallel when there is a lot.
+
+The scan only stats.  A file whose size, mtime and settings fingerprint match
+the ledger's cache is not opened; a changed one is read and hashed, and parsed
+only if its bytes changed.  When many files need parsing (a cold build), they
+are split into chunks over worker processes (``build_processes``; 0 means one
+per core): parsing is pure, so the results do not depend on how the work was
+shared.  A file that fails to parse keeps its last good version (the cache)
+and adds a problem; a new file that fails is only a problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feedserver.build import scan
+from feedserver.build import timebox as budget
+from feedserver.build.codeversion import parse_version
+from feedserver.build.signatures import Body, Stub, split
+from feedserver.build.stages import parse_source
+from feedserver.config import Settings
+from feedserver.core.records import Problem
+from feedserver.identify.ledger import CachedFile, Ledger
+
+Progress = Callable[[str, int, int], None]
+Hold = Callable[[scan.Entry], bool]
+PARALLEL_MIN = 64
+CHUNK = 32
+STORE_BATCH = 500
+SKIPS_FILE = "parse-skips.json"
+
+
+class Moments(Mapping[str, datetime]):
+    """Each path's modification time, made a datetime only when asked: the ledger
+    needs it for new and changed articles, not for the 10,000 others."""
+
+    def __init__(self, mtimes_ns: dict[str, int]) -> None:
+        self._ns = mtimes_ns
+
+    def __getitem__(self, path: str) -> datetime:
+        return datetime.fromtimestamp(self._ns[path] / 1e9, UTC)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ns)
+
+    def __len__(self) -> int:
+        return len(self._ns)
+
+
+@dataclass
+class Sources:
+    """Stubs by path, what to cache, and what was met on the way."""
+
+    stubs: dict[str, Stub] = field(default_factory=dict)
+    fresh: dict[str, CachedFile] = field(default_factory=dict)
+    bodies: dict[str, Body] = field(default_factory=dict)
+    generation: str | None = None
+    touched: dict[str, tuple[int, int]] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
+    seen_at: Moments = field(default_factory=lambda: Moments({}))
+    problems: list[Problem] = field(default_factory=list)
+    read: int = 0
+    forgotten: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What reading one file gave: a new parse, the same bytes again, or a failure."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    read: bool = False
+    sha256: str = ""
+    stub: Stub | None = None
+    body: Body | None = None
+    problems: tuple[Problem, ...] = ()
+    failure: str = ""
+    overrun: bool = False
+
+
+def processes(settings: Settings) -> int:
+    """Worker processes for a full build: the setting, or one per core."""
+    return settings.build_processes or os.cpu_count() or 1
+
+
+def read_one(entry: scan.Entry, known_sha: str | None, settings: Settings) -> Outcome:
+    """Read, hash and (unless the bytes are the cached ones) parse one file."""
+    base = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
+    if entry.size > settings.max_file_bytes:
+        return Outcome(**base, failure=f"file is {entry.size:,} bytes; the limit is "
+                                       f"{settings.max_file_bytes:,} (max_file_bytes)")
+    try:
+        source = scan.read(entry, settings.max_file_bytes)
+    except OSError as exc:
+        return Outcome(**base, failure=f"cannot read: {exc.strerror or exc}")
+    digest = hashlib.sha256(source.data).hexdigest()
+    if digest == known_sha:
+        return Outcome(**base, read=True, sha256=digest)
+    parsed, found = parse_source(source, settings)
+    if parsed is None:
+        return Outcome(**base, read=True, failure=found[0].reason)
+    stub, body = split(parsed, settings)
+    return Outcome(**base, read=True, sha256=digest, stub=stub, body=body,
+                   problems=tuple(found))
+
+
+def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> Iterator[Outcome]:
+    """Read every file in ``todo``, in order, in forked children under the parse budget.
+
+    One child for a few files (a watched build's one or two: a bare fork costs
+    a few milliseconds), ``build_processes`` for many, each taking ranges of
+    files so that a cold build does not fork per file.
+    """
+    workers = 1 if len(todo) < PARALLEL_MIN else min(processes(settings), len(todo) // CHUNK)
+
+    def task(number: int) -> Outcome:
+        entry, known = todo[number]
+        return read_one(entry, known, settings)
+
+    for number, result in budget.run(len(todo), task, max(1, workers), settings.parse_timeout):
+        if isinstance(result, budget.Overrun):
+            yield _overran(todo[number][0], result)
+        else:
+            yield result
+
+
+def _overran(entry: scan.Entry, overrun: budget.Overrun) -> Outcome:
+    """The failure of a parse that was killed at the budget (or died)."""
+    why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "
+                              "(parse_timeout, CPU time)")
+    return Outcome(entry.path, entry.size, entry.mtime_ns, read=True, overrun=True,
+                   failure=f"{why}; skipped until the file changes")
+
+
+class Skips:
+    """Files whose parse overran, by path: size, mtime, settings and budget of that try.
+
+    Kept in a JSON file of its own beside the ledger (the ledger's schema is
+    not this module's), read once per build.  A file is tried again when any
+    of those changes, or when the budget grows; an unreadable record file only
+    means everything is tried again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changed = False
+        try:
+            known = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            known = {}
+        self.known: dict[str, list[object]] = known if isinstance(known, dict) else {}
+
+    @classmethod
+    def of(cls, settings: Settings) -> Skips:
+        return cls(settings.ledger_file.parent / SKIPS_FILE)
+
+    def reason(self, entry: scan.Entry, shaping: str, seconds: float) -> str | None:
+        """Why ``entry`` is not read again, or None to read it."""
+        known = self.known.get(entry.path)
+        if not isinstance(known, list) or len(known) != 5 or seconds <= 0:
+            return None
+        size, mtime_ns, shaped, limit, why = known
+        if (size, mtime_ns, shaped) != (entry.size, entry.mtime_ns, shaping) \
+                or not isinstance(limit, int | float) or seconds > limit:
+            return None
+        return str(why)
+
+    def note(self, outcome: Outcome, shaping: str, seconds: float) -> None:
+        self.known[outcome.path] = [outcome.size, outcome.mtime_ns, shaping, seconds,
+                                    outcome.failure]
+        self.changed = True
+
+    def forget(self, paths: set[str] | list[str]) -> None:
+        for path in paths:
+            if self.known.pop(path, None) is not None:
+                self.changed = True
+
+    def save(self) -> None:
+        """Write the records if they changed (atomically); a state folder that cannot
+        be written only means an overrunning file is tried again next build."""
+        if not self.changed:
+            return
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            temp.write_text(json.dumps(self.known, sort_keys=True), encoding="utf-8")
+            os.replace(temp, self.path)
+        except OSError:
+            temp.unlink(missing_ok=True)
+        self.changed = False
+
+
+def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
+           hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
+           store: bool = False,
+           scanned: tuple[list[scan.Entry], list[Problem]] | None = None) -> Sources:
+    """Scan, then read and parse only files whose size, mtime or hash changed.
+
+    A changed file that ``hold`` says is still being written is not read: its
+    last good version stays (a new one waits), and it is not gone either.
+    ``cached`` is the ledger's parse cache when the caller already holds it.
+    With ``store``, new parses go into the ledger's cache as they arrive (a
+    parse is true of the file's bytes whatever happens to the build), so a
+    cold build never holds every article's content at once; without it (a
+    ``check``) their content is kept in ``Sources.bodies`` and nothing is written.
+    ``scanned`` is the folder's listing when the caller keeps one up to date
+    (:class:`scan.Listing`); without it the folder is scanned.
+    """
+    entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
+    cached = ledger.cached_files() if cached is None else cached
+    shaping = f"{settings.fingerprint()}/{parse_version()}"  # new parser code redoes parses
+    out = Sources(problems=problems)
+    skips = Skips.of(settings)
+    todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout)
+    batch: list[tuple[str, CachedFile, Body]] = []
+    for done, outcome in enumerate(_outcomes(todo, settings), 1):
+        _record(outcome, cached.get(outcome.path), shaping, out)
+        if outcome.overrun:
+            skips.note(outcome, shaping, settings.parse_timeout)
+        elif outcome.path in skips.known:
+            skips.forget([outcome.path])
+        if outcome.path in out.fresh and outcome.body is not None:
+            batch.append((outcome.path, out.fresh[outcome.path], outcome.body))
+        if store and len(batch) >= STORE_BATCH:
+            out.generation = ledger.store_files(batch)
+            batch = []
+        if progress:
+            progress("reading", done, len(todo))
+    if store and batch:
+        out.generation = ledger.store_files(batch)
+    elif not store:
+        out.bodies = {path: body for path, _, body in batch}
+    out.forgotten = set(cached) - out.present
+    skips.forget(set(skips.known) - out.present)
+    if store:
+        skips.save()
+    return out
+
+
+def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: str,
+             hold: Hold | None, out: Sources, skips: Skips,
+             seconds: float) -> list[tuple[scan.Entry, str | None]]:
+    """Files to read (with the hash they had), noting every file that is present.
+
+    A file whose last parse overran (and that has not changed since) is not
+    read: its problem is reported again and its last good version stays.
+    """
+    todo: list[tuple[scan.Entry, str | None]] = []
+    mtimes = {entry.path: entry.mtime_ns for entry in entries}
+    out.seen_at, out.present = Moments(mtimes), set(mtimes)
+    stubs = out.stubs
+    for entry in entries:
+        previous = cached.get(entry.path)
+        if previous is not None and previous.mtime_ns == entry.mtime_ns \
+                and previous.size == entry.size and previous.settings == shaping:
+            stubs[entry.path] = previous.stub
+        elif hold is not None and hold(entry):
+            if previous is not None:
+                stubs[entry.path] = previous.stub
+        elif skips.known and (why := skips.reason(entry, shaping, seconds)) is not None:
+            _record(Outcome(entry.path, entry.size, entry.mtime_ns, failure=why), previous,
+                    shaping, out)
+        else:
+            same = previous.sha256 if previous and previous.settings == shaping else None
+            todo.append((entry, same))
+    return todo
+
+
+def _record(outcome: Outcome, previous: CachedFile | None, shaping: str, out: Sources) -> None:
+    out.read += outcome.read
+    if outcome.failure:
+        reason = outcome.failure
+        if previous is not None:
+            out.stubs[outcome.path] = previous.stub
+            reason += "; the last good version stays published"
+        out.problems.append(Problem(outcome.path, reason))
+    elif outcome.stub is None and previous is not None:  # same bytes, new mtime
+        out.stubs[outcome.path] = previous.stub
+        out.touched[outcome.path] = (outcome.size, outcome.mtime_ns)
+    elif outcome.stub is not None and outcome.body is not None:
+        out.problems += outcome.problems
+        out.stubs[outcome.path] = outcome.stub
+        out.fresh[outcome.path] = CachedFile(outcome.size, outcome.mtime_ns, outcome.sha256,
+                                             shaping, outcome.stub)

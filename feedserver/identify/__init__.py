@@ -1,0 +1,1 @@
+"""Stable ids, slugs and dates: the identity rules and the SQLite ledger."""

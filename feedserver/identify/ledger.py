@@ -1,0 +1,298 @@
+"""The SQLite ledger: stable ids, slugs and dates, plus the parse cache.
+
+An article's id is minted once, the first time its file is seen, and kept
+forever: edits, title changes, reformatting and renames (same content, new
+path) never change it, so no reader ever shows a duplicate.  The ledger also
+remembers when content *significantly* changed (its fingerprint, which ignores
+whitespace and debris), and the last good parse of every file, so a file that
+turns bad keeps its last good version published and an unchanged file is not
+read again.  Every write is one transaction in WAL mode; a crash leaves the
+previous state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from feedserver.build.signatures import Body, Stub
+from feedserver.core.errors import FeedserverError
+from feedserver.core.records import Identity
+from feedserver.identify.rules import Book, Kept
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    path TEXT UNIQUE,
+    last_path TEXT NOT NULL,
+    slug TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    changed TEXT NOT NULL,
+    gone TEXT
+);
+CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles (fingerprint);
+DROP TABLE IF EXISTS files;
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    stub TEXT NOT NULL,
+    content_html TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+CACHE_FORMAT = 2  # PRAGMA user_version: bump when the sources table's layout changes
+_COLUMNS = ("id", "path", "last_path", "slug", "fingerprint", "first_seen", "changed", "gone")
+
+
+class LedgerBusy(FeedserverError):
+    """Another process kept the ledger locked for longer than we were willing to wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    """The last good parse of a file (its stub) and the stat/hash it was made from."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    settings: str
+    stub: Stub
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+_DATES = (Stub.__dataclass_fields__["date"], Stub.__dataclass_fields__["updated"])
+_STUB_FIELDS = tuple(Stub.__dataclass_fields__)
+_DATE_AT = tuple(_STUB_FIELDS.index(f.name) for f in _DATES)
+
+
+def dump_stub(stub: Stub) -> str:
+    """Stub -> JSON array in field order (dates as ISO strings) for the cache table.
+
+    Positional rather than an object: loading 10,000 of them is on the path of
+    every incremental build.
+    """
+    values: list[Any] = [getattr(stub, name) for name in _STUB_FIELDS]
+    for at in _DATE_AT:
+        if values[at] is not None:
+            values[at] = values[at].isoformat()
+    return json.dumps(values, ensure_ascii=False)
+
+
+def load_stub(text: str) -> Stub:
+    """JSON text from the cache table -> Stub."""
+    values: list[Any] = json.loads(text)
+    for at in _DATE_AT:
+        if values[at] is not None:
+            values[at] = _dt(values[at])
+    values[4] = tuple(values[4])
+    values[5] = tuple(map(tuple, values[5]))
+    return Stub(*values)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Ledger:
+    """One SQLite database in WAL mode; use as a context manager to close it.
+
+    Every unit of work is one transaction.  When another process holds the
+    database locked, a unit is retried with exponential backoff for up to
+    ``patience`` seconds (each attempt waits ``timeout`` seconds in SQLite's
+    own busy handler) before :class:`LedgerBusy` says so; the scheduler then
+    simply runs again at its next interval.
+    """
+
+    def __init__(self, path: Path, timeout: float = 2.0, patience: float = 180.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.patience = patience
+        self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            self._retry(self._setup)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _setup(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] < CACHE_FORMAT:
+            # The parse cache is only a cache: an older layout is dropped and refilled.
+            self.db.execute("DROP TABLE IF EXISTS sources")
+            self.db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
+        self.db.executescript(SCHEMA)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _retry(self, unit: Callable[[], T]) -> T:
+        """Run ``unit``; while the database is locked, wait and try again."""
+        deadline = time.monotonic() + self.patience
+        pause = 0.05
+        while True:
+            try:
+                return unit()
+            except sqlite3.OperationalError as exc:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                if not _locked(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise LedgerBusy(f"{self.path} stayed locked by another process for "
+                                     f"{self.patience:.0f}s; will try again") from None
+                log.warning("ledger %s is locked (%s); retrying in %.2fs", self.path, exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _write(self, unit: Callable[[], T]) -> T:
+        """``unit`` inside BEGIN IMMEDIATE ... COMMIT, retried while locked."""
+        def attempt() -> T:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                result = unit()
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            return result
+        return self._retry(attempt)
+
+    # -- parse cache -----------------------------------------------------------------------
+
+    def cached_files(self) -> dict[str, CachedFile]:
+        """Every file's last good stub and the stat it was made from (no content)."""
+        def read() -> dict[str, CachedFile]:
+            rows = self.db.execute("SELECT path, size, mtime_ns, sha256, settings, stub "
+                                   "FROM sources")
+            return {path: CachedFile(size, mtime, sha, settings, load_stub(stub))
+                    for path, size, mtime, sha, settings, stub in rows}
+        return self._retry(read)
+
+    def bodies(self, paths: Iterable[str] | None = None) -> dict[str, Body]:
+        """The content of the given files (all cached files when ``paths`` is None)."""
+        def read() -> dict[str, Body]:
+            if paths is None:
+                rows = self.db.execute("SELECT path, content_html, summary FROM sources")
+                return {path: Body(html, summary) for path, html, summary in rows}
+            found: dict[str, Body] = {}
+            wanted = list(paths)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = self.db.execute("SELECT path, content_html, summary FROM sources "
+                                       f"WHERE path IN ({', '.join('?' * len(chunk))})", chunk)
+                found.update({path: Body(html, summary) for path, html, summary in rows})
+            return found
+        return self._retry(read)
+
+    def store_files(self, rows: Iterable[tuple[str, CachedFile, Body]],
+                    removed: Iterable[str] = (),
+                    touched: Mapping[str, tuple[int, int]] | None = None) -> str:
+        """Record new parses, new stats of unchanged bytes and forget removed files.
+
+        One transaction.  Returns the cache's generation after the write (see
+        :meth:`generation`).
+        """
+        gone = [(p,) for p in removed]
+        values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_stub(c.stub),
+                   b.content_html, b.summary) for p, c, b in rows]
+        stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
+
+        def write() -> str:
+            self.db.executemany("DELETE FROM sources WHERE path = ?", gone)
+            self.db.executemany("UPDATE sources SET size = ?, mtime_ns = ? WHERE path = ?", stats)
+            self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                values)
+            if gone or stats or values:
+                self.db.execute("INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
+                                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            return str(row[0]) if row else "0"
+        return self._write(write)
+
+    def generation(self) -> str:
+        """Changes whenever any process changes the parse cache (see :class:`Warm`)."""
+        return self.get_meta("generation") or "0"
+
+    # -- identities ------------------------------------------------------------------------
+
+    def reconcile(self, parsed: Mapping[str, Stub], present: set[str],
+                  seen_at: Mapping[str, datetime], now: datetime,
+                  moves: Mapping[str, str] | None = None,
+                  kept: Kept | None = None) -> dict[str, Identity]:
+        """Identities for every parsed file, minting, moving and retiring as needed.
+
+        ``present`` holds every article path on disk, parsable or not: a file
+        that exists but fails to parse is not gone.  ``seen_at`` gives each
+        path's modification time, used (capped at ``now``) as the first-seen
+        and changed times, so an imported archive keeps its order.  The whole
+        table is read once and only the rows that change are written back;
+        with ``kept`` (a long-lived process), not even read while no other
+        process changed it.
+        """
+        def unit() -> tuple[dict[str, Identity], Book, str]:
+            generation = self._meta_in_transaction("identities")
+            book = kept.book if kept is not None and kept.generation == generation else None
+            if kept is not None:
+                kept.book = None  # until this transaction commits
+            if book is None:
+                book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
+                                             "ORDER BY rowid"), moves)
+            else:
+                book.begin(moves)
+            book.depart(present, _iso(now))
+            result = book.identify_all(parsed, lambda path: min(seen_at.get(path, now), now))
+            if book.touched():
+                book.save(self.db)
+                self.db.execute("INSERT INTO meta VALUES ('identities', 1) ON CONFLICT(key) "
+                                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                generation = self._meta_in_transaction("identities")
+            return result, book, generation
+        result, book, generation = self._write(unit)
+        if kept is not None:
+            kept.book, kept.generation = book, generation
+        return result
+
+    def _meta_in_transaction(self, key: str) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else "0"
+
+    # -- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._retry(lambda: self.db.execute("SELECT value FROM meta WHERE key = ?",
+                                                  (key,)).fetchone())
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(lambda: self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                            (key, value)))

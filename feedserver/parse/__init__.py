@@ -1,0 +1,1 @@
+"""Bytes of one source file -> one article record (pure)."""

@@ -1,0 +1,1 @@
+"""The output folder: staging, journal, atomic renames, the manifest."""

@@ -1,0 +1,1 @@
+"""A site -> bytes: feeds in every format, HTML pages, embeds (pure)."""

@@ -1,0 +1,237 @@
+"""Pure: a :class:`Site` -> HTML pages, ``feeds.opml`` and ``topics.json``.
+
+The pages are rendered from the Site, like the feeds, into the output folder
+at the paths their URLs name (``index.html``, ``topics/index.html``,
+``topics/<slug>/index.html``, ``articles/<slug>/index.html``).  That keeps the
+web app a file server (it never renders) and lets nginx or a CDN serve the same
+folder.  Everything comes from the Site: every URL from ``base_url``, every
+date from content, so the same articles give the same bytes and ETags only
+move when something a reader sees changed.  Like the feeds, a page whose
+signature is the one already published (:mod:`feedserver.build.page_signatures`) is not
+rendered again, and its article's content is not even read.
+
+Templates live in ``feedserver/templates`` and autoescape; only article
+content, already sanitized by nh3 when it was parsed, is marked safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from feedserver.build.page_signatures import (
+    SITE_PAGES,
+    article_page,
+    light_articles,
+    topic_page,
+    with_content,
+)
+from feedserver.build.stages import EPOCH, Site
+from feedserver.core.records import Article, Channel, Rendered
+from feedserver.render.feeds import FORMATS
+
+HTML_TYPE = "text/html; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+CATALOG_TYPE = "application/json; charset=utf-8"
+CSS_TYPE = "text/css; charset=utf-8"
+STYLESHEET = "static/style.css"
+OPML_FILE = "feeds.opml"
+CATALOG_FILE = "topics.json"
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLink:
+    """One of a channel's feeds, as a page links to it."""
+
+    label: str
+    type: str
+    href: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A channel as pages list it: display name, item count, its feeds."""
+
+    channel: Channel
+    name: str
+    count: int
+    feeds: tuple[FeedLink, ...]
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("feedserver.render", "templates"),
+                      autoescape=select_autoescape(["html", "xml"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      auto_reload=False)  # package data: no stat of every template per page
+    env.globals["months"] = MONTHS
+    return env
+
+
+@lru_cache(maxsize=1)
+def stylesheet() -> bytes:
+    """The site's CSS, shipped as package data and published beside the pages."""
+    return resources.files("feedserver.render").joinpath(STYLESHEET).read_bytes()
+
+
+def root_path(base_url: str) -> str:
+    """The path part of ``base_url`` ('/' or '/news/'): where the site's files start."""
+    path = urlsplit(base_url).path or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def asset_url(base_url: str, path: str, body: bytes) -> str:
+    """Root-relative, versioned URL of one of the site's own assets (``/static/style.css?v=``).
+
+    Pages load their stylesheet and scripts by root-relative URLs so they stay
+    styled at whatever address serves them (``serve --port 8765``, a tunnel, a
+    preview), while every link a reader follows or copies still comes from
+    ``base_url``.  The version is the body's hash: a changed file is a new URL.
+    """
+    return f"{root_path(base_url)}{path}?v={hashlib.sha256(body).hexdigest()[:12]}"
+
+
+def error_page(site_title: str, base_url: str, language: str, code: int, title: str,
+               text: str) -> bytes:
+    """The 404/410 page, in the site's layout; made once per web worker (web.Views)."""
+    html = _environment().get_template("error.html").render(
+        site_title=site_title, base_url=base_url, lang=language, canonical="",
+        css_url=asset_url(base_url, STYLESHEET, stylesheet()),
+        root=root_path(base_url), description="", alternates=[], code=code, title=title,
+        text=text)
+    return html.encode("utf-8")
+
+
+def _rows(site: Site) -> dict[str, Row]:
+    """Every channel by slug, with the links every page needs, built once per build."""
+    rows: dict[str, Row] = {}
+    for channel in site.channels:
+        topic = site.topics.get(channel.slug)
+        name = topic.name if topic else "All articles"
+        feeds = tuple(
+            FeedLink(_LABELS.get(key, key), fmt.media_type.split(";")[0],
+                     site.context.feed_url(channel, fmt.filename),
+                     f"{channel.title} ({_LABELS.get(key, key)})")
+            for key, fmt in FORMATS.items())
+        rows[channel.slug] = Row(channel, name, len(channel.articles), feeds)
+    return rows
+
+
+class _Renderer:
+    """Shared page context, so each page only adds what is its own."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.rows = _rows(site)
+        self.all = self.rows[site.channels[0].slug]
+        base = site.context.base_url
+        self.common: dict[str, Any] = {
+            "site_title": site.context.site_title, "base_url": base, "root": root_path(base),
+            "lang": site.context.language, "css_url": asset_url(base, STYLESHEET, stylesheet()),
+        }
+        self.templates = {name: _environment().get_template(f"{name}.html")
+                          for name in ("index", "topics", "topic", "article")}
+        self.newest = max((c.updated for c in site.channels), default=EPOCH)
+
+    def page(self, path: str, template: str, canonical: str, rows: list[Row],
+             modified: datetime, **values: Any) -> Rendered:
+        alternates = [feed for row in rows for feed in row.feeds]
+        html = self.templates[template].render(**self.common, canonical=canonical,
+                                               alternates=alternates, **values)
+        return Rendered(path, html.encode("utf-8"), HTML_TYPE, modified)
+
+    def index(self) -> Rendered:
+        return self.page("index.html", "index", self.site.context.base_url, [self.all],
+                         self.newest, description=self.all.channel.description,
+                         channels=list(self.rows.values()),
+                         articles=self.all.channel.articles)
+
+    def topics(self) -> Rendered:
+        topics = [row for slug, row in self.rows.items() if slug in self.site.topics]
+        return self.page("topics/index.html", "topics",
+                         f"{self.site.context.base_url}topics/", [self.all], self.newest,
+                         description=f"Topics of {self.site.context.site_title}",
+                         channels=topics)
+
+    def topic(self, row: Row) -> Rendered:
+        channel = row.channel
+        return self.page(topic_page(channel), "topic", channel.html_url, [row],
+                         channel.updated, description=channel.description, row=row,
+                         articles=channel.articles)
+
+    def article(self, article: Article) -> Rendered:
+        topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
+        return self.page(article_page(article), "article", article.link,
+                         [self.all, *topics], article.updated, description=article.summary,
+                         article=article, topics=topics, content=Markup(article.content_html))
+
+
+def render_pages(site: Site) -> list[Rendered]:
+    """Every HTML page, the OPML list, the JSON catalog and the stylesheet.
+
+    Pages whose path is in ``site.fresh`` (see :mod:`feedserver.build.page_signatures`) are
+    already published with these bytes and are skipped; only the articles
+    whose pages are rendered have their content fetched.
+    """
+    renderer = _Renderer(site)
+    makers = {"index.html": renderer.index, "topics/index.html": renderer.topics,
+              OPML_FILE: lambda: opml(site), CATALOG_FILE: lambda: catalog(site)}
+    files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
+    files += [renderer.topic(row) for slug, row in renderer.rows.items()
+              if slug in site.topics and topic_page(row.channel) not in site.fresh]
+    stale = [a for a in light_articles(site) if article_page(a) not in site.fresh]
+    files += [renderer.article(article) for article in with_content(site, stale)]
+    files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
+    return files
+
+
+def opml(site: Site) -> Rendered:
+    """OPML 2.0 with one outline per channel (its RSS feed), importable in readers."""
+    newest = max((c.updated for c in site.channels), default=EPOCH)
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = f"{site.context.site_title}: feeds"
+    ET.SubElement(head, "dateModified").text = format_datetime(newest, usegmt=True)
+    ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
+    body = ET.SubElement(root, "body")
+    rss = FORMATS["rss"].filename
+    for channel in site.channels:
+        ET.SubElement(body, "outline", type="rss", version="RSS2", text=channel.title,
+                      title=channel.title, description=channel.description,
+                      xmlUrl=site.context.feed_url(channel, rss), htmlUrl=channel.html_url,
+                      language=site.context.language)
+    ET.indent(root, space=" ")
+    data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return Rendered(OPML_FILE, data, OPML_TYPE, newest)
+
+
+def catalog(site: Site) -> Rendered:
+    """Machine-readable list of channels ('all' first) with their feed URLs."""
+    channels = [{
+        "slug": channel.slug,
+        "title": channel.title,
+        "description": channel.description,
+        "html_url": channel.html_url,
+        "feeds": {key: site.context.feed_url(channel, fmt.filename)
+                  for key, fmt in FORMATS.items()},
+        "items": len(channel.articles),
+        "updated": channel.updated.isoformat(),
+    } for channel in site.channels]
+    data = json.dumps({"channels": channels}, ensure_ascii=False, indent=1).encode() + b"\n"
+    newest = max((c.updated for c in site.channels), default=EPOCH)
+    return Rendered(CATALOG_FILE, data, CATALOG_TYPE, newest)

@@ -1,0 +1,1 @@
+"""Keep the output fresh: the APScheduler job, the watcher, live config, locks."""

@@ -1,0 +1,272 @@
+"""Which channels an article belongs to, and the slugs that name them.
+
+Topics come from front matter (``topics``/``tags``) and from the rules in
+``config.toml``: phrases matched case-insensitively on word boundaries, or
+regular expressions, over the title and the text.  The rules are what make
+per-topic channels appear for scraped articles nobody tagged.  All rules are
+compiled into one alternation so an article is scanned once, not once per topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ahocorasick_rs import AhoCorasick
+from slugify import slugify as _slugify
+
+from feedserver.config import Settings, TopicRule
+from feedserver.core.records import Parsed, Topic
+
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width, soft hyphen
+RESERVED = frozenset({"all", "index", "feed", "topics", "articles", "embed", "static"})
+# Names Windows keeps for devices, with or without an extension ('con', 'CON.txt'): a
+# folder called so cannot be created or copied there, nor synced by many bucket tools.
+DEVICE_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)),
+                          *(f"lpt{n}" for n in range(1, 10))})
+MAX_SLUG = 80
+
+
+def is_device_name(segment: str) -> bool:
+    """Whether Windows reads this path segment as a device (any case, any extension)."""
+    return segment.split(".", 1)[0].rstrip(" ").lower() in DEVICE_NAMES
+
+
+def _plain_slug(name: str) -> str:
+    return _slugify(_INVISIBLE.sub("", name), max_length=MAX_SLUG, word_boundary=True)
+
+
+def slugify(name: str) -> str:
+    """Lowercase ASCII slug, transliterated ('Казахстан' -> 'kazakhstan'), URL-safe.
+
+    An article's slug names its folder (``articles/<slug>/``), so a Windows
+    device name gets the suffix ``-article`` ('con' -> 'con-article'); topics
+    have their own suffix (:func:`topic_slug`).  Returns '' when nothing
+    printable is left (a name of only zero-width or punctuation characters);
+    callers drop such names.
+    """
+    slug = _plain_slug(name)
+    return f"{slug}-article" if is_device_name(slug) else slug
+
+
+@lru_cache(maxsize=4096)
+def topic_slug(name: str) -> str:
+    """Slug for a topic channel; names that would clash with site paths, or that Windows
+    keeps for devices ('con', 'LPT1'), get the suffix ``-topic``.
+
+    Only those names change: every other topic keeps its slug, and its URLs.
+    Cached: an archive repeats a few hundred topic names thousands of times,
+    and transliterating one costs more than matching every rule on a text.
+    """
+    slug = _plain_slug(name)
+    return f"{slug}-topic" if slug in RESERVED or is_device_name(slug) else slug
+
+
+def _case_fixes() -> dict[int, str] | None:
+    """Characters ``re.IGNORECASE`` treats as equal beyond ``str.lower`` (ı/i, ſ/s, ...).
+
+    Folding them to one representative makes ``folded phrase in folded text``
+    true wherever the case-insensitive regex could match.  Without the table
+    (another Python) the prefilter is off and every rule runs its regex.
+    """
+    try:
+        from re import _casefix  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - other Pythons
+        return None
+    table: dict[int, str] = {}
+    for char, others in _casefix._EXTRA_CASES.items():
+        group = sorted({char, *others})
+        for member in group:
+            table[member] = chr(group[0])
+    return table
+
+
+_FIXES = _case_fixes()
+# The characters that folding changes (not 'i' or 's', which represent their groups).
+_SPECIAL_CHARS = frozenset(chr(c) for c, rep in (_FIXES or {}).items() if chr(c) != rep)
+_SPECIAL = re.compile("[" + re.escape("".join(sorted(_SPECIAL_CHARS))) + "\u0130]")
+# Each of those lowercases to a string holding one of them again ('ſ' -> 'ſ'), so one
+# search of the lowercased text finds what a search of both texts would; 'İ' (which
+# lowercases to 'i' and a combining dot) is looked for on its own.  Checked, not assumed
+# ('Σ' is the one letter whose lowercase depends on its neighbours).
+_ONE_SEARCH = "\u03a3" not in _SPECIAL_CHARS and all(_SPECIAL.search(c.lower())
+                                                      for c in _SPECIAL_CHARS)
+
+
+def _fold(text: str) -> str | None:
+    """Lowercase with re's extra equivalences, or None if lengths would change."""
+    if _FIXES is None:
+        return None
+    folded = text.lower()
+    if _ONE_SEARCH:
+        special = "\u0130" in text or _SPECIAL.search(folded) is not None
+    else:  # pragma: no cover - another Python's case table
+        special = _SPECIAL.search(text) is not None or _SPECIAL.search(folded) is not None
+    if special:
+        folded = text.replace("\u0130", "i").lower().translate(_FIXES)
+    return folded if len(folded) == len(text) else None
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    folded: str | None
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """Every rule's phrases and patterns, and one automaton for all folded phrases.
+
+    ``by_slot`` lists, for each automaton pattern, the rules (by position) and
+    whole-word regexes of the phrases folding to it.  ``unslotted`` keeps per
+    rule the phrases the automaton cannot stand for (their case folding changes
+    their length), ``special`` the slots of the characters :func:`_fold`
+    translates, so that the same pass tells whether the plain lowercase already
+    is the folded text.
+    """
+
+    rules: tuple[tuple[tuple[_Phrase, ...], tuple[re.Pattern[str], ...]], ...]
+    automaton: AhoCorasick | None = None
+    by_slot: dict[int, tuple[tuple[int, re.Pattern[str]], ...]] = field(default_factory=dict)
+    unslotted: tuple[tuple[_Phrase, ...], ...] = ()
+    special: frozenset[int] = frozenset()
+
+
+@lru_cache(maxsize=8)
+def _matchers(rules: tuple[TopicRule, ...]) -> _Compiled:
+    """Phrases (folded, and as a whole-word regex) and patterns of every rule."""
+    compiled = tuple(
+        (tuple(_Phrase(_fold(p), re.compile(rf"\b{re.escape(p)}\b", re.IGNORECASE))
+               for p in rule.phrases),
+         tuple(re.compile(p, re.IGNORECASE) for p in rule.patterns))
+        for rule in rules)
+    if not _ONE_SEARCH:  # pragma: no cover - another Python's case table
+        return _Compiled(compiled)
+    slots: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
+    for number, (phrases, _) in enumerate(compiled):
+        for phrase in phrases:
+            if phrase.folded:
+                slots.setdefault(phrase.folded, []).append((number, phrase.pattern))
+    if not slots:
+        return _Compiled(compiled)
+    by_slot = {slot: tuple(users) for slot, users in enumerate(slots.values())}
+    unslotted = tuple(tuple(p for p in phrases if not p.folded) for phrases, _ in compiled)
+    names = [*slots, *sorted(_SPECIAL_CHARS - slots.keys())]
+    special = frozenset(names.index(c) for c in _SPECIAL_CHARS)
+    return _Compiled(compiled, AhoCorasick(names), by_slot, unslotted, special)
+
+
+def _starts(automaton: AhoCorasick, folded: str) -> dict[int, list[int]] | None:
+    """Where each folded phrase starts in the folded text, overlaps included, in one pass.
+
+    These are exactly the offsets ``folded.find(phrase, at + 1)`` would step
+    through for every phrase, found by Aho-Corasick instead of one scan per
+    phrase (the scans were most of an article's parse time).  None when the
+    text cannot be handed over (lone surrogates).
+    """
+    try:
+        found = automaton.find_matches_as_indexes(folded, overlapping=True)
+    except UnicodeError:
+        return None
+    starts: dict[int, list[int]] = {}
+    for slot, start, _ in found:
+        starts.setdefault(slot, []).append(start)
+    return starts
+
+
+def _fold_and_find(text: str, compiled: _Compiled
+                   ) -> tuple[str | None, dict[int, list[int]] | None]:
+    """``_fold(text)`` and the phrase starts in it (None: look phrases up one by one).
+
+    The plain lowercase is searched first; only when it holds a character
+    folding translates (or the text an 'İ') is the folded text made and
+    searched again, which is what :func:`_fold` decides with its own search.
+    """
+    automaton = compiled.automaton
+    if automaton is None:
+        return _fold(text), None
+    lowered = text.lower()
+    starts = _starts(automaton, lowered)
+    if starts is None:
+        return _fold(text), None
+    if "\u0130" in text or not compiled.special.isdisjoint(starts):
+        folded = _fold(text)
+        return folded, None if folded is None else _starts(automaton, folded)
+    return (lowered, starts) if len(lowered) == len(text) else (None, None)
+
+
+def _occurs(phrase: _Phrase, text: str, folded: str | None) -> bool:
+    """Whole-word, case-insensitive occurrence; regex tried only where the text has it."""
+    if phrase.folded is None or folded is None:
+        return phrase.pattern.search(text) is not None
+    at = folded.find(phrase.folded)
+    while at >= 0:
+        if phrase.pattern.match(text, at):
+            return True
+        at = folded.find(phrase.folded, at + 1)
+    return False
+
+
+def _found_phrases(text: str, compiled: _Compiled, starts: dict[int, list[int]]) -> set[int]:
+    """Rules (by position) one of whose slotted phrases occurs at a place found."""
+    found: set[int] = set()
+    for slot, places in starts.items():
+        for number, pattern in compiled.by_slot.get(slot, ()):
+            if number not in found and any(pattern.match(text, at) for at in places):
+                found.add(number)
+    return found
+
+
+def matched_rules(title: str, text: str, rules: tuple[TopicRule, ...]) -> list[str]:
+    """Slugs of the configured topics whose phrases or patterns occur.
+
+    Each rule is decided on its own (one of its phrases occurs as whole words,
+    case-insensitively, or one of its patterns matches).  Phrases are first
+    looked up as plain substrings of the lowercased text, all of them in one
+    Aho-Corasick pass, which rules most of them out at C speed; the regex
+    confirms the word boundaries at each place found.
+    """
+    whole = f"{title}\n{text}"
+    compiled = _matchers(rules)
+    folded, starts = _fold_and_find(whole, compiled)
+    if starts is None:
+        found: set[int] = set()
+        unslotted = tuple(phrases for phrases, _ in compiled.rules)
+    else:
+        found = _found_phrases(whole, compiled, starts)
+        unslotted = compiled.unslotted
+    for number, (_, patterns) in enumerate(compiled.rules):
+        if number not in found and (any(_occurs(p, whole, folded) for p in unslotted[number])
+                                    or any(p.search(whole) for p in patterns)):
+            found.add(number)
+    return [rule.slug for number, rule in enumerate(rules) if number in found]
+
+
+def assign(parsed: Parsed, settings: Settings) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Topic slugs for one article (front matter first, then rules) and new names.
+
+    The returned names map slugs to display names taken from front matter, for
+    topics that config does not name.
+    """
+    names: dict[str, str] = {}
+    slugs: dict[str, None] = {}
+    for name in parsed.topics:
+        slug = topic_slug(name)
+        if slug:
+            slugs[slug] = None
+            names.setdefault(slug, name)
+    if settings.auto_topics:
+        for slug in matched_rules(parsed.title, parsed.text, settings.topics):
+            slugs[slug] = None
+    return tuple(slugs), names
+
+
+def catalog(settings: Settings, names: dict[str, str]) -> dict[str, Topic]:
+    """All known topics: config rules win over names seen in front matter."""
+    topics = {slug: Topic(slug=slug, name=name, description=f"Articles about {name}.")
+              for slug, name in names.items()}
+    for rule in settings.topics:
+        topics[rule.slug] = Topic(slug=rule.slug, name=rule.name,
+                                  description=rule.description or f"Articles about {rule.name}.")
+    return topics

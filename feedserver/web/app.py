@@ -1,0 +1,261 @@
+"""The web shell: serve what the pipeline published, with HTTP done right.
+
+The app is a file server over the output folder (see :mod:`feedserver.web.published`);
+it never parses or reads ``seeds/``, and renders nothing but its own 404/410
+page, once per worker, in the site's layout.  A URL maps to the file of the
+same path (``/topics/x/`` -> ``topics/x/index.html``) and only files the
+manifest lists are served, so no URL reaches outside the folder.  Conditional
+requests go through Werkzeug's ``is_resource_modified`` (If-None-Match wins
+over If-Modified-Since); precompressed bodies are chosen by Accept-Encoding,
+each with its own ETag.  The Host header is never used: every URL in the
+bodies was baked from ``base_url`` at build time, and the folder redirect is
+relative (``SCRIPT_NAME``, which a proxy may set, never reaches a header).
+Answers without a body (304, 204, 308) carry no ``Content-Type``: a cache
+refreshing a stored feed's headers from a 304 must not relabel it as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
+from werkzeug.http import is_resource_modified, parse_accept_header
+
+from feedserver.config import load_settings
+from feedserver.publish.output import ENCODINGS, STATUS
+from feedserver.render.embed import UNKNOWN
+from feedserver.render.pages import error_page
+from feedserver.web import health
+from feedserver.web.negotiate import html_alternate, is_embed_script, prefers_html
+from feedserver.web.published import (
+    CORS,
+    NOSNIFF,
+    Entry,
+    Snapshot,
+    Store,
+    content_security_policy,
+    safe_path,
+)
+
+PREFERENCE = tuple(ENCODINGS)  # br, then gzip, on equal quality
+_BODY_HEADERS = frozenset({"Content-Type", "Content-Encoding"})  # not sent with a 304
+
+
+class Bodiless(Response):
+    """A response with no body (204, 304, 308), so nothing to label with a media type.
+
+    Werkzeug would add its default ``Content-Type: text/html`` to any
+    response that names none.
+    """
+
+    default_mimetype = None
+
+
+class FileResponse(Bodiless):
+    """A response whose headers the view built completely, sent as they are.
+
+    Werkzeug checks every header again on each ``add`` and copies them all in
+    ``get_wsgi_headers``; for a file server that per-request work cost more
+    than everything else the view does (see benchmarks/serve_bench.py).  The
+    Store builds and checks the headers once per publish, so they go out as
+    they are.  A 304 keeps Last-Modified, which Werkzeug would drop with the
+    entity headers: a 304 must carry the validators a cache refreshes from
+    (RFC 9110 §15.4.5), and pollers that only send If-Modified-Since need it.
+    """
+
+    automatically_set_content_length = False  # the view sets it for the body sent
+
+    @classmethod
+    def prepared(cls, body: bytes, headers: list[tuple[str, str]],
+                 status: int = 200) -> FileResponse:
+        trusted = Headers()
+        trusted._list = headers
+        return cls(body, status, headers=trusted)
+
+    def get_wsgi_headers(self, environ: Any) -> Any:
+        return self.headers
+
+
+@lru_cache(maxsize=256)
+def accepted(header: str) -> tuple[str, ...]:
+    """Our encodings the client accepts, best first: by quality, then br over gzip."""
+    accept = parse_accept_header(header)
+    ranked = [(accept[name], -rank, name) for rank, name in enumerate(PREFERENCE)
+              if accept[name] > 0]
+    return tuple(name for *_, name in sorted(ranked, reverse=True))
+
+
+def file_key(path: str) -> str | None:
+    """URL path (no leading slash) -> output file, or None when it cannot be one."""
+    key = f"{path}index.html" if path == "" or path.endswith("/") else path
+    return key if safe_path(key) else None
+
+
+ERRORS = {
+    404: ("Not found", "Nothing is published at this address."),
+    410: ("Gone", "This was published here once and has been removed (its topic or article "
+                  "no longer exists)."),
+}
+
+
+class Views:
+    """The routes, bound to one Store (no module-level state, no app lookups)."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.settings = store.settings
+        self.max_age = f"public, max-age={store.settings.refresh_interval}"
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.error_pages = {code: error_page(self.settings.site_title, self.settings.base_url,
+                                             self.settings.language, code, title, text)
+                            for code, (title, text) in ERRORS.items()}
+
+    def file(self, path: str = "") -> Response:
+        """Serve a published file: 200 or 304, the best precompressed body."""
+        snap = self.store.snapshot()
+        key = file_key(path)
+        entry = snap.files.get(key) if key else None
+        if entry is None:
+            return self.missing(snap, path, key)
+        alternate = html_alternate(key) if key else None
+        if alternate and prefers_html(request.environ.get("HTTP_ACCEPT", "")):
+            entry = snap.files.get(alternate, entry)  # a browser: the feed as a page
+        if request.method == "OPTIONS":
+            return self.preflight(entry)
+        environ = request.environ
+        header = environ.get("HTTP_ACCEPT_ENCODING")
+        for name in (*accepted(header), "") if header else ("",):
+            variant = entry.variants.get(name)
+            found = self.store.read(variant.filename) if variant else None
+            if found is not None:
+                break
+        else:
+            return self.error(404, path)
+        etag, body = found
+        # A body newer than the manifest (a publish in progress) gets no date.
+        fresh = etag == variant.etag and entry.last_modified is not None
+        validators = [("ETag", etag)]
+        if fresh:
+            validators.append(("Last-Modified", entry.last_modified))
+        if self.not_modified(environ, etag, entry.modified_at if fresh else None):
+            kept = [h for h in variant.headers if h[0] not in _BODY_HEADERS]
+            return FileResponse.prepared(b"", kept + validators, 304)
+        return FileResponse.prepared(
+            body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
+
+    @staticmethod
+    def not_modified(environ: dict[str, Any], etag: str, modified: datetime | None) -> bool:
+        """Werkzeug's If-None-Match / If-Modified-Since rules, asked only when they apply.
+
+        A poller sending back exactly the ETag it got is the common case and a
+        match under any rule, so it skips the header parsing.
+        """
+        match = environ.get("HTTP_IF_NONE_MATCH")
+        if match == etag:
+            return True
+        if match is None and "HTTP_IF_MODIFIED_SINCE" not in environ:
+            return False
+        return not is_resource_modified(environ, etag=etag, last_modified=modified)
+
+    def preflight(self, entry: Entry) -> Response:
+        """CORS preflight for scripts that send conditional headers themselves."""
+        response = Bodiless(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+        if entry.cors:
+            response.headers.update(CORS)
+            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD"
+            response.headers["Access-Control-Allow-Headers"] = "If-None-Match, If-Modified-Since"
+            response.headers["Access-Control-Max-Age"] = "86400"
+        return response
+
+    def missing(self, snap: Snapshot, path: str, key: str | None) -> Response:
+        """410 for what a publish removed, 308 to add a folder's slash, else 404.
+
+        A widget of a channel that does not exist gets the loader that says
+        "feed unavailable" (a 404 script would not run in the host page).
+        """
+        if key is not None and is_embed_script(key) and UNKNOWN in snap.files:
+            return self.file(UNKNOWN)
+        if key is not None and key in snap.gone:
+            return self.error(410, path)
+        if key is not None and f"{key}/index.html" in snap.files:
+            return self.to_folder(path)
+        return self.error(404, path)
+
+    def to_folder(self, path: str) -> Response:
+        """308 to the folder's URL, relative to the one asked for (``./energy/``).
+
+        Relative, because the request's ``SCRIPT_NAME`` is not ours to trust: a
+        proxy on the same host may set it, and ``//evil.example`` there made
+        ``Location: //evil.example/topics/`` (an open redirect, cached).  A
+        relative reference resolves against the URL the client itself used,
+        prefix included, so it is right behind any proxy and at any address.
+        """
+        query = request.query_string.decode("latin-1")
+        target = f"./{path.rpartition('/')[2]}/" + (f"?{query}" if query else "")
+        return Bodiless(status=308, headers={"Location": target,
+                                             "Cache-Control": self.max_age})
+
+    def error(self, code: int, path: str) -> Response:
+        """The site's 404/410 page (JSON for .json paths); nothing from the request echoed."""
+        title, text = ERRORS[code]
+        headers = [NOSNIFF, ("Cache-Control", self.max_age), *CORS]
+        if path.endswith(".json"):
+            body = json.dumps({"error": title.lower(), "status": code, "message": text})
+            return Response(body, code, headers, content_type="application/json; charset=utf-8")
+        headers.append(("Content-Security-Policy", content_security_policy(self.settings, "")))
+        return Response(self.error_pages[code], code, headers,
+                        content_type="text/html; charset=utf-8")
+
+    def healthz(self) -> Response:
+        """Status and counts only (:mod:`feedserver.web.health`); 503 until a build succeeded.
+
+        ``?strict`` answers 503 for anything but "ok", for monitors that only
+        read the status code.
+        """
+        status: dict[str, Any] = {}
+        try:
+            loaded = json.loads((self.store.root / STATUS).read_bytes())
+            status = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            pass
+        code, body = health.report(status, len(self.store.snapshot().files), self.clock(),
+                                   self.settings.stuck_seconds)
+        if "strict" in request.args and body["status"] != "ok":
+            code = 503
+        return Response(json.dumps(body), code, [NOSNIFF, ("Cache-Control", "no-store")],
+                        content_type="application/json")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """App factory: settings from ``config`` (or config.toml / FEEDSERVER_*), routes.
+
+    ``FEEDSERVER_SETTINGS`` may hold a ready :class:`Settings`; otherwise
+    ``FEEDSERVER_CONFIG`` names a config file (default ./config.toml when present).
+    Nothing is started here: no build, no scheduler.
+    """
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(FEEDSERVER_SETTINGS=None, FEEDSERVER_CONFIG=None,
+                            FEEDSERVER_CACHE_BYTES=64 * 1024 * 1024)
+    app.config.from_mapping(config or {})
+    settings = app.config["FEEDSERVER_SETTINGS"]
+    if settings is None:
+        path = app.config["FEEDSERVER_CONFIG"]
+        if path is None and not os.environ.get("FEEDSERVER_CONFIG") \
+                and Path("config.toml").is_file():
+            path = "config.toml"
+        settings = load_settings(path)
+    views = Views(Store(settings, app.config["FEEDSERVER_CACHE_BYTES"]))
+    app.extensions["feedserver"] = views
+    app.add_url_rule("/healthz", "healthz", views.healthz)
+    methods = ["GET", "HEAD", "OPTIONS"]
+    app.add_url_rule("/", "file", views.file, methods=methods, provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "file", views.file, methods=methods,
+                     provide_automatic_options=False)
+    return app

@@ -1,0 +1,235 @@
+"""The serving side's view of the output folder: the manifest and file bodies.
+
+Each web worker keeps one :class:`Store`.  It holds the parsed manifest as a
+:class:`Snapshot` (media types, Last-Modified, encodings and every static
+header prepared once per publish), reloaded only when a cheap ``stat`` of
+``.feedserver/manifest.json`` shows a new one.  Bodies are read by opening the
+file and ``fstat``-ing the same descriptor, and cached (bounded) by that
+identity (inode, mtime, size): publishing replaces files by rename, so the
+ETag computed from a cached body always belongs to the body that is sent,
+even while a publish is in progress.  Only paths the manifest lists are ever
+opened, which is what keeps every URL inside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.http import http_date, parse_date
+
+from feedserver.config import Settings
+from feedserver.publish.output import ENCODINGS, MANIFEST, etag_of
+from feedserver.web.negotiate import cache_scope, frame_ancestors, varies_on_accept
+
+CORS_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json",
+                        "text/x-opml", "application/json", "application/javascript"})
+CORS = (("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Expose-Headers", "ETag, Last-Modified"))
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One body of a file (plain, or a precompressed encoding) and its headers."""
+
+    filename: str
+    etag: str
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A published file: its variants by encoding ('' is plain) and validators."""
+
+    variants: dict[str, Variant]
+    last_modified: str | None
+    modified_at: datetime | None
+    cors: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of the manifest, as prepared for serving."""
+
+    key: tuple[int, int, int] | None
+    files: dict[str, Entry] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()
+
+
+def content_security_policy(settings: Settings, path: str) -> str:
+    """CSP for an HTML page: our stylesheet, images from articles, nothing else."""
+    parts = urlsplit(settings.base_url)
+    return ("default-src 'none'; "
+            f"style-src 'self' {parts.scheme}://{parts.netloc}; img-src http: https: data:; "
+            "base-uri 'none'; form-action 'none'; "
+            f"frame-ancestors {frame_ancestors(settings, path)}")
+
+
+def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
+    """Precompute everything a request for ``path`` needs except the body."""
+    media = str(meta.get("media_type") or "")
+    if not _PRINTABLE.fullmatch(media):  # headers go out unchecked (web.FileResponse)
+        media = "application/octet-stream"
+    kind = media.split(";")[0].strip()
+    headers = [("Content-Type", media), NOSNIFF,
+               ("Cache-Control", f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
+    encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
+                 if name in ENCODINGS}
+    vary = ["Accept"] if varies_on_accept(path) else []
+    if encodings:
+        vary.append("Accept-Encoding")
+    if vary:
+        headers.append(("Vary", ", ".join(vary)))
+    cors = kind in CORS_TYPES
+    if cors:
+        headers += CORS
+    if kind == "text/html":
+        headers.append(("Content-Security-Policy", content_security_policy(settings, path)))
+    variants = {"": Variant(path, str(meta.get("etag", "")), tuple(headers))}
+    for name, info in encodings.items():
+        variants[name] = Variant(path + ENCODINGS[name], str(info.get("etag", "")),
+                                 (*headers, ("Content-Encoding", name)))
+    moment = parse_date(str(meta.get("last_modified") or ""))
+    return Entry(variants, http_date(moment) if moment else None, moment, cors)
+
+
+def safe_path(path: str) -> bool:
+    """A relative path without empty, '.' or '..' segments (manifest keys and URLs)."""
+    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+        return False
+    return not any(part in ("", ".", "..") for part in path.split("/"))
+
+
+class BodyCache:
+    """Bodies and their ETags by file identity, bounded in bytes (oldest out first)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: dict[tuple[str, int, int, int], tuple[str, bytes]] = {}
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int, int]) -> tuple[str, bytes] | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, int, int, int], value: tuple[str, bytes]) -> None:
+        size = len(value[1])
+        if size > self._max // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._bytes += size
+            while self._bytes > self._max:
+                oldest = next(iter(self._items))
+                self._bytes -= len(self._items.pop(oldest)[1])
+
+
+class Store:
+    """A worker's view of the output folder: the current manifest and file bodies."""
+
+    def __init__(self, settings: Settings, cache_bytes: int) -> None:
+        self.settings = settings
+        self.root = Path(settings.output_dir)
+        self._manifest = str(self.root / MANIFEST)
+        self._snapshot = Snapshot(key=(-1, -1, -1))
+        self.cache = BodyCache(cache_bytes)
+
+    def snapshot(self) -> Snapshot:
+        """The current manifest; one stat per call, a re-read only after a publish."""
+        try:
+            st = os.stat(self._manifest)
+            key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        snap = self._snapshot
+        if snap.key != key:
+            snap = self._snapshot = self._load()
+        return snap
+
+    def _load(self) -> Snapshot:
+        try:
+            with open(self._manifest, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return Snapshot(key=None)
+        files = {path: _entry(path, meta, self.settings)
+                 for path, meta in (data.get("files") or {}).items()
+                 if safe_path(path) and isinstance(meta, dict)}
+        gone = frozenset(p for p in data.get("gone") or () if isinstance(p, str))
+        return Snapshot((st.st_ino, st.st_mtime_ns, st.st_size), files, gone)
+
+    def read(self, filename: str) -> tuple[str, bytes] | None:
+        """(ETag, body) of the file as it is now, or None if it is not there.
+
+        A cached body is keyed by the identity ``fstat`` gave for the very
+        descriptor it was read from.  Publishing replaces files by rename and
+        never rewrites one in place, so an identity names one body for good:
+        when ``lstat`` of the path reports an identity already cached, that
+        body is the current one (one syscall on the hot path); otherwise the
+        file is opened and its own descriptor is ``fstat``-ed and read.
+        """
+        path = os.path.join(self.root, filename)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        found = self.cache.get((filename, st.st_ino, st.st_mtime_ns, st.st_size))
+        return found if found is not None else self._load_body(filename, path)
+
+    def _load_body(self, filename: str, path: str) -> tuple[str, bytes] | None:
+        try:
+            fd = open_beneath(str(self.root), filename)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            body = _read_all(fd, st.st_size)
+        finally:
+            os.close(fd)
+        found = (etag_of(body), body)
+        self.cache.put((filename, st.st_ino, st.st_mtime_ns, st.st_size), found)
+        return found
+
+
+def open_beneath(root: str, filename: str) -> int:
+    """Open ``root/filename`` for reading, following no symbolic link below ``root``.
+
+    ``O_NOFOLLOW`` alone guards only the last component: a folder of the
+    output swapped for a link (``topics/x -> /etc``) would still be followed,
+    so each folder is opened relative to the one above it, without following.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        *folders, name = filename.split("/")
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, max(size, 65536)):
+        chunks.append(chunk)
+    return b"".join(chunks)
