@@ -109,3 +109,12 @@ def write(path: Path, text: str | bytes, mtime: float | None = None) -> Path:
     if mtime is not None:
         os.utime(path, (mtime, mtime))
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under ``tests/system`` (real servers, processes, browsers, faults) is
+    ``slow``: ``pytest -m "not slow"`` runs the unit and integration tests alone."""
+    system = Path(__file__).resolve().parent / "system"
+    for item in items:
+        if system in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)

@@ -25,8 +25,7 @@ import pytest
 from feedserver.config import Settings, load_settings
 from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR, etag_of
 from feedserver.web.app import create_app
-
-from .test_serve_e2e import free_port, stop, wait_ready
+from tests.system.test_serve_e2e import free_port, stop, wait_ready
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOPICS = ("Grain", "Rail", "Water", "Schools", "Banks", "Mining", "Ports", "Roads", "Health",

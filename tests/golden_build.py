@@ -27,7 +27,9 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 # Libraries whose behaviour shows in the published bytes.
 LIBRARIES = ("feedgen", "lxml", "nh3", "markdown-it-py", "jinja2", "orjson", "pyyaml",
              "python-slugify", "ftfy", "charset-normalizer", "brotli", "isal")
-# Files that record when and how long a build ran, not what it published.
+# Files that record when and how long a build ran, not what it published.  The build's own
+# bookkeeping under ``.feedserver/`` (manifest, journal) is not what readers get: the
+# manifest may gain fields; the ETags in it follow the bodies compared here.
 VOLATILE = re.compile(r"^(status\.json|\.feedserver-.*|.*\.tmp)$")
 
 
@@ -59,7 +61,8 @@ def digests(work: Path, size: int = SIZE) -> dict[str, str]:
     out = work / "out"
     return {path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(out.rglob("*"))
-            if path.is_file() and not VOLATILE.match(path.name)}
+            if path.is_file() and not VOLATILE.match(path.name)
+            and ".feedserver" not in path.relative_to(out).parts}
 
 
 def main() -> None:

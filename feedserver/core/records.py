@@ -117,10 +117,17 @@ class Channel:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """One output file: relative path, bytes, media type and its change time."""
+    """One output file: relative path, bytes, media type and its change time.
+
+    ``format`` names the feed format of a feed file ('' for anything else) and
+    ``cors`` says other sites' scripts may read it; both go into the manifest, so
+    whatever serves the folder (the web app, nginx) needs no renderer to know them.
+    """
 
     path: str
     body: bytes
     media_type: str
     last_modified: datetime
     channel: str = ""
+    format: str = ""
+    cors: bool = False

@@ -1,0 +1,171 @@
+"""Incremental pages: only what changed is rendered, and the result is a full build's bytes.
+
+The HTML pages, embed views, OPML and catalog follow the feeds (see
+:mod:`feedserver.build.page_signatures`): a one-file edit renders that article's page and
+the pages of the channels listing it; every other file keeps its bytes and
+its mtime.  A series of incremental builds (edit, add, delete, rename, topic
+change, a topic losing its last article) must end with exactly the output
+tree a fresh full build of the same state writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.corpus import generate
+from feedserver.build.page_signatures import SITE_PAGES
+from feedserver.build.run import BuildReport, run_build
+from feedserver.config import Settings, load_settings
+from feedserver.core.records import Article
+from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
+from feedserver.render import pages
+from tests.conftest import NOW, ROOT, write
+
+Build = Callable[..., BuildReport]
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    """Every published file (compressed bodies included), the bookkeeping folder aside."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and META_DIR not in p.relative_to(out).parts}
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    return {path: (out / path).stat().st_mtime_ns for path in tree(out)}
+
+
+def etags(out: Path) -> dict[str, str]:
+    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    return {path: entry["etag"] for path, entry in files.items()}
+
+
+def plain(path: str) -> str:
+    """A compressed body's path -> the path of the file it encodes."""
+    for suffix in ENCODINGS.values():
+        if path.endswith(suffix):
+            return path.removesuffix(suffix)
+    return path
+
+
+def site(folder: Path, seeds: Path, state: Path | None = None) -> Settings:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.toml", folder / "config.toml")
+    return load_settings(folder / "config.toml", env={
+        "FEEDSERVER_SEEDS_DIR": str(seeds), "FEEDSERVER_OUTPUT_DIR": str(folder / "out"),
+        "FEEDSERVER_STATE_DIR": str(state or folder / "state"),
+        "FEEDSERVER_BUILD_PROCESSES": "1"})
+
+
+def listed_in(out: Path, url: str) -> dict[str, str]:
+    """Channels whose JSON Feed lists ``url``: slug -> folder ('' for all)."""
+    found = {}
+    for feed in out.rglob("feed.json"):
+        folder = str(feed.parent.relative_to(out)) + "/"
+        if url in {item["url"] for item in json.loads(feed.read_bytes())["items"]}:
+            found[feed.parent.name if folder != "./" else "all"] = "" if folder == "./" else folder
+    return found
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Slugs of the article pages each build renders, in order."""
+    seen: list[str] = []
+    original = pages._Renderer.article
+
+    def counted(self: Any, article: Article) -> Any:
+        seen.append(article.slug)
+        return original(self, article)
+
+    monkeypatch.setattr(pages._Renderer, "article", counted)
+    return seen
+
+
+def _steps(seeds: Path) -> list[Callable[[], object]]:
+    """A publisher's week: edit, add, delete, rename, topic change, topic emptied."""
+    md = sorted(seeds.rglob("*.md"))
+    txt = sorted(seeds.rglob("*.txt"))
+    new = seeds / "garden.md"
+    return [
+        lambda: write(md[0], md[0].read_text(encoding="utf-8") + "\nOne more paragraph.\n"),
+        lambda: write(new, "---\ntitle: Garden news\ntags: [Gardening]\n---\nRoses.\n"),
+        lambda: txt[0].unlink(),
+        lambda: txt[1].rename(seeds / "renamed.txt"),
+        lambda: write(md[1], md[1].read_text(encoding="utf-8").replace(
+            "topics: [", "topics: [Beekeeping, ", 1)),
+        lambda: write(new, "---\ntitle: Garden news\ntags: [Rail]\n---\nRoses, by train.\n"),
+    ]
+
+
+def test_incremental_pages_end_with_the_full_build_tree(tmp_path: Path,
+                                                         rendered: list[str]) -> None:
+    seeds = tmp_path / "seeds"
+    generate(seeds, 60, seed=5)
+    stepwise = site(tmp_path / "steps", seeds)
+    assert not run_build(stepwise, now=NOW).errors
+    full_render = len(rendered)
+    when = NOW
+    for step in _steps(seeds):
+        step()
+        when += timedelta(minutes=5)
+        rendered.clear()
+        report = run_build(stepwise, now=when)
+        assert not report.errors
+        assert len(rendered) <= 1 < full_render  # a step renders at most its article's page
+    assert not (Path(stepwise.output_dir) / "topics/gardening/index.html").exists()
+    full = site(tmp_path / "full", seeds, tmp_path / "full-state")
+    shutil.copytree(Path(stepwise.state_dir), tmp_path / "full-state")  # same ids and dates
+    rendered.clear()
+    assert not run_build(full, now=when).errors
+    assert len(rendered) == full_render  # one added, one deleted
+    steps_out, full_out = Path(stepwise.output_dir), Path(full.output_dir)
+    assert tree(steps_out) == tree(full_out)
+    assert etags(steps_out) == etags(full_out)
+
+
+def test_one_file_edit_rewrites_its_page_and_its_channels_pages_only(
+        build: Build, settings: Settings, rendered: list[str]) -> None:
+    build()
+    out, seeds = Path(settings.output_dir), Path(settings.seeds_dir)
+    before = mtimes(out)
+    rendered.clear()
+    story = seeds / "2026-10-14-rail-freight.md"
+    write(story, story.read_text(encoding="utf-8") + "\nA late correction.\n")
+    report = build(now=NOW + timedelta(minutes=1))
+    after = mtimes(out)
+    changed = {plain(p) for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert len(rendered) == 1
+    page = f"articles/{rendered[0]}/index.html"
+    listing = listed_in(out, f"{settings.base_url}articles/{rendered[0]}/")
+    assert {"all", "transport", "trade"} <= set(listing)
+    allowed = {page, *SITE_PAGES, *(f"embed/{slug}/index.html" for slug in listing),
+               *(f"{folder}{name}" for folder in listing.values()
+                 for name in ("index.html", "feed.rss", "feed.atom", "feed.json", "feed.html"))}
+    assert page in changed and "topics/trade/feed.rss" in changed
+    assert changed <= allowed, changed - allowed
+    assert "A late correction." in (out / page).read_text(encoding="utf-8")
+    assert report.rendered_channels == len(listing) and len(before) == len(after) > 60
+    rendered.clear()
+    build(now=NOW + timedelta(minutes=2))  # nothing changed: nothing rendered, nothing moves
+    assert rendered == [] and mtimes(out) == after
+
+
+def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
+                                          rendered: list[str]) -> None:
+    build()
+    out = Path(settings.output_dir)
+    slug = sorted((out / "articles").iterdir())[0].name
+    page, frame = out / "articles" / slug / "index.html", out / "embed/all/index.html"
+    body, frame_body = page.read_bytes(), frame.read_bytes()
+    page.unlink()
+    frame.unlink()
+    rendered.clear()
+    build(now=NOW + timedelta(minutes=1))
+    assert rendered == [slug]
+    assert page.read_bytes() == body and frame.read_bytes() == frame_body

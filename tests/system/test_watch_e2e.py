@@ -1,0 +1,219 @@
+"""End to end: the one scheduler of a deployment, with real processes on 127.0.0.1.
+
+`feedserver serve` with two gunicorn workers: a file added to seeds/ is served
+by every worker (each request's worker is found from the kernel's socket
+table), and the job runs once per interval, in one process, not once per
+worker.  Two `feedserver watch` on one state folder: one runs, the other
+stands by and takes over when the first is killed.  Waits are bounded; no
+duration is asserted (latency is measured in benchmarks/watch_latency.py).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from tests.conftest import recent
+from tests.faultkit import until
+from tests.system.test_serve_e2e import free_port, stop, wait_ready
+
+pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
+                                reason="finds the serving worker through /proc")
+
+INTERVAL = 2
+RUN = re.compile(r"^(\S+ \S+) \[(\d+)\] feedserver\.schedule\.scheduler: run \d+ \(([^)]*)\)", re.M)
+STARTED = re.compile(r"\[(\d+)\] feedserver\.schedule\.scheduler: scheduler started in pid (\d+)")
+
+
+@dataclass
+class Run:
+    at: datetime
+    pid: int
+    reason: str
+
+
+def runs(log: Path) -> list[Run]:
+    return [Run(datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f"), int(m[2]), m[3])
+            for m in RUN.finditer(log.read_text(errors="replace"))]
+
+
+def environment(site: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+    env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site / "seeds"),
+               FEEDSERVER_OUTPUT_DIR=str(site / "public"),
+               FEEDSERVER_STATE_DIR=str(site / "state"),
+               FEEDSERVER_REFRESH_INTERVAL=str(INTERVAL))
+    return env
+
+
+def spawn(site: Path, args: list[str], log: Path, env: dict[str, str]
+          ) -> subprocess.Popen[bytes]:
+    command = args if args[0] == "-c" else ["-m", "feedserver", *args]
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, *command], cwd=site,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def socket_owner(port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of the connection from ``client_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":"), fields[2].split(":")
+        if int(local[1], 16) == port and int(remote[1], 16) == client_port:
+            inode = fields[9]
+    for pid in pids:
+        with os.scandir(f"/proc/{pid}/fd") as fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) == f"socket:[{inode}]":
+                        return pid
+                except OSError:
+                    continue
+    return None
+
+
+def fetch(port: int, path: str, workers: list[int]) -> tuple[int | None, bytes]:
+    """GET ``path`` on a fresh connection; the worker that answered, and the body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        body = conn.getresponse().read()
+        return socket_owner(port, conn.sock.getsockname()[1], workers), body
+    finally:
+        conn.close()
+
+
+# `feedserver serve` has no --preload; this runs its gunicorn application with it.
+PRELOADED = """
+import sys
+from feedserver.config import load_settings
+from feedserver.serve import FeedServer, gunicorn_options, start_background
+from feedserver.web.app import create_app
+
+settings = load_settings("config.toml")  # what the CLI reads from the current folder
+options = {**gunicorn_options(settings, "127.0.0.1", int(sys.argv[1]), 2), "preload_app": True}
+FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}), options,
+           lambda: start_background(settings)).run()
+"""
+
+
+@pytest.fixture(params=["workers", "preload"])
+def serve(request: pytest.FixtureRequest, site_dir: Path
+          ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = site_dir / "serve.log"
+    args = ["serve", "--port", str(port), "--workers", "2"]
+    if request.param == "preload":
+        args = ["-c", PRELOADED, str(port)]
+    process = spawn(site_dir, args, log, environment(site_dir, url))
+    try:
+        wait_ready(url, process, log)
+        yield process, port, log
+    finally:
+        stop(process)
+
+
+def test_a_new_file_reaches_every_worker_and_the_job_runs_once_per_interval(
+        serve: tuple[subprocess.Popen[bytes], int, Path], site_dir: Path) -> None:
+    process, port, log = serve
+    until(lambda: STARTED.search(log.read_text()), 30, "scheduler", log)
+    scheduler = int(STARTED.findall(log.read_text())[0][1])
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    workers = [int(p) for p in children if int(p) != scheduler]
+    assert len(workers) == 2
+    until(lambda: runs(log), 30, "first run", log)
+
+    title = "Night train to Almaty returns"
+    (site_dir / "seeds" / "night-train.md").write_text(
+        f'+++\ntitle = "{title}"\ndate = {recent()}\n+++\n\nThe railway is back.\n',
+        encoding="utf-8")
+    served_by: set[int] = set()
+
+    def every_worker_serves_it() -> bool:
+        pid, body = fetch(port, "/topics/transport/feed.rss", workers)
+        if pid is not None and title in {e.title for e in feedparser.parse(body).entries}:
+            served_by.add(pid)
+        return served_by == set(workers)
+
+    until(every_worker_serves_it, 20, "item served by both workers", log)
+    until(lambda: len([r for r in runs(log) if r.reason == "interval"]) >= 4, 30,
+          "four interval runs", log)
+
+    seen = runs(log)
+    assert {r.pid for r in seen} == {scheduler}  # one process ran every build
+    assert len(STARTED.findall(log.read_text())) == 1
+    ticks = [r for r in seen if r.reason == "interval"]
+    span = (seen[-1].at - seen[0].at).total_seconds()
+    assert len(ticks) <= span / INTERVAL + 1  # once per interval; per worker would be twice
+    assert 1 <= len([r for r in seen if "night-train" in r.reason]) <= 2
+
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    until(lambda: not alive(scheduler), 10, "scheduler exit", log)
+    assert "scheduler stopped after" in log.read_text()
+
+
+def test_a_killed_scheduler_comes_back_and_a_killed_master_takes_it_along(
+        serve: tuple[subprocess.Popen[bytes], int, Path]) -> None:
+    process, _, log = serve
+    until(lambda: STARTED.search(log.read_text()), 30, "scheduler", log)
+    first = int(STARTED.findall(log.read_text())[0][1])
+    os.kill(first, signal.SIGKILL)
+    until(lambda: len(STARTED.findall(log.read_text())) == 2, 30, "restarted scheduler", log)
+    scheduler = int(STARTED.findall(log.read_text())[1][1])
+    assert scheduler != first and alive(scheduler)
+    until(lambda: [r for r in runs(log) if r.pid == scheduler], 30, "restarted run", log)
+    process.kill()
+    process.wait(10)
+    until(lambda: not alive(scheduler), 10, "orphaned scheduler to stop", log)
+
+
+def test_two_watchers_on_one_state_run_one_scheduler(site_dir: Path) -> None:
+    env = environment(site_dir, "http://127.0.0.1:8000/")
+    first_log, second_log = site_dir / "watch1.log", site_dir / "watch2.log"
+    first = spawn(site_dir, ["watch"], first_log, env)
+    second = None
+    try:
+        until(lambda: runs(first_log), 30, "first watcher's run", first_log)
+        second = spawn(site_dir, ["watch"], second_log, env)
+        until(lambda: "standing by" in second_log.read_text(), 30, "standby", second_log)
+        time.sleep(INTERVAL + 0.5)
+        assert runs(second_log) == []  # it never built while the first one ran
+
+        first.kill()
+        first.wait(10)
+        until(lambda: runs(second_log), 30, "takeover", second_log)
+        (site_dir / "seeds" / "after.md").write_text(
+            f'+++\ntitle = "After the takeover"\ndate = {recent()}\n+++\n\nText.\n',
+            encoding="utf-8")
+        feed = site_dir / "public" / "feed.rss"
+        until(lambda: "After the takeover" in feed.read_text(encoding="utf-8"), 20,
+              "item published by the second watcher", second_log)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
