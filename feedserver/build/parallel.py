@@ -8,7 +8,7 @@ written to temporary files), so the bytes never travel between processes;
 only manifest entries and problems do.  The parent commits them all at once,
 so the result is the same as a sequential build, byte for byte.
 
-A job cheaper than :data:`SPLIT_WORTH` runs in the parent.  Others fork, two ways:
+A job cheaper than :func:`split_worth` runs in the parent.  Others fork, two ways:
 
 * A small job (an incremental build: a few channels) is split between the
   parent and ``processes - 1`` children forked for it alone
@@ -38,15 +38,13 @@ from feedserver.build.stages import Output, Site, channel_file, render_checked
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
-from feedserver.render.feeds import FORMATS, Format, ItemCache
+from feedserver.render.feeds import ItemCache
+from feedserver.render.formats import FORMATS, Format
 
-# Relative cost of a task per item listed (validation and compression of a 50-item
-# channel: RSS ~53 ms, Atom ~56 ms, JSON ~12 ms).
-COST = {"atom": 5, "rss": 5, "json": 1}
-# Jobs cheaper than one 16-item channel in every format (~35 ms of work) stay in this
-# process: measured on one channel, a fork saves time from 15-20 items up (50 items:
-# 121 -> 73 ms) and costs it below (5 items: 14 -> 22 ms).
-SPLIT_WORTH = 16 * sum(COST.values())
+# Jobs cheaper than one channel of this many items in every format (~35 ms of work with
+# RSS, Atom and JSON Feed) stay in this process: measured on one channel, a fork saves time
+# from 15-20 items up (50 items: 121 -> 73 ms) and costs it below (5 items: 14 -> 22 ms).
+SPLIT_ITEMS = 16
 # Jobs of at most this many tasks (20 channels in 3 formats) are split between the
 # parent and bare forks, their items rendered once in the parent; bigger ones go to a Pool.
 SPLIT_MAX = 60
@@ -60,6 +58,12 @@ WARM_ITEMS = 6000
 # of a cold 10k build (all processes, sampled every 50 ms): 120 tasks 195 MiB,
 # 80 187, 60 184-185, at the same build time (a fork is ~10 ms).
 RECYCLE = 60
+
+
+def split_worth() -> int:
+    """The cost (items x each format's ``cost`` hint) below which a job stays in this
+    process: :data:`SPLIT_ITEMS` items in every registered format."""
+    return SPLIT_ITEMS * sum(fmt.cost for fmt in FORMATS.values())
 
 
 def warm_cache() -> ItemCache:
@@ -164,11 +168,11 @@ class Executor:
             tasks.sort(key=lambda t: (-len(site.channels[t[0]].articles), t))
             return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
                                                ItemCache(ITEM_CACHE)), tasks, self.processes))
-        cost = {t: len(site.channels[t[0]].articles) * COST[t[1]] for t in tasks}
+        cost = {t: len(site.channels[t[0]].articles) * FORMATS[t[1]].cost for t in tasks}
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
         job = _Job(site, self.out_dir, self.published, cache)
-        if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < SPLIT_WORTH:
+        if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < split_worth():
             return _combine(site, [_run(job, task) for task in tasks])
         prerender(cache, site, channels)
         return _combine(site, _split(job, tasks, self.processes))

@@ -50,7 +50,7 @@ from feedserver.publish.output import (
     write_status,
 )
 from feedserver.render.embed import render_embeds
-from feedserver.render.feeds import FORMATS
+from feedserver.render.formats import FORMATS
 from feedserver.render.pages import render_pages
 
 __all__ = [

@@ -29,7 +29,8 @@ from feedserver.core.records import (
     Topic,
 )
 from feedserver.parse import article as article_parser
-from feedserver.render.feeds import FORMATS, Context, Format, ItemCache, render, ttl_minutes
+from feedserver.render.feeds import Context, ItemCache, render, ttl_minutes
+from feedserver.render.formats import FORMATS, Format
 from feedserver.topics import rules as topic_rules
 from feedserver.validate import item_faults, validate
 

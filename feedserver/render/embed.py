@@ -35,13 +35,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from feedserver.build.page_signatures import PREVIEW, embed_paths
 from feedserver.build.stages import EPOCH, Site, channel_file
 from feedserver.core.records import Channel, Rendered
-from feedserver.render.feeds import FORMATS
+from feedserver.render.formats import jsonfeed
 from feedserver.render.pages import (
     HTML_TYPE,
     MONTHS,
     STYLESHEET,
     FeedLink,
     asset_url,
+    feed_links,
     root_path,
     stylesheet,
 )
@@ -52,7 +53,6 @@ WIDGET = "static/embed-widget.js"
 UNKNOWN = "static/embed-unknown.js"
 FRAME_CSS = "static/embed.css"
 FAVICON = "static/favicon.svg"
-_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 
 def loader_path(slug: str) -> str:
@@ -125,12 +125,7 @@ class _Embeds:
     def view(self, channel: Channel) -> _View:
         topic = self.site.topics.get(channel.slug)
         name = topic.name if topic else "All articles"
-        feeds = tuple(
-            FeedLink(_LABELS.get(key, key), fmt.media_type.split(";")[0],
-                     self.site.context.feed_url(channel, fmt.filename),
-                     f"{channel.title} ({_LABELS.get(key, key)})")
-            for key, fmt in FORMATS.items())
-        return _View(channel, name, feeds)
+        return _View(channel, name, feed_links(self.site, channel))
 
     def _render(self, template: str, **values: Any) -> bytes:
         text = self.env.get_template(template).render(**self.common, **values)
@@ -143,7 +138,8 @@ class _Embeds:
 
     def loader_file(self, view: _View) -> Rendered:
         slug = view.channel.slug
-        json_url = self.site.context.feed_url(view.channel, FORMATS["json"].filename)
+        # The widget reads JSON Feed (static/embed-widget.js), whatever else is registered.
+        json_url = self.site.context.feed_url(view.channel, jsonfeed.FORMAT.filename)
         return Rendered(loader_path(slug), self.loader(slug, view.name, json_url), JS_TYPE,
                         self.newest, slug)
 

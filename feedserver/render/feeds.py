@@ -1,40 +1,25 @@
-"""Format registry: one format-neutral :class:`Channel` to RSS, Atom and JSON Feed.
+"""Feed rendering that is the same for every format: the site's context, the item cache.
 
-Each format is a small :class:`Format` value (file name, media type, an item
-renderer and a channel renderer) in :data:`FORMATS`; adding a format is adding
-an entry, not copying a renderer.  RSS and Atom go through feedgen.
-
-Speed and determinism come from the same design: an article's item is
-rendered once per format into bytes (:class:`ItemCache`) and spliced into every
-channel that lists it, so 200 topic channels do not re-render the same item 200
-times.  Every date comes from content (never ``now()``; feedgen's defaults are
-overwritten), so the same articles always give the same bytes.
+A format (:mod:`feedserver.render.formats`, one module each) knows how to draw
+one item and how to wrap a channel's items into a document; this module turns
+a channel into a document in any format.  Speed and determinism come from the
+same design: an article's item is rendered once per format into bytes
+(:class:`ItemCache`) and spliced into every channel that lists it, so 200
+topic channels do not re-render the same item 200 times.  Every date comes
+from content (never ``now()``), so the same articles always give the same bytes.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-
-from feedgen.entry import FeedEntry
-from feedgen.feed import FeedGenerator
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from feedserver.core.records import Article, Channel
 
-GENERATOR = "feedserver"
-RSS_NS = {
-    "atom": "http://www.w3.org/2005/Atom",
-    "content": "http://purl.org/rss/1.0/modules/content/",
-    "dc": "http://purl.org/dc/elements/1.1/",
-}
-ATOM_XMLNS = "http://www.w3.org/2005/Atom"
-JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+if TYPE_CHECKING:
+    from feedserver.render.formats import Format
 
 
 @dataclass(frozen=True)
@@ -54,153 +39,9 @@ class Context:
         return f"{self.base_url}{folder}{filename}"
 
 
-@dataclass(frozen=True)
-class Format:
-    """One feed format: where it goes, how it is served, how it is drawn."""
-
-    name: str
-    filename: str
-    media_type: str
-    item: Callable[[Article, Context], bytes]
-    channel: Callable[[Channel, Context, list[bytes]], bytes]
-
-
 def ttl_minutes(refresh_seconds: int) -> int:
     """RSS ttl in whole minutes, never shorter than the refresh interval."""
     return max(1, math.ceil(refresh_seconds / 60))
-
-
-def _entry(article: Article, ctx: Context) -> FeedEntry:
-    entry = FeedEntry()
-    entry.load_extension("dc", atom=False, rss=True)
-    entry.id(article.id)
-    entry.guid(article.id, permalink=False)
-    entry.title(article.title)
-    entry.link(href=article.link, rel="alternate", type="text/html")
-    entry.published(article.published)
-    entry.updated(article.updated)
-    entry.summary(article.summary)
-    entry.description(article.summary)
-    if article.content_html:
-        entry.content(article.content_html, type="html")
-    author = article.author or ctx.author
-    if author:
-        entry.author(name=author)
-        entry.dc.dc_creator(author)
-    for slug in article.topics:
-        entry.category(term=slug, label=ctx.topic_names.get(slug, slug),
-                       scheme=f"{ctx.base_url}topics/")
-    return entry
-
-
-def _inner(root: etree._Element, opening: bytes, closing: bytes) -> bytes:
-    """Bytes between the first ``opening`` and the last ``closing`` of ``root``.
-
-    Serialising an item alone would repeat the root's namespace declarations
-    on every item; cutting it out of a whole document keeps the fragment
-    identical to what feedgen writes inside a full feed.  Text and attribute
-    values are escaped, so the markers cannot occur inside them.
-    """
-    whole = etree.tostring(root, encoding="UTF-8")
-    return whole[whole.index(opening) + len(opening): whole.rindex(closing)]
-
-
-def rss_item(article: Article, ctx: Context) -> bytes:
-    entry = _entry(article, ctx)
-    # RSS <description> is HTML; the summary is plain text ("a<b", or a literal
-    # "<script>" someone wrote), so it goes in escaped.  Atom's summary is typed text.
-    entry.description(html.escape(article.summary, quote=False))
-    root = etree.Element("rss", nsmap=RSS_NS)
-    etree.SubElement(root, "channel").append(entry.rss_entry())
-    return _inner(root, b"<channel>", b"</channel>")
-
-
-def atom_item(article: Article, ctx: Context) -> bytes:
-    root = etree.Element("feed", xmlns=ATOM_XMLNS)
-    root.append(_entry(article, ctx).atom_entry())
-    return _inner(root, b">", b"</feed>")
-
-
-def _generator(channel: Channel, ctx: Context, fmt: str) -> FeedGenerator:
-    gen = FeedGenerator()
-    gen.load_extension("dc", atom=False, rss=True)
-    gen.id(ctx.feed_url(channel, FORMATS["atom"].filename))
-    gen.title(channel.title)
-    gen.description(channel.description)
-    gen.subtitle(channel.description)
-    # feedgen uses the last link as RSS <link>, so the page comes after self.
-    gen.link(href=ctx.feed_url(channel, FORMATS[fmt].filename), rel="self",
-             type=FORMATS[fmt].media_type.split(";")[0])
-    gen.link(href=channel.html_url, rel="alternate", type="text/html")
-    gen.language(ctx.language)
-    gen.author(name=ctx.author or ctx.site_title)
-    gen.generator(GENERATOR, uri=None, version=None)
-    gen.updated(channel.updated)
-    gen.lastBuildDate(channel.updated)
-    gen.ttl(ctx.ttl_minutes)
-    gen.docs("https://www.rssboard.org/rss-specification")
-    return gen
-
-
-def _splice(head: bytes, closing: bytes, items: list[bytes]) -> bytes:
-    cut = head.rindex(closing)
-    return head[:cut] + b"".join(items) + head[cut:]
-
-
-def rss_channel(channel: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    head = _generator(channel, ctx, "rss").rss_str(pretty=False)
-    return _splice(head, b"</channel>", items)
-
-
-def atom_channel(channel: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    head = _generator(channel, ctx, "atom").atom_str(pretty=False)
-    return _splice(head, b"</feed>", items)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-def json_item(article: Article, ctx: Context) -> bytes:
-    item: dict[str, object] = {
-        "id": article.id,
-        "url": article.link,
-        "title": article.title,
-        "content_html": article.content_html,
-        "summary": article.summary,
-        "date_published": _iso(article.published),
-        "date_modified": _iso(article.updated),
-        "tags": [ctx.topic_names.get(slug, slug) for slug in article.topics],
-        "language": article.lang or ctx.language,
-    }
-    author = article.author or ctx.author
-    if author:
-        item["authors"] = [{"name": author}]
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def json_channel(channel: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    head: dict[str, object] = {
-        "version": JSONFEED_VERSION,
-        "title": channel.title,
-        "home_page_url": channel.html_url,
-        "feed_url": ctx.feed_url(channel, FORMATS["json"].filename),
-        "description": channel.description,
-        "language": ctx.language,
-        "authors": [{"name": ctx.author or ctx.site_title}],
-    }
-    opening = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
-    return opening[:-1] + b',"items":[' + b",".join(items) + b"]}\n"
-
-
-FORMATS: dict[str, Format] = {
-    "rss": Format("rss", "feed.rss", "application/rss+xml; charset=utf-8", rss_item, rss_channel),
-    "atom": Format("atom", "feed.atom", "application/atom+xml; charset=utf-8", atom_item,
-                   atom_channel),
-    "json": Format("json", "feed.json", "application/feed+json; charset=utf-8", json_item,
-                   json_channel),
-}
-DEFAULT_FORMAT = "rss"
 
 
 class ItemCache:

@@ -39,7 +39,7 @@ from feedserver.build.page_signatures import (
 )
 from feedserver.build.stages import EPOCH, Site
 from feedserver.core.records import Article, Channel, Rendered
-from feedserver.render.feeds import FORMATS
+from feedserver.render.formats import FORMATS, rss
 
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
@@ -50,7 +50,6 @@ OPML_FILE = "feeds.opml"
 CATALOG_FILE = "topics.json"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
-_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +116,20 @@ def error_page(site_title: str, base_url: str, language: str, code: int, title: 
     return html.encode("utf-8")
 
 
+def feed_links(site: Site, channel: Channel) -> tuple[FeedLink, ...]:
+    """The channel's feeds in every registered format, as pages and embeds link them."""
+    return tuple(FeedLink(fmt.label, fmt.mime, site.context.feed_url(channel, fmt.filename),
+                          f"{channel.title} ({fmt.label})") for fmt in FORMATS.values())
+
+
 def _rows(site: Site) -> dict[str, Row]:
     """Every channel by slug, with the links every page needs, built once per build."""
     rows: dict[str, Row] = {}
     for channel in site.channels:
         topic = site.topics.get(channel.slug)
         name = topic.name if topic else "All articles"
-        feeds = tuple(
-            FeedLink(_LABELS.get(key, key), fmt.media_type.split(";")[0],
-                     site.context.feed_url(channel, fmt.filename),
-                     f"{channel.title} ({_LABELS.get(key, key)})")
-            for key, fmt in FORMATS.items())
-        rows[channel.slug] = Row(channel, name, len(channel.articles), feeds)
+        rows[channel.slug] = Row(channel, name, len(channel.articles),
+                                 feed_links(site, channel))
     return rows
 
 
@@ -201,7 +202,8 @@ def render_pages(site: Site) -> list[Rendered]:
 
 
 def opml(site: Site) -> Rendered:
-    """OPML 2.0 with one outline per channel (its RSS feed), importable in readers."""
+    """OPML 2.0 with one outline per channel (its RSS feed: OPML's outlines are RSS by
+    definition, ``type="rss"``), importable in readers."""
     newest = max((c.updated for c in site.channels), default=EPOCH)
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
@@ -209,11 +211,11 @@ def opml(site: Site) -> Rendered:
     ET.SubElement(head, "dateModified").text = format_datetime(newest, usegmt=True)
     ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ET.SubElement(root, "body")
-    rss = FORMATS["rss"].filename
     for channel in site.channels:
         ET.SubElement(body, "outline", type="rss", version="RSS2", text=channel.title,
                       title=channel.title, description=channel.description,
-                      xmlUrl=site.context.feed_url(channel, rss), htmlUrl=channel.html_url,
+                      xmlUrl=site.context.feed_url(channel, rss.FORMAT.filename),
+                      htmlUrl=channel.html_url,
                       language=site.context.language)
     ET.indent(root, space=" ")
     data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
@@ -227,8 +229,8 @@ def catalog(site: Site) -> Rendered:
         "title": channel.title,
         "description": channel.description,
         "html_url": channel.html_url,
-        "feeds": {key: site.context.feed_url(channel, fmt.filename)
-                  for key, fmt in FORMATS.items()},
+        "feeds": {fmt.name: site.context.feed_url(channel, fmt.filename)
+                  for fmt in FORMATS.values()},
         "items": len(channel.articles),
         "updated": channel.updated.isoformat(),
     } for channel in site.channels]

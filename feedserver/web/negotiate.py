@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from feedserver.config import Settings
 from feedserver.render.embed import PREVIEW
-from feedserver.render.feeds import FORMATS
+from feedserver.render.formats import FORMATS
 
 FEED_FILES = frozenset(fmt.filename for fmt in FORMATS.values())
 # Media types a feed reader may ask for; HTML must beat every one of them.

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from feedserver import validate
 from feedserver.build.run import BuildReport
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
 from feedserver.publish.output import MANIFEST
+from feedserver.render.formats import FORMATS, Finding, ReadBack
 from tests.conftest import NOW, SEED, parse_feed, write
 
 Build = Callable[..., BuildReport]
@@ -198,10 +199,10 @@ def test_failing_channel_keeps_previous_version(build: Build, settings: Settings
     before = feed_files(out)
     write(Path(settings.seeds_dir) / "new.md", "---\ntitle: Energy news\ntags: [Energy]\n---\nx\n")
 
-    def broken(channel: object, fmt: object, body: bytes) -> list[str]:
-        return ["injected failure"]
+    def broken(channel: object, body: bytes) -> ReadBack:
+        return ReadBack([Finding("injected failure")])
 
-    monkeypatch.setitem(validate.CHECKS, "atom", broken)
+    monkeypatch.setitem(FORMATS, "atom", replace(FORMATS["atom"], check=broken))
     report = build()
     assert {p.where for p in report.errors} >= {"channel all (feed.atom)"}
     assert feed_files(out) == before  # every channel failed: nothing changed

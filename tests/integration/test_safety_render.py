@@ -25,6 +25,7 @@ from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
+from feedserver.render.formats import FORMATS
 from feedserver.validate import validate
 from tests.conftest import NOW, write
 from tests.faultkit import tree
@@ -66,14 +67,14 @@ def items_of(out: Path, folder: str) -> dict[str, list[str]]:
 
 def _boom_on(monkeypatch: pytest.MonkeyPatch, slug: str) -> None:
     """The Atom renderer raises for one channel (every process forked later inherits it)."""
-    real = feeds.FORMATS["atom"]
+    real = FORMATS["atom"]
 
     def channel(ch: Channel, ctx: feeds.Context, items: list[bytes]) -> bytes:
         if ch.slug == slug:
             raise ValueError("feedgen choked")
         return real.channel(ch, ctx, items)
 
-    monkeypatch.setitem(feeds.FORMATS, "atom", replace(real, channel=channel))
+    monkeypatch.setitem(FORMATS, "atom", replace(real, channel=channel))
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -159,7 +160,7 @@ def test_the_gate_compares_titles_as_feedparser_shows_them(title: str) -> None:
                       "<p>x</p>", "x", when, when)
     channel = Channel("all", "S", "S", "", "https://x.example/", (article,), when)
     ctx = feeds.Context("S", "https://x.example/", "en", "", 30, {})
-    for name, fmt in feeds.FORMATS.items():
+    for name, fmt in FORMATS.items():
         assert validate(channel, name, feeds.render(channel, fmt, ctx)) == [], name
 
 

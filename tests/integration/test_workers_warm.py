@@ -12,13 +12,13 @@ import os
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver import validate
 from feedserver.build import forks
 from feedserver.build import parallel as workers
 from feedserver.build.forks import shared
@@ -30,7 +30,8 @@ from feedserver.config import Settings, load_settings
 from feedserver.core.records import Channel, SourceFile
 from feedserver.identify.ledger import Ledger
 from feedserver.publish.output import discard
-from feedserver.render.feeds import FORMATS, ItemCache
+from feedserver.render.feeds import ItemCache
+from feedserver.render.formats import FORMATS, Finding, ReadBack
 from tests.conftest import NOW, ROOT
 
 
@@ -178,11 +179,13 @@ def test_a_channel_failing_in_a_child_is_left_out_as_in_one_process(
     channels = some(site, 5)
     victim = channels[2].slug
 
-    def broken(channel: Channel, fmt: object, body: bytes) -> list[str]:
-        return ["injected failure"] if channel.slug == victim else real(channel, fmt, body)
+    def broken(channel: Channel, body: bytes) -> ReadBack:
+        if channel.slug == victim:
+            return ReadBack([Finding("injected failure")])
+        return real.check(channel, body)
 
-    real = validate.CHECKS["atom"]
-    monkeypatch.setitem(validate.CHECKS, "atom", broken)
+    real = FORMATS["atom"]
+    monkeypatch.setitem(FORMATS, "atom", replace(real, check=broken))
     results = []
     for processes in (1, 2):
         output = execute(corpus, site, channels, processes, warm_cache())

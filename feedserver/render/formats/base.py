@@ -1,0 +1,105 @@
+"""What a feed format is: the facts and functions one format module defines.
+
+A :class:`Format` owns everything the rest of the program needs to know about
+a format (where its file goes, how it is served and labelled, how an item and
+a channel are drawn, how its bytes are read back for the validation gate, what
+it costs the build's workers, whether other sites' scripts may read it), so
+adding a format is writing one module and registering its value
+(:mod:`feedserver.render.formats`), with no table elsewhere to keep in step.
+
+The gate's comparison of items with the articles (:mod:`feedserver.validate`) is
+the same for every format; what differs is only how the bytes are read back,
+so a format's ``check`` returns what a reader's parser sees (:class:`ReadBack`)
+and leaves the judging to the gate.  Nothing here imports a renderer's library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from feedserver.core.records import Article, Channel
+
+if TYPE_CHECKING:
+    from feedserver.render.feeds import Context
+
+Date = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference; ``item`` is the 0-based index of the item at fault, or None when
+    the document as a whole is wrong (not well-formed, wrong version, items missing)."""
+
+    reason: str
+    item: int | None = None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One item as a reader's parser reads it back from the rendered bytes.
+
+    The values are whatever the parser gave (not necessarily strings: a JSON
+    document may hold anything).  ``dates`` has a key for each date the format
+    carries ('published', 'updated'), as UTC (year, month, day, hour, minute,
+    second), or None when it could not be read.
+    """
+
+    id: object
+    title: object
+    link: object
+    dates: dict[str, Date | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What a format's check read from one rendered document.
+
+    ``findings``: what is wrong with the document itself (not well-formed, the
+    wrong version, a field of the wrong type), listed before any difference in
+    the items.  ``items``: the items in document order, or None when the
+    document could not be read far enough to compare them.  ``shown``: how a
+    reader displays a title (RSS and Atom readers re-decode mojibake), for a
+    second look at a title that differs; None compares titles exactly.
+    """
+
+    findings: list[Finding]
+    items: list[Seen] | None = None
+    shown: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True)
+class Format:
+    """One feed format: where it goes, how it is served, drawn, read back and scheduled.
+
+    ``item`` renders one article to the bytes every channel listing it splices
+    in (:class:`feedserver.render.feeds.ItemCache`); ``channel`` wraps a channel's
+    items into the whole document.  ``check`` reads the document back
+    (:class:`ReadBack`); ``checked_by`` names it in a problem when it raises.
+    ``cost`` is the relative time of validating and compressing one item, which
+    the build's workers use to start the longest tasks first.  ``cors``: other
+    sites' scripts may read the file (recorded in the manifest for the server).
+    """
+
+    name: str
+    filename: str
+    media_type: str
+    label: str
+    item: Callable[[Article, Context], bytes]
+    channel: Callable[[Channel, Context, list[bytes]], bytes]
+    check: Callable[[Channel, bytes], ReadBack]
+    cost: int
+    checked_by: str
+    cors: bool = True
+
+    @property
+    def mime(self) -> str:
+        """The media type without parameters (``application/rss+xml``), as links name it."""
+        return self.media_type.split(";")[0]
+
+
+def utc(moment: datetime) -> Date:
+    """A date as the gate compares it: UTC, to the second."""
+    return tuple(moment.utctimetuple()[:6])

@@ -1,0 +1,52 @@
+"""RSS 2.0 (``feed.rss``), drawn by feedgen and read back by feedparser.
+
+RSS carries one date per item (``pubDate``), so the gate compares only that.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from feedserver.core.records import Article, Channel
+from feedserver.render.formats import rss_atom
+from feedserver.render.formats.base import Format, ReadBack
+
+if TYPE_CHECKING:
+    from feedserver.render.feeds import Context
+
+RSS_NS = {
+    "atom": "http://www.w3.org/2005/Atom",
+    "content": "http://purl.org/rss/1.0/modules/content/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+
+
+def item(article: Article, ctx: Context) -> bytes:
+    """One ``<item>``."""
+    from lxml import etree
+
+    entry = rss_atom.entry(article, ctx)
+    # RSS <description> is HTML; the summary is plain text ("a<b", or a literal
+    # "<script>" someone wrote), so it goes in escaped.  Atom's summary is typed text.
+    entry.description(html.escape(article.summary, quote=False))
+    root = etree.Element("rss", nsmap=RSS_NS)
+    etree.SubElement(root, "channel").append(entry.rss_entry())
+    return rss_atom.inner(root, b"<channel>", b"</channel>")
+
+
+def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
+    """The whole document, the items spliced into ``<channel>``."""
+    head = rss_atom.generator(chan, ctx, FORMAT).rss_str(pretty=False)
+    return rss_atom.splice(head, b"</channel>", items)
+
+
+def check(chan: Channel, body: bytes) -> ReadBack:
+    """feedparser must read RSS 2.0 with every item's id, title, link and pubDate."""
+    return rss_atom.read_back(body, FORMAT.media_type, "rss20", ("published",))
+
+
+# Validating and compressing a 50-item channel takes ~53 ms (JSON Feed: ~12 ms).
+FORMAT = Format(name="rss", filename="feed.rss", media_type="application/rss+xml; charset=utf-8",
+                label="RSS", item=item, channel=channel, check=check, cost=5,
+                checked_by="feedparser")
