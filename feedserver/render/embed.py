@@ -44,6 +44,7 @@ from feedserver.render.pages import (
     asset_url,
     feed_links,
     root_path,
+    site_feeds,
     stylesheet,
 )
 
@@ -119,7 +120,8 @@ class _Embeds:
         self.widget_url = f"{self.base}{WIDGET}?v={_version(asset(WIDGET))}"
         self.common: dict[str, Any] = {"site_title": site.context.site_title,
                                        "lang": site.context.language, "base_url": self.base,
-                                       "root": root_path(self.base)}
+                                       "root": root_path(self.base),
+                                       "site_feeds": site_feeds(self.base)}
         self.env = _environment()
 
     def view(self, channel: Channel) -> _View:

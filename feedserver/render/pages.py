@@ -112,8 +112,14 @@ def error_page(site_title: str, base_url: str, language: str, code: int, title: 
         site_title=site_title, base_url=base_url, lang=language, canonical="",
         css_url=asset_url(base_url, STYLESHEET, stylesheet()),
         root=root_path(base_url), description="", alternates=[], code=code, title=title,
-        text=text)
+        text=text, site_feeds=site_feeds(base_url))
     return html.encode("utf-8")
+
+
+def site_feeds(base_url: str) -> tuple[FeedLink, ...]:
+    """The whole site's feeds in every registered format, as every page's footer links them."""
+    return tuple(FeedLink(fmt.label, fmt.mime, f"{base_url}{fmt.filename}", fmt.label)
+                 for fmt in FORMATS.values())
 
 
 def feed_links(site: Site, channel: Channel) -> tuple[FeedLink, ...]:
@@ -144,6 +150,7 @@ class _Renderer:
         self.common: dict[str, Any] = {
             "site_title": site.context.site_title, "base_url": base, "root": root_path(base),
             "lang": site.context.language, "css_url": asset_url(base, STYLESHEET, stylesheet()),
+            "site_feeds": site_feeds(base),
         }
         self.templates = {name: _environment().get_template(f"{name}.html")
                           for name in ("index", "topics", "topic", "article")}

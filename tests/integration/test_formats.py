@@ -91,6 +91,7 @@ def test_pages_and_embeds_take_labels_from_the_formats(settings: Settings,
     assert 'type="text/plain" target="_blank" rel="noopener">Plain text</a>' in \
         files["embed/all/index.html"]
     assert f"<li>Plain text: <code>{base}feed.txt</code></li>" in files["feed.html"]
+    assert f'<a href="{base}feed.txt">Plain text</a> · ' in files["index.html"]  # the footer
     assert f'"txt": "{base}feed.txt"' in files["topics.json"]
 
 
