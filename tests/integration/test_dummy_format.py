@@ -11,16 +11,20 @@ formats were modules, one more entry in ``FORMATS`` crashed the build with a
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from feedserver.build.run import BuildReport
+from benchmarks.corpus import generate
+from feedserver.build import parallel
+from feedserver.build.run import BuildReport, run_build
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article, Channel
@@ -37,7 +41,7 @@ from feedserver.render.formats import (
     utc,
 )
 from feedserver.web.app import create_app
-from tests.conftest import write
+from tests.conftest import NOW, ROOT, write
 
 Build = Callable[..., BuildReport]
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -94,28 +98,50 @@ def text_format() -> Iterator[Format]:
         unregister(TEXT.name)
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_a_registered_format_is_built_validated_and_listed(
-        text_format: Format, site_dir: Path, processes: str) -> None:
-    settings = load_settings(site_dir / "config.toml",
-                             env={"FEEDSERVER_BUILD_PROCESSES": processes})
-    from feedserver.build.run import run_build
-
-    report = run_build(settings)
-    assert report.published and not report.errors, report.problems
+def _text_feeds_match_the_catalog(settings: Settings) -> int:
+    """Every channel has its feed.txt, one line per item; returns how many channels."""
     out = Path(settings.output_dir)
     catalog = json.loads((out / "topics.json").read_bytes())["channels"]
-    assert len(catalog) > 5
     for channel in catalog:
         url = channel["feeds"]["txt"]
         assert url.endswith("feed.txt")
         path = url[len(settings.base_url):]
         lines = (out / path).read_text(encoding="utf-8").splitlines()
         assert lines[0] == f"# {channel['title']}" and len(lines) == 1 + channel["items"]
+    return len(catalog)
+
+
+def test_a_registered_format_is_built_validated_and_listed(text_format: Format,
+                                                           build: Build,
+                                                           settings: Settings) -> None:
+    report = build()
+    assert report.published and not report.errors, report.problems
+    assert _text_feeds_match_the_catalog(settings) > 5
+    out = Path(settings.output_dir)
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
     assert manifest["feed.txt"]["media_type"] == TEXT_TYPE
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'type="text/plain"' in page and "Plain text" in page
+
+
+def test_forked_workers_build_a_registered_format(text_format: Format, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold build big enough for the Pool of workers: they inherit the registry."""
+    generate(tmp_path / "seeds", 120, seed=5)
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    settings = load_settings(tmp_path / "config.toml", env={
+        "FEEDSERVER_SEEDS_DIR": str(tmp_path / "seeds"), "FEEDSERVER_BUILD_PROCESSES": "2"})
+    pooled: list[int] = []
+    real = parallel._pooled
+
+    def spy(job: Any, tasks: list[tuple[int, str]], processes: int) -> Any:
+        pooled.append(len([t for t in tasks if t[1] == "txt"]))
+        return real(job, tasks, processes)
+
+    monkeypatch.setattr(parallel, "_pooled", spy)
+    report = run_build(settings, now=NOW)
+    assert report.published and not report.errors, report.problems
+    assert pooled == [report.channels] and _text_feeds_match_the_catalog(settings) == pooled[0]
 
 
 def test_check_reads_and_validates_a_registered_format(text_format: Format,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,14 +43,14 @@ def _by_file(path: str) -> str:
 
 
 @pytest.fixture
-def private_text() -> object:
+def private_text() -> Iterator[None]:
     """The dummy format, registered with ``cors=False`` (so both values are seen)."""
     register(replace(TEXT, cors=False))
     yield
     unregister(TEXT.name)
 
 
-def test_every_feed_file_carries_its_format_and_cors(settings: Settings, private_text: object,
+def test_every_feed_file_carries_its_format_and_cors(settings: Settings, private_text: None,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     site = built_site(settings)
     alone = [f for c in site.channels for f in render_channel(site, c).files]
@@ -82,7 +83,7 @@ def test_pages_and_embeds_mark_what_other_sites_may_read(settings: Settings) -> 
 
 
 def test_pages_and_embeds_take_labels_from_the_formats(settings: Settings,
-                                                       private_text: object) -> None:
+                                                       private_text: None) -> None:
     site = built_site(settings)
     files = {f.path: f.body.decode() for f in render_pages(site) + render_embeds(site)}
     base = settings.base_url
@@ -95,7 +96,7 @@ def test_pages_and_embeds_take_labels_from_the_formats(settings: Settings,
     assert f'"txt": "{base}feed.txt"' in files["topics.json"]
 
 
-def test_the_workers_schedule_by_each_formats_cost(private_text: object) -> None:
+def test_the_workers_schedule_by_each_formats_cost(private_text: None) -> None:
     assert parallel.split_worth() == parallel.SPLIT_ITEMS * (5 + 5 + 1 + TEXT.cost)
 
 
