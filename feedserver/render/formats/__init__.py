@@ -13,10 +13,15 @@ modules import feedgen, lxml and feedparser inside their functions.
 
 from __future__ import annotations
 
+import hashlib
+import sys
+from functools import lru_cache
+
 from feedserver.render.formats import atom, jsonfeed, rss
 from feedserver.render.formats.base import Finding, Format, ReadBack, Seen, utc
 
-__all__ = ["FORMATS", "Finding", "Format", "ReadBack", "Seen", "register", "unregister", "utc"]
+__all__ = ["FORMATS", "Finding", "Format", "ReadBack", "Seen", "fingerprint", "register",
+           "unregister", "utc"]
 
 # By name, in a fixed order: the order of every channel's files, links and checks.
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (rss.FORMAT, atom.FORMAT, jsonfeed.FORMAT)}
@@ -41,3 +46,31 @@ def unregister(name: str) -> None:
     """Remove a registered format (a test's cleanup); its published files become stale
     output that the next build removes."""
     del FORMATS[name]
+
+
+def fingerprint() -> str:
+    """What the registry holds now, for the build's signatures.
+
+    The package's own formats are covered by the render code version (its
+    source is hashed); a format registered from elsewhere (a plugin, a test) is
+    not.  This hashes every format's facts and the source file of each of its
+    functions that lives outside this package, so registering, removing or
+    changing such a format changes every signature that folds this in.
+    """
+    return _fingerprint(tuple(FORMATS.values()))
+
+
+@lru_cache(maxsize=8)
+def _fingerprint(formats: tuple[Format, ...]) -> str:
+    h = hashlib.sha256()
+    for fmt in formats:
+        h.update(repr((fmt.name, fmt.filename, fmt.media_type, fmt.label, fmt.cost,
+                       fmt.checked_by, fmt.cors)).encode())
+        for function in (fmt.item, fmt.channel, fmt.check):
+            module = str(getattr(function, "__module__", "") or "")
+            h.update(f"\0{module}.{getattr(function, '__qualname__', '')}\0".encode())
+            source = getattr(sys.modules.get(module), "__file__", None)
+            if source and not module.startswith("feedserver."):
+                with open(source, "rb") as handle:
+                    h.update(handle.read())
+    return h.hexdigest()[:16]
