@@ -116,7 +116,10 @@ def test_a_template_change_rewrites_exactly_its_pages(code: Path, assets: Path,
     articles = {path for path in built(settings) if path.startswith("articles/")}
     assert articles and all(path.endswith("/index.html") for path in articles)
 
-    change(code, "render/templates/article.html", "<!-- changed -->\n")
+    template = assets / "templates" / "article.html"  # inside its block: what a page shows
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        "</article>", "</article><!-- changed -->"), encoding="utf-8")
+    forget()
     report = run_build(settings, now=NOW)
     assert (report.parsed_files, report.rendered_channels) == (0, 0)  # no feed channel
     assert set(report.written) == articles  # every article page, and nothing else
