@@ -3,17 +3,18 @@ measured side by side on one corpus, so both see the same machine load.
 
 DIR is a checkout of feedserver (any version since the corpus format; no venv needed:
 both run with this interpreter and its libraries, ``PYTHONPATH`` choosing the code).
-For each repeat, interleaved (before, then after):
+For each repeat, interleaved (before, then after, each time):
 
+* **one file changed**: :mod:`benchmarks.child` in one long-lived process, as the
+  scheduler runs (its warm state), builds the whole site into an empty state, then
+  rebuilds it after the newest article changed, told the path (the watcher's events),
+  and after it changed again, found by a full scan;
 * **cold build**: ``python -m feedserver build`` in a new process (what a user runs:
   imports, the whole site with pages, compression, manifest) over a fresh state and
   output folder; wall time, CPU of the process tree, peak PSS;
-* **one file changed**: :mod:`benchmarks.child` in one long-lived process, as the
-  scheduler runs (its warm state), rebuilds the whole site after the newest article
-  changed, told the path (the watcher's events), then found by a full scan;
-* **serving**: ``python -m feedserver serve --workers 2`` on the built output, ``wrk``
-  (or the threaded client) on ``/feed.rss`` plain, gzip and revalidated (304):
-  requests/s and the server's CPU microseconds per request.
+* **serving**: ``python -m feedserver serve --workers 2`` on that output, ``wrk`` (or
+  the threaded client) on ``/feed.rss`` plain, gzip and revalidated (304): requests/s
+  and the server's CPU microseconds per request.
 
 Each code has its own config, state and output folder (``config-before.toml`` ...), so
 neither reads a cache the other wrote.  One table: figure | before | after | after/before,
@@ -171,7 +172,8 @@ def table(samples: Samples) -> str:
     lines = ["| figure | before | after | after/before |", "|---|---|---|---|"]
     for figure, sides in samples.items():
         before, after = Figure.of(sides["before"]), Figure.of(sides["after"])
-        digits = 3 if figure.startswith("one file") else 0 if "req" in figure else 2
+        digits = 3 if figure.startswith("one file") else 0 if "req" in figure \
+            or "MiB" in figure else 2
         ratio = after.median / before.median if before.median else float("nan")
         lines.append(f"| {figure} | {before.show(digits)} | {after.show(digits)} | "
                      f"{ratio:.3f} |")
