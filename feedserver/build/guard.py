@@ -19,6 +19,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Set
@@ -200,20 +201,24 @@ def _backup(source: sqlite3.Connection, memory: sqlite3.Connection) -> None:
 def _snapshot(path: Path, folder: Path, tries: int = 5) -> Path:
     """The ledger and its ``-wal`` copied into ``folder``, as one consistent state.
 
-    The ``-wal`` is read between two reads of the file: when the file did not
-    change meanwhile, no checkpoint ran, and the frames of a commit still being
-    appended fail their checksums and are ignored, as after a crash.
+    The ``-wal`` is copied after the file, and the file's size and modification
+    time are the same before and after both copies: no checkpoint ran meanwhile,
+    and the frames of a commit still being appended fail their checksums and are
+    ignored, as after a crash.
     """
-    copy = folder / path.name
+    copy, wal = folder / path.name, Path(f"{path}-wal")
     for _ in range(tries):
-        main = path.read_bytes()
+        before = _stamp(path)
+        shutil.copyfile(path, copy)
         try:
-            wal = Path(f"{path}-wal").read_bytes()
+            shutil.copyfile(wal, f"{copy}-wal")
         except FileNotFoundError:  # checkpointed and closed meanwhile
-            wal = b""
-        if path.read_bytes() == main:
+            Path(f"{copy}-wal").unlink(missing_ok=True)
+        if _stamp(path) == before:
             break
-    copy.write_bytes(main)
-    if wal:
-        Path(f"{copy}-wal").write_bytes(wal)
     return copy
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
