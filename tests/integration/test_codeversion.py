@@ -84,6 +84,12 @@ def test_versions_follow_the_source_and_the_libraries(code: Path,
     change(code, "parse/article")
     assert codeversion.parse_version() != parse and codeversion.render_version() == render
     parse = codeversion.parse_version()
+    page = codeversion.page_version()
+    change(code, "render/templates/base.html", "\n")  # pages only, never a feed
+    assert codeversion.render_version() == render and codeversion.page_version() != page
+    page = codeversion.page_version()
+    change(code, "validate")  # feeds only: the gate the pages do not pass through
+    assert codeversion.render_version() != render and codeversion.page_version() == page
     real = codeversion._installed
     monkeypatch.setattr(codeversion, "_installed",
                         lambda name: "99.0" if name == "nh3" else real(name))
