@@ -7,6 +7,9 @@ the same number of items per feed, and a Hugo build with its defaults (every
 item in every feed).  Then one long-lived process (as the scheduler runs)
 times the rebuild after one file is changed, added and deleted.  Each figure
 is the median of the runs, with [min-max].
+
+With ``--baseline DIR`` it measures the code in DIR against this checkout instead
+(no Hugo): see :mod:`benchmarks.sidebyside`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feedserver import hugo
-
+from . import hugo, sidebyside
 from .corpus import generate
 from .measure import Figure, Run, run
 
@@ -143,7 +145,20 @@ def main() -> None:
     parser.add_argument("--pages", action="store_true",
                         help="build the whole site (HTML pages too), not feeds only")
     parser.add_argument("--max-items", type=int, default=50, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of older code: measure it (before) against this one "
+                             "(after), side by side; no Hugo")
+    parser.add_argument("--serve-seconds", type=float, default=3.0,
+                        help="with --baseline: seconds of load per serving case (0 to skip)")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="with --baseline: wrk connections")
     options = parser.parse_args()
+    if options.baseline is not None:
+        for size in options.sizes or [1_000, 10_000]:
+            print(f"N = {size:,} articles, {options.repeats} repeats, "
+                  f"{options.rounds} incremental rounds each")
+            sidebyside.main(options, prepare(options.work, size, options.max_items))
+        return
     rows = []
     for size in options.sizes or [1_000, 10_000]:
         site = prepare(options.work, size, options.max_items)

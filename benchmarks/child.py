@@ -7,7 +7,12 @@ file changed, one added, one deleted (each followed by a build told the path
 that changed, as the watcher's events tell the scheduler), and one file
 changed again found by a full scan (no watcher, or the periodic run),
 restoring the corpus at the end.  ``--pages`` builds the whole site (HTML pages and embeds
-too) instead of feeds only, which is what Hugo is asked to build.
+too) instead of feeds only, which is what Hugo is asked to build.  ``--config NAME`` reads
+SITE/NAME instead of SITE/config.toml.
+
+It runs against whichever feedserver is first on the path: this checkout's, or
+(``python -m benchmarks --baseline DIR``) the code before the stage packages;
+:func:`api` is the one place that knows both.
 """
 
 from __future__ import annotations
@@ -17,28 +22,49 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from feedserver.build.run import BuildReport, Warm, run_build
-from feedserver.build.stages import Output, Site, render_channels
 from feedserver.config import Settings, load_settings
 
 from .corpus import extra_article
 
+Build = Callable[..., Any]  # (settings, *, render, warm, changed) -> BuildReport
+CONFIG = ["config.toml"]
 
-def feeds_only(site: Site) -> Output:
+
+def api() -> tuple[Build, Callable[[], Any], Callable[..., Any]]:
+    """``(run_build, Warm, render_channels)`` of the feedserver on the path.
+
+    The stage packages (``feedserver.build``) first, else the code before the
+    move (``feedserver.job``, ``feedserver.warm``, ``feedserver.pipeline``).  A
+    rename of these names or of ``run_build``'s ``render``/``warm``/``changed``
+    parameters is adapted here and nowhere else.
+    """
+    try:
+        from feedserver.build.run import Warm, run_build
+        from feedserver.build.stages import render_channels
+    except ImportError:
+        from feedserver.job import run_build  # type: ignore[no-redef]
+        from feedserver.pipeline import render_channels  # type: ignore[no-redef]
+        from feedserver.warm import Warm  # type: ignore[no-redef]
+    return run_build, Warm, render_channels
+
+
+def feeds_only(site: Any) -> Any:
     """Every channel in every format, validated: the feeds, no pages."""
-    return render_channels(site, site.channels)
+    return api()[2](site, site.channels)
 
 
 def settings_for(site: Path) -> Settings:
-    return load_settings(site / "config.toml", env={})
+    return load_settings(site / CONFIG[0], env={})
 
 
-def build(settings: Settings, pages: bool, warm: Warm | None = None,
-          changed: set[str] | None = None) -> BuildReport:
-    report = run_build(settings, render=None if pages else feeds_only, warm=warm,
-                       changed=changed)
+def build(settings: Settings, pages: bool, warm: Any = None,
+          changed: set[str] | None = None) -> Any:
+    report = api()[0](settings, render=None if pages else feeds_only, warm=warm,
+                      changed=changed)
     if report.errors:
         raise SystemExit(f"build reported errors: {report.errors[:5]}")
     return report
@@ -62,7 +88,7 @@ def newest(seeds: Path) -> Path:
     return max((p for p in seeds.rglob("*.txt")), key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def _timed(settings: Settings, pages: bool, warm: Warm,
+def _timed(settings: Settings, pages: bool, warm: Any,
            changed: set[str] | None = None) -> tuple[float, int]:
     started = time.perf_counter()
     report = build(settings, pages, warm, changed)
@@ -71,7 +97,7 @@ def _timed(settings: Settings, pages: bool, warm: Warm,
 
 def incremental(site: Path, rounds: int, pages: bool) -> dict[str, object]:
     settings = settings_for(site)
-    warm = Warm()  # what the scheduler's Refresher keeps between runs
+    warm = api()[1]()  # what the scheduler keeps between runs
     build(settings, pages, warm)  # the process is warm and the output current
     seeds = Path(settings.seeds_dir)
     target = newest(seeds)
@@ -118,6 +144,10 @@ def _record(channels: dict[str, int], kind: str, result: tuple[float, int]) -> f
 def main(argv: list[str]) -> None:
     pages = "--pages" in argv
     args = [a for a in argv if a != "--pages"]
+    if "--config" in args:
+        at = args.index("--config")
+        CONFIG[0] = args[at + 1]
+        del args[at:at + 2]
     if args[0] == "cold":
         result = cold(Path(args[1]), pages)
     else:

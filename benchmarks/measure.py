@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -55,12 +56,14 @@ def _sample(root: psutil.Process) -> tuple[float, float]:
     return pss / MiB, rss / MiB
 
 
-def run(command: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run ``command`` to completion; raise with its output if it fails."""
+def run(command: list[str], env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> Run:
+    """Run ``command`` (in ``cwd``) to completion; raise with its output if it fails."""
     peak = [0.0, 0.0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            cwd=cwd)
     root = psutil.Process(proc.pid)
     done = threading.Event()
 

@@ -35,8 +35,8 @@ from feedserver.web.app import create_app
 # ``keepalive`` seconds (the first request of a connection too): a client that has
 # not sent whole headers by then is closed.
 HEADER_TIMEOUT = 5
-# Open connections per worker (each a greenlet, ~14 kB measured with 256 trickling
-# ones); past this a worker stops accepting until some close.
+# Open connections per worker (each a greenlet: small, see benchmarks/README.md); past
+# this a worker stops accepting until some close.
 WORKER_CONNECTIONS = 1000
 Stop = Callable[[], None]
 Echo = Callable[[str], None]

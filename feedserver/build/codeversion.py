@@ -23,11 +23,16 @@ PARSE_MODULES = ("parse", "topics", "core", "config.py", "build/signatures.py",
                  "build/codeversion.py")
 PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "python-slugify",
                    "ftfy")
-# The modules whose code decides the bytes of a channel's feeds and pages.
-# ``render`` includes its templates and static files.
+# The modules whose code decides the bytes of a channel's feeds (and of its pages, whose
+# signatures follow the channel's).  Not the templates and static files: no feed reads them.
 RENDER_MODULES = ("render", "validate.py", "core", "build/stages.py", "build/articles.py",
                   "build/signatures.py", "build/page_signatures.py", "build/codeversion.py")
 RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2")
+# What only the HTML pages, embeds, OPML and catalog are made of: a new template or
+# stylesheet re-renders those, never a feed channel.
+PAGE_ASSETS = ("render/templates", "render/static")
+# The pages draw on everything the feeds' renderers do but the validator (it gates feeds).
+PAGE_MODULES = tuple(m for m in RENDER_MODULES if m != "validate.py") + PAGE_ASSETS
 
 
 def _installed(name: str) -> str:
@@ -37,13 +42,16 @@ def _installed(name: str) -> str:
         return "-"
 
 
-def digest(modules: Iterable[str], libraries: Iterable[str]) -> str:
-    """Hash of the sources (files or whole folders of this package) and the libraries'
-    versions."""
+def digest(modules: Iterable[str], libraries: Iterable[str],
+           without: Iterable[str] = ()) -> str:
+    """Hash of the sources (files or whole folders of this package, less the folders
+    ``without``) and the libraries' versions."""
     h = hashlib.sha256()
+    left_out = tuple(PACKAGE / name for name in without)
     for name in modules:
         root = PACKAGE / name
-        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix != ".pyc") \
+        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix != ".pyc"
+                       and not any(f.is_relative_to(out) for out in left_out)) \
             if root.is_dir() else [root]
         for path in files:
             h.update(f"{path.relative_to(PACKAGE).as_posix()}\0".encode())
@@ -63,4 +71,12 @@ def parse_version() -> str:
 def render_version() -> str:
     """Part of every channel and page signature (:mod:`feedserver.build.signatures`,
     :mod:`feedserver.build.page_signatures`)."""
-    return digest(RENDER_MODULES, RENDER_LIBRARIES)
+    return digest(RENDER_MODULES, RENDER_LIBRARIES, without=PAGE_ASSETS)
+
+
+@cache
+def page_version() -> str:
+    """Part of every page, embed, OPML and catalog signature
+    (:mod:`feedserver.build.page_signatures`): :func:`render_version`'s modules but the
+    validator, and the templates and static files."""
+    return digest(PAGE_MODULES, RENDER_LIBRARIES)

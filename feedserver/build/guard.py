@@ -8,7 +8,8 @@
   folder) become one :class:`StateUnavailable` line naming the file and what
   to do, instead of a traceback and a restart loop.
 * ``check`` reads a copy of the ledger in memory (:func:`scratch_ledger`), so
-  it can mint identities for new files without creating or changing anything.
+  it can mint identities for new files without creating or changing anything,
+  not even the ``-shm`` of a live writer, nor any modification time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import errno
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Set
 from pathlib import Path
 from urllib.parse import quote
@@ -166,21 +169,56 @@ class _Scratch(Ledger):
 def scratch_ledger(path: Path) -> Ledger:
     """A copy of the ledger in memory (empty when there is none), for a read-only ``check``.
 
-    The file is opened read-only.  Without a ``-wal`` file beside it nobody
-    has it open for writing, so it is opened ``immutable`` (SQLite then
-    creates no ``-shm`` file either); with one, a writer is live and SQLite
-    reads through its shared memory.  The copy is SQLite's online backup.
+    Without a ``-wal`` file beside it nobody has it open for writing, so the
+    file is opened ``mode=ro&immutable=1`` (SQLite then reads the file alone and
+    creates no ``-shm``).  With one, a writer is live (or was killed): even a
+    read-only connection would take its read locks in the ``-shm`` and rewrite
+    it, so the file and its ``-wal`` are copied to a private folder and read
+    there (:func:`_snapshot`).  The copy in memory is SQLite's online backup.
     """
     memory = sqlite3.connect(":memory:", isolation_level=None)
-    if path.is_file():
-        flags = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
-        source = sqlite3.connect(f"file:{quote(str(path))}?{flags}", uri=True)
-        try:
-            source.backup(memory)
-        except BaseException:
-            memory.close()
-            raise
-        finally:
-            source.close()
+    try:
+        if Path(f"{path}-wal").exists():
+            with tempfile.TemporaryDirectory(prefix="feedserver-check-") as folder:
+                copy = _snapshot(path, Path(folder))
+                _backup(sqlite3.connect(copy), memory)
+        elif path.is_file():
+            _backup(sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True),
+                    memory)
+    except BaseException:
+        memory.close()
+        raise
     return _Scratch(memory, path)
 
+
+def _backup(source: sqlite3.Connection, memory: sqlite3.Connection) -> None:
+    try:
+        source.backup(memory)
+    finally:
+        source.close()
+
+
+def _snapshot(path: Path, folder: Path, tries: int = 5) -> Path:
+    """The ledger and its ``-wal`` copied into ``folder``, as one consistent state.
+
+    The ``-wal`` is copied after the file, and the file's size and modification
+    time are the same before and after both copies: no checkpoint ran meanwhile,
+    and the frames of a commit still being appended fail their checksums and are
+    ignored, as after a crash.
+    """
+    copy, wal = folder / path.name, Path(f"{path}-wal")
+    for _ in range(tries):
+        before = _stamp(path)
+        shutil.copyfile(path, copy)
+        try:
+            shutil.copyfile(wal, f"{copy}-wal")
+        except FileNotFoundError:  # checkpointed and closed meanwhile
+            Path(f"{copy}-wal").unlink(missing_ok=True)
+        if _stamp(path) == before:
+            break
+    return copy
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns

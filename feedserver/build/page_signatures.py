@@ -17,8 +17,9 @@ signatures in ``Site.signatures``, ``Site.fresh`` and the manifest.
 * The index, the topics list, the OPML list and the catalog draw on every
   channel (names, counts, dates), so they follow every channel signature.
 
-Every signature also covers :func:`feedserver.build.codeversion.render_version` and the bytes of the
-templates and static files, so a new template re-renders the pages once.
+Every signature also covers :func:`feedserver.build.codeversion.page_version` (the
+renderers' code, the templates and static files), so a new template re-renders the
+pages once, and no feed.
 Stylesheets and scripts are not planned: they are rendered every time (a few
 files) and publish does not rewrite identical bytes.
 """
@@ -27,11 +28,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from functools import lru_cache
-from importlib import resources
 
 from feedserver.build.articles import Articles, Reuse
-from feedserver.build.codeversion import render_version
+from feedserver.build.codeversion import page_version
 from feedserver.build.signatures import Stub, article_key
 from feedserver.build.stages import Site, channel_file
 from feedserver.core.records import Article, Channel
@@ -69,18 +68,10 @@ def with_content(site: Site, articles: list[Article]) -> list[Article]:
     return found.with_content(articles) if isinstance(found, Articles) else articles
 
 
-@lru_cache(maxsize=1)
 def _templates_version() -> str:
-    """The renderers' code version and every template and static file, hashed once per
-    process."""
-    h = hashlib.sha256(render_version().encode())
-    root = resources.files("feedserver.render")
-    for folder in ("templates", "static"):
-        for entry in sorted(root.joinpath(folder).iterdir(), key=lambda e: e.name):
-            if entry.is_file():
-                h.update(f"{_SEP}{folder}/{entry.name}{_SEP}".encode())
-                h.update(entry.read_bytes())
-    return h.hexdigest()[:16]
+    """The pages' code version, templates and static files included (computed once per
+    process by :func:`feedserver.build.codeversion.page_version`)."""
+    return page_version()
 
 
 def _digest(*parts: str) -> str:

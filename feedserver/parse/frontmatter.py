@@ -38,7 +38,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     text, which is what YAML 1.2's core schema gives for these words and what
     a number-looking title must keep anyway (``1.0`` is a float in YAML 1.2 too).
 
-    libyaml's parser when PyYAML has it: 5x faster on front matter, same
+    libyaml's parser when PyYAML has it: much faster on front matter, same
     safe constructor.
     """
 

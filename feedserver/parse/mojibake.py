@@ -7,7 +7,7 @@ many corpus pipelines) knows which sequences are mojibake and which are real
 text ("naïve façade", "Москва" stay), and its ``fix_encoding`` changes
 nothing else (no quote uncurling, no width folding).
 
-It costs about 1 ms per kB, so it runs only on text holding what every
+It is slow (figures: benchmarks/README.md), so it runs only on text holding what every
 mojibake of UTF-8 holds: a lead byte of a multi-byte sequence (U+00C2 to
 U+00F4 read as Latin-1) followed by a continuation byte (0x80-0xBF read as
 cp1252 or Latin-1).  Correct Western text almost never has such a pair, and
@@ -38,7 +38,7 @@ def repair(text: str) -> tuple[str, str | None]:
     found = _SUSPECT.search(text)
     if found is None:
         return text, None
-    import ftfy  # ~0.1 s to import: only when a file may need it (every CLI run would pay)
+    import ftfy  # slow to import: only when a file may need it (every CLI run would pay)
 
     fixed = ftfy.fix_encoding(text)
     if fixed == text:

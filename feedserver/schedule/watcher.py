@@ -206,8 +206,8 @@ def open_for_writing() -> set[str]:
     watcher started, nor about an open whose event came after a late move
     event (watchdog delays moves; the move's snapshot, taken when it is
     handled, may already be the rewrite's first half).  The kernel can: this
-    asks it, once per build that has a changed file to read (about 1 ms for
-    400 descriptors).  Only processes we may inspect are seen (our own user,
+    asks it, once per build that has a changed file to read (cheap: see
+    benchmarks/README.md).  Only processes we may inspect are seen (our own user,
     or all as root); elsewhere the events and the settle time still apply.
     """
     found: set[str] = set()
