@@ -25,6 +25,7 @@ from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from feedserver.core import layout
 from feedserver.core.records import Article, Channel
 
 GENERATOR = "feedserver"
@@ -50,8 +51,7 @@ class Context:
 
     def feed_url(self, channel: Channel, filename: str) -> str:
         """Absolute URL of one of the channel's feed files (from base_url only)."""
-        folder = f"{channel.path}/" if channel.path else ""
-        return f"{self.base_url}{folder}{filename}"
+        return layout.url(self.base_url, layout.channel_file(channel.path, filename))
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _entry(article: Article, ctx: Context) -> FeedEntry:
         entry.dc.dc_creator(author)
     for slug in article.topics:
         entry.category(term=slug, label=ctx.topic_names.get(slug, slug),
-                       scheme=f"{ctx.base_url}topics/")
+                       scheme=layout.folder_url(ctx.base_url, layout.TOPICS))
     return entry
 
 
