@@ -280,7 +280,7 @@ def render_channel(site: Site, channel: Channel, check: Check = validate,
         body, found = render_checked(channel, fmt, site.context, cache, check)
         out.problems += found
         rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
-                                 channel.updated, channel.slug))
+                                 channel.updated, channel.slug, format=fmt.name, cors=True))
     if out.problems:
         out.failed.add(channel.slug)
     else:

@@ -129,7 +129,7 @@ class _Embeds:
         slug = view.channel.slug
         json_url = self.site.context.feed_url(view.channel, FORMATS["json"].filename)
         return Rendered(loader_path(slug), self.loader(slug, view.name, json_url), JS_TYPE,
-                        self.newest, slug)
+                        self.newest, slug, cors=True)
 
     def frame(self, view: _View) -> Rendered:
         css = asset_url(self.base, FRAME_CSS, asset(FRAME_CSS))
@@ -149,10 +149,10 @@ class _Embeds:
 
     def assets(self) -> list[Rendered]:
         modified: datetime = self.newest
-        return [Rendered(WIDGET, asset(WIDGET), JS_TYPE, modified),
+        return [Rendered(WIDGET, asset(WIDGET), JS_TYPE, modified, cors=True),
                 Rendered(FRAME_CSS, asset(FRAME_CSS), CSS_TYPE, modified),
                 Rendered(FAVICON, asset(FAVICON), "image/svg+xml", modified),
-                Rendered(UNKNOWN, self.loader("", "", None), JS_TYPE, modified)]
+                Rendered(UNKNOWN, self.loader("", "", None), JS_TYPE, modified, cors=True)]
 
 
 def render_embeds(site: Site, failed: set[str] | frozenset[str] = frozenset()) -> list[Rendered]:

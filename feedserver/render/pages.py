@@ -219,7 +219,7 @@ def opml(site: Site) -> Rendered:
                       language=site.context.language)
     ET.indent(root, space=" ")
     data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
-    return Rendered(OPML_FILE, data, OPML_TYPE, newest)
+    return Rendered(OPML_FILE, data, OPML_TYPE, newest, cors=True)
 
 
 def catalog(site: Site) -> Rendered:
@@ -236,4 +236,4 @@ def catalog(site: Site) -> Rendered:
     } for channel in site.channels]
     data = json.dumps({"channels": channels}, ensure_ascii=False, indent=1).encode() + b"\n"
     newest = max((c.updated for c in site.channels), default=EPOCH)
-    return Rendered(CATALOG_FILE, data, CATALOG_TYPE, newest)
+    return Rendered(CATALOG_FILE, data, CATALOG_TYPE, newest, cors=True)
