@@ -32,7 +32,15 @@ from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 
 from feedserver.config import Settings, load_settings
-from feedserver.core.layout import ENCODINGS, ERROR_PAGES, ERRORS, UNKNOWN, is_loader_path
+from feedserver.core.layout import (
+    ENCODINGS,
+    ERROR_PAGES,
+    ERRORS,
+    INDEX,
+    UNKNOWN,
+    folder_page,
+    is_loader_path,
+)
 from feedserver.publish.manifest import read_status
 from feedserver.web import health
 from feedserver.web.negotiate import prefers_html
@@ -96,7 +104,7 @@ def accepted(header: str) -> tuple[str, ...]:
 
 def file_key(path: str) -> str | None:
     """URL path (no leading slash) -> output file, or None when it cannot be one."""
-    key = f"{path}index.html" if path == "" or path.endswith("/") else path
+    key = f"{path}{INDEX}" if path == "" or path.endswith("/") else path
     return key if safe_path(key) else None
 
 
@@ -186,7 +194,7 @@ class Views:
             return self.file(UNKNOWN)
         if key is not None and key in snap.gone:
             return self.error(410, path)
-        if key is not None and f"{key}/index.html" in snap.files:
+        if key is not None and folder_page(key) in snap.files:
             return self.to_folder(path)
         return self.error(404, path)
 
