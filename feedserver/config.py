@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedserver.core.errors import ConfigError
+from feedserver.core.slugs import topic_slug
 
 ENV_PREFIX = "FEEDSERVER_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/"
@@ -213,8 +214,6 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
 
 
 def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
-    from feedserver.topics.rules import topic_slug  # local: topics imports config
-
     if not isinstance(raw, dict):
         raise ConfigError(f"{at('', 'topics')}: 'topics' must be a table of tables")
     rules = []

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from feedserver.build.run import BuildReport
 from feedserver.config import Settings
-from feedserver.publish.output import STATUS, load_manifest
+from feedserver.core.layout import STATUS
+from feedserver.publish.manifest import load_manifest
 
 Echo = Callable[[str], None]
 WILDCARDS = frozenset({"0.0.0.0", "", "::", "[::]"})

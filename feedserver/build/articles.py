@@ -17,6 +17,7 @@ from typing import overload
 
 from feedserver.build.signatures import Body, Stub
 from feedserver.config import Settings
+from feedserver.core import layout
 from feedserver.core.records import Article, Channel, Identity
 from feedserver.identify.dates import name_date
 from feedserver.parse.rawhtml import anchored
@@ -84,7 +85,7 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
         updated = max(_second(identity.changed), published)
     else:
         updated = published
-    link = f"{settings.base_url}articles/{identity.slug}/"
+    link = layout.article_url(settings.base_url, identity.slug)
     return Article(
         id=identity.id, slug=identity.slug, path=stub.path, title=stub.title, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,

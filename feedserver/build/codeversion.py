@@ -16,6 +16,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from feedserver.render.formats import fingerprint
+
 PACKAGE = Path(__file__).parent.parent
 # The stages whose code decides what a file parses to (whole subpackages, so a new module
 # is covered without a list to keep), and the libraries they call.
@@ -68,15 +70,31 @@ def parse_version() -> str:
 
 
 @cache
-def render_version() -> str:
-    """Part of every channel and page signature (:mod:`feedserver.build.signatures`,
-    :mod:`feedserver.build.page_signatures`)."""
+def _render_code() -> str:
     return digest(RENDER_MODULES, RENDER_LIBRARIES, without=PAGE_ASSETS)
 
 
 @cache
+def _page_code() -> str:
+    return digest(PAGE_MODULES, RENDER_LIBRARIES)
+
+
+def render_version() -> str:
+    """Part of every channel and page signature (:mod:`feedserver.build.signatures`,
+    :mod:`feedserver.build.page_signatures`): the renderers' code and the registered
+    formats (a format registered from outside the package is not in the hashed source)."""
+    return _render_code() + fingerprint()
+
+
 def page_version() -> str:
     """Part of every page, embed, OPML and catalog signature
     (:mod:`feedserver.build.page_signatures`): :func:`render_version`'s modules but the
-    validator, and the templates and static files."""
-    return digest(PAGE_MODULES, RENDER_LIBRARIES)
+    validator, the templates and static files, and the registered formats (pages link
+    every format)."""
+    return _page_code() + fingerprint()
+
+
+def forget() -> None:
+    """Drop the versions computed by this process (a test that patches the source)."""
+    for cached in (parse_version, _render_code, _page_code):
+        cached.cache_clear()

@@ -32,28 +32,27 @@ from collections.abc import Mapping
 from feedserver.build.articles import Articles, Reuse
 from feedserver.build.codeversion import page_version
 from feedserver.build.signatures import Stub, article_key
-from feedserver.build.stages import Site, channel_file
+from feedserver.build.stages import Site
+from feedserver.core import layout
+from feedserver.core.layout import SITE_PAGES
 from feedserver.core.records import Article, Channel
 
-SITE_PAGES = ("index.html", "topics/index.html", "feeds.opml", "topics.json")
-PREVIEW = "feed.html"
 _SEP = "\x1f"
 
 
 def article_page(article: Article) -> str:
     """Output path of an article's page (URL ``articles/<slug>/``)."""
-    return f"articles/{article.slug}/index.html"
+    return layout.article_page(article.slug)
 
 
 def topic_page(channel: Channel) -> str:
     """Output path of a topic channel's page."""
-    return f"{channel.path}/index.html"
+    return layout.folder_page(channel.path)
 
 
 def embed_paths(channel: Channel) -> tuple[str, str, str]:
     """A channel's widget loader, iframe view and feed preview."""
-    return (f"embed/{channel.slug}.js", f"embed/{channel.slug}/index.html",
-            channel_file(channel, PREVIEW))
+    return layout.embed_paths(channel.slug, channel.path)
 
 
 def light_articles(site: Site) -> list[Article]:

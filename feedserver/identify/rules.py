@@ -17,8 +17,8 @@ from functools import partial
 
 from feedserver.build.signatures import Stub
 from feedserver.core.records import Identity
+from feedserver.core.slugs import is_device_name, slugify
 from feedserver.identify.dates import GitDates
-from feedserver.topics.rules import is_device_name, slugify
 
 ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
 ID, PATH, LAST_PATH, SLUG, FINGERPRINT, FIRST_SEEN, CHANGED, GONE = range(8)

@@ -1,11 +1,11 @@
 """The filesystem edge on the way out: the output folder and its manifest.
 
-The output folder mirrors the site's URLs (``feed.rss``,
+The output folder mirrors the site's URLs (:mod:`feedserver.core.layout`: ``feed.rss``,
 ``topics/<slug>/feed.atom``, ...) so the Flask app, nginx or a CDN can serve
 it as is.  Beside each file go precompressed ``.gz`` and ``.br`` bodies, made
 once per publish.  ``.feedserver/manifest.json`` records each file's ETag,
-Last-Modified, media type and encodings, and the paths that went away (served
-as 410 Gone).
+Last-Modified, media type, encodings, feed format and CORS, and the paths that went
+away (served as 410 Gone); readers go through :mod:`feedserver.publish.manifest`.
 
 A publish writes every new body, then the new manifest, to temporary files
 first, then a journal listing the renames (and the paths to remove); only
@@ -22,7 +22,6 @@ content signature, so the next build knows which channels it may skip.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -38,14 +37,10 @@ import orjson
 from isal import igzip
 
 from feedserver.core.errors import PublishError
+from feedserver.core.layout import ENCODINGS, JOURNAL, MANIFEST, META_DIR, PUBLISHING, STATUS
 from feedserver.core.records import Rendered
+from feedserver.publish.manifest import VERSION, etag_of, load_manifest
 
-META_DIR = ".feedserver"
-MANIFEST = f"{META_DIR}/manifest.json"
-STATUS = f"{META_DIR}/status.json"
-PUBLISHING = f"{META_DIR}/publishing"
-JOURNAL = f"{META_DIR}/journal.json"
-ENCODINGS = {"br": ".br", "gzip": ".gz"}
 _MIN_COMPRESS = 256
 # A cold build of 10,000 articles compresses ~72 MB of feeds (624 files).  Measured
 # on them: zlib's gzip 4 took 1.72 s for 25.4% of the size (6: 2.5x slower, 23.8%);
@@ -81,11 +76,6 @@ class PublishResult:
     manifest: dict[str, Any] | None = None  # the manifest now live
 
 
-def etag_of(body: bytes) -> str:
-    """Strong ETag from the bytes themselves, so it changes only with content."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
 def compress(body: bytes) -> dict[str, bytes]:
     """Deterministic gzip (mtime 0) and brotli bodies; none for tiny files."""
     if len(body) < _MIN_COMPRESS:
@@ -107,16 +97,15 @@ def on_disk(root: str, path: str, entry: dict[str, Any]) -> bool:
                                         for name in entry.get("encodings", ()))
 
 
-def load_manifest(out_dir: Path) -> dict[str, Any]:
-    """The current manifest, or an empty one (first run, or unreadable)."""
-    try:
-        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"version": 1, "files": {}, "gone": [], "channels": {}}
-    data.setdefault("files", {})
-    data.setdefault("gone", [])
-    data.setdefault("channels", {})
-    return data
+def _facts(item: Rendered) -> dict[str, Any]:
+    """What the build says about a file beyond its bytes (see publish.manifest): the
+    channel always, the feed format and CORS only where they apply."""
+    facts: dict[str, Any] = {"channel": item.channel}
+    if item.format:
+        facts["format"] = item.format
+    if item.cors:
+        facts["cors"] = True
+    return facts
 
 
 def _entry(item: Rendered, encoded: dict[str, bytes]) -> dict[str, Any]:
@@ -125,9 +114,9 @@ def _entry(item: Rendered, encoded: dict[str, bytes]) -> dict[str, Any]:
         "size": len(item.body),
         "media_type": item.media_type,
         "last_modified": format_datetime(item.last_modified, usegmt=True),
-        "channel": item.channel,
         "encodings": {name: {"etag": etag_of(body), "size": len(body)}
                       for name, body in encoded.items()},
+        **_facts(item),
     }
 
 
@@ -172,7 +161,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     if previous is not None and previous.get("etag") == etag \
             and previous.get("media_type") == item.media_type \
             and on_disk(str(out_dir), item.path, previous):
-        return Prepared(item.path, {**previous, "channel": item.channel})
+        kept = {k: v for k, v in previous.items() if k not in ("format", "cors")}
+        return Prepared(item.path, {**kept, **_facts(item)})
     encoded = compress(item.body)
     staged: list[tuple[str, str]] = []
     try:
@@ -305,7 +295,7 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     fail half-way for lack of room; a crash before the journal leaves the old
     output, a crash after it is finished by :func:`recover`.
     """
-    manifest: dict[str, Any] = {"version": 1, "files": {p.path: p.entry for p in ready},
+    manifest: dict[str, Any] = {"version": VERSION, "files": {p.path: p.entry for p in ready},
                                 "gone": [], "channels": dict(signatures)}
     for path in keep & set(old["files"]):
         manifest["files"].setdefault(path, old["files"][path])

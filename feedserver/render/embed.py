@@ -23,7 +23,6 @@ reaches the widget's DOM as HTML (it uses textContent).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -32,48 +31,42 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from feedserver.build.page_signatures import PREVIEW, embed_paths
-from feedserver.build.stages import EPOCH, Site, channel_file
+from feedserver.build.stages import EPOCH, Site
+from feedserver.core import layout
+from feedserver.core.layout import (
+    FAVICON,
+    FRAME_CSS,
+    STYLESHEET,
+    UNKNOWN,
+    WIDGET,
+    asset_url,
+    frame_path,
+    loader_path,
+    root_path,
+)
 from feedserver.core.records import Channel, Rendered
 from feedserver.render.formats import jsonfeed
 from feedserver.render.pages import (
     HTML_TYPE,
     MONTHS,
-    STYLESHEET,
     FeedLink,
-    asset_url,
     feed_links,
-    root_path,
     site_feeds,
     stylesheet,
 )
 
 JS_TYPE = "application/javascript; charset=utf-8"
 CSS_TYPE = "text/css; charset=utf-8"
-WIDGET = "static/embed-widget.js"
-UNKNOWN = "static/embed-unknown.js"
-FRAME_CSS = "static/embed.css"
-FAVICON = "static/favicon.svg"
-
-
-def loader_path(slug: str) -> str:
-    """Output path (and URL path) of a channel's widget loader."""
-    return f"embed/{slug}.js"
-
-
-def frame_path(slug: str) -> str:
-    """Output path of a channel's iframe view (URL ``embed/<slug>/``)."""
-    return f"embed/{slug}/index.html"
 
 
 def preview_path(channel: Channel) -> str:
     """Output path of the page a browser gets for the channel's feed URLs."""
-    return channel_file(channel, PREVIEW)
+    return layout.preview_path(channel.path)
 
 
 def _fresh(site: Site, channel: Channel) -> bool:
     """All three views of the channel are published with its signature (pageplan)."""
-    return all(path in site.fresh for path in embed_paths(channel))
+    return all(path in site.fresh for path in layout.embed_paths(channel.slug, channel.path))
 
 
 def _js_comment(text: Any) -> str:
@@ -97,10 +90,6 @@ def asset(name: str) -> bytes:
     return resources.files("feedserver.render").joinpath(name).read_bytes()
 
 
-def _version(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class _View:
     """A channel with what every one of its views shows: display name and feeds."""
@@ -117,7 +106,7 @@ class _Embeds:
         self.site = site
         self.base = site.context.base_url
         self.newest = max((c.updated for c in site.channels), default=EPOCH)
-        self.widget_url = f"{self.base}{WIDGET}?v={_version(asset(WIDGET))}"
+        self.widget_url = f"{layout.url(self.base, WIDGET)}?v={layout.version(asset(WIDGET))}"
         self.common: dict[str, Any] = {"site_title": site.context.site_title,
                                        "lang": site.context.language, "base_url": self.base,
                                        "root": root_path(self.base),
@@ -136,7 +125,7 @@ class _Embeds:
     def loader(self, slug: str, name: str, feed: str | None) -> bytes:
         return self._render("embed_loader.js", channel=slug, name=name, feed=feed,
                             widget_url=self.widget_url,
-                            self_url=f"{self.base}{loader_path(slug or '<channel>')}")
+                            self_url=layout.url(self.base, loader_path(slug or "<channel>")))
 
     def loader_file(self, view: _View) -> Rendered:
         slug = view.channel.slug

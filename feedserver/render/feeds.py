@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from feedserver.core import layout
 from feedserver.core.records import Article, Channel
 
 if TYPE_CHECKING:
@@ -35,8 +36,7 @@ class Context:
 
     def feed_url(self, channel: Channel, filename: str) -> str:
         """Absolute URL of one of the channel's feed files (from base_url only)."""
-        folder = f"{channel.path}/" if channel.path else ""
-        return f"{self.base_url}{folder}{filename}"
+        return layout.url(self.base_url, layout.channel_file(channel.path, filename))
 
 
 def ttl_minutes(refresh_seconds: int) -> int:

@@ -16,7 +16,6 @@ content, already sanitized by nh3 when it was parsed, is marked safe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -25,19 +24,28 @@ from email.utils import format_datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from feedserver.build.page_signatures import (
-    SITE_PAGES,
-    article_page,
-    light_articles,
-    topic_page,
-    with_content,
-)
+from feedserver.build.page_signatures import light_articles, with_content
 from feedserver.build.stages import EPOCH, Site
+from feedserver.core.layout import (
+    CATALOG,
+    ERROR_PAGES,
+    ERRORS,
+    INDEX,
+    OPML,
+    SITE_PAGES,
+    STYLESHEET,
+    TOPICS,
+    TOPICS_INDEX,
+    article_page,
+    asset_url,
+    folder_page,
+    folder_url,
+    root_path,
+)
 from feedserver.core.records import Article, Channel, Rendered
 from feedserver.render.formats import FORMATS, rss
 
@@ -45,9 +53,8 @@ HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 CATALOG_TYPE = "application/json; charset=utf-8"
 CSS_TYPE = "text/css; charset=utf-8"
-STYLESHEET = "static/style.css"
-OPML_FILE = "feeds.opml"
-CATALOG_FILE = "topics.json"
+OPML_FILE = OPML
+CATALOG_FILE = CATALOG
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
 
@@ -88,26 +95,9 @@ def stylesheet() -> bytes:
     return resources.files("feedserver.render").joinpath(STYLESHEET).read_bytes()
 
 
-def root_path(base_url: str) -> str:
-    """The path part of ``base_url`` ('/' or '/news/'): where the site's files start."""
-    path = urlsplit(base_url).path or "/"
-    return path if path.endswith("/") else path + "/"
-
-
-def asset_url(base_url: str, path: str, body: bytes) -> str:
-    """Root-relative, versioned URL of one of the site's own assets (``/static/style.css?v=``).
-
-    Pages load their stylesheet and scripts by root-relative URLs so they stay
-    styled at whatever address serves them (``serve --port 8765``, a tunnel, a
-    preview), while every link a reader follows or copies still comes from
-    ``base_url``.  The version is the body's hash: a changed file is a new URL.
-    """
-    return f"{root_path(base_url)}{path}?v={hashlib.sha256(body).hexdigest()[:12]}"
-
-
 def error_page(site_title: str, base_url: str, language: str, code: int, title: str,
                text: str) -> bytes:
-    """The 404/410 page, in the site's layout; made once per web worker (web.Views)."""
+    """The 404/410 page, in the site's layout; the web app answers it as published."""
     html = _environment().get_template("error.html").render(
         site_title=site_title, base_url=base_url, lang=language, canonical="",
         css_url=asset_url(base_url, STYLESHEET, stylesheet()),
@@ -164,27 +154,27 @@ class _Renderer:
         return Rendered(path, html.encode("utf-8"), HTML_TYPE, modified)
 
     def index(self) -> Rendered:
-        return self.page("index.html", "index", self.site.context.base_url, [self.all],
+        return self.page(INDEX, "index", self.site.context.base_url, [self.all],
                          self.newest, description=self.all.channel.description,
                          channels=list(self.rows.values()),
                          articles=self.all.channel.articles)
 
     def topics(self) -> Rendered:
         topics = [row for slug, row in self.rows.items() if slug in self.site.topics]
-        return self.page("topics/index.html", "topics",
-                         f"{self.site.context.base_url}topics/", [self.all], self.newest,
+        return self.page(TOPICS_INDEX, "topics",
+                         folder_url(self.site.context.base_url, TOPICS), [self.all], self.newest,
                          description=f"Topics of {self.site.context.site_title}",
                          channels=topics)
 
     def topic(self, row: Row) -> Rendered:
         channel = row.channel
-        return self.page(topic_page(channel), "topic", channel.html_url, [row],
+        return self.page(folder_page(channel.path), "topic", channel.html_url, [row],
                          channel.updated, description=channel.description, row=row,
                          articles=channel.articles)
 
     def article(self, article: Article) -> Rendered:
         topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
-        return self.page(article_page(article), "article", article.link,
+        return self.page(article_page(article.slug), "article", article.link,
                          [self.all, *topics], article.updated, description=article.summary,
                          article=article, topics=topics, content=Markup(article.content_html))
 
@@ -197,15 +187,27 @@ def render_pages(site: Site) -> list[Rendered]:
     whose pages are rendered have their content fetched.
     """
     renderer = _Renderer(site)
-    makers = {"index.html": renderer.index, "topics/index.html": renderer.topics,
+    makers = {INDEX: renderer.index, TOPICS_INDEX: renderer.topics,
               OPML_FILE: lambda: opml(site), CATALOG_FILE: lambda: catalog(site)}
     files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
     files += [renderer.topic(row) for slug, row in renderer.rows.items()
-              if slug in site.topics and topic_page(row.channel) not in site.fresh]
-    stale = [a for a in light_articles(site) if article_page(a) not in site.fresh]
+              if slug in site.topics and folder_page(row.channel.path) not in site.fresh]
+    stale = [a for a in light_articles(site) if article_page(a.slug) not in site.fresh]
     files += [renderer.article(article) for article in with_content(site, stale)]
     files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
-    return files
+    return files + error_pages(site, renderer.newest)
+
+
+def error_pages(site: Site, modified: datetime) -> list[Rendered]:
+    """The 404 and 410 pages, published for the web app (which renders nothing).
+
+    Like the stylesheet they are not planned: two small pages, rendered every
+    build, and publish does not rewrite identical bytes.
+    """
+    ctx = site.context
+    return [Rendered(ERROR_PAGES[code], error_page(ctx.site_title, ctx.base_url, ctx.language,
+                                                   code, title, text), HTML_TYPE, modified)
+            for code, (title, text) in ERRORS.items()]
 
 
 def opml(site: Site) -> Rendered:

@@ -5,6 +5,8 @@ Topics come from front matter (``topics``/``tags``) and from the rules in
 regular expressions, over the title and the text.  The rules are what make
 per-topic channels appear for scraped articles nobody tagged.  All rules are
 compiled into one alternation so an article is scanned once, not once per topic.
+A topic's slug (:func:`feedserver.core.slugs.topic_slug`) is shared with the settings,
+which check each configured topic's key when they load.
 """
 
 from __future__ import annotations
@@ -14,53 +16,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ahocorasick_rs import AhoCorasick
-from slugify import slugify as _slugify
 
 from feedserver.config import Settings, TopicRule
 from feedserver.core.records import Parsed, Topic
-
-_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width, soft hyphen
-RESERVED = frozenset({"all", "index", "feed", "topics", "articles", "embed", "static"})
-# Names Windows keeps for devices, with or without an extension ('con', 'CON.txt'): a
-# folder called so cannot be created or copied there, nor synced by many bucket tools.
-DEVICE_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)),
-                          *(f"lpt{n}" for n in range(1, 10))})
-MAX_SLUG = 80
-
-
-def is_device_name(segment: str) -> bool:
-    """Whether Windows reads this path segment as a device (any case, any extension)."""
-    return segment.split(".", 1)[0].rstrip(" ").lower() in DEVICE_NAMES
-
-
-def _plain_slug(name: str) -> str:
-    return _slugify(_INVISIBLE.sub("", name), max_length=MAX_SLUG, word_boundary=True)
-
-
-def slugify(name: str) -> str:
-    """Lowercase ASCII slug, transliterated ('Казахстан' -> 'kazakhstan'), URL-safe.
-
-    An article's slug names its folder (``articles/<slug>/``), so a Windows
-    device name gets the suffix ``-article`` ('con' -> 'con-article'); topics
-    have their own suffix (:func:`topic_slug`).  Returns '' when nothing
-    printable is left (a name of only zero-width or punctuation characters);
-    callers drop such names.
-    """
-    slug = _plain_slug(name)
-    return f"{slug}-article" if is_device_name(slug) else slug
-
-
-@lru_cache(maxsize=4096)
-def topic_slug(name: str) -> str:
-    """Slug for a topic channel; names that would clash with site paths, or that Windows
-    keeps for devices ('con', 'LPT1'), get the suffix ``-topic``.
-
-    Only those names change: every other topic keeps its slug, and its URLs.
-    Cached: an archive repeats a few hundred topic names thousands of times,
-    and transliterating one costs more than matching every rule on a text.
-    """
-    slug = _plain_slug(name)
-    return f"{slug}-topic" if slug in RESERVED or is_device_name(slug) else slug
+from feedserver.core.slugs import topic_slug
 
 
 def _case_fixes() -> dict[int, str] | None:

@@ -1,10 +1,12 @@
 """The web shell: serve what the pipeline published, with HTTP done right.
 
 The app is a file server over the output folder (see :mod:`feedserver.web.published`);
-it never parses or reads ``seeds/``, and renders nothing but its own 404/410
-page, once per worker, in the site's layout.  A URL maps to the file of the
-same path (``/topics/x/`` -> ``topics/x/index.html``) and only files the
-manifest lists are served, so no URL reaches outside the folder.  Conditional
+it never parses, reads ``seeds/`` or renders: even its 404 and 410 pages are
+rendered by the build, in the site's layout (:data:`feedserver.core.layout.ERROR_PAGES`),
+and what a file is (a feed, readable by other sites) is read from the manifest.
+So a worker imports none of the build (``tests/unit/test_layering.py``).  A URL
+maps to the file of the same path (``/topics/x/`` -> ``topics/x/index.html``) and
+only files the manifest lists are served, so no URL reaches outside the folder.  Conditional
 requests go through Werkzeug's ``is_resource_modified`` (If-None-Match wins
 over If-Modified-Since); precompressed bodies are chosen by Accept-Encoding,
 each with its own ETag.  The Host header is never used: every URL in the
@@ -16,6 +18,7 @@ refreshing a stored feed's headers from a 304 must not relabel it as HTML.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -28,12 +31,19 @@ from flask import Flask, Response, request
 from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 
-from feedserver.config import load_settings
-from feedserver.publish.output import ENCODINGS, STATUS
-from feedserver.render.embed import UNKNOWN
-from feedserver.render.pages import error_page
+from feedserver.config import Settings, load_settings
+from feedserver.core.layout import (
+    ENCODINGS,
+    ERROR_PAGES,
+    ERRORS,
+    INDEX,
+    UNKNOWN,
+    folder_page,
+    is_loader_path,
+)
+from feedserver.publish.manifest import read_status
 from feedserver.web import health
-from feedserver.web.negotiate import html_alternate, is_embed_script, prefers_html
+from feedserver.web.negotiate import prefers_html
 from feedserver.web.published import (
     CORS,
     NOSNIFF,
@@ -94,15 +104,17 @@ def accepted(header: str) -> tuple[str, ...]:
 
 def file_key(path: str) -> str | None:
     """URL path (no leading slash) -> output file, or None when it cannot be one."""
-    key = f"{path}index.html" if path == "" or path.endswith("/") else path
+    key = f"{path}{INDEX}" if path == "" or path.endswith("/") else path
     return key if safe_path(key) else None
 
 
-ERRORS = {
-    404: ("Not found", "Nothing is published at this address."),
-    410: ("Gone", "This was published here once and has been removed (its topic or article "
-                  "no longer exists)."),
-}
+def plain_error_page(settings: Settings, code: int) -> bytes:
+    """The 404/410 page before the build has published its own (nothing built yet)."""
+    title, text = ERRORS[code]
+    site = html.escape(settings.site_title)
+    return (f'<!DOCTYPE html>\n<html lang="{html.escape(settings.language)}">\n'
+            f'<head><meta charset="utf-8"><title>{title} · {site}</title></head>\n'
+            f"<body><h1>{title}</h1><p>{text}</p></body>\n</html>\n").encode()
 
 
 class Views:
@@ -113,9 +125,7 @@ class Views:
         self.settings = store.settings
         self.max_age = f"public, max-age={store.settings.refresh_interval}"
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.error_pages = {code: error_page(self.settings.site_title, self.settings.base_url,
-                                             self.settings.language, code, title, text)
-                            for code, (title, text) in ERRORS.items()}
+        self.plain_errors = {code: plain_error_page(self.settings, code) for code in ERRORS}
 
     def file(self, path: str = "") -> Response:
         """Serve a published file: 200 or 304, the best precompressed body."""
@@ -124,8 +134,8 @@ class Views:
         entry = snap.files.get(key) if key else None
         if entry is None:
             return self.missing(snap, path, key)
-        alternate = html_alternate(key) if key else None
-        if alternate and prefers_html(request.environ.get("HTTP_ACCEPT", "")):
+        alternate = entry.alternate
+        if alternate and prefers_html(request.environ.get("HTTP_ACCEPT", ""), snap.feed_like):
             entry = snap.files.get(alternate, entry)  # a browser: the feed as a page
         if request.method == "OPTIONS":
             return self.preflight(entry)
@@ -180,11 +190,11 @@ class Views:
         A widget of a channel that does not exist gets the loader that says
         "feed unavailable" (a 404 script would not run in the host page).
         """
-        if key is not None and is_embed_script(key) and UNKNOWN in snap.files:
+        if key is not None and is_loader_path(key) and UNKNOWN in snap.files:
             return self.file(UNKNOWN)
         if key is not None and key in snap.gone:
             return self.error(410, path)
-        if key is not None and f"{key}/index.html" in snap.files:
+        if key is not None and folder_page(key) in snap.files:
             return self.to_folder(path)
         return self.error(404, path)
 
@@ -210,8 +220,14 @@ class Views:
             body = json.dumps({"error": title.lower(), "status": code, "message": text})
             return Response(body, code, headers, content_type="application/json; charset=utf-8")
         headers.append(("Content-Security-Policy", content_security_policy(self.settings, "")))
-        return Response(self.error_pages[code], code, headers,
+        return Response(self.error_page(code), code, headers,
                         content_type="text/html; charset=utf-8")
+
+    def error_page(self, code: int) -> bytes:
+        """The build's page for ``code`` as published now, else a plain one."""
+        page = ERROR_PAGES[code]
+        found = self.store.read(page) if page in self.store.snapshot().internal else None
+        return found[1] if found is not None else self.plain_errors[code]
 
     def healthz(self) -> Response:
         """Status and counts only (:mod:`feedserver.web.health`); 503 until a build succeeded.
@@ -219,12 +235,7 @@ class Views:
         ``?strict`` answers 503 for anything but "ok", for monitors that only
         read the status code.
         """
-        status: dict[str, Any] = {}
-        try:
-            loaded = json.loads((self.store.root / STATUS).read_bytes())
-            status = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            pass
+        status = read_status(self.store.root)
         code, body = health.report(status, len(self.store.snapshot().files), self.clock(),
                                    self.settings.stuck_seconds)
         if "strict" in request.args and body["status"] != "ok":

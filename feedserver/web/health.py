@@ -25,13 +25,12 @@ Statuses, most serious first:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedserver.publish.output import STATUS
+from feedserver.publish.manifest import read_status
 
 NOTES = {
     "last_error": "The last build failed; the last good output is served. "
@@ -135,8 +134,4 @@ def details(status: Mapping[str, Any], now: datetime, stuck_after: int) -> list[
 
 def published_details(out_dir: Path, stuck_after: int) -> list[str]:
     """:func:`details` of the status.json in ``out_dir`` (none if it cannot be read)."""
-    try:
-        status = json.loads((out_dir / STATUS).read_bytes())
-    except (OSError, ValueError):
-        return []
-    return details(status, datetime.now(UTC), stuck_after) if isinstance(status, dict) else []
+    return details(read_status(out_dir), datetime.now(UTC), stuck_after)

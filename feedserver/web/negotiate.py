@@ -1,7 +1,7 @@
 """What the web app decides for browsers and other sites: pure functions of a request's facts.
 
 * A feed URL opened in a browser gets the channel's readable page (its
-  ``feed.html``, rendered by :mod:`feedserver.render.embed`) instead of raw XML or JSON,
+  ``feed.html``, which the build publishes beside the feeds) instead of raw XML or JSON,
   chosen from the ``Accept`` header; everything else (feed readers, ``*/*``, no
   ``Accept``, scripts' ``fetch``) gets the feed.  Both answers vary on
   ``Accept``, and the page is ``Cache-Control: private`` (see
@@ -15,24 +15,22 @@
   shows "feed unavailable": a 404 script would not run, and the host page would
   show a console error instead of a quiet note.
 
-Kept apart from :mod:`feedserver.web.app` so the rules can be tested without Flask,
-and cached, so a request pays a dictionary lookup for them.
+Which files are feeds, and with which media types, the manifest says (each
+entry's ``format``): the web app knows no feed format of its own.  Kept apart
+from :mod:`feedserver.web.app` so the rules can be tested without Flask, and
+cached, so a request pays a dictionary lookup for them.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from feedserver.config import Settings
-from feedserver.render.embed import PREVIEW
-from feedserver.render.formats import FORMATS
+from feedserver.core import layout
 
-FEED_FILES = frozenset(fmt.filename for fmt in FORMATS.values())
-# Media types a feed reader may ask for; HTML must beat every one of them.
-FEED_LIKE = (*sorted({fmt.media_type.split(";")[0] for fmt in FORMATS.values()}),
-             "application/rdf+xml", "application/xml", "text/xml", "application/json")
-_EMBED_SCRIPT = re.compile(r"embed/[a-z0-9][a-z0-9-]{0,99}\.js")
+# Besides the published feeds' own types, what a feed reader may ask for.
+READER_TYPES = ("application/rdf+xml", "application/xml", "text/xml", "application/json")
 MAX_ACCEPT = 2048  # longer headers are not browsers' navigations; not worth parsing
 
 
@@ -64,13 +62,20 @@ def _quality(ranges: dict[str, float], media: str) -> float:
     return 0.0
 
 
+def feed_like(feed_types: Iterable[str]) -> tuple[str, ...]:
+    """Media types HTML must beat: the published feeds' (from the manifest) and
+    :data:`READER_TYPES`."""
+    return (*sorted({kind.split(";")[0].strip() for kind in feed_types}), *READER_TYPES)
+
+
 @lru_cache(maxsize=256)
-def prefers_html(accept: str) -> bool:
+def prefers_html(accept: str, feed_types: tuple[str, ...]) -> bool:
     """True when ``text/html`` is strictly preferred over every feed and XML type.
 
     Browsers' navigations (``text/html,...,application/xml;q=0.9,*/*;q=0.8``)
     say so; ``*/*``, an empty header, and readers listing feed types (even
-    with ``text/html`` among them at equal or lower quality) do not.  Only a
+    with ``text/html`` among them at equal or lower quality) do not.  ``feed_types``
+    is :func:`feed_like` of the published feeds.  Only a
     header naming ``text/html`` can say so (any wildcard that matches it
     matches ``text/xml`` as well), which keeps readers' requests off the
     parser.  Parsed here rather than with Werkzeug's ``MIMEAccept``: its
@@ -81,21 +86,18 @@ def prefers_html(accept: str) -> bool:
         return False
     ranges = _ranges(accept)
     html = _quality(ranges, "text/html")
-    return html > 0 and all(html > _quality(ranges, kind) for kind in FEED_LIKE)
+    return html > 0 and all(html > _quality(ranges, kind) for kind in feed_types)
 
 
-@lru_cache(maxsize=4096)
-def html_alternate(path: str) -> str | None:
-    """The readable page of a feed file (``topics/x/feed.rss`` -> ``topics/x/feed.html``)."""
-    folder, _, name = path.rpartition("/")
-    if name not in FEED_FILES:
-        return None
-    return f"{folder}/{PREVIEW}" if folder else PREVIEW
+def html_alternate(path: str, feed_format: str) -> str | None:
+    """The readable page of a feed file (``topics/x/feed.rss`` -> ``topics/x/feed.html``);
+    None for a file that is not a feed (its manifest entry names no format)."""
+    return layout.preview_path(path.rpartition("/")[0]) if feed_format else None
 
 
-def varies_on_accept(path: str) -> bool:
+def varies_on_accept(path: str, feed_format: str) -> bool:
     """Feeds and their readable pages: a cache must key them by ``Accept``."""
-    return html_alternate(path) is not None or path.rpartition("/")[2] == PREVIEW
+    return bool(feed_format) or layout.is_preview(path)
 
 
 def cache_scope(path: str) -> str:
@@ -106,17 +108,12 @@ def cache_scope(path: str) -> str:
     kept out of them, the page cannot poison a feed URL, and browsers still
     cache it for themselves.
     """
-    return "private" if path.rpartition("/")[2] == PREVIEW else "public"
-
-
-def is_embed_script(path: str) -> bool:
-    """A widget loader's path, well formed (``embed/<slug>.js``), whether it exists or not."""
-    return _EMBED_SCRIPT.fullmatch(path) is not None
+    return "private" if layout.is_preview(path) else "public"
 
 
 def frame_ancestors(settings: Settings, path: str) -> str:
     """CSP ``frame-ancestors`` for an HTML file: configurable for embeds, else same origin."""
-    if not path.startswith("embed/"):
+    if not layout.is_embed(path):
         return "'self'"
     sources = " ".join(settings.frame_ancestors.replace(";", " ").replace(",", " ").split())
     return sources or "'none'"

@@ -8,12 +8,14 @@ file and ``fstat``-ing the same descriptor, and cached (bounded) by that
 identity (inode, mtime, size): publishing replaces files by rename, so the
 ETag computed from a cached body always belongs to the body that is sent,
 even while a publish is in progress.  Only paths the manifest lists are ever
-opened, which is what keeps every URL inside the folder.
+opened, which is what keeps every URL inside the folder; those under
+``.feedserver/`` (the 404 and 410 pages the build renders) are never served by URL.
+What a file is (a feed and its format, readable by other sites or not) comes
+from the manifest too (:mod:`feedserver.publish.manifest`), not from a renderer.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -28,11 +30,17 @@ from urllib.parse import urlsplit
 from werkzeug.http import http_date, parse_date
 
 from feedserver.config import Settings
-from feedserver.publish.output import ENCODINGS, MANIFEST, etag_of
-from feedserver.web.negotiate import cache_scope, frame_ancestors, varies_on_accept
+from feedserver.core.layout import ENCODINGS, MANIFEST, is_internal
+from feedserver.publish import manifest
+from feedserver.publish.manifest import etag_of
+from feedserver.web.negotiate import (
+    cache_scope,
+    feed_like,
+    frame_ancestors,
+    html_alternate,
+    varies_on_accept,
+)
 
-CORS_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json",
-                        "text/x-opml", "application/json", "application/javascript"})
 CORS = (("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Expose-Headers", "ETag, Last-Modified"))
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -52,21 +60,31 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A published file: its variants by encoding ('' is plain) and validators."""
+    """A published file: its variants by encoding ('' is plain) and validators.
+
+    ``alternate`` is the page a browser gets instead (a feed's preview), if any.
+    """
 
     variants: dict[str, Variant]
     last_modified: str | None
     modified_at: datetime | None
     cors: bool
+    alternate: str | None = None
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One version of the manifest, as prepared for serving."""
+    """One version of the manifest, as prepared for serving.
+
+    ``internal`` lists the build's own files (error pages): readable, not served by URL.
+    ``feed_like`` is what HTML must beat for a browser to get a feed's preview.
+    """
 
     key: tuple[int, int, int] | None
     files: dict[str, Entry] = field(default_factory=dict)
     gone: frozenset[str] = frozenset()
+    internal: frozenset[str] = frozenset()
+    feed_like: tuple[str, ...] = feed_like(())
 
 
 def content_security_policy(settings: Settings, path: str) -> str:
@@ -84,16 +102,17 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
     if not _PRINTABLE.fullmatch(media):  # headers go out unchecked (web.FileResponse)
         media = "application/octet-stream"
     kind = media.split(";")[0].strip()
+    fmt = manifest.feed_format(meta)
     headers = [("Content-Type", media), NOSNIFF,
                ("Cache-Control", f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
     encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
                  if name in ENCODINGS}
-    vary = ["Accept"] if varies_on_accept(path) else []
+    vary = ["Accept"] if varies_on_accept(path, fmt) else []
     if encodings:
         vary.append("Accept-Encoding")
     if vary:
         headers.append(("Vary", ", ".join(vary)))
-    cors = kind in CORS_TYPES
+    cors = manifest.cors(meta)
     if cors:
         headers += CORS
     if kind == "text/html":
@@ -103,7 +122,8 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
         variants[name] = Variant(path + ENCODINGS[name], str(info.get("etag", "")),
                                  (*headers, ("Content-Encoding", name)))
     moment = parse_date(str(meta.get("last_modified") or ""))
-    return Entry(variants, http_date(moment) if moment else None, moment, cors)
+    return Entry(variants, http_date(moment) if moment else None, moment, cors,
+                 html_alternate(path, fmt))
 
 
 def safe_path(path: str) -> bool:
@@ -165,14 +185,18 @@ class Store:
         try:
             with open(self._manifest, "rb") as handle:
                 st = os.fstat(handle.fileno())
-                data = json.loads(handle.read())
+                data = manifest.decode(handle.read())
         except (OSError, ValueError):
             return Snapshot(key=None)
+        listed = {path: meta for path, meta in (data.get("files") or {}).items()
+                  if safe_path(path) and isinstance(meta, dict)}
         files = {path: _entry(path, meta, self.settings)
-                 for path, meta in (data.get("files") or {}).items()
-                 if safe_path(path) and isinstance(meta, dict)}
+                 for path, meta in listed.items() if not is_internal(path)}
         gone = frozenset(p for p in data.get("gone") or () if isinstance(p, str))
-        return Snapshot((st.st_ino, st.st_mtime_ns, st.st_size), files, gone)
+        feeds = feed_like(str(meta.get("media_type") or "") for meta in listed.values()
+                          if manifest.feed_format(meta))
+        return Snapshot((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
+                        frozenset(filter(is_internal, listed)), feeds)
 
     def read(self, filename: str) -> tuple[str, bytes] | None:
         """(ETag, body) of the file as it is now, or None if it is not there.

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import pytest
 from jinja2 import FileSystemLoader
 
-from feedserver.build import codeversion, page_signatures
+from feedserver.build import codeversion
 from feedserver.build.run import run_build
 from feedserver.config import Settings
+from feedserver.core.layout import ERROR_PAGES
 from feedserver.render import embed, pages
 from tests.conftest import NOW
 
@@ -31,13 +32,9 @@ def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def forget() -> None:
     """Drop every version and every template or static file read by this process."""
-    for cached in (codeversion.parse_version, codeversion.render_version,
-                   getattr(codeversion, "page_version", None),
-                   getattr(page_signatures._templates_version, "cache_clear", None) and
-                   page_signatures._templates_version, pages._environment, pages.stylesheet,
-                   embed._environment, embed.asset):
-        if cached is not None:
-            cached.cache_clear()
+    codeversion.forget()
+    for cached in (pages._environment, pages.stylesheet, embed._environment, embed.asset):
+        cached.cache_clear()
 
 
 def change(code: Path, module: str, line: str = "\n# changed\n") -> None:
@@ -93,7 +90,7 @@ def test_versions_follow_the_source_and_the_libraries(code: Path,
     real = codeversion._installed
     monkeypatch.setattr(codeversion, "_installed",
                         lambda name: "99.0" if name == "nh3" else real(name))
-    codeversion.parse_version.cache_clear()
+    codeversion.forget()
     assert codeversion.parse_version() != parse
 
 
@@ -143,7 +140,8 @@ def test_a_stylesheet_change_reaches_the_pages_that_link_it(code: Path, assets: 
     change(code, "render/static/style.css", "/* changed */\n")
     report = run_build(settings, now=NOW)
     assert (report.parsed_files, report.rendered_channels) == (0, 0)  # feeds: not redone
-    assert set(report.written) == linking | {pages.STYLESHEET}  # a new versioned URL
+    # A new versioned URL in every page linking it, the published error pages too.
+    assert set(report.written) == linking | {pages.STYLESHEET, *ERROR_PAGES.values()}
     after = built(settings)
     assert b"/* changed */" in after[pages.STYLESHEET]
     assert all(after[path] == before[path] for path in before if path.endswith(FEEDS))

@@ -164,9 +164,6 @@ def test_the_web_app_serves_a_registered_format(text_format: Format, build: Buil
     assert again.status_code == 304 and again.data == b""
 
 
-@pytest.mark.xfail(strict=True, reason="the manifest records `format` and `cors` and the web app "
-                                       "reads them only on the web branch (today it keeps a "
-                                       "table of media types, web.published.CORS_TYPES)")
 def test_the_web_app_lets_other_sites_read_a_registered_format(
         text_format: Format, build: Build, settings: Settings) -> None:
     assert build().published

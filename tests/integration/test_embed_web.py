@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from feedserver.build.run import BuildReport
 from feedserver.config import Settings
 from feedserver.web.app import create_app
-from feedserver.web.negotiate import frame_ancestors, prefers_html
+from feedserver.web.negotiate import feed_like, frame_ancestors, prefers_html
 
 CHROME = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
           "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7")
@@ -37,7 +37,9 @@ FEED_TYPES = {"feed.rss": "application/rss+xml", "feed.atom": "application/atom+
     ("text/html, " + "x/y;q=0.1, " * 300, False),  # too long to be a browser's
 ])
 def test_only_a_browser_navigation_prefers_html(accept: str, html: bool) -> None:
-    assert prefers_html(accept) is html
+    """The feeds' own types come from the manifest (here: the three published formats)."""
+    assert prefers_html(accept, feed_like(f"{kind}; charset=utf-8"
+                                          for kind in FEED_TYPES.values())) is html
 
 
 @pytest.mark.parametrize("path", ["/feed.rss", "/feed.atom", "/feed.json",

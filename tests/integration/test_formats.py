@@ -124,8 +124,6 @@ def test_the_registry_fingerprint_follows_what_is_registered() -> None:
     assert fingerprint() == before
 
 
-@pytest.mark.xfail(strict=True, reason="the signatures do not fold in formats.fingerprint() yet: "
-                                       "codeversion is another branch's (see the report)")
 def test_a_format_registered_on_an_existing_site_reaches_its_pages(settings: Settings) -> None:
     assert run_build(settings, now=NOW).published
     register(TEXT)

@@ -303,8 +303,8 @@ def test_binary_files_are_still_refused(data: bytes) -> None:
 def test_a_device_slug_already_in_the_ledger_is_renamed_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An article minted as 'con' by an older version moves to 'con-article'; others stay."""
+    from feedserver.core import slugs
     from feedserver.identify import rules as idbook
-    from feedserver.topics import rules as topics
 
     write(tmp_path / "seeds" / "con.txt", "con\n\nAn article called con.\n")
     write(tmp_path / "seeds" / "other.txt", "Other\n\nAnother article.\n")
@@ -313,7 +313,7 @@ def test_a_device_slug_already_in_the_ledger_is_renamed_once(
         "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "out"),
         "FEEDSERVER_STATE_DIR": str(tmp_path / "state"), "FEEDSERVER_BASE_URL": BASE})
     with monkeypatch.context() as old:
-        old.setattr(idbook, "slugify", topics._plain_slug)  # the slugs older versions minted
+        old.setattr(idbook, "slugify", slugs.plain_slug)  # the slugs older versions minted
         assert run_build(settings, now=NOW).published
     assert (tmp_path / "out" / "articles" / "con" / "index.html").exists()
     assert run_build(settings, now=NOW).published
@@ -333,7 +333,7 @@ def test_a_device_slug_already_in_the_ledger_is_renamed_once(
     ("index", "index", "index-topic"),
 ])
 def test_device_names_get_a_suffix(name: str, slug: str, topic: str) -> None:
-    from feedserver.topics.rules import is_device_name, slugify, topic_slug
+    from feedserver.core.slugs import is_device_name, slugify, topic_slug
 
     assert (slugify(name), topic_slug(name)) == (slug, topic)
     assert is_device_name("CON.txt") and is_device_name("nul") and not is_device_name("con-txt")

@@ -18,6 +18,7 @@ import io
 import time
 from typing import TYPE_CHECKING, Any
 
+from feedserver.core import layout
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 
@@ -56,7 +57,7 @@ def entry(article: Article, ctx: Context) -> FeedEntry:
         drawn.dc.dc_creator(author)
     for slug in article.topics:
         drawn.category(term=slug, label=ctx.topic_names.get(slug, slug),
-                       scheme=f"{ctx.base_url}topics/")
+                       scheme=layout.folder_url(ctx.base_url, layout.TOPICS))
     return drawn
 
 

@@ -1,0 +1,161 @@
+"""Where everything the site publishes lives: every output path and every URL, in one place.
+
+The output folder mirrors the site's URLs (``topics/energy/feed.rss`` is served
+at ``<base_url>topics/energy/feed.rss``), so the build that writes a file, the
+pages that link to it and the web app that serves it must agree on one name.
+They all ask this module; nothing else spells a path.  Pure and stdlib-only:
+the web app imports it without any of the build.
+
+A channel's *folder* is '' for the channel of all articles and
+``topics/<slug>`` for a topic; feed formats name their own file inside it
+(``feed.rss``: the formats live in :mod:`feedserver.render`, so a file name
+arrives here as a string).  The build's own bookkeeping (manifest, status,
+error pages) sits under :data:`META_DIR`, which the web app never serves by URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+# -- the build's bookkeeping -------------------------------------------------------------------
+META_DIR = ".feedserver"
+MANIFEST = f"{META_DIR}/manifest.json"  # every served file: ETag, media type, encodings, CORS
+STATUS = f"{META_DIR}/status.json"  # last good build, problems; /healthz reads it
+PUBLISHING = f"{META_DIR}/publishing"  # marker: a publish is staging files
+JOURNAL = f"{META_DIR}/journal.json"  # the renames of a publish about to go live
+# The pages answered where nothing is published: rendered by the build in the site's
+# layout, kept out of the URL space (the same-bytes set of served files does not change).
+ERROR_PAGES = {404: f"{META_DIR}/errors/404.html", 410: f"{META_DIR}/errors/410.html"}
+# What they say (the web app's JSON answers say the same).
+ERRORS = {
+    404: ("Not found", "Nothing is published at this address."),
+    410: ("Gone", "This was published here once and has been removed (its topic or article "
+                  "no longer exists)."),
+}
+# Precompressed bodies sit beside the file: ``feed.rss.br``, ``feed.rss.gz``.
+ENCODINGS = {"br": ".br", "gzip": ".gz"}
+
+# -- folders and site-wide files ---------------------------------------------------------------
+INDEX = "index.html"  # what a folder URL (``topics/``) serves
+TOPICS = "topics"
+ARTICLES = "articles"
+EMBED = "embed"
+STATIC = "static"
+TOPICS_INDEX = f"{TOPICS}/{INDEX}"
+OPML = "feeds.opml"
+CATALOG = "topics.json"
+SITE_PAGES = (INDEX, TOPICS_INDEX, OPML, CATALOG)  # drawn from every channel
+PREVIEW = "feed.html"  # beside a channel's feeds: what a browser opening one gets
+STYLESHEET = f"{STATIC}/style.css"
+WIDGET = f"{STATIC}/embed-widget.js"
+UNKNOWN = f"{STATIC}/embed-unknown.js"  # the widget loader of a channel that does not exist
+FRAME_CSS = f"{STATIC}/embed.css"
+FAVICON = f"{STATIC}/favicon.svg"
+# Names a topic slug must not take: they are the site's own folders and files.
+RESERVED = frozenset({"all", "index", "feed", TOPICS, ARTICLES, EMBED, STATIC})
+_LOADER = re.compile(rf"{EMBED}/[a-z0-9][a-z0-9-]{{0,99}}\.js")
+
+
+def topic_folder(slug: str) -> str:
+    """The folder of a topic channel (``topics/<slug>``)."""
+    return f"{TOPICS}/{slug}"
+
+
+def channel_file(folder: str, filename: str) -> str:
+    """Output path of one of a channel's files ('feed.rss', 'topics/x/feed.rss')."""
+    return f"{folder}/{filename}" if folder else filename
+
+
+def folder_page(folder: str) -> str:
+    """Output path of a folder's page: what the URL ``<folder>/`` serves."""
+    return channel_file(folder, INDEX)
+
+
+def article_folder(slug: str) -> str:
+    """The folder of an article's page (URL ``articles/<slug>/``)."""
+    return f"{ARTICLES}/{slug}"
+
+
+def article_page(slug: str) -> str:
+    """Output path of an article's page."""
+    return folder_page(article_folder(slug))
+
+
+def preview_path(folder: str) -> str:
+    """Output path of the page a browser gets for a channel's feed URLs."""
+    return channel_file(folder, PREVIEW)
+
+
+def loader_path(slug: str) -> str:
+    """Output path (and URL path) of a channel's widget loader."""
+    return f"{EMBED}/{slug}.js"
+
+
+def frame_path(slug: str) -> str:
+    """Output path of a channel's iframe view (URL ``embed/<slug>/``)."""
+    return folder_page(f"{EMBED}/{slug}")
+
+
+def embed_paths(slug: str, folder: str) -> tuple[str, str, str]:
+    """A channel's widget loader, iframe view and feed preview."""
+    return loader_path(slug), frame_path(slug), preview_path(folder)
+
+
+def is_loader_path(path: str) -> bool:
+    """A well-formed widget loader path (``embed/<slug>.js``), published or not."""
+    return _LOADER.fullmatch(path) is not None
+
+
+def is_embed(path: str) -> bool:
+    """Under ``embed/``: the views other sites may frame."""
+    return path.startswith(f"{EMBED}/")
+
+
+def is_preview(path: str) -> bool:
+    """A channel's feed preview (the page served in place of a feed to browsers)."""
+    return path.rpartition("/")[2] == PREVIEW
+
+
+def is_internal(path: str) -> bool:
+    """The build's bookkeeping: never served by URL."""
+    return path == META_DIR or path.startswith(f"{META_DIR}/")
+
+
+# -- URLs --------------------------------------------------------------------------------------
+def url(base_url: str, path: str = "") -> str:
+    """Absolute URL of an output path under ``base_url`` (which ends in '/')."""
+    return f"{base_url}{path}"
+
+
+def folder_url(base_url: str, folder: str) -> str:
+    """Absolute URL of a folder ('' is the site itself): ``<base_url><folder>/``."""
+    return f"{base_url}{folder}/" if folder else base_url
+
+
+def article_url(base_url: str, slug: str) -> str:
+    """An article's permanent link: its page's folder."""
+    return folder_url(base_url, article_folder(slug))
+
+
+def root_path(base_url: str) -> str:
+    """The path part of ``base_url`` ('/' or '/news/'): where the site's files start."""
+    path = urlsplit(base_url).path or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def asset_url(base_url: str, path: str, body: bytes) -> str:
+    """Root-relative, versioned URL of one of the site's own assets (``/static/style.css?v=``).
+
+    Pages load their stylesheet and scripts by root-relative URLs so they stay
+    styled at whatever address serves them (``serve --port 8765``, a tunnel, a
+    preview), while every link a reader follows or copies still comes from
+    ``base_url``.  The version is the body's hash: a changed file is a new URL.
+    """
+    return f"{root_path(base_url)}{path}?v={version(body)}"
+
+
+def version(body: bytes) -> str:
+    """The version tag of an asset's URL: a hash of its bytes."""
+    return hashlib.sha256(body).hexdigest()[:12]

@@ -1,0 +1,78 @@
+"""The read side of the output folder's records: the manifest and status.json.
+
+The writer (:mod:`feedserver.publish.output`) compresses and stages files, with
+brotli, ISA-L and orjson; whatever only *reads* what it wrote (the web app in
+every gunicorn worker, ``serve``'s start-up checks, the next build) comes here
+instead and needs the standard library alone.
+
+A manifest entry (``files[path]``) holds ``etag``, ``size``, ``media_type``,
+``last_modified`` (an HTTP date), ``channel``, ``encodings`` (name -> etag and
+size of each precompressed body) and, where they apply, ``format`` (the feed
+format of a feed file) and ``cors`` (other sites' scripts may read it): absent
+means '' and false, which keeps a manifest of tens of thousands of pages small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from feedserver.core.layout import MANIFEST, STATUS
+
+# 2: entries carry ``format`` and ``cors``.  A version-1 manifest lacks them, so its
+# channel signatures are not trusted: the next build goes through every file once.
+VERSION = 2
+
+
+def etag_of(body: bytes) -> str:
+    """Strong ETag from the bytes themselves, so it changes only with content."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def empty() -> dict[str, Any]:
+    """The manifest of a folder nothing was published to."""
+    return {"version": VERSION, "files": {}, "gone": [], "channels": {}}
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """A manifest's text -> its dict, every section present; raises ValueError if garbled."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("the manifest is not a JSON object")
+    data.setdefault("files", {})
+    data.setdefault("gone", [])
+    data.setdefault("channels", {})
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version < VERSION:
+        data["channels"] = {}  # signatures of files whose entries lack format and cors
+    return data
+
+
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    """The current manifest, or an empty one (first run, or unreadable)."""
+    try:
+        return decode((out_dir / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return empty()
+
+
+def feed_format(entry: dict[str, Any]) -> str:
+    """The feed format of a file's entry ('' for anything but a feed)."""
+    value = entry.get("format")
+    return value if isinstance(value, str) else ""
+
+
+def cors(entry: dict[str, Any]) -> bool:
+    """Whether other sites' scripts may read the file."""
+    return entry.get("cors") is True
+
+
+def read_status(out_dir: Path) -> dict[str, Any]:
+    """status.json (see :func:`feedserver.publish.output.write_status`); {} if unreadable."""
+    try:
+        status = json.loads((out_dir / STATUS).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
