@@ -19,8 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feedserver import hugo
-
+from . import hugo
 from .corpus import generate
 from .measure import Figure, Run, run
 

@@ -19,26 +19,20 @@ import sys
 import time
 from pathlib import Path
 
-from feedserver.build.run import BuildReport, Warm, run_build
-from feedserver.build.stages import Output, Site, render_channels
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 
 from .corpus import extra_article
-
-
-def feeds_only(site: Site) -> Output:
-    """Every channel in every format, validated: the feeds, no pages."""
-    return render_channels(site, site.channels)
 
 
 def settings_for(site: Path) -> Settings:
     return load_settings(site / "config.toml", env={})
 
 
-def build(settings: Settings, pages: bool, warm: Warm | None = None,
+def build(settings: Settings, pages: bool, memory: BuildMemory | None = None,
           changed: set[str] | None = None) -> BuildReport:
-    report = run_build(settings, render=None if pages else feeds_only, warm=warm,
-                       changed=changed)
+    """One build (feeds only unless ``pages``): every channel in every format, validated."""
+    report = run_build(settings, None, memory, changed, pages=pages)
     if report.errors:
         raise SystemExit(f"build reported errors: {report.errors[:5]}")
     return report
@@ -62,7 +56,7 @@ def newest(seeds: Path) -> Path:
     return max((p for p in seeds.rglob("*.txt")), key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def _timed(settings: Settings, pages: bool, warm: Warm,
+def _timed(settings: Settings, pages: bool, warm: BuildMemory,
            changed: set[str] | None = None) -> tuple[float, int]:
     started = time.perf_counter()
     report = build(settings, pages, warm, changed)
@@ -71,7 +65,7 @@ def _timed(settings: Settings, pages: bool, warm: Warm,
 
 def incremental(site: Path, rounds: int, pages: bool) -> dict[str, object]:
     settings = settings_for(site)
-    warm = Warm()  # what the scheduler's Refresher keeps between runs
+    warm = BuildMemory.empty()  # what the scheduler's Refresher keeps between runs
     build(settings, pages, warm)  # the process is warm and the output current
     seeds = Path(settings.seeds_dir)
     target = newest(seeds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from functools import cache
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent
@@ -64,3 +64,21 @@ def render_version() -> str:
     """Part of every channel and page signature (:mod:`feedserver.build.signatures`,
     :mod:`feedserver.build.page_signatures`)."""
     return digest(RENDER_MODULES, RENDER_LIBRARIES)
+
+
+def templates_version() -> str:
+    """:func:`render_version` and every template and static file: part of every page
+    signature (:mod:`feedserver.build.page_signatures`), handed in by the build shell."""
+    return _with_templates(render_version())
+
+
+@cache
+def _with_templates(renderers: str) -> str:
+    h = hashlib.sha256(renderers.encode())
+    root = resources.files("feedserver.render")
+    for folder in ("templates", "static"):
+        for entry in sorted(root.joinpath(folder).iterdir(), key=lambda e: e.name):
+            if entry.is_file():
+                h.update(f"\x1f{folder}/{entry.name}\x1f".encode())
+                h.update(entry.read_bytes())
+    return h.hexdigest()[:16]
