@@ -144,8 +144,8 @@ class Executor:
 
     ``cache``: the build's memory (:class:`~feedserver.build.memory.BuildMemory`) hands
     the same :func:`warm_cache` to the executor of every build, so a small job
-    renders only the items it has not rendered before.  It should pass a new one when the settings change (the
-    old items are then dead weight; they are never reused: see
+    renders only the items it has not rendered before; it makes a new one when the
+    settings change (the old items are then dead weight; they are never reused: see
     :class:`~feedserver.render.feeds.ItemCache`).  Without it, each call uses a cache
     of its own.  A channel whose formats do not all pass is left out whole, as
     the sequential path does.
