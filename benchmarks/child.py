@@ -30,31 +30,36 @@ from feedserver.config import Settings, load_settings
 
 from .corpus import extra_article
 
-Build = Callable[..., Any]  # (settings, *, render, warm, changed) -> BuildReport
+Build = Callable[..., Any]  # (settings, pages, memory, changed) -> BuildReport
 CONFIG = ["config.toml"]
 
 
-def api() -> tuple[Build, Callable[[], Any], Callable[..., Any]]:
-    """``(run_build, Warm, render_channels)`` of the feedserver on the path.
+def api() -> tuple[Build, Callable[[], Any]]:
+    """``(build, empty memory)`` of the feedserver on the path.
 
-    The stage packages (``feedserver.build``) first, else the code before the
-    move (``feedserver.job``, ``feedserver.warm``, ``feedserver.pipeline``).  A
-    rename of these names or of ``run_build``'s ``render``/``warm``/``changed``
-    parameters is adapted here and nowhere else.
+    The stage packages (``feedserver.build``: ``run_build(settings, now, memory,
+    changes, pages=)``) first, else the code before the move (``feedserver.job``'s
+    ``run_build(settings, render=, warm=, changed=)``).  A rename is adapted here
+    and nowhere else.
     """
     try:
-        from feedserver.build.run import Warm, run_build
-        from feedserver.build.stages import render_channels
+        from feedserver.build.run import BuildMemory, run_build
     except ImportError:
-        from feedserver.job import run_build  # type: ignore[no-redef]
-        from feedserver.pipeline import render_channels  # type: ignore[no-redef]
-        from feedserver.warm import Warm  # type: ignore[no-redef]
-    return run_build, Warm, render_channels
+        from feedserver.job import run_build as old_build
+        from feedserver.pipeline import render_channels
+        from feedserver.warm import Warm
 
+        def feeds_only(site: Any) -> Any:
+            return render_channels(site, site.channels)
 
-def feeds_only(site: Any) -> Any:
-    """Every channel in every format, validated: the feeds, no pages."""
-    return api()[2](site, site.channels)
+        def old(settings: Settings, pages: bool, warm: Any, changed: Any) -> Any:
+            return old_build(settings, render=None if pages else feeds_only, warm=warm,
+                             changed=changed)
+        return old, Warm
+
+    def new(settings: Settings, pages: bool, memory: Any, changed: Any) -> Any:
+        return run_build(settings, None, memory, changed, pages=pages)
+    return new, BuildMemory.empty
 
 
 def settings_for(site: Path) -> Settings:
@@ -63,8 +68,7 @@ def settings_for(site: Path) -> Settings:
 
 def build(settings: Settings, pages: bool, warm: Any = None,
           changed: set[str] | None = None) -> Any:
-    report = api()[0](settings, render=None if pages else feeds_only, warm=warm,
-                      changed=changed)
+    report = api()[0](settings, pages, warm, changed)
     if report.errors:
         raise SystemExit(f"build reported errors: {report.errors[:5]}")
     return report

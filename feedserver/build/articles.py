@@ -1,19 +1,19 @@
-"""Articles from stubs and identities, with their content fetched only when needed.
+"""Articles from stubs and identities; their content is added from values handed in.
 
 Pure.  An :class:`Article` is made from a stub (no content) for ordering,
-channel membership and signatures; :class:`Articles` fetches content for the
-articles the channels list, and for every other one only when something
-iterates the whole site (the pages).  Split from :mod:`feedserver.build.stages`,
-which assembles the site from these.
+channel membership and signatures; the build shell fetches the content of the
+articles the plan says will be rendered (:func:`feedserver.build.plan.content_wanted`)
+and :func:`fill` makes the full copies.  Nothing here fetches, caches or writes:
+what a long-lived process may reuse comes in as a read-only :class:`Known` and
+what this build made goes out as values (see :class:`~feedserver.build.memory.BuildMemory`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import overload
 
 from feedserver.build.signatures import Body, Stub
 from feedserver.config import Settings
@@ -22,42 +22,34 @@ from feedserver.core.records import Article, Channel, Identity
 from feedserver.identify.dates import name_date
 from feedserver.parse.rawhtml import anchored
 
-Fetch = Callable[[list[str]], Mapping[str, Body]]
 Memo = dict[str, tuple[Stub, Identity, Article]]
-Filled = dict[int, tuple[Article, Article]]  # id(light article) -> (it, with content)
+ChannelMemo = dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]]
+PageMemo = dict[int, tuple[Article, str, str]]  # id(light article) -> (it, page, signature)
 
 
-@dataclass
-class Reuse:
-    """What a long-lived process may reuse from its last build, for the same settings.
+@dataclass(frozen=True)
+class Known:
+    """What the last build made, handed to the pure stages read-only (for the same settings).
 
     Every entry is checked by object identity: an article made from a stub
     and identity that did not change is the very object made last time
-    (``articles``), so what was derived from it (its content-filled copy, the
-    signature of a channel listing exactly those objects) still holds.  The
+    (``articles``), so what was derived from it (the signature of a channel
+    listing exactly those objects, its page's signature) still holds.  The
     scheduler's one-file build of 10,000 articles spent most of its time
-    re-deriving these.  ``begin`` keeps only what the last build used.
+    re-deriving these.  An empty one (a cold build) reuses nothing.
     """
 
-    articles: Memo = field(default_factory=dict)
-    filled: Filled = field(default_factory=dict)
-    earlier: Filled = field(default_factory=dict)
-    channels: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = \
+    articles: Mapping[str, tuple[Stub, Identity, Article]] = field(default_factory=dict)
+    channels: Mapping[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = \
         field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # the topic names signed with
-    pages: dict[int, tuple[Article, str, str]] = field(default_factory=dict)  # page, sig
+    names: Mapping[str, str] = field(default_factory=dict)  # the topic names signed with
+    pages: Mapping[int, tuple[Article, str, str]] = field(default_factory=dict)
     pages_context: tuple[object, ...] = ()
 
-    def begin(self) -> None:
-        self.earlier, self.filled = self.filled, {}
 
-    def full(self, light: Article) -> Article | None:
-        """The content-filled copy of ``light`` made in this or the last build."""
-        kept = self.filled.get(id(light)) or self.earlier.get(id(light))
-        if kept is None or kept[0] is not light:
-            return None
-        self.filled[id(light)] = kept
-        return kept[1]
+NOTHING_KNOWN = Known()
+
+
 # Placeholder content of an article whose content was not fetched yet (compared by
 # identity: a real article never holds this very string object).
 UNREAD = Body("".join(["\x00", "unread"]), "")
@@ -116,61 +108,30 @@ def article_of(stub: Stub, identity: Identity, settings: Settings, memo: Memo | 
     return article
 
 
-class Articles(Sequence[Article]):
-    """Every article, newest first, whose content is fetched on first need.
+def known_article(stub: Stub, identity: Identity, known: Mapping[str, tuple[Stub, Identity,
+                                                                           Article]]
+                  ) -> Article | None:
+    """The article made last time from this stub and identity, if neither changed."""
+    last = known.get(stub.path)
+    if last is not None and (last[0] is stub or last[0] == stub) \
+            and (last[1] is identity or last[1] == identity):
+        return last[2]  # `is` first: unchanged files give the very same objects
+    return None
 
-    A feeds-only or incremental build reads the content of listed articles
-    only; the first full read (the pages) fetches the rest in one go.
-    """
 
-    def __init__(self, light: list[Article], fetch: Fetch, reuse: Reuse | None = None) -> None:
-        self._items = light
-        self._fetch = fetch
-        self._full = False
-        self._reuse = reuse
+def fill(light: Article, body: Body) -> Article:
+    """``light`` (made without content) with its content."""
+    return replace(light, content_html=anchored(body.content_html, light.link),
+                   summary=body.summary)
 
-    def __len__(self) -> int:
-        return len(self._items)
 
-    @overload
-    def __getitem__(self, index: int) -> Article: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Article]: ...
+def with_full(articles: Iterable[Article], full: Mapping[str, Article]) -> list[Article]:
+    """Each article replaced by its full copy where ``full`` (by id) has one."""
+    return [full.get(a.id, a) for a in articles]
 
-    def __getitem__(self, index: int | slice) -> Article | Sequence[Article]:
-        if not self._full:
-            self._items = self._filled(self._items)
-            self._full = True
-        return self._items[index]
 
-    def light(self) -> list[Article]:
-        """Every article as known so far, without fetching any content (incremental pages)."""
-        return list(self._items)
-
-    def with_content(self, articles: list[Article]) -> list[Article]:
-        """These articles with their content: one fetch for those not read yet."""
-        return self._filled(articles)
-
-    def _filled(self, articles: list[Article]) -> list[Article]:
-        reuse = self._reuse
-        done = [a if a.content_html is not UNREAD.content_html or reuse is None
-                else reuse.full(a) or a for a in articles]
-        wanted = [a.path for a in done if a.content_html is UNREAD.content_html]
-        found = self._fetch(wanted) if wanted else {}
-        return [a if a.content_html is not UNREAD.content_html else
-                self._fill(a, found[a.path]) for a in done]
-
-    def _fill(self, light: Article, body: Body) -> Article:
-        full = replace(light, content_html=anchored(body.content_html, light.link),
-                       summary=body.summary)
-        if self._reuse is not None:
-            self._reuse.filled[id(light)] = (light, full)
-        return full
-
-    def fill(self, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
-        """The channels with every listed article's content (one fetch for all)."""
-        listed = {a.id: a for c in channels for a in c.articles}
-        full = {a.id: a for a in self._filled(list(listed.values()))}
-        self._items = [full.get(a.id, a) for a in self._items]
-        return tuple(replace(c, articles=tuple(full[a.id] for a in c.articles))
-                     for c in channels)
+def filled_channels(channels: tuple[Channel, ...],
+                    full: Mapping[str, Article]) -> tuple[Channel, ...]:
+    """The channels with each listed article replaced by its full copy (by id)."""
+    return tuple(replace(c, articles=tuple(full.get(a.id, a) for a in c.articles))
+                 for c in channels)

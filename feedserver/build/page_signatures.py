@@ -1,5 +1,5 @@
-"""Pure (but for a memo of the last results): the content signature of every HTML page,
-embed view and site-wide list.
+"""Pure: the content signature of every HTML page, embed view and site-wide list, and
+which articles' content a build must fetch.
 
 Feeds are skipped when their channel's signature is the one in the manifest
 (:mod:`feedserver.build.signatures`); this does the same for what
@@ -17,9 +17,9 @@ signatures in ``Site.signatures``, ``Site.fresh`` and the manifest.
 * The index, the topics list, the OPML list and the catalog draw on every
   channel (names, counts, dates), so they follow every channel signature.
 
-Every signature also covers :func:`feedserver.build.codeversion.page_version` (the
-renderers' code, the templates and static files), so a new template re-renders the
-pages once, and no feed.
+Every signature also covers the pages' code version (the renderers' code, the templates and
+static files: :func:`feedserver.build.codeversion.page_version`, computed by the shell and
+handed in), so a new template re-renders the pages once, and no feed.
 Stylesheets and scripts are not planned: they are rendered every time (a few
 files) and publish does not rewrite identical bytes.
 """
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from feedserver.build.articles import Articles, Reuse
-from feedserver.build.codeversion import page_version
+from feedserver.build.articles import NOTHING_KNOWN, Known, PageMemo
 from feedserver.build.signatures import Stub, article_key
 from feedserver.build.stages import Site
 from feedserver.core import layout
@@ -56,66 +56,90 @@ def embed_paths(channel: Channel) -> tuple[str, str, str]:
 
 
 def light_articles(site: Site) -> list[Article]:
-    """Every article, without fetching the content of any not read yet."""
-    articles = site.articles
-    return articles.light() if isinstance(articles, Articles) else list(articles)
+    """Every article of the site (with content where the shell added it)."""
+    return list(site.articles)
 
 
 def with_content(site: Site, articles: list[Article]) -> list[Article]:
-    """These articles with their content (one fetch for those not read yet)."""
-    found = site.articles
-    return found.with_content(articles) if isinstance(found, Articles) else articles
+    """These articles as the site holds them: the shell added the content of every
+    article whose page is stale before rendering (:func:`content_wanted`)."""
+    return articles
 
 
-def _templates_version() -> str:
-    """The pages' code version, templates and static files included (computed once per
-    process by :func:`feedserver.build.codeversion.page_version`)."""
-    return page_version()
-
-
-def _digest(*parts: str) -> str:
-    text = _SEP.join((_templates_version(), *parts))
+def _digest(version: str, *parts: str) -> str:
+    text = _SEP.join((version, *parts))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str,
-                        reuse: Reuse | None) -> dict[str, str]:
-    """Each article page's signature; with ``reuse`` (a long-lived process), an
-    article object made last time keeps the signature made for it then."""
+@dataclass(frozen=True)
+class PageSignatures:
+    """Output path -> signature, and each article page's signature by article object
+    (for the shell to remember: see :class:`~feedserver.build.articles.Known`)."""
+
+    signatures: dict[str, str]
+    pages: PageMemo
+    context: tuple[object, ...]
+
+
+def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version: str,
+                        known: Known) -> PageSignatures:
+    """Each article page's signature; an article object made last time (``known``, a
+    long-lived process) keeps the signature made for it then."""
     names = site.context.topic_names
-    context = (_templates_version(), shaping, tuple(sorted(names.items())))
-    known = reuse.pages if reuse is not None and reuse.pages_context == context else {}
+    context = (version, shaping, tuple(sorted(names.items())))
+    last_time = known.pages if known.pages_context == context else {}
     sigs: dict[str, str] = {}
-    made: dict[int, tuple[Article, str, str]] = {}
-    for article in light_articles(site):
-        last = known.get(id(article))
+    made: PageMemo = {}
+    for article in site.articles:
+        last = last_time.get(id(article))
         if last is None or last[0] is not article:
             digest = stubs[article.path].digest
             topics = ",".join(f"{slug}={names.get(slug, slug)}" for slug in article.topics)
             last = (article, article_page(article),
-                    _digest("article", shaping, article_key(article, digest), topics))
+                    _digest(version, "article", shaping, article_key(article, digest), topics))
         made[id(article)] = last
         sigs[last[1]] = last[2]
-    if reuse is not None:
-        reuse.pages, reuse.pages_context = made, context
-    return sigs
+    return PageSignatures(sigs, made, context)
 
 
-def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str,
-                    reuse: Reuse | None = None) -> dict[str, str]:
+def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version: str,
+                    known: Known = NOTHING_KNOWN) -> PageSignatures:
     """Output path -> signature for every planned page of the site (content-free).
 
     ``stubs`` (by source path) give each article's content digest; ``shaping``
-    is the settings fingerprint.  Channel signatures must be in ``site``.
+    is the settings fingerprint; ``version`` the renderers' and templates' (see
+    the module).  Channel signatures must be in ``site``.
     """
-    sigs = _article_signatures(site, stubs, shaping, reuse)
+    made = _article_signatures(site, stubs, shaping, version, known)
+    sigs = made.signatures
     everything = _SEP.join(f"{c.slug}={site.signatures[c.slug]}" for c in site.channels)
     for path in SITE_PAGES:
-        sigs[path] = _digest("site", path, everything)
+        sigs[path] = _digest(version, "site", path, everything)
     for channel in site.channels:
         own = site.signatures[channel.slug]
         if channel.slug in site.topics:
-            sigs[topic_page(channel)] = _digest("topic", own)
+            sigs[topic_page(channel)] = _digest(version, "topic", own)
         for path in embed_paths(channel):
-            sigs[path] = _digest("embed", path, own)
-    return sigs
+            sigs[path] = _digest(version, "embed", path, own)
+    return made
+
+
+def content_wanted(site: Site, pages: bool) -> list[Article]:
+    """The articles whose content this build renders (the shell fetches exactly these):
+    those listed by a stale channel, and with ``pages`` those listed by any channel and
+    those whose page is stale.
+
+    Every channel's listed articles, fresh or not: a topic page, an embed view
+    and the index draw on their channel's articles even when its feeds are
+    fresh, and a long-lived process has their content at hand anyway.
+    """
+    wanted: dict[str, Article] = {}
+    for channel in site.channels:
+        if pages or channel.slug not in site.fresh:  # feeds only: the stale channels
+            for article in channel.articles:
+                wanted.setdefault(article.id, article)
+    if pages:
+        for article in site.articles:
+            if article.id not in wanted and article_page(article) not in site.fresh:
+                wanted[article.id] = article
+    return list(wanted.values())

@@ -1,6 +1,6 @@
 """Render, validate, compress and stage channels over worker processes (a shell).
 
-The pure core renders one channel at a time (:func:`pipeline.render_channel`);
+The pure core renders one channel at a time (:func:`stages.render_channel`);
 this module spreads the stale channels of a build over ``build_processes``
 processes.  Each task validates one format of one channel (the gate stays on)
 and stages the file if it changed (:func:`publish.prepare`: compressed,
@@ -143,12 +143,13 @@ def prerender(cache: ItemCache, site: Site, channels: list[Channel]) -> None:
 
 
 class Executor:
-    """Callable the shell puts on :class:`Site`: stale channels -> staged output.
+    """The shell's :data:`~feedserver.build.stages.Renderer`: stale channels -> staged output,
+    the pure channel renderer mapped over worker processes.
 
-    ``cache``: a long-lived process passes the same :func:`warm_cache` to the
-    executor of every build, so a small job renders only the items it has not
-    rendered before.  It should pass a new one when the settings change (the
-    old items are then dead weight; they are never reused: see
+    ``cache``: the build's memory (:class:`~feedserver.build.memory.BuildMemory`) hands
+    the same :func:`warm_cache` to the executor of every build, so a small job
+    renders only the items it has not rendered before; it makes a new one when the
+    settings change (the old items are then dead weight; they are never reused: see
     :class:`~feedserver.render.feeds.ItemCache`).  Without it, each call uses a cache
     of its own.  A channel whose formats do not all pass is left out whole, as
     the sequential path does.

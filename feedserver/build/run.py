@@ -4,45 +4,50 @@ This is the only place that strings the I/O together: scan (stat), read only
 new or changed files, parse (:mod:`feedserver.build.sources`), reconcile identities in
 the ledger, assemble the site (pure), skip every channel and page whose content
 signature is the one already published (pages: :mod:`feedserver.build.page_signatures`,
-signed by output path beside the channel slugs), render and validate the others (over
+signed by output path beside the channel slugs), fetch the content of exactly the
+articles the plan says will be rendered, render and validate the others (over
 worker processes when there are many: :mod:`feedserver.build.parallel`), publish
 atomically, remember the last good parse.  The CLI's ``build`` and the
 scheduler's job both call :func:`run_build`; ``check`` calls it with
 ``publish_output=False`` (which validates every channel).
+
+Everything reused between builds is in one :class:`BuildMemory`: a cold build
+gets an empty one, the scheduler passes the one it keeps; the path is the same.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from feedserver.build import guard
-from feedserver.build.page_signatures import page_signatures
-from feedserver.build.parallel import Executor
-from feedserver.build.reuse import Warm
-from feedserver.build.signatures import Body
+from feedserver.build.articles import fill
+from feedserver.build.codeversion import page_version
+from feedserver.build.memory import BuildMemory
+from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes
 from feedserver.build.stages import (
     Output,
+    Renderer,
     Site,
     assemble_site,
     channel_file,
     parse_source,
     render_channels,
+    with_full_articles,
 )
 from feedserver.config import Settings
-from feedserver.core.records import Parsed, Problem, SourceFile
+from feedserver.core.records import Article, Parsed, Problem, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger
 from feedserver.publish.output import (
     PublishResult,
     begin,
-    load_manifest,
     note_status,
     on_disk,
     publish,
@@ -54,6 +59,7 @@ from feedserver.render.formats import FORMATS
 from feedserver.render.pages import render_pages
 
 __all__ = [
+    "BuildMemory",
     "BuildReport",
     "Hold",
     "Progress",
@@ -64,7 +70,7 @@ __all__ = [
     "run_build",
     "terminal_progress",
 ]
-Render = Callable[[Site], Output]
+Warm = BuildMemory  # the name it had: what a long-lived process keeps between builds
 
 
 @dataclass
@@ -149,35 +155,39 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
-def _bodies(sources: Sources, ledger: Ledger,
-            warm: Warm | None) -> Callable[[list[str]], dict[str, Body]]:
-    """Content for the given paths: this build's parses, the warm cache, else the ledger."""
-    def fetch(paths: list[str]) -> dict[str, Body]:
-        found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
-        if warm is not None:
-            found.update(warm.bodies_of(paths, sources.stubs))
-        found.update(ledger.bodies([path for path in paths if path not in found]))
-        if warm is not None:
-            warm.keep_bodies(found, sources.stubs)
-        return found
-    return fetch
+def _with_content(site: Site, wanted: list[Article], sources: Sources, ledger: Ledger,
+                  memory: BuildMemory) -> Site:
+    """``site`` with the content of ``wanted``: copies made last build, else the bodies
+    parsed this build, kept in memory, or (the rest, in one query) in the ledger."""
+    full = memory.full_copies(wanted)
+    paths = [a.path for a in wanted if a.id not in full]
+    found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
+    found.update(memory.bodies_of(paths, sources.stubs))
+    found.update(ledger.bodies([path for path in paths if path not in found]))
+    memory.keep_bodies(found, sources.stubs)
+    made = [(a, fill(a, found[a.path])) for a in wanted if a.id not in full]
+    memory.keep_full(made)
+    full.update((light.id, copy) for light, copy in made)
+    return with_full_articles(site, full)
 
 
-def run_build(settings: Settings, now: datetime | None = None, publish_output: bool = True,
+def run_build(settings: Settings, now: datetime | None = None,
+              memory: BuildMemory | None = None, changes: Collection[str] | None = None, *,
+              publish_output: bool = True, pages: bool = True,
               progress: Progress | None = None, hold: Hold | None = None,
-              render: Render | None = None, warm: Warm | None = None,
-              moves: Mapping[str, str] | None = None,
-              changed: Collection[str] | None = None) -> BuildReport:
+              moves: Mapping[str, str] | None = None) -> BuildReport:
     """Scan, parse, identify, render, validate and (unless told not to) publish.
 
-    ``render`` replaces :func:`render_site` (the benchmarks build feeds only).
-    ``warm`` keeps the parse cache in memory between the builds of a
-    long-lived process (the scheduler's); without it the ledger is read.
-    ``moves`` (new path -> old path, from the watcher's rename events) lets an
-    article moved and edited before this build keep its id.  ``changed`` (with
-    ``warm``) names the only paths that may have changed since the last build,
-    from the watcher's events: just those are stat'ed, not the whole folder.
+    ``memory`` is what a long-lived process (the scheduler) keeps between its
+    builds; without one the build starts from an empty one (a cold build, the
+    same path).  ``changes`` names the only paths that may have changed since
+    the last build with this memory, from the watcher's events: just those are
+    stat'ed, not the whole folder (None: scan it all).  ``pages=False`` builds
+    the feeds only (the benchmarks).  ``moves`` (new path -> old path, from the
+    watcher's rename events) lets an article moved and edited before this build
+    keep its id.
     """
+    memory = memory if memory is not None else BuildMemory.empty()
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
@@ -192,8 +202,8 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     try:
         with guard.open_ledger(settings.ledger_file, read_only=not publish_output) as ledger, \
                 guard.translated(settings.ledger_file):
-            report = _run(settings, ledger, now, publish_output, progress, hold, render, warm,
-                          moves, changed, lost)
+            report = _run(settings, ledger, now, memory, changes, publish_output, pages,
+                          progress, hold, moves, lost)
     except BaseException:
         if publish_output:
             note_status(out_dir, building_since=None)
@@ -202,36 +212,38 @@ def run_build(settings: Settings, now: datetime | None = None, publish_output: b
     return report
 
 
-def _run(settings: Settings, ledger: Ledger, now: datetime, publish_output: bool,
-         progress: Progress | None, hold: Hold | None, render: Render | None,
-         warm: Warm | None, moves: Mapping[str, str] | None,
-         changed: Collection[str] | None, lost: list[Problem]) -> BuildReport:
+def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
+         changes: Collection[str] | None, publish_output: bool, pages: bool,
+         progress: Progress | None, hold: Hold | None, moves: Mapping[str, str] | None,
+         lost: list[Problem]) -> BuildReport:
     """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
     out_dir = Path(settings.output_dir)
-    cached = warm.load(ledger) if warm is not None else ledger.cached_files()
-    scanned = warm.scan(settings.seeds_dir, changed) if warm is not None else None
+    known = memory.known(settings)
+    cached = memory.load(ledger)
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
-                     scanned=scanned)
+                     scanned=memory.scan(settings.seeds_dir, changes))
     if publish_output:  # before reconcile: it would mark the missing articles gone
         lost = lost + guard.check_removals(settings, cached.keys(), sources.present,
                                            sources.forgotten)
     identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
-                                  moves, warm.identities if warm is not None else None)
-    identities = git_dated(identities, settings.seeds_dir,
-                           warm.identities.dates if warm is not None else None)
-    reuse = warm.reuse_for(settings) if warm is not None else None
-    site, problems = assemble_site(sources.stubs, identities, settings, now,
-                                   _bodies(sources, ledger, warm), reuse)
-    manifest = warm.manifest_of(out_dir) if warm is not None else load_manifest(out_dir)
+                                  moves, memory.identities)
+    identities = git_dated(identities, settings.seeds_dir, memory.identities.dates)
+    made = assemble_site(sources.stubs, identities, settings, now, known)
+    memory.remember_site(made)
+    site, problems = made.site, made.problems
+    manifest = memory.manifest_of(out_dir)
+    renderer: Renderer | None = None  # a check renders here, staging nothing
     if publish_output:
         begin(out_dir)  # workers stage files from here on; see publish.recover
-        site = replace(site, signatures={**site.signatures, **page_signatures(
-            site, sources.stubs, settings.fingerprint(), reuse)})
+        signed = page_signatures(site, sources.stubs, settings.fingerprint(),
+                                 page_version(), known)
+        memory.remember_pages(signed)
+        site = replace(site, signatures={**site.signatures, **signed.signatures})
         site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
-                       | fresh_pages(site, manifest, out_dir),
-                       executor=Executor(out_dir, manifest["files"], processes(settings),
-                                        warm.items if warm is not None else None))
-    output = (render or render_site)(site)
+                       | fresh_pages(site, manifest, out_dir))
+        renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
+    site = _with_content(site, content_wanted(site, pages), sources, ledger, memory)
+    output = render_site(site, renderer) if pages else render_feeds(site, renderer)
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -239,21 +251,24 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, publish_output: bool
                                                for c in site.channels),
                          problems=lost + sources.problems + problems + output.problems)
     if publish_output:
-        live = _publish(out_dir, site, output, manifest, report, now)
-        if warm is not None:
-            warm.keep_manifest(out_dir, live)
+        memory.keep_manifest(out_dir, _publish(out_dir, site, output, manifest, report, now))
         generation = ledger.store_files((), sources.forgotten, sources.touched)
-        if warm is not None:
-            warm.update(generation, sources.fresh, sources.forgotten, sources.touched)
+        memory.update(generation, sources.fresh, sources.forgotten, sources.touched)
         write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
                                      "severity": p.severity} for p in report.problems],
                      report.articles)
     return report
 
 
-def render_site(site: Site) -> Output:
+def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
+    """Every channel of the site in every format, validated: the feeds, no pages.
+    ``renderer`` (the worker processes) renders the stale channels."""
+    return render_channels(site, site.channels, renderer=renderer)
+
+
+def render_site(site: Site, renderer: Renderer | None = None) -> Output:
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds."""
-    output = render_channels(site, site.channels)
+    output = render_feeds(site, renderer)
     output.files += render_pages(site)
     output.files += render_embeds(site, output.failed)
     output.kept |= site.fresh - {c.slug for c in site.channels}  # pages already published

@@ -1,9 +1,14 @@
 """The pure core, end to end: parsed articles + identities + now -> validated files.
 
-Nothing here touches the disk, the clock or the database; the shell
-(:mod:`feedserver.build.run`) hands in what it read and the ``now`` it chose, and
-gets back rendered files and problems.  That is what makes a build
-deterministic (same input, same bytes) and testable without a disk.
+Nothing here touches the disk, the clock, the database or another process;
+the shell (:mod:`feedserver.build.run`) hands in what it read, the ``now`` it
+chose and what the last build made (a read-only :class:`Known`), and gets back
+rendered files, problems and what this build made (:class:`Assembled`), which
+it keeps in its :class:`~feedserver.build.memory.BuildMemory`.  Rendering over
+worker processes is the shell passing a :data:`Renderer` that maps
+:func:`render_channel`'s work over them; the default renders here.  That is
+what makes a build deterministic (same input, same bytes) and testable
+without a disk.
 """
 
 from __future__ import annotations
@@ -14,8 +19,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from feedserver.build.articles import Articles, Fetch, Memo, Reuse, article_of, newest_first
-from feedserver.build.signatures import Stub, article_key, channel_signature, split
+from feedserver.build.articles import (
+    NOTHING_KNOWN,
+    ChannelMemo,
+    Known,
+    Memo,
+    article_of,
+    fill,
+    filled_channels,
+    known_article,
+    newest_first,
+    with_full,
+)
+from feedserver.build.signatures import Body, Stub, article_key, channel_signature, split
 from feedserver.config import Settings
 from feedserver.core.errors import ArticleError
 from feedserver.core.records import (
@@ -36,6 +52,9 @@ from feedserver.validate import item_faults, validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
+# Renders stale channels (validated) into an Output: :func:`render_each` here, or the
+# shell's :class:`feedserver.build.parallel.Executor` over worker processes.
+Renderer = Callable[["Site", list[Channel]], "Output"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +63,9 @@ class Site:
 
     ``signatures`` holds each channel's content signature; channels named in
     ``fresh`` are already published with that signature and are not rendered
-    again.  ``executor``, set by the shell, renders the other channels (in
-    parallel worker processes); without it they are rendered here.
+    again.  Articles come without content from :func:`assemble_site`; the shell
+    adds the content of those :func:`feedserver.build.plan.content_wanted` names
+    (:func:`with_content`) before anything renders.
     """
 
     articles: Sequence[Article]
@@ -55,8 +75,6 @@ class Site:
     next_due: datetime | None = None
     signatures: dict[str, str] = field(default_factory=dict)
     fresh: frozenset[str] = frozenset()
-    executor: Callable[[Site, list[Channel]], Output] | None = field(default=None,
-                                                                     compare=False)
 
     def stale(self, channels: Iterable[Channel]) -> list[Channel]:
         """The channels whose files must be rendered (not fresh)."""
@@ -68,7 +86,7 @@ class Output:
     """What a build produced: files that passed the gate, and every problem.
 
     ``kept`` lists published paths that are still current without being
-    rendered again (fresh channels); ``staged`` holds files a parallel executor
+    rendered again (fresh channels); ``staged`` holds files the shell's worker processes
     already wrote to temporary files (``publish.Prepared`` values).
     """
 
@@ -101,10 +119,39 @@ def parse_source(source: SourceFile, settings: Settings) -> tuple[Parsed | None,
 
 def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], settings: Settings,
              now: datetime) -> tuple[Site, list[Problem]]:
-    """Articles that are due and not drafts, their topics and the channels."""
+    """Articles that are due and not drafts, their topics and the channels, with content
+    (tests and tools: every body is at hand)."""
     halves = {path: split(item, settings) for path, item in parsed.items()}
-    return assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now,
-                         lambda paths: {p: halves[p][1] for p in paths})
+    made = assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now)
+    site = made.site
+    bodies = {a.id: halves[a.path][1] for a in site.articles}
+    return with_content(site, bodies), made.problems
+
+
+def with_content(site: Site, bodies: Mapping[str, Body]) -> Site:
+    """``site`` with the content of the articles in ``bodies`` (by article id) filled in,
+    in its article list and in every channel listing them."""
+    full = {a.id: fill(a, bodies[a.id]) for a in site.articles if a.id in bodies}
+    return with_full_articles(site, full)
+
+
+def with_full_articles(site: Site, full: Mapping[str, Article]) -> Site:
+    """``site`` with each article replaced by its full copy in ``full`` (by id)."""
+    return replace(site, articles=tuple(with_full(site.articles, full)),
+                   channels=filled_channels(site.channels, full))
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The site (articles without content) and what was made on the way, for the shell
+    to remember: ``articles`` made from new stubs or identities (by path), and the
+    channels' signatures with what they were made from (see :class:`Known`)."""
+
+    site: Site
+    problems: list[Problem]
+    articles: Memo
+    channels: ChannelMemo
+    names: dict[str, str]
 
 
 @dataclass
@@ -119,15 +166,19 @@ class _Due:
 
 
 def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings: Settings,
-         now: datetime, memo: Memo | None) -> _Due:
-    """Articles that are due and not drafts (content-free), one per id."""
+         now: datetime, known: Known, made: Memo) -> _Due:
+    """Articles that are due and not drafts (content-free), one per id; the articles not
+    in ``known`` go into ``made``."""
     out = _Due()
     by_id, digests, name = out.by_id, out.digests, out.names.setdefault
     for path in sorted(stubs):
         stub, identity = stubs[path], identities[path]
         if stub.draft:
             continue
-        article = article_of(stub, identity, settings, memo)
+        article = known_article(stub, identity, known.articles)
+        if article is None:
+            article = article_of(stub, identity, settings, None)
+            made[path] = (stub, identity, article)
         if article.published > now:
             out.next_due = min(out.next_due or article.published, article.published)
             continue
@@ -171,20 +222,18 @@ def _limit_topics(due: _Due, most: int) -> None:
 
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
-                  settings: Settings, now: datetime, bodies: Fetch,
-                  reuse: Reuse | None = None) -> tuple[Site, list[Problem]]:
-    """The site from stubs (topics already assigned); ``bodies`` fetches content.
+                  settings: Settings, now: datetime,
+                  known: Known = NOTHING_KNOWN) -> Assembled:
+    """The site from stubs (topics already assigned), without any article's content.
 
-    Content is fetched for the articles the channels list, at once; every
-    other article's only when something reads ``Site.articles`` (the pages).
-    Channels, their order and their signatures never need content.  ``reuse``
-    (kept by a long-lived caller, cleared when settings change) reuses the
-    articles, filled copies and channel signatures made last time from the
-    same stubs and identities.
+    Channels, their order and their signatures never need content: the shell
+    adds it afterwards for what will be rendered (:func:`with_content`).
+    ``known`` (what the last build of a long-lived caller made, for the same
+    settings) lends the articles and channel signatures made then from the same
+    stubs and identities; it is only read.
     """
-    if reuse is not None:
-        reuse.begin()
-    due = _due(stubs, identities, settings, now, reuse.articles if reuse is not None else None)
+    made: Memo = {}
+    due = _due(stubs, identities, settings, now, known, made)
     if len(due.names) >= settings.max_channels:  # 'all' is a channel too
         _limit_topics(due, settings.max_channels - 1)
     ordered = newest_first(due.by_id.values())
@@ -193,22 +242,25 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
                       topic_names={slug: t.name for slug, t in catalog.items()})
-    articles = Articles(ordered, bodies, reuse)
-    channels = articles.fill(build_channels(tuple(ordered), catalog, settings))
+    channels = build_channels(tuple(ordered), catalog, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
-    signatures = _signatures(channels, settings.fingerprint(), context.topic_names,
-                             due.digests, reuse)
-    site = Site(articles, topics, channels, context, due.next_due, signatures)
-    return site, due.problems
+    names = context.topic_names
+    signed = _signatures(channels, settings.fingerprint(), names, due.digests,
+                         known.channels if known.names == names else {})
+    site = Site(tuple(ordered), topics, channels, context, due.next_due,
+                {slug: entry[2] for slug, entry in signed.items()})
+    return Assembled(site, due.problems, made, signed, dict(names))
 
 
 def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, str],
-                digests: dict[str, str], reuse: Reuse | None) -> dict[str, str]:
-    """Each channel's signature; one listing the very article objects it listed last
-    time (see :class:`Reuse`), under the same head and topic names, keeps its own."""
-    known = reuse.channels if reuse is not None and reuse.names == names else {}
-    kept: dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]] = {}
+                digests: dict[str, str], known: Mapping[str, tuple[tuple[object, ...],
+                                                              tuple[Article, ...], str]]
+                ) -> ChannelMemo:
+    """Each channel's signature and what it was made from; one listing the very article
+    objects it listed last time (see :class:`Known`), under the same head and topic
+    names, keeps its own."""
+    kept: ChannelMemo = {}
     keys: dict[str, str] = {}
     for c in channels:
         head = (c.title, c.description, c.path, c.html_url, c.updated)
@@ -221,9 +273,7 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
             if a.id not in keys:
                 keys[a.id] = article_key(a, digests[a.id])
         kept[c.slug] = (head, c.articles, channel_signature(c, shaping, keys, names))
-    if reuse is not None:
-        reuse.channels, reuse.names = kept, dict(names)
-    return {slug: entry[2] for slug, entry in kept.items()}
+    return kept
 
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
@@ -288,32 +338,42 @@ def render_channel(site: Site, channel: Channel, check: Check = validate,
     return out
 
 
+def render_each(site: Site, channels: list[Channel], check: Check = validate,
+                cache: ItemCache | None = None) -> Output:
+    """Each of ``channels`` rendered and validated here, one after the other."""
+    cache = cache if cache is not None else ItemCache()
+    out = Output()
+    for channel in channels:
+        out.merge(render_channel(site, channel, check, cache))
+    return out
+
+
 def render_channels(site: Site, channels: Iterable[Channel], check: Check = validate,
-                    cache: ItemCache | None = None) -> Output:
+                    cache: ItemCache | None = None, renderer: Renderer | None = None) -> Output:
     """Render each stale channel in each format and keep only what passes the gate.
 
     A channel that fails in any format is left out in every format (so its
     three files never disagree) and is named in ``failed``: the shell keeps
     its previous version.  Fresh channels (see :class:`Site`) are not
-    rendered: their published files are listed in ``kept``.
+    rendered: their published files are listed in ``kept``.  ``renderer``
+    (the shell's worker processes) renders the stale channels instead of
+    :func:`render_each`, with the same result.
     """
     channels = list(channels)
     out = Output(kept={channel_file(c, fmt.filename) for c in channels
                        if c.slug in site.fresh for fmt in FORMATS.values()})
     cache = cache if cache is not None else ItemCache()
-    out.merge(_render_stale(site, site.stale(channels), check, cache))
+    stale = _stale_renderer(check, cache, renderer)
+    out.merge(stale(site, site.stale(channels)))
     if out.failed and check is validate:
-        return _without_culprits(site, out, cache)
+        return _without_culprits(site, out, cache, stale)
     return out
 
 
-def _render_stale(site: Site, stale: list[Channel], check: Check, cache: ItemCache) -> Output:
-    if site.executor is not None and check is validate:
-        return site.executor(site, stale)
-    out = Output()
-    for channel in stale:
-        out.merge(render_channel(site, channel, check, cache))
-    return out
+def _stale_renderer(check: Check, cache: ItemCache, renderer: Renderer | None) -> Renderer:
+    if renderer is not None and check is validate:
+        return renderer
+    return lambda site, channels: render_each(site, channels, check, cache)
 
 
 def _culprits(channel: Channel, ctx: Context, cache: ItemCache) -> dict[str, str] | None:
@@ -342,7 +402,7 @@ def _culprits(channel: Channel, ctx: Context, cache: ItemCache) -> dict[str, str
     return found or None
 
 
-def _without_culprits(site: Site, out: Output, cache: ItemCache) -> Output:
+def _without_culprits(site: Site, out: Output, cache: ItemCache, stale: Renderer) -> Output:
     """Render failed channels again without the items at fault, one problem per file.
 
     One scraped title that a reader's parser reads differently must not hold
@@ -366,7 +426,7 @@ def _without_culprits(site: Site, out: Output, cache: ItemCache) -> Output:
     if not mended:
         return out
     retry = replace(site, channels=tuple(mended.get(c.slug, c) for c in site.channels))
-    again = _render_stale(retry, [mended[slug] for slug in mended], validate, cache)
+    again = stale(retry, [mended[slug] for slug in mended])
     prefixes = tuple(f"channel {slug} (" for slug in mended)
     out.problems = [p for p in out.problems if not p.where.startswith(prefixes)]
     out.failed -= set(mended)

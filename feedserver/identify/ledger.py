@@ -272,7 +272,7 @@ class Ledger:
             book.depart(present, _iso(now))
             result = book.identify_all(parsed, lambda path: min(seen_at.get(path, now), now))
             if book.touched():
-                book.save(self.db)
+                save_rows(self.db, *book.changes())
                 self.db.execute("INSERT INTO meta VALUES ('identities', 1) ON CONFLICT(key) "
                                 "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
                 generation = self._meta_in_transaction("identities")
@@ -296,3 +296,15 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         self._write(lambda: self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                             (key, value)))
+
+
+def save_rows(db: sqlite3.Connection, changed: list[list[str | None]],
+              new: list[list[str | None]]) -> None:
+    """Write an identity book's changed and new rows (inside the caller's transaction)."""
+    # Free every unique value first, so two rows trading a path or slug never clash.
+    db.executemany("UPDATE articles SET path = NULL, slug = id WHERE id = ?",
+                   [(row[0],) for row in changed])
+    db.executemany("UPDATE articles SET path = ?, last_path = ?, slug = ?, fingerprint = ?, "
+                   "first_seen = ?, changed = ?, gone = ? WHERE id = ?",
+                   [(*row[1:], row[0]) for row in changed])
+    db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)

@@ -3,13 +3,13 @@
 The ledger reads every row once, this book applies the rules (a path keeps its
 id; an explicit id wins; a new path whose fingerprint matches an article that
 left its path is a rename; otherwise a new id and slug are minted), and only
-the rows that changed are written back.  One query per article made an
-incremental build of 10,000 files spend its time in SQLite round trips.
+the rows that changed are written back (by the ledger: the book only says which,
+:meth:`Book.changes`).  One query per article made an incremental build of
+10,000 files spend its time in SQLite round trips.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -244,21 +244,14 @@ class Book:
             slug = f"{wanted}-{n}"
         return slug
 
-    def save(self, db: sqlite3.Connection) -> None:
-        """Write changed and new rows (inside the caller's transaction)."""
-        changed = [self.rows[i] for i in sorted(self.dirty)]
-        # Free every unique value first, so two rows trading a path or slug never clash.
-        db.executemany("UPDATE articles SET path = NULL, slug = id WHERE id = ?",
-                       [(row[ID],) for row in changed])
-        db.executemany("UPDATE articles SET path = ?, last_path = ?, slug = ?, fingerprint = ?, "
-                       "first_seen = ?, changed = ?, gone = ? WHERE id = ?",
-                       [(*row[1:], row[ID]) for row in changed])
-        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       [self.rows[i] for i in sorted(self.new)])
+    def changes(self) -> tuple[list[list[str | None]], list[list[str | None]]]:
+        """The rows this build changed and the rows it added (a value: the ledger writes
+        them in its transaction, see :func:`feedserver.identify.ledger.save_rows`)."""
+        return [self.rows[i] for i in sorted(self.dirty)], [self.rows[i] for i in sorted(self.new)]
 
 
 class Kept:
-    """A :class:`Book` kept by a long-lived process between builds (see ``Warm``).
+    """A :class:`Book` kept by a long-lived process between builds (its ``BuildMemory``).
 
     Reading and indexing 10,000 rows was a third of a one-file build.  The
     book is trusted only while the ledger's ``identities`` generation (bumped

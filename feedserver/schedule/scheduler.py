@@ -31,7 +31,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedserver.build.run import BuildReport, Warm, run_build
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
 from feedserver.publish.output import STATUS, note_status
@@ -88,7 +88,7 @@ class Refresher:
         self.clock = clock
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
-        self.warm = Warm()  # parse cache kept between runs (see feedserver.build.reuse)
+        self.memory = BuildMemory.empty()  # kept between runs (feedserver.build.memory)
         self.config = LiveConfig(settings)  # config.toml re-read when it changes
         self._scan_due = 0.0  # time.monotonic() by which the next full scan is due
         self.failures = 0  # builds failed in a row
@@ -163,10 +163,10 @@ class Refresher:
         if changed is None:
             self._scan_due = time.monotonic() + self.settings.refresh_interval
         try:
-            return run_build(self.settings, now=now, hold=rule, warm=self.warm,
-                             moves=self.writes.moves(now.timestamp()), changed=changed)
+            return run_build(self.settings, now, self.memory, changed, hold=rule,
+                             moves=self.writes.moves(now.timestamp()))
         except BaseException:
-            self.warm.listing = None  # the events this build took are lost with it
+            self.memory.listing = None  # the events this build took are lost with it
             raise
 
     def _note(self, **facts: Any) -> None:

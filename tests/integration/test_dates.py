@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from feedserver.build.run import BuildReport, Warm, run_build
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Identity
 from feedserver.identify import dates as origins
@@ -183,14 +183,14 @@ def test_two_clones_publish_byte_identical_feeds(repo: Path, tmp_path: Path) -> 
 def test_git_dates_follow_edits_renames_and_uncommitted_changes(repo: Path) -> None:
     settings = load_settings(repo / "config.toml", env={})
     seeds, out = repo / "seeds", Path(settings.output_dir)
-    warm = Warm()
-    run_build(settings, now=NOW, warm=warm)
+    warm = BuildMemory.empty()
+    run_build(settings, now=NOW, memory=warm)
     later = COMMITTED + timedelta(days=2)
     (seeds / SEED).write_text((seeds / SEED).read_text(encoding="utf-8") + "\nMore.\n",
                               encoding="utf-8")
     git(repo, "mv", "seeds/2026-10-14-rail-freight.md", "seeds/rail.md")
     git(repo, "commit", "-q", "-am", "edit and rename", when=later)
-    run_build(settings, now=NOW + timedelta(minutes=1), warm=warm)  # HEAD moved: log re-read
+    run_build(settings, now=NOW + timedelta(minutes=1), memory=warm)  # HEAD moved: log re-read
     feed = entries(out)
     txt = next(e for e in feed.values() if e.title.startswith("Relations between"))
     assert (txt.published, txt.updated) == (iso(COMMITTED), iso(later))
@@ -200,7 +200,7 @@ def test_git_dates_follow_edits_renames_and_uncommitted_changes(repo: Path) -> N
     write(seeds / "2026-11-03-feeds-still-matter.md",
           (seeds / "2026-11-03-feeds-still-matter.md").read_text(encoding="utf-8")
           + "\nUncommitted paragraph.\n", EDITED.timestamp())
-    run_build(settings, now=NOW + timedelta(minutes=2), warm=warm)
+    run_build(settings, now=NOW + timedelta(minutes=2), memory=warm)
     assert entries(out)["Why web feeds still matter"].updated == iso(EDITED)
     git(repo, "commit", "-q", "-am", "commit the edit", when=later + timedelta(hours=1))
     run_build(settings, now=NOW + timedelta(minutes=3))  # a cold process agrees

@@ -177,7 +177,7 @@ def test_deleted_output_file_is_rendered_again(build: Build, settings: Settings)
 
 def test_warm_cache_gives_the_same_output_and_notices_other_writers(
         build: Build, settings: Settings, site_dir: Path, tmp_path: Path) -> None:
-    from feedserver.build.run import Warm, run_build
+    from feedserver.build.run import BuildMemory, run_build
     from feedserver.config import load_settings
 
     def at(minutes: int) -> float:
@@ -185,16 +185,16 @@ def test_warm_cache_gives_the_same_output_and_notices_other_writers(
         must see every file at the same moment whatever the real date is."""
         return (NOW + timedelta(minutes=minutes)).timestamp()
 
-    warm = Warm()
+    warm = BuildMemory.empty()
     seeds, out = Path(settings.seeds_dir), Path(settings.output_dir)
-    build(warm=warm)
+    build(memory=warm)
     write(seeds / "one.md", "---\ntitle: First extra\ntags: [Rail]\n---\nOne.\n", at(1))
-    build(now=NOW + timedelta(minutes=1), warm=warm)
+    build(now=NOW + timedelta(minutes=1), memory=warm)
     write(seeds / "three.md", "---\ntitle: Third extra\ntags: [Rail]\n---\nThree.\n", at(2))
     build(now=NOW + timedelta(minutes=2))  # another process writes the ledger: no warm cache
     write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo.\n", at(3))
     (seeds / "one.md").unlink()
-    report = build(now=NOW + timedelta(minutes=3), warm=warm)
+    report = build(now=NOW + timedelta(minutes=3), memory=warm)
     assert report.parsed_files == 1 and report.rendered_channels == 2
     assert {"Second extra", "Third extra"} <= set(titles(out, "topics/rail/feed.rss"))
     cold = load_settings(site_dir / "config.toml", env={
@@ -205,5 +205,5 @@ def test_warm_cache_gives_the_same_output_and_notices_other_writers(
         {k: v[0] for k, v in snapshot(tmp_path / "cold").items()}
     write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo, revised.\n",
           at(4))
-    build(now=NOW + timedelta(minutes=4), warm=warm)  # kept content must not be reused
+    build(now=NOW + timedelta(minutes=4), memory=warm)  # kept content must not be reused
     assert b"Two, revised." in (out / "topics/rail/feed.json").read_bytes()

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from feedserver.build.run import BuildReport, Warm, run_build
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Debris, Settings
 from tests.conftest import NOW, parse_feed, write
 
@@ -85,15 +85,15 @@ def test_the_budget_holds_in_a_many_file_build_and_the_rest_of_the_chunk_is_read
 def test_a_watched_one_file_build_has_the_budget_too(settings: Settings) -> None:
     """A long-lived process told which path changed parses one file: still killed."""
     hanging = _hanging(settings)
-    warm = Warm()
-    run_build(hanging, now=NOW, warm=warm)
+    warm = BuildMemory.empty()
+    run_build(hanging, now=NOW, memory=warm)
     write(Path(hanging.seeds_dir) / "stuck.txt", STUCK)
-    report = run_build(hanging, now=NOW + timedelta(minutes=1), warm=warm,
-                       changed=["stuck.txt"])
+    report = run_build(hanging, now=NOW + timedelta(minutes=1), memory=warm,
+                       changes=["stuck.txt"])
     assert report.published and report.parsed_files == 1
     assert "parse_timeout" in _problems_of(report, "stuck.txt")[0]
     write(Path(hanging.seeds_dir) / "fine.txt", "Fine article\n\nText.\n")
-    report = run_build(hanging, now=NOW + timedelta(minutes=2), warm=warm, changed=["fine.txt"])
+    report = run_build(hanging, now=NOW + timedelta(minutes=2), memory=warm, changes=["fine.txt"])
     assert "Fine article" in _titles(Path(hanging.output_dir))
 
 

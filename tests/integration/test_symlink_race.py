@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from feedserver.build import scan
-from feedserver.build.run import Warm, run_build
+from feedserver.build.run import BuildMemory, run_build
 from feedserver.config import Settings
 from tests.conftest import NOW, write
 
@@ -91,12 +91,12 @@ def test_builds_never_publish_outside_text_while_a_folder_is_swapped(
         tmp_path: Path, settings: Settings) -> None:
     seeds, out = Path(settings.seeds_dir), Path(settings.output_dir)
     outside = _setup(tmp_path, seeds)
-    warm, builds = Warm(), 0
+    warm, builds = BuildMemory.empty(), 0
     with _swapping(seeds, outside, rounds=SWAPS, hold=0.002) as stop:
         while not stop.is_set() and builds < 60:  # full scans, and watched builds told the
             builds += 1  # paths (the ledger forgets what the last build saw, so both are new)
             changed = ["sub/secret.txt", "sub/inside.txt"] if builds % 2 else None
-            run_build(settings, now=NOW + timedelta(minutes=builds), warm=warm, changed=changed)
+            run_build(settings, now=NOW + timedelta(minutes=builds), memory=warm, changes=changed)
             for published in out.rglob("*"):  # feeds, pages, compressed copies
                 if published.is_file() and published.suffix not in {".gz", ".br"}:
                     assert SECRET not in published.read_bytes(), published
