@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from feedserver.build import parallel
+from feedserver.build import run as build_run
 from feedserver.build.run import render_site, run_build
 from feedserver.build.stages import Output, Site, render_channel
 from feedserver.config import Settings
@@ -26,15 +27,16 @@ from tests.integration.test_dummy_format import TEXT
 READABLE = {"text/x-opml", "application/json", "application/javascript"}
 
 
-def built_site(settings: Settings) -> Site:
-    """The site a cold build of the seeds renders."""
+def built_site(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Site:
+    """The site a cold build of the seeds renders (caught on its way to the renderers)."""
     sites: list[Site] = []
 
-    def render(site: Site) -> Output:
+    def render(site: Site, renderer: object = None) -> Output:
         sites.append(site)
-        return render_site(site)
+        return render_site(site, renderer)
 
-    assert run_build(settings, now=NOW, render=render).published
+    monkeypatch.setattr(build_run, "render_site", render)
+    assert run_build(settings, now=NOW).published
     return sites[0]
 
 
@@ -52,7 +54,7 @@ def private_text() -> Iterator[None]:
 
 def test_every_feed_file_carries_its_format_and_cors(settings: Settings, private_text: None,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    site = built_site(settings)
+    site = built_site(settings, monkeypatch)
     alone = [f for c in site.channels for f in render_channel(site, c).files]
     staged: list[Rendered] = []
     real = parallel.prepare
@@ -73,8 +75,9 @@ def test_every_feed_file_carries_its_format_and_cors(settings: Settings, private
         assert {i.cors for i in files if i.format == "txt"} == {False}
 
 
-def test_pages_and_embeds_mark_what_other_sites_may_read(settings: Settings) -> None:
-    site = built_site(settings)
+def test_pages_and_embeds_mark_what_other_sites_may_read(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = built_site(settings, monkeypatch)
     files = render_pages(site) + render_embeds(site)
     assert {f.path for f in files} >= {"feeds.opml", "topics.json", "embed/all.js"}
     for item in files:
@@ -82,9 +85,9 @@ def test_pages_and_embeds_mark_what_other_sites_may_read(settings: Settings) -> 
             item.path
 
 
-def test_pages_and_embeds_take_labels_from_the_formats(settings: Settings,
-                                                       private_text: None) -> None:
-    site = built_site(settings)
+def test_pages_and_embeds_take_labels_from_the_formats(
+        settings: Settings, private_text: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = built_site(settings, monkeypatch)
     files = {f.path: f.body.decode() for f in render_pages(site) + render_embeds(site)}
     base = settings.base_url
     assert 'type="text/plain">Plain text</a>' in files["index.html"]  # each channel's links
