@@ -39,9 +39,9 @@ from feedserver.config import Settings
 from feedserver.core.records import Article, Problem
 from feedserver.identify.ledger import CachedFile, Ledger
 from feedserver.identify.rules import Kept
+from feedserver.publish.manifest import Stamp, stamp_of
 from feedserver.publish.output import MANIFEST, load_manifest
 from feedserver.render.feeds import ItemCache
-from feedserver.schedule.liveconfig import Stamp, stamp_of
 
 KEEP_BODIES = 12_000  # about 60 MB of content at most
 Filled = dict[int, tuple[Article, Article]]  # id(light article) -> (it, with content)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 from feedserver.build.articles import NOTHING_KNOWN, Known, PageMemo
 from feedserver.build.signatures import Stub, article_key
-from feedserver.build.stages import Site
 from feedserver.core import layout
 from feedserver.core.layout import SITE_PAGES
 from feedserver.core.records import Article, Channel
+from feedserver.render.site import Site
 
 _SEP = "\x1f"
 
@@ -53,17 +53,6 @@ def topic_page(channel: Channel) -> str:
 def embed_paths(channel: Channel) -> tuple[str, str, str]:
     """A channel's widget loader, iframe view and feed preview."""
     return layout.embed_paths(channel.slug, channel.path)
-
-
-def light_articles(site: Site) -> list[Article]:
-    """Every article of the site (with content where the shell added it)."""
-    return list(site.articles)
-
-
-def with_content(site: Site, articles: list[Article]) -> list[Article]:
-    """These articles as the site holds them: the shell added the content of every
-    article whose page is stale before rendering (:func:`content_wanted`)."""
-    return articles
 
 
 def _digest(version: str, *parts: str) -> str:

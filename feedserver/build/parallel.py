@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build.forks import shared
-from feedserver.build.stages import Output, Site, channel_file, render_checked
+from feedserver.build.stages import Output, channel_file, render_checked
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
 from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS, Format
+from feedserver.render.site import Site
 
 # Jobs cheaper than one channel of this many items in every format (~35 ms of work with
 # RSS, Atom and JSON Feed) stay in this process: measured on one channel, a fork saves time

@@ -34,7 +34,6 @@ from feedserver.build.sources import Hold, Progress, Sources, gather, processes
 from feedserver.build.stages import (
     Output,
     Renderer,
-    Site,
     assemble_site,
     channel_file,
     parse_source,
@@ -57,6 +56,7 @@ from feedserver.publish.output import (
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
 from feedserver.render.pages import render_pages
+from feedserver.render.site import Site
 
 __all__ = [
     "BuildMemory",

@@ -14,9 +14,9 @@ without a disk.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from feedserver.build.articles import (
@@ -47,38 +47,15 @@ from feedserver.core.records import (
 from feedserver.parse import article as article_parser
 from feedserver.render.feeds import Context, ItemCache, render, ttl_minutes
 from feedserver.render.formats import FORMATS, Format
+from feedserver.render.site import EPOCH, Site
 from feedserver.topics import rules as topic_rules
 from feedserver.validate import item_faults, validate
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[Channel, str, bytes], list[Problem]]
 # Renders stale channels (validated) into an Output: :func:`render_each` here, or the
 # shell's :class:`feedserver.build.parallel.Executor` over worker processes.
 Renderer = Callable[["Site", list[Channel]], "Output"]
 
-
-@dataclass(frozen=True)
-class Site:
-    """Everything the renderers need: articles newest first, topics, channels.
-
-    ``signatures`` holds each channel's content signature; channels named in
-    ``fresh`` are already published with that signature and are not rendered
-    again.  Articles come without content from :func:`assemble_site`; the shell
-    adds the content of those :func:`feedserver.build.plan.content_wanted` names
-    (:func:`with_content`) before anything renders.
-    """
-
-    articles: Sequence[Article]
-    topics: dict[str, Topic]
-    channels: tuple[Channel, ...]
-    context: Context
-    next_due: datetime | None = None
-    signatures: dict[str, str] = field(default_factory=dict)
-    fresh: frozenset[str] = frozenset()
-
-    def stale(self, channels: Iterable[Channel]) -> list[Channel]:
-        """The channels whose files must be rendered (not fresh)."""
-        return [c for c in channels if c.slug not in self.fresh]
 
 
 @dataclass

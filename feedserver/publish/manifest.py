@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,16 @@ def read_status(out_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}
+
+
+# One version of a file (the manifest, the config): (device, inode, size, mtime), or None.
+Stamp = tuple[int, int, int, int] | None
+
+
+def stamp_of(path: str) -> Stamp:
+    """What identifies one version of the file (a rename or a write changes it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

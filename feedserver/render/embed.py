@@ -31,7 +31,6 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from feedserver.build.stages import EPOCH, Site
 from feedserver.core import layout
 from feedserver.core.layout import (
     FAVICON,
@@ -54,6 +53,7 @@ from feedserver.render.pages import (
     site_feeds,
     stylesheet,
 )
+from feedserver.render.site import EPOCH, Site
 
 JS_TYPE = "application/javascript; charset=utf-8"
 CSS_TYPE = "text/css; charset=utf-8"

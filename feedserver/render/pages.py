@@ -28,8 +28,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from feedserver.build.page_signatures import light_articles, with_content
-from feedserver.build.stages import EPOCH, Site
 from feedserver.core.layout import (
     CATALOG,
     ERROR_PAGES,
@@ -48,6 +46,7 @@ from feedserver.core.layout import (
 )
 from feedserver.core.records import Article, Channel, Rendered
 from feedserver.render.formats import FORMATS, rss
+from feedserver.render.site import EPOCH, Site
 
 HTML_TYPE = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
@@ -192,8 +191,8 @@ def render_pages(site: Site) -> list[Rendered]:
     files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
     files += [renderer.topic(row) for slug, row in renderer.rows.items()
               if slug in site.topics and folder_page(row.channel.path) not in site.fresh]
-    stale = [a for a in light_articles(site) if article_page(a.slug) not in site.fresh]
-    files += [renderer.article(article) for article in with_content(site, stale)]
+    stale = [a for a in list(site.articles) if article_page(a.slug) not in site.fresh]
+    files += [renderer.article(article) for article in stale]
     files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
     return files + error_pages(site, renderer.newest)
 

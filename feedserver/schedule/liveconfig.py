@@ -19,29 +19,17 @@ says so when a new file changes them.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 
 from feedserver.config import Settings, load_settings, text_digest
 from feedserver.core.errors import ConfigError
+from feedserver.publish.manifest import Stamp, stamp_of
 
 log = logging.getLogger(__name__)
 
 RESTART_KEYS = ("seeds_dir", "output_dir", "state_dir", "ledger_path", "refresh_interval",
                 "workers", "base_url", "frame_ancestors", "config_path")
-Stamp = tuple[int, int, int, int] | None
-
-
-def stamp_of(path: str) -> Stamp:
-    """What identifies one version of the file: (device, inode, size, mtime), or None."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 class LiveConfig:
     """The settings to build with now, from the last good version of the config file."""
 

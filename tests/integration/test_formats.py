@@ -13,12 +13,13 @@ import pytest
 from feedserver.build import parallel
 from feedserver.build import run as build_run
 from feedserver.build.run import render_site, run_build
-from feedserver.build.stages import Output, Site, render_channel
+from feedserver.build.stages import Output, render_channel
 from feedserver.config import Settings
 from feedserver.core.records import Rendered
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS, fingerprint, register, unregister
 from feedserver.render.pages import render_pages
+from feedserver.render.site import Site
 from tests.conftest import NOW, ROOT
 from tests.integration.test_dummy_format import TEXT
 

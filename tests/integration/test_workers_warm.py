@@ -25,13 +25,14 @@ from feedserver.build.forks import shared
 from feedserver.build.parallel import Executor, warm_cache
 from feedserver.build.run import parse_files
 from feedserver.build.signatures import split
-from feedserver.build.stages import Output, Site, assemble, render_channels
+from feedserver.build.stages import Output, assemble, render_channels
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Channel, SourceFile
 from feedserver.identify.ledger import Ledger
 from feedserver.publish.output import discard
 from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS, Finding, ReadBack
+from feedserver.render.site import Site
 from tests.conftest import NOW, ROOT
 
 

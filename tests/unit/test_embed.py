@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from feedserver.build.run import parse_files
-from feedserver.build.stages import Site, assemble
+from feedserver.build.stages import assemble
 from feedserver.config import Settings
 from feedserver.core.records import Identity, Rendered, SourceFile
 from feedserver.render.embed import (
@@ -25,6 +25,7 @@ from feedserver.render.embed import (
     preview_path,
     render_embeds,
 )
+from feedserver.render.site import Site
 from tests.conftest import NOW
 
 HOSTILE = "Solar <img src=x onerror=alert(1)> & 1<2 gas"

@@ -25,7 +25,6 @@ from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.signatures import split
 from feedserver.build.stages import (
     Assembled,
-    Site,
     assemble_site,
     parse_source,
     render_channels,
@@ -34,6 +33,7 @@ from feedserver.build.stages import (
 from feedserver.config import Settings
 from feedserver.core.records import SourceFile
 from feedserver.identify.rules import Book
+from feedserver.render.site import Site
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 VERSION = "templates-and-renderers"
