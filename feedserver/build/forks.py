@@ -2,8 +2,8 @@
 
 For the few tasks of an incremental build, a ``multiprocessing.Pool`` costs
 more than it saves: starting one (its threads, its queues, its workers'
-bootstrap) took ~22 ms here, where a bare ``os.fork`` and ``waitpid`` take
-~3 ms.  So :func:`shared` forks ``processes - 1`` children for one job and
+bootstrap) costs several times a bare ``os.fork`` and ``waitpid``
+(benchmarks/README.md).  So :func:`shared` forks ``processes - 1`` children for one job and
 works alongside them.  Task numbers wait in a pipe that every process reads
 4 bytes at a time (reads of whole records from a pipe holding only whole
 records do not tear), so whoever is free takes the next task and the cores
@@ -32,7 +32,7 @@ T = TypeVar("T")
 _NUMBER = struct.Struct("<I")
 # A child silent this long while the parent waits for it is taken for stuck (forked
 # from a threaded process, it may wait for a lock another thread held at the fork):
-# it is killed and its tasks run here.  A task of a 50-item channel takes ~0.1 s.
+# it is killed and its tasks run here.
 STUCK = 120.0
 
 

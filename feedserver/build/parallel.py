@@ -12,8 +12,8 @@ A job cheaper than :func:`split_worth` runs in the parent.  Others fork, two way
 
 * A small job (an incremental build: a few channels) is split between the
   parent and ``processes - 1`` children forked for it alone
-  (:func:`feedserver.build.forks.shared`: a bare fork is ~3 ms here, a ``Pool``
-  ~22 ms).  The parent first renders every item the job needs into its item
+  (:func:`feedserver.build.forks.shared`: a bare fork is far cheaper than starting a
+  ``Pool``).  The parent first renders every item the job needs into its item
   cache (kept across builds by a long-lived caller: :func:`warm_cache`), so the
   children inherit them copy-on-write and only splice, validate and stage.
 * A big job (a cold build: every channel) goes to a ``Pool`` of workers that
@@ -42,22 +42,21 @@ from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS, Format
 from feedserver.render.site import Site
 
-# Jobs cheaper than one channel of this many items in every format (~35 ms of work with
-# RSS, Atom and JSON Feed) stay in this process: measured on one channel, a fork saves time
-# from 15-20 items up (50 items: 121 -> 73 ms) and costs it below (5 items: 14 -> 22 ms).
+# Jobs cheaper than one channel of this many items in every format stay in this process:
+# below it a fork costs more than it saves (figures: benchmarks/README.md, "Measurements
+# behind the code").
 SPLIT_ITEMS = 16
 # Jobs of at most this many tasks (20 channels in 3 formats) are split between the
 # parent and bare forks, their items rendered once in the parent; bigger ones go to a Pool.
 SPLIT_MAX = 60
-# Rendered items each Pool worker keeps (about 5 kB each): 10,000 articles' channels list
-# 2,455 articles, 7,365 items in 3 formats; keeping them all cost each worker ~40 MB.
+# Rendered items each Pool worker keeps: enough for the items a worker meets again, far
+# fewer than a large site's channels list (memory per worker: the same README).
 ITEM_CACHE = 1500
 # Items a long-lived cache keeps between builds (see :func:`warm_cache`).
 WARM_ITEMS = 6000
 # A worker is replaced (a new fork of the parent) after this many tasks: what
-# feedparser and lxml leave fragmented in a worker's heap is given back.  Peak PSS
-# of a cold 10k build (all processes, sampled every 50 ms): 120 tasks 195 MiB,
-# 80 187, 60 184-185, at the same build time (a fork is ~10 ms).
+# feedparser and lxml leave fragmented in a worker's heap is given back (the peak memory
+# per setting is in the same README).
 RECYCLE = 60
 
 
@@ -70,15 +69,12 @@ def split_worth() -> int:
 def warm_cache() -> ItemCache:
     """An item cache for a long-lived process to hand every :class:`Executor` it makes.
 
-    Measured on the 10,000-article corpus: its 208 channels list 2,455 articles,
-    7,365 items in 3 formats, 5.3 kB each (39 MB).  :data:`WARM_ITEMS` keeps
-    6,000 of them (~32 MB; the articles are the site's own): the 'all' channel
-    and ~50 topic channels, the least recently used going first, and always
-    more than the 3,000 the biggest small job (:data:`SPLIT_MAX` tasks of 50
-    items, the default ``max_items``) pre-renders, so none is evicted before
-    the fork.  A bigger corpus
-    lists more articles but the cache stays this size.  An item evicted is only
-    rendered again (~0.1 ms), never wrong.
+    :data:`WARM_ITEMS` keeps the items of the 'all' channel and the busiest topic
+    channels, the least recently used going first, and always more than the biggest
+    small job (:data:`SPLIT_MAX` tasks of ``max_items`` items) pre-renders, so none is
+    evicted before the fork.  A bigger corpus lists more articles but the cache stays
+    this size; an evicted item is only rendered again, never wrong (sizes and costs:
+    benchmarks/README.md).
     """
     return ItemCache(WARM_ITEMS)
 

@@ -68,7 +68,7 @@ def list_files(seeds_dir: str | Path) -> tuple[list[Entry], list[Problem]]:
 
     ``os.scandir`` rather than ``os.walk`` + ``lstat``: the directory entry
     already says what is a folder or a link, and its cached ``lstat`` is the
-    only syscall per file; a 10,000-file scan took half the time.  Each
+    only syscall per file (half the time of a scan: benchmarks/README.md).  Each
     folder is listed through a descriptor opened from its parent's with
     ``O_NOFOLLOW``: a folder swapped for a link after it was listed is not
     entered (checking the path and then listing it would follow the link).

@@ -253,7 +253,7 @@ class Book:
 class Kept:
     """A :class:`Book` kept by a long-lived process between builds (its ``BuildMemory``).
 
-    Reading and indexing 10,000 rows was a third of a one-file build.  The
+    Reading and indexing every row is a large part of a one-file build.  The
     book is trusted only while the ledger's ``identities`` generation (bumped
     by every reconcile that writes, in any process) is the one it saved at.
     """

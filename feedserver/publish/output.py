@@ -42,12 +42,9 @@ from feedserver.core.records import Rendered
 from feedserver.publish.manifest import VERSION, etag_of, load_manifest
 
 _MIN_COMPRESS = 256
-# A cold build of 10,000 articles compresses ~72 MB of feeds (624 files).  Measured
-# on them: zlib's gzip 4 took 1.72 s for 25.4% of the size (6: 2.5x slower, 23.8%);
-# ISA-L's gzip 3 (python-isal, same gzip format, any client inflates it) 0.28 s for
-# 26.5%; brotli 3 0.79 s for 25.1%, the size brotli 4 gave in 1.38 s (5: 2.47 s,
-# 23.4%).  A 4% larger .gz beats 2 CPU-seconds per cold build, and ~30 ms of a
-# one-file build's ~250.
+# ISA-L's gzip 3 (python-isal, the same gzip format any client inflates) and brotli 3:
+# slightly larger bodies for far less CPU than zlib's or brotli's higher levels (the
+# figures: benchmarks/README.md).
 BROTLI_QUALITY = 3
 GZIP_LEVEL = 3
 
@@ -356,7 +353,7 @@ def _stage_json(target: Path, data: Any) -> str:
     # Compact and sorted: a site with pages lists tens of thousands of files, and the
     # manifest is rewritten by every publish that changed something.  orjson writes the
     # very bytes json.dumps(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    # does, 7x faster (the 5.4 MB manifest of the 10k corpus with pages: 8 ms, not 60).
+    # does, several times faster.
     body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -130,7 +130,7 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     ``bozo`` or another ``version`` is a finding about the whole document.
     feedparser's HTML sanitizer and relative-URI resolver are off: they rewrite
     item content for display (ours is sanitized by nh3, with absolute URLs) and
-    took 40% of the round trip; well-formedness, the version and every compared
+    were a large share of the round trip; well-formedness, the version and every compared
     field come from the same full parse.  ``dates``: which of 'published' and
     'updated' the format carries.
     """
