@@ -17,6 +17,7 @@ from typing import overload
 
 from feedserver.build.signatures import Body, Stub
 from feedserver.config import Settings
+from feedserver.core.fieldwise import to_record
 from feedserver.core.records import Article, Channel, Identity
 from feedserver.identify.dates import name_date
 from feedserver.parse.rawhtml import anchored
@@ -85,8 +86,8 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     else:
         updated = published
     link = f"{settings.base_url}articles/{identity.slug}/"
-    return Article(
-        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title, link=link,
+    return to_record(  # every other field the stub shares with Article (path, title) is copied
+        Article, stub, id=identity.id, slug=identity.slug, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,
         published=published, updated=max(updated, published), topics=slugs,
         author=stub.author or (settings.author or None),
