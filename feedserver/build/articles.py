@@ -17,7 +17,7 @@ from typing import overload
 
 from feedserver.build.signatures import Body, Stub
 from feedserver.config import Settings
-from feedserver.core.fieldwise import to_record
+from feedserver.core.fieldwise import converter
 from feedserver.core.records import Article, Channel, Identity
 from feedserver.identify.dates import name_date
 from feedserver.parse.rawhtml import anchored
@@ -63,6 +63,10 @@ class Reuse:
 UNREAD = Body("".join(["\x00", "unread"]), "")
 
 
+_article_from_stub = converter(Stub, Article, "id", "slug", "link", "content_html", "summary",
+                               "published", "updated", "topics", "author", "lang")
+
+
 def _second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
@@ -86,8 +90,8 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     else:
         updated = published
     link = f"{settings.base_url}articles/{identity.slug}/"
-    return to_record(  # every other field the stub shares with Article (path, title) is copied
-        Article, stub, id=identity.id, slug=identity.slug, link=link,
+    return _article_from_stub(  # the fields the stub shares with Article (path, title) are copied
+        stub, id=identity.id, slug=identity.slug, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,
         published=published, updated=max(updated, published), topics=slugs,
         author=stub.author or (settings.author or None),

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from feedserver.build.codeversion import render_version
 from feedserver.config import Settings
-from feedserver.core.fieldwise import field_names, to_record
+from feedserver.core.fieldwise import converter, field_names, joiner
 from feedserver.core.records import Article, Body, Channel, Parsed, Stub
 from feedserver.topics import rules as topic_rules
 
@@ -35,26 +35,23 @@ __all__ = ["Body", "Stub", "article_key", "channel_signature", "content_digest",
 # The fields of what a file says that an Article shows (title, content, summary, author,
 # language, and any added later), in a fixed order: the content digest covers them all.
 # Not the path: it locates the file, no reader sees it (a rename renders nothing).
-_SHOWN = tuple(name for name in field_names(Parsed)
-               if name in set(field_names(Article)) - {"path"})
+_shown = joiner(Parsed, tuple(name for name in field_names(Parsed)
+                               if name in set(field_names(Article)) - {"path"}), _SEP)
+_stub_of = converter(Parsed, Stub, "digest", "slugs", "names")
+_body_of = converter(Parsed, Body)
 
 
 def content_digest(parsed: Parsed) -> str:
     """Hash of every Parsed field a renderer may show, so equal digests draw equal items."""
-    parts = [_text(getattr(parsed, name)) for name in _SHOWN]
-    return hashlib.sha256(_SEP.join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _text(value: object) -> str:
-    return "" if value is None else value if isinstance(value, str) else repr(value)
+    return hashlib.sha256(_shown(parsed).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def split(parsed: Parsed, settings: Settings) -> tuple[Stub, Body]:
     """Parsed -> (stub, body); topics are assigned here, once per parse."""
     slugs, names = topic_rules.assign(parsed, settings)
-    stub = to_record(Stub, parsed, digest=content_digest(parsed), slugs=slugs,
-                     names=tuple(names.items()))
-    return stub, to_record(Body, parsed)
+    stub = _stub_of(parsed, digest=content_digest(parsed), slugs=slugs,
+                    names=tuple(names.items()))
+    return stub, _body_of(parsed)
 
 
 def _moment(value: datetime) -> str:

@@ -23,7 +23,7 @@ from feedserver.build.articles import make_article
 from feedserver.build.run import run_build
 from feedserver.build.signatures import split
 from feedserver.config import Settings
-from feedserver.core.fieldwise import Codec, to_record
+from feedserver.core.fieldwise import Codec, converter, to_record
 from feedserver.core.records import Article, Body, Head, Identity, Parsed, Stub
 from feedserver.identify.ledger import CachedFile, Ledger, Records
 from tests.conftest import NOW
@@ -261,3 +261,8 @@ def test_moments_keep_their_offset_and_microseconds() -> None:
     stub = full(Stub, updated=datetime(2026, 1, 2, tzinfo=UTC))
     assert codec.load(codec.dump(stub)) == stub
     assert codec.load(b"not json") is None and codec.load(b"{}") is None
+
+
+def test_a_converter_refuses_a_field_its_target_does_not_have() -> None:
+    with pytest.raises(TypeError, match="no field image"):
+        converter(Stub, Article, "id", "image")
