@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,13 +112,16 @@ class Ledger:
     cache stores stubs and bodies (tests give it records with more fields).
     """
 
+    records: Records = _RECORDS  # class defaults: a subclass may open its own database
+    _stale: Collection[str] = frozenset()  # rows of another layout, gone at the next write
+
     def __init__(self, path: Path, timeout: float = 2.0, patience: float = 180.0,
                  records: Records | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.patience = patience
-        self.records = records or _RECORDS
-        self._stale: set[str] = set()  # rows of another layout, replaced at the next write
+        if records is not None:
+            self.records = records
         self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         try:
             self._retry(self._setup)
@@ -235,8 +238,14 @@ class Ledger:
         records = self.records
         dump_stub, dump_body, layout = records.stub.dump, records.body.dump, records.layout
         gone = [(p,) for p in removed]
-        values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, layout, dump_stub(c.stub),
-                   dump_body(b)) for p, c, b in rows]
+        parses = list(rows)
+        # Encoded row by row as SQLite takes them: a batch's encoded bodies are never all
+        # held at once (a cold build's peak memory), and a retried unit encodes anew.
+        def values() -> Iterator[tuple[object, ...]]:
+            for p, c, b in parses:
+                yield p, c.size, c.mtime_ns, c.sha256, c.settings, layout, dump_stub(c.stub), \
+                    dump_body(b)
+
         stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
         stale = [(p, layout) for p in self._stale]
 
@@ -245,14 +254,14 @@ class Ledger:
             self.db.executemany("DELETE FROM sources WHERE path = ? AND layout != ?", stale)
             self.db.executemany("UPDATE sources SET size = ?, mtime_ns = ? WHERE path = ?", stats)
             self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                values)
-            if gone or stats or values or stale:
+                                values())
+            if gone or stats or parses or stale:
                 self.db.execute("INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
                                 "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
             row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
             return str(row[0]) if row else "0"
         result = self._write(write)
-        self._stale = set()
+        self._stale = frozenset()
         return result
 
     def generation(self) -> str:
