@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from feedserver.build.signatures import Body, Stub
 from feedserver.config import Settings
 from feedserver.core import layout
-from feedserver.core.records import Article, Channel, Identity
+from feedserver.core.fieldwise import converter
+from feedserver.core.records import Article, Body, Channel, Identity, Stub
 from feedserver.identify.dates import name_date
 from feedserver.parse.rawhtml import anchored
 
@@ -55,6 +55,10 @@ NOTHING_KNOWN = Known()
 UNREAD = Body("".join(["\x00", "unread"]), "")
 
 
+_article_from_stub = converter(Stub, Article, "id", "slug", "link", "content_html", "summary",
+                               "published", "updated", "topics", "author", "lang")
+
+
 def _second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
@@ -78,8 +82,8 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     else:
         updated = published
     link = layout.article_url(settings.base_url, identity.slug)
-    return Article(
-        id=identity.id, slug=identity.slug, path=stub.path, title=stub.title, link=link,
+    return _article_from_stub(  # the fields the stub shares with Article (path, title) are copied
+        stub, id=identity.id, slug=identity.slug, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,
         published=published, updated=max(updated, published), topics=slugs,
         author=stub.author or (settings.author or None),

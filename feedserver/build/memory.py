@@ -33,10 +33,9 @@ from feedserver.build.articles import ChannelMemo, Known, Memo, PageMemo
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
 from feedserver.build.scan import Entry, Listing
-from feedserver.build.signatures import Body, Stub
 from feedserver.build.stages import Assembled
 from feedserver.config import Settings
-from feedserver.core.records import Article, Problem
+from feedserver.core.records import Article, Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger
 from feedserver.identify.rules import Kept
 from feedserver.publish.manifest import Stamp, stamp_of

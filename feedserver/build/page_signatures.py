@@ -31,10 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from feedserver.build.articles import NOTHING_KNOWN, Known, PageMemo
-from feedserver.build.signatures import Stub, article_key
+from feedserver.build.signatures import article_key
 from feedserver.core import layout
 from feedserver.core.layout import SITE_PAGES
-from feedserver.core.records import Article, Channel
+from feedserver.core.records import Article, Channel, Stub
 from feedserver.render.site import Site
 
 _SEP = "\x1f"

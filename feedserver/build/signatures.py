@@ -1,10 +1,11 @@
 """What a build may skip: light stubs of parsed files and content signatures of channels.
 
-Pure, like the rest of the core.  A :class:`Stub` is everything assembling the
-site needs to know about a file (identity hints, dates, topics) without its
-content, so an incremental build can order 10,000 articles and decide channel
-membership without loading 10,000 bodies.  The content itself (a
-:class:`Body`) is loaded only for articles that something is about to render.
+Pure, like the rest of the core.  A :class:`Stub` (:mod:`feedserver.core.records`,
+re-exported here with :class:`Body`) is everything assembling the site needs to
+know about a file (identity hints, dates, topics) without its content, so an
+incremental build can order 10,000 articles and decide channel membership
+without loading 10,000 bodies.  The content itself (a :class:`Body`) is loaded
+only for articles that something is about to render.
 
 A channel's *signature* hashes everything its three files are drawn from: the
 settings fingerprint, the renderer version, the channel's own fields, and for
@@ -19,60 +20,38 @@ here reads a clock.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 
 from feedserver.build.codeversion import render_version
 from feedserver.config import Settings
-from feedserver.core.records import Article, Channel, Parsed
+from feedserver.core.fieldwise import converter, field_names, joiner
+from feedserver.core.records import Article, Body, Channel, Parsed, Stub
 from feedserver.topics import rules as topic_rules
 
 _SEP = "\x1f"
+__all__ = ["article_key", "channel_signature", "content_digest", "split"]
 
 
-@dataclass(frozen=True, slots=True)
-class Body:
-    """The heavy part of a parsed file: what only rendering needs."""
-
-    content_html: str
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
-class Stub:
-    """One parsed file without its content (see the module docstring)."""
-
-    path: str
-    title: str
-    fingerprint: str
-    digest: str
-    slugs: tuple[str, ...] = ()
-    names: tuple[tuple[str, str], ...] = ()
-    author: str | None = None
-    lang: str | None = None
-    date: datetime | None = None
-    updated: datetime | None = None
-    explicit_id: str | None = None
-    explicit_slug: str | None = None
-    draft: bool = False
+# The fields of what a file says that an Article shows (title, content, summary, author,
+# language, and any added later), in a fixed order: the content digest covers them all.
+# Not the path: it locates the file, no reader sees it (a rename renders nothing).
+_shown = joiner(Parsed, tuple(name for name in field_names(Parsed)
+                               if name in set(field_names(Article)) - {"path"}), _SEP)
+_stub_of = converter(Parsed, Stub, "digest", "slugs", "names")
+_body_of = converter(Parsed, Body)
 
 
 def content_digest(parsed: Parsed) -> str:
     """Hash of every Parsed field a renderer may show, so equal digests draw equal items."""
-    parts = (parsed.title, parsed.content_html, parsed.summary, parsed.author or "",
-             parsed.lang or "")
-    return hashlib.sha256(_SEP.join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return hashlib.sha256(_shown(parsed).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def split(parsed: Parsed, settings: Settings) -> tuple[Stub, Body]:
     """Parsed -> (stub, body); topics are assigned here, once per parse."""
     slugs, names = topic_rules.assign(parsed, settings)
-    stub = Stub(path=parsed.path, title=parsed.title, fingerprint=parsed.fingerprint,
-                digest=content_digest(parsed), slugs=slugs, names=tuple(names.items()),
-                author=parsed.author, lang=parsed.lang, date=parsed.date,
-                updated=parsed.updated, explicit_id=parsed.explicit_id,
-                explicit_slug=parsed.explicit_slug, draft=parsed.draft)
-    return stub, Body(parsed.content_html, parsed.summary)
+    stub = _stub_of(parsed, digest=content_digest(parsed), slugs=slugs,
+                    names=tuple(names.items()))
+    return stub, _body_of(parsed)
 
 
 def _moment(value: datetime) -> str:

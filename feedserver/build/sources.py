@@ -22,10 +22,10 @@ from pathlib import Path
 from feedserver.build import scan
 from feedserver.build import timebox as budget
 from feedserver.build.codeversion import parse_version
-from feedserver.build.signatures import Body, Stub, split
+from feedserver.build.signatures import split
 from feedserver.build.stages import parse_source
 from feedserver.config import Settings
-from feedserver.core.records import Problem
+from feedserver.core.records import Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger
 
 Progress = Callable[[str, int, int], None]

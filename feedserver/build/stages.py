@@ -31,17 +31,19 @@ from feedserver.build.articles import (
     newest_first,
     with_full,
 )
-from feedserver.build.signatures import Body, Stub, article_key, channel_signature, split
+from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Settings
 from feedserver.core.errors import ArticleError
 from feedserver.core.records import (
     Article,
+    Body,
     Channel,
     Identity,
     Parsed,
     Problem,
     Rendered,
     SourceFile,
+    Stub,
     Topic,
 )
 from feedserver.parse import article as article_parser

@@ -37,21 +37,39 @@ class Problem:
         return f"{self.where}: {self.reason}"
 
 
+# -- one article, from its file to the build ---------------------------------------------
+#
+# What a file says is a Head (light: kept for every article, so 10,000 can be ordered
+# and put in channels) and a Body (heavy: fetched only for what is about to be
+# rendered).  Parsed is both, plus what only the topic rules read; Stub is the head plus
+# what the build derived from the parse (content digest, topics).  Conversions between
+# them, into Article, and the parse cache's storage follow the fields
+# (:mod:`feedserver.core.fieldwise`): a new field of what a file says (an image, a
+# language) is one line in Head, and one in Article if renderers show it.
+
+
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    """What one file says, before the ledger has given it an identity.
+class Body:
+    """The heavy part of what a file says: what only rendering needs."""
 
-    ``fingerprint`` hashes only what a reader would see (title, text, topics,
-    explicit dates), so whitespace or debris edits do not count as updates.
-    """
-
-    path: str
-    title: str
     content_html: str
     summary: str
-    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Head:
+    """The light part of what a file says: what every article keeps, parsed or cached.
+
+    Only a base (no slots of its own, so :class:`Parsed` can also be a
+    :class:`Body`: two bases with slots cannot be combined); its subclasses are
+    slotted.  ``fingerprint`` hashes only what a reader would see (title, text,
+    topics, explicit dates), so whitespace or debris edits do not count as updates.
+    """
+
+    __slots__ = ()
+    path: str
+    title: str
     fingerprint: str
-    topics: tuple[str, ...] = ()
     author: str | None = None
     lang: str | None = None
     date: datetime | None = None
@@ -59,6 +77,31 @@ class Parsed:
     explicit_id: str | None = None
     explicit_slug: str | None = None
     draft: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parsed(Head, Body):
+    """What one file says, before the ledger has given it an identity.
+
+    ``text`` (the plain text) and ``topics`` (the file's own topic names) feed
+    the topic rules, which turn them into a :class:`Stub`'s ``slugs``.
+    """
+
+    text: str
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stub(Head):
+    """One parsed file without its content: what the parse cache loads for every file.
+
+    ``digest`` hashes everything a renderer may show (equal digests draw equal
+    items); ``slugs`` are the assigned topics and ``names`` their display names.
+    """
+
+    digest: str
+    slugs: tuple[str, ...] = ()
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

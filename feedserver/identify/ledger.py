@@ -12,19 +12,18 @@ previous state.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from feedserver.build.signatures import Body, Stub
 from feedserver.core.errors import FeedserverError
-from feedserver.core.records import Identity
+from feedserver.core.fieldwise import Codec
+from feedserver.core.records import Body, Identity, Stub
 from feedserver.identify.rules import Book, Kept
 
 log = logging.getLogger(__name__)
@@ -48,13 +47,15 @@ CREATE TABLE IF NOT EXISTS sources (
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     settings TEXT NOT NULL,
-    stub TEXT NOT NULL,
-    content_html TEXT NOT NULL,
-    summary TEXT NOT NULL
+    layout TEXT NOT NULL,
+    stub BLOB NOT NULL,
+    body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-CACHE_FORMAT = 2  # PRAGMA user_version: bump when the sources table's layout changes
+# PRAGMA user_version: bump when the sources table's columns change.  Not when a record
+# gains a field: each row names the layout of the records it holds (see Records).
+CACHE_FORMAT = 3
 _COLUMNS = ("id", "path", "last_path", "slug", "fingerprint", "first_seen", "changed", "gone")
 
 
@@ -73,41 +74,26 @@ class CachedFile:
     stub: Stub
 
 
+class Records:
+    """How the parse cache stores a file's stub and body: by their dataclass fields.
+
+    A row holds each record as the JSON list of its field values
+    (:class:`~feedserver.core.fieldwise.Codec`) and the ``layout`` of both, a
+    hash of their field names and types.  A row of another layout (written
+    before a field was added, or by another version) is a cache miss: the file
+    is parsed again and the row replaced.
+    """
+
+    def __init__(self, stub: type[Stub] = Stub, body: type[Body] = Body) -> None:
+        self.stub, self.body = Codec(stub), Codec(body)
+        self.layout = f"{self.stub.layout}/{self.body.layout}"
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-_DATES = (Stub.__dataclass_fields__["date"], Stub.__dataclass_fields__["updated"])
-_STUB_FIELDS = tuple(Stub.__dataclass_fields__)
-_DATE_AT = tuple(_STUB_FIELDS.index(f.name) for f in _DATES)
-
-
-def dump_stub(stub: Stub) -> str:
-    """Stub -> JSON array in field order (dates as ISO strings) for the cache table.
-
-    Positional rather than an object: loading 10,000 of them is on the path of
-    every incremental build.
-    """
-    values: list[Any] = [getattr(stub, name) for name in _STUB_FIELDS]
-    for at in _DATE_AT:
-        if values[at] is not None:
-            values[at] = values[at].isoformat()
-    return json.dumps(values, ensure_ascii=False)
-
-
-def load_stub(text: str) -> Stub:
-    """JSON text from the cache table -> Stub."""
-    values: list[Any] = json.loads(text)
-    for at in _DATE_AT:
-        if values[at] is not None:
-            values[at] = _dt(values[at])
-    values[4] = tuple(values[4])
-    values[5] = tuple(map(tuple, values[5]))
-    return Stub(*values)
+_RECORDS = Records()
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -122,13 +108,20 @@ class Ledger:
     database locked, a unit is retried with exponential backoff for up to
     ``patience`` seconds (each attempt waits ``timeout`` seconds in SQLite's
     own busy handler) before :class:`LedgerBusy` says so; the scheduler then
-    simply runs again at its next interval.
+    simply runs again at its next interval.  ``records`` says how the parse
+    cache stores stubs and bodies (tests give it records with more fields).
     """
 
-    def __init__(self, path: Path, timeout: float = 2.0, patience: float = 180.0) -> None:
+    records: Records = _RECORDS  # class defaults: a subclass may open its own database
+    _stale: Collection[str] = frozenset()  # rows of another layout, gone at the next write
+
+    def __init__(self, path: Path, timeout: float = 2.0, patience: float = 180.0,
+                 records: Records | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.patience = patience
+        if records is not None:
+            self.records = records
         self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         try:
             self._retry(self._setup)
@@ -190,54 +183,86 @@ class Ledger:
     # -- parse cache -----------------------------------------------------------------------
 
     def cached_files(self) -> dict[str, CachedFile]:
-        """Every file's last good stub and the stat it was made from (no content)."""
+        """Every file's last good stub and the stat it was made from (no content).
+
+        A row of another layout is left out (a miss: the file is parsed again)
+        and deleted at the next :meth:`store_files`.
+        """
+        layout, load = self.records.layout, self.records.stub.load
+
         def read() -> dict[str, CachedFile]:
-            rows = self.db.execute("SELECT path, size, mtime_ns, sha256, settings, stub "
+            rows = self.db.execute("SELECT path, size, mtime_ns, sha256, settings, layout, stub "
                                    "FROM sources")
-            return {path: CachedFile(size, mtime, sha, settings, load_stub(stub))
-                    for path, size, mtime, sha, settings, stub in rows}
+            found, stale = {}, set()
+            for path, size, mtime, sha, settings, shape, data in rows:
+                stub = load(data) if shape == layout else None
+                if stub is None:
+                    stale.add(path)
+                else:
+                    found[path] = CachedFile(size, mtime, sha, settings, stub)
+            self._stale = stale
+            return found
         return self._retry(read)
 
     def bodies(self, paths: Iterable[str] | None = None) -> dict[str, Body]:
-        """The content of the given files (all cached files when ``paths`` is None)."""
+        """The content of the given files (all cached files when ``paths`` is None);
+        a row of another layout has none."""
+        layout, load = self.records.layout, self.records.body.load
+
+        def loaded(rows: Iterable[tuple[str, bytes]]) -> dict[str, Body]:
+            return {path: body for path, data in rows if (body := load(data)) is not None}
+
         def read() -> dict[str, Body]:
             if paths is None:
-                rows = self.db.execute("SELECT path, content_html, summary FROM sources")
-                return {path: Body(html, summary) for path, html, summary in rows}
+                return loaded(self.db.execute("SELECT path, body FROM sources WHERE layout = ?",
+                                              (layout,)))
             found: dict[str, Body] = {}
             wanted = list(paths)
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                rows = self.db.execute("SELECT path, content_html, summary FROM sources "
-                                       f"WHERE path IN ({', '.join('?' * len(chunk))})", chunk)
-                found.update({path: Body(html, summary) for path, html, summary in rows})
+                found.update(loaded(self.db.execute(
+                    "SELECT path, body FROM sources WHERE layout = ? "
+                    f"AND path IN ({', '.join('?' * len(chunk))})", [layout, *chunk])))
             return found
         return self._retry(read)
 
     def store_files(self, rows: Iterable[tuple[str, CachedFile, Body]],
                     removed: Iterable[str] = (),
                     touched: Mapping[str, tuple[int, int]] | None = None) -> str:
-        """Record new parses, new stats of unchanged bytes and forget removed files.
+        """Record new parses, new stats of unchanged bytes and forget removed files
+        (and rows of another layout that :meth:`cached_files` left out).
 
         One transaction.  Returns the cache's generation after the write (see
         :meth:`generation`).
         """
+        records = self.records
+        dump_stub, dump_body, layout = records.stub.dump, records.body.dump, records.layout
         gone = [(p,) for p in removed]
-        values = [(p, c.size, c.mtime_ns, c.sha256, c.settings, dump_stub(c.stub),
-                   b.content_html, b.summary) for p, c, b in rows]
+        parses = list(rows)
+        # Encoded row by row as SQLite takes them: a batch's encoded bodies are never all
+        # held at once (a cold build's peak memory), and a retried unit encodes anew.
+        def values() -> Iterator[tuple[object, ...]]:
+            for p, c, b in parses:
+                yield p, c.size, c.mtime_ns, c.sha256, c.settings, layout, dump_stub(c.stub), \
+                    dump_body(b)
+
         stats = [(size, mtime, p) for p, (size, mtime) in (touched or {}).items()]
+        stale = [(p, layout) for p in self._stale]
 
         def write() -> str:
             self.db.executemany("DELETE FROM sources WHERE path = ?", gone)
+            self.db.executemany("DELETE FROM sources WHERE path = ? AND layout != ?", stale)
             self.db.executemany("UPDATE sources SET size = ?, mtime_ns = ? WHERE path = ?", stats)
             self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                values)
-            if gone or stats or values:
+                                values())
+            if gone or stats or parses or stale:
                 self.db.execute("INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
                                 "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
             row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
             return str(row[0]) if row else "0"
-        return self._write(write)
+        result = self._write(write)
+        self._stale = frozenset()
+        return result
 
     def generation(self) -> str:
         """Changes whenever any process changes the parse cache (see :class:`Warm`)."""

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 
-from feedserver.build.signatures import Stub
-from feedserver.core.records import Identity
+from feedserver.core.records import Identity, Stub
 from feedserver.core.slugs import is_device_name, slugify
 from feedserver.identify.dates import GitDates
 
