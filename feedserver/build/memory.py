@@ -32,7 +32,7 @@ from typing import Any
 from feedserver.build.articles import ChannelMemo, Known, Memo, PageMemo
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
-from feedserver.build.scan import Entry, Listing
+from feedserver.build.scan import Listing, ScannedFile
 from feedserver.build.stages import Assembled
 from feedserver.config import Settings
 from feedserver.core.records import Article, Body, Problem, Stub
@@ -147,7 +147,7 @@ class BuildMemory:
         self.manifest = (key, data) if key is not None and data is not None else None
 
     def scan(self, seeds_dir: str | Path,
-             changed: Collection[str] | None) -> tuple[list[Entry], list[Problem]]:
+             changed: Collection[str] | None) -> tuple[list[ScannedFile], list[Problem]]:
         """The folder's files: the kept listing patched with ``changed`` (the paths the
         watcher's events named), or a full scan when there is none or ``changed`` is None."""
         if changed is None or self.listing is None \

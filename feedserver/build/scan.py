@@ -34,7 +34,7 @@ _EDITOR_JUNK = re.compile(r"(^\.|^#.*#$|~$|\.(swp|swo|swx|tmp|temp|part|partial|
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class ScannedFile:
     """One candidate article file: where it is and what stat said."""
 
     path: str
@@ -63,7 +63,7 @@ def _inside(root: str, target: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def list_files(seeds_dir: str | Path) -> tuple[list[Entry], list[Problem]]:
+def list_files(seeds_dir: str | Path) -> tuple[list[ScannedFile], list[Problem]]:
     """Every candidate article under ``seeds_dir`` (in walk order), and problems met.
 
     ``os.scandir`` rather than ``os.walk`` + ``lstat``: the directory entry
@@ -74,7 +74,7 @@ def list_files(seeds_dir: str | Path) -> tuple[list[Entry], list[Problem]]:
     entered (checking the path and then listing it would follow the link).
     """
     root = os.path.realpath(seeds_dir)
-    entries: list[Entry] = []
+    entries: list[ScannedFile] = []
     problems: list[Problem] = []
     try:
         fd = os.open(root, _FOLDER)
@@ -87,7 +87,7 @@ def list_files(seeds_dir: str | Path) -> tuple[list[Entry], list[Problem]]:
     return entries, problems
 
 
-def _walk(root: str, fd: int, rel: str, entries: list[Entry], problems: list[Problem],
+def _walk(root: str, fd: int, rel: str, entries: list[ScannedFile], problems: list[Problem],
           shown: str) -> None:
     """Files of the folder open as ``fd`` (sorted) then its visible subfolders, as
     ``os.walk`` went."""
@@ -142,7 +142,7 @@ def _is_folder(item: os.DirEntry[str]) -> bool:
         return False
 
 
-def entry_at(seeds_dir: str | Path, rel: str) -> tuple[Entry | None, list[Problem]]:
+def entry_at(seeds_dir: str | Path, rel: str) -> tuple[ScannedFile | None, list[Problem]]:
     """The entry a full scan would list for the seeds-relative ``rel``, if any.
 
     For builds told which paths changed (the watcher's events): the same rules
@@ -177,7 +177,7 @@ def entry_at(seeds_dir: str | Path, rel: str) -> tuple[Entry | None, list[Proble
 
 
 def _entry(root: str, full: str, rel: str, problems: list[Problem],
-           lstat: Callable[[], os.stat_result]) -> Entry | None:
+           lstat: Callable[[], os.stat_result]) -> ScannedFile | None:
     if not rel.isascii():
         try:
             rel.encode("utf-8")
@@ -200,10 +200,10 @@ def _entry(root: str, full: str, rel: str, problems: list[Problem],
         return None
     if not stat.S_ISREG(info.st_mode):
         return None  # FIFOs, sockets, devices, folders named like articles: not articles
-    return Entry(rel, full, info.st_size, info.st_mtime_ns)
+    return ScannedFile(rel, full, info.st_size, info.st_mtime_ns)
 
 
-def read(entry: Entry, limit: int) -> SourceFile:
+def read(entry: ScannedFile, limit: int) -> SourceFile:
     """Read one file without following any link or blocking; raises OSError.
 
     The file is opened relative to its folder's descriptor, and that folder
@@ -247,7 +247,7 @@ class Listing:
     """
 
     root: str
-    entries: dict[str, Entry]
+    entries: dict[str, ScannedFile]
     problems: list[Problem]
 
     @classmethod
@@ -267,6 +267,6 @@ class Listing:
             else:
                 self.entries[rel] = entry
 
-    def scanned(self) -> tuple[list[Entry], list[Problem]]:
+    def scanned(self) -> tuple[list[ScannedFile], list[Problem]]:
         """What :func:`list_files` would return now, given the events were all seen."""
         return list(self.entries.values()), list(self.problems)

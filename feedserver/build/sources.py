@@ -29,7 +29,7 @@ from feedserver.core.records import Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger
 
 Progress = Callable[[str, int, int], None]
-Hold = Callable[[scan.Entry], bool]
+Hold = Callable[[scan.ScannedFile], bool]
 PARALLEL_MIN = 64
 CHUNK = 32
 STORE_BATCH = 500
@@ -70,7 +70,7 @@ class Sources:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class FileRead:
     """What reading one file gave: a new parse, the same bytes again, or a failure."""
 
     path: str
@@ -90,28 +90,29 @@ def processes(settings: Settings) -> int:
     return settings.build_processes or os.cpu_count() or 1
 
 
-def read_one(entry: scan.Entry, known_sha: str | None, settings: Settings) -> Outcome:
+def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings) -> FileRead:
     """Read, hash and (unless the bytes are the cached ones) parse one file."""
     base = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
     if entry.size > settings.max_file_bytes:
-        return Outcome(**base, failure=f"file is {entry.size:,} bytes; the limit is "
+        return FileRead(**base, failure=f"file is {entry.size:,} bytes; the limit is "
                                        f"{settings.max_file_bytes:,} (max_file_bytes)")
     try:
         source = scan.read(entry, settings.max_file_bytes)
     except OSError as exc:
-        return Outcome(**base, failure=f"cannot read: {exc.strerror or exc}")
+        return FileRead(**base, failure=f"cannot read: {exc.strerror or exc}")
     digest = hashlib.sha256(source.data).hexdigest()
     if digest == known_sha:
-        return Outcome(**base, read=True, sha256=digest)
+        return FileRead(**base, read=True, sha256=digest)
     parsed, found = parse_source(source, settings)
     if parsed is None:
-        return Outcome(**base, read=True, failure=found[0].reason)
+        return FileRead(**base, read=True, failure=found[0].reason)
     stub, body = split(parsed, settings)
-    return Outcome(**base, read=True, sha256=digest, stub=stub, body=body,
+    return FileRead(**base, read=True, sha256=digest, stub=stub, body=body,
                    problems=tuple(found))
 
 
-def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> Iterator[Outcome]:
+def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
+              settings: Settings) -> Iterator[FileRead]:
     """Read every file in ``todo``, in order, in forked children under the parse budget.
 
     One child for a few files (a watched build's one or two: a bare fork costs
@@ -120,7 +121,7 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
     """
     workers = 1 if len(todo) < PARALLEL_MIN else min(processes(settings), len(todo) // CHUNK)
 
-    def task(number: int) -> Outcome:
+    def task(number: int) -> FileRead:
         entry, known = todo[number]
         return read_one(entry, known, settings)
 
@@ -131,11 +132,11 @@ def _outcomes(todo: list[tuple[scan.Entry, str | None]], settings: Settings) -> 
             yield result
 
 
-def _overran(entry: scan.Entry, overrun: budget.Overrun) -> Outcome:
+def _overran(entry: scan.ScannedFile, overrun: budget.Overrun) -> FileRead:
     """The failure of a parse that was killed at the budget (or died)."""
     why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "
                               "(parse_timeout, CPU time)")
-    return Outcome(entry.path, entry.size, entry.mtime_ns, read=True, overrun=True,
+    return FileRead(entry.path, entry.size, entry.mtime_ns, read=True, overrun=True,
                    failure=f"{why}; skipped until the file changes")
 
 
@@ -161,7 +162,7 @@ class Skips:
     def of(cls, settings: Settings) -> Skips:
         return cls(settings.ledger_file.parent / SKIPS_FILE)
 
-    def reason(self, entry: scan.Entry, shaping: str, seconds: float) -> str | None:
+    def reason(self, entry: scan.ScannedFile, shaping: str, seconds: float) -> str | None:
         """Why ``entry`` is not read again, or None to read it."""
         known = self.known.get(entry.path)
         if not isinstance(known, list) or len(known) != 5 or seconds <= 0:
@@ -172,7 +173,7 @@ class Skips:
             return None
         return str(why)
 
-    def note(self, outcome: Outcome, shaping: str, seconds: float) -> None:
+    def note(self, outcome: FileRead, shaping: str, seconds: float) -> None:
         self.known[outcome.path] = [outcome.size, outcome.mtime_ns, shaping, seconds,
                                     outcome.failure]
         self.changed = True
@@ -199,7 +200,7 @@ class Skips:
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
            hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
            store: bool = False,
-           scanned: tuple[list[scan.Entry], list[Problem]] | None = None) -> Sources:
+           scanned: tuple[list[scan.ScannedFile], list[Problem]] | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
@@ -243,15 +244,15 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     return out
 
 
-def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: str,
+def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], shaping: str,
              hold: Hold | None, out: Sources, skips: Skips,
-             seconds: float) -> list[tuple[scan.Entry, str | None]]:
+             seconds: float) -> list[tuple[scan.ScannedFile, str | None]]:
     """Files to read (with the hash they had), noting every file that is present.
 
     A file whose last parse overran (and that has not changed since) is not
     read: its problem is reported again and its last good version stays.
     """
-    todo: list[tuple[scan.Entry, str | None]] = []
+    todo: list[tuple[scan.ScannedFile, str | None]] = []
     mtimes = {entry.path: entry.mtime_ns for entry in entries}
     out.seen_at, out.present = Moments(mtimes), set(mtimes)
     stubs = out.stubs
@@ -264,7 +265,7 @@ def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: 
             if previous is not None:
                 stubs[entry.path] = previous.stub
         elif skips.known and (why := skips.reason(entry, shaping, seconds)) is not None:
-            _record(Outcome(entry.path, entry.size, entry.mtime_ns, failure=why), previous,
+            _record(FileRead(entry.path, entry.size, entry.mtime_ns, failure=why), previous,
                     shaping, out)
         else:
             same = previous.sha256 if previous and previous.settings == shaping else None
@@ -272,7 +273,7 @@ def _changed(entries: list[scan.Entry], cached: dict[str, CachedFile], shaping: 
     return todo
 
 
-def _record(outcome: Outcome, previous: CachedFile | None, shaping: str, out: Sources) -> None:
+def _record(outcome: FileRead, previous: CachedFile | None, shaping: str, out: Sources) -> None:
     out.read += outcome.read
     if outcome.failure:
         reason = outcome.failure

@@ -67,7 +67,7 @@ def utc_now() -> datetime:
 
 
 @dataclass
-class Outcome:
+class RunResult:
     """One run of the job: the build's report (None if it did not run) and what waits."""
 
     report: BuildReport | None
@@ -99,7 +99,7 @@ class Refresher:
         cap = max(BACKOFF_CAP, float(self.settings.refresh_interval))
         return min(cap, BACKOFF_FIRST * 2 ** max(0, self.failures - 1))
 
-    def waiting(self) -> Outcome | None:
+    def waiting(self) -> RunResult | None:
         """After a failed build, until :attr:`retry_at`: the outcome of a run not tried.
 
         A failed build (a corrupt ledger, a full or read-only state disk) is
@@ -109,10 +109,10 @@ class Refresher:
         :meth:`run` always tries.
         """
         if self.retry_at is not None and self.clock() < self.retry_at:
-            return Outcome(None, retry_at=self.retry_at)
+            return RunResult(None, retry_at=self.retry_at)
         return None
 
-    def run(self, reason: str = "direct") -> Outcome:
+    def run(self, reason: str = "direct") -> RunResult:
         """Build once; another build holding the lock for a whole interval skips this one."""
         self.settings = self.config.current()
         if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
@@ -121,12 +121,12 @@ class Refresher:
             self._note(last_error={"at": self.clock().isoformat(), "message":
                                    f"seeds folder {self.settings.seeds_dir} is missing; "
                                    "the last good output stays"})
-            return Outcome(None)
+            return RunResult(None)
         with build_lock(self.settings, timeout=self.settings.refresh_interval) as locked:
             if not locked:
                 log.warning("run skipped (%s): another build holds %s", reason,
                             lock_file(self.settings, BUILD_LOCK))
-                return Outcome(None)
+                return RunResult(None)
             now = self.clock()
             rule = self.writes.rule(now)
             try:
@@ -139,9 +139,9 @@ class Refresher:
         self.failures, self.retry_at = 0, None
         self.runs += 1
         self._log(reason, report, rule.held)
-        return Outcome(report, rule.held, rule.retry_at)
+        return RunResult(report, rule.held, rule.retry_at)
 
-    def _failed(self, now: datetime, reason: str, exc: FeedserverError) -> Outcome:
+    def _failed(self, now: datetime, reason: str, exc: FeedserverError) -> RunResult:
         """One line, ``last_error`` for /healthz, and the next try pushed back."""
         self.failures += 1
         wait = self.backoff()
@@ -151,7 +151,7 @@ class Refresher:
         self._note(last_error={"at": now.isoformat(), "message": str(exc),
                                "failures": self.failures,
                                "retry_at": self.retry_at.isoformat()})
-        return Outcome(None, retry_at=self.retry_at)
+        return RunResult(None, retry_at=self.retry_at)
 
     def _build(self, now: datetime, rule: HoldRule, reason: str) -> BuildReport:
         """One build; between full scans, only the paths the watcher's events named are
@@ -265,7 +265,7 @@ class Scheduler:
                 self._busy -= 1
                 self._idle.notify_all()
 
-    def _follow_up(self, outcome: Outcome, again: bool) -> None:
+    def _follow_up(self, outcome: RunResult, again: bool) -> None:
         """Schedule the next look: pending events, held files, articles coming due."""
         now, real = self.refresher.clock(), utc_now()
         times = [real + (t - now) for t in (outcome.retry_at, outcome.next_due) if t]

@@ -61,7 +61,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from feedserver.build.scan import Entry, is_article_path, is_candidate
+from feedserver.build.scan import ScannedFile, is_article_path, is_candidate
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ SETTLE = 2.0  # seconds a change must rest when no close event vouches for it
 SKEW = 60.0  # an mtime further ahead than this is another machine's clock: do not wait for it
 STALE_OPEN = 60.0  # open but unwritten this long: taken as finished (a close event was lost)
 MOVE_MEMORY = 600.0  # seconds a seen move is offered to builds (the ledger uses it once)
-Snapshot = tuple[int, int]  # (size, mtime_ns)
+FileStamp = tuple[int, int]  # (size, mtime_ns)
 
 
 @dataclass
 class _FileState:
     opens: int = 0
-    whole: Snapshot | None = None
+    whole: FileStamp | None = None
 
 
 @dataclass
@@ -89,7 +89,7 @@ class HoldRule:
 
     _writing: set[str] | None = field(default=None, init=False, repr=False)
 
-    def __call__(self, entry: Entry) -> bool:
+    def __call__(self, entry: ScannedFile) -> bool:
         wait = self.writes.wait_for(entry, self.now)
         if wait is None and self.writes.close_events \
                 and self.now.timestamp() - entry.mtime_ns / 1e9 < STALE_OPEN:
@@ -144,7 +144,7 @@ class Writes:
         with self._lock:
             self._files.setdefault(path, _FileState()).opens += 1
 
-    def closed(self, path: str, whole: Snapshot | None, wrote: bool) -> None:
+    def closed(self, path: str, whole: FileStamp | None, wrote: bool) -> None:
         """A close; ``whole`` is the file's (size, mtime_ns) when a writer closed it.
 
         A writer's close also clears the count of opens: one left over from a
@@ -159,7 +159,7 @@ class Writes:
             if state.opens == 0 and state.whole is None:
                 del self._files[path]  # nothing to remember (our own reads end here)
 
-    def renamed_in(self, path: str, whole: Snapshot | None) -> None:
+    def renamed_in(self, path: str, whole: FileStamp | None) -> None:
         """A file renamed into place is whole (the writer finished it elsewhere)."""
         with self._lock:
             self._files[path] = _FileState(whole=whole)
@@ -184,7 +184,7 @@ class Writes:
                 del self._moves[dest]
             return {dest: src for dest, (src, _) in self._moves.items()}
 
-    def wait_for(self, entry: Entry, now: datetime) -> float | None:
+    def wait_for(self, entry: ScannedFile, now: datetime) -> float | None:
         """Seconds to wait before ``entry`` may be read, or None if it is whole now."""
         age = now.timestamp() - entry.mtime_ns / 1e9
         with self._lock:
@@ -233,7 +233,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _snapshot(abspath: str) -> Snapshot | None:
+def _snapshot(abspath: str) -> FileStamp | None:
     try:
         info = os.stat(abspath)
     except OSError:

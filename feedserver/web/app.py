@@ -47,8 +47,8 @@ from feedserver.web.negotiate import prefers_html
 from feedserver.web.published import (
     CORS,
     NOSNIFF,
-    Entry,
-    Snapshot,
+    PublishedFile,
+    ServedManifest,
     Store,
     content_security_policy,
     safe_path,
@@ -174,7 +174,7 @@ class Views:
             return False
         return not is_resource_modified(environ, etag=etag, last_modified=modified)
 
-    def preflight(self, entry: Entry) -> Response:
+    def preflight(self, entry: PublishedFile) -> Response:
         """CORS preflight for scripts that send conditional headers themselves."""
         response = Bodiless(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
         if entry.cors:
@@ -184,7 +184,7 @@ class Views:
             response.headers["Access-Control-Max-Age"] = "86400"
         return response
 
-    def missing(self, snap: Snapshot, path: str, key: str | None) -> Response:
+    def missing(self, snap: ServedManifest, path: str, key: str | None) -> Response:
         """410 for what a publish removed, 308 to add a folder's slash, else 404.
 
         A widget of a channel that does not exist gets the loader that says

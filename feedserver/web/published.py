@@ -1,7 +1,7 @@
 """The serving side's view of the output folder: the manifest and file bodies.
 
 Each web worker keeps one :class:`Store`.  It holds the parsed manifest as a
-:class:`Snapshot` (media types, Last-Modified, encodings and every static
+:class:`ServedManifest` (media types, Last-Modified, encodings and every static
 header prepared once per publish), reloaded only when a cheap ``stat`` of
 ``.feedserver/manifest.json`` shows a new one.  Bodies are read by opening the
 file and ``fstat``-ing the same descriptor, and cached (bounded) by that
@@ -59,7 +59,7 @@ class Variant:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class PublishedFile:
     """A published file: its variants by encoding ('' is plain) and validators.
 
     ``alternate`` is the page a browser gets instead (a feed's preview), if any.
@@ -73,7 +73,7 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ServedManifest:
     """One version of the manifest, as prepared for serving.
 
     ``internal`` lists the build's own files (error pages): readable, not served by URL.
@@ -81,7 +81,7 @@ class Snapshot:
     """
 
     key: tuple[int, int, int] | None
-    files: dict[str, Entry] = field(default_factory=dict)
+    files: dict[str, PublishedFile] = field(default_factory=dict)
     gone: frozenset[str] = frozenset()
     internal: frozenset[str] = frozenset()
     feed_like: tuple[str, ...] = feed_like(())
@@ -96,7 +96,7 @@ def content_security_policy(settings: Settings, path: str) -> str:
             f"frame-ancestors {frame_ancestors(settings, path)}")
 
 
-def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
+def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedFile:
     """Precompute everything a request for ``path`` needs except the body."""
     media = str(meta.get("media_type") or "")
     if not _PRINTABLE.fullmatch(media):  # headers go out unchecked (web.FileResponse)
@@ -122,7 +122,7 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> Entry:
         variants[name] = Variant(path + ENCODINGS[name], str(info.get("etag", "")),
                                  (*headers, ("Content-Encoding", name)))
     moment = parse_date(str(meta.get("last_modified") or ""))
-    return Entry(variants, http_date(moment) if moment else None, moment, cors,
+    return PublishedFile(variants, http_date(moment) if moment else None, moment, cors,
                  html_alternate(path, fmt))
 
 
@@ -166,10 +166,10 @@ class Store:
         self.settings = settings
         self.root = Path(settings.output_dir)
         self._manifest = str(self.root / MANIFEST)
-        self._snapshot = Snapshot(key=(-1, -1, -1))
+        self._snapshot = ServedManifest(key=(-1, -1, -1))
         self.cache = BodyCache(cache_bytes)
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> ServedManifest:
         """The current manifest; one stat per call, a re-read only after a publish."""
         try:
             st = os.stat(self._manifest)
@@ -181,13 +181,13 @@ class Store:
             snap = self._snapshot = self._load()
         return snap
 
-    def _load(self) -> Snapshot:
+    def _load(self) -> ServedManifest:
         try:
             with open(self._manifest, "rb") as handle:
                 st = os.fstat(handle.fileno())
                 data = manifest.decode(handle.read())
         except (OSError, ValueError):
-            return Snapshot(key=None)
+            return ServedManifest(key=None)
         listed = {path: meta for path, meta in (data.get("files") or {}).items()
                   if safe_path(path) and isinstance(meta, dict)}
         files = {path: _entry(path, meta, self.settings)
@@ -195,7 +195,7 @@ class Store:
         gone = frozenset(p for p in data.get("gone") or () if isinstance(p, str))
         feeds = feed_like(str(meta.get("media_type") or "") for meta in listed.values()
                           if manifest.feed_format(meta))
-        return Snapshot((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
+        return ServedManifest((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
                         frozenset(filter(is_internal, listed)), feeds)
 
     def read(self, filename: str) -> tuple[str, bytes] | None:

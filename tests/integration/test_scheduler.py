@@ -211,7 +211,7 @@ NOW_NS = 1_800_000_000 * 10**9
 ])
 def test_the_hold_rule(close_events: bool, events: list[str], age: float,
                        wait: float | None) -> None:
-    from feedserver.build.scan import Entry
+    from feedserver.build.scan import ScannedFile
 
     writes = Writes(close_events=close_events, settle=2.0)
     mtime = NOW_NS - int(age * 1e9)
@@ -225,7 +225,7 @@ def test_the_hold_rule(close_events: bool, events: list[str], age: float,
         elif event == "read-close":
             writes.closed("a.md", None, wrote=False)
     now = datetime.fromtimestamp(NOW_NS / 1e9, UTC)
-    got = writes.wait_for(Entry("a.md", "/seeds/a.md", 10, mtime), now)
+    got = writes.wait_for(ScannedFile("a.md", "/seeds/a.md", 10, mtime), now)
     assert got == (None if wait is None else pytest.approx(wait))
 
 
