@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feedserver.build import scan
-from feedserver.build import timebox as budget
+from feedserver.build import scan, timebox
 from feedserver.build.codeversion import parse_version
 from feedserver.build.signatures import split
 from feedserver.build.stages import parse_source
@@ -125,14 +124,14 @@ def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
         entry, known = todo[number]
         return read_one(entry, known, settings)
 
-    for number, result in budget.run(len(todo), task, max(1, workers), settings.parse_timeout):
-        if isinstance(result, budget.Overrun):
+    for number, result in timebox.run(len(todo), task, max(1, workers), settings.parse_timeout):
+        if isinstance(result, timebox.Overrun):
             yield _overran(todo[number][0], result)
         else:
             yield result
 
 
-def _overran(entry: scan.ScannedFile, overrun: budget.Overrun) -> FileRead:
+def _overran(entry: scan.ScannedFile, overrun: timebox.Overrun) -> FileRead:
     """The failure of a parse that was killed at the budget (or died)."""
     why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "
                               "(parse_timeout, CPU time)")
