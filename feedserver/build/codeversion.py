@@ -27,8 +27,9 @@ PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "pyt
                    "ftfy")
 # The modules whose code decides the bytes of a channel's feeds (and of its pages, whose
 # signatures follow the channel's).  Not the templates and static files: no feed reads them.
-RENDER_MODULES = ("render", "validate.py", "core", "build/stages.py", "build/articles.py",
-                  "build/signatures.py", "build/page_signatures.py", "build/codeversion.py")
+RENDER_MODULES = ("render", "validate.py", "core", "build/assemble.py", "build/render_gate.py",
+                  "build/articles.py", "build/signatures.py", "build/page_signatures.py",
+                  "build/codeversion.py")
 RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2")
 # What only the HTML pages, embeds, OPML and catalog are made of: a new template or
 # stylesheet re-renders those, never a feed channel.

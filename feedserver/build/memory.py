@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build.articles import ChannelMemo, Known, Memo, PageMemo
+from feedserver.build.assemble import Assembled
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
 from feedserver.build.scan import Listing, ScannedFile
-from feedserver.build.stages import Assembled
 from feedserver.config import Settings
 from feedserver.core.records import Article, Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger

@@ -1,6 +1,6 @@
 """Render, validate, compress and stage channels over worker processes (a shell).
 
-The pure core renders one channel at a time (:func:`stages.render_channel`);
+The pure core renders one channel at a time (:func:`~feedserver.build.render_gate.render_channel`);
 this module spreads the stale channels of a build over ``build_processes``
 processes.  Each task validates one format of one channel (the gate stays on)
 and stages the file if it changed (:func:`publish.prepare`: compressed,
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build.forks import shared
-from feedserver.build.stages import Output, channel_file, render_checked
+from feedserver.build.render_gate import Output, channel_file, render_checked
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
@@ -140,7 +140,7 @@ def prerender(cache: ItemCache, site: Site, channels: list[Channel]) -> None:
 
 
 class Executor:
-    """The shell's :data:`~feedserver.build.stages.Renderer`: stale channels -> staged output,
+    """The shell's :data:`~feedserver.build.assemble.Renderer`: stale channels -> staged output,
     the pure channel renderer mapped over worker processes.
 
     ``cache``: the build's memory (:class:`~feedserver.build.memory.BuildMemory`) hands

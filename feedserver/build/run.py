@@ -27,19 +27,12 @@ from typing import Any
 
 from feedserver.build import guard
 from feedserver.build.articles import fill
+from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
+from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes
-from feedserver.build.stages import (
-    Output,
-    Renderer,
-    assemble_site,
-    channel_file,
-    parse_source,
-    render_channels,
-    with_full_articles,
-)
 from feedserver.config import Settings
 from feedserver.core.records import Article, Parsed, Problem, SourceFile
 from feedserver.identify.dates import git_dated

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feedserver.build import scan, timebox
+from feedserver.build.assemble import parse_source
 from feedserver.build.codeversion import parse_version
 from feedserver.build.signatures import split
-from feedserver.build.stages import parse_source
 from feedserver.config import Settings
 from feedserver.core.records import Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger

@@ -12,8 +12,8 @@ import pytest
 
 from feedserver.build import parallel
 from feedserver.build import run as build_run
+from feedserver.build.render_gate import Output, render_channel
 from feedserver.build.run import render_site, run_build
-from feedserver.build.stages import Output, render_channel
 from feedserver.config import Settings
 from feedserver.core.records import Rendered
 from feedserver.render.embed import render_embeds

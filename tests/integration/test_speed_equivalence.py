@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.corpus import generate
+from feedserver.build.assemble import assemble
+from feedserver.build.render_gate import render_channels
 from feedserver.build.run import parse_files, run_build
 from feedserver.build.signatures import split
-from feedserver.build.stages import assemble, render_channels
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import SourceFile
 from feedserver.identify.ledger import Ledger

@@ -21,11 +21,12 @@ import pytest
 from benchmarks.corpus import generate
 from feedserver.build import forks
 from feedserver.build import parallel as workers
+from feedserver.build.assemble import assemble
 from feedserver.build.forks import shared
 from feedserver.build.parallel import Executor, warm_cache
+from feedserver.build.render_gate import Output, render_channels
 from feedserver.build.run import parse_files
 from feedserver.build.signatures import split
-from feedserver.build.stages import Output, assemble, render_channels
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Channel, SourceFile
 from feedserver.identify.ledger import Ledger

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from feedserver.build.assemble import assemble
 from feedserver.build.run import parse_files
-from feedserver.build.stages import assemble
 from feedserver.config import Settings
 from feedserver.core.records import Identity, Rendered, SourceFile
 from feedserver.render.embed import (

@@ -21,15 +21,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedserver.build.articles import Known
+from feedserver.build.assemble import Assembled, assemble_site, parse_source, with_content
 from feedserver.build.page_signatures import content_wanted, page_signatures
+from feedserver.build.render_gate import render_channels
 from feedserver.build.signatures import split
-from feedserver.build.stages import (
-    Assembled,
-    assemble_site,
-    parse_source,
-    render_channels,
-    with_content,
-)
 from feedserver.config import Settings
 from feedserver.core.records import SourceFile
 from feedserver.identify.rules import Book
