@@ -27,7 +27,8 @@ PUBLISHING = f"{META_DIR}/publishing"  # marker: a publish is staging files
 JOURNAL = f"{META_DIR}/journal.json"  # the renames of a publish about to go live
 # The pages answered where nothing is published: rendered by the build in the site's
 # layout, kept out of the URL space (the same-bytes set of served files does not change).
-ERROR_PAGES = {404: f"{META_DIR}/errors/404.html", 410: f"{META_DIR}/errors/410.html"}
+ERRORS_DIR = f"{META_DIR}/errors"
+ERROR_PAGES = {404: f"{ERRORS_DIR}/404.html", 410: f"{ERRORS_DIR}/410.html"}
 # What they say (the web app's JSON answers say the same).
 ERRORS = {
     404: ("Not found", "Nothing is published at this address."),
