@@ -62,11 +62,12 @@ def parse_source(source: SourceFile, settings: Settings) -> tuple[Parsed | None,
 
 
 def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], settings: Settings,
-             now: datetime) -> tuple[Site, list[Problem]]:
+             now: datetime, render_code: str) -> tuple[Site, list[Problem]]:
     """Articles that are due and not drafts, their topics and the channels, with content
     (tests and tools: every body is at hand)."""
     halves = {path: split(item, settings) for path, item in parsed.items()}
-    made = assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now)
+    made = assemble_site({p: h[0] for p, h in halves.items()}, identities, settings, now,
+                         render_code=render_code)
     site = made.site
     bodies = {a.id: halves[a.path][1] for a in site.articles}
     return with_content(site, bodies), made.problems
@@ -167,7 +168,7 @@ def _limit_topics(due: _Due, most: int) -> None:
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime,
-                  known: Known = NOTHING_KNOWN) -> Assembled:
+                  known: Known = NOTHING_KNOWN, *, render_code: str) -> Assembled:
     """The site from stubs (topics already assigned), without any article's content.
 
     Channels, their order and their signatures never need content: the shell
@@ -190,7 +191,10 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names
-    signed = _signatures(channels, settings.fingerprint(), names, due.digests,
+    # The renderers' code version is in every channel's head: a channel listing the very
+    # articles it listed last time keeps its signature only under the same code.
+    signed = _signatures(channels, f"{settings.fingerprint()}\x1f{render_code}", names,
+                         due.digests,
                          known.channels if known.names == names else {})
     site = Site(tuple(ordered), topics, channels, context, due.next_due,
                 {slug: entry[2] for slug, entry in signed.items()})
@@ -207,7 +211,7 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
     kept: ChannelMemo = {}
     keys: dict[str, str] = {}
     for c in channels:
-        head = (c.title, c.description, c.path, c.html_url, c.updated)
+        head = (shaping, c.title, c.description, c.path, c.html_url, c.updated)
         last = known.get(c.slug)
         if last is not None and last[0] == head and len(last[1]) == len(c.articles) \
                 and all(a is b for a, b in zip(last[1], c.articles, strict=True)):

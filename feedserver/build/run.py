@@ -28,7 +28,7 @@ from typing import Any
 from feedserver.build import guard
 from feedserver.build.articles import fill
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
-from feedserver.build.codeversion import page_version
+from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
@@ -221,7 +221,8 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                   moves, memory.identities)
     identities = git_dated(identities, settings.seeds_dir, memory.identities.dates)
-    made = assemble_site(sources.stubs, identities, settings, now, known)
+    made = assemble_site(sources.stubs, identities, settings, now, known,
+                         render_code=render_version())
     memory.remember_site(made)
     site, problems = made.site, made.problems
     manifest = memory.manifest_of(out_dir)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from feedserver.build.codeversion import render_version
 from feedserver.config import Settings
 from feedserver.core.fieldwise import converter, field_names, joiner
 from feedserver.core.records import Article, Body, Channel, Parsed, Stub
@@ -65,11 +64,13 @@ def article_key(article: Article, digest: str) -> str:
                       article.author or "", article.lang or ""))
 
 
-def channel_signature(channel: Channel, settings_fingerprint: str,
-                      keys: dict[str, str], names: dict[str, str]) -> str:
-    """Signature of one channel; ``keys`` maps article ids to :func:`article_key`."""
+def channel_signature(channel: Channel, shaping: str, keys: dict[str, str],
+                      names: dict[str, str]) -> str:
+    """Signature of one channel; ``keys`` maps article ids to :func:`article_key`;
+    ``shaping`` is the settings' fingerprint and the renderers' code version (handed in
+    by the build shell: :func:`feedserver.build.codeversion.render_version`)."""
     h = hashlib.sha256()
-    head = (render_version(), settings_fingerprint, channel.slug, channel.title,
+    head = (shaping, channel.slug, channel.title,
             channel.description, channel.path, channel.html_url, _moment(channel.updated))
     h.update(_SEP.join(head).encode())
     for article in channel.articles:

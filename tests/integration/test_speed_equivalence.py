@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.corpus import generate
 from feedserver.build.assemble import assemble
+from feedserver.build.codeversion import render_version
 from feedserver.build.render_gate import render_channels
 from feedserver.build.run import parse_files, run_build
 from feedserver.build.signatures import split
@@ -58,7 +59,7 @@ def straightforward(settings: Settings, state: Path) -> dict[str, bytes]:
         stubs = {path: split(item, settings)[0] for path, item in parsed.items()}
         seen = {s.path: _mtime(seeds / s.path) for s in sources}
         identities = ledger.reconcile(stubs, set(seen), seen, NOW)
-    site_, _ = assemble(parsed, identities, settings, NOW)
+    site_, _ = assemble(parsed, identities, settings, NOW, render_version())
     output = render_channels(site_, site_.channels)
     assert not output.problems
     return {f.path: f.body for f in output.files}

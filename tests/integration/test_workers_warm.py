@@ -22,6 +22,7 @@ from benchmarks.corpus import generate
 from feedserver.build import forks
 from feedserver.build import parallel as workers
 from feedserver.build.assemble import assemble
+from feedserver.build.codeversion import render_version
 from feedserver.build.forks import shared
 from feedserver.build.parallel import Executor, warm_cache
 from feedserver.build.render_gate import Output, render_channels
@@ -59,7 +60,7 @@ def make_site(settings: Settings) -> Site:
         seen = {s.path: NOW for s in sources}
         stubs = {path: split(item, settings)[0] for path, item in parsed.items()}
         identities = ledger.reconcile(stubs, set(seen), seen, NOW)
-    site, _ = assemble(parsed, identities, settings, NOW)
+    site, _ = assemble(parsed, identities, settings, NOW, render_version())
     return site
 
 

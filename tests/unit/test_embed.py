@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from feedserver.build.assemble import assemble
+from feedserver.build.codeversion import render_version
 from feedserver.build.run import parse_files
 from feedserver.config import Settings
 from feedserver.core.records import Identity, Rendered, SourceFile
@@ -45,7 +46,7 @@ def make_site(settings: Settings, files: dict[str, str] = ARTICLES) -> Site:
     ids = {path: Identity(f"urn:test:{i}", path.split(".")[0], NOW - timedelta(days=30),
                           NOW - timedelta(days=30))
            for i, path in enumerate(sorted(parsed))}
-    site, _ = assemble(parsed, ids, settings, NOW)
+    site, _ = assemble(parsed, ids, settings, NOW, render_version())
     return site
 
 

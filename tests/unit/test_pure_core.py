@@ -76,7 +76,7 @@ def stage_all(settings: Settings, known: Known) -> tuple[Assembled, Site, list[s
     book = Book([])  # a ledger's rows, in memory: the identity rules never write SQL
     identities = book.identify_all(stubs, lambda path: NOW - timedelta(days=1))
     assert len(book.changes()[1]) == len(stubs)  # rows to write: a value the ledger takes
-    made = assemble_site(stubs, identities, settings, NOW, known)
+    made = assemble_site(stubs, identities, settings, NOW, known, render_code="code")
     signed = page_signatures(made.site, stubs, settings.fingerprint(), VERSION, known)
     site = Site(made.site.articles, made.site.topics, made.site.channels, made.site.context,
                 made.site.next_due, {**made.site.signatures, **signed.signatures})
