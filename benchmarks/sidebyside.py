@@ -47,8 +47,11 @@ def environment(code: Path, work: Path) -> dict[str, str]:
     holds only it), then ``code``'s ``feedserver``; no ``FEEDSERVER_*`` from outside."""
     shim = work / "shim"
     shim.mkdir(parents=True, exist_ok=True)
-    if not (shim / "benchmarks").exists():
-        (shim / "benchmarks").symlink_to(ROOT / "benchmarks")
+    link = shim / "benchmarks"
+    if link.is_symlink() and link.resolve() != (ROOT / "benchmarks").resolve():
+        link.unlink()  # left by a run from another checkout
+    if not link.exists():
+        link.symlink_to(ROOT / "benchmarks")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
     env["PYTHONPATH"] = os.pathsep.join((str(shim), str(code)))
     env["FEEDSERVER_REFRESH_INTERVAL"] = "3600"  # no periodic scan while serving is measured
