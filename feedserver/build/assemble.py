@@ -31,6 +31,7 @@ from feedserver.build.articles import (
 )
 from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Settings
+from feedserver.core import layout
 from feedserver.core.errors import ArticleError
 from feedserver.core.records import (
     Article,
@@ -238,13 +239,13 @@ def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
     for slug in sorted(members):
         topic = catalog[slug]
         channels.append(_channel(slug, f"{settings.site_title}: {topic.name}", topic.description,
-                                 f"topics/{slug}", tuple(members[slug]), settings))
+                                 layout.topic_folder(slug), tuple(members[slug]), settings))
     return tuple(channels)
 
 
 def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
     updated = max((a.updated for a in listed), default=EPOCH)
-    html_url = f"{settings.base_url}{path}/" if path else settings.base_url
+    html_url = layout.folder_url(settings.base_url, path)
     return Channel(slug=slug or "all", title=title, description=description or title,
                    path=path, html_url=html_url, articles=listed, updated=updated)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from feedserver.core import layout
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.render.feeds import Context, ItemCache, render
 from feedserver.render.formats import FORMATS, Format
@@ -51,7 +52,7 @@ class Output:
 
 def channel_file(channel: Channel, filename: str) -> str:
     """Output path of one of a channel's files ('feed.rss', 'topics/x/feed.rss')."""
-    return f"{channel.path}/{filename}" if channel.path else filename
+    return layout.channel_file(channel.path, filename)
 
 
 def render_checked(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache,
