@@ -124,6 +124,8 @@ def test_a_state_folder_that_cannot_hold_the_lock_is_reported_not_a_crash(
     bad = dataclasses.replace(settings, state_dir=str(blocked))
     stop = owner(bad, events=False)  # type: ignore[operator]
     assert eventually(lambda: "cannot take" in caplog.text)
+    # The line is logged just before status.json is written: wait for the file too.
+    assert eventually(lambda: isinstance(status(out).get("last_error"), dict))
     noted = status(out).get("last_error")
     assert isinstance(noted, dict) and "state folder" in str(noted["message"])
     stop.set()
