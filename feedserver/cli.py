@@ -91,10 +91,50 @@ def build(config: str | None, output_dir: str | None, allow_mass_removal: bool |
             "at": datetime.now(UTC).replace(microsecond=0).isoformat(), "message": str(exc)})
         raise click.ClickException(str(exc)) from None
     _print_problems(report)
+    _queue_websub(settings, report.written)
     click.echo(f"published {report.articles} articles in {report.channels} channels "
                f"({len(report.written)} files written, {report.unchanged} unchanged, "
                f"{len(report.removed)} removed) to {settings.output_dir} "
                f"in {report.seconds:.2f}s")
+
+
+def _queue_websub(settings: Settings, written: list[str]) -> None:
+    """Queue the WebSub pushes and pings of a publish; a running scheduler sends them."""
+    from feedserver.websub.deliver import queue_published
+    from feedserver.websub.store import HubStore
+
+    if settings.hubs and written:
+        try:
+            queue_published(settings, HubStore(settings.state_dir), written)
+        except Exception as exc:  # a hub is never a reason for a build to fail
+            click.echo(f"warning: WebSub notifications not queued: {exc}", err=True)
+
+
+@main.command()
+@config_option
+def subscribers(config: str | None) -> None:
+    """WebSub: subscribers per feed of the built-in hub, and queued pushes and pings."""
+    import time
+
+    from feedserver.websub.store import HubStore
+
+    settings = _settings(config)
+    click.echo(f"hubs: {', '.join(settings.hub_urls) or 'none'}")
+    store = HubStore(settings.state_dir)
+    if not store.exists():
+        click.echo("no subscribers yet")
+        return
+    now = time.time()
+    topics = store.per_topic(now)
+    for topic, count in topics.items():
+        click.echo(f"{count:6d}  {topic}")
+    click.echo(f"{sum(topics.values())} subscribers of {len(topics)} feeds")
+    for kind, target, topic, attempts, next_at, error in store.queued():
+        wait = max(0, round(next_at - now))
+        click.echo(f"queued {kind} of {topic} to {target}: {attempts} failed attempts, "
+                   f"next in {wait}s{f' ({error})' if error else ''}")
+    for key, value in store.notes().items():
+        click.echo(f"{key}: {value}")
 
 
 @main.command()

@@ -54,7 +54,18 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "articles (or all of them); otherwise it publishes nothing."),
     ("stuck_after", int, 0, "Seconds a build may run before /healthz says 'stuck'; "
                             "0 means max(600, 10 x refresh_interval)."),
+    ("hub_lease_seconds", int, 864_000, "WebSub lease of the built-in hub when a subscriber "
+                                        "asks for none."),
+    ("hub_lease_max_seconds", int, 2_592_000, "Longest WebSub lease the built-in hub grants."),
+    ("hub_allow_private_callbacks", bool, False, "Let the built-in hub call back loopback, "
+     "private and link-local addresses (tests, a private network)."),
+    ("hub_rate_limit", int, 30, "Subscription requests per minute one client address may "
+                                "send to the built-in hub."),
+    ("hub_retry_seconds", int, 86_400, "How long a failing push or hub ping is retried "
+                                       "(doubling waits) before it is dropped."),
 ]
+BUILTIN_HUB = "builtin"  # in ``hubs``: this server's own hub, at <base_url>websub
+HUB_PATH = "websub"
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,11 @@ class Settings:
     max_channels: int = 1000
     allow_mass_removal: bool = False
     stuck_after: int = 0
+    hub_lease_seconds: int = 864_000
+    hub_lease_max_seconds: int = 2_592_000
+    hub_allow_private_callbacks: bool = False
+    hub_rate_limit: int = 30
+    hub_retry_seconds: int = 86_400
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     # False when nothing (config, environment, command line) set base_url: `serve` then
@@ -122,6 +138,24 @@ class Settings:
     base_url_set: bool = True
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
     config_digest: str = ""  # sha256 of the text read (schedule.liveconfig)
+    # WebSub hubs every feed names: "builtin" (this server's /websub) and/or external URLs.
+    hubs: tuple[str, ...] = (BUILTIN_HUB,)
+
+    @property
+    def builtin_hub(self) -> bool:
+        """Whether this server's own hub (``/websub``) is on."""
+        return BUILTIN_HUB in self.hubs
+
+    @property
+    def hub_urls(self) -> tuple[str, ...]:
+        """The absolute URL of every hub, in the configured order (feeds and Link headers)."""
+        return tuple(self.base_url + HUB_PATH if hub == BUILTIN_HUB else hub
+                     for hub in self.hubs)
+
+    @property
+    def external_hubs(self) -> tuple[str, ...]:
+        """The hubs that are told about each publish (all but the built-in one)."""
+        return tuple(hub for hub in self.hubs if hub != BUILTIN_HUB)
 
     @property
     def stuck_seconds(self) -> int:
@@ -141,7 +175,10 @@ class Settings:
         shaping = {f.name: getattr(self, f.name) for f in fields(self)}
         for transient in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "workers",
                           "build_processes", "stuck_after", "base_url_set", "config_path",
-                          "config_digest", "allow_mass_removal", "parse_timeout"):
+                          "config_digest", "allow_mass_removal", "parse_timeout",
+                          "hub_lease_seconds", "hub_lease_max_seconds",
+                          "hub_allow_private_callbacks", "hub_rate_limit",
+                          "hub_retry_seconds"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -265,6 +302,21 @@ def _parse_debris(raw: Any, at: At) -> Debris:
     return Debris(**{**{f.name: getattr(base, f.name) for f in fields(base)}, **values})
 
 
+def _parse_hubs(raw: Any, where: str) -> tuple[str, ...]:
+    """``hubs``: "builtin" and/or absolute http(s) hub URLs, each once."""
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(f"{where}: 'hubs' must be a list of strings")
+    hubs: list[str] = []
+    for hub in (v.strip() for v in raw):
+        parts = urlsplit(hub)
+        if hub != BUILTIN_HUB and (parts.scheme not in {"http", "https"} or not parts.netloc):
+            raise ConfigError(f"{where}: 'hubs' entries must be \"{BUILTIN_HUB}\" or an "
+                              f"absolute http(s) URL, got {hub!r}")
+        if hub not in hubs:
+            hubs.append(hub)
+    return tuple(hubs)
+
+
 def _resolve_paths(values: dict[str, Any], root: Path) -> None:
     for key in ("seeds_dir", "output_dir", "state_dir", "ledger_path"):
         if values.get(key):
@@ -288,7 +340,8 @@ def _line_of(text: str, key: str | None, table: str = "") -> int:
 def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     """Checks beyond the type; the error names where the value came from."""
     for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
-                     "workers", "max_channels"):
+                     "workers", "max_channels", "hub_lease_seconds", "hub_lease_max_seconds",
+                     "hub_rate_limit", "hub_retry_seconds"):
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
@@ -348,12 +401,17 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 extra["topics"] = _parse_topics(value, at)
             elif key == "debris":
                 extra["debris"] = _parse_debris(value, at)
+            elif key == "hubs":
+                extra["hubs"] = _parse_hubs(value, where)
             else:
                 raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():
         if ENV_PREFIX + name.upper() in env:
             origins[name] = f"environment {ENV_PREFIX}{name.upper()}"
             values[name] = _coerce(name, kind, env[ENV_PREFIX + name.upper()], origins[name])
+    if ENV_PREFIX + "HUBS" in env:  # comma- or space-separated
+        extra["hubs"] = _parse_hubs(env[ENV_PREFIX + "HUBS"].replace(",", " ").split(),
+                                    f"environment {ENV_PREFIX}HUBS")
     for name, value in (overrides or {}).items():
         if name not in declared:
             raise ConfigError(f"unknown setting '{name}'")

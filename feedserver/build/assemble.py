@@ -187,7 +187,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
-                      topic_names={slug: t.name for slug, t in catalog.items()})
+                      topic_names={slug: t.name for slug, t in catalog.items()},
+                      hubs=settings.hub_urls)
     channels = build_channels(tuple(ordered), catalog, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}

@@ -33,6 +33,7 @@ class Context:
     author: str
     ttl_minutes: int
     topic_names: dict[str, str]
+    hubs: tuple[str, ...] = ()  # WebSub hub URLs every feed names (rel="hub")
 
     def feed_url(self, channel: Channel, filename: str) -> str:
         """Absolute URL of one of the channel's feed files (from base_url only)."""

@@ -49,6 +49,7 @@ from feedserver.schedule.locks import (
     write_holder,
 )
 from feedserver.schedule.watcher import HoldRule, Watcher, Writes
+from feedserver.websub.deliver import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class Refresher:
         self._scan_due = 0.0  # time.monotonic() by which the next full scan is due
         self.failures = 0  # builds failed in a row
         self.retry_at: datetime | None = None  # after a failure: no scheduled try before
+        # Told the paths each publish changed (WebSub pushes and pings); never fails a run.
+        self.after_publish: Callable[[list[str]], object] | None = None
 
     def backoff(self) -> float:
         """Seconds to wait after the current run of failures: doubling, capped."""
@@ -139,7 +142,17 @@ class Refresher:
         self.failures, self.retry_at = 0, None
         self.runs += 1
         self._log(reason, report, rule.held)
+        self._announce(report)
         return RunResult(report, rule.held, rule.retry_at)
+
+    def _announce(self, report: BuildReport) -> None:
+        """Hand what the publish changed to :attr:`after_publish` (it only queues)."""
+        if self.after_publish is None or not report.written:
+            return
+        try:
+            self.after_publish(list(report.written))
+        except Exception:
+            log.exception("websub: could not queue the notifications of run %d", self.runs)
 
     def _failed(self, now: datetime, reason: str, exc: FeedserverError) -> RunResult:
         """One line, ``last_error`` for /healthz, and the next try pushed back."""
@@ -425,6 +438,10 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
     watcher = None
     writes = Writes(close_events=False)
     refresher = Refresher(settings, clock, writes)
+    deliverer = Deliverer(settings) if settings.hubs else None
+    if deliverer is not None:
+        refresher.after_publish = deliverer.published
+        deliverer.start()
     scheduler = Scheduler(refresher)
     if events:  # watch first: a change during the first build wakes a second one
         watcher = Watcher.for_platform(settings.seeds_dir, scheduler.wake)
@@ -450,6 +467,8 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
         if watcher is not None:
             watcher.stop()
         scheduler.shutdown()
+        if deliverer is not None:
+            deliverer.stop()
         log.info("scheduler stopped after %d runs", refresher.runs)
 
 

@@ -42,7 +42,7 @@ from feedserver.core.layout import (
     is_loader_path,
 )
 from feedserver.publish.manifest import read_status
-from feedserver.web import health
+from feedserver.web import health, websub
 from feedserver.web.negotiate import prefers_html
 from feedserver.web.published import (
     CORS,
@@ -229,6 +229,11 @@ class Views:
         found = self.store.read(page) if page in self.store.snapshot().internal else None
         return found[1] if found is not None else self.plain_errors[code]
 
+    def is_feed(self, path: str) -> bool:
+        """Whether ``path`` is a feed published now (a WebSub topic of this site)."""
+        entry = self.store.snapshot().files.get(path)
+        return entry is not None and entry.feed
+
     def healthz(self) -> Response:
         """Status and counts only (:mod:`feedserver.web.health`); 503 until a build succeeded.
 
@@ -238,6 +243,11 @@ class Views:
         status = read_status(self.store.root)
         code, body = health.report(status, len(self.store.snapshot().files), self.clock(),
                                    self.settings.stuck_seconds)
+        hub = websub.health(self.settings)
+        if hub is not None:
+            body["websub"] = hub
+            if body["status"] == "ok" and ("hub_error" in hub or "error" in hub):
+                body["status"] = "degraded"
         if "strict" in request.args and body["status"] != "ok":
             code = 503
         return Response(json.dumps(body), code, [NOSNIFF, ("Cache-Control", "no-store")],
@@ -265,6 +275,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     views = Views(Store(settings, app.config["FEEDSERVER_CACHE_BYTES"]))
     app.extensions["feedserver"] = views
     app.add_url_rule("/healthz", "healthz", views.healthz)
+    websub.register(app, settings, views.is_feed)
     methods = ["GET", "HEAD", "OPTIONS"]
     app.add_url_rule("/", "file", views.file, methods=methods, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "file", views.file, methods=methods,

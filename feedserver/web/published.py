@@ -70,6 +70,7 @@ class PublishedFile:
     modified_at: datetime | None
     cors: bool
     alternate: str | None = None
+    feed: bool = False  # a feed (a WebSub topic), not a page or another file
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
     cors = manifest.cors(meta)
     if cors:
         headers += CORS
+    if fmt:  # WebSub discovery (also on a 304): where to subscribe, and the topic's URL
+        headers += [("Link", f'<{hub}>; rel="hub"') for hub in settings.hub_urls]
+        headers.append(("Link", f'<{settings.base_url}{path}>; rel="self"'))
     if kind == "text/html":
         headers.append(("Content-Security-Policy", content_security_policy(settings, path)))
     variants = {"": Variant(path, str(meta.get("etag", "")), tuple(headers))}
@@ -123,7 +127,7 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
                                  (*headers, ("Content-Encoding", name)))
     moment = parse_date(str(meta.get("last_modified") or ""))
     return PublishedFile(variants, http_date(moment) if moment else None, moment, cors,
-                 html_alternate(path, fmt))
+                 html_alternate(path, fmt), bool(fmt))
 
 
 def safe_path(path: str) -> bool:

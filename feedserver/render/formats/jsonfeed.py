@@ -55,6 +55,8 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
         "language": ctx.language,
         "authors": [{"name": ctx.author or ctx.site_title}],
     }
+    if ctx.hubs:  # JSON Feed 1.1 "hubs": where to subscribe for pushes (WebSub)
+        head["hubs"] = [{"type": "WebSub", "url": hub} for hub in ctx.hubs]
     return _compact(head)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"
 
 

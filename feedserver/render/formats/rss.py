@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING
+from xml.sax.saxutils import quoteattr
 
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats import rss_atom
@@ -37,8 +38,24 @@ def item(article: Article, ctx: Context) -> bytes:
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the items spliced into ``<channel>``."""
-    head = rss_atom.generator(chan, ctx, FORMAT).rss_str(pretty=False)
+    head = with_hubs(rss_atom.generator(chan, ctx, FORMAT).rss_str(pretty=False), ctx.hubs)
     return rss_atom.splice(head, b"</channel>", items)
+
+
+def with_hubs(head: bytes, hubs: tuple[str, ...]) -> bytes:
+    """``<atom:link rel="hub">`` for each WebSub hub, right after the self link.
+
+    feedgen writes only the ``rel="self"`` link into RSS and turns any other
+    link into the channel's plain ``<link>``, so the hub links are added here,
+    in the ``atom`` prefix the document already declares.
+    """
+    if not hubs:
+        return head
+    start = head.index(b"<atom:link ")
+    end = head.index(b"/>", start) + 2
+    links = b"".join(f"<atom:link href={quoteattr(hub)} rel=\"hub\"/>".encode()
+                     for hub in hubs)
+    return head[:end] + links + head[end:]
 
 
 def check(chan: Channel, body: bytes) -> ReadBack:

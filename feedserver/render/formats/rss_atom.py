@@ -88,6 +88,8 @@ def generator(channel: Channel, ctx: Context, fmt: Format) -> FeedGenerator:
     gen.subtitle(channel.description)
     # feedgen uses the last link as RSS <link>, so the page comes after self.
     gen.link(href=own, rel="self", type=fmt.mime)
+    for hub in ctx.hubs:  # WebSub discovery; feedgen writes these in Atom only (see rss.py)
+        gen.link(href=hub, rel="hub")
     gen.link(href=channel.html_url, rel="alternate", type="text/html")
     gen.language(ctx.language)
     gen.author(name=ctx.author or ctx.site_title)
