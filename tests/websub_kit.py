@@ -42,6 +42,7 @@ class Recorder:
     seen: list[Seen] = field(default_factory=list)
     push_status: list[int] = field(default_factory=list)  # next answers to POSTs, then 200
     confirm: bool = True  # echo the challenge (False: a callback that did not ask)
+    hold: dict[str, threading.Event] = field(default_factory=dict)  # POSTs to a path wait
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def posts(self) -> list[Seen]:
@@ -83,7 +84,10 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # a push (subscriber) or a ping (hub)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self._record(body)
+            seen = self._record(body)
+            gate = recorder.hold.get(seen.path)
+            if gate is not None:
+                gate.wait(30)
             with recorder.lock:
                 status = recorder.push_status.pop(0) if recorder.push_status else 200
             self._answer(status)

@@ -46,14 +46,14 @@ def lease(settings: Settings, asked: str | None) -> int:
 def handle(form: Mapping[str, str], client: str, settings: Settings, store: HubStore,
            is_feed: Callable[[str], bool], now: float) -> Answer:
     """Check one request and record it; the answer the subscriber gets."""
+    if not store.allow_request(client, settings.hub_rate_limit, now):  # before any lookup
+        return Answer(429, "Too many subscription requests; try again in a minute.\n", 60)
     mode = form.get("hub.mode", "")
     if mode == "publish":
         return Answer(400, "This hub only distributes the feeds of this site; they are "
                            "pushed when they are published.\n")
     if mode not in MODES:
         return Answer(400, "hub.mode must be 'subscribe' or 'unsubscribe'.\n")
-    if not store.allow_request(client, settings.hub_rate_limit, now):  # before any lookup
-        return Answer(429, "Too many subscription requests; try again in a minute.\n", 60)
     topic, callback = form.get("hub.topic", ""), form.get("hub.callback", "")
     if not topic.startswith(settings.base_url) or not is_feed(topic[len(settings.base_url):]):
         return Answer(400, "hub.topic is not a feed of this site.\n")
