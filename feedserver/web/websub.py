@@ -9,6 +9,7 @@ count per channel is for the operator only (``feedserver subscribers``).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from typing import Any
@@ -47,11 +48,16 @@ def register(app: Flask, settings: Settings, is_feed: Any) -> None:
     app.add_url_rule("/" + HUB_PATH, "websub", websub, methods=["GET", "POST"])
 
 
+@functools.lru_cache(maxsize=4)
+def _store(state_dir: str) -> HubStore:
+    return HubStore(state_dir)
+
+
 def health(settings: Settings) -> dict[str, Any] | None:
     """The hub's totals and failures for /healthz; None when no hub is configured."""
     if not settings.hubs:
         return None
-    store = HubStore(settings.state_dir)
+    store = _store(settings.state_dir)
     if not store.exists():
         return {"subscribers": 0, "queued_pushes": 0, "queued_pings": 0, "failing": 0}
     try:

@@ -15,6 +15,7 @@ nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import ipaddress
 import socket
@@ -54,19 +55,21 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def own_origins(base_url: str) -> set[tuple[str, int]]:
-    """(address, port) pairs of the server itself, from its ``base_url``."""
+@functools.lru_cache(maxsize=8)
+def own_origins(base_url: str) -> frozenset[tuple[str, int]]:
+    """(address, port) pairs of the server itself, from its ``base_url`` (looked up once
+    per process: every subscription request checks against them)."""
     parts = urlsplit(base_url)
     scheme, host = parts.scheme, parts.hostname or ""
     found = {(host.lower(), _port(parts, scheme))}
     try:
         infos = socket.getaddrinfo(host, _port(parts, scheme), type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        return found
-    return found | {(str(info[4][0]), _port(parts, scheme)) for info in infos}
+        return frozenset(found)
+    return frozenset(found | {(str(info[4][0]), _port(parts, scheme)) for info in infos})
 
 
-def check(url: str, allow_private: bool, own: set[tuple[str, int]]) -> Target:
+def check(url: str, allow_private: bool, own: frozenset[tuple[str, int]]) -> Target:
     """The URL's target if the hub may call it; :class:`Refused` with the reason if not."""
     if len(url) > MAX_URL:
         raise Refused(f"the URL is longer than {MAX_URL} characters")

@@ -30,9 +30,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from feedserver.config import Settings
+from feedserver.core.layout import MANIFEST
 from feedserver.publish.manifest import feed_format, load_manifest
 from feedserver.websub import addresses, ping
 from feedserver.websub.store import PING, HubStore, Intent, Job
@@ -92,6 +94,7 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="feedserver-websub")
         self._thread: threading.Thread | None = None
         self._swept = 0.0
+        self._manifest: tuple[tuple[int, int, int] | None, dict[str, Any]] = (None, {})
 
     # --- the publisher's side ---
 
@@ -139,8 +142,8 @@ class Deliverer:
                 log.info("websub: %d subscriptions expired", expired)
         intents, when = self.store.pending()
         if intents:
-            for intent in self.store.take_intents():
-                self._submit(intent.callback, self.verify, intent)
+            for intent in self.store.take_intents():  # taken: each must run, never skipped
+                self._submit(f"intent {intent.id}", self.verify, intent)
         if when is not None and when <= now:
             for job in self.store.due(now):
                 self._submit(job.target, self.run_job, job)
@@ -162,6 +165,19 @@ class Deliverer:
                 self._wake.set()
 
         self._pool.submit(run)
+
+    def _files(self) -> dict[str, Any]:
+        """The manifest's files, read again only when the manifest changed (a publish)."""
+        try:
+            st = (self.out_dir / MANIFEST).stat()
+            key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        with self._lock:
+            if key is None or key != self._manifest[0]:
+                files = load_manifest(self.out_dir).get("files", {})
+                self._manifest = (key, files if isinstance(files, dict) else {})
+            return self._manifest[1]
 
     # --- one request each ---
 
@@ -217,7 +233,7 @@ class Deliverer:
         sub = self.store.subscription(job.topic, job.target, now)
         base = self.settings.base_url
         path = job.topic[len(base):] if job.topic.startswith(base) else ""
-        entry = load_manifest(self.out_dir).get("files", {}).get(path)
+        entry = self._files().get(path)
         if sub is None or not isinstance(entry, dict):
             return None  # unsubscribed, expired, or the feed is gone: nothing to deliver
         try:
