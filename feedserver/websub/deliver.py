@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import queue
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -41,7 +42,7 @@ from feedserver.websub.store import PING, HubStore, Intent, Job
 
 log = logging.getLogger(__name__)
 
-WORKERS = 8  # requests in flight at once
+WORKERS = 8  # requests in flight at once (daemon threads)
 TIMEOUT = 10.0  # seconds one request may take in all
 LOOK = 0.25  # seconds between two looks at the store
 BACKOFF_FIRST = 2.0
@@ -91,7 +92,10 @@ class Deliverer:
         self._stop = threading.Event()
         self._busy: set[str] = set()  # targets with a request in flight
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="feedserver-websub")
+        # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's
+        # threads at exit, so a request in flight would hold a stopping scheduler back.
+        self._work: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
         self._swept = 0.0
         self._manifest: tuple[tuple[int, int, int] | None, dict[str, Any]] = (None, {})
@@ -113,6 +117,11 @@ class Deliverer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="feedserver-websub", daemon=True)
         self._thread.start()
+        for n in range(WORKERS):
+            worker = threading.Thread(target=self._serve, name=f"feedserver-websub-{n}",
+                                      daemon=True)
+            worker.start()
+            self._workers.append(worker)
         log.info("websub: delivering (hubs: %s)", ", ".join(self.settings.hub_urls) or "none")
 
     def stop(self) -> None:
@@ -121,7 +130,12 @@ class Deliverer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._workers:
+            self._work.put(None)
+
+    def _serve(self) -> None:
+        while (task := self._work.get()) is not None:
+            task()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -148,7 +162,7 @@ class Deliverer:
             for job in self.store.due(now):
                 self._submit(job.target, self.run_job, job)
 
-    def _submit(self, target: str, work: object, item: object) -> None:
+    def _submit(self, target: str, work: Callable[[Any], object], item: object) -> None:
         with self._lock:
             if target in self._busy:
                 return  # its turn comes when the one in flight is done
@@ -156,7 +170,7 @@ class Deliverer:
 
         def run() -> None:
             try:
-                work(item)  # type: ignore[operator]
+                work(item)
             except Exception:
                 log.exception("websub: unexpected failure with %s", target)
             finally:
@@ -164,7 +178,7 @@ class Deliverer:
                     self._busy.discard(target)
                 self._wake.set()
 
-        self._pool.submit(run)
+        self._work.put(run)
 
     def _files(self) -> dict[str, Any]:
         """The manifest's files, read again only when the manifest changed (a publish)."""

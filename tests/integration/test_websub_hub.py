@@ -248,3 +248,21 @@ def test_a_queued_push_outlives_its_process(built: Settings, subscriber: TestSer
     finally:
         again.stop()
     assert wait_for(lambda: store.queued() == [], 5)
+
+
+def test_a_renewal_replaces_the_lease_and_the_secret(built: Settings,
+                                                     subscriber: TestServer) -> None:
+    store = HubStore(built.state_dir)
+    deliverer = Deliverer(built, store)
+    topic, callback = built.base_url + "feed.atom", subscriber.url + "cb"
+    assert subscribe(built, callback, secret="old", **{"hub.lease_seconds": "60"}) == 202
+    (intent,) = store.take_intents()
+    assert deliverer.verify(intent)
+    first = store.subscription(topic, callback, time.time())
+    assert first is not None and first.secret == "old" and first.lease_seconds == 60
+    assert subscribe(built, callback, secret="new", **{"hub.lease_seconds": "3600"}) == 202
+    (intent,) = store.take_intents()
+    assert deliverer.verify(intent)
+    renewed = store.subscription(topic, callback, time.time() + 120)  # past the old lease
+    assert renewed is not None and renewed.secret == "new" and renewed.lease_seconds == 3600
+    assert store.per_topic(time.time()) == {topic: 1}
