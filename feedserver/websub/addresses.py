@@ -127,24 +127,34 @@ def call(target: Target, method: str, body: bytes, headers: dict[str, str],
 
     ``timeout`` bounds the whole exchange, not only each read: a callback that
     trickles its answer one byte at a time is cut off at ``timeout`` seconds
-    (a timer closes the socket), so it occupies one worker that long at most.
+    (a timer shuts the socket) and the exchange is a :class:`TimeoutError`, never
+    an answer, whatever http.client made of the bytes it had by then.
     """
     kind = PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection
     conn = kind(target, timeout)
-    timer = threading.Timer(timeout, _cut, (conn,))
+    cut = threading.Event()
+    timer = threading.Timer(timeout, _cut, (conn, cut))
     timer.daemon = True
     timer.start()
     try:
         conn.request(method, target.path, body=body or None,
                      headers={"User-Agent": "feedserver-websub", **headers})
         response = conn.getresponse()
-        return response.status, response.read(MAX_BODY)
+        answer = response.status, response.read(MAX_BODY)
+    except (OSError, http.client.HTTPException) as exc:
+        if cut.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:.0f}s") from None
+        raise OSError(f"{type(exc).__name__}: {exc}") from None
     finally:
         timer.cancel()
         conn.close()
+    if cut.is_set():
+        raise TimeoutError(f"no complete answer within {timeout:.0f}s")
+    return answer
 
 
-def _cut(conn: http.client.HTTPConnection) -> None:
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    cut.set()
     sock = conn.sock
     if sock is not None:
         with contextlib.suppress(OSError):

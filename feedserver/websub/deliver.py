@@ -222,7 +222,12 @@ class Deliverer:
         return True
 
     def run_job(self, job: Job) -> None:
-        error = ping.send(job, self.settings) if job.kind == PING else self.push(job)
+        try:
+            error = ping.send(job, self.settings) if job.kind == PING else self.push(job)
+        except Exception as exc:  # a surprise must not retry at once, four times a second
+            log.exception("websub: %s of %s to %s failed unexpectedly", job.kind, job.topic,
+                          job.target)
+            error = f"{type(exc).__name__}: {exc}"
         if error is None:
             self.store.done(job)
             if job.kind == PING:

@@ -267,3 +267,59 @@ def test_a_renewal_replaces_the_lease_and_the_secret(built: Settings,
     renewed = store.subscription(topic, callback, time.time() + 120)  # past the old lease
     assert renewed is not None and renewed.secret == "new" and renewed.lease_seconds == 3600
     assert store.per_topic(time.time()) == {topic: 1}
+
+
+def test_a_callback_checked_again_at_delivery_time_is_refused_and_dropped(
+        built: Settings, subscriber: TestServer) -> None:
+    """The address is checked when a push is sent too (a name may resolve elsewhere by
+    then); here the rule itself changed: private callbacks are no longer allowed."""
+    store = HubStore(built.state_dir)
+    assert subscribe(built, subscriber.url + "cb") == 202
+    (intent,) = store.take_intents()
+    assert Deliverer(built, store).verify(intent)
+    strict = Deliverer(replace(built, hub_allow_private_callbacks=False), store)
+    assert strict.published(["feed.atom"]) == 1
+    (job,) = store.due(time.time())
+    strict.run_job(job)
+    assert subscriber.recorder.posts() == [] and store.queued() == []
+    assert store.per_topic(time.time()) == {}
+
+
+def test_a_callback_that_trickles_is_cut_off(built: Settings) -> None:
+    """One byte every 0.1 s forever: the whole exchange is bounded, not each read."""
+    import socket
+
+    from feedserver.websub import addresses
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    port = listener.getsockname()[1]
+    target = addresses.check(f"http://127.0.0.1:{port}/cb", True, frozenset())
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(addresses.call(target, "POST", b"x", {}, timeout=0.5))
+        except OSError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(20)
+    stop.set()
+    listener.close()
+    assert not caller.is_alive(), "the request was not cut off"
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
