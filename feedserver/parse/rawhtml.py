@@ -44,6 +44,10 @@ from markdown_it.rules_block.state_block import StateBlock
 from markdown_it.token import Token
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption"}
+# nh3's attributes, and ``loading`` on images: a picture beside an article is drawn
+# with ``loading="lazy"`` (feedserver.parse.links).
+_ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES.setdefault("img", set()).add("loading")
 _SCHEMES = {"http", "https", "mailto"}
 # CommonMark HTML block types 1-5: those that end at a closing sequence, not a blank line.
 _CLOSED_KINDS = tuple(enumerate(HTML_SEQUENCES[:5]))
@@ -134,7 +138,7 @@ def sanitize(fragment: str, base_url: str) -> str:
     Relative ``href``/``src`` are resolved against ``base_url`` (fragments
     excepted: see :func:`_relative`).
     """
-    return nh3.clean(fragment, tags=_TAGS, url_schemes=_SCHEMES,
+    return nh3.clean(fragment, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES,
                      url_relative=_relative(base_url),
                      link_rel="noopener noreferrer", attribute_filter=_keep_attribute)
 
@@ -166,10 +170,17 @@ def _raw_tokens(tokens: Sequence[Token]) -> Iterator[Token]:
             yield from _raw_tokens(token.children)
 
 
-def render(md: MarkdownIt, body: str, base_url: str) -> str:
-    """Markdown to sanitized HTML in which no raw fragment swallowed what follows it."""
+def render(md: MarkdownIt, body: str, base_url: str,
+           rewrite: Callable[[list[Token]], None] | None = None) -> str:
+    """Markdown to sanitized HTML in which no raw fragment swallowed what follows it.
+
+    ``rewrite`` may change the parsed tokens before they are rendered (relative
+    images and links: :mod:`feedserver.parse.links`).
+    """
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
+    if rewrite is not None and ("](" in body or "]:" in body):
+        rewrite(tokens)
     raw = list(_raw_tokens(tokens)) if "<" in body else []  # no '<', no raw HTML
     mark = next((c for c in _MARK_CHARS if c not in body), None)
     if not raw or mark is None:

@@ -73,6 +73,9 @@ class PublishResult:
     manifest: dict[str, Any] | None = None  # the manifest now live
 
 
+_PRECOMPRESSED = ("image/", "audio/", "video/", "application/pdf")
+
+
 def compress(body: bytes) -> dict[str, bytes]:
     """Deterministic gzip (mtime 0) and brotli bodies; none for tiny files."""
     if len(body) < _MIN_COMPRESS:
@@ -160,7 +163,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
             and on_disk(str(out_dir), item.path, previous):
         kept = {k: v for k, v in previous.items() if k not in ("format", "cors")}
         return Prepared(item.path, {**kept, **_facts(item)})
-    encoded = compress(item.body)
+    # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
+    encoded = {} if item.media_type.startswith(_PRECOMPRESSED) else compress(item.body)
     staged: list[tuple[str, str]] = []
     try:
         _stage(out_dir, item.path, item.body, staged)
