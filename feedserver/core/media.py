@@ -130,6 +130,16 @@ def image_of(rows: tuple[MediaRow, ...]) -> Media | None:
     return next((m for m in media_of(rows) if m.role == "image"), None)
 
 
+def readable_size(length: int) -> str:
+    """A file size as a link to it shows it (``1.2 MB``)."""
+    size = float(length)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{length} bytes"  # pragma: no cover - the loop always returns
+
+
 def enclosures_of(rows: tuple[MediaRow, ...]) -> list[Media]:
     """Enclosures then attachments: what feeds carry as enclosures, in order."""
     items = media_of(rows)

@@ -157,8 +157,22 @@ class Views:
         if self.not_modified(environ, etag, entry.modified_at if fresh else None):
             kept = [h for h in variant.headers if h[0] not in _BODY_HEADERS]
             return FileResponse.prepared(b"", kept + validators, 304)
+        if entry.ranges:
+            return self.media(body, [*variant.headers, *validators])
         return FileResponse.prepared(
             body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
+
+    def media(self, body: bytes, headers: list[tuple[str, str]]) -> Response:
+        """A media file: byte ranges (206, 416; ``If-Range`` honoured) by Werkzeug's
+        conditional response, for players that seek and downloads that resume.  Its
+        one-year cache holds only for the versioned URL (``?v=``) feeds and pages use:
+        the same file asked for without it may change, so it gets the feeds' max-age."""
+        if not request.args.get("v"):
+            headers = [h if h[0] != "Cache-Control" else ("Cache-Control", self.max_age)
+                       for h in headers]
+        response = Response(body, 200, headers)
+        return response.make_conditional(request.environ, accept_ranges=True,
+                                         complete_length=len(body))
 
     @staticmethod
     def not_modified(environ: dict[str, Any], etag: str, modified: datetime | None) -> bool:

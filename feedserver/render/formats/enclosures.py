@@ -166,42 +166,43 @@ def podcast_document(body: bytes, channel: Channel, ctx: Context, podcast: Podca
     """The RSS document with the channel's and items' iTunes and Podcasting 2.0 tags."""
     from lxml import etree
 
-    root = etree.fromstring(body)
-    etree.cleanup_namespaces(root, top_nsmap={"itunes": ITUNES_NS, "podcast": PODCAST_NS})
+    old = etree.fromstring(body)
+    root = etree.Element(old.tag, dict(old.attrib),
+                         nsmap={**old.nsmap, "itunes": ITUNES_NS, "podcast": PODCAST_NS})
+    root.extend(list(old))
     head = root.find("channel")
     assert head is not None
     explicit = "true" if podcast.explicit else "false"
 
-    def add(parent: etree._Element, name: str, text: str | None = None,
+    def add(parent: etree._Element, name: str, value: str | None = None,
             **attributes: str) -> etree._Element:
         ns = PODCAST_NS if name.startswith("podcast:") else ITUNES_NS
         element = etree.SubElement(parent, f"{{{ns}}}{name.split(':')[1]}", attributes)
-        element.text = text
+        element.text = value
         return element
 
     first_item = head.find("item")
     at = list(head).index(first_item) if first_item is not None else len(head)
     tags: list[etree._Element] = []
-    holder = etree.Element("holder")
     if podcast.image:
-        tags.append(add(holder, "itunes:image", href=podcast.image_url(ctx.base_url)))
-    category = add(holder, "itunes:category", text=podcast.category)
+        tags.append(add(head, "itunes:image", href=podcast.image_url(ctx.base_url)))
+    category = add(head, "itunes:category", text=podcast.category)
     if podcast.subcategory:
         add(category, "itunes:category", text=podcast.subcategory)
     tags.append(category)
-    tags.append(add(holder, "itunes:explicit", explicit))
-    tags.append(add(holder, "itunes:author", podcast.author or ctx.author or ctx.site_title))
+    tags.append(add(head, "itunes:explicit", explicit))
+    tags.append(add(head, "itunes:author", podcast.author or ctx.author or ctx.site_title))
     if podcast.owner_email:
-        owner = add(holder, "itunes:owner")
+        owner = add(head, "itunes:owner")
         add(owner, "itunes:name", podcast.owner_name or podcast.author or ctx.site_title)
         add(owner, "itunes:email", podcast.owner_email)
         tags.append(owner)
-    tags.append(add(holder, "itunes:type", podcast.type))
-    tags.append(add(holder, "podcast:guid", podcast_guid(feed_url)))
+    tags.append(add(head, "itunes:type", podcast.type))
+    tags.append(add(head, "podcast:guid", podcast_guid(feed_url)))
     locked = {"owner": podcast.owner_email} if podcast.owner_email else {}
-    tags.append(add(holder, "podcast:locked", "yes" if podcast.locked else "no", **locked))
+    tags.append(add(head, "podcast:locked", "yes" if podcast.locked else "no", **locked))
     for offset, tag in enumerate(tags):
-        head.insert(at + offset, tag)
+        head.insert(at + offset, tag)  # before the items, where the channel's tags go
     for element, article in zip(head.iter("item"), channel.articles, strict=False):
         audio = next(iter(enclosures_of(article.media)), None)
         if audio is not None and audio.duration:
