@@ -149,7 +149,8 @@
   }
 
   function thumbnail(item, base) {
-    var src = webUrl(item.image || item.banner_image || "", base);
+    var image = item.image || item.banner_image;
+    var src = image ? webUrl(image, base) : null;
     if (!src) {
       return null;
     }
