@@ -38,6 +38,7 @@ from isal import igzip
 
 from feedserver.core.errors import PublishError
 from feedserver.core.layout import ENCODINGS, JOURNAL, MANIFEST, META_DIR, PUBLISHING, STATUS
+from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
 from feedserver.publish.manifest import VERSION, etag_of, load_manifest
 
@@ -73,7 +74,9 @@ class PublishResult:
     manifest: dict[str, Any] | None = None  # the manifest now live
 
 
-_PRECOMPRESSED = ("image/", "audio/", "video/", "application/pdf")
+# The media types of files published beside articles (feedserver.core.media): compressed
+# already.  An SVG icon is text, and compresses well.
+_PRECOMPRESSED = frozenset(TYPES.values())
 
 
 def compress(body: bytes) -> dict[str, bytes]:
@@ -164,7 +167,7 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
         kept = {k: v for k, v in previous.items() if k not in ("format", "cors")}
         return Prepared(item.path, {**kept, **_facts(item)})
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
-    encoded = {} if item.media_type.startswith(_PRECOMPRESSED) else compress(item.body)
+    encoded = {} if item.media_type in _PRECOMPRESSED else compress(item.body)
     staged: list[tuple[str, str]] = []
     try:
         _stage(out_dir, item.path, item.body, staged)

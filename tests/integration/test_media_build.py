@@ -128,7 +128,7 @@ def test_the_article_page_shows_picture_player_and_attachment(
         settings: Settings, media: dict[str, bytes]) -> None:
     assert not run_build(settings, now=NOW).errors
     page = (Path(settings.output_dir) / "articles/solar-farm-tour/index.html").read_text()
-    assert '<figure class="picture"><img src="' in page
+    assert '<figure class="content picture"><img src="' in page
     assert 'alt="Rows of panels" width="6" height="4" loading="lazy"></figure>' in page
     assert '<audio controls preload="metadata" src="' in page and "tour.mp3?v=" in page
     assert 'type="application/pdf" download>Slides of the tour</a>' in page
