@@ -132,9 +132,16 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         lang=info.get("lang"), date=info.get("date"), updated=info.get("updated"),
         explicit_id=info.get("id") or None, explicit_slug=info.get("slug") or None,
         draft=info.get("draft", False),
-        fingerprint=_fingerprint(title, rendered.flat, summary, info, media),
+        fingerprint=_fingerprint(title, rendered.flat, summary, info,
+                                 _shown_media(media, settings.base_url)),
         media=media, needs=resolver.stamps(),
     )
+
+
+def _shown_media(media: tuple[tuple[str, ...], ...], base_url: str) -> tuple[tuple[str, ...], ...]:
+    """The media rows without the site's address: moving the site (a new ``base_url``)
+    is not an edit of the article, a new picture is."""
+    return tuple((row[0], row[1].removeprefix(base_url), *row[2:]) for row in media)
 
 
 def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object],

@@ -152,3 +152,15 @@ def test_the_gate_compares_enclosures() -> None:
     assert compare([good], (made,)) == []
     lost = compare([Seen("id1", "T", f"{BASE}articles/t/", {}, ())], (made,))
     assert len(lost) == 1 and lost[0].item == 0 and "enclosures" in lost[0].reason
+
+
+def test_the_fingerprint_follows_the_media_files_not_the_site_address() -> None:
+    text = "---\ntitle: T\nimage: pic.png\n---\nText.\n"
+    here, _ = parsed(text)
+    moved = parse(SourceFile("posts/a.md", text.encode(), 0),
+                  Settings(base_url="https://news.example.org/"), [], INDEX)
+    assert moved.fingerprint == here.fingerprint and moved.media != here.media
+    other = MediaIndex({**INDEX.files, "posts/pic.png": MediaFile(
+        "posts/pic.png", 121, "image/png", "dddd11112222", None, 6, 4)}, INDEX.articles)
+    changed, _ = parsed(text, index=other)
+    assert changed.fingerprint != here.fingerprint  # a new picture is an update
