@@ -29,7 +29,7 @@ from feedserver.build import guard
 from feedserver.build.articles import fill, page_links
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version, render_version
-from feedserver.build.media import MediaScan, discover
+from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
@@ -216,7 +216,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     known = memory.known(settings)
     cached = memory.load(ledger)
     scanned = memory.scan(settings.seeds_dir, changes)
-    media = discover(settings, store=publish_output)
+    media = memory.media_scan(settings, changes, store=publish_output)
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
                      scanned=scanned,
                      media=media.index(frozenset(entry.path for entry in scanned[0])))

@@ -289,7 +289,8 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, _MEDIA_EVENTS):  # a picture or sound written, added, removed
             media = self._media(event.src_path) or \
                 self._media(getattr(event, "dest_path", "") or "")
-            if media is not None:  # every build walks the media files: waking is enough
+            if media is not None:  # the media files are walked on a full scan only
+                self.writes.rescan()
                 self.wake(f"{media} changed")
                 return
         src = self._article(event.src_path)

@@ -214,3 +214,22 @@ def test_a_podcast_channel_has_what_podcast_apps_require(
     assert episode["enclosures"][0]["type"] == "audio/mpeg"
     # Other channels are not podcasts.
     assert "itunes" not in (out / "feed.rss").read_text()
+
+
+def test_a_long_lived_build_memory_sees_a_changed_picture_on_its_next_full_scan(
+        settings: Settings, media: dict[str, bytes]) -> None:
+    from feedserver.build.memory import BuildMemory
+
+    memory = BuildMemory.empty()
+    assert not run_build(settings, now=NOW, memory=memory).errors
+    (Path(settings.seeds_dir) / "posts/photos/panels.png").write_bytes(png(9, 9))
+    # The watcher's media event asks for a full scan (changes=None): the picture, its
+    # items and pages are republished from the same memory.
+    report = run_build(settings, now=NOW, memory=memory, changes=None)
+    assert {"media/posts/photos/panels.png", "feed.json",
+            "articles/solar-farm-tour/index.html"} <= set(report.written)
+    doc = json.loads((Path(settings.output_dir) / "feed.json").read_text())
+    item = next(i for i in doc["items"] if i["title"] == ARTICLE)
+    assert 'width="9" height="9"' in item["content_html"]
+    # Between full scans a build of named article paths does not walk the media again.
+    assert run_build(settings, now=NOW, memory=memory, changes=set()).written == []
