@@ -166,7 +166,8 @@ def _markdown_body(body: str, title: str | None, settings: Settings,
             body = body.replace(first, "", 1) if title else body
     try:
         content = rawhtml.render(_markdown(), _normalized(body), settings.base_url,
-                                 resolver.rewrite if resolver is not None else None).strip()
+                                 resolver.rewrite if resolver is not None else None,
+                                 resolver.raw if resolver is not None else None).strip()
     except RecursionError:
         raise ArticleError("Markdown nests too deeply to render") from None
     text = plain_text(content)

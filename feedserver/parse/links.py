@@ -108,8 +108,15 @@ class Resolver:
         return self._unknown(url, what, refused or f"no file {found} in the seeds folder")
 
     def _unknown(self, url: str, what: str, why: str) -> str:
-        self.warnings.append(f"{what} {url!r}: {why}; shown as text")
+        warning = f"{what} {url!r}: {why}; shown as text"
+        if warning not in self.warnings:  # raw HTML may be sanitized more than once
+            self.warnings.append(warning)
         return ""
+
+    def raw(self, url: str) -> str | None:
+        """A relative URL in raw HTML (``<img src="chart.png">``), for the sanitizer:
+        the file's URL, '' (the attribute is dropped) or None (the usual rule)."""
+        return self.resolve(url, "HTML reference")
 
     def media(self, role: str, url: str, title: str = "", kind: str = "", length: str = "",
               duration: str = "") -> Media | None:

@@ -164,3 +164,14 @@ def test_the_fingerprint_follows_the_media_files_not_the_site_address() -> None:
         "posts/pic.png", 121, "image/png", "dddd11112222", None, 6, 4)}, INDEX.articles)
     changed, _ = parsed(text, index=other)
     assert changed.fingerprint != here.fingerprint  # a new picture is an update
+
+
+def test_raw_html_references_resolve_the_same_way() -> None:
+    article, warnings = parsed('# T\n\n<p>Raw <img src="pic.png" alt="r"> <a href="next.md">n</a>'
+                               ' <img src="gone.png" alt="lost"> <a href="/x">x</a></p>\n')
+    html = article.content_html
+    assert '<img src="http://127.0.0.1:8000/media/posts/pic.png?v=aaaa11112222" alt="r">' in html
+    assert '<img alt="lost">' in html and 'href="http://127.0.0.1:8000/x"' in html
+    assert f'<a href="{BASE}articles/n/"' in linked(html, {"posts/next.md": f"{BASE}articles/n/"})
+    assert warnings == ["HTML reference 'gone.png': no file posts/gone.png in the seeds folder; "
+                        "shown as text"]
