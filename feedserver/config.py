@@ -144,6 +144,10 @@ def _parse_podcast(raw: Any, at: At) -> Podcast:
             values[key] = _coerce(f"podcast.{key}", str, value, where)
         else:
             raise ConfigError(f"{where}: podcast: unknown key '{key}'")
+    if not str(values.get("image", "")).strip():
+        raise ConfigError(f"{at('', 'podcast')}: podcast.image is required: Apple Podcasts "
+                          "and the Podcast Index list no show without its artwork (a path in "
+                          "seeds/ or an absolute URL)")
     if values.get("type", "episodic") not in ("episodic", "serial"):
         raise ConfigError(f"{at('podcast', 'type')}: podcast.type must be 'episodic' or "
                           "'serial'")

@@ -175,3 +175,25 @@ def test_raw_html_references_resolve_the_same_way() -> None:
     assert f'<a href="{BASE}articles/n/"' in linked(html, {"posts/next.md": f"{BASE}articles/n/"})
     assert warnings == ["HTML reference 'gone.png': no file posts/gone.png in the seeds folder; "
                         "shown as text"]
+
+
+def test_podcast_settings_are_checked_and_name_the_key(tmp_path: Path) -> None:
+    import pytest
+
+    from feedserver.config import Podcast, load_settings
+    from feedserver.core.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text('[podcast]\nchannels = ["all", "Energy News"]\nimage = "art/cover.png"\n'
+                      'category = "Technology"\nexplicit = true\n')
+    podcast = load_settings(config, env={}).podcast
+    assert podcast == Podcast(channels=("all", "energy-news"), image="art/cover.png",
+                              category="Technology", explicit=True)
+    assert podcast.image_url(BASE) == f"{BASE}media/art/cover.png"
+    for text, message in (('[podcast]\ncategory = "News"\n', "podcast.image is required"),
+                          ('[podcast]\nimage = "a.png"\ncolour = 1\n', "unknown key 'colour'"),
+                          ('[podcast]\nimage = "a.png"\ntype = "daily"\n', "'episodic' or"),
+                          ('[podcast]\nimage = "a.png"\nchannels = "all"\n', "list of channel")):
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config, env={})
