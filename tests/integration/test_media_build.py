@@ -16,6 +16,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from feedserver.build.run import run_build
 from feedserver.config import Podcast, Settings
@@ -92,35 +93,41 @@ def test_the_app_serves_media_with_ranges_and_a_long_cache(
         settings: Settings, media: dict[str, bytes]) -> None:
     assert not run_build(settings, now=NOW).errors
     client: FlaskClient = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
-    doc = json.loads(client.get("/feed.json").data)
+
+    def get(path: str, headers: dict[str, str] | None = None) -> TestResponse:
+        """One answer, read and closed (a media body is streamed from an open file)."""
+        with client.get(path, headers=headers or {}) as answer:
+            answer.get_data()
+        return answer
+    doc = json.loads(get("/feed.json").data)
     item = next(i for i in doc["items"] if i["title"] == ARTICLE)
     urls = [item["image"], *(a["url"] for a in item["attachments"])]
     bodies = [media["posts/photos/panels.png"], media["posts/tour.mp3"], media["posts/slides.pdf"]]
     for url, body, kind in zip(urls, bodies, ("image/png", "audio/mpeg", "application/pdf"),
                                strict=True):
-        answer = client.get(url_path(url, settings))
+        answer = get(url_path(url, settings))
         assert answer.status_code == 200 and answer.data == body
         assert answer.headers["Content-Type"] == kind
         assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert answer.headers["Accept-Ranges"] == "bytes" and answer.headers["ETag"]
         assert "Content-Encoding" not in answer.headers
-        again = client.get(url_path(url, settings),
+        again = get(url_path(url, settings),
                            headers={"If-None-Match": answer.headers["ETag"]})
         assert again.status_code == 304
     mp3 = url_path(urls[1], settings)
-    part = client.get(mp3, headers={"Range": "bytes=100-199"})
+    part = get(mp3, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.data == media["posts/tour.mp3"][100:200]
     assert part.headers["Content-Range"] == f"bytes 100-199/{len(media['posts/tour.mp3'])}"
-    tail = client.get(mp3, headers={"Range": "bytes=-10"})
+    tail = get(mp3, headers={"Range": "bytes=-10"})
     assert tail.status_code == 206 and tail.data == media["posts/tour.mp3"][-10:]
-    stale = client.get(mp3, headers={"Range": "bytes=0-9", "If-Range": '"not-it"'})
+    stale = get(mp3, headers={"Range": "bytes=0-9", "If-Range": '"not-it"'})
     assert stale.status_code == 200 and stale.data == media["posts/tour.mp3"]
-    assert client.get(mp3, headers={"Range": "bytes=999999-"}).status_code == 416
+    assert get(mp3, {"Range": "bytes=999999-"}).status_code == 416
     # Without its version the same file may change: the feeds' short cache.
-    bare = client.get(mp3.split("?")[0])
+    bare = get(mp3.split("?")[0])
     assert bare.status_code == 200 and bare.headers["Cache-Control"] != \
         "public, max-age=31536000, immutable"
-    page = client.get("/articles/solar-farm-tour/")
+    page = get("/articles/solar-farm-tour/")
     assert "media-src 'self'" in page.headers["Content-Security-Policy"]
 
 

@@ -94,6 +94,10 @@ def test_every_media_url_in_every_feed_answers_over_http(
     status, headers, body = fetch(mp3, {"Range": "bytes=0-1023"})
     assert status == 206 and body == by_name["tour.mp3"][:1024]
     assert headers["Content-Range"] == f"bytes 0-1023/{len(by_name['tour.mp3'])}"
+    status, headers, body = fetch(mp3, {"Range": "bytes=30000-"})  # a player seeking
+    assert status == 206 and body == by_name["tour.mp3"][30000:]
+    status, headers, body = fetch(mp3, {"If-None-Match": headers["ETag"]})
+    assert status == 304 and body == b""
     assert fetch(f"{url}media/cover.png")[0] == 200
     assert fetch(f"{url}articles/solar-farm-follow-up/")[0] == 200
 
