@@ -63,6 +63,10 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
                                 "send to the built-in hub."),
     ("hub_retry_seconds", int, 86_400, "How long a failing push or hub ping is retried "
                                        "(doubling waits) before it is dropped."),
+    ("max_media_bytes", int, 200_000_000, "Larger media files beside articles are not "
+                                          "published (a problem names them)."),
+    ("max_site_media_bytes", int, 2_000_000_000, "Most bytes of media files published in "
+                                                 "all; files past it (in path order) are not."),
 ]
 BUILTIN_HUB = "builtin"  # in ``hubs``: this server's own hub, at <base_url>websub
 HUB_PATH = "websub"
@@ -102,6 +106,66 @@ class Debris:
 
 
 @dataclass(frozen=True)
+class Podcast:
+    """``[podcast]``: which channels are podcasts ('all' and/or topic slugs) and the
+    channel facts podcast apps require (Apple Podcasts, the Podcast Index).
+
+    ``image`` is the artwork (an absolute URL, or a path in ``seeds/``, published
+    under ``media/``; Apple asks for a square 1400-3000 px JPEG or PNG).
+    """
+
+    channels: tuple[str, ...] = ("all",)
+    image: str = ""
+    category: str = "News"
+    subcategory: str = ""
+    explicit: bool = False
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    type: str = "episodic"
+    locked: bool = True
+
+    def image_url(self, base_url: str) -> str:
+        """The artwork's absolute URL."""
+        if "://" in self.image:
+            return self.image
+        from urllib.parse import quote
+
+        return f"{base_url}media/{quote(self.image.lstrip('/'), safe='/-._~')}"
+
+
+_PODCAST_TEXT = ("image", "category", "subcategory", "author", "owner_name", "owner_email",
+                 "type")
+
+
+def _parse_podcast(raw: Any, at: At) -> Podcast:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{at('', 'podcast')}: 'podcast' must be a table")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = at("podcast", key)
+        if key == "channels":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: podcast.channels must be a list of channel "
+                                  "slugs ('all' or topic keys)")
+            values[key] = tuple("all" if v == "all" else topic_slug(v) for v in value)
+        elif key in ("explicit", "locked"):
+            values[key] = _coerce(f"podcast.{key}", bool, value, where)
+        elif key in _PODCAST_TEXT:
+            values[key] = _coerce(f"podcast.{key}", str, value, where)
+        else:
+            raise ConfigError(f"{where}: podcast: unknown key '{key}'")
+    if not str(values.get("image", "")).strip():
+        raise ConfigError(f"{at('', 'podcast')}: podcast.image is required: Apple Podcasts "
+                          "and the Podcast Index list no show without its artwork (a path in "
+                          "seeds/ or an absolute URL)")
+    if values.get("type", "episodic") not in ("episodic", "serial"):
+        raise ConfigError(f"{at('podcast', 'type')}: podcast.type must be 'episodic' or "
+                          "'serial'")
+    return Podcast(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All configuration, resolved: paths are absolute, base_url ends in '/'."""
 
@@ -131,8 +195,11 @@ class Settings:
     hub_allow_private_callbacks: bool = False
     hub_rate_limit: int = 30
     hub_retry_seconds: int = 86_400
+    max_media_bytes: int = 200_000_000
+    max_site_media_bytes: int = 2_000_000_000
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
+    podcast: Podcast | None = None  # [podcast]: channels that are podcasts
     # False when nothing (config, environment, command line) set base_url: `serve` then
     # builds links from the address it listens on (feedserver.listen).
     base_url_set: bool = True
@@ -341,7 +408,8 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     """Checks beyond the type; the error names where the value came from."""
     for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
                      "workers", "max_channels", "hub_lease_seconds", "hub_lease_max_seconds",
-                     "hub_rate_limit", "hub_retry_seconds"):
+                     "hub_rate_limit", "hub_retry_seconds", "max_media_bytes",
+                     "max_site_media_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
@@ -403,6 +471,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 extra["debris"] = _parse_debris(value, at)
             elif key == "hubs":
                 extra["hubs"] = _parse_hubs(value, where)
+            elif key == "podcast":
+                extra["podcast"] = _parse_podcast(value, at)
             else:
                 raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from feedserver.core.records import Article, Channel, Problem
 from feedserver.render.formats import FORMATS, Finding, Seen, utc
+from feedserver.render.formats.enclosures import expected as expected_enclosures
 
 __all__ = ["Finding", "compare", "findings", "item_faults", "validate"]
 
@@ -44,6 +45,11 @@ def compare(seen: list[Seen], articles: tuple[Article, ...],
                                           and got[key] == shown(value)):
                 errors.append(Finding(f"item {index + 1} {key}: expected {value!r:.80}, "
                                       f"got {got[key]!r:.80}", index))
+        if item.enclosures is not None:
+            wanted = expected_enclosures(article)
+            if list(item.enclosures) != wanted:
+                errors.append(Finding(f"item {index + 1} enclosures: expected {wanted!r:.160}, "
+                                      f"got {item.enclosures!r:.160}", index))
         want = {"published": utc(article.published), "updated": utc(article.updated)}
         for key, date in item.dates.items():
             if date != want[key]:

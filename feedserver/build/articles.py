@@ -20,6 +20,7 @@ from feedserver.core import layout
 from feedserver.core.fieldwise import converter
 from feedserver.core.records import Article, Body, Channel, Identity, Stub
 from feedserver.identify.dates import name_date
+from feedserver.parse.links import linked
 from feedserver.parse.rawhtml import anchored
 
 Memo = dict[str, tuple[Stub, Identity, Article]]
@@ -123,10 +124,18 @@ def known_article(stub: Stub, identity: Identity, known: Mapping[str, tuple[Stub
     return None
 
 
-def fill(light: Article, body: Body) -> Article:
-    """``light`` (made without content) with its content."""
-    return replace(light, content_html=anchored(body.content_html, light.link),
-                   summary=body.summary)
+def fill(light: Article, body: Body, links: Mapping[str, str] | None = None) -> Article:
+    """``light`` (made without content) with its content; ``links`` (article path ->
+    page URL) resolves its links to other articles (:func:`feedserver.parse.links.linked`)."""
+    html = anchored(body.content_html, light.link)
+    if links is not None:
+        html = linked(html, links)
+    return replace(light, content_html=html, summary=body.summary)
+
+
+def page_links(articles: Iterable[Article]) -> dict[str, str]:
+    """Each published article's page URL by its path, for :func:`fill`."""
+    return {a.path: a.link for a in articles}
 
 
 def with_full(articles: Iterable[Article], full: Mapping[str, Article]) -> list[Article]:

@@ -27,12 +27,14 @@ from feedserver.build.articles import (
     filled_channels,
     known_article,
     newest_first,
+    page_links,
     with_full,
 )
 from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
+from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import (
     Article,
     Body,
@@ -50,11 +52,13 @@ from feedserver.render.site import EPOCH, Site
 from feedserver.topics import rules as topic_rules
 
 
-def parse_source(source: SourceFile, settings: Settings) -> tuple[Parsed | None, list[Problem]]:
-    """One file -> Parsed, or None and a problem naming the file and the reason."""
+def parse_source(source: SourceFile, settings: Settings, index: MediaIndex = NO_MEDIA
+                 ) -> tuple[Parsed | None, list[Problem]]:
+    """One file -> Parsed, or None and a problem naming the file and the reason.
+    ``index``: the media files and articles its relative references may name."""
     warnings: list[str] = []
     try:
-        parsed = article_parser.parse(source, settings, warnings)
+        parsed = article_parser.parse(source, settings, warnings, index)
     except ArticleError as exc:
         return None, [Problem(source.path, str(exc))]
     except RecursionError:
@@ -77,7 +81,8 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
 def with_content(site: Site, bodies: Mapping[str, Body]) -> Site:
     """``site`` with the content of the articles in ``bodies`` (by article id) filled in,
     in its article list and in every channel listing them."""
-    full = {a.id: fill(a, bodies[a.id]) for a in site.articles if a.id in bodies}
+    links = page_links(site.articles)
+    full = {a.id: fill(a, bodies[a.id], links) for a in site.articles if a.id in bodies}
     return with_full_articles(site, full)
 
 
@@ -188,7 +193,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
                       topic_names={slug: t.name for slug, t in catalog.items()},
-                      hubs=settings.hub_urls)
+                      hubs=settings.hub_urls,
+                      podcast=settings.podcast)
     channels = build_channels(tuple(ordered), catalog, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}

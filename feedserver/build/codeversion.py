@@ -21,10 +21,12 @@ from feedserver.render.formats import fingerprint
 PACKAGE = Path(__file__).parent.parent
 # The stages whose code decides what a file parses to (whole subpackages, so a new module
 # is covered without a list to keep), and the libraries they call.
+# build/media.py, mutagen and Pillow measure the media facts a parse shows (durations,
+# picture sizes): a new version of them re-measures (media_version) and re-parses.
 PARSE_MODULES = ("parse", "topics", "core", "config.py", "build/signatures.py",
-                 "build/codeversion.py")
+                 "build/codeversion.py", "build/media.py")
 PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "python-slugify",
-                   "ftfy")
+                   "ftfy", "mutagen", "pillow")
 # The modules whose code decides the bytes of a channel's feeds (and of its pages, whose
 # signatures follow the channel's).  Not the templates and static files: no feed reads them.
 RENDER_MODULES = ("render", "validate.py", "core", "build/assemble.py", "build/render_gate.py",
@@ -71,6 +73,12 @@ def parse_version() -> str:
 
 
 @cache
+def media_version() -> str:
+    """Part of the media facts cache's key (:mod:`feedserver.build.media`)."""
+    return digest(("build/media.py", "core/media.py"), ("mutagen", "pillow"))
+
+
+@cache
 def _render_code() -> str:
     return digest(RENDER_MODULES, RENDER_LIBRARIES, without=PAGE_ASSETS)
 
@@ -97,5 +105,5 @@ def page_version() -> str:
 
 def forget() -> None:
     """Drop the versions computed by this process (a test that patches the source)."""
-    for cached in (parse_version, _render_code, _page_code):
+    for cached in (parse_version, _render_code, _page_code, media_version):
         cached.cache_clear()

@@ -31,6 +31,7 @@ from typing import Any
 
 from feedserver.build.articles import ChannelMemo, Known, Memo, PageMemo
 from feedserver.build.assemble import Assembled
+from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
 from feedserver.build.scan import Listing, ScannedFile
@@ -65,6 +66,7 @@ class BuildMemory:
     manifest: tuple[Stamp, dict[str, Any]] | None = None
     identities: Kept = field(default_factory=Kept)
     items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
+    media: MediaScan | None = None  # the last full build's media files (build/media.py)
 
     @classmethod
     def empty(cls) -> BuildMemory:
@@ -156,6 +158,16 @@ class BuildMemory:
         else:
             self.listing.patch(changed)
         return self.listing.scanned()
+
+    def media_scan(self, settings: Settings, changed: Collection[str] | None,
+                   store: bool) -> MediaScan:
+        """The media files: walked and measured again on a full scan; between full scans
+        (the watcher named only article paths) the last walk holds, since a media file's
+        event asks for a full scan (:mod:`feedserver.schedule.watcher`)."""
+        if changed is None or self.media is None or self.media.root != \
+                os.path.realpath(settings.seeds_dir):
+            self.media = discover(settings, store=store)
+        return self.media
 
     def renderer(self, out_dir: Path, published: dict[str, Any], processes: int) -> Executor:
         """The worker processes that render, validate and stage stale channels, sharing

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build import guard
-from feedserver.build.articles import fill
+from feedserver.build.articles import fill, page_links
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version, render_version
+from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
@@ -158,7 +159,8 @@ def _with_content(site: Site, wanted: list[Article], sources: Sources, ledger: L
     found.update(memory.bodies_of(paths, sources.stubs))
     found.update(ledger.bodies([path for path in paths if path not in found]))
     memory.keep_bodies(found, sources.stubs)
-    made = [(a, fill(a, found[a.path])) for a in wanted if a.id not in full]
+    links = page_links(site.articles) if wanted else {}
+    made = [(a, fill(a, found[a.path], links)) for a in wanted if a.id not in full]
     memory.keep_full(made)
     full.update((light.id, copy) for light, copy in made)
     return with_full_articles(site, full)
@@ -213,8 +215,11 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     out_dir = Path(settings.output_dir)
     known = memory.known(settings)
     cached = memory.load(ledger)
+    scanned = memory.scan(settings.seeds_dir, changes)
+    media = memory.media_scan(settings, changes, store=publish_output)
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
-                     scanned=memory.scan(settings.seeds_dir, changes))
+                     scanned=scanned,
+                     media=media.index(frozenset(entry.path for entry in scanned[0])))
     if publish_output:  # before reconcile: it would mark the missing articles gone
         lost = lost + guard.check_removals(settings, cached.keys(), sources.present,
                                            sources.forgotten)
@@ -232,18 +237,22 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
         signed = page_signatures(site, sources.stubs, settings.fingerprint(),
                                  page_version(), known)
         memory.remember_pages(signed)
-        site = replace(site, signatures={**site.signatures, **signed.signatures})
+        site = replace(site, signatures={**site.signatures, **signed.signatures,
+                                         **(media.signatures() if pages else {})})
         site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
                        | fresh_pages(site, manifest, out_dir))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     site = _with_content(site, content_wanted(site, pages), sources, ledger, memory)
     output = render_site(site, renderer) if pages else render_feeds(site, renderer)
+    if publish_output and pages:
+        _add_media(output, site, media)
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
                          rendered_channels=sum(c.slug not in site.fresh
                                                for c in site.channels),
-                         problems=lost + sources.problems + problems + output.problems)
+                         problems=lost + sources.problems + media.problems + problems
+                         + output.problems)
     if publish_output:
         memory.keep_manifest(out_dir, _publish(out_dir, site, output, manifest, report, now))
         generation = ledger.store_files((), sources.forgotten, sources.touched)
@@ -252,6 +261,14 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                                      "severity": p.severity} for p in report.problems],
                      report.articles)
     return report
+
+
+def _add_media(output: Output, site: Site, media: MediaScan) -> None:
+    """The media files not published as they are now, read for the publish step
+    (:mod:`feedserver.build.media`); the others are kept like fresh pages."""
+    files, problems = media.rendered(set(media.signatures()) - site.fresh)
+    output.files += files
+    output.problems += problems
 
 
 def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:

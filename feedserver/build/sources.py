@@ -24,6 +24,7 @@ from feedserver.build.assemble import parse_source
 from feedserver.build.codeversion import parse_version
 from feedserver.build.signatures import split
 from feedserver.config import Settings
+from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger
 
@@ -89,8 +90,10 @@ def processes(settings: Settings) -> int:
     return settings.build_processes or os.cpu_count() or 1
 
 
-def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings) -> FileRead:
-    """Read, hash and (unless the bytes are the cached ones) parse one file."""
+def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings,
+             index: MediaIndex = NO_MEDIA) -> FileRead:
+    """Read, hash and (unless the bytes are the cached ones) parse one file.
+    ``index``: the media files and articles its relative references may name."""
     base = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
     if entry.size > settings.max_file_bytes:
         return FileRead(**base, failure=f"file is {entry.size:,} bytes; the limit is "
@@ -102,7 +105,7 @@ def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings)
     digest = hashlib.sha256(source.data).hexdigest()
     if digest == known_sha:
         return FileRead(**base, read=True, sha256=digest)
-    parsed, found = parse_source(source, settings)
+    parsed, found = parse_source(source, settings, index)
     if parsed is None:
         return FileRead(**base, read=True, failure=found[0].reason)
     stub, body = split(parsed, settings)
@@ -111,7 +114,7 @@ def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings)
 
 
 def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
-              settings: Settings) -> Iterator[FileRead]:
+              settings: Settings, index: MediaIndex = NO_MEDIA) -> Iterator[FileRead]:
     """Read every file in ``todo``, in order, in forked children under the parse budget.
 
     One child for a few files (a watched build's one or two: a bare fork costs
@@ -122,7 +125,7 @@ def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
 
     def task(number: int) -> FileRead:
         entry, known = todo[number]
-        return read_one(entry, known, settings)
+        return read_one(entry, known, settings, index)
 
     for number, result in timebox.run(len(todo), task, max(1, workers), settings.parse_timeout):
         if isinstance(result, timebox.Overrun):
@@ -199,7 +202,8 @@ class Skips:
 def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
            hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
            store: bool = False,
-           scanned: tuple[list[scan.ScannedFile], list[Problem]] | None = None) -> Sources:
+           scanned: tuple[list[scan.ScannedFile], list[Problem]] | None = None,
+           media: MediaIndex | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
@@ -210,16 +214,21 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     cold build never holds every article's content at once; without it (a
     ``check``) their content is kept in ``Sources.bodies`` and nothing is written.
     ``scanned`` is the folder's listing when the caller keeps one up to date
-    (:class:`scan.Listing`); without it the folder is scanned.
+    (:class:`scan.Listing`); without it the folder is scanned.  ``media``: the media
+    files relative references may name (none when not given); a cached parse that
+    looked up a file whose stamp changed since (a picture edited, added or deleted,
+    an article linked to gone) is parsed again.
     """
     entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
     shaping = f"{settings.fingerprint()}/{parse_version()}"  # new parser code redoes parses
     out = Sources(problems=problems)
     skips = Skips.of(settings)
-    todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout)
+    index = media if media is not None else MediaIndex(
+        {}, frozenset(entry.path for entry in entries))
+    todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout, index)
     batch: list[tuple[str, CachedFile, Body]] = []
-    for done, outcome in enumerate(_outcomes(todo, settings), 1):
+    for done, outcome in enumerate(_outcomes(todo, settings, index), 1):
         _record(outcome, cached.get(outcome.path), shaping, out)
         if outcome.overrun:
             skips.note(outcome, shaping, settings.parse_timeout)
@@ -245,7 +254,8 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
 
 def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], shaping: str,
              hold: Hold | None, out: Sources, skips: Skips,
-             seconds: float) -> list[tuple[scan.ScannedFile, str | None]]:
+             seconds: float, index: MediaIndex = NO_MEDIA
+             ) -> list[tuple[scan.ScannedFile, str | None]]:
     """Files to read (with the hash they had), noting every file that is present.
 
     A file whose last parse overran (and that has not changed since) is not
@@ -257,8 +267,9 @@ def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], sha
     stubs = out.stubs
     for entry in entries:
         previous = cached.get(entry.path)
+        needed = previous is not None and _needs_hold(previous.stub, index)
         if previous is not None and previous.mtime_ns == entry.mtime_ns \
-                and previous.size == entry.size and previous.settings == shaping:
+                and previous.size == entry.size and previous.settings == shaping and needed:
             stubs[entry.path] = previous.stub
         elif hold is not None and hold(entry):
             if previous is not None:
@@ -267,9 +278,16 @@ def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], sha
             _record(FileRead(entry.path, entry.size, entry.mtime_ns, failure=why), previous,
                     shaping, out)
         else:
-            same = previous.sha256 if previous and previous.settings == shaping else None
+            same = previous.sha256 if previous and previous.settings == shaping and needed \
+                else None
             todo.append((entry, same))
     return todo
+
+
+def _needs_hold(stub: Stub, index: MediaIndex) -> bool:
+    """Whether every file a cached parse looked up is as it was then (media stamps,
+    articles present); almost every stub looked up nothing."""
+    return all(index.stamp(path) == stamp for path, stamp in stub.needs)
 
 
 def _record(outcome: FileRead, previous: CachedFile | None, shaping: str, out: Sources) -> None:

@@ -77,6 +77,11 @@ class Head:
     explicit_id: str | None = None
     explicit_slug: str | None = None
     draft: bool = False
+    # The pictures, enclosures and attachments it shows (feedserver.core.media.MediaRow),
+    # and the media files and articles its parse looked up, each with the stamp it had
+    # ('' when missing): the parse cache holds only while every one is unchanged.
+    media: tuple[tuple[str, ...], ...] = ()
+    needs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +135,7 @@ class Article:
     topics: tuple[str, ...] = ()
     author: str | None = None
     lang: str | None = None
+    media: tuple[tuple[str, ...], ...] = ()  # feedserver.core.media.MediaRow each
 
 
 @dataclass(frozen=True, slots=True)

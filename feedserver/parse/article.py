@@ -28,8 +28,9 @@ from markdown_it import MarkdownIt
 
 from feedserver.config import Debris, Settings
 from feedserver.core.errors import ArticleError
+from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import Parsed, SourceFile
-from feedserver.parse import frontmatter, mojibake, rawhtml
+from feedserver.parse import frontmatter, links, mojibake, rawhtml
 from feedserver.parse.text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -88,9 +89,16 @@ class _Body(NamedTuple):
     flat: str
 
 
-def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = None) -> Parsed:
-    """Parse one file or raise ArticleError saying why it cannot be published."""
+def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = None,
+          index: MediaIndex = NO_MEDIA) -> Parsed:
+    """Parse one file or raise ArticleError saying why it cannot be published.
+
+    ``index`` holds the media files and articles relative references may name
+    (:mod:`feedserver.parse.links`): what the parse looked up goes into ``needs``.
+    """
     warnings = [] if warnings is None else warnings
+    resolver = links.Resolver(source.path, settings.base_url, index, warnings)
+    media: tuple[tuple[str, ...], ...] = ()
     suffix = PurePosixPath(source.path).suffix.lower()
     if suffix not in SUFFIXES:
         raise ArticleError(f"unsupported file type {suffix or '(none)'}; use .txt or .md")
@@ -103,7 +111,8 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
     if suffix in MARKDOWN_SUFFIXES:
         meta, body = frontmatter.split(text)
         info = frontmatter.fields(meta, warnings)
-        rendered = _markdown_body(body, info.get("title"), settings)
+        rendered = _markdown_body(body, info.get("title"), settings, resolver)
+        media = links.front_matter_media(info, resolver)
     else:  # scraped text is never configuration: a leading '---' is text, not an id
         info = {}
         rendered = _text_body(text, None, settings.debris)
@@ -123,17 +132,29 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         lang=info.get("lang"), date=info.get("date"), updated=info.get("updated"),
         explicit_id=info.get("id") or None, explicit_slug=info.get("slug") or None,
         draft=info.get("draft", False),
-        fingerprint=_fingerprint(title, rendered.flat, summary, info),
+        fingerprint=_fingerprint(title, rendered.flat, summary, info,
+                                 _shown_media(media, settings.base_url)),
+        media=media, needs=resolver.stamps(),
     )
 
 
-def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object]) -> str:
+def _shown_media(media: tuple[tuple[str, ...], ...], base_url: str) -> tuple[tuple[str, ...], ...]:
+    """The media rows without the site's address: moving the site (a new ``base_url``)
+    is not an edit of the article, a new picture is."""
+    return tuple((row[0], row[1].removeprefix(base_url), *row[2:]) for row in media)
+
+
+def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object],
+                 media: tuple[tuple[str, ...], ...] = ()) -> str:
     parts = [title, flat, summary]
     parts += [f"{k}={info[k]!r}" for k in sorted(info) if k not in {"title", "summary"}]
+    if media:  # a new picture is an update; an article without media keeps its fingerprint
+        parts.append(repr(media))
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
+def _markdown_body(body: str, title: str | None, settings: Settings,
+                   resolver: links.Resolver | None = None) -> _Body:
     """Render Markdown; without a title field the first '# heading' is the title."""
     if not title:
         heading = _heading(body)
@@ -144,7 +165,9 @@ def _markdown_body(body: str, title: str | None, settings: Settings) -> _Body:
             title = clean_line(re.sub(r"[*_`#>]", "", first))
             body = body.replace(first, "", 1) if title else body
     try:
-        content = rawhtml.render(_markdown(), _normalized(body), settings.base_url).strip()
+        content = rawhtml.render(_markdown(), _normalized(body), settings.base_url,
+                                 resolver.rewrite if resolver is not None else None,
+                                 resolver.raw if resolver is not None else None).strip()
     except RecursionError:
         raise ArticleError("Markdown nests too deeply to render") from None
     text = plain_text(content)

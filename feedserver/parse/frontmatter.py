@@ -167,6 +167,37 @@ def _author(name: str, value: Any) -> str:
     return _plain(name, value)
 
 
+MAX_MEDIA = 20
+MediaRef = tuple[str, str, str, str, str]  # url, type, length, title, duration ('' unknown)
+
+
+def _ref(name: str, value: Any) -> MediaRef:
+    """One media reference: a path or URL, or a table with ``url`` (or ``path``) and
+    optional ``type``, ``length``, ``title``, ``duration`` (seconds)."""
+    if isinstance(value, str):
+        return (value.strip(), "", "", "", "")
+    if isinstance(value, dict):
+        url = value.get("url", value.get("path"))
+        if isinstance(url, str) and url.strip():
+            extra = [value.get(key, "") for key in ("type", "length", "title", "duration")]
+            if all(isinstance(v, str | int) and not isinstance(v, bool) for v in extra):
+                kind, length, title, duration = (str(v).strip() for v in extra)
+                return (url.strip(), kind, length, plain_line(title), duration)
+    raise ArticleError(f"front matter '{name}' must be a path, a URL or a table with 'url'")
+
+
+def _refs(name: str, value: Any) -> tuple[MediaRef, ...]:
+    """``enclosures``/``audio``/``attachments``: one reference or a list of them."""
+    items = value if isinstance(value, list) else [value]
+    return tuple(_ref(name, item) for item in items[:MAX_MEDIA])
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ArticleError(f"front matter '{name}' must be a path or a URL")
+    return value.strip()
+
+
 FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "title": ("title", _text),
     "date": ("date", _date),
@@ -185,6 +216,12 @@ FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "draft": ("draft", _bool),
     "lang": ("lang", _text),
     "language": ("lang", _text),
+    "image": ("image", _path),
+    "image_alt": ("image_alt", _plain),
+    "enclosures": ("enclosures", _refs),
+    "enclosure": ("enclosures", _refs),
+    "audio": ("enclosures", _refs),
+    "attachments": ("attachments", _refs),
 }
 
 
@@ -208,8 +245,8 @@ def fields(meta: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         except ArticleError as exc:
             warnings.append(f"{exc}; the field is ignored")
             continue
-        if canonical == "topics" and "topics" in out:
-            parsed = tuple(dict.fromkeys(out["topics"] + parsed))
+        if canonical in ("topics", "enclosures") and canonical in out:
+            parsed = tuple(dict.fromkeys(out[canonical] + parsed))
         out[canonical] = parsed
     if len(out.get("topics", ())) > MAX_TOPICS:
         warnings.append(f"front matter lists {len(out['topics'])} topics; "

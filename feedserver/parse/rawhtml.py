@@ -44,6 +44,10 @@ from markdown_it.rules_block.state_block import StateBlock
 from markdown_it.token import Token
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption"}
+# nh3's attributes, and ``loading`` on images: a picture beside an article is drawn
+# with ``loading="lazy"`` (feedserver.parse.links).
+_ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES.setdefault("img", set()).add("loading")
 _SCHEMES = {"http", "https", "mailto"}
 # CommonMark HTML block types 1-5: those that end at a closing sequence, not a blank line.
 _CLOSED_KINDS = tuple(enumerate(HTML_SEQUENCES[:5]))
@@ -128,14 +132,30 @@ _URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 _C0_SPACE = "".join(map(chr, range(0x21)))  # what a browser strips around a URL
 
 
-def sanitize(fragment: str, base_url: str) -> str:
+Resolve = Callable[[str], str | None]  # a relative URL -> new URL, '' to drop, None: not mine
+
+
+def _resolving(base_url: str, resolve: Resolve | None) -> Callable[[str], str | None]:
+    """nh3's relative-URL handler: ``resolve`` first (files beside the article, see
+    :mod:`feedserver.parse.links`: '' drops the attribute), else :func:`_relative`."""
+    usual = _relative(base_url)
+    if resolve is None:
+        return usual
+
+    def handler(url: str) -> str | None:
+        found = resolve(url)
+        return usual(url) if found is None else (found or None)
+    return handler
+
+
+def sanitize(fragment: str, base_url: str, resolve: Resolve | None = None) -> str:
     """Allow-list HTML: no script, no event attributes, no javascript: URLs.
 
     Relative ``href``/``src`` are resolved against ``base_url`` (fragments
-    excepted: see :func:`_relative`).
+    excepted: see :func:`_relative`), or by ``resolve`` when it knows them.
     """
-    return nh3.clean(fragment, tags=_TAGS, url_schemes=_SCHEMES,
-                     url_relative=_relative(base_url),
+    return nh3.clean(fragment, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES,
+                     url_relative=_resolving(base_url, resolve),
                      link_rel="noopener noreferrer", attribute_filter=_keep_attribute)
 
 
@@ -166,25 +186,35 @@ def _raw_tokens(tokens: Sequence[Token]) -> Iterator[Token]:
             yield from _raw_tokens(token.children)
 
 
-def render(md: MarkdownIt, body: str, base_url: str) -> str:
-    """Markdown to sanitized HTML in which no raw fragment swallowed what follows it."""
+def render(md: MarkdownIt, body: str, base_url: str,
+           rewrite: Callable[[list[Token]], None] | None = None,
+           resolve: Resolve | None = None) -> str:
+    """Markdown to sanitized HTML in which no raw fragment swallowed what follows it.
+
+    ``rewrite`` may change the parsed tokens before they are rendered, and
+    ``resolve`` the relative URLs of raw HTML (images and links to files beside
+    the article: :mod:`feedserver.parse.links`).
+    """
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
+    if rewrite is not None and ("](" in body or "]:" in body):
+        rewrite(tokens)
     raw = list(_raw_tokens(tokens)) if "<" in body else []  # no '<', no raw HTML
     mark = next((c for c in _MARK_CHARS if c not in body), None)
     if not raw or mark is None:
-        return sanitize(md.renderer.render(tokens, md.options, env), base_url)
+        return sanitize(md.renderer.render(tokens, md.options, env), base_url, resolve)
     found = re.compile(f"<{_MARK_TAG}>{mark}(\\d+){mark}</{_MARK_TAG}>")
     originals = [token.content for token in raw]
     # 0 as written, 1 sanitized on its own, 2 dropped: a single tag with an event handler
     # is an attack, not formatting, and goes whole (nh3 would leave the <img> it rides on).
     level = [2 if token.type == "html_inline" and _HANDLER.search(token.content)
-             else 1 if _swallows_alone(token.content, base_url) else 0 for token in raw]
+             else 1 if _swallows_alone(token.content, base_url, resolve) else 0
+             for token in raw]
     for rounds in range(_ROUNDS + 2):
         for number, token in enumerate(raw):
-            token.content = (_variant(originals[number], level[number], base_url)
+            token.content = (_variant(originals[number], level[number], base_url, resolve)
                              + f"<{_MARK_TAG}>{mark}{number}{mark}</{_MARK_TAG}>")
-        html = sanitize(md.renderer.render(tokens, md.options, env), base_url)
+        html = sanitize(md.renderer.render(tokens, md.options, env), base_url, resolve)
         seen = {int(n) for n in found.findall(html)}
         lost = next((n for n in range(len(raw)) if n not in seen), None)
         if lost is None:
@@ -198,7 +228,7 @@ def render(md: MarkdownIt, body: str, base_url: str) -> str:
     return found.sub("", html)  # pragma: no cover - every raw fragment dropped keeps each mark
 
 
-def _swallows_alone(fragment: str, base_url: str) -> bool:
+def _swallows_alone(fragment: str, base_url: str, resolve: Resolve | None = None) -> bool:
     """Whether a fragment loses a marker put right after it even with nothing before it.
 
     Most swallowing fragments do it on their own (``<style>``, ``<noscript>``,
@@ -206,10 +236,10 @@ def _swallows_alone(fragment: str, base_url: str) -> bool:
     the whole document.
     """
     probe = f"<{_MARK_TAG}>\ue000</{_MARK_TAG}>"
-    return probe not in sanitize(fragment + probe, base_url)
+    return probe not in sanitize(fragment + probe, base_url, resolve)
 
 
-def _variant(fragment: str, level: int, base_url: str) -> str:
+def _variant(fragment: str, level: int, base_url: str, resolve: Resolve | None = None) -> str:
     if level == 0:
         return fragment
-    return sanitize(fragment, base_url) if level == 1 else ""
+    return sanitize(fragment, base_url, resolve) if level == 1 else ""

@@ -39,6 +39,7 @@ from isal import igzip
 
 from feedserver.core.errors import PublishError
 from feedserver.core.layout import ENCODINGS, JOURNAL, MANIFEST, META_DIR, PUBLISHING, STATUS
+from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
 from feedserver.publish.manifest import VERSION, etag_of, load_manifest
 
@@ -73,6 +74,11 @@ class PublishResult:
     unchanged: int
     removed: list[str]
     manifest: dict[str, Any] | None = None  # the manifest now live
+
+
+# The media types of files published beside articles (feedserver.core.media): compressed
+# already.  An SVG icon is text, and compresses well.
+_PRECOMPRESSED = frozenset(TYPES.values())
 
 
 def compress(body: bytes) -> dict[str, bytes]:
@@ -188,7 +194,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
             and on_disk(str(out_dir), item.path, previous):
         kept = {k: v for k, v in previous.items() if k not in ("format", "cors")}
         return Prepared(item.path, {**kept, **_facts(item)})
-    encoded = compress(item.body)
+    # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
+    encoded = {} if item.media_type in _PRECOMPRESSED else compress(item.body)
     staged: list[tuple[str, str]] = []
     try:
         folder = _folder_for(out_dir, item.path)

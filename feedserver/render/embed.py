@@ -43,6 +43,7 @@ from feedserver.core.layout import (
     loader_path,
     root_path,
 )
+from feedserver.core.media import image_of
 from feedserver.core.records import Channel, Rendered
 from feedserver.render.formats import jsonfeed
 from feedserver.render.pages import (
@@ -80,6 +81,7 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.globals["months"] = MONTHS
+    env.globals["image_of"] = image_of  # an item's thumbnail in the iframe view
     env.filters["js_comment"] = _js_comment
     return env
 

@@ -20,6 +20,7 @@ from feedserver.core import layout
 from feedserver.core.records import Article, Channel
 
 if TYPE_CHECKING:
+    from feedserver.config import Podcast
     from feedserver.render.formats import Format
 
 
@@ -34,6 +35,7 @@ class Context:
     ttl_minutes: int
     topic_names: dict[str, str]
     hubs: tuple[str, ...] = ()  # WebSub hub URLs every feed names (rel="hub")
+    podcast: Podcast | None = None  # which channels are podcasts (render/formats/enclosures)
 
     def feed_url(self, channel: Channel, filename: str) -> str:
         """Absolute URL of one of the channel's feed files (from base_url only)."""

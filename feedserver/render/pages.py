@@ -44,6 +44,7 @@ from feedserver.core.layout import (
     folder_url,
     root_path,
 )
+from feedserver.core.media import image_of, media_of, readable_size
 from feedserver.core.records import Article, Channel, Rendered
 from feedserver.render.formats import FORMATS, rss
 from feedserver.render.site import EPOCH, Site
@@ -85,6 +86,9 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                       auto_reload=False)  # package data: no stat of every template per page
     env.globals["months"] = MONTHS
+    env.globals["media_of"] = media_of  # an article's picture, players and attachments
+    env.globals["image_of"] = image_of
+    env.filters["bytes"] = readable_size
     return env
 
 

@@ -62,6 +62,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from feedserver.build.scan import ScannedFile, is_article_path, is_candidate
+from feedserver.core.media import media_type
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,13 @@ class _Handler(FileSystemEventHandler):
         rel = self._relative(path)
         return rel if rel is not None and is_article_path(rel) else None
 
+    def _media(self, path: str | bytes) -> str | None:
+        """The seeds-relative path of a media file the build publishes, or None."""
+        rel = self._relative(path) if path else None
+        name = rel.rsplit("/", 1)[-1] if rel is not None else ""
+        return rel if rel is not None and not name.startswith(".") and media_type(name) \
+            else None
+
     def _folder(self, path: str | bytes) -> str | None:
         rel = self._relative(path)
         return rel if rel is not None and not rel.rsplit("/", 1)[-1].startswith(".") else None
@@ -278,6 +286,13 @@ class _Handler(FileSystemEventHandler):
                 self.writes.rescan()
                 self.wake(f"folder {folder} changed")
             return
+        if isinstance(event, _MEDIA_EVENTS):  # a picture or sound written, added, removed
+            media = self._media(event.src_path) or \
+                self._media(getattr(event, "dest_path", "") or "")
+            if media is not None:  # the media files are walked on a full scan only
+                self.writes.rescan()
+                self.wake(f"{media} changed")
+                return
         src = self._article(event.src_path)
         if src is not None and not isinstance(event, FileOpenedEvent | FileClosedNoWriteEvent):
             self.writes.touched(src)
@@ -308,6 +323,11 @@ class _Handler(FileSystemEventHandler):
             self.writes.renamed_in(dest, _snapshot(dest_abs))
         if src is not None or dest is not None:
             self.wake(f"{src or dest} moved")
+
+
+# The events that change a media file's bytes or presence (not opens, not reads).
+_MEDIA_EVENTS = (FileClosedEvent, FileDeletedEvent, FileMovedEvent, FileCreatedEvent,
+                 FileModifiedEvent)
 
 
 def _identity(folder: str) -> tuple[int, int] | None:

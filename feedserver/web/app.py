@@ -29,7 +29,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import is_resource_modified, parse_accept_header
+from werkzeug.wsgi import wrap_file
 
 from feedserver.config import Settings, load_settings
 from feedserver.core.layout import (
@@ -51,6 +53,7 @@ from feedserver.web.published import (
     ServedManifest,
     Store,
     content_security_policy,
+    open_beneath,
     safe_path,
 )
 
@@ -139,6 +142,8 @@ class Views:
             entry = snap.files.get(alternate, entry)  # a browser: the feed as a page
         if request.method == "OPTIONS":
             return self.preflight(entry)
+        if entry.ranges:
+            return self.media(entry, path)
         environ = request.environ
         header = environ.get("HTTP_ACCEPT_ENCODING")
         for name in (*accepted(header), "") if header else ("",):
@@ -159,6 +164,40 @@ class Views:
             return FileResponse.prepared(b"", kept + validators, 304)
         return FileResponse.prepared(
             body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
+
+    def media(self, entry: PublishedFile, path: str) -> Response:
+        """A media file, streamed from its descriptor (a podcast episode is never read
+        whole into memory): byte ranges (206, 416; ``If-Range`` honoured) and
+        conditional requests by Werkzeug's conditional response, for players that seek
+        and downloads that resume.  Its one-year cache holds only for the versioned URL
+        (``?v=``) feeds and pages use: the same file asked for without it may change,
+        so it gets the feeds' max-age."""
+        variant = entry.variants[""]
+        headers = [h for h in variant.headers if h[0] != "Cache-Control"]
+        headers.append(("Cache-Control", next(v for k, v in variant.headers
+                                              if k == "Cache-Control")
+                        if request.args.get("v") else self.max_age))
+        headers.append(("ETag", variant.etag))  # the manifest's: a hash of these bytes
+        if entry.last_modified:
+            headers.append(("Last-Modified", entry.last_modified))
+        if self.not_modified(request.environ, variant.etag, entry.modified_at):
+            return FileResponse.prepared(b"", [h for h in headers if h[0] not in _BODY_HEADERS],
+                                         304)
+        try:
+            fd = open_beneath(str(self.store.root), variant.filename)
+        except OSError:
+            return self.error(404, path)
+        size = os.fstat(fd).st_size
+        handle = os.fdopen(fd, "rb")
+        response = Response(wrap_file(request.environ, handle), 200, headers,
+                            direct_passthrough=True)
+        response.content_length = size
+        try:
+            return response.make_conditional(request.environ, accept_ranges=True,
+                                             complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            handle.close()
+            raise
 
     @staticmethod
     def not_modified(environ: dict[str, Any], etag: str, modified: datetime | None) -> bool:

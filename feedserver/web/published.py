@@ -31,6 +31,7 @@ from werkzeug.http import http_date, parse_date
 
 from feedserver.config import Settings
 from feedserver.core.layout import ENCODINGS, MANIFEST, is_internal
+from feedserver.core.media import LONG_CACHE, is_media_path
 from feedserver.publish import manifest
 from feedserver.publish.manifest import etag_of
 from feedserver.web.negotiate import (
@@ -71,6 +72,7 @@ class PublishedFile:
     cors: bool
     alternate: str | None = None
     feed: bool = False  # a feed (a WebSub topic), not a page or another file
+    ranges: bool = False  # a media file: byte ranges answered (206), cached long when versioned
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def content_security_policy(settings: Settings, path: str) -> str:
     parts = urlsplit(settings.base_url)
     return ("default-src 'none'; "
             f"style-src 'self' {parts.scheme}://{parts.netloc}; img-src http: https: data:; "
+            f"media-src 'self' {parts.scheme}://{parts.netloc}; "
             "base-uri 'none'; form-action 'none'; "
             f"frame-ancestors {frame_ancestors(settings, path)}")
 
@@ -104,8 +107,12 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
         media = "application/octet-stream"
     kind = media.split(";")[0].strip()
     fmt = manifest.feed_format(meta)
+    ranges = is_media_path(path)
     headers = [("Content-Type", media), NOSNIFF,
-               ("Cache-Control", f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
+               ("Cache-Control", LONG_CACHE if ranges
+                else f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
+    if ranges:
+        headers.append(("Accept-Ranges", "bytes"))
     encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
                  if name in ENCODINGS}
     vary = ["Accept"] if varies_on_accept(path, fmt) else []
@@ -127,7 +134,7 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
                                  (*headers, ("Content-Encoding", name)))
     moment = parse_date(str(meta.get("last_modified") or ""))
     return PublishedFile(variants, http_date(moment) if moment else None, moment, cors,
-                 html_alternate(path, fmt), bool(fmt))
+                         html_alternate(path, fmt), bool(fmt), ranges)
 
 
 def safe_path(path: str) -> bool:

@@ -48,7 +48,8 @@ summary: Short.
 ---
 Body with [a link](/x/y) and ![img](pic.png).
 """
-    parsed = parse(source("a/hello.md", text), settings)
+    warnings: list[str] = []
+    parsed = parse(source("a/hello.md", text), settings, warnings)
     assert parsed.title == "Hello"  # <world> is a tag to a browser: removed (issue 12)
     assert parsed.date is not None and parsed.date.isoformat() == "2024-05-01T08:00:00+00:00"
     assert parsed.updated is not None and parsed.updated.isoformat() == "2024-05-02T00:00:00+00:00"
@@ -57,7 +58,9 @@ Body with [a link](/x/y) and ![img](pic.png).
     assert parsed.explicit_id == "tag:example.org,2024:hello"
     assert parsed.explicit_slug == "hello-there"
     assert 'href="http://127.0.0.1:8000/x/y"' in parsed.content_html
-    assert 'src="http://127.0.0.1:8000/pic.png"' in parsed.content_html
+    # A picture that is not beside the article is its alt text, not a broken <img> (issue 20)
+    assert "<img" not in parsed.content_html and "and img." in parsed.content_html
+    assert warnings == ["image 'pic.png': no file a/pic.png in the seeds folder; shown as text"]
 
 
 def test_markdown_toml_front_matter_and_draft(settings: Settings) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from feedserver.core.records import Article, Channel
-from feedserver.render.formats import rss_atom
+from feedserver.render.formats import enclosures, rss_atom
 from feedserver.render.formats.base import Format, ReadBack
 
 if TYPE_CHECKING:
@@ -22,14 +22,23 @@ def item(article: Article, ctx: Context) -> bytes:
     """One ``<entry>``."""
     from lxml import etree
 
-    root = etree.Element("feed", xmlns=ATOM_XMLNS)
-    root.append(rss_atom.entry(article, ctx).atom_entry())
+    if not article.media:
+        root = etree.Element("feed", xmlns=ATOM_XMLNS)
+        root.append(rss_atom.entry(article, ctx).atom_entry())
+        return rss_atom.inner(root, b">", b"</feed>")
+    root = etree.Element("feed", nsmap={None: ATOM_XMLNS, "media": enclosures.MEDIA_NS})
+    element = rss_atom.entry(article, ctx).atom_entry()
+    enclosures.atom_links(element, article)
+    enclosures.atom_thumbnail(element, article)
+    root.append(element)
     return rss_atom.inner(root, b">", b"</feed>")
 
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the entries spliced in before ``</feed>``."""
-    head = rss_atom.generator(chan, ctx, FORMAT).atom_str(pretty=False)
+    gen = rss_atom.generator(chan, ctx, FORMAT)
+    enclosures.declare_media(gen, chan, atom=True)
+    head = gen.atom_str(pretty=False)
     return rss_atom.splice(head, b"</feed>", items)
 
 

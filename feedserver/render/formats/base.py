@@ -51,6 +51,8 @@ class Seen:
     title: object
     link: object
     dates: dict[str, Date | None] = field(default_factory=dict)
+    # The enclosure and attachment URLs read back (sorted); None: the format was not asked.
+    enclosures: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feedserver.core.records import Article, Channel
+from feedserver.render.formats import enclosures
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, utc
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def item(article: Article, ctx: Context) -> bytes:
     author = article.author or ctx.author
     if author:
         drawn["authors"] = [{"name": author}]
+    if article.media:
+        drawn.update(enclosures.json_fields(article))
     return _compact(drawn)
 
 
@@ -68,6 +71,13 @@ def _date(value: object) -> Date | None:
     return utc(moment) if moment.tzinfo else None
 
 
+def _attachments(value: object) -> tuple[str, ...]:
+    """The attachment URLs of one item, sorted (what the gate compares)."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(sorted(str(a.get("url")) for a in value if isinstance(a, dict)))
+
+
 def check(chan: Channel, body: bytes) -> ReadBack:
     """Structural JSON Feed 1.1 checks, then the items as a reader gets them."""
     try:
@@ -86,7 +96,8 @@ def check(chan: Channel, body: bytes) -> ReadBack:
             problems.append(Finding(f"item {index + 1}: content_html must be a string", index))
     seen = [Seen(i.get("id"), i.get("title"), i.get("url"),
                  {"published": _date(i.get("date_published")),
-                  "updated": _date(i.get("date_modified"))}) for i in items]
+                  "updated": _date(i.get("date_modified"))},
+                 enclosures=_attachments(i.get("attachments"))) for i in items]
     return ReadBack(problems, seen)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
 from feedserver.core.records import Article, Channel
-from feedserver.render.formats import rss_atom
+from feedserver.render.formats import enclosures, rss_atom
 from feedserver.render.formats.base import Format, ReadBack
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ RSS_NS = {
     "atom": "http://www.w3.org/2005/Atom",
     "content": "http://purl.org/rss/1.0/modules/content/",
     "dc": "http://purl.org/dc/elements/1.1/",
+    "media": enclosures.MEDIA_NS,  # declared by a channel only when an item uses it
 }
 
 
@@ -31,15 +32,26 @@ def item(article: Article, ctx: Context) -> bytes:
     # RSS <description> is HTML; the summary is plain text ("a<b", or a literal
     # "<script>" someone wrote), so it goes in escaped.  Atom's summary is typed text.
     entry.description(html.escape(article.summary, quote=False))
+    enclosures.rss_enclosure(entry, article)
     root = etree.Element("rss", nsmap=RSS_NS)
-    etree.SubElement(root, "channel").append(entry.rss_entry())
+    drawn = entry.rss_entry()
+    if article.media:
+        enclosures.media_elements(drawn, article)
+    etree.SubElement(root, "channel").append(drawn)
     return rss_atom.inner(root, b"<channel>", b"</channel>")
 
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the items spliced into ``<channel>``."""
-    head = with_hubs(rss_atom.generator(chan, ctx, FORMAT).rss_str(pretty=False), ctx.hubs)
-    return rss_atom.splice(head, b"</channel>", items)
+    gen = rss_atom.generator(chan, ctx, FORMAT)
+    enclosures.declare_media(gen, chan, atom=False)
+    head = with_hubs(gen.rss_str(pretty=False), ctx.hubs)
+    body = rss_atom.splice(head, b"</channel>", items)
+    podcast = enclosures.podcast_of(chan, ctx)
+    if podcast is not None:
+        body = enclosures.podcast_document(body, chan, ctx, podcast,
+                                           ctx.feed_url(chan, FORMAT.filename))
+    return body
 
 
 def with_hubs(head: bytes, hubs: tuple[str, ...]) -> bytes:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from feedserver.core import layout
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
+from feedserver.render.formats.enclosures import seen_enclosures
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -149,6 +150,7 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     # Dates by their own key only (dict.get): FeedParserDict.get('updated_parsed') falls
     # back to the published date, which would hide an entry without <updated>.
     items = [Seen(e.get("id"), e.get("title"), e.get("link"),
-                  {key: _struct(dict.get(e, f"{key}_parsed")) for key in dates})
+                  {key: _struct(dict.get(e, f"{key}_parsed")) for key in dates},
+                  seen_enclosures(e))
              for e in entries]
     return ReadBack([], items, as_feedparser_shows)

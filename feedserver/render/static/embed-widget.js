@@ -14,7 +14,8 @@
  * Attributes on the <script> tag: data-limit (1-50, default 5), data-summary
  * (show summaries unless "false"/"0"/"no"/"off"), data-target (CSS selector of an
  * element whose content is replaced), data-lang (BCP 47 tag for dates; default:
- * the host page's lang, then the feed's language).
+ * the host page's lang, then the feed's language), data-images (a thumbnail of each
+ * item's JSON Feed image, unless "false"/"0"/"no"/"off").
  */
 (function (w, d) {
   "use strict";
@@ -31,6 +32,8 @@
       "font-weight:var(--feedserver-link-weight,600)}",
     ":where(." + NAME + "__date){display:block;font-size:var(--feedserver-date-size,.85em);" +
       "color:var(--feedserver-muted-color,GrayText)}",
+    ":where(." + NAME + "__image){float:left;width:3em;height:3em;object-fit:cover;" +
+      "margin:0 .5em .2em 0}",
     ":where(." + NAME + "__summary){margin:.2em 0 0;font-size:var(--feedserver-summary-size,.95em)}",
     ":where(." + NAME + "__unavailable){margin:0;font-style:italic;" +
       "color:var(--feedserver-muted-color,GrayText)}"
@@ -140,8 +143,30 @@
     }
   }
 
-  function headline(item, base, format, summary) {
+  function wantsImages(script) {
+    var value = option(script, "images");
+    return value !== null && !/^(false|0|no|off)$/i.test(value);
+  }
+
+  function thumbnail(item, base) {
+    var image = item.image || item.banner_image;
+    var src = image ? webUrl(image, base) : null;
+    if (!src) {
+      return null;
+    }
+    var img = element("img", "image");
+    img.setAttribute("src", src);
+    img.setAttribute("alt", "");
+    img.setAttribute("loading", "lazy");
+    return img;
+  }
+
+  function headline(item, base, format, summary, images) {
     var li = element("li", "item");
+    var picture = images ? thumbnail(item, base) : null;
+    if (picture) {
+      li.appendChild(picture);
+    }
     var href = webUrl(item.url || item.external_url || "", base);
     var title = String(item.title || item.summary || href || "");
     var link = element(href ? "a" : "span", "link", title);
@@ -170,7 +195,8 @@
     var list = element("ul", "list");
     var items = feed.items.slice(0, limitOf(script));
     for (var i = 0; i < items.length; i++) {
-      list.appendChild(headline(items[i] || {}, url, format, wantsSummary(script)));
+      list.appendChild(headline(items[i] || {}, url, format, wantsSummary(script),
+                                wantsImages(script)));
     }
     box.textContent = "";
     box.appendChild(list);
