@@ -124,18 +124,13 @@ def known_article(stub: Stub, identity: Identity, known: Mapping[str, tuple[Stub
     return None
 
 
-def fill(light: Article, body: Body, links: Mapping[str, str] | None = None) -> Article:
-    """``light`` (made without content) with its content; ``links`` (article path ->
-    page URL) resolves its links to other articles (:func:`feedserver.parse.links.linked`)."""
-    html = anchored(body.content_html, light.link)
-    if links is not None:
-        html = linked(html, links)
+def fill(light: Article, body: Body) -> Article:
+    """``light`` (made without content) with its content, its links to other articles
+    pointing where ``light.links`` says (:mod:`feedserver.build.links`): the filled copy
+    is a function of ``light`` and ``body`` only, which is what lets the build memory
+    keep it by ``light``."""
+    html = linked(anchored(body.content_html, light.link), dict(light.links))
     return replace(light, content_html=html, summary=body.summary)
-
-
-def page_links(articles: Iterable[Article]) -> dict[str, str]:
-    """Each published article's page URL by its path, for :func:`fill`."""
-    return {a.path: a.link for a in articles}
 
 
 def with_full(articles: Iterable[Article], full: Mapping[str, Article]) -> list[Article]:

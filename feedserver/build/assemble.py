@@ -27,9 +27,9 @@ from feedserver.build.articles import (
     filled_channels,
     known_article,
     newest_first,
-    page_links,
     with_full,
 )
+from feedserver.build.links import resolve_links
 from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Settings
 from feedserver.core import layout
@@ -81,8 +81,7 @@ def assemble(parsed: dict[str, Parsed], identities: dict[str, Identity], setting
 def with_content(site: Site, bodies: Mapping[str, Body]) -> Site:
     """``site`` with the content of the articles in ``bodies`` (by article id) filled in,
     in its article list and in every channel listing them."""
-    links = page_links(site.articles)
-    full = {a.id: fill(a, bodies[a.id], links) for a in site.articles if a.id in bodies}
+    full = {a.id: fill(a, bodies[a.id]) for a in site.articles if a.id in bodies}
     return with_full_articles(site, full)
 
 
@@ -114,6 +113,7 @@ class _Due:
     names: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     next_due: datetime | None = None
+    later: dict[str, datetime] = field(default_factory=dict)  # path -> when it is due
 
 
 def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings: Settings,
@@ -132,6 +132,7 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
             made[path] = (stub, identity, article)
         if article.published > now:
             out.next_due = min(out.next_due or article.published, article.published)
+            out.later[path] = article.published
             continue
         held = by_id.get(article.id)
         if held is not None:  # the first path keeps it, but an id set in front matter never
@@ -185,6 +186,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     """
     made: Memo = {}
     due = _due(stubs, identities, settings, now, known, made)
+    # Before topics are limited: ``made`` keeps articles as their files and links make them.
+    due.problems += resolve_links(due.by_id, stubs, identities, due.later, made)
     if len(due.names) >= settings.max_channels:  # 'all' is a channel too
         _limit_topics(due, settings.max_channels - 1)
     ordered = newest_first(due.by_id.values())

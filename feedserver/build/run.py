@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build import guard
-from feedserver.build.articles import fill, page_links
+from feedserver.build.articles import fill
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.media import MediaScan
@@ -159,8 +159,7 @@ def _with_content(site: Site, wanted: list[Article], sources: Sources, ledger: L
     found.update(memory.bodies_of(paths, sources.stubs))
     found.update(ledger.bodies([path for path in paths if path not in found]))
     memory.keep_bodies(found, sources.stubs)
-    links = page_links(site.articles) if wanted else {}
-    made = [(a, fill(a, found[a.path], links)) for a in wanted if a.id not in full]
+    made = [(a, fill(a, found[a.path])) for a in wanted if a.id not in full]
     memory.keep_full(made)
     full.update((light.id, copy) for light, copy in made)
     return with_full_articles(site, full)

@@ -58,10 +58,14 @@ def _moment(value: datetime) -> str:
 
 
 def article_key(article: Article, digest: str) -> str:
-    """What one listed article contributes to a channel signature."""
-    return _SEP.join((digest, article.id, article.slug, _moment(article.published),
-                      _moment(article.updated), ",".join(article.topics),
-                      article.author or "", article.lang or ""))
+    """What one listed article contributes to a channel (and its page's) signature: its
+    links to other articles too, since where they point is not in its content digest."""
+    key = _SEP.join((digest, article.id, article.slug, _moment(article.published),
+                     _moment(article.updated), ",".join(article.topics),
+                     article.author or "", article.lang or ""))
+    if article.links:  # no links, the key it always had (published signatures stay)
+        key += _SEP + "\x1d".join(f"{path}>{url}" for path, url in article.links)
+    return key
 
 
 def channel_signature(channel: Channel, shaping: str, keys: dict[str, str],

@@ -136,6 +136,10 @@ class Article:
     author: str | None = None
     lang: str | None = None
     media: tuple[tuple[str, ...], ...] = ()  # feedserver.core.media.MediaRow each
+    # The articles its content links to (seeds path, that article's page URL or '' while
+    # it is not published): part of the article, so everything keyed by it (signatures,
+    # rendered items, filled copies) follows the linked articles (feedserver.build.links).
+    links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,16 +53,16 @@ _MARKED = re.compile(r'<a\s[^<>]*?href="([^"<>]*?/' + re.escape(_MARKER)
 def linked(html: str, links: Mapping[str, str]) -> str:
     """``html`` with every article marker replaced by that article's page URL.
 
-    ``links`` maps article paths to their page URLs (the published articles); a
-    link to an article that is not published (a draft, one due later) loses its
-    ``href``: its text stays.
+    ``links`` maps article paths to their page URLs ('' or absent for an article
+    that is not published: a draft, one due later); a link to one of those loses
+    its ``href``: its text stays.
     """
     if _MARKER not in html:
         return html
 
     def swap(match: re.Match[str]) -> str:
         target = links.get(unquote(match.group(2)))
-        if target is None:
+        if not target:  # not published: None, or '' (feedserver.build.links)
             return "<a>"
         return match.group(0).replace(match.group(1), target + (match.group(3) or ""), 1)
     return _MARKED.sub(swap, html)
