@@ -31,7 +31,7 @@ from feedserver.build.articles import (
 )
 from feedserver.build.links import resolve_links
 from feedserver.build.signatures import article_key, channel_signature, split
-from feedserver.config import Settings
+from feedserver.config import Podcast, Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
 from feedserver.core.media import NO_MEDIA, MediaIndex
@@ -175,14 +175,17 @@ def _limit_topics(due: _Due, most: int) -> None:
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime,
-                  known: Known = NOTHING_KNOWN, *, render_code: str) -> Assembled:
+                  known: Known = NOTHING_KNOWN, *, render_code: str,
+                  artwork: str = "") -> Assembled:
     """The site from stubs (topics already assigned), without any article's content.
 
     Channels, their order and their signatures never need content: the shell
     adds it afterwards for what will be rendered (:func:`with_content`).
     ``known`` (what the last build of a long-lived caller made, for the same
     settings) lends the articles and channel signatures made then from the same
-    stubs and identities; it is only read.
+    stubs and identities; it is only read.  ``artwork``: the versioned URL of the
+    podcast artwork when it is a file in ``seeds/`` (:meth:`MediaScan.artwork`), drawn
+    in and signing the podcast channels only.
     """
     made: Memo = {}
     due = _due(stubs, identities, settings, now, known, made)
@@ -197,31 +200,43 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
                       topic_names={slug: t.name for slug, t in catalog.items()},
                       hubs=settings.hub_urls,
-                      podcast=settings.podcast)
+                      podcast=_published_artwork(settings, artwork))
     channels = build_channels(tuple(ordered), catalog, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names
     # The renderers' code version is in every channel's head: a channel listing the very
     # articles it listed last time keeps its signature only under the same code.
-    signed = _signatures(channels, f"{settings.fingerprint()}\x1f{render_code}", names,
-                         due.digests,
-                         known.channels if known.names == names else {})
+    shaping = f"{settings.fingerprint()}\x1f{render_code}"
+    podcasts = frozenset(settings.podcast.channels) if settings.podcast and artwork \
+        else frozenset()
+    signed = _signatures(channels, shaping, names, due.digests,
+                         known.channels if known.names == names else {},
+                         {slug: f"{shaping}\x1f{artwork}" for slug in podcasts})
     site = Site(tuple(ordered), topics, channels, context, due.next_due,
                 {slug: entry[2] for slug, entry in signed.items()})
     return Assembled(site, due.problems, made, signed, dict(names))
 
 
+def _published_artwork(settings: Settings, artwork: str) -> Podcast | None:
+    """The podcast settings as feeds draw them: a local artwork's versioned URL."""
+    podcast = settings.podcast
+    return replace(podcast, image=artwork) if podcast is not None and artwork else podcast
+
+
 def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, str],
                 digests: dict[str, str], known: Mapping[str, tuple[tuple[object, ...],
-                                                              tuple[Article, ...], str]]
-                ) -> ChannelMemo:
+                                                              tuple[Article, ...], str]],
+                own: Mapping[str, str]) -> ChannelMemo:
     """Each channel's signature and what it was made from; one listing the very article
     objects it listed last time (see :class:`Known`), under the same head and topic
-    names, keeps its own."""
+    names, keeps its own.  ``own``: the shaping of channels drawn with more (a podcast's
+    artwork)."""
     kept: ChannelMemo = {}
     keys: dict[str, str] = {}
+    base = shaping
     for c in channels:
+        shaping = own.get(c.slug, base)
         head = (shaping, c.title, c.description, c.path, c.html_url, c.updated)
         last = known.get(c.slug)
         if last is not None and last[0] == head and len(last[1]) == len(c.articles) \

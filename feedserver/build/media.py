@@ -27,7 +27,7 @@ from pathlib import Path
 
 from feedserver.build.codeversion import media_version
 from feedserver.config import Settings
-from feedserver.core.media import MediaFile, MediaIndex, media_type, output_path
+from feedserver.core.media import MediaFile, MediaIndex, media_type, media_url, output_path
 from feedserver.core.records import Problem, Rendered
 
 FACTS_FILE = "media-facts.json"
@@ -52,6 +52,22 @@ class MediaScan:
         """Each published media file's signature, by output path (as pages are signed)."""
         return {output_path(m.path): f"media\x1f{m.stamp}\x1f{m.size}\x1f{m.media_type}"
                 for m in self.files.values()}
+
+    def artwork(self, settings: Settings) -> tuple[str, list[Problem]]:
+        """The podcast artwork's versioned URL when it is a file in ``seeds/`` (a changed
+        picture is a new URL, like every media file's, so it is cached for a year), ''
+        otherwise; a missing or refused one is a problem naming it."""
+        podcast = settings.podcast
+        if podcast is None or not podcast.image or "://" in podcast.image:
+            return "", []
+        path = podcast.image.lstrip("/")
+        found = self.files.get(path)
+        if found is not None:
+            return media_url(settings.base_url, found), []
+        why = self.refused.get(path) or f"no file {path} in the seeds folder"
+        where = os.path.basename(settings.config_path) or "config.toml"
+        return "", [Problem(where, f"podcast image {podcast.image!r}: {why}; the "
+                                           "feeds name its unversioned address", "warning")]
 
     def rendered(self, paths: set[str]) -> tuple[list[Rendered], list[Problem]]:
         """The files at these output paths, read for the publish step; a file that went

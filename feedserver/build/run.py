@@ -225,8 +225,9 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     identities = ledger.reconcile(sources.stubs, sources.present, sources.seen_at, now,
                                   moves, memory.identities)
     identities = git_dated(identities, settings.seeds_dir, memory.identities.dates)
+    artwork, unseen = media.artwork(settings)
     made = assemble_site(sources.stubs, identities, settings, now, known,
-                         render_code=render_version())
+                         render_code=render_version(), artwork=artwork)
     memory.remember_site(made)
     site, problems = made.site, made.problems
     manifest = memory.manifest_of(out_dir)
@@ -250,7 +251,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                          parsed_files=sources.read, next_due=site.next_due,
                          rendered_channels=sum(c.slug not in site.fresh
                                                for c in site.channels),
-                         problems=lost + sources.problems + media.problems + problems
+                         problems=lost + sources.problems + media.problems + unseen + problems
                          + output.problems)
     if publish_output:
         memory.keep_manifest(out_dir, _publish(out_dir, site, output, manifest, report, now))

@@ -207,7 +207,10 @@ def test_a_podcast_channel_has_what_podcast_apps_require(
     text = (out / "topics/energy/feed.rss").read_text()
     feed = feedparser.parse(out / "topics/energy/feed.rss")
     assert not feed.bozo
-    assert feed.feed["image"]["href"] == f"{settings.base_url}media/cover.png"
+    # The artwork is a media file like the others: versioned, so cached for a year.
+    artwork = feed.feed["image"]["href"]
+    assert artwork.startswith(f"{settings.base_url}media/cover.png?v=")
+    assert f'<itunes:image href="{artwork}"/>' in text
     assert feed.feed["tags"][0]["term"] == "Technology"
     assert feed.feed["author"] == "Media desk"
     assert feed.feed["publisher_detail"]["email"] == "desk@example.org"
@@ -221,6 +224,19 @@ def test_a_podcast_channel_has_what_podcast_apps_require(
     assert episode["enclosures"][0]["type"] == "audio/mpeg"
     # Other channels are not podcasts.
     assert "itunes" not in (out / "feed.rss").read_text()
+    # New artwork (same name) is a new URL in the podcast's feed, and only there.
+    (Path(settings.seeds_dir) / "cover.png").write_bytes(png(1400, 1400, (0, 0, 0)))
+    again = run_build(replace(settings, podcast=podcast), now=NOW)
+    assert not again.errors
+    assert {"media/cover.png", "topics/energy/feed.rss"} <= set(again.written)
+    assert "feed.rss" not in again.written and "topics/energy/feed.json" not in again.written
+    renewed = feedparser.parse(out / "topics/energy/feed.rss").feed["image"]["href"]
+    assert renewed.startswith(f"{settings.base_url}media/cover.png?v=") and renewed != artwork
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    with client.get(url_path(renewed, settings)) as answer:  # streamed: read, then closed
+        answer.get_data()
+    assert answer.status_code == 200 and "immutable" in answer.headers["Cache-Control"]
+    assert answer.data == png(1400, 1400, (0, 0, 0))
 
 
 def test_a_long_lived_build_memory_sees_a_changed_picture_on_its_next_full_scan(
@@ -240,3 +256,13 @@ def test_a_long_lived_build_memory_sees_a_changed_picture_on_its_next_full_scan(
     assert 'width="9" height="9"' in item["content_html"]
     # Between full scans a build of named article paths does not walk the media again.
     assert run_build(settings, now=NOW, memory=memory, changes=set()).written == []
+
+
+def test_podcast_artwork_missing_from_the_seeds_folder_is_a_warning(
+        settings: Settings, media: dict[str, bytes]) -> None:
+    podcast = Podcast(channels=("energy",), image="art/missing.png")
+    report = run_build(replace(settings, podcast=podcast), now=NOW)
+    assert report.published and not report.errors
+    assert ("config.toml", "podcast image 'art/missing.png': no file art/missing.png in the "
+            "seeds folder; the feeds name its unversioned address") in \
+        [(p.where, p.reason) for p in report.problems if p.severity == "warning"]
