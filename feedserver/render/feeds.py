@@ -54,7 +54,8 @@ class ItemCache:
     keeps only that many items, the least recently used going first: build
     workers handle channels largest first, so the items shared by many channels
     stay while memory stays bounded.  An evicted item is only rendered again,
-    never wrong: the key is the whole :class:`Article`.
+    never wrong: the key is the whole :class:`Article` (its ``links`` to other
+    articles too, so an item follows the pages it links to).
 
     A long-lived process (the scheduler) may keep one across builds
     (:class:`feedserver.build.parallel.Executor`), so a one-file change renders one
