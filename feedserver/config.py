@@ -54,6 +54,12 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "articles (or all of them); otherwise it publishes nothing."),
     ("stuck_after", int, 0, "Seconds a build may run before /healthz says 'stuck'; "
                             "0 means max(600, 10 x refresh_interval)."),
+    ("detect_topics", bool, True, "Find topics in every article's text with no configuration: "
+     "places, organisations and people named often, key phrases."),
+    ("min_topic_articles", int, 2, "Fewest articles a detected topic needs for a channel "
+     "(topics named in config or front matter always get one)."),
+    ("detect_language", bool, True, "Detect an article's language from its text when its "
+     "front matter names none (else the site 'language')."),
 ]
 
 
@@ -66,6 +72,7 @@ class TopicRule:
     description: str = ""
     phrases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # detected topics renamed to (merged into) this one
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,10 @@ class Settings:
     base_url_set: bool = True
     config_path: str = ""  # the file these came from, so a long-running scheduler can re-read it
     config_digest: str = ""  # sha256 of the text read (schedule.liveconfig)
+    detect_topics: bool = True
+    min_topic_articles: int = 2
+    detect_language: bool = True
+    auto_topics_exclude: tuple[str, ...] = ()  # detected topics never made (names or slugs)
 
     @property
     def stuck_seconds(self) -> int:
@@ -217,7 +228,7 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{at('', 'topics')}: 'topics' must be a table of tables")
     rules = []
-    allowed = {"name", "description", "phrases", "patterns"}
+    allowed = {"name", "description", "phrases", "patterns", "also"}
     for key, spec in raw.items():
         table = f"topics.{key}"
         if not isinstance(spec, dict):
@@ -226,7 +237,7 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
         if unknown:
             name = sorted(unknown)[0]
             raise ConfigError(f"{at(table, name)}: {table}: unknown key '{name}'")
-        for listed in ("phrases", "patterns"):
+        for listed in ("phrases", "patterns", "also"):
             value = spec.get(listed, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{at(table, listed)}: {table}.{listed} must be a list "
@@ -238,8 +249,16 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
         rules.append(TopicRule(slug=slug, name=str(spec.get("name", key)),
                                description=str(spec.get("description", "")),
                                phrases=tuple(spec.get("phrases", [])),
-                               patterns=tuple(spec.get("patterns", []))))
+                               patterns=tuple(spec.get("patterns", [])),
+                               also=tuple(spec.get("also", []))))
     return tuple(rules)
+
+
+def _parse_exclude(raw: Any, where: str) -> tuple[str, ...]:
+    """``auto_topics_exclude``: names or slugs of detected topics never to make."""
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(f"{where}: 'auto_topics_exclude' must be a list of strings")
+    return tuple(raw)
 
 
 def _parse_debris(raw: Any, at: At) -> Debris:
@@ -288,7 +307,7 @@ def _line_of(text: str, key: str | None, table: str = "") -> int:
 def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     """Checks beyond the type; the error names where the value came from."""
     for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
-                     "workers", "max_channels"):
+                     "workers", "max_channels", "min_topic_articles"):
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
@@ -348,6 +367,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 extra["topics"] = _parse_topics(value, at)
             elif key == "debris":
                 extra["debris"] = _parse_debris(value, at)
+            elif key == "auto_topics_exclude":
+                extra["auto_topics_exclude"] = _parse_exclude(value, where)
             else:
                 raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():
