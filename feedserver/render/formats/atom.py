@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from feedserver.render.feeds import Context
 
 ATOM_XMLNS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 def item(article: Article, ctx: Context) -> bytes:
@@ -23,7 +24,10 @@ def item(article: Article, ctx: Context) -> bytes:
     from lxml import etree
 
     root = etree.Element("feed", xmlns=ATOM_XMLNS)
-    root.append(rss_atom.entry(article, ctx).atom_entry())
+    drawn = rss_atom.entry(article, ctx).atom_entry()
+    if rss_atom.own_language(article, ctx):
+        drawn.set(XML_LANG, str(article.lang))
+    root.append(drawn)
     return rss_atom.inner(root, b">", b"</feed>")
 
 

@@ -52,7 +52,7 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
         "home_page_url": chan.html_url,
         "feed_url": ctx.feed_url(chan, FORMAT.filename),
         "description": chan.description,
-        "language": ctx.language,
+        "language": chan.language or ctx.language,
         "authors": [{"name": ctx.author or ctx.site_title}],
     }
     return _compact(head)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"
