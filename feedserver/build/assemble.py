@@ -241,8 +241,10 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     due = _due(stubs, identities, settings, now, known, made)
     if due.detected:
         _drop_rare(due, stubs, identities, settings, known, made)
-    if len(due.names) + len(due.detected) >= settings.max_channels:  # 'all' is one too
-        _limit_topics(due, settings.max_channels - 1)
+    spoken = len({layout.language_code(a.lang or "", settings.language)
+                  for a in due.by_id.values()})  # one channel each
+    if len(due.names) + len(due.detected) + spoken >= settings.max_channels:  # and 'all'
+        _limit_topics(due, max(0, settings.max_channels - 1 - spoken))
     ordered = newest_first(due.by_id.values())
     catalog = topic_rules.catalog(settings, due.names, due.detected)
     catalog.update(_languages(tuple(ordered), settings))

@@ -20,7 +20,7 @@ import re
 from functools import cache
 from typing import Any
 
-SAMPLE = 1000  # characters of title + text the model reads
+SAMPLE = 600  # characters of title + text the model reads
 CONFIDENCE = 0.8  # normalized probability a detection needs
 MIN_LETTERS = 20  # fewer letters than this: too little to tell
 _LETTER = re.compile(r"[^\W\d_]")

@@ -23,6 +23,7 @@ MIN_PLACE = 2  # mentions of a place (title counts two)
 PLACE_SHARE = 4  # ... and at least 1/PLACE_SHARE of the most-named place's
 MOST = {PLACE: 4, ORGANISATION: 2, PERSON: 2, SUBJECT: 2}  # kept per article, per kind
 
+SAMPLE = 20_000  # characters of the text read
 Found = tuple[str, str, str]  # (slug, name, kind)
 
 
@@ -48,7 +49,10 @@ def places(title: str, text: str, seen: set[str] | None = None) -> list[tuple[st
 
 
 def detect(title: str, text: str) -> tuple[Found, ...]:
-    """Every topic found in the title and text, places first, with its kind."""
+    """Every topic found in the title and the first :data:`SAMPLE` characters of the text,
+    places first, with its kind (what an article is about is said early; a 5 MB file
+    costs what its beginning costs)."""
+    text = text[:SAMPLE]
     seen: set[str] = set()
     found: dict[str, Found] = {}
     for slug, name, _ in places(title, text, seen):

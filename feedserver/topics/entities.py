@@ -71,8 +71,10 @@ def _runs(tokens: list[str]) -> list[list[str]]:
     runs: list[list[str]] = []
     current: list[str] = []
     for token in [*tokens, "."]:
-        if token[:1].isalpha() and (_capitalized(token) or (current and token in ("of", "for"))):
+        if token[0].isupper() or (current and token in ("of", "for")):
             current.append(token)
+            continue
+        if not current:
             continue
         while current and (current[-1] in ("of", "for")):
             current.pop()
@@ -127,21 +129,33 @@ def phrases(tokens: list[str], taken: frozenset[str]) -> list[tuple[str, int]]:
     ``taken``: lowercased words already part of a place or name topic.
     """
     stop = stopwords()
-    counts: Counter[tuple[str, str]] = Counter()
-    shown: dict[tuple[str, str], Counter[str]] = {}
+    # Which words may be part of a phrase, decided once per word (most repeat).
+    usable: dict[str, str | None] = {}
+    for token in set(tokens):
+        lower = token.lower()
+        usable[token] = lower if (len(token) >= 3 and token[0].isalpha() and lower not in stop
+                                  and lower not in taken) else None
+    pairs: Counter[tuple[str, str]] = Counter()
     for first, second in itertools.pairwise(tokens):
-        if not (first[:1].isalpha() and second[:1].isalpha()) or _capitalized(second) \
-                or len(first) < 3 or len(second) < 3:
-            continue
-        a, b = first.lower(), second.lower()
-        if a in stop or b in stop or a in taken or b in taken:
+        a, b = usable[first], usable[second]
+        if a is not None and b is not None and not second[0].isupper():
+            pairs[(a, b)] += 1
+    # Words of one stem share their first four letters: only pairs whose four-letter group
+    # is repeated enough can make a phrase, and only those are stemmed.
+    groups: Counter[tuple[str, str]] = Counter()
+    for (a, b), count in pairs.items():
+        groups[(a[:4], b[:4])] += count
+    counts: Counter[tuple[str, str]] = Counter()  # by stems: inflected forms count together
+    shown: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for (a, b), count in pairs.items():
+        if groups[(a[:4], b[:4])] < MIN_MENTIONS:
             continue
         key = (_stem(a), _stem(b))
-        counts[key] += 1
-        shown.setdefault(key, Counter())[f"{a} {b}"] += 1
+        counts[key] += count
+        shown.setdefault(key, []).append((-count, f"{a} {b}"))
     best = sorted((k for k, n in counts.items() if n >= MIN_MENTIONS),
                   key=lambda k: (-counts[k], k))[:MAX_PHRASES]
-    return [(sorted(shown[k], key=lambda s: (-shown[k][s], s))[0], counts[k]) for k in best]
+    return [(min(shown[k])[1], counts[k]) for k in best]
 
 
 def tokens(text: str) -> list[str]:

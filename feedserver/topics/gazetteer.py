@@ -32,7 +32,6 @@ MIN_POPULATION = 500_000
 MAX_ENDING = 4  # letters of a Cyrillic case ending
 MIN_STEM = 4  # shorter Cyrillic names match only as written
 WORD = re.compile(r"[^\W\d_]+")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _VOWEL_END = re.compile(r"[аяоеёиыйьуюэ]$")
 
 
@@ -62,7 +61,7 @@ class Index:
 
 
 def _is_cyrillic(word: str) -> bool:
-    return _CYRILLIC.match(word) is not None
+    return "\u0400" <= word[:1] <= "\u04ff"
 
 
 def _word_key(word: str, stem: bool) -> tuple[str, bool, str]:
@@ -199,8 +198,14 @@ def mentions(words: list[str], seen: set[str] | None = None) -> Counter[Place]:
     counts: Counter[Place] = Counter()
     at = 0
     while at < len(words):
+        word = words[at]
+        # Latin forms are all capitalized (or acronyms): a lower-case Latin word starts
+        # none, and most words are such; Cyrillic adjectives may be lower case.
+        if not (word[0].isupper() or "\u0400" <= word[0] <= "\u04ff"):
+            at += 1
+            continue
         best: _Form | None = None
-        for form in _candidates(idx, words[at], lowered[at]):
+        for form in _candidates(idx, word, lowered[at]):
             size = len(form.words)
             if (best is None or size > len(best.words)) and at + size <= len(words) and all(
                     _fits(rule, words[at + i], lowered[at + i])
