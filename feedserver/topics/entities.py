@@ -4,8 +4,9 @@ No model: capitalization and repetition, which is what a reader goes by too.
 
 - A *name* is a run of capitalized words (Latin or Cyrillic) inside a sentence,
   less the function words and titles that start it ("President", "The").
-- An *organisation* is a name holding an organisation word ("Agency",
-  "Ministry", "Bank", "Министерство", ...), or an acronym (``NATO``, ``ОДКБ``).
+- An *organisation* is a name of two or more words holding an organisation word
+  ("Agency", "Ministry", "Bank", "Министерство", ...), or an acronym (``NATO``,
+  ``ОДКБ``; not those ``data/stopwords.txt`` lists, such as ``RSS`` or ``GDP``).
 - A *person* is a name of two or three words that is no place and no
   organisation; each later mention by the last name alone ("Tokayev",
   "Токаева") counts for the person.
@@ -92,16 +93,17 @@ def names(tokens: list[str], places: frozenset[str]) -> list[tuple[str, str, int
     ``places``: the lowercased words of the places found, never part of a person's name.
     """
     org_words = organisation_words()
+    stop = stopwords()
     orgs: Counter[str] = Counter()
     people: Counter[str] = Counter()
     singles: Counter[str] = Counter()
     for run in _runs(tokens):
         lowered = [w.lower() for w in run]
-        if any(w in org_words for w in lowered):
-            orgs[" ".join(run)] += 1
+        if len(run) > 1 and any(w in org_words for w in lowered):
+            orgs[" ".join(run)] += 1  # one word ("Ministry") names no one organisation
         elif len(run) == 1:
             word = run[0]
-            if _acronym(word) and word.lower() not in places:
+            if _acronym(word) and lowered[0] not in places and lowered[0] not in stop:
                 orgs[word] += 1
             else:
                 singles[_stem(word)] += 1
