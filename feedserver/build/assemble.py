@@ -27,6 +27,7 @@ from feedserver.build.articles import (
     filled_channels,
     known_article,
     newest_first,
+    trimmed_key,
     with_full,
 )
 from feedserver.build.signatures import article_key, channel_signature, split
@@ -192,7 +193,7 @@ def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Id
             continue
         kept = tuple(t for t in article.topics if t not in rare)
         path = article.path
-        memo_key = f"\0trim\0{path}"
+        memo_key = trimmed_key(path)
         stub, identity = stubs[path], identities[path]
         last = known_article(stub, identity, {path: known.articles[memo_key]}
                              if memo_key in known.articles else {})
