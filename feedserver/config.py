@@ -67,6 +67,12 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
                                           "published (a problem names them)."),
     ("max_site_media_bytes", int, 2_000_000_000, "Most bytes of media files published in "
                                                  "all; files past it (in path order) are not."),
+    ("detect_topics", bool, True, "Find topics in every article's text with no configuration: "
+     "places, organisations and people named often, key phrases."),
+    ("min_topic_articles", int, 2, "Fewest articles a detected topic needs for a channel "
+     "(topics named in config or front matter always get one)."),
+    ("detect_language", bool, True, "Detect an article's language from its text when its "
+     "front matter names none (else the site 'language')."),
 ]
 BUILTIN_HUB = "builtin"  # in ``hubs``: this server's own hub, at <base_url>websub
 HUB_PATH = "websub"
@@ -81,6 +87,7 @@ class TopicRule:
     description: str = ""
     phrases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # detected topics renamed to (merged into) this one
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,11 @@ class Settings:
     # WebSub hubs every feed names: "builtin" (this server's /websub) and/or external URLs.
     hubs: tuple[str, ...] = (BUILTIN_HUB,)
 
+    detect_topics: bool = True
+    min_topic_articles: int = 2
+    detect_language: bool = True
+    auto_topics_exclude: tuple[str, ...] = ()  # detected topics never made (names or slugs)
+
     @property
     def builtin_hub(self) -> bool:
         """Whether this server's own hub (``/websub``) is on."""
@@ -321,7 +333,7 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{at('', 'topics')}: 'topics' must be a table of tables")
     rules = []
-    allowed = {"name", "description", "phrases", "patterns"}
+    allowed = {"name", "description", "phrases", "patterns", "also"}
     for key, spec in raw.items():
         table = f"topics.{key}"
         if not isinstance(spec, dict):
@@ -330,7 +342,7 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
         if unknown:
             name = sorted(unknown)[0]
             raise ConfigError(f"{at(table, name)}: {table}: unknown key '{name}'")
-        for listed in ("phrases", "patterns"):
+        for listed in ("phrases", "patterns", "also"):
             value = spec.get(listed, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{at(table, listed)}: {table}.{listed} must be a list "
@@ -342,8 +354,16 @@ def _parse_topics(raw: Any, at: At) -> tuple[TopicRule, ...]:
         rules.append(TopicRule(slug=slug, name=str(spec.get("name", key)),
                                description=str(spec.get("description", "")),
                                phrases=tuple(spec.get("phrases", [])),
-                               patterns=tuple(spec.get("patterns", []))))
+                               patterns=tuple(spec.get("patterns", [])),
+                               also=tuple(spec.get("also", []))))
     return tuple(rules)
+
+
+def _parse_exclude(raw: Any, where: str) -> tuple[str, ...]:
+    """``auto_topics_exclude``: names or slugs of detected topics never to make."""
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(f"{where}: 'auto_topics_exclude' must be a list of strings")
+    return tuple(raw)
 
 
 def _parse_debris(raw: Any, at: At) -> Debris:
@@ -409,7 +429,8 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     for positive in ("max_items", "summary_length", "refresh_interval", "max_file_bytes",
                      "workers", "max_channels", "hub_lease_seconds", "hub_lease_max_seconds",
                      "hub_rate_limit", "hub_retry_seconds", "max_media_bytes",
-                     "max_site_media_bytes"):
+                     "max_site_media_bytes",
+                     "min_topic_articles"):
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
@@ -473,6 +494,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 extra["hubs"] = _parse_hubs(value, where)
             elif key == "podcast":
                 extra["podcast"] = _parse_podcast(value, at)
+            elif key == "auto_topics_exclude":
+                extra["auto_topics_exclude"] = _parse_exclude(value, where)
             else:
                 raise ConfigError(f"{where}: unknown key '{key}'")
     for name, (kind, _) in declared.items():

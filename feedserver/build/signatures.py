@@ -36,7 +36,7 @@ __all__ = ["article_key", "channel_signature", "content_digest", "split"]
 # Not the path: it locates the file, no reader sees it (a rename renders nothing).
 _shown = joiner(Parsed, tuple(name for name in field_names(Parsed)
                                if name in set(field_names(Article)) - {"path"}), _SEP)
-_stub_of = converter(Parsed, Stub, "digest", "slugs", "names")
+_stub_of = converter(Parsed, Stub, "digest", "slugs", "names", "detected")
 _body_of = converter(Parsed, Body)
 
 
@@ -47,9 +47,9 @@ def content_digest(parsed: Parsed) -> str:
 
 def split(parsed: Parsed, settings: Settings) -> tuple[Stub, Body]:
     """Parsed -> (stub, body); topics are assigned here, once per parse."""
-    slugs, names = topic_rules.assign(parsed, settings)
+    slugs, names, detected = topic_rules.assign_all(parsed, settings)
     stub = _stub_of(parsed, digest=content_digest(parsed), slugs=slugs,
-                    names=tuple(names.items()))
+                    names=tuple(names.items()), detected=detected)
     return stub, _body_of(parsed)
 
 

@@ -27,6 +27,8 @@ from feedserver.config import Settings
 from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import Body, Problem, Stub
 from feedserver.identify.ledger import CachedFile, Ledger
+from feedserver.parse import language
+from feedserver.topics import detect
 
 Progress = Callable[[str, int, int], None]
 Hold = Callable[[scan.ScannedFile], bool]
@@ -122,6 +124,8 @@ def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
     files so that a cold build does not fork per file.
     """
     workers = 1 if len(todo) < PARALLEL_MIN else min(processes(settings), len(todo) // CHUNK)
+    if todo:
+        warm(settings)
 
     def task(number: int) -> FileRead:
         entry, known = todo[number]
@@ -132,6 +136,16 @@ def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
             yield _overran(todo[number][0], result)
         else:
             yield result
+
+
+def warm(settings: Settings) -> None:
+    """Load what every parse uses and takes long to load (the language model, the
+    gazetteer) in this process, before the workers fork: they inherit it, and a
+    long-lived scheduler loads it once, not once per watched change."""
+    if settings.detect_language:
+        language.warm()
+    if settings.detect_topics:
+        detect.warm()
 
 
 def _overran(entry: scan.ScannedFile, overrun: timebox.Overrun) -> FileRead:

@@ -41,6 +41,8 @@ ENCODINGS = {"br": ".br", "gzip": ".gz"}
 # -- folders and site-wide files ---------------------------------------------------------------
 INDEX = "index.html"  # what a folder URL (``topics/``) serves
 TOPICS = "topics"
+LANGUAGES = "languages"  # per-language channels: languages/<code>/
+LANGUAGE_SLUG = "lang-"  # a language channel's slug: lang-<code> (embeds, manifest)
 ARTICLES = "articles"
 EMBED = "embed"
 STATIC = "static"
@@ -55,13 +57,32 @@ UNKNOWN = f"{STATIC}/embed-unknown.js"  # the widget loader of a channel that do
 FRAME_CSS = f"{STATIC}/embed.css"
 FAVICON = f"{STATIC}/favicon.svg"
 # Names a topic slug must not take: they are the site's own folders and files.
-RESERVED = frozenset({"all", "index", "feed", TOPICS, ARTICLES, EMBED, STATIC})
+RESERVED = frozenset({"all", "index", "feed", TOPICS, ARTICLES, EMBED, STATIC, LANGUAGES})
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
 _LOADER = re.compile(rf"{EMBED}/[a-z0-9][a-z0-9-]{{0,99}}\.js")
 
 
 def topic_folder(slug: str) -> str:
     """The folder of a topic channel (``topics/<slug>``)."""
     return f"{TOPICS}/{slug}"
+
+
+def language_code(tag: str, default: str) -> str:
+    """A language tag as a folder name ('pt_BR' -> 'pt-br'); ``default``'s if it is none."""
+    code = tag.strip().lower().replace("_", "-")
+    if _LANGUAGE_TAG.fullmatch(code):
+        return code
+    return language_code(default, "en") if default != tag else "en"
+
+
+def language_folder(code: str) -> str:
+    """The folder of a language's channel (``languages/<code>``)."""
+    return f"{LANGUAGES}/{code}"
+
+
+def language_slug(code: str) -> str:
+    """A language channel's slug (``lang-<code>``): topic slugs never start so."""
+    return f"{LANGUAGE_SLUG}{code}"
 
 
 def channel_file(folder: str, filename: str) -> str:

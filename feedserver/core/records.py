@@ -107,6 +107,10 @@ class Stub(Head):
     digest: str
     slugs: tuple[str, ...] = ()
     names: tuple[tuple[str, str], ...] = ()
+    # Topics found in the text, not named by config or front matter: (slug, name, kind),
+    # kind one of place/organisation/person/subject.  Only these wait for
+    # ``min_topic_articles`` before they make a channel.
+    detected: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,7 @@ class Topic:
     slug: str
     name: str
     description: str = ""
+    kind: str = "subject"  # place, organisation, person, subject (or language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,7 @@ class Channel:
     articles: tuple[Article, ...]
     updated: datetime
     topic_names: dict[str, str] = field(default_factory=dict, compare=False)
+    language: str = ""  # what the channel declares: its articles' one language, else ''
 
 
 @dataclass(frozen=True, slots=True)

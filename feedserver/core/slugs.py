@@ -56,4 +56,5 @@ def topic_slug(name: str) -> str:
     and transliterating one costs more than matching every rule on a text.
     """
     slug = plain_slug(name)
-    return f"{slug}-topic" if slug in layout.RESERVED or is_device_name(slug) else slug
+    return f"{slug}-topic" if slug in layout.RESERVED or is_device_name(slug) \
+        or slug.startswith(layout.LANGUAGE_SLUG) else slug

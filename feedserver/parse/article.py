@@ -30,7 +30,7 @@ from feedserver.config import Debris, Settings
 from feedserver.core.errors import ArticleError
 from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import Parsed, SourceFile
-from feedserver.parse import frontmatter, links, mojibake, rawhtml
+from feedserver.parse import frontmatter, language, links, mojibake, rawhtml
 from feedserver.parse.text import clean_line, cut, decode_clean, plain_line, summarize
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -126,10 +126,16 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         warnings.append(f"title is {len(title):,} characters; cut to {MAX_TITLE}")
         title = summarize(title, MAX_TITLE)
     summary = info.get("summary") or cut(rendered.flat, settings.summary_length) or title
+    lang = language.tag(info.get("lang"))  # front matter wins, then detection
+    if info.get("lang") and lang is None:
+        warnings.append(f"lang {info.get('lang')!r} is not a language tag (like 'en' or "
+                        "'pt-BR'); ignored")
+    if lang is None and settings.detect_language:
+        lang = language.detect(title, rendered.text)
     return Parsed(
         path=source.path, title=title, content_html=rendered.html, summary=summary,
         text=rendered.text, topics=info.get("topics", ()), author=info.get("author"),
-        lang=info.get("lang"), date=info.get("date"), updated=info.get("updated"),
+        lang=lang, date=info.get("date"), updated=info.get("updated"),
         explicit_id=info.get("id") or None, explicit_slug=info.get("slug") or None,
         draft=info.get("draft", False),
         fingerprint=_fingerprint(title, rendered.flat, summary, info,

@@ -45,6 +45,7 @@ from feedserver.core.layout import (
 )
 from feedserver.core.media import image_of
 from feedserver.core.records import Channel, Rendered
+from feedserver.render import i18n
 from feedserver.render.formats import jsonfeed
 from feedserver.render.pages import (
     HTML_TYPE,
@@ -82,6 +83,9 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.globals["months"] = MONTHS
     env.globals["image_of"] = image_of  # an item's thumbnail in the iframe view
+    env.globals["localdate"] = i18n.date  # the views speak their channel's language
+    env.globals["tr"] = i18n.word
+    env.globals["nitems"] = i18n.items
     env.filters["js_comment"] = _js_comment
     return env
 
@@ -120,8 +124,12 @@ class _Embeds:
         name = topic.name if topic else "All articles"
         return _View(channel, name, feed_links(self.site, channel))
 
+    def language(self, channel: Channel) -> str:
+        """What a channel's views speak: its articles' one language, else the site's."""
+        return channel.language or self.site.context.language
+
     def _render(self, template: str, **values: Any) -> bytes:
-        text = self.env.get_template(template).render(**self.common, **values)
+        text = self.env.get_template(template).render({**self.common, **values})
         return text.encode("utf-8")
 
     def loader(self, slug: str, name: str, feed: str | None) -> bytes:
@@ -139,7 +147,7 @@ class _Embeds:
     def frame(self, view: _View) -> Rendered:
         css = asset_url(self.base, FRAME_CSS, asset(FRAME_CSS))
         body = self._render("embed_frame.html", channel=view.channel, name=view.name,
-                            feeds=view.feeds, css_url=css)
+                            feeds=view.feeds, css_url=css, lang=self.language(view.channel))
         return Rendered(frame_path(view.channel.slug), body, HTML_TYPE, view.channel.updated,
                         view.channel.slug)
 
@@ -149,7 +157,7 @@ class _Embeds:
         body = self._render("embed_feed.html", channel=channel, name=view.name,
                             feeds=view.feeds, articles=channel.articles, css_url=css,
                             canonical=channel.html_url, alternates=view.feeds,
-                            description=channel.description)
+                            description=channel.description, lang=self.language(channel))
         return Rendered(preview_path(channel), body, HTML_TYPE, channel.updated, channel.slug)
 
     def assets(self) -> list[Rendered]:

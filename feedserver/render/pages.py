@@ -46,6 +46,7 @@ from feedserver.core.layout import (
 )
 from feedserver.core.media import image_of, media_of, readable_size
 from feedserver.core.records import Article, Channel, Rendered
+from feedserver.render import i18n
 from feedserver.render.formats import FORMATS, rss
 from feedserver.render.site import EPOCH, Site
 
@@ -55,6 +56,7 @@ CATALOG_TYPE = "application/json; charset=utf-8"
 CSS_TYPE = "text/css; charset=utf-8"
 OPML_FILE = OPML
 CATALOG_FILE = CATALOG
+LANGUAGE = "language"  # the kind of a per-language channel's entry in site.topics
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
 
@@ -77,6 +79,7 @@ class Row:
     name: str
     count: int
     feeds: tuple[FeedLink, ...]
+    kind: str = ""  # the topic's kind: place, organisation, person, subject, language
 
 
 @lru_cache(maxsize=1)
@@ -89,6 +92,9 @@ def _environment() -> Environment:
     env.globals["media_of"] = media_of  # an article's picture, players and attachments
     env.globals["image_of"] = image_of
     env.filters["bytes"] = readable_size
+    env.globals["localdate"] = i18n.date  # dates and fixed words in the page's language
+    env.globals["tr"] = i18n.word
+    env.globals["nitems"] = i18n.items
     return env
 
 
@@ -128,7 +134,7 @@ def _rows(site: Site) -> dict[str, Row]:
         topic = site.topics.get(channel.slug)
         name = topic.name if topic else "All articles"
         rows[channel.slug] = Row(channel, name, len(channel.articles),
-                                 feed_links(site, channel))
+                                 feed_links(site, channel), topic.kind if topic else "")
     return rows
 
 
@@ -152,8 +158,8 @@ class _Renderer:
     def page(self, path: str, template: str, canonical: str, rows: list[Row],
              modified: datetime, **values: Any) -> Rendered:
         alternates = [feed for row in rows for feed in row.feeds]
-        html = self.templates[template].render(**self.common, canonical=canonical,
-                                               alternates=alternates, **values)
+        html = self.templates[template].render({**self.common, "canonical": canonical,
+                                                "alternates": alternates, **values})
         return Rendered(path, html.encode("utf-8"), HTML_TYPE, modified)
 
     def index(self) -> Rendered:
@@ -167,19 +173,22 @@ class _Renderer:
         return self.page(TOPICS_INDEX, "topics",
                          folder_url(self.site.context.base_url, TOPICS), [self.all], self.newest,
                          description=f"Topics of {self.site.context.site_title}",
-                         channels=topics)
+                         channels=[row for row in topics if row.kind != LANGUAGE],
+                         languages=[row for row in topics if row.kind == LANGUAGE])
 
     def topic(self, row: Row) -> Rendered:
         channel = row.channel
         return self.page(folder_page(channel.path), "topic", channel.html_url, [row],
                          channel.updated, description=channel.description, row=row,
-                         articles=channel.articles)
+                         articles=channel.articles,
+                         lang=channel.language or self.site.context.language)
 
     def article(self, article: Article) -> Rendered:
         topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
         return self.page(article_page(article.slug), "article", article.link,
                          [self.all, *topics], article.updated, description=article.summary,
-                         article=article, topics=topics, content=Markup(article.content_html))
+                         article=article, topics=topics, content=Markup(article.content_html),
+                         lang=article.lang or self.site.context.language)
 
 
 def render_pages(site: Site) -> list[Rendered]:
@@ -228,7 +237,7 @@ def opml(site: Site) -> Rendered:
                       title=channel.title, description=channel.description,
                       xmlUrl=site.context.feed_url(channel, rss.FORMAT.filename),
                       htmlUrl=channel.html_url,
-                      language=site.context.language)
+                      language=channel.language or site.context.language)
     ET.indent(root, space=" ")
     data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
     return Rendered(OPML_FILE, data, OPML_TYPE, newest, cors=True)
@@ -245,6 +254,8 @@ def catalog(site: Site) -> Rendered:
                   for fmt in FORMATS.values()},
         "items": len(channel.articles),
         "updated": channel.updated.isoformat(),
+        "kind": site.topics[channel.slug].kind if channel.slug in site.topics else "all",
+        "language": channel.language or site.context.language,
     } for channel in site.channels]
     data = json.dumps({"channels": channels}, ensure_ascii=False, indent=1).encode() + b"\n"
     newest = max((c.updated for c in site.channels), default=EPOCH)

@@ -20,6 +20,7 @@ from ahocorasick_rs import AhoCorasick
 from feedserver.config import Settings, TopicRule
 from feedserver.core.records import Parsed, Topic
 from feedserver.core.slugs import topic_slug
+from feedserver.topics import detect
 
 
 def _case_fixes() -> dict[int, str] | None:
@@ -203,29 +204,80 @@ def matched_rules(title: str, text: str, rules: tuple[TopicRule, ...]) -> list[s
 
 
 def assign(parsed: Parsed, settings: Settings) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Topic slugs for one article (front matter first, then rules) and new names.
+    """Topic slugs for one article and the names front matter gives (see :func:`assign_all`)."""
+    slugs, names, _ = assign_all(parsed, settings)
+    return slugs, names
+
+
+@lru_cache(maxsize=8)
+def _renames(rules: tuple[TopicRule, ...], exclude: tuple[str, ...]
+             ) -> tuple[dict[str, str], frozenset[str]]:
+    """Detected slug -> configured slug (``also``, and the rule's own name), and the
+    slugs never to detect (``auto_topics_exclude``, by name or slug)."""
+    renames: dict[str, str] = {}
+    for rule in rules:
+        for alias in (rule.name, *rule.also):
+            slug = topic_slug(alias)
+            if slug:
+                renames.setdefault(slug, rule.slug)
+    return renames, frozenset(filter(None, map(topic_slug, exclude)))
+
+
+def detected_topics(parsed: Parsed, settings: Settings) -> tuple[detect.Found, ...]:
+    """The topics found in the text, renamed and merged by config, banned ones left out."""
+    renames, banned = _renames(settings.topics, settings.auto_topics_exclude)
+    found: dict[str, detect.Found] = {}
+    for slug, name, kind in detect.detect(parsed.title, parsed.text):
+        if slug in banned:
+            continue
+        slug = renames.get(slug, slug)
+        if slug not in banned:
+            found.setdefault(slug, (slug, name, kind))
+    return tuple(found.values())
+
+
+def assign_all(parsed: Parsed, settings: Settings
+               ) -> tuple[tuple[str, ...], dict[str, str], tuple[detect.Found, ...]]:
+    """Topic slugs for one article (front matter first, then rules, then detection),
+    the names front matter gives, and what detection found.
 
     The returned names map slugs to display names taken from front matter, for
-    topics that config does not name.
+    topics that config does not name.  Detected topics come as (slug, name, kind),
+    after config renamed (``also``) and banned (``auto_topics_exclude``) them; those
+    that config or front matter also name wait for no ``min_topic_articles``.
     """
     names: dict[str, str] = {}
     slugs: dict[str, None] = {}
+    renames = _renames(settings.topics, settings.auto_topics_exclude)[0]
     for name in parsed.topics:
         slug = topic_slug(name)
-        if slug:
+        if slug in renames:  # a name config gathers under one of its topics ('also')
+            slugs[renames[slug]] = None
+        elif slug:
             slugs[slug] = None
             names.setdefault(slug, name)
     if settings.auto_topics:
         for slug in matched_rules(parsed.title, parsed.text, settings.topics):
             slugs[slug] = None
-    return tuple(slugs), names
+    found = detected_topics(parsed, settings) if settings.detect_topics else ()
+    for slug, _, _ in found:
+        slugs[slug] = None
+    return tuple(slugs), names, found
 
 
-def catalog(settings: Settings, names: dict[str, str]) -> dict[str, Topic]:
-    """All known topics: config rules win over names seen in front matter."""
-    topics = {slug: Topic(slug=slug, name=name, description=f"Articles about {name}.")
-              for slug, name in names.items()}
+def catalog(settings: Settings, names: dict[str, str],
+            detected: dict[str, tuple[str, str]] | None = None) -> dict[str, Topic]:
+    """All known topics: config rules win over names seen in front matter, which win
+    over names detection found.  ``detected`` maps slugs to (name, kind); a topic
+    detection also found takes its kind (a configured 'kazakhstan' is a place)."""
+    detected = detected or {}
+    topics = {slug: Topic(slug=slug, name=name, description=f"Articles about {name}.",
+                          kind=kind) for slug, (name, kind) in detected.items()}
+    for slug, name in names.items():
+        topics[slug] = Topic(slug=slug, name=name, description=f"Articles about {name}.",
+                             kind=detected.get(slug, ("", detect.SUBJECT))[1])
     for rule in settings.topics:
         topics[rule.slug] = Topic(slug=rule.slug, name=rule.name,
-                                  description=rule.description or f"Articles about {rule.name}.")
+                                  description=rule.description or f"Articles about {rule.name}.",
+                                  kind=detected.get(rule.slug, ("", detect.SUBJECT))[1])
     return topics

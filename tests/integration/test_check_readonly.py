@@ -47,7 +47,7 @@ def test_check_on_a_fresh_folder_creates_nothing(site_dir: Path, settings: Setti
     before = sorted(site_dir.rglob("*"))
     result = check(settings)
     assert result.exit_code == 0, result.output
-    assert "5 articles, 9 channels, 0 errors" in result.output
+    assert "5 articles, 10 channels, 0 errors" in result.output
     assert not Path(settings.state_dir).exists() and not Path(settings.output_dir).exists()
     assert sorted(site_dir.rglob("*")) == before
 

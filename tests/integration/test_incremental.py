@@ -34,6 +34,8 @@ def snapshot(out: Path) -> dict[str, tuple[bytes, int, str, str]]:
 
 
 def channel_of(rel: str) -> str:
+    if rel.startswith("languages/"):
+        return f"lang-{rel.split('/')[1]}"
     return rel.split("/")[1] if rel.startswith("topics/") else "all"
 
 
@@ -83,8 +85,8 @@ def test_added_article_touches_only_its_channels(build: Build, settings: Setting
           "---\ntitle: Garden news\ntags: [Gardening]\ndate: 2026-11-20\n---\nRoses.\n")
     report = build(now=NOW + timedelta(minutes=1))
     after = snapshot(out)
-    assert moved(before, after) == {"all", "gardening"}
-    assert report.rendered_channels == 2
+    assert moved(before, after) == {"all", "gardening", "lang-en"}  # and its language's
+    assert report.rendered_channels == 3
     assert "Garden news" in titles(out)
     assert "Garden news" in titles(out, "topics/gardening/feed.rss")
 
@@ -100,7 +102,7 @@ def test_edit_keeps_id_and_moves_updated_only(build: Build, settings: Settings) 
     entry = parse_feed(out / "topics/rail/feed.atom").entries[0]
     assert (entry.id, entry.published) == (first.id, first.published)
     assert entry.updated == "2023-11-14T22:28:20+00:00" != first.updated
-    assert moved(before, snapshot(out)) == {"all", "rail"}
+    assert moved(before, snapshot(out)) == {"all", "rail", "lang-en"}
 
 
 def test_whitespace_and_debris_edits_are_not_updates(build: Build, settings: Settings) -> None:
@@ -138,7 +140,7 @@ def test_delete_leaves_every_channel(build: Build, settings: Settings) -> None:
     gone = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["gone"]
     assert {f"topics/rail/{name}" for name in FEEDS} <= set(gone) and set(report.removed) >= {
         f"topics/rail/{name}" for name in FEEDS}
-    assert moved(before, snapshot(out)) == {"all", "kazakhstan", "rail"}
+    assert moved(before, snapshot(out)) == {"all", "kazakhstan", "rail", "lang-en"}
 
 
 def test_good_then_bad_keeps_last_good_and_its_files(build: Build, settings: Settings) -> None:
@@ -195,7 +197,7 @@ def test_warm_cache_gives_the_same_output_and_notices_other_writers(
     write(seeds / "two.md", "---\ntitle: Second extra\ntags: [Rail]\n---\nTwo.\n", at(3))
     (seeds / "one.md").unlink()
     report = build(now=NOW + timedelta(minutes=3), memory=warm)
-    assert report.parsed_files == 1 and report.rendered_channels == 2
+    assert report.parsed_files == 1 and report.rendered_channels == 3  # all, rail, lang-en
     assert {"Second extra", "Third extra"} <= set(titles(out, "topics/rail/feed.rss"))
     cold = load_settings(site_dir / "config.toml", env={
         "FEEDSERVER_OUTPUT_DIR": str(tmp_path / "cold"),

@@ -117,7 +117,8 @@ def test_add_edit_rename_delete_and_untouched_channels_keep_their_bytes(
     (seeds / "moved").mkdir()
     os.rename(seeds / "wire.md", seeds / "moved" / "wire.md")
     job.run()
-    assert all_titles(out).count("Wire freight record") == 2  # 'all' and 'transport', once each
+    # 'all', 'transport' and its language's channel, once each
+    assert all_titles(out).count("Wire freight record") == 3
     assert items(out)["Wire freight record"]["id"] == added["id"]
 
     (seeds / "moved" / "wire.md").unlink()

@@ -149,7 +149,7 @@ def test_opml_and_catalog_list_every_channel(client: FlaskClient, settings: Sett
     assert {o.get("type") for o in outlines} == {"rss"}
     for channel in channels:
         assert set(channel) == {"slug", "title", "description", "html_url", "feeds", "items",
-                                "updated"}
+                                "updated", "kind", "language"}
         assert client.get(local(channel["html_url"], settings)).status_code == 200
     assert client.get("/topics.json").headers["Access-Control-Allow-Origin"] == "*"
 

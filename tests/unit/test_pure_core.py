@@ -94,7 +94,7 @@ def warm_up(settings: Settings) -> None:
 
 def test_the_stages_run_without_disk_database_or_fork(sealed: None) -> None:
     made, site, files = stage_all(Settings(), Known())
-    assert [c.slug for c in site.channels] == ["all", "buses", "rail"]
+    assert [c.slug for c in site.channels] == ["all", "buses", "rail", "lang-en"]
     assert {"feed.rss", "topics/rail/feed.json"} <= set(files)
     assert made.site.next_due is not None  # the future article waits, found without a clock
     assert "scraped article" in next(a for a in site.articles if a.path == "c.txt").content_html

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from feedserver.render.feeds import Context
 
 ATOM_XMLNS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 def item(article: Article, ctx: Context) -> bytes:
@@ -24,12 +25,14 @@ def item(article: Article, ctx: Context) -> bytes:
 
     if not article.media:
         root = etree.Element("feed", xmlns=ATOM_XMLNS)
-        root.append(rss_atom.entry(article, ctx).atom_entry())
-        return rss_atom.inner(root, b">", b"</feed>")
-    root = etree.Element("feed", nsmap={None: ATOM_XMLNS, "media": enclosures.MEDIA_NS})
+    else:
+        root = etree.Element("feed", nsmap={None: ATOM_XMLNS, "media": enclosures.MEDIA_NS})
     element = rss_atom.entry(article, ctx).atom_entry()
-    enclosures.atom_links(element, article)
-    enclosures.atom_thumbnail(element, article)
+    if rss_atom.own_language(article, ctx):
+        element.set(XML_LANG, str(article.lang))
+    if article.media:
+        enclosures.atom_links(element, article)
+        enclosures.atom_thumbnail(element, article)
     root.append(element)
     return rss_atom.inner(root, b">", b"</feed>")
 

