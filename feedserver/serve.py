@@ -21,6 +21,7 @@ number, and neither does ``create_app``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -129,7 +130,7 @@ class JsonAccessLogger(glogging.Logger):  # type: ignore[misc]
                 "status": int(status) if status.isdigit() else status,
                 "bytes": atoms.get("B") or 0, "referer": environ.get("HTTP_REFERER"),
                 "user_agent": environ.get("HTTP_USER_AGENT"),
-                "seconds": request_time.total_seconds(), "pid": atoms.get("p", "").strip("<>")}
+                "seconds": request_time.total_seconds(), "pid": os.getpid()}
         try:
             self.access_log.info(json.dumps(line, ensure_ascii=False))
         except Exception:

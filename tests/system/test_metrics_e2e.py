@@ -78,7 +78,7 @@ def json_lines(log: Path) -> list[dict[str, Any]]:
 
 
 def feed_pids(log: Path) -> set[str]:
-    return {line["pid"] for line in json_lines(log) if line.get("path") == "/feed.rss"}
+    return {str(line["pid"]) for line in json_lines(log) if line.get("path") == "/feed.rss"}
 
 
 def wait_for(check: Any, what: str) -> Any:
@@ -149,8 +149,12 @@ def test_metrics_of_both_workers_and_the_scheduler(site_dir: Path) -> None:
                 key = dict(kind="feed", status="200", encoding="identity")
                 assert value(later, name, **key) == value(after[0], name, **key)
 
-        # Access lines and the scheduler's build summary are JSON objects.
+        # Access lines and the scheduler's build summary are JSON objects, whatever the path.
+        assert get(server, '/no"such\\path').status == 404
+        wait_for(lambda: any(line.get("status") == 404 for line in json_lines(server.log)),
+                 "the 404's access line")
         lines = json_lines(server.log)
+        assert any(line.get("path") == '/no"such\\path' for line in lines)
         access = [line for line in lines if line.get("path") == "/feed.rss"]
         assert len(access) == sent + 1
         assert {line["status"] for line in access} == {200, 304}
