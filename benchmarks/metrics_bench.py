@@ -9,6 +9,10 @@ request (master, workers and scheduler; the access log is on in both, as ``serve
 runs by default), with medians.  CPU per request is the steadier number on a busy
 machine: requests/s moves with whatever else runs.
 
+Then the same app called in-process (Flask's WSGI app, no server; values in a
+multiprocess folder as under ``serve``): CPU microseconds per ``GET /feed.rss``, best
+of several repeats, with and without the counting wrapper.
+
     python -m benchmarks.metrics_bench [--rounds 3] [--duration 5]
 """
 
@@ -77,6 +81,45 @@ def measure(port: int, pid: int, duration: int) -> tuple[float, float]:
     return requests / seconds, used / requests * 1e6
 
 
+def in_process(repeats: int = 15, number: int = 2000) -> dict[str, float]:
+    """Best CPU microseconds per request of the WSGI app, metrics on and off."""
+    import dataclasses
+    import tempfile
+
+    from feedserver.build.run import run_build
+    from feedserver.config import load_settings
+    from feedserver.metrics import multiproc
+
+    folder = Path(tempfile.mkdtemp(prefix=multiproc.PREFIX + f"{os.getpid()}-"))
+    os.environ[multiproc.ENV] = str(folder)
+    try:
+        from feedserver.web.app import create_app
+
+        settings = load_settings(WORK / "config.toml", env={})
+        run_build(settings)
+        apps = {"metrics on": create_app({"FEEDSERVER_SETTINGS": settings}),
+                "metrics off": create_app({"FEEDSERVER_SETTINGS": dataclasses.replace(
+                    settings, metrics_allow=())})}
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/feed.rss", "SERVER_NAME": "x",
+                   "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": None,
+                   "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"}
+
+        def started(status: str, headers: list[tuple[str, str]], *exc: object) -> None:
+            return None
+
+        best = {mode: float("inf") for mode in apps}
+        for _ in range(repeats):
+            for mode, app in apps.items():
+                begin = time.process_time()
+                for _ in range(number):
+                    for _ in app.wsgi_app(dict(environ), started):
+                        pass
+                best[mode] = min(best[mode], (time.process_time() - begin) / number * 1e6)
+        return best
+    finally:
+        multiproc.remove(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -97,6 +140,8 @@ def main() -> None:
     for mode, runs in results.items():
         print(f"median {mode:12s} {statistics.median(r for r, _ in runs):9.0f} req/s "
               f"{statistics.median(c for _, c in runs):7.0f} us CPU/request")
+    for mode, cpu in in_process().items():
+        print(f"in-process {mode:12s} {cpu:7.1f} us CPU/request (best of 15 x 2000)")
 
 
 if __name__ == "__main__":
