@@ -155,8 +155,10 @@ def test_metrics_of_both_workers_and_the_scheduler(site_dir: Path) -> None:
                  "the 404's access line")
         lines = json_lines(server.log)
         assert any(line.get("path") == '/no"such\\path' for line in lines)
-        access = [line for line in lines if line.get("path") == "/feed.rss"]
-        assert len(access) == sent + 1
+        # A line is written just after its answer went out: wait for all of them.
+        access = wait_for(lambda: len(found := [line for line in json_lines(server.log)
+                                                if line.get("path") == "/feed.rss"])
+                          == sent + 1 and found, f"{sent + 1} access lines of /feed.rss")
         assert {line["status"] for line in access} == {200, 304}
         assert all(line["method"] == "GET" and line["bytes"] >= 0 for line in access)
         summaries = [line for line in lines if line.get("event") == "build"]
