@@ -20,6 +20,8 @@ from feedserver.build.run import BuildReport, run_build, terminal_progress
 from feedserver.config import Settings, load_settings
 from feedserver.core.errors import FeedserverError
 from feedserver.listen import unset_note
+from feedserver.metrics.instruments import build_outcome
+from feedserver.metrics.logs import JSON, build_fields, failure_fields, json_line
 from feedserver.publish.output import note_status
 from feedserver.schedule.locks import BUILD_LOCK, build_lock, lock_file
 from feedserver.web.health import published_details
@@ -89,13 +91,19 @@ def build(config: str | None, output_dir: str | None, allow_mass_removal: bool |
     except FeedserverError as exc:  # /healthz shows it too, until a build succeeds
         note_status(Path(settings.output_dir), last_error={
             "at": datetime.now(UTC).replace(microsecond=0).isoformat(), "message": str(exc)})
+        if settings.log_format == JSON:
+            click.echo(json_line("build failed", failure_fields("failed", "command", str(exc))))
         raise click.ClickException(str(exc)) from None
     _print_problems(report)
     _queue_websub(settings, report.written)
-    click.echo(f"published {report.articles} articles in {report.channels} channels "
-               f"({len(report.written)} files written, {report.unchanged} unchanged, "
-               f"{len(report.removed)} removed) to {settings.output_dir} "
-               f"in {report.seconds:.2f}s")
+    line = (f"published {report.articles} articles in {report.channels} channels "
+            f"({len(report.written)} files written, {report.unchanged} unchanged, "
+            f"{len(report.removed)} removed) to {settings.output_dir} "
+            f"in {report.seconds:.2f}s")
+    if settings.log_format == JSON:  # the summary as one JSON object, for log shippers
+        outcome = build_outcome(report.published, bool(report.written or report.removed))
+        line = json_line(line, build_fields(report, outcome, "command"))
+    click.echo(line)
 
 
 def _queue_websub(settings: Settings, written: list[str]) -> None:
@@ -153,7 +161,7 @@ def watch(config: str | None, no_events: bool) -> None:
     settings = _settings(config)
     if note := unset_note(settings):
         click.echo(note, err=True)
-    configure_logging()
+    configure_logging(log_format=settings.log_format)
     run_forever(settings, events=not no_events)
 
 

@@ -73,7 +73,13 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "(topics named in config or front matter always get one)."),
     ("detect_language", bool, True, "Detect an article's language from its text when its "
      "front matter names none (else the site 'language')."),
+    ("log_format", str, "common", "Access log and build summary lines of 'serve', 'watch' "
+                                  "and 'build': 'common' (Common Log Format, text) or 'json' "
+                                  "(one JSON object a line)."),
 ]
+LOG_FORMATS = ("common", "json")
+# Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
+METRICS_ALLOW = ("127.0.0.0/8", "::1/128")
 BUILTIN_HUB = "builtin"  # in ``hubs``: this server's own hub, at <base_url>websub
 HUB_PATH = "websub"
 
@@ -214,6 +220,9 @@ class Settings:
     config_digest: str = ""  # sha256 of the text read (schedule.liveconfig)
     # WebSub hubs every feed names: "builtin" (this server's /websub) and/or external URLs.
     hubs: tuple[str, ...] = (BUILTIN_HUB,)
+    log_format: str = "common"
+    # Networks whose clients may read /metrics (feedserver.web.metrics); empty: no metrics.
+    metrics_allow: tuple[str, ...] = METRICS_ALLOW
 
     detect_topics: bool = True
     min_topic_articles: int = 2
@@ -257,7 +266,7 @@ class Settings:
                           "config_digest", "allow_mass_removal", "parse_timeout",
                           "hub_lease_seconds", "hub_lease_max_seconds",
                           "hub_allow_private_callbacks", "hub_rate_limit",
-                          "hub_retry_seconds"):
+                          "hub_retry_seconds", "log_format", "metrics_allow"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -404,6 +413,25 @@ def _parse_hubs(raw: Any, where: str) -> tuple[str, ...]:
     return tuple(hubs)
 
 
+def _parse_networks(raw: Any, where: str) -> tuple[str, ...]:
+    """``metrics_allow``: IPv4/IPv6 addresses or networks (CIDR), each once."""
+    import ipaddress
+
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(f"{where}: 'metrics_allow' must be a list of networks "
+                          "(\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\")")
+    found: list[str] = []
+    for text in (v.strip() for v in raw):
+        try:
+            net = str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(f"{where}: 'metrics_allow' entry {text!r} is not an IP "
+                              "address or network") from None
+        if net not in found:
+            found.append(net)
+    return tuple(found)
+
+
 def _resolve_paths(values: dict[str, Any], root: Path) -> None:
     for key in ("seeds_dir", "output_dir", "state_dir", "ledger_path"):
         if values.get(key):
@@ -437,6 +465,9 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     if values["stuck_after"] < 0:
         raise ConfigError(f"{origins.get('stuck_after', 'default')}: 'stuck_after' must be at "
                           f"least 0, got {values['stuck_after']}")
+    if values["log_format"] not in LOG_FORMATS:
+        raise ConfigError(f"{origins.get('log_format', 'default')}: 'log_format' must be "
+                          f"one of {', '.join(LOG_FORMATS)}, got {values['log_format']!r}")
     url = values["base_url"]
     if not url.strip():  # FEEDSERVER_BASE_URL= or base_url = "": not set (feedserver.listen)
         url = values["base_url"] = DEFAULT_BASE_URL
@@ -492,6 +523,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
                 extra["debris"] = _parse_debris(value, at)
             elif key == "hubs":
                 extra["hubs"] = _parse_hubs(value, where)
+            elif key == "metrics_allow":
+                extra["metrics_allow"] = _parse_networks(value, where)
             elif key == "podcast":
                 extra["podcast"] = _parse_podcast(value, at)
             elif key == "auto_topics_exclude":
@@ -505,6 +538,10 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     if ENV_PREFIX + "HUBS" in env:  # comma- or space-separated
         extra["hubs"] = _parse_hubs(env[ENV_PREFIX + "HUBS"].replace(",", " ").split(),
                                     f"environment {ENV_PREFIX}HUBS")
+    if ENV_PREFIX + "METRICS_ALLOW" in env:  # comma- or space-separated
+        extra["metrics_allow"] = _parse_networks(
+            env[ENV_PREFIX + "METRICS_ALLOW"].replace(",", " ").split(),
+            f"environment {ENV_PREFIX}METRICS_ALLOW")
     for name, value in (overrides or {}).items():
         if name not in declared:
             raise ConfigError(f"unknown setting '{name}'")

@@ -20,15 +20,22 @@ number, and neither does ``create_app``.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.listen import needs_build, problem_lines, serving_settings
+from feedserver.metrics import multiproc
+from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON, utc_stamp
 from feedserver.web.app import create_app
 
 # gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
@@ -94,6 +101,8 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-" if access_log else None,
+        "access_log_format": COMMON_ACCESS_FORMAT,
+        "logger_class": JsonAccessLogger if settings.log_format == JSON else glogging.Logger,
         "errorlog": "-",
         "proc_name": "feedserver",
         # gunicorn >= 25 opens a control socket at one fixed path per user; several
@@ -102,14 +111,47 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
     }
 
 
+class JsonAccessLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with each access line as one JSON object (``log_format = "json"``).
+
+    gunicorn's ``access_log_format`` is a %-template: a quote or backslash in a
+    path or a User-Agent would break a JSON template, so the line is built with
+    :func:`json.dumps` from the same atoms instead.
+    """
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not getattr(self, "access_log_enabled", True):
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        status = str(atoms.get("s", ""))
+        line = {"time": utc_stamp(time.time()), "remote": atoms.get("h"),
+                "method": atoms.get("m"), "path": environ.get("RAW_URI") or atoms.get("U"),
+                "protocol": atoms.get("H"),
+                "status": int(status) if status.isdigit() else status,
+                "bytes": atoms.get("B") or 0, "referer": environ.get("HTTP_REFERER"),
+                "user_agent": environ.get("HTTP_USER_AGENT"),
+                "seconds": request_time.total_seconds(), "pid": os.getpid()}
+        try:
+            self.access_log.info(json.dumps(line, ensure_ascii=False))
+        except Exception:
+            self.exception("could not write an access log line")
+
+
 class FeedServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running ``create_app`` with feedserver's settings, no argv parsing."""
+    """gunicorn running ``create_app`` with feedserver's settings, no argv parsing.
+
+    With ``metrics_dir`` (the run's prometheus multiprocess folder), a worker that
+    exits is marked dead there (``child_exit``) and the folder goes when the master
+    does (``on_exit``).
+    """
 
     def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any],
-                 background: Callable[[], Stop] | None = None) -> None:
+                 background: Callable[[], Stop] | None = None,
+                 metrics_dir: Path | None = None) -> None:
         self.app_factory = app_factory
         self.options = options
         self.background = background
+        self.metrics_dir = metrics_dir
         self._stop: Stop | None = None
         super().__init__()
 
@@ -119,7 +161,10 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
         if self.background is not None:
             self.cfg.set("when_ready", self._when_ready)
+        if self.background is not None or self.metrics_dir is not None:
             self.cfg.set("on_exit", self._on_exit)
+        if self.metrics_dir is not None:
+            self.cfg.set("child_exit", self._child_exit)
 
     def load(self) -> Any:
         return self.app_factory()
@@ -131,6 +176,11 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
     def _on_exit(self, server: Any) -> None:
         if self._stop is not None:
             self._stop()
+        if self.metrics_dir is not None:
+            multiproc.remove(self.metrics_dir)
+
+    def _child_exit(self, server: Any, worker: Any) -> None:
+        multiproc.mark_dead(worker.pid)
 
 
 def run(settings: Settings, host: str, port: int, workers: int | None = None,
@@ -152,11 +202,16 @@ def run(settings: Settings, host: str, port: int, workers: int | None = None,
     def background() -> Stop:
         return start_background(settings)
 
+    # Before the scheduler and the workers start: they inherit the folder's name.
+    metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
     if dev:
         stop = background()
         try:
             factory().run(host=host, port=port, threaded=True, use_reloader=False)
         finally:
             stop()
+            if metrics_dir is not None:
+                multiproc.remove(metrics_dir)
         return
-    FeedServer(factory, gunicorn_options(settings, host, port, workers), background).run()
+    FeedServer(factory, gunicorn_options(settings, host, port, workers), background,
+               metrics_dir).run()

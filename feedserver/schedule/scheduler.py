@@ -34,6 +34,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
+from feedserver.metrics import instruments
+from feedserver.metrics.logs import JSON, JsonFormatter, build_fields, failure_fields
 from feedserver.publish.output import STATUS, note_status
 from feedserver.schedule import lifeline
 from feedserver.schedule.liveconfig import LiveConfig
@@ -120,7 +122,9 @@ class Refresher:
         self.settings = self.config.current()
         if not os.path.isdir(self.settings.seeds_dir):  # unmounted, or being replaced
             log.error("run skipped (%s): seeds folder %s is missing; the last good output "
-                      "stays", reason, self.settings.seeds_dir)
+                      "stays", reason, self.settings.seeds_dir, extra={"fields": failure_fields(
+                          "skipped", reason, "seeds folder is missing")})
+            instruments.get().builds.labels("skipped").inc()
             self._note(last_error={"at": self.clock().isoformat(), "message":
                                    f"seeds folder {self.settings.seeds_dir} is missing; "
                                    "the last good output stays"})
@@ -128,13 +132,17 @@ class Refresher:
         with build_lock(self.settings, timeout=self.settings.refresh_interval) as locked:
             if not locked:
                 log.warning("run skipped (%s): another build holds %s", reason,
-                            lock_file(self.settings, BUILD_LOCK))
+                            lock_file(self.settings, BUILD_LOCK), extra={"fields": failure_fields(
+                                "skipped", reason, "another build holds the build lock")})
+                instruments.get().builds.labels("skipped").inc()
                 return RunResult(None)
             now = self.clock()
             rule = self.writes.rule(now)
+            started = time.monotonic()
             try:
                 report = self._build(now, rule, reason)
             except FeedserverError as exc:
+                instruments.get().build_seconds.observe(time.monotonic() - started)
                 return self._failed(now, reason, exc)
             self._note()
         if self.failures:
@@ -160,7 +168,10 @@ class Refresher:
         wait = self.backoff()
         self.retry_at = now + timedelta(seconds=wait)
         log.error("build failed (%s; %d in a row): %s; next try in %.0fs", reason,
-                  self.failures, exc, wait)
+                  self.failures, exc, wait, extra={"fields": failure_fields(
+                      "failed", reason, str(exc), failures=self.failures,
+                      retry_in=round(wait, 1))})
+        instruments.get().builds.labels("failed").inc()
         self._note(last_error={"at": now.isoformat(), "message": str(exc),
                                "failures": self.failures,
                                "retry_at": self.retry_at.isoformat()})
@@ -190,10 +201,17 @@ class Refresher:
             note_status(Path(self.settings.output_dir), **facts)
 
     def _log(self, reason: str, report: BuildReport, held: list[str]) -> None:
+        """The run's summary line (text, or JSON with ``log_format = "json"``) and metrics."""
+        outcome = instruments.build_outcome(report.published,
+                                            bool(report.written or report.removed))
+        tools = instruments.get()
+        tools.builds.labels(outcome).inc()
+        tools.build_seconds.observe(report.seconds)
         log.info("run %d (%s): %d articles, %d written, %d unchanged, %d removed, "
                  "%d held, %d problems, %.3fs", self.runs, reason, report.articles,
                  len(report.written), report.unchanged, len(report.removed), len(held),
-                 len(report.problems), report.seconds)
+                 len(report.problems), report.seconds,
+                 extra={"fields": build_fields(report, outcome, reason, self.runs, held)})
         if held:
             log.info("still being written, kept back: %s", ", ".join(held[:10]))
         for problem in report.errors:
@@ -288,9 +306,13 @@ class Scheduler:
             self._run_by(min(times))
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """One line per run on stderr, with the pid (a deployment may run several processes)."""
+def configure_logging(level: int = logging.INFO, log_format: str = "common") -> None:
+    """One line per run on stderr, with the pid (a deployment may run several processes);
+    with ``log_format = "json"`` each line is a JSON object (:mod:`feedserver.metrics.logs`)."""
     logging.basicConfig(level=level, format="%(asctime)s [%(process)d] %(name)s: %(message)s")
+    if log_format == JSON:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
@@ -451,8 +473,12 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
                      watcher.writes.close_events else "settle time")
     scheduler.start()
     output = OutputWatch(settings)
+    tools = instruments.get()
+    tools.scheduler_active.set(1)
+    tools.scheduler_heartbeat.set(time.time())
     try:
         while not stop.wait(0.5):
+            tools.scheduler_heartbeat.set(time.time())
             if gone():
                 log.info("parent process ended; stopping")
                 break
@@ -469,6 +495,7 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
         scheduler.shutdown()
         if deliverer is not None:
             deliverer.stop()
+        tools.scheduler_active.set(0)
         log.info("scheduler stopped after %d runs", refresher.runs)
 
 

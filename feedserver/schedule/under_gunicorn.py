@@ -165,7 +165,7 @@ def child_main() -> None:
     spec = pickle.load(sys.stdin.buffer)
     lifeline.die_with_parent(spec["parent"])
     lifeline.bind_children()
-    configure_logging()
+    configure_logging(log_format=spec["settings"].log_format)
     run_forever(spec["settings"], events=spec["events"], parent_pid=spec["parent"],
                 role="serve")
 

@@ -44,7 +44,7 @@ from feedserver.core.layout import (
     is_loader_path,
 )
 from feedserver.publish.manifest import read_status
-from feedserver.web import health, websub
+from feedserver.web import health, metrics, websub
 from feedserver.web.negotiate import prefers_html
 from feedserver.web.published import (
     CORS,
@@ -273,6 +273,11 @@ class Views:
         entry = self.store.snapshot().files.get(path)
         return entry is not None and entry.feed
 
+    def channels(self) -> int:
+        """Channels published now: the folders that hold a feed (for /metrics)."""
+        return len({path.rpartition("/")[0] for path, entry in
+                    self.store.snapshot().files.items() if entry.feed})
+
     def healthz(self) -> Response:
         """Status and counts only (:mod:`feedserver.web.health`); 503 until a build succeeded.
 
@@ -319,4 +324,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.add_url_rule("/", "file", views.file, methods=methods, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "file", views.file, methods=methods,
                      provide_automatic_options=False)
+    metrics.register(app, settings, views.channels, lambda: views.error(404, "metrics"))
     return app

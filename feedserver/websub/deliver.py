@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 from feedserver.config import Settings
 from feedserver.core.layout import MANIFEST
+from feedserver.metrics import instruments
 from feedserver.publish.manifest import feed_format, load_manifest
 from feedserver.websub import addresses, ping
 from feedserver.websub.store import PING, HubStore, Intent, Job
@@ -229,6 +230,7 @@ class Deliverer:
                           job.target)
             error = f"{type(exc).__name__}: {exc}"
         if error is None:
+            instruments.get().deliveries.labels(job.kind, "ok").inc()
             self.store.done(job)
             if job.kind == PING:
                 self.store.note(ping.note_key(job.target), None, time.time())
@@ -241,7 +243,9 @@ class Deliverer:
             log.warning("websub: %s of %s to %s dropped after %d attempts: %s", job.kind,
                         job.topic, job.target, job.attempts + 1, error)
             self.store.done(job)
+            instruments.get().deliveries.labels(job.kind, "dropped").inc()
             return
+        instruments.get().deliveries.labels(job.kind, "retry").inc()
         log.warning("websub: %s of %s to %s failed (attempt %d, next in %.0fs): %s", job.kind,
                     job.topic, job.target, job.attempts + 1, wait, error)
         self.store.retry(job, now + wait, error)
