@@ -34,6 +34,7 @@ from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
+from feedserver.core.freshness import channel_max_age
 from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import (
     Article,
@@ -254,5 +255,8 @@ def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
     updated = max((a.updated for a in listed), default=EPOCH)
     html_url = layout.folder_url(settings.base_url, path)
+    fresh = channel_max_age((a.updated for a in listed), settings.refresh_interval,
+                            settings.freshness_ceiling)
     return Channel(slug=slug or "all", title=title, description=description or title,
-                   path=path, html_url=html_url, articles=listed, updated=updated)
+                   path=path, html_url=html_url, articles=listed, updated=updated,
+                   max_age=fresh)
