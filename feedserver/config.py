@@ -16,6 +16,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +41,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("ledger_path", str, "", "SQLite ledger file; empty means <state_dir>/ledger.sqlite3."),
     ("max_items", int, 50, "Newest items per channel."),
     ("summary_length", int, 300, "Length of plain-text summaries, cut on a word boundary."),
-    ("refresh_interval", int, 30, "Seconds between scans; also feeds' max-age and RSS ttl."),
+    ("refresh_interval", int, 30, "Seconds between scans; also the shortest max-age and RSS "
+                                  "ttl of a feed."),
     ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
     ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
@@ -76,6 +78,15 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("log_format", str, "common", "Access log and build summary lines of 'serve', 'watch' "
                                   "and 'build': 'common' (Common Log Format, text) or 'json' "
                                   "(one JSON object a line)."),
+    ("freshness_ceiling", int, 86_400, "Longest max-age and RSS ttl a quiet channel gets: "
+     "each channel's follow its pace (a quarter of the median interval between its last "
+     "changes, at least refresh_interval). 0: refresh_interval for every channel."),
+    ("poll_budget", int, 10, "Full (unconditional) GETs of one channel's feeds one client "
+     "address may make per max-age of that feed; past it, 429 with Retry-After. Conditional "
+     "requests never count. 0: no limit."),
+    ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
+     "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
+     "counts."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -210,6 +221,9 @@ class Settings:
     hub_retry_seconds: int = 86_400
     max_media_bytes: int = 200_000_000
     max_site_media_bytes: int = 2_000_000_000
+    freshness_ceiling: int = 86_400
+    poll_budget: int = 10
+    trusted_proxies: str = ""
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     podcast: Podcast | None = None  # [podcast]: channels that are podcasts
@@ -252,6 +266,11 @@ class Settings:
         return self.stuck_after or max(600, 10 * self.refresh_interval)
 
     @property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """``trusted_proxies`` as networks (checked when the settings were loaded)."""
+        return proxy_networks(self.trusted_proxies)
+
+    @property
     def ledger_file(self) -> Path:
         """Where the ledger lives: explicit path, or next to the other state."""
         if self.ledger_path:
@@ -266,7 +285,8 @@ class Settings:
                           "config_digest", "allow_mass_removal", "parse_timeout",
                           "hub_lease_seconds", "hub_lease_max_seconds",
                           "hub_allow_private_callbacks", "hub_rate_limit",
-                          "hub_retry_seconds", "log_format", "metrics_allow"):
+                          "hub_retry_seconds", "log_format", "metrics_allow",
+                          "poll_budget", "trusted_proxies"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -293,6 +313,17 @@ def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
     elif isinstance(value, str):
         return value
     raise ConfigError(f"{origin}: '{name}' must be {kind.__name__}, got {value!r}")
+
+
+def proxy_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or CIDR networks separated by commas or spaces; ValueError names a bad one."""
+    networks = []
+    for part in text.replace(",", " ").split():
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 def text_digest(text: str) -> str:
@@ -462,6 +493,15 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
+    for zero_off in ("freshness_ceiling", "poll_budget"):
+        if values[zero_off] < 0:
+            raise ConfigError(f"{origins.get(zero_off, 'default')}: '{zero_off}' must be at "
+                              f"least 0 (0 turns it off), got {values[zero_off]}")
+    try:
+        proxy_networks(values["trusted_proxies"])
+    except ValueError as exc:
+        raise ConfigError(f"{origins.get('trusted_proxies', 'default')}: trusted_proxies: "
+                          f"{exc}") from None
     if values["stuck_after"] < 0:
         raise ConfigError(f"{origins.get('stuck_after', 'default')}: 'stuck_after' must be at "
                           f"least 0, got {values['stuck_after']}")
@@ -515,6 +555,9 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
 
         for key, value in data.items():
             where = origins[key] = at("", key)
+            if key == "trusted_proxies" and isinstance(value, list) \
+                    and all(isinstance(v, str) for v in value):
+                value = " ".join(value)  # a TOML list reads better than one string
             if key in declared:
                 values[key] = _coerce(key, declared[key][0], value, where)
             elif key == "topics":

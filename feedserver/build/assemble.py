@@ -35,6 +35,7 @@ from feedserver.build.signatures import article_key, channel_signature, split
 from feedserver.config import Podcast, Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
+from feedserver.core.freshness import channel_max_age
 from feedserver.core.media import NO_MEDIA, MediaIndex
 from feedserver.core.records import (
     Article,
@@ -352,6 +353,8 @@ def _channel(slug: str, title: str, description: str, path: str,
     # (each item declares its own).
     spoken = {a.lang or settings.language for a in listed}
     language = spoken.pop() if len(spoken) == 1 else settings.language
+    fresh = channel_max_age((a.updated for a in listed), settings.refresh_interval,
+                            settings.freshness_ceiling)
     return Channel(slug=slug or "all", title=title, description=description or title,
                    path=path, html_url=html_url, articles=listed, updated=updated,
-                   language=language)
+                   language=language, max_age=fresh)

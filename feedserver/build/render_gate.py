@@ -78,7 +78,8 @@ def render_channel(site: Site, channel: Channel, check: Check = validate,
         body, found = render_checked(channel, fmt, site.context, cache, check)
         out.problems += found
         rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
-                                 channel.updated, channel.slug, fmt.name, fmt.cors))
+                                 channel.updated, channel.slug, fmt.name, fmt.cors,
+                                 channel.max_age))
     if out.problems:
         out.failed.add(channel.slug)
     else:

@@ -172,6 +172,7 @@ class Channel:
     updated: datetime
     topic_names: dict[str, str] = field(default_factory=dict, compare=False)
     language: str = ""  # what the channel declares: its articles' one language, else ''
+    max_age: int = 0  # seconds its feeds stay fresh (core.freshness); 0: the refresh interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class Rendered:
     ``format`` names the feed format of a feed file ('' for anything else) and
     ``cors`` says other sites' scripts may read it; both go into the manifest, so
     whatever serves the folder (the web app, nginx) needs no renderer to know them.
+    ``max_age`` (feeds) is how long the channel stays fresh, for ``Cache-Control``.
     """
 
     path: str
@@ -190,3 +192,4 @@ class Rendered:
     channel: str = ""
     format: str = ""
     cors: bool = False
+    max_age: int = 0  # a feed's freshness in seconds (core.freshness); 0: not a feed

@@ -8,8 +8,10 @@ instead and needs the standard library alone.
 A manifest entry (``files[path]``) holds ``etag``, ``size``, ``media_type``,
 ``last_modified`` (an HTTP date), ``channel``, ``encodings`` (name -> etag and
 size of each precompressed body) and, where they apply, ``format`` (the feed
-format of a feed file) and ``cors`` (other sites' scripts may read it): absent
-means '' and false, which keeps a manifest of tens of thousands of pages small.
+format of a feed file), ``cors`` (other sites' scripts may read it) and
+``max_age`` (a feed's freshness in seconds, from its channel's pace:
+:mod:`feedserver.core.freshness`): absent means '', false and the refresh
+interval, which keeps a manifest of tens of thousands of pages small.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 
 from feedserver.core.layout import MANIFEST, STATUS
 
-# 2: entries carry ``format`` and ``cors``.  A version-1 manifest lacks them, so its
-# channel signatures are not trusted: the next build goes through every file once.
-VERSION = 2
+# 2: entries carry ``format`` and ``cors``; 3: feeds carry ``max_age``.  An older
+# manifest lacks them, so its channel signatures are not trusted: the next build goes
+# through every file once.
+VERSION = 3
 
 
 def etag_of(body: bytes) -> str:
@@ -68,6 +71,13 @@ def feed_format(entry: dict[str, Any]) -> str:
 def cors(entry: dict[str, Any]) -> bool:
     """Whether other sites' scripts may read the file."""
     return entry.get("cors") is True
+
+
+def max_age(entry: dict[str, Any]) -> int | None:
+    """A feed's freshness in seconds as the build computed it (None: not recorded)."""
+    value = entry.get("max_age")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
 
 
 def read_status(out_dir: Path) -> dict[str, Any]:

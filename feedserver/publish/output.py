@@ -104,12 +104,15 @@ def on_disk(root: str, path: str, entry: dict[str, Any]) -> bool:
 
 def _facts(item: Rendered) -> dict[str, Any]:
     """What the build says about a file beyond its bytes (see publish.manifest): the
-    channel always, the feed format and CORS only where they apply."""
+    channel always, the feed format, CORS and the channel's freshness only where they
+    apply."""
     facts: dict[str, Any] = {"channel": item.channel}
     if item.format:
         facts["format"] = item.format
     if item.cors:
         facts["cors"] = True
+    if item.max_age:
+        facts["max_age"] = item.max_age
     return facts
 
 
@@ -192,7 +195,7 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     if previous is not None and previous.get("etag") == etag \
             and previous.get("media_type") == item.media_type \
             and on_disk(str(out_dir), item.path, previous):
-        kept = {k: v for k, v in previous.items() if k not in ("format", "cors")}
+        kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age")}
         return Prepared(item.path, {**kept, **_facts(item)})
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
     encoded = {} if item.media_type in _PRECOMPRESSED else compress(item.body)

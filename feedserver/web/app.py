@@ -46,6 +46,7 @@ from feedserver.core.layout import (
 from feedserver.publish.manifest import read_status
 from feedserver.web import health, metrics, websub
 from feedserver.web.negotiate import prefers_html
+from feedserver.web.politeness import PollBudget, refusal
 from feedserver.web.published import (
     CORS,
     NOSNIFF,
@@ -129,6 +130,7 @@ class Views:
         self.max_age = f"public, max-age={store.settings.refresh_interval}"
         self.clock = clock or (lambda: datetime.now(UTC))
         self.plain_errors = {code: plain_error_page(self.settings, code) for code in ERRORS}
+        self.budget = PollBudget.from_settings(self.settings)  # None: poll_budget = 0
 
     def file(self, path: str = "") -> Response:
         """Serve a published file: 200 or 304, the best precompressed body."""
@@ -162,6 +164,10 @@ class Views:
         if self.not_modified(environ, etag, entry.modified_at if fresh else None):
             kept = [h for h in variant.headers if h[0] not in _BODY_HEADERS]
             return FileResponse.prepared(b"", kept + validators, 304)
+        if entry.feed and self.budget is not None and environ["REQUEST_METHOD"] == "GET":
+            wait = self.budget.spend(environ, entry.channel, entry.max_age)
+            if wait:
+                return self.too_many(entry, wait)
         return FileResponse.prepared(
             body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
 
@@ -198,6 +204,14 @@ class Views:
         except RequestedRangeNotSatisfiable:
             handle.close()
             raise
+
+    def too_many(self, entry: PublishedFile, wait: int) -> Response:
+        """429 for a client over its poll budget (:mod:`feedserver.web.politeness`)."""
+        headers = [NOSNIFF, ("Retry-After", str(wait)), ("Cache-Control", "no-store")]
+        if entry.cors:
+            headers += [*CORS[:1], ("Access-Control-Expose-Headers", "Retry-After")]
+        return Response(refusal(entry.max_age, wait), 429, headers,
+                        content_type="text/plain; charset=utf-8")
 
     @staticmethod
     def not_modified(environ: dict[str, Any], etag: str, modified: datetime | None) -> bool:

@@ -73,6 +73,8 @@ class PublishedFile:
     alternate: str | None = None
     feed: bool = False  # a feed (a WebSub topic), not a page or another file
     ranges: bool = False  # a media file: byte ranges answered (206), cached long when versioned
+    channel: str = ""  # the channel a feed belongs to (the poll budget counts per channel)
+    max_age: int = 0  # seconds a feed stays fresh: its Cache-Control max-age
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,12 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
     kind = media.split(";")[0].strip()
     fmt = manifest.feed_format(meta)
     ranges = is_media_path(path)
+    # A feed's freshness follows its channel's pace (recorded by the build); the rest
+    # is fresh for one refresh interval.
+    fresh = (manifest.max_age(meta) if fmt else None) or settings.refresh_interval
     headers = [("Content-Type", media), NOSNIFF,
                ("Cache-Control", LONG_CACHE if ranges
-                else f"{cache_scope(path)}, max-age={settings.refresh_interval}")]
+                else f"{cache_scope(path)}, max-age={fresh}")]
     if ranges:
         headers.append(("Accept-Ranges", "bytes"))
     encodings = {name: info for name, info in (meta.get("encodings") or {}).items()
@@ -134,7 +139,8 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
                                  (*headers, ("Content-Encoding", name)))
     moment = parse_date(str(meta.get("last_modified") or ""))
     return PublishedFile(variants, http_date(moment) if moment else None, moment, cors,
-                         html_alternate(path, fmt), bool(fmt), ranges)
+                         html_alternate(path, fmt), bool(fmt), ranges,
+                         str(meta.get("channel") or ""), fresh)
 
 
 def safe_path(path: str) -> bool:

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from feedserver.core import layout
+from feedserver.core.freshness import ttl_minutes
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 from feedserver.render.formats.enclosures import seen_enclosures
@@ -110,7 +111,8 @@ def generator(channel: Channel, ctx: Context, fmt: Format) -> FeedGenerator:
     gen.generator(GENERATOR, uri=None, version=None)
     gen.updated(channel.updated)
     gen.lastBuildDate(channel.updated)
-    gen.ttl(ctx.ttl_minutes)
+    # The channel's own pace (core.freshness), else the site's refresh interval.
+    gen.ttl(ttl_minutes(channel.max_age) if channel.max_age else ctx.ttl_minutes)
     gen.docs("https://www.rssboard.org/rss-specification")
     return gen
 
