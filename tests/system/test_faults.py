@@ -100,7 +100,7 @@ def test_a_full_disk_keeps_the_output_reports_and_publishing_resumes(
     big = "---\ntitle: The long report\n---\n" + "".join(
         f"Paragraph {i}: {os.urandom(60).hex()}\n\n" for i in range(1500))  # ~200 kB
     disk = site_dir / "disk"
-    with tiny_disk(disk, "4m") as mounted:
+    with tiny_disk(disk, "8m") as mounted:
         if not mounted:
             pytest.skip("mount -t tmpfs is not allowed here (test_publish_safety covers "
                         "RLIMIT_FSIZE)")

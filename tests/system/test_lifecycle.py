@@ -48,14 +48,14 @@ if os.environ.get("FEEDSERVER_TEST_SLOW"):
 
     _read_one = gather.read_one
 
-    def read_one(entry, known, settings):
+    def read_one(entry, *rest):
         if os.environ["FEEDSERVER_TEST_SLOW"] in entry.path:
             with open(os.environ["FEEDSERVER_TEST_SLOW_MARK"], "a") as mark:
                 mark.write(f"{os.getpid()}\\n")
             end = time.monotonic() + 300
             while time.monotonic() < end:  # a parse that takes minutes of CPU
                 sum(range(1000))
-        return _read_one(entry, known, settings)
+        return _read_one(entry, *rest)
 
     gather.read_one = read_one
 '''

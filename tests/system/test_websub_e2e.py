@@ -62,7 +62,8 @@ def healthz(url: str) -> dict:
 def add_article(site: Path, name: str, title: str) -> None:
     """Write an article the way an editor saves one (the watcher publishes it)."""
     (site / "seeds" / f"{name}.md").write_text(
-        f'+++\ntitle = "{title}"\ndate = {recent(0.5)}\n+++\n\nPushed, not polled.\n',
+        f'+++\ntitle = "{title}"\ndate = {recent(0.5)}\nlang = "en"\n+++\n\n'
+        'Pushed, not polled.\n',
         encoding="utf-8")
 
 
@@ -153,10 +154,12 @@ def test_external_hubs_get_one_ping_per_changed_feed(site: Path) -> None:
             assert links(response.headers.items())["hub"] == [hub.url]
             assert json.loads(response.read())["hubs"] == [{"type": "WebSub", "url": hub.url}]
         pinged_at_start = len(hub.recorder.posts())
-        # An article with no topic: only the "all" channel's three feeds change.
+        # An English article with no topic: only the "all" channel's and the English
+        # channel's three feeds change.
         add_article(site, "websub-ping", "Only the all channel changes")
-        expected = {url + name for name in ("feed.rss", "feed.atom", "feed.json")}
-        assert wait_for(lambda: len(hub.recorder.posts()) - pinged_at_start >= 3, 10)
+        expected = {url + folder + name for folder in ("", "languages/en/")
+                    for name in ("feed.rss", "feed.atom", "feed.json")}
+        assert wait_for(lambda: len(hub.recorder.posts()) - pinged_at_start >= 6, 10)
         time.sleep(1.0)  # nothing else may follow
         pings = hub.recorder.posts()[pinged_at_start:]
         topics = [urllib.parse.parse_qs(p.body.decode())["hub.url"][0] for p in pings]
