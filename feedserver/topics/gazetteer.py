@@ -135,28 +135,28 @@ def mentions(words: list[str], seen: set[str] | None = None) -> Counter[Place]:
     """How often each place is named in these words (the longest form wins a place);
     ``seen`` collects the lowercased words that named one."""
     idx = index()
-    lowered = [w.lower() for w in words]
     counts: Counter[Place] = Counter()
-    at = 0
-    while at < len(words):
-        word = words[at]
-        # Latin forms are all capitalized (or acronyms): a lower-case Latin word starts
-        # none, and most words are such; Cyrillic adjectives may be lower case.
-        if not (word[0].isupper() or "\u0400" <= word[0] <= "\u04ff"):
-            at += 1
+    after = 0  # the first word not inside a place already found
+    # Latin forms are all capitalized (or acronyms): an all-lower-case Latin word starts
+    # none, and most words are such (left out in one comprehension, the cheapest Python
+    # loop; a word such as "iPhone" is let through and fits no form); Cyrillic adjectives
+    # may be lower case.
+    starts = [i for i, w in enumerate(words) if not w.islower() or "\u0400" <= w[0] <= "\u04ff"]
+    for at in starts:
+        if at < after:
             continue
+        word = words[at]
         best: _Form | None = None
-        for form in _candidates(idx, word, lowered[at]):
+        for form in _candidates(idx, word, word.lower()):
             size = len(form.words)
             if (best is None or size > len(best.words)) and at + size <= len(words) and all(
-                    _fits(rule, words[at + i], lowered[at + i])
+                    _fits(rule, words[at + i], words[at + i].lower())
                     for i, rule in enumerate(form.words)):
                 best = form
         if best is None:
-            at += 1
             continue
+        after = at + len(best.words)
         counts[best.place] += 1
         if seen is not None:
-            seen.update(lowered[at:at + len(best.words)])
-        at += len(best.words)
+            seen.update(w.lower() for w in words[at:after])
     return counts
