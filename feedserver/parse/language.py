@@ -50,6 +50,11 @@ def warm() -> None:
     _identifier()
 
 
+def release() -> None:
+    """Forget the model (loaded again when next needed)."""
+    _identifier.cache_clear()
+
+
 def detect(title: str, text: str) -> str | None:
     """The language code (ISO 639-1, as BCP 47 uses it) of the text, or None if unsure."""
     sample = f"{title}\n{text}"[:SAMPLE]

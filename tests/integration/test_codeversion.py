@@ -92,6 +92,12 @@ def test_versions_follow_the_source_and_the_libraries(code: Path,
                         lambda name: "99.0" if name == "nh3" else real(name))
     codeversion.forget()
     assert codeversion.parse_version() != parse
+    parse = codeversion.parse_version()
+    # A new language model may detect other languages: every article is parsed again.
+    monkeypatch.setattr(codeversion, "_installed",
+                        lambda name: "99.0" if name in ("nh3", "py3langid") else real(name))
+    codeversion.forget()
+    assert codeversion.parse_version() != parse
 
 
 def test_a_code_change_redoes_exactly_the_affected_work(code: Path, settings: Settings) -> None:
