@@ -87,7 +87,7 @@ def build(config: str | None, output_dir: str | None, allow_mass_removal: bool |
         click.echo(note, err=True)
     try:
         with _build_lock(settings):  # never at the same time as a running scheduler's build
-            report = run_build(settings, progress=terminal_progress)
+            report = run_build(settings, progress=terminal_progress, one_shot=True)
     except FeedserverError as exc:  # /healthz shows it too, until a build succeeds
         note_status(Path(settings.output_dir), last_error={
             "at": datetime.now(UTC).replace(microsecond=0).isoformat(), "message": str(exc)})
@@ -172,7 +172,7 @@ def check(config: str | None, strict: bool) -> None:
     """Read and validate everything without publishing; list every problem."""
     settings = _settings(config)
     try:  # reads a copy of the ledger: creates and changes nothing (see feedserver.build.guard)
-        report = run_build(settings, publish_output=False)
+        report = run_build(settings, publish_output=False, one_shot=True)
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
     _print_problems(report)

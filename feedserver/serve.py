@@ -77,7 +77,7 @@ def ensure_built(settings: Settings) -> BuildReport | None:
     request has feeds with working links."""
     if not needs_build(settings):
         return None
-    return run_build(settings)
+    return run_build(settings, one_shot=True)
 
 
 def address(host: str, port: int) -> str:

@@ -95,7 +95,7 @@ def make_site(root: Path, count: int = 40) -> Settings:
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(
         'site_title = "Fault site"\nbase_url = "https://feeds.example.org/"\n'
-        "auto_topics = false\nmax_items = 30\n", encoding="utf-8")
+        "auto_topics = false\nmax_items = 30\npoll_budget = 0\n", encoding="utf-8")
     seed_corpus(root / "seeds", count)
     return load_settings(root / "config.toml", env={})
 

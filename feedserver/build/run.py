@@ -169,7 +169,7 @@ def run_build(settings: Settings, now: datetime | None = None,
               memory: BuildMemory | None = None, changes: Collection[str] | None = None, *,
               publish_output: bool = True, pages: bool = True,
               progress: Progress | None = None, hold: Hold | None = None,
-              moves: Mapping[str, str] | None = None) -> BuildReport:
+              moves: Mapping[str, str] | None = None, one_shot: bool = False) -> BuildReport:
     """Scan, parse, identify, render, validate and (unless told not to) publish.
 
     ``memory`` is what a long-lived process (the scheduler) keeps between its
@@ -179,9 +179,11 @@ def run_build(settings: Settings, now: datetime | None = None,
     stat'ed, not the whole folder (None: scan it all).  ``pages=False`` builds
     the feeds only (the benchmarks).  ``moves`` (new path -> old path, from the
     watcher's rename events) lets an article moved and edited before this build
-    keep its id.
+    keep its id.  ``one_shot``: the process builds once and exits (``feedserver build``,
+    ``check``, the build before ``serve``), so the language model and the gazetteer are
+    dropped once the files are parsed, before the render workers fork and inherit them;
+    a process that builds again (the scheduler, tests, tools) keeps them loaded.
     """
-    one_shot = memory is None  # no long-lived caller will build again with what it loads
     memory = memory if memory is not None else BuildMemory.empty()
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
