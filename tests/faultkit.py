@@ -91,11 +91,17 @@ def mutate(seeds: Path, step: int) -> str:
 
 
 def make_site(root: Path, count: int = 40) -> Settings:
-    """A site under ``root``: config (auto topics off), seeds, output and state."""
+    """A site under ``root``: config, seeds, output and state.
+
+    Topics and languages are neither assigned nor detected, and there is no poll budget:
+    the fault tests are about crashes, disks and locks, and the kill loop needs builds
+    that start quickly (detection loads a language model in every build process).
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(
         'site_title = "Fault site"\nbase_url = "https://feeds.example.org/"\n'
-        "auto_topics = false\nmax_items = 30\npoll_budget = 0\n", encoding="utf-8")
+        "auto_topics = false\ndetect_topics = false\ndetect_language = false\n"
+        "max_items = 30\npoll_budget = 0\n", encoding="utf-8")
     seed_corpus(root / "seeds", count)
     return load_settings(root / "config.toml", env={})
 
