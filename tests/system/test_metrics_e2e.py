@@ -12,8 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -25,7 +23,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import due_by_now
-from tests.system.test_serve_e2e import READY_SECONDS, Server, free_port, get, stop, wait_ready
+from tests.system.test_serve_e2e import READY_SECONDS, Server, get, serve_site
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -34,23 +32,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def serve_with(site_dir: Path, **env_extra: str) -> Iterator[Server]:
     """``feedserver serve --workers 2`` with extra FEEDSERVER_* settings; stopped by PID."""
     due_by_now(site_dir / "seeds")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FEEDSERVER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site_dir / "seeds"),
-               FEEDSERVER_OUTPUT_DIR=str(site_dir / "public"),
-               FEEDSERVER_STATE_DIR=str(site_dir / "state"), **env_extra)
-    log = site_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers", "2"],
-            cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(url, process, log)
-        yield Server(url, port, process, log, site_dir / "seeds")
-    finally:
-        stop(process)
+    with serve_site(site_dir, **env_extra) as server:
+        yield server
 
 
 def scrape(server: Server) -> Samples:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +20,7 @@ import pytest
 
 from feedserver.core.freshness import channel_max_age
 from tests.conftest import due_by_now
-from tests.system.test_serve_e2e import Server, free_port, stop, wait_ready
+from tests.system.test_serve_e2e import Server, serve_site
 
 REFRESH = 3600
 BUDGET = 3
@@ -34,24 +31,9 @@ PROXY = "127.0.0.5"
 def serving(site_dir: Path, **settings: str) -> Iterator[Server]:
     """``feedserver serve --workers 2`` with extra FEEDSERVER_* settings; stopped by PID."""
     due_by_now(site_dir / "seeds")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
-    env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site_dir / "seeds"),
-               FEEDSERVER_OUTPUT_DIR=str(site_dir / "public"),
-               FEEDSERVER_STATE_DIR=str(site_dir / "state"),
-               FEEDSERVER_REFRESH_INTERVAL=str(REFRESH),
-               **{f"FEEDSERVER_{k.upper()}": v for k, v in settings.items()})
-    log = site_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers", "2"],
-            cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(url, process, log)
-        yield Server(url, port, process, log, site_dir / "seeds")
-    finally:
-        stop(process)
+    with serve_site(site_dir, FEEDSERVER_REFRESH_INTERVAL=str(REFRESH),
+                    **{f"FEEDSERVER_{k.upper()}": v for k, v in settings.items()}) as server:
+        yield server
 
 
 def fetch(server: Server, path: str, source: str = "127.0.0.1",

@@ -78,15 +78,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve_site(site_dir: Path) -> Iterator[Server]:
+def serve_site(site_dir: Path, **env_extra: str) -> Iterator[Server]:
     """``feedserver serve --workers 2`` over the site's folders on a free port, ready;
-    stopped by its PID afterwards."""
+    stopped by its PID afterwards.  ``env_extra``: more FEEDSERVER_* settings; none
+    comes from the tests' own environment (nor a metrics folder of another server)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FEEDSERVER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site_dir / "seeds"),
                FEEDSERVER_OUTPUT_DIR=str(site_dir / "public"),
-               FEEDSERVER_STATE_DIR=str(site_dir / "state"))
+               FEEDSERVER_STATE_DIR=str(site_dir / "state"), **env_extra)
     log = site_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
