@@ -45,6 +45,11 @@ from tests.faultkit import (
     until,
 )
 
+# Serial (run alone, `pytest -m serial`): the kill -9 loop counts kills within a time budget;
+# the locked ledger waits out a lock by the clock.
+pytestmark = pytest.mark.serial
+
+
 KILLS = 100
 KILL_BUDGET = 150.0  # seconds; the loop stops there even if it has fewer kills
 

@@ -33,8 +33,11 @@ from feedserver.schedule.lifeline import alive
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, wait_ready
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
-                                reason="follows processes through /proc")
+# Serial (run alone, `pytest -m serial`): checks that every process is gone a few seconds after
+# a kill: a loaded machine stretches that.
+pytestmark = [pytest.mark.serial,
+              pytest.mark.skipif(not Path("/proc/self/stat").exists(),
+                                 reason="follows processes through /proc")]
 
 SLOW_FILE = "zz-slow-parse"
 BATCH = 70  # new files: more than gather.PARALLEL_MIN, so the parse runs in a worker pool

@@ -20,10 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import due_by_now
 from tests.system.test_serve_e2e import READY_SECONDS, Server, get, serve_site
+
+# Serial (run alone, `pytest -m serial`): waits for both gunicorn workers to answer within its
+# budget.
+pytestmark = pytest.mark.serial
+
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -30,6 +30,11 @@ import pytest
 
 from tests.system.test_serve_e2e import serve_site
 
+# Serial (run alone, `pytest -m serial`): asserts that probes are answered within 1 s under 256
+# trickling connections.
+pytestmark = pytest.mark.serial
+
+
 TRICKLERS = 256
 DURATION = 12.0  # seconds of load: longer than the header timeout (keepalive, 5 s)
 PROBE_EVERY = 0.25

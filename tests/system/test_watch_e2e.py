@@ -29,8 +29,11 @@ from tests.conftest import recent
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
 
-pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
-                                reason="finds the serving worker through /proc")
+# Serial (run alone, `pytest -m serial`): a standby's takeover and one job per interval,
+# observed over a few intervals.
+pytestmark = [pytest.mark.serial,
+              pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
+                                 reason="finds the serving worker through /proc")]
 
 INTERVAL = 2
 RUN = re.compile(r"^(\S+ \S+) \[(\d+)\] feedserver\.schedule\.scheduler: run \d+ \(([^)]*)\)", re.M)

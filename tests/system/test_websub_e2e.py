@@ -30,6 +30,10 @@ from tests.conftest import due_by_now, recent
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
 from tests.websub_kit import TestServer, discover, hub_request, links, signed, wait_for
 
+# Serial (run alone, `pytest -m serial`): asserts the push arrives within 2 s.
+pytestmark = pytest.mark.serial
+
+
 SECRET = "correct horse battery staple"
 
 
