@@ -36,10 +36,6 @@ from feedserver.schedule.scheduler import (
 )
 from tests.integration.test_scheduler import FakeClock, article, eventually, published
 
-# Serial (run alone, `pytest -m serial`): schedulers in threads with short intervals and back-
-# off: timing on a busy machine drifts.
-pytestmark = pytest.mark.serial
-
 
 def status(out: Path) -> dict[str, object]:
     try:

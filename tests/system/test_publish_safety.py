@@ -31,11 +31,6 @@ from feedserver.publish.output import MANIFEST, etag_of, recover
 from tests.conftest import NOW, ROOT, write
 from tests.faultkit import tiny_disk
 
-# Serial (run alone, `pytest -m serial`): a ledger locked for 2 s against a patience of 0.5 s,
-# and kills at chosen steps.
-pytestmark = pytest.mark.serial
-
-
 CHILD = textwrap.dedent("""
     import os, signal, sys, tempfile
     from datetime import datetime
