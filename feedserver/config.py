@@ -87,12 +87,12 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
      "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
      "counts."),
-    ("nginx_conf", str, "", "File a publish rewrites with `feedserver export nginx`'s output "
-     "when the site's channels or gone paths change; empty: none."),
-    ("nginx_listen", str, "80", "nginx listen address of the exported config (e.g. "
-     "'127.0.0.1:8080')."),
-    ("post_publish", str, "", "Shell command run after each successful publish (e.g. to "
-     "reload nginx or copy the output); FEEDSERVER_OUTPUT_DIR is set. Failures are logged."),
+    ("nginx_conf", str, "", "File each publish rewrites with the output of 'feedserver export "
+     "nginx' when its text changes (channels, gone paths, a channel's max-age); empty: none."),
+    ("nginx_listen", str, "80", "nginx listen address of the exported config "
+     "(127.0.0.1:8080)."),
+    ("post_publish", str, "", "Shell command run after each successful publish (reload nginx, "
+     "copy the folder to replicas); see Deploying."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
