@@ -112,3 +112,26 @@ def test_a_new_body_gets_a_later_mtime_than_the_one_it_replaces(tmp_path: Path) 
     os.utime(new, (second + 5, second + 5))
     later_mtimes([[str(new), str(old)]])  # already later: left alone
     assert int(new.stat().st_mtime) == second + 5
+
+
+def test_export_prints_or_writes_the_config_of_the_published_folder(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from feedserver.cli import main
+
+    assert run_build(settings, now=NOW).published
+    monkeypatch.chdir(settings.config_path and Path(settings.config_path).parent)
+    for key in [k for k in os.environ if k.startswith("FEEDSERVER_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("FEEDSERVER_POLL_BUDGET", "0")
+    expected = nginx.render(settings, load_manifest(Path(settings.output_dir)), "8080")
+    printed = CliRunner().invoke(main, ["export", "nginx", "--listen", "8080"])
+    assert printed.exit_code == 0 and printed.output == expected
+    target = tmp_path / "out" / "site.conf"
+    written = CliRunner().invoke(main, ["export", "nginx", "--listen", "8080",
+                                        "--out", str(target)])
+    assert written.exit_code == 0 and target.read_text() == expected
+    again = CliRunner().invoke(main, ["export", "nginx", "--listen", "8080",
+                                      "--out", str(target)])
+    assert "unchanged" in again.output
