@@ -32,6 +32,7 @@ import feedparser
 import pytest
 
 from tests.conftest import ROOT, due_by_now
+from tests.media_fixtures import media_seeds
 from tests.system.nginx_server import missing_reason, nginx_serving
 from tests.system.test_serve_e2e import Server, serve_site
 
@@ -112,6 +113,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     shutil.copytree(ROOT / "seeds", site_dir / "seeds")
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
     (site_dir / "config.toml").write_text("poll_budget = 0\n" + config, encoding="utf-8")
+    media_seeds(site_dir / "seeds")  # a picture, a sound and a PDF beside an article
     due_by_now(site_dir / "seeds")
     with serve_site(site_dir) as app:
         (site_dir / "seeds" / REMOVED).unlink()
@@ -328,6 +330,27 @@ def test_nothing_outside_the_published_files_is_served(target: Target, raw: str)
     assert reply.status in ((400, 404) if target.name == "nginx" else (404,)), raw
     for secret in (b"half a publish", b"base_url", b'"files"', b"[topics", b"root:"):
         assert secret not in reply.body, raw
+
+
+def test_media_files_answer_ranges_and_are_cached_long_only_when_versioned(
+        target: Target) -> None:
+    files = manifest(target)["files"]
+    pictures = [p for p in files if p.startswith("media/") and p.endswith(".png")]
+    assert pictures
+    path = f"/{pictures[0]}"
+    body = (target.out / pictures[0]).read_bytes()
+    versioned = target.request(f"{path}?v=0123456789ab")
+    assert versioned.status == 200 and versioned.body == body
+    assert versioned.header("Content-Type") == "image/png"
+    assert versioned.header("Cache-Control") == "public, max-age=31536000, immutable"
+    plain = target.request(path)
+    assert plain.header("Cache-Control") == "public, max-age=30"  # may change: not immutable
+    part = target.request(path, {"Range": "bytes=0-9"})
+    assert part.status == 206 and part.body == body[:10]
+    assert part.header("Content-Range") == f"bytes 0-9/{len(body)}"
+    resumed = target.request(path, {"Range": "bytes=0-9", "If-Range": plain.header("ETag")
+                                    or ""})
+    assert resumed.status == 206
 
 
 def test_app_only_health_and_metrics(target: Target) -> None:
