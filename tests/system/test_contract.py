@@ -112,7 +112,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     site_dir = tmp_path_factory.mktemp("contract")
     shutil.copytree(ROOT / "seeds", site_dir / "seeds")
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
-    (site_dir / "config.toml").write_text("poll_budget = 0\n" + config, encoding="utf-8")
+    # No detection: the suite is about HTTP, and the language model costs seconds per build.
+    (site_dir / "config.toml").write_text(
+        "poll_budget = 0\ndetect_topics = false\ndetect_language = false\n" + config,
+        encoding="utf-8")
     media_seeds(site_dir / "seeds")  # a picture, a sound and a PDF beside an article
     due_by_now(site_dir / "seeds")
     with serve_site(site_dir) as app:
