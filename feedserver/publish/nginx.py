@@ -203,8 +203,10 @@ def render(settings: Settings, data: dict[str, Any], listen: str = "80") -> str:
     links = [(quote(u), quote(", ".join([*hubs, f'<{settings.base_url}{p}>; rel="self"'])))
              for p in feeds for u in uris(p)]
     out += _map("$uri", "$feedserver_link", "", links)
-    out += _map("$uri", "$feedserver_leaf", "", [(quote("~/(?<feedserver_name>[^/]*)$"),
-                                                  "$feedserver_name")])
+    # The last segment, for the folder redirect's relative Location: only the characters
+    # of the site's own slugs, so nothing nginx decoded (%0d%0a) can reach a header.
+    out += _map("$uri", "$feedserver_leaf", "",
+                [(quote("~/(?<feedserver_name>[A-Za-z0-9._~-]+)$"), "$feedserver_name")])
     for code in (404, 410):
         out += _map("$uri", f"$feedserver_error_{code}", f"/{ERROR_PAGES[code]}",
                     [(quote(r"~\.json$"), f"@feedserver_json_{code}")])
@@ -271,6 +273,7 @@ def _server(settings: Settings, root: str, host: str, listen: str, types: dict[s
         out += _file_location(f'~ "(^|/){re.escape(name)}$"',
                               ["types { }", f"default_type {quote(kind)};"])
     out += ["    location @feedserver_missing {",
+            '        if ($feedserver_leaf = "") { return 404; }  # no slug: no folder of ours',
             f"        if (-f $request_filename/{INDEX}) {{",
             "            return 308 ./$feedserver_leaf/$is_args$args;  # relative, as the app's",
             "        }",

@@ -303,6 +303,10 @@ def test_folders_redirect_to_their_slash(target: Target) -> None:
         assert reply.status == 308, path
         assert reply.header("Location") == location
         assert (reply.header("Cache-Control") or "").startswith("public, max-age=")
+    for raw in ("/topics/energy%0d%0aSet-Cookie:%20x=1", "/topics%0aX:y"):
+        reply = target.request(raw)
+        assert reply.status in (400, 404) and reply.header("Set-Cookie") is None, raw
+        assert reply.header("X") is None
 
 
 def test_cors_preflight(target: Target) -> None:
