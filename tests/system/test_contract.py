@@ -118,7 +118,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         encoding="utf-8")
     media_seeds(site_dir / "seeds")  # a picture, a sound and a PDF beside an article
     due_by_now(site_dir / "seeds")
-    with serve_site(site_dir) as app:
+    hook = f'echo "$FEEDSERVER_NGINX_CHANGED $FEEDSERVER_REMOVED" >> {site_dir / "hook.log"}'
+    with serve_site(site_dir, FEEDSERVER_NGINX_CONF=str(site_dir / "deploy" / "site.conf"),
+                    FEEDSERVER_POST_PUBLISH=hook) as app:
         (site_dir / "seeds" / REMOVED).unlink()
         _wait_gone(app, f"/{GONE_TOPIC}/feed.rss")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
@@ -358,6 +360,26 @@ def test_media_files_answer_ranges_and_are_cached_long_only_when_versioned(
     resumed = target.request(path, {"Range": "bytes=0-9", "If-Range": plain.header("ETag")
                                     or ""})
     assert resumed.status == 206
+
+
+def test_the_servers_own_publishes_kept_nginx_conf_current_and_ran_the_hook(
+        site: Site) -> None:
+    """`serve`'s scheduler rewrote nginx_conf when the topic went, then ran post_publish
+    (just after the publish the app already serves: waited for, within a bound)."""
+    import time
+
+    log, deadline = site.dir / "hook.log", time.monotonic() + 60
+    runs: list[list[str]] = []
+    while time.monotonic() < deadline:
+        runs = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+        if any(changed == "1" and int(removed) > 0 for changed, removed in runs[1:]):
+            break
+        time.sleep(0.1)
+    assert runs and runs[0][0] == "1", runs  # the first publish wrote the file
+    assert any(changed == "1" and int(removed) > 0 for changed, removed in runs[1:]), runs
+    conf = (site.dir / "deploy" / "site.conf").read_text()
+    assert f'"/{GONE_TOPIC}/feed.rss" 1;' in conf and f'"/{GONE_TOPIC}/" 1;' in conf
+    assert "listen 80;" in conf and f'root "{site.out}";' in conf
 
 
 def test_app_only_health_and_metrics(target: Target) -> None:
