@@ -65,6 +65,6 @@ def refresh_nginx(settings: Settings, manifest: dict[str, Any] | None) -> bool:
         return False
     try:
         return nginx.write(settings, Path(settings.nginx_conf), settings.nginx_listen, manifest)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # a side job: never the reason a publish fails
         log.warning("nginx_conf %s not written: %s", settings.nginx_conf, exc)
         return False

@@ -135,3 +135,13 @@ def test_export_prints_or_writes_the_config_of_the_published_folder(
     again = CliRunner().invoke(main, ["export", "nginx", "--listen", "8080",
                                       "--out", str(target)])
     assert "unchanged" in again.output
+
+
+def test_an_unwritable_nginx_conf_is_logged_and_the_hook_still_runs(
+        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    site = replace(hooked(settings, tmp_path), nginx_conf=str(tmp_path / "blocked" / "x.conf"))
+    with caplog.at_level(logging.WARNING, logger="feedserver.build.post_publish"):
+        assert run_build(site, now=NOW).published
+    assert "not written" in caplog.text
+    assert runs(tmp_path)[-1]["FEEDSERVER_NGINX_CHANGED"] == "0"
