@@ -382,6 +382,29 @@ def test_the_servers_own_publishes_kept_nginx_conf_current_and_ran_the_hook(
     assert "listen 80;" in conf and f'root "{site.out}";' in conf
 
 
+def test_an_etag_changes_exactly_when_the_body_does(target: Target, site: Site) -> None:
+    """Last (it edits an article): the changed feed gets a new ETag and a full answer to
+    the old one; a feed the edit did not touch keeps its ETag and its 304.  nginx's ETag
+    is mtime and size, so this holds because a publish dates each new body later."""
+    import time
+
+    changed, kept = "/feed.rss", "/static/style.css"  # an article edit leaves the css alone
+    before = {path: target.request(path).header("ETag") for path in (changed, kept)}
+    seed = site.dir / "seeds" / "2026-10-14-rail-freight.md"
+    seed.write_text(seed.read_text(encoding="utf-8") + f"\nEdited for {target.name}.\n",
+                    encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while target.request(changed).header("ETag") == before[changed]:
+        assert time.monotonic() < deadline, "the edit was not published within 120s"
+        time.sleep(0.2)
+    time.sleep(0.5)  # the rest of the publish (pages, manifest) lands within it
+    now = target.request(changed, {"If-None-Match": before[changed] or ""})
+    assert now.status == 200 and now.body == (site.out / changed[1:]).read_bytes()
+    assert f"Edited for {target.name}.".encode() in now.body
+    again = target.request(kept, {"If-None-Match": before[kept] or ""})
+    assert again.status == 304 and again.header("ETag") == before[kept]
+
+
 def test_app_only_health_and_metrics(target: Target) -> None:
     target.app_only("/healthz, /metrics, the poll budget and the WebSub hub")
     health = target.request("/healthz")
