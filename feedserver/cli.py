@@ -205,3 +205,29 @@ def serve(config: str | None, host: str, port: int, workers: int | None, dev: bo
         run(settings, host, port, dev=dev, echo=click.echo)
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def export() -> None:
+    """Write configuration for other servers from the published output."""
+
+
+@export.command("nginx")
+@config_option
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="File to write (default: standard output).")
+@click.option("--listen", default=None,
+              help="nginx listen address (overrides nginx_listen; default 80).")
+def export_nginx(config: str | None, out: str | None, listen: str | None) -> None:
+    """An nginx include file (for the http block) serving the output folder with the
+    app's HTTP contract, generated from the manifest; see README "Deploying"."""
+    from feedserver.publish import nginx
+
+    settings = _settings(config)
+    address = listen or settings.nginx_listen
+    if out is None:
+        click.echo(nginx.render(settings, nginx.load_manifest(Path(settings.output_dir)),
+                                address), nl=False)
+        return
+    written = nginx.write(settings, Path(out), address)
+    click.echo(f"{'wrote' if written else 'unchanged:'} {out}", err=True)

@@ -87,6 +87,12 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
      "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
      "counts."),
+    ("nginx_conf", str, "", "File each publish rewrites with the output of 'feedserver export "
+     "nginx' when its text changes (channels, gone paths, a channel's max-age); empty: none."),
+    ("nginx_listen", str, "80", "nginx listen address of the exported config "
+     "(127.0.0.1:8080)."),
+    ("post_publish", str, "", "Shell command run after each successful publish (reload nginx, "
+     "copy the folder to replicas); see Deploying."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -242,6 +248,9 @@ class Settings:
     min_topic_articles: int = 2
     detect_language: bool = True
     auto_topics_exclude: tuple[str, ...] = ()  # detected topics never made (names or slugs)
+    nginx_conf: str = ""  # feedserver.build.post_publish rewrites it; "" means never
+    nginx_listen: str = "80"
+    post_publish: str = ""  # a shell command after each publish (feedserver.build.post_publish)
 
     @property
     def builtin_hub(self) -> bool:
@@ -286,7 +295,8 @@ class Settings:
                           "hub_lease_seconds", "hub_lease_max_seconds",
                           "hub_allow_private_callbacks", "hub_rate_limit",
                           "hub_retry_seconds", "log_format", "metrics_allow",
-                          "poll_budget", "trusted_proxies"):
+                          "poll_budget", "trusted_proxies", "nginx_conf", "nginx_listen",
+                          "post_publish"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -464,7 +474,7 @@ def _parse_networks(raw: Any, where: str) -> tuple[str, ...]:
 
 
 def _resolve_paths(values: dict[str, Any], root: Path) -> None:
-    for key in ("seeds_dir", "output_dir", "state_dir", "ledger_path"):
+    for key in ("seeds_dir", "output_dir", "state_dir", "ledger_path", "nginx_conf"):
         if values.get(key):
             values[key] = str((root / values[key]).resolve())
 

@@ -32,6 +32,7 @@ from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
+from feedserver.build.post_publish import after_publish
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
@@ -259,12 +260,14 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                          problems=lost + sources.problems + media.problems + unseen + problems
                          + output.problems)
     if publish_output:
-        memory.keep_manifest(out_dir, _publish(out_dir, site, output, manifest, report, now))
+        live = _publish(out_dir, site, output, manifest, report, now)
+        memory.keep_manifest(out_dir, live)
         generation = ledger.store_files((), sources.forgotten, sources.touched)
         memory.update(generation, sources.fresh, sources.forgotten, sources.touched)
         write_status(out_dir, now, [{"where": p.where, "reason": p.reason,
                                      "severity": p.severity} for p in report.problems],
                      report.articles)
+        after_publish(settings, live, len(report.written), len(report.removed))
     return report
 
 

@@ -354,6 +354,7 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     except PublishError:
         discard([*ready, Prepared(MANIFEST, {}, tuple(tuple(r) for r in renames[-1:]))])
         raise
+    later_mtimes(renames)
     for tmp, target in renames:
         os.replace(tmp, target)
     _remove(out_dir, removed)
@@ -365,6 +366,22 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
             (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
     return PublishResult(written, len(ready) - len(written), removed, manifest)
+
+
+def later_mtimes(renames: Iterable[list[str]]) -> None:
+    """Give each new body an mtime in a later second than the file it replaces.
+
+    Static servers make their ETag from mtime (in seconds) and size (nginx:
+    ``"<mtime hex>-<size hex>"``): two publishes of one path within a second, with
+    bodies of equal length, would otherwise keep the ETag and answer a poller's
+    If-None-Match with 304 for a body it has not seen.
+    """
+    for tmp, target in renames:
+        with contextlib.suppress(OSError):
+            old = int(os.stat(target).st_mtime)
+            new = os.stat(tmp).st_mtime
+            if int(new) <= old:
+                os.utime(tmp, (new, old + 1))
 
 
 def _remove(out_dir: Path, removed: Iterable[str]) -> None:
