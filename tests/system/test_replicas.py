@@ -94,8 +94,18 @@ def app_replica(site: Path, out: Path, name: str) -> Iterator[Replica]:
         stop(process)
 
 
-# Replica kinds by name; nginx joins as "nginx": nginx_replica (a starter that writes
-# `feedserver export nginx` for ``out`` and runs Debian's nginx on a free port).
+# Replica kinds by name.  nginx joins with a starter like this one (branch nginx's
+# tests/system/nginx_server.py exports the config and runs Debian's nginx on a free port):
+#
+#     @contextlib.contextmanager
+#     def nginx_replica(site: Path, out: Path, name: str) -> Iterator[Replica]:
+#         env = {**os.environ, "FEEDSERVER_OUTPUT_DIR": str(out)}
+#         with nginx_serving(env, site, site / name) as nginx:
+#             yield Replica("nginx", f"http://127.0.0.1:{nginx.port}/", nginx.port,
+#                           site / name / "error.log", etag_is_hash=False)
+#
+# plus "nginx": nginx_replica below and "nginx" in REPLICAS (nginx's ETags are its own:
+# mtime and size, held to "one ETag, one body").
 REPLICA_KINDS: dict[str, ReplicaStarter] = {"app": app_replica}
 # The replicas started beside the one builder (the pair is "app", "nginx").
 REPLICAS = ("app", "app")
