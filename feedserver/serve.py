@@ -15,7 +15,8 @@ connections took every thread and nothing else was answered (issue 12).
 Work that must happen exactly once per deployment (the scheduler of issue 4)
 belongs in :func:`start_background`, which gunicorn's ``when_ready`` hook calls
 in the master and ``on_exit`` stops; workers never run it, whatever their
-number, and neither does ``create_app``.
+number, and neither does ``create_app``.  A replica (``--no-scheduler``) runs
+neither it nor the first build: it serves what one builder elsewhere publishes.
 """
 
 from __future__ import annotations
