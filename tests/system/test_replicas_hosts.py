@@ -49,7 +49,7 @@ HOST = ('hostname "$HOST_NAME" && if [ -n "$PID_NEXT" ]; then '
 
 
 def _namespaces_work() -> bool:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("hostname")):
         return False
     try:
         return subprocess.run([*NAMESPACES, "true"], capture_output=True,
@@ -58,8 +58,8 @@ def _namespaces_work() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _namespaces_work(),
-                                reason="needs root and unshare (pid, UTS, network namespaces)")
+pytestmark = pytest.mark.skipif(
+    not _namespaces_work(), reason="needs root, unshare (pid, UTS, network namespaces), hostname")
 
 
 def host(name: str, site: Path, args: list[str], log: Path,
