@@ -22,6 +22,7 @@ plus a margin for a loaded machine).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -48,6 +49,7 @@ HOST = ('hostname "$HOST_NAME" && if [ -n "$PID_NEXT" ]; then '
         'echo $((PID_NEXT - 1)) > /proc/sys/kernel/ns_last_pid; fi; "$@" & wait $!')
 
 
+@functools.cache
 def _namespaces_work() -> bool:
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("hostname")):
         return False
@@ -58,8 +60,11 @@ def _namespaces_work() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(
-    not _namespaces_work(), reason="needs root, unshare (pid, UTS, network namespaces), hostname")
+@pytest.fixture(autouse=True)
+def _needs_namespaces() -> None:
+    """Asked when a test runs, not when the module is collected (the fast set collects it)."""
+    if not _namespaces_work():
+        pytest.skip("needs root, unshare (pid, UTS, network namespaces) and hostname")
 
 
 def host(name: str, site: Path, args: list[str], log: Path,
