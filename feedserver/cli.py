@@ -195,14 +195,22 @@ def check(config: str | None, strict: bool) -> None:
               help="gunicorn worker processes (overrides workers).")
 @click.option("--dev", is_flag=True, help="Use Flask's development server (local work only).")
 @base_url_option
+@click.option("--no-scheduler", "no_scheduler", is_flag=True,
+              help="A replica: serve the output folder as published elsewhere (by "
+                   "'feedserver watch'); never build, run no scheduler.")
 def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool,
-          base_url: str | None) -> None:
-    """Build if nothing is published yet, then serve the output folder with gunicorn."""
-    from feedserver.serve import run  # gunicorn is only needed by this command
+          base_url: str | None, no_scheduler: bool) -> None:
+    """Build if nothing is published yet, then serve the output folder with gunicorn.
+
+    With --no-scheduler, only serve: any number of such replicas can read the
+    output folder of one builder.
+    """
+    from feedserver import serve as serving  # gunicorn is only needed by this command
 
     settings = _settings(config, workers=workers, base_url=base_url)
     try:
-        run(settings, host, port, dev=dev, echo=click.echo)
+        serving.run(settings, host, port, dev=dev, echo=click.echo,
+                    scheduler=not no_scheduler)
     except FeedserverError as exc:
         raise click.ClickException(str(exc)) from None
 

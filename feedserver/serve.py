@@ -15,7 +15,8 @@ connections took every thread and nothing else was answered (issue 12).
 Work that must happen exactly once per deployment (the scheduler of issue 4)
 belongs in :func:`start_background`, which gunicorn's ``when_ready`` hook calls
 in the master and ``on_exit`` stops; workers never run it, whatever their
-number, and neither does ``create_app``.
+number, and neither does ``create_app``.  A replica (``--no-scheduler``) runs
+neither it nor the first build: it serves what one builder elsewhere publishes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,10 @@ from gunicorn.app.base import BaseApplication
 
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
-from feedserver.listen import needs_build, problem_lines, serving_settings
+from feedserver.listen import needs_build, problem_lines, published_base, serving_settings
 from feedserver.metrics import multiproc
 from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON, utc_stamp
+from feedserver.publish.manifest import load_manifest
 from feedserver.web.app import create_app
 
 # gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
@@ -183,12 +186,36 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
         multiproc.mark_dead(worker.pid)
 
 
+def replica_settings(settings: Settings, echo: Echo) -> Settings:
+    """A replica's settings: ``base_url`` from the published output when not set.
+
+    A replica's headers (``Link: rel="self"``, the pages' CSP) must name the
+    address the builder built the feeds for, not the replica's own port.
+    """
+    out = Path(settings.output_dir)
+    published = None if settings.base_url_set else published_base(out)
+    if published is not None:
+        settings = replace(settings, base_url=published, base_url_set=True)
+    echo(f"feedserver: replica: serving {out} as the builder publishes it; nothing is "
+         "built or watched here (--no-scheduler)")
+    if not load_manifest(out)["files"]:
+        echo(f"feedserver: nothing is published in {out} yet: /healthz answers 503 until "
+             "the builder publishes")
+    return settings
+
+
 def run(settings: Settings, host: str, port: int, workers: int | None = None,
-        dev: bool = False, echo: Echo = print) -> None:
-    """Build if nothing is published, print where to look, then serve until stopped."""
+        dev: bool = False, echo: Echo = print, scheduler: bool = True) -> None:
+    """Build if nothing is published, print where to look, then serve until stopped.
+
+    Without ``scheduler`` this is a replica: it never builds (not even the first
+    time), runs no scheduler and only serves what the builder publishes.
+    """
     url = address(host, port)
+    if not scheduler:
+        settings = replica_settings(settings, echo)
     settings = serving_settings(settings, host, url, echo, warn=_stderr)
-    report = ensure_built(settings)
+    report = ensure_built(settings) if scheduler else None
     if report is not None:
         echo(f"built {report.articles} articles in {report.channels} channels "
              f"({len(report.errors)} errors) into {settings.output_dir}")
@@ -205,13 +232,14 @@ def run(settings: Settings, host: str, port: int, workers: int | None = None,
     # Before the scheduler and the workers start: they inherit the folder's name.
     metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
     if dev:
-        stop = background()
+        stop = background() if scheduler else None
         try:
             factory().run(host=host, port=port, threaded=True, use_reloader=False)
         finally:
-            stop()
+            if stop is not None:
+                stop()
             if metrics_dir is not None:
                 multiproc.remove(metrics_dir)
         return
-    FeedServer(factory, gunicorn_options(settings, host, port, workers), background,
-               metrics_dir).run()
+    FeedServer(factory, gunicorn_options(settings, host, port, workers),
+               background if scheduler else None, metrics_dir).run()

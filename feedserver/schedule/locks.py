@@ -19,6 +19,13 @@ right after the fork (the parent's lock is untouched).
 The process holding ``scheduler.lock`` writes who it is into it
 (:class:`Holder`), so one standing by can tell a legitimate holder from a
 serve command's scheduler whose server is gone (:func:`orphan_problem`).
+
+Builders on several hosts may share ``state_dir`` on one file system (NFS,
+CephFS: any whose locks hold across clients).  Who gets the lock is the
+file system's business; a pid, though, means something only where it was
+taken.  The record therefore says where (:func:`pid_scope`: hostname, boot
+and pid namespace), and a holder from elsewhere is never judged by the pids
+of the standby's host, where the same number names another process or none.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -103,14 +111,41 @@ def build_lock(settings: Settings, timeout: float | None = None) -> Iterator[boo
             release(fd)
 
 
+def pid_scope() -> str:
+    """Where this process's pids mean something: hostname, boot and pid namespace.
+
+    Two containers on one machine have their own pid namespaces; two machines
+    (or two boots of one) their own boot ids; the hostname is for people.
+    """
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text("ascii").strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds ``scheduler.lock``: its pid, the server it belongs to (None for
-    ``feedserver watch``, which belongs to nobody) and the command."""
+    ``feedserver watch``, which belongs to nobody) and the command; ``host`` and
+    ``scope`` (:func:`pid_scope`) say where those pids are, empty in a record
+    written by a version that did not say."""
 
     pid: int
     parent: int | None
     role: str
+    host: str = ""
+    scope: str = ""
+
+    @classmethod
+    def here(cls, pid: int, parent: int | None, role: str) -> Holder:
+        """A record of a process of this host (and pid namespace)."""
+        return cls(pid, parent, role, socket.gethostname(), pid_scope())
+
+    def is_local(self) -> bool:
+        """Whether its pids can be looked up here (an older record is taken as local)."""
+        return not self.scope or self.scope == pid_scope()
 
 
 def write_holder(fd: int, holder: Holder) -> None:
@@ -125,7 +160,8 @@ def read_holder(path: Path) -> Holder | None:
     """The holder recorded in ``path``, or None if there is no readable record."""
     try:
         data = json.loads(path.read_bytes() or b"null")
-        return Holder(int(data["pid"]), data.get("parent"), str(data.get("role", "")))
+        return Holder(int(data["pid"]), data.get("parent"), str(data.get("role", "")),
+                      str(data.get("host") or ""), str(data.get("scope") or ""))
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
@@ -156,10 +192,14 @@ def orphan_problem(path: Path) -> str | None:
     (or cannot say); it is an orphan when it was started by a server
     (``parent``) that is gone or is no longer its parent.  A holder without a
     record (an older version, the one this check was made for) is found in
-    /proc/locks and judged by its command line and parent.
+    /proc/locks and judged by its command line and parent.  A holder on another
+    host (or in another pid namespace) is not judged at all: its pids name
+    nothing here, and the file system ends its lock if it dies.
     """
     holder = read_holder(path)
     kernel = flock_holders(path)
+    if holder is not None and not holder.is_local():
+        holder = None  # only what the kernel here shows (a process of this host) is judged
     if holder is not None and (not kernel or holder.pid in kernel):
         if holder.parent is None or not alive(holder.pid):
             return None

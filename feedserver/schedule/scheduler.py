@@ -46,6 +46,7 @@ from feedserver.schedule.locks import (
     build_lock,
     lock_file,
     orphan_problem,
+    read_holder,
     release,
     wait_lock,
     write_holder,
@@ -384,7 +385,7 @@ def run_forever(settings: Settings, events: bool = True, parent_pid: int | None 
     if fd is None:
         return
     try:
-        write_holder(fd, Holder(os.getpid(), parent_pid, role))
+        write_holder(fd, Holder.here(os.getpid(), parent_pid, role))
         _own(settings, events, clock, stop, gone)
     finally:
         release(fd)
@@ -429,7 +430,10 @@ def standby(settings: Settings, give_up: Callable[[], bool]) -> int | None:
     fd = wait_lock(path, 0)
     if fd is not None:
         return fd
-    log.info("another scheduler holds %s; standing by", path)
+    holder = read_holder(path)
+    log.info("another scheduler holds %s%s; standing by", path,
+             f" ({holder.role} pid {holder.pid} on {holder.host})" if holder and holder.host
+             else "")
     reported: str | None = None
     while fd is None and not give_up():
         problem = orphan_problem(path)
