@@ -44,7 +44,7 @@ from feedserver.core.layout import (
     is_loader_path,
 )
 from feedserver.publish.manifest import read_status
-from feedserver.web import health, metrics, websub
+from feedserver.web import health, metrics, subscribe, websub
 from feedserver.web.filtered import Filtered
 from feedserver.web.negotiate import prefers_html
 from feedserver.web.politeness import PollBudget, refusal
@@ -339,6 +339,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     methods = ["GET", "HEAD", "OPTIONS"]
     # Combined channels and filtered feeds (web/filtered.py) in front of the files.
     files = Filtered(views, app.config["FEEDSERVER_QUERY_CACHE_BYTES"])
+    app.add_url_rule(f"/{subscribe.PATH}", "subscribe", lambda: subscribe.page(views))
     app.add_url_rule("/", "file", files, methods=methods, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "file", files, methods=methods,
                      provide_automatic_options=False)
