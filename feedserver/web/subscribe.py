@@ -95,7 +95,9 @@ def _page(settings: Settings, code: int, title: str, body: str) -> Response:
             f'<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, '
             f'initial-scale=1">\n<meta name="robots" content="noindex">\n'
             f"<title>{_e(title)} · {site}</title>\n"
-            f'<link rel="stylesheet" href="{root}{layout.STYLESHEET}">\n</head>\n<body>\n'
+            f'<link rel="stylesheet" href="{root}{layout.STYLESHEET}">\n'
+            f'<link rel="icon" href="{root}{layout.FAVICON}" type="image/svg+xml">\n'
+            "</head>\n<body>\n"
             f'<header class="site"><a class="home" href="{_e(settings.base_url)}">'
             f"{site}</a></header>\n<main>\n<h1>{_e(title)}</h1>\n{body}\n</main>\n"
             "</body>\n</html>\n")
