@@ -28,6 +28,7 @@ from feedserver.render.formats import FORMATS, Format
 from feedserver.render.site import EPOCH
 from feedserver.validate import item_faults, validate
 
+_BODIES = 256  # validated bodies an engine keeps (their bytes are also in the answer cache)
 # Reads one published file: (ETag, bytes), or None when it is not there.
 Reader = Callable[[str], "tuple[str, bytes] | None"]
 
@@ -99,6 +100,11 @@ class Engine:
         self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
         self._limit = items
         self._items = ItemCache(limit=items)
+        # Validated bodies by what they are made of (format, the channel with its items,
+        # the query): a publish that leaves a channel's items alone (a new manifest, so
+        # a new answer key upstream) costs no second render and round trip.
+        self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._context: Context | None = None
 
     def record(self, read: Reader, slug: str) -> tuple[Article, str]:
         from feedserver.core.layout import item_record
@@ -158,6 +164,22 @@ class Engine:
 
     def _checked(self, channel: Channel, fmt: Format, ctx: QueryContext,
                  plain: Context) -> bytes:
+        """Rendered and through the gate, or as it was for the very same channel."""
+        if plain != self._context:  # other topic names, hubs...: every body may differ
+            self._bodies.clear()
+            self._context = plain
+        key = (fmt.name, channel, ctx.query)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = self._gate(channel, fmt, ctx, plain)
+            if len(self._bodies) > _BODIES:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(key)
+        return body
+
+    def _gate(self, channel: Channel, fmt: Format, ctx: QueryContext,
+              plain: Context) -> bytes:
         """Rendered and through the gate; items at fault left out (once), as a build does."""
         for _ in range(2):
             items = [self._items.get(fmt, a, plain) for a in channel.articles]

@@ -5,7 +5,7 @@ The build writes them (:func:`index_file`, :func:`record_files`) under
 (:func:`read_index`, :func:`read_record`) and never parses a seed.  A record holds an
 :class:`~feedserver.core.records.Article` field for field (what a renderer draws its
 item from) but its seeds path (no renderer shows it, and a renamed file must not make a
-new record: the record follows the page, which ignores the path) plus ``search``: its title and text folded for matching (lower case, no
+new record), plus ``search``: its title and text folded for matching (lower case, no
 accents), so ``q`` needs no HTML parsing at request time.  The index holds the site's
 render context, every channel's head and, newest first, each article's slug, dates,
 topics and language code: enough to choose a channel's items over its whole history
