@@ -250,3 +250,12 @@ def test_a_new_publish_is_a_new_answer(built: Settings, tmp_path: Path) -> None:
                         headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert titles(second)[0] == "Story new"
+
+
+@pytest.mark.parametrize("path", ["/.feedserver/query/index.json",
+                                  "/.feedserver/query/items/story-00.json",
+                                  "/.feedserver/query/items/story-00.json?limit=1"])
+def test_the_records_are_not_served_by_url(client: FlaskClient, built: Settings,
+                                           path: str) -> None:
+    assert (Path(built.output_dir) / path.split("?")[0].lstrip("/")).is_file()
+    assert client.get(path).status_code == 404
