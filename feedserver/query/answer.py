@@ -182,8 +182,12 @@ class Engine:
               plain: Context) -> bytes:
         """Rendered and through the gate; items at fault left out (once), as a build does."""
         for _ in range(2):
-            items = [self._items.get(fmt, a, plain) for a in channel.articles]
-            body = fmt.channel(channel, ctx, items)
+            try:
+                items = [self._items.get(fmt, a, plain) for a in channel.articles]
+                body = fmt.channel(channel, ctx, items)
+            except Exception as exc:  # a renderer on seed text: this answer only, as a build
+                raise Unanswerable(f"the {fmt.label} renderer raised "
+                                   f"{type(exc).__name__}") from exc
             if not validate(channel, fmt.name, body):
                 return body
             faults = item_faults(channel, fmt.name, body)

@@ -259,3 +259,21 @@ def test_the_records_are_not_served_by_url(client: FlaskClient, built: Settings,
                                            path: str) -> None:
     assert (Path(built.output_dir) / path.split("?")[0].lstrip("/")).is_file()
     assert client.get(path).status_code == 404
+
+
+def test_without_the_records_a_filtered_feed_is_503_not_500(built: Settings,
+                                                            tmp_path: Path) -> None:
+    """A folder published by an older build (no query index) answers plainly why."""
+    import shutil
+
+    root = tmp_path / "old"
+    shutil.copytree(Path(built.config_path).parent, root)
+    settings = load_settings(root / "config.toml", env={})
+    shutil.rmtree(Path(settings.output_dir) / ".feedserver" / "query")
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    assert client.get("/feed.atom").status_code == 200
+    for path, kind in (("/feed.atom?limit=1", "application/xml"),
+                       ("/topics/alpha,beta/feed.json", "application/json")):
+        answer = client.get(path)
+        assert answer.status_code == 503 and answer.mimetype == kind
+        assert answer.headers["Retry-After"]
