@@ -40,7 +40,8 @@ RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2", "Babel"
 # stylesheet re-renders those, never a feed channel.
 PAGE_ASSETS = ("render/templates", "render/static")
 # The pages draw on everything the feeds' renderers do but the validator (it gates feeds).
-PAGE_MODULES = tuple(m for m in RENDER_MODULES if m != "validate.py") + PAGE_ASSETS
+PAGE_MODULES = tuple(m for m in RENDER_MODULES if m != "validate.py") + PAGE_ASSETS \
+    + ("query/records.py",)  # the item records follow their articles' pages
 
 
 def _installed(name: str) -> str:

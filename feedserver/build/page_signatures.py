@@ -88,6 +88,8 @@ def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, ver
                     _digest(version, "article", shaping, article_key(article, digest), topics))
         made[id(article)] = last
         sigs[last[1]] = last[2]
+        # Its item record (feedserver.query) draws on what its page does.
+        sigs[layout.item_record(article.slug)] = _digest(version, "record", last[2])
     return PageSignatures(sigs, made, context)
 
 
@@ -129,6 +131,7 @@ def content_wanted(site: Site, pages: bool) -> list[Article]:
                 wanted.setdefault(article.id, article)
     if pages:
         for article in site.articles:
-            if article.id not in wanted and article_page(article) not in site.fresh:
+            if article.id not in wanted and (article_page(article) not in site.fresh or
+                                             layout.item_record(article.slug) not in site.fresh):
                 wanted[article.id] = article
     return list(wanted.values())

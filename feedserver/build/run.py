@@ -36,7 +36,7 @@ from feedserver.build.post_publish import after_publish
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
-from feedserver.core.records import Article, Parsed, Problem, SourceFile
+from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger
 from feedserver.publish.output import (
@@ -48,6 +48,7 @@ from feedserver.publish.output import (
     recover,
     write_status,
 )
+from feedserver.query.records import index_file, record_files
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
 from feedserver.render.pages import render_pages
@@ -252,6 +253,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     output = render_site(site, renderer) if pages else render_feeds(site, renderer)
     if publish_output and pages:
         _add_media(output, site, media)
+        output.files += query_files(site, settings)
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -269,6 +271,14 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                      report.articles)
         after_publish(settings, live, len(report.written), len(report.removed))
     return report
+
+
+def query_files(site: Site, settings: Settings) -> list[Rendered]:
+    """The index and the stale item records combined and filtered feeds are answered
+    from (:mod:`feedserver.query.records`); fresh records are kept like fresh pages."""
+    return [*record_files(site.articles, site.fresh),
+            index_file(site, settings.max_items, settings.refresh_interval,
+                       settings.freshness_ceiling, settings.language)]
 
 
 def _add_media(output: Output, site: Site, media: MediaScan) -> None:

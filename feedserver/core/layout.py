@@ -35,6 +35,12 @@ ERRORS = {
     410: ("Gone", "This was published here once and has been removed (its topic or article "
                   "no longer exists)."),
 }
+# What the web app needs to answer combined and filtered feeds (feedserver.query) without
+# the seeds: one light index of every published article and channel, and one record per
+# article (what a renderer needs to draw its item again).
+QUERY_DIR = f"{META_DIR}/query"  # never compressed: only the web app reads them
+QUERY_INDEX = f"{QUERY_DIR}/index.json"
+ITEM_RECORDS = f"{QUERY_DIR}/items"
 # Precompressed bodies sit beside the file: ``feed.rss.br``, ``feed.rss.gz``.
 ENCODINGS = {"br": ".br", "gzip": ".gz"}
 
@@ -181,3 +187,8 @@ def asset_url(base_url: str, path: str, body: bytes) -> str:
 def version(body: bytes) -> str:
     """The version tag of an asset's URL: a hash of its bytes."""
     return hashlib.sha256(body).hexdigest()[:12]
+
+
+def item_record(slug: str) -> str:
+    """Output path of a published article's item record (``feedserver.query``)."""
+    return f"{ITEM_RECORDS}/{slug}.json"

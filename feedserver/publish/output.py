@@ -38,7 +38,15 @@ import orjson
 from isal import igzip
 
 from feedserver.core.errors import PublishError
-from feedserver.core.layout import ENCODINGS, JOURNAL, MANIFEST, META_DIR, PUBLISHING, STATUS
+from feedserver.core.layout import (
+    ENCODINGS,
+    JOURNAL,
+    MANIFEST,
+    META_DIR,
+    PUBLISHING,
+    QUERY_DIR,
+    STATUS,
+)
 from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
 from feedserver.publish.manifest import VERSION, etag_of, load_manifest
@@ -198,7 +206,9 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
         kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age")}
         return Prepared(item.path, {**kept, **_facts(item)})
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
-    encoded = {} if item.media_type in _PRECOMPRESSED else compress(item.body)
+    # The query index and item records are read by the web app only: no .gz/.br.
+    encoded = {} if item.media_type in _PRECOMPRESSED or item.path.startswith(QUERY_DIR) \
+        else compress(item.body)
     staged: list[tuple[str, str]] = []
     try:
         folder = _folder_for(out_dir, item.path)

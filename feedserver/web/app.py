@@ -44,7 +44,8 @@ from feedserver.core.layout import (
     is_loader_path,
 )
 from feedserver.publish.manifest import read_status
-from feedserver.web import health, metrics, websub
+from feedserver.web import health, metrics, subscribe, websub
+from feedserver.web.filtered import Filtered
 from feedserver.web.negotiate import prefers_html
 from feedserver.web.politeness import PollBudget, refusal
 from feedserver.web.published import (
@@ -321,7 +322,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(FEEDSERVER_SETTINGS=None, FEEDSERVER_CONFIG=None,
-                            FEEDSERVER_CACHE_BYTES=64 * 1024 * 1024)
+                            FEEDSERVER_CACHE_BYTES=64 * 1024 * 1024,
+                            FEEDSERVER_QUERY_CACHE_BYTES=16 * 1024 * 1024)
     app.config.from_mapping(config or {})
     settings = app.config["FEEDSERVER_SETTINGS"]
     if settings is None:
@@ -335,8 +337,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.add_url_rule("/healthz", "healthz", views.healthz)
     websub.register(app, settings, views.is_feed)
     methods = ["GET", "HEAD", "OPTIONS"]
-    app.add_url_rule("/", "file", views.file, methods=methods, provide_automatic_options=False)
-    app.add_url_rule("/<path:path>", "file", views.file, methods=methods,
+    # Combined channels and filtered feeds (web/filtered.py) in front of the files.
+    files = Filtered(views, app.config["FEEDSERVER_QUERY_CACHE_BYTES"])
+    app.add_url_rule(f"/{subscribe.PATH}", "subscribe", lambda: subscribe.page(views))
+    app.add_url_rule("/", "file", files, methods=methods, provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "file", files, methods=methods,
                      provide_automatic_options=False)
     metrics.register(app, settings, views.channels, lambda: views.error(404, "metrics"))
     return app

@@ -98,7 +98,7 @@ def content_security_policy(settings: Settings, path: str) -> str:
     return ("default-src 'none'; "
             f"style-src 'self' {parts.scheme}://{parts.netloc}; img-src http: https: data:; "
             f"media-src 'self' {parts.scheme}://{parts.netloc}; "
-            "base-uri 'none'; form-action 'none'; "
+            f"base-uri 'none'; form-action 'self' {parts.scheme}://{parts.netloc}; "
             f"frame-ancestors {frame_ancestors(settings, path)}")
 
 

@@ -1,0 +1,198 @@
+"""Pure: a scope (a channel, or a set of topics) and filters -> a validated feed.
+
+The items are chosen over the channel's whole history (every published article
+the index lists, newest first), so ``topics/a+b`` finds the articles both topics
+share even when neither topic's newest ``max_items`` holds them; then ``lang``,
+``since`` and ``q`` filter, and ``limit`` (else ``max_items``) cuts.  The channel
+is drawn by the very formats the build uses (:mod:`feedserver.render.formats`) and
+goes through the same gate (:func:`feedserver.validate.validate`): an item at fault
+is left out, as in a build, and a document that still fails is refused
+(:class:`Unanswerable`), never sent.  Its ``rel="self"`` is its own canonical URL
+(:class:`QueryContext`).  What a request costs is dominated by rendering the items:
+an :class:`Engine` keeps them rendered (by article and format) across requests.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from feedserver.core.freshness import channel_max_age
+from feedserver.core.records import Article, Channel
+from feedserver.query.params import ALL, Combination, Filters
+from feedserver.query.records import Entry, Index, read_record
+from feedserver.render.feeds import Context, ItemCache
+from feedserver.render.formats import FORMATS, Format
+from feedserver.render.site import EPOCH
+from feedserver.validate import item_faults, validate
+
+_BODIES = 256  # validated bodies an engine keeps (their bytes are also in the answer cache)
+# Reads one published file: (ETag, bytes), or None when it is not there.
+Reader = Callable[[str], "tuple[str, bytes] | None"]
+
+
+class Unanswerable(Exception):
+    """The answer could not be made (a record missing, a document the gate refuses)."""
+
+
+@dataclass(frozen=True)
+class QueryContext(Context):
+    """The site's context, but a feed's own URL carries its canonical query string."""
+
+    query: str = ""
+
+    def feed_url(self, channel: Channel, filename: str) -> str:
+        own = super().feed_url(channel, filename)
+        return f"{own}?{self.query}" if self.query else own
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered, validated feed and what its HTTP answer says about it."""
+
+    body: bytes
+    media_type: str
+    updated: datetime  # Last-Modified: the newest change among its items
+    max_age: int
+    self_url: str
+
+
+def format_named(filename: str) -> Format | None:
+    """The registered format whose file name this is (``feed.atom``), if any."""
+    return next((f for f in FORMATS.values() if f.filename == filename), None)
+
+
+def _in_scope(index: Index, folder: str, combo: Combination | None) -> Iterator[Entry]:
+    if combo is not None:
+        wanted = set(combo.slugs)
+        if combo.op == ALL:
+            return (e for e in index.entries if wanted.issubset(e.topics))
+        return (e for e in index.entries if not wanted.isdisjoint(e.topics))
+    if folder == "":
+        return iter(index.entries)
+    kind, _, name = folder.partition("/")
+    if kind == "languages":
+        return (e for e in index.entries if e.lang == name)
+    return (e for e in index.entries if name in e.topics)
+
+
+def _head(index: Index, folder: str, combo: Combination | None) -> Channel:
+    """The channel's title, description, links (a combined one's made up here)."""
+    if combo is None:
+        return index.channels[folder]
+    ctx = index.context
+    names = [ctx.topic_names.get(slug, slug) for slug in combo.slugs]
+    joined = (" and " if combo.op == ALL else " or ").join(names)
+    what = "both" if combo.op == ALL and len(names) == 2 else "all" if combo.op == ALL \
+        else "any"
+    return Channel(slug=combo.folder.partition("/")[2], title=f"{ctx.site_title}: {joined}",
+                   description=f"Articles about {joined} ({what} of these topics).",
+                   path=combo.folder, html_url=ctx.base_url, articles=(), updated=EPOCH)
+
+
+class Engine:
+    """Answers for one worker: decoded records and rendered items kept across requests
+    (bounded), keyed by what they are made of, so they are never stale."""
+
+    def __init__(self, items: int = 4000) -> None:
+        self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
+        self._limit = items
+        self._items = ItemCache(limit=items)
+        # Validated bodies by what they are made of (format, the channel with its items,
+        # the query): a publish that leaves a channel's items alone (a new manifest, so
+        # a new answer key upstream) costs no second render and round trip.
+        self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._context: Context | None = None
+
+    def record(self, read: Reader, slug: str) -> tuple[Article, str]:
+        from feedserver.core.layout import item_record
+
+        found = read(item_record(slug))
+        if found is None:
+            raise Unanswerable(f"the item record of {slug} is not published")
+        key = (slug, found[0])
+        hit = self._records.get(key)
+        if hit is None:
+            try:
+                hit = self._records[key] = read_record(found[1])
+            except ValueError as exc:
+                raise Unanswerable(f"the item record of {slug} is unreadable") from exc
+            if len(self._records) > self._limit:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(key)
+        return hit
+
+    def select(self, index: Index, read: Reader, folder: str, combo: Combination | None,
+               filters: Filters) -> list[Article]:
+        """The channel's items over its whole history, filtered, newest first, cut."""
+        most = filters.limit or index.max_items
+        chosen: list[Article] = []
+        for entry in _in_scope(index, folder, combo):
+            if filters.lang is not None and entry.lang != filters.lang:
+                continue
+            if filters.since is not None and entry.updated <= filters.since:
+                continue
+            article, search = self.record(read, entry.slug)
+            if filters.q and not all(word in search for word in filters.q):
+                continue
+            chosen.append(article)
+            if len(chosen) >= most:
+                break
+        return chosen
+
+    def answer(self, index: Index, read: Reader, folder: str, combo: Combination | None,
+               filters: Filters, fmt: Format) -> Answer:
+        """The feed of ``folder`` (or ``combo``) under ``filters`` in ``fmt``, validated."""
+        head = _head(index, folder, combo)
+        articles = tuple(self.select(index, read, folder, combo, filters))
+        spoken = {a.lang or index.context.language for a in articles}
+        fresh = head.max_age if combo is None else channel_max_age(
+            (a.updated for a in articles), index.refresh, index.ceiling)
+        channel = replace(head, articles=articles,
+                          updated=max((a.updated for a in articles), default=EPOCH),
+                          language=head.language if combo is None else
+                          (spoken.pop() if len(spoken) == 1 else index.context.language),
+                          max_age=fresh, topic_names=index.context.topic_names)
+        ctx = QueryContext(**{f: getattr(index.context, f) for f in
+                              index.context.__dataclass_fields__}, query=filters.query())
+        body = self._checked(channel, fmt, ctx, index.context)
+        return Answer(body, fmt.media_type, channel.updated, channel.max_age or index.refresh,
+                      ctx.feed_url(channel, fmt.filename))
+
+    def _checked(self, channel: Channel, fmt: Format, ctx: QueryContext,
+                 plain: Context) -> bytes:
+        """Rendered and through the gate, or as it was for the very same channel."""
+        if plain != self._context:  # other topic names, hubs...: every body may differ
+            self._bodies.clear()
+            self._context = plain
+        key = (fmt.name, channel, ctx.query)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = self._gate(channel, fmt, ctx, plain)
+            if len(self._bodies) > _BODIES:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(key)
+        return body
+
+    def _gate(self, channel: Channel, fmt: Format, ctx: QueryContext,
+              plain: Context) -> bytes:
+        """Rendered and through the gate; items at fault left out (once), as a build does."""
+        for _ in range(2):
+            try:
+                items = [self._items.get(fmt, a, plain) for a in channel.articles]
+                body = fmt.channel(channel, ctx, items)
+            except Exception as exc:  # a renderer on seed text: this answer only, as a build
+                raise Unanswerable(f"the {fmt.label} renderer raised "
+                                   f"{type(exc).__name__}") from exc
+            if not validate(channel, fmt.name, body):
+                return body
+            faults = item_faults(channel, fmt.name, body)
+            if not faults:
+                break
+            channel = replace(channel, articles=tuple(
+                a for i, a in enumerate(channel.articles) if i not in faults))
+        raise Unanswerable(f"the {fmt.label} document did not pass the validation gate")

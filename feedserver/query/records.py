@@ -1,0 +1,157 @@
+"""The published form of what a query needs: one index, one record per article.
+
+The build writes them (:func:`index_file`, :func:`record_files`) under
+``.feedserver/query/`` (never served by URL); the web app reads them back
+(:func:`read_index`, :func:`read_record`) and never parses a seed.  A record holds an
+:class:`~feedserver.core.records.Article` field for field (what a renderer draws its
+item from) but its seeds path (no renderer shows it, and a renamed file must not make a
+new record), plus ``search``: its title and text folded for matching (lower case, no
+accents), so ``q`` needs no HTML parsing at request time.  The index holds the site's
+render context, every channel's head and, newest first, each article's slug, dates,
+topics and language code: enough to choose a channel's items over its whole history
+before any record is read.  A record follows its article's page signature
+(:mod:`feedserver.build.page_signatures`), so a build rewrites only what changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from feedserver.config import Podcast
+from feedserver.core import layout
+from feedserver.core.records import Article, Channel, Rendered
+from feedserver.query.params import fold
+from feedserver.render.feeds import Context
+from feedserver.render.site import EPOCH, Site
+
+JSON_TYPE = "application/json; charset=utf-8"
+VERSION = 1
+_TAG = re.compile(r"<[^>]*>")
+
+
+def search_text(article: Article) -> str:
+    """An article's title and plain text (its HTML content without tags), folded."""
+    text = html.unescape(_TAG.sub(" ", article.content_html))
+    return fold(f"{article.title} {text}")
+
+
+def _row(values: Iterable[Iterable[str]]) -> list[list[str]]:
+    return [list(v) for v in values]
+
+
+def encode_record(article: Article) -> bytes:
+    """One article's record (bytes that change only when the article does)."""
+    # Not its seeds path: no renderer draws it, and a renamed file keeps its item.
+    data = {f.name: getattr(article, f.name) for f in dataclasses.fields(Article)
+            if f.name != "path"}
+    data["media"] = _row(article.media)
+    data["links"] = _row(article.links)
+    data["search"] = search_text(article)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def read_record(body: bytes) -> tuple[Article, str]:
+    """A record's article and its search text; raises ValueError if garbled."""
+    data = orjson.loads(body)
+    try:
+        search = str(data.pop("search"))
+        data["path"] = ""
+        data["published"] = datetime.fromisoformat(data["published"])
+        data["updated"] = datetime.fromisoformat(data["updated"])
+        for name in ("topics",):
+            data[name] = tuple(data[name])
+        data["media"] = tuple(tuple(row) for row in data["media"])
+        data["links"] = tuple(tuple(row) for row in data["links"])
+        return Article(**data), search
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an item record: {exc}") from exc
+
+
+def record_files(articles: Iterable[Article], fresh: frozenset[str]) -> list[Rendered]:
+    """The records of ``articles`` (with content) whose path is not already ``fresh``."""
+    return [Rendered(layout.item_record(a.slug), encode_record(a), JSON_TYPE, a.updated)
+            for a in articles if layout.item_record(a.slug) not in fresh]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published article as the index lists it (newest first)."""
+
+    slug: str
+    published: datetime
+    updated: datetime
+    topics: tuple[str, ...]
+    lang: str  # its language channel's code (languages/<code>)
+
+
+@dataclass(frozen=True)
+class Index:
+    """What the build published, read back: context, channels' heads, articles."""
+
+    context: Context
+    channels: dict[str, Channel]  # by folder ('' is all), without articles
+    kinds: dict[str, str]  # topic slug -> kind (place, ..., language)
+    entries: tuple[Entry, ...]
+    max_items: int
+    refresh: int
+    ceiling: int
+
+
+def _context(ctx: Context) -> dict[str, object]:
+    data = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(Context)}
+    data["podcast"] = dataclasses.asdict(ctx.podcast) if ctx.podcast else None
+    return data
+
+
+def _head(channel: Channel) -> dict[str, object]:
+    return {"slug": channel.slug, "title": channel.title, "description": channel.description,
+            "html_url": channel.html_url, "language": channel.language,
+            "max_age": channel.max_age}
+
+
+def index_file(site: Site, max_items: int, refresh: int, ceiling: int,
+               default_language: str) -> Rendered:
+    """The index of every published article and channel (content-free: any build has it)."""
+    data = {
+        "version": VERSION,
+        "context": _context(site.context),
+        "channels": {c.path: _head(c) for c in site.channels},
+        "kinds": {slug: topic.kind for slug, topic in site.topics.items()},
+        "articles": [[a.slug, a.published.isoformat(), a.updated.isoformat(), list(a.topics),
+                      layout.language_code(a.lang or "", default_language)]
+                     for a in site.articles],
+        "max_items": max_items, "refresh": refresh, "ceiling": ceiling,
+    }
+    newest = max((c.updated for c in site.channels), default=EPOCH)
+    return Rendered(layout.QUERY_INDEX, orjson.dumps(data) + b"\n", JSON_TYPE, newest)
+
+
+def read_index(body: bytes) -> Index:
+    """The index's bytes -> :class:`Index`; raises ValueError if garbled or of another
+    version."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise ValueError("not a query index of this version")
+    try:
+        ctx = dict(data["context"])
+        podcast = ctx.pop("podcast")
+        ctx["hubs"] = tuple(ctx["hubs"])
+        if podcast:
+            podcast["channels"] = tuple(podcast["channels"])
+        context = Context(**ctx, podcast=Podcast(**podcast) if podcast else None)
+        channels = {path: Channel(path=path, articles=(), updated=EPOCH, **head)
+                    for path, head in data["channels"].items()}
+        entries = tuple(Entry(slug, datetime.fromisoformat(pub), datetime.fromisoformat(upd),
+                              tuple(topics), lang)
+                        for slug, pub, upd, topics, lang in data["articles"])
+        return Index(context, channels, dict(data["kinds"]), entries, int(data["max_items"]),
+                     int(data["refresh"]), int(data["ceiling"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a query index: {exc}") from exc

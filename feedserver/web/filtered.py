@@ -1,0 +1,274 @@
+"""Combined channels (``/topics/a,b/feed.atom``, ``/topics/a+b/...``) and filtered feeds
+(``?limit=&q=&since=&lang=`` on any feed URL), answered by the web app.
+
+This module sits in front of :meth:`Views.file`: a request with neither a query
+string nor a ``,``/``+`` in its path goes straight through (one ``dict`` lookup and a
+substring test), and so does any URL whose query string names none of the known
+parameters (unknown ones are ignored, as if absent).  The rest is checked here
+(:mod:`feedserver.query.params`, standard library only): a combined path whose slugs
+are not sorted is redirected (308, query kept) to the one URL of that set, an unknown
+topic is the site's 404, a bad value a 400 with a one-line reason in the feed's own
+media family.  Only then is the answer computed, from the index and item records the
+build published (:mod:`feedserver.query`, imported on the first such request: the
+renderers and feedparser are not loaded in a worker that never answers one), and kept
+in a bounded LRU keyed by (path, canonical parameters, manifest version).  Each answer
+has its own strong ETag per encoding, its Last-Modified, 304s, CORS, WebSub links and
+max-age, like a published feed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from flask import Response, request
+from werkzeug.http import http_date
+
+from feedserver.core import layout
+from feedserver.publish.manifest import etag_of
+from feedserver.query.params import BadRequest, Combination, Filters, canonical, combination
+from feedserver.query.params import parse as parse_filters
+from feedserver.web.published import CORS, NOSNIFF, PublishedFile, ServedManifest
+
+if TYPE_CHECKING:
+    from feedserver.query.answer import Engine
+    from feedserver.query.records import Index
+    from feedserver.web.app import Views
+
+_GZIP_LEVEL = 2  # ISA-L levels are 0-3
+_BROTLI_QUALITY = 5  # made at request time, once per answer: fast, most of the gain
+_XML_ERROR = ('<?xml version="1.0" encoding="utf-8"?>\n'
+              '<error xmlns="urn:feedserver:error" status="{code}">{reason}</error>\n')
+
+
+@dataclass
+class Cached:
+    """One computed answer: bodies by encoding ('' plain), made on first demand."""
+
+    body: bytes
+    media_type: str
+    updated: datetime
+    max_age: int
+    self_url: str
+    bodies: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    size: int = 0
+
+    def variant(self, encoding: str) -> tuple[str, bytes]:
+        found = self.bodies.get(encoding)
+        if found is None:
+            body = _compressed(self.body, encoding)
+            found = self.bodies[encoding] = (etag_of(body), body)
+            self.size += len(body)
+        return found
+
+
+def _compressed(body: bytes, encoding: str) -> bytes:
+    if encoding == "br":
+        import brotli
+
+        return brotli.compress(body, quality=_BROTLI_QUALITY)
+    if encoding == "gzip":
+        from isal import igzip
+
+        return igzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
+    return body
+
+
+class AnswerCache:
+    """Computed answers, least recently used out first, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: OrderedDict[tuple[object, ...], Cached] = OrderedDict()
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> Cached | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[object, ...], value: Cached) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and sum(v.size for v in self._items.values()) > self._max:
+                self._items.popitem(last=False)
+
+
+class Filtered:
+    """The view in front of :meth:`Views.file` (see the module)."""
+
+    def __init__(self, views: Views, cache_bytes: int) -> None:
+        self.views = views
+        self.settings = views.settings
+        self.cache = AnswerCache(cache_bytes)
+        self._engine: Engine | None = None
+        self._index: tuple[object, Index] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str = "") -> Response:
+        if not request.environ.get("QUERY_STRING") and "," not in path and "+" not in path:
+            return self.views.file(path)
+        snap = self.views.store.snapshot()
+        combo = combination(path)
+        entry = snap.files.get(path) if combo is None else None
+        if combo is None and (entry is None or not entry.feed):
+            return self.views.file(path)  # a page, a file, a 404: not ours
+        sample = self._sample(snap, path if combo is None else combo.filename)
+        if sample is None:
+            return self.views.file(path)
+        media = _media_type(sample)
+        try:
+            filters = parse_filters(request.args.items(multi=True), self.settings.max_items)
+            if combo is not None:
+                wanted = canonical(combo)
+                if wanted != combo:
+                    return self._moved(wanted)
+                if not all(f"topics/{s}/{combo.filename}" in snap.files for s in combo.slugs):
+                    return self.views.error(404, path)
+        except BadRequest as exc:
+            return bad_request(str(exc), media, path)
+        if combo is None and filters.empty:
+            return self.views.file(path)
+        if request.method == "OPTIONS":
+            return self.views.preflight(sample)
+        folder = path.rpartition("/")[0] if combo is None else combo.folder
+        return self._serve(snap, path, folder, combo, filters, sample)
+
+    @staticmethod
+    def _sample(snap: ServedManifest, path: str) -> PublishedFile | None:
+        """A published feed of this format (its headers are what ours copy)."""
+        entry = snap.files.get(path) or snap.files.get(path.rpartition("/")[2])
+        return entry if entry is not None and entry.feed else None
+
+    @staticmethod
+    def _moved(wanted: Combination) -> Response:
+        """308 to the one URL of this set of topics, relative, query string kept."""
+        from feedserver.web.app import Bodiless
+
+        query = request.query_string.decode("latin-1")
+        target = f"../{wanted.op.join(wanted.slugs)}/{wanted.filename}" + \
+            (f"?{query}" if query else "")
+        return Bodiless(status=308, headers={"Location": target})
+
+    def _serve(self, snap: ServedManifest, path: str, folder: str, combo: Combination | None,
+               filters: Filters, sample: PublishedFile) -> Response:
+        key = (path, filters.query(), snap.key)
+        found = self.cache.get(key)
+        if found is None:
+            made = self._compute(snap, folder, combo, filters, sample, path)
+            if isinstance(made, Response):
+                return made
+            found = made
+            self.cache.put(key, found)
+        return self._respond(found, sample, combo.path if combo else path)
+
+    def _compute(self, snap: ServedManifest, folder: str, combo: Combination | None,
+                 filters: Filters, sample: PublishedFile, path: str) -> Cached | Response:
+        from feedserver.query.answer import Unanswerable, format_named
+
+        engine, index = self._loaded(snap)
+        fmt = format_named(path.rpartition("/")[2])
+        if index is None or fmt is None or (combo is None and folder not in index.channels):
+            return unavailable("this feed cannot be filtered until the site is built again",
+                               _media_type(sample), path)
+        try:
+            answer = engine.answer(index, self.views.store.read, folder, combo, filters, fmt)
+        except Unanswerable as exc:
+            return unavailable(str(exc), _media_type(sample), path)
+        cached = Cached(answer.body, answer.media_type, answer.updated, answer.max_age,
+                        answer.self_url, size=len(answer.body))
+        cached.bodies[""] = (etag_of(answer.body), answer.body)
+        return cached
+
+    def _loaded(self, snap: ServedManifest) -> tuple[Engine, Index | None]:
+        """The engine (made once) and the index of the manifest version being served."""
+        from feedserver.query.answer import Engine
+        from feedserver.query.records import read_index
+
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine()
+            held = self._index
+            if held is not None and held[0] == snap.key:
+                return self._engine, held[1]
+            found = self.views.store.read(layout.QUERY_INDEX)
+            try:
+                index = read_index(found[1]) if found is not None else None
+            except ValueError:
+                index = None
+            if index is not None:
+                self._index = (snap.key, index)
+            return self._engine, index
+
+    def _respond(self, found: Cached, sample: PublishedFile, path: str) -> Response:
+        from feedserver.web.app import FileResponse, accepted
+
+        environ = request.environ
+        header = environ.get("HTTP_ACCEPT_ENCODING")
+        names = [n for n in accepted(header) if n in sample.variants] if header else []
+        encoding = names[0] if names else ""
+        etag, body = found.variant(encoding)
+        headers = self._headers(found, sample, encoding)
+        validators = [("ETag", etag), ("Last-Modified", http_date(found.updated))]
+        if self.views.not_modified(environ, etag, found.updated.astimezone(UTC)):
+            kept = [h for h in headers if h[0] not in ("Content-Type", "Content-Encoding")]
+            return FileResponse.prepared(b"", kept + validators, 304)
+        budget = self.views.budget
+        if budget is not None and environ["REQUEST_METHOD"] == "GET":
+            wait = budget.spend(environ, f"{path}?{found.self_url.partition('?')[2]}",
+                                found.max_age)
+            if wait:
+                return self.views.too_many(sample, wait)
+        return FileResponse.prepared(
+            body, [*headers, ("Content-Length", str(len(body))), *validators])
+
+    def _headers(self, found: Cached, sample: PublishedFile,
+                 encoding: str) -> list[tuple[str, str]]:
+        headers = [("Content-Type", found.media_type), NOSNIFF,
+                   ("Cache-Control", f"public, max-age={found.max_age}")]
+        if len(sample.variants) > 1:
+            headers.append(("Vary", "Accept-Encoding"))
+        if sample.cors:
+            headers += CORS
+        headers += [("Link", f'<{hub}>; rel="hub"') for hub in self.settings.hub_urls]
+        headers.append(("Link", f'<{found.self_url}>; rel="self"'))
+        if encoding:
+            headers.append(("Content-Encoding", encoding))
+        return headers
+
+
+def _media_type(entry: PublishedFile) -> str:
+    return next(v for k, v in entry.variants[""].headers if k == "Content-Type")
+
+
+def _error(code: int, reason: str, media_type: str, path: str) -> Response:
+    """A one-line reason in the feed's media family: JSON for JSON Feed, XML for the
+    XML feeds (``application/xml``, so no reader mistakes it for a feed)."""
+    headers = [NOSNIFF, ("Cache-Control", "no-store"), *CORS]
+    if "json" in media_type or path.endswith(".json"):
+        import json
+
+        body = json.dumps({"error": reason, "status": code}) + "\n"
+        return Response(body, code, headers, content_type="application/json; charset=utf-8")
+    from xml.sax.saxutils import escape
+
+    return Response(_XML_ERROR.format(code=code, reason=escape(reason)), code, headers,
+                    content_type="application/xml; charset=utf-8")
+
+
+def bad_request(reason: str, media_type: str, path: str) -> Response:
+    """400: a value that cannot be answered, and why."""
+    return _error(400, reason, media_type, path)
+
+
+def unavailable(reason: str, media_type: str, path: str) -> Response:
+    """503: the answer cannot be made from what is published now (never a 500)."""
+    response = _error(503, reason, media_type, path)
+    response.headers["Retry-After"] = "30"
+    return response

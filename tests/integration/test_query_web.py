@@ -1,0 +1,279 @@
+"""Combined and filtered feeds through Flask's test client (issue 14).
+
+Every expected item set is computed from what the seeds say (tests/query_site.py),
+never from another answer of the server; feedparser (and json for JSON Feed) reads
+what is served.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedserver.build.run import run_build
+from feedserver.config import Settings, load_settings
+from feedserver.query.params import fold
+from feedserver.web.app import create_app
+from tests.query_site import MAX_ITEMS, Seed, newest_first, seeds, write_site
+
+BASE = "http://127.0.0.1:8000/"
+FORMATS = ("rss", "atom", "json")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("query-site")
+    settings = load_settings(write_site(root, BASE), env={})
+    report = run_build(settings)
+    assert report.published and not report.errors, report.problems
+    return settings
+
+
+@pytest.fixture
+def app(built: Settings) -> Flask:
+    return create_app({"FEEDSERVER_SETTINGS": built})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def titles(response: Any) -> list[str]:
+    """The item titles of a served feed, in order, read as a reader reads them."""
+    assert response.status_code == 200, response.data[:300]
+    if response.mimetype == "application/feed+json":
+        return [item["title"] for item in json.loads(response.data)["items"]]
+    parsed = feedparser.parse(io.BytesIO(response.data),
+                              response_headers={"content-type": response.content_type})
+    assert not parsed.bozo, parsed.bozo_exception
+    return [entry.title for entry in parsed.entries]
+
+
+def self_link(response: Any) -> str:
+    if response.mimetype == "application/feed+json":
+        return json.loads(response.data)["feed_url"]
+    parsed = feedparser.parse(io.BytesIO(response.data),
+                              response_headers={"content-type": response.content_type})
+    return next(link.href for link in parsed.feed.links if link.rel == "self")
+
+
+def expect(keep: Callable[[Seed], bool], most: int = MAX_ITEMS) -> list[str]:
+    return [s.title for s in newest_first([s for s in seeds() if keep(s)])][:most]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_union_and_intersection_list_what_the_seeds_say(client: FlaskClient, fmt: str) -> None:
+    either = client.get(f"/topics/alpha,beta/feed.{fmt}")
+    both = client.get(f"/topics/alpha+beta/feed.{fmt}")
+    assert titles(either) == expect(lambda s: {"alpha", "beta"} & set(s.topics))
+    # Whole history: the articles both topics share are older than either one's newest
+    # MAX_ITEMS, so the published topic feeds hold none of them.
+    shared = expect(lambda s: {"alpha", "beta"} <= set(s.topics))
+    assert shared and titles(both) == shared
+    for topic in ("alpha", "beta"):
+        assert not set(shared) & set(titles(client.get(f"/topics/{topic}/feed.{fmt}")))
+    three = client.get(f"/topics/alpha,beta,gamma/feed.{fmt}?limit=2")
+    assert titles(three) == expect(lambda s: {"alpha", "beta", "gamma"} & set(s.topics), 2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_filters_on_plain_topic_and_language_channels(client: FlaskClient, fmt: str) -> None:
+    assert titles(client.get(f"/feed.{fmt}?limit=1")) == expect(lambda s: True, 1)
+    assert titles(client.get(f"/feed.{fmt}?lang=de")) == expect(lambda s: s.lang == "de")
+    assert titles(client.get(f"/topics/alpha/feed.{fmt}?q=steppe%20CAFE")) == \
+        expect(lambda s: "alpha" in s.topics and {"Café", "STEPPE"} <= set(s.words))
+    assert titles(client.get(f"/languages/en/feed.{fmt}?q=pipeline&limit=2")) == \
+        expect(lambda s: s.lang == "en" and "pipeline" in s.words, 2)
+    cut = sorted(s.date for s in seeds())[15]
+    since = cut.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    assert titles(client.get(f"/feed.{fmt}?since={since.replace('+', '%2B')}")) == \
+        expect(lambda s: s.date > cut)
+    assert titles(client.get(f"/topics/alpha+beta/feed.{fmt}?lang=en&q=caf%C3%A9")) == \
+        expect(lambda s: {"alpha", "beta"} <= set(s.topics) and s.lang == "en"
+               and "Café" in s.words)
+
+
+def test_q_is_case_and_accent_insensitive() -> None:
+    assert fold("CAFÉ  Ünïcode") == "cafe unicode"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_answer_has_its_own_validators_and_304(client: FlaskClient, fmt: str) -> None:
+    full, one = client.get(f"/feed.{fmt}"), client.get(f"/feed.{fmt}?limit=1")
+    assert one.headers["ETag"] != full.headers["ETag"]
+    assert one.headers["ETag"].startswith('"')  # strong
+    newest = max(s.date for s in seeds())
+    assert one.last_modified == newest
+    again = client.get(f"/feed.{fmt}?limit=1", headers={"If-None-Match": one.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == one.headers["ETag"]
+    assert "Content-Type" not in again.headers and again.headers["Last-Modified"]
+    since = client.get(f"/feed.{fmt}?limit=1",
+                       headers={"If-Modified-Since": one.headers["Last-Modified"]})
+    assert since.status_code == 304
+    # Unknown parameters change nothing: the plain feed, its own ETag.
+    assert client.get(f"/feed.{fmt}?utm_source=x").headers["ETag"] == full.headers["ETag"]
+    assert client.get(f"/feed.{fmt}?limit=1&utm=x").headers["ETag"] == one.headers["ETag"]
+    for header in ("Access-Control-Allow-Origin", "Cache-Control"):
+        assert one.headers[header] == full.headers[header] or header == "Cache-Control"
+    assert one.headers["Cache-Control"].startswith("public, max-age=")
+    assert f'<{BASE}feed.{fmt}?limit=1>; rel="self"' in one.headers.getlist("Link")
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+def test_compressed_answers_have_their_own_etag(client: FlaskClient, encoding: str) -> None:
+    import brotli
+    from isal import igzip
+
+    plain = client.get("/topics/alpha,beta/feed.atom?limit=3")
+    packed = client.get("/topics/alpha,beta/feed.atom?limit=3",
+                        headers={"Accept-Encoding": encoding})
+    assert packed.headers["Content-Encoding"] == encoding
+    assert packed.headers["Vary"] == "Accept-Encoding"
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    body = brotli.decompress(packed.data) if encoding == "br" else igzip.decompress(packed.data)
+    assert body == plain.data
+    again = client.get("/topics/alpha,beta/feed.atom?limit=3", headers={
+        "Accept-Encoding": encoding, "If-None-Match": packed.headers["ETag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_self_link_is_the_canonical_url(client: FlaskClient, fmt: str) -> None:
+    response = client.get(f"/topics/alpha+beta/feed.{fmt}?since=2025-03-01T08:00:00Z"
+                          f"&q=Caf%C3%A9&zzz=1&limit=2&lang=EN")
+    assert self_link(response) == (f"{BASE}topics/alpha+beta/feed.{fmt}?lang=en&limit=2"
+                                   "&q=cafe&since=2025-03-01T08%3A00%3A00Z")
+    assert self_link(client.get(f"/topics/alpha,beta/feed.{fmt}")) == \
+        f"{BASE}topics/alpha,beta/feed.{fmt}"
+
+
+def test_other_orders_redirect_to_the_sorted_url(client: FlaskClient) -> None:
+    moved = client.get("/topics/beta,alpha,beta/feed.rss?limit=2&x=y")
+    assert moved.status_code == 308
+    assert moved.headers["Location"] == "../alpha,beta/feed.rss?limit=2&x=y"
+    assert "Content-Type" not in moved.headers
+    # Resolved as RFC 3986 says (Werkzeug's test client does not resolve '..' itself).
+    target = urljoin("http://localhost/topics/beta,alpha/feed.rss",
+                     client.get("/topics/beta,alpha/feed.rss?limit=2").headers["Location"])
+    assert target == "http://localhost/topics/alpha,beta/feed.rss?limit=2"
+    followed = client.get(target)
+    assert titles(followed) == expect(lambda s: {"alpha", "beta"} & set(s.topics), 2)
+    assert client.get("/topics/gamma+beta/feed.json").headers["Location"] == \
+        "../beta+gamma/feed.json"
+
+
+@pytest.mark.parametrize("path,code", [
+    ("/topics/alpha,nosuch/feed.atom", 404),
+    ("/topics/alpha+nosuch/feed.json", 404),
+    ("/topics/alpha,beta/feed.xml", 404),
+    ("/topics/alpha,beta+gamma/feed.rss", 404),
+    ("/topics/" + ",".join(f"t{n}" for n in range(9)) + "/feed.rss", 400),
+    ("/feed.rss?limit=0", 400), ("/feed.rss?limit=5", 400), ("/feed.rss?limit=x", 400),
+    ("/feed.atom?since=yesterday", 400), ("/feed.atom?since=2026-13-01T00:00:00Z", 400),
+    ("/feed.json?lang=!!", 400), ("/feed.json?q=", 400), ("/feed.json?q=%20-%20", 400),
+    ("/feed.rss?limit=1&limit=2", 400), ("/topics/alpha/feed.atom?q=" + "x" * 201, 400),
+    ("/topics/nosuch/feed.rss?limit=1", 404),
+])
+def test_bad_requests_answer_404_or_400_in_the_feed_family(client: FlaskClient, path: str,
+                                                            code: int) -> None:
+    response = client.get(path)
+    assert response.status_code == code, response.data[:200]
+    if code == 400:
+        if path.split("?")[0].endswith(".json"):
+            assert response.mimetype == "application/json"
+            assert json.loads(response.data)["error"]
+        else:
+            assert response.mimetype == "application/xml"
+            assert response.data.count(b"\n") == 2 and b"<error" in response.data
+
+
+def test_at_most_eight_topics(client: FlaskClient) -> None:
+    eight = ",".join(sorted(("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta",
+                             "theta")))
+    assert client.get(f"/topics/{eight}/feed.rss").status_code == 200
+    assert client.get(f"/topics/{eight},iota/feed.rss").status_code == 400
+
+
+def test_head_and_preflight(client: FlaskClient) -> None:
+    head = client.head("/topics/alpha,beta/feed.atom?limit=1")
+    assert head.status_code == 200 and head.data == b"" and head.headers["ETag"]
+    pre = client.options("/topics/alpha,beta/feed.atom?limit=1")
+    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_plain_requests_load_no_renderer(built: Settings, tmp_path: Path) -> None:
+    """A worker that answers only plain requests never imports the query engine."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from feedserver.config import load_settings;"
+            "from feedserver.web.app import create_app;"
+            f"c = create_app({{'FEEDSERVER_SETTINGS': load_settings({built.config_path!r}, "
+            "env={})}).test_client();"
+            "assert c.get('/feed.rss?utm=1').status_code == 200;"
+            "assert c.get('/topics/alpha/feed.atom').status_code == 200;"
+            "print(sorted(m for m in sys.modules if m.startswith(('feedserver.query.answer',"
+            "'feedserver.render', 'feedparser', 'feedgen'))));"
+            "c.get('/feed.rss?limit=1');"
+            "print('feedserver.query.answer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()
+    assert out == ["[]", "True"]
+
+
+def test_a_new_publish_is_a_new_answer(built: Settings, tmp_path: Path) -> None:
+    """The cache is keyed by the manifest's version: an added article shows at once."""
+    import shutil
+    from dataclasses import replace
+
+    root = tmp_path / "copy"
+    shutil.copytree(Path(built.config_path).parent, root)
+    settings = load_settings(root / "config.toml", env={})
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    first = client.get("/topics/alpha+beta/feed.atom")
+    new = Seed("z99", "Story new", ("alpha", "beta"), "en", datetime.now().astimezone(),
+               ())
+    (root / "seeds" / "z99.md").write_text(new.text, encoding="utf-8")
+    assert run_build(replace(settings)).published
+    second = client.get("/topics/alpha+beta/feed.atom",
+                        headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200
+    assert titles(second)[0] == "Story new"
+
+
+@pytest.mark.parametrize("path", ["/.feedserver/query/index.json",
+                                  "/.feedserver/query/items/story-00.json",
+                                  "/.feedserver/query/items/story-00.json?limit=1"])
+def test_the_records_are_not_served_by_url(client: FlaskClient, built: Settings,
+                                           path: str) -> None:
+    assert (Path(built.output_dir) / path.split("?")[0].lstrip("/")).is_file()
+    assert client.get(path).status_code == 404
+
+
+def test_without_the_records_a_filtered_feed_is_503_not_500(built: Settings,
+                                                            tmp_path: Path) -> None:
+    """A folder published by an older build (no query index) answers plainly why."""
+    import shutil
+
+    root = tmp_path / "old"
+    shutil.copytree(Path(built.config_path).parent, root)
+    settings = load_settings(root / "config.toml", env={})
+    shutil.rmtree(Path(settings.output_dir) / ".feedserver" / "query")
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    assert client.get("/feed.atom").status_code == 200
+    for path, kind in (("/feed.atom?limit=1", "application/xml"),
+                       ("/topics/alpha,beta/feed.json", "application/json")):
+        answer = client.get(path)
+        assert answer.status_code == 503 and answer.mimetype == kind
+        assert answer.headers["Retry-After"]

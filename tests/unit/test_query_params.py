@@ -1,0 +1,86 @@
+"""The query string and combined paths of issue 14, table-driven (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from feedserver.core.records import Article
+from feedserver.query.params import (
+    BadRequest,
+    Combination,
+    Filters,
+    canonical,
+    combination,
+    fold,
+    parse,
+)
+from feedserver.query.records import encode_record, read_record
+
+
+@pytest.mark.parametrize("path,found", [
+    ("topics/b,a/feed.atom", Combination(",", ("b", "a"), "feed.atom")),
+    ("topics/a+b+c/feed.json", Combination("+", ("a", "b", "c"), "feed.json")),
+    ("topics/a/feed.atom", None), ("topics/a,b+c/feed.rss", None),
+    ("topics/a,,b/feed.rss", None), ("topics/A,b/feed.rss", None),
+    ("topics/a,b/index.html", None), ("a,b/feed.rss", None),
+    ("topics/a,b/x/feed.rss", None), ("feed.rss", None),
+])
+def test_combination(path: str, found: Combination | None) -> None:
+    assert combination(path) == found
+
+
+def test_canonical_sorts_and_dedupes_and_caps() -> None:
+    assert canonical(Combination(",", ("b", "a", "b"), "feed.rss")).slugs == ("a", "b")
+    with pytest.raises(BadRequest, match="at most 8"):
+        canonical(Combination("+", tuple("abcdefghi"), "feed.rss"))
+
+
+@pytest.mark.parametrize("pairs,query", [
+    ([], ""),
+    ([("utm", "x")], ""),
+    ([("since", "2026-01-02T03:04:05+02:00"), ("limit", "3"), ("q", "Café  STEPPE"),
+      ("lang", "PT_br")], "lang=pt-br&limit=3&q=cafe%20steppe&since=2026-01-02T01%3A04%3A05Z"),
+    ([("q", "naïve naive")], "q=naive"),
+])
+def test_canonical_query(pairs: list[tuple[str, str]], query: str) -> None:
+    assert parse(pairs, 50).query() == query
+
+
+@pytest.mark.parametrize("pairs,reason", [
+    ([("limit", "0")], "limit"), ([("limit", "51")], "limit"), ([("limit", "²")], "limit"),
+    ([("limit", "-1")], "limit"), ([("limit", "1"), ("limit", "2")], "2 times"),
+    ([("since", "2026-01-01")], "since"), ([("since", "2026-02-30T00:00:00Z")], "since"),
+    ([("lang", "english!")], "lang"), ([("q", "")], "q"), ([("q", "...")], "q"),
+    ([("q", " ".join(f"w{n}" for n in range(11)))], "q"), ([("q", "x" * 201)], "q"),
+])
+def test_bad_values_say_why(pairs: list[tuple[str, str]], reason: str) -> None:
+    with pytest.raises(BadRequest, match=reason) as caught:
+        parse(pairs, 50)
+    assert "\n" not in str(caught.value)
+
+
+def test_since_is_utc() -> None:
+    found = parse([("since", "2026-01-02T03:04:05Z")], 50)
+    assert found == Filters(since=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+def test_fold() -> None:
+    assert fold("  ÉNERGIE\tÅland  ") == "energie aland"
+
+
+def test_a_record_gives_back_the_article() -> None:
+    article = Article(id="urn:x", slug="s", path="seeds/s.md", title="Tëst <1>",
+                      link="http://x/articles/s/", content_html="<p>Caf&eacute; <b>bold</b></p>",
+                      summary="sum", published=datetime(2026, 1, 1, tzinfo=UTC),
+                      updated=datetime(2026, 1, 2, tzinfo=UTC), topics=("a", "b"),
+                      author=None, lang="fr", media=(("image", "http://x/i.png"),),
+                      links=(("other.md", "http://x/articles/o/"),))
+    back, search = read_record(encode_record(article))
+    assert back.path == ""  # a renamed file keeps its record
+    assert (back.id, back.title, back.content_html, back.media, back.links, back.topics) == (
+        article.id, article.title, article.content_html, article.media, article.links,
+        article.topics)
+    assert back.published == article.published and back.updated == article.updated
+    assert search == "test <1> cafe bold"
