@@ -4,7 +4,7 @@
 
 Generates (once, seeded) a corpus of ``--articles`` articles under
 ``benchmarks/.work/serve-N`` and builds it, then starts, on free 127.0.0.1 ports,
-three servers over the same output folder:
+four servers over the same output folder:
 
 - **nginx** (``gzip_static on``, ETags, sendfile, an access log; ``worker_processes`` =
   the number of cores), from the minimal hand-written config below;
@@ -16,13 +16,13 @@ three servers over the same output folder:
 - **granian**: the same app (fast path included) under granian's WSGI server (Rust
   HTTP, ``workers`` from config, one blocking thread each, its access log on, the
   scheduler started once in its main process by ``on_startup``): the candidate
-  server measured against gunicorn.
+  server measured against gunicorn (the ``bench`` extra installs it).
 
 The poll budget is off for all (``FEEDSERVER_POLL_BUDGET=0``: one ``wrk`` address
 fetching the all-feed in full thousands of times a second is exactly what it refuses;
 nginx has none).  For the all-feed (``/feed.rss``) it measures requests/s with
 ``wrk -t2 -c64`` for a plain GET, a gzip GET (``Accept-Encoding: gzip``) and a 304
-(``If-None-Match`` with the ETag that server gave), alternating the three servers case
+(``If-None-Match`` with the ETag that server gave), alternating the servers case
 by case over ``--rounds`` rounds, and prints each figure as the median with min and
 max, and each Python server's ratio to nginx (median of the per-round ratios: the
 servers of one round run back to back, so the load of the machine's other users hits
