@@ -1,17 +1,32 @@
-"""Serving speed: feedserver's web app vs a bare Flask route, same gunicorn, one run.
+"""Serving speed: nginx / feedserver under gunicorn as shipped / the chosen server, one run.
 
-Builds the bundled seeds into ``benchmarks/.work/serve``, then starts two
-gunicorn servers on 127.0.0.1 with the settings ``feedserver serve`` uses
-(:func:`feedserver.serve.gunicorn_options`, access log off): feedserver's
-``create_app``, and a bare Flask app whose routes return the very same
-responses (body and headers) from memory.  For a topic feed it measures
-requests/s for a plain GET, a gzip GET and a 304 revalidation, alternating
-bare and feedserver over several rounds, and prints medians and the ratio.
+``python -m benchmarks.serve_bench [--articles 3000] [--rounds 5] [--duration 5]``
 
-Load comes from ``wrk`` when installed (Debian package ``wrk``), else from a
-bounded Python client (threads with keep-alive connections).
+Generates (once, seeded) a corpus of ``--articles`` articles under
+``benchmarks/.work/serve-N`` and builds it, then starts, on free 127.0.0.1 ports,
+four servers over the same output folder:
 
-    python benchmarks/serve_bench.py [--duration 3] [--rounds 3] [--connections 8]
+- **nginx** (``gzip_static on``, ETags, sendfile, an access log; ``worker_processes`` =
+  the number of cores), from the minimal hand-written config below;
+- **gunicorn**: feedserver as shipped before issue 18 (``create_app`` under gunicorn's
+  gevent workers, :func:`feedserver.serve.gunicorn_options`, the scheduler in the master,
+  Prometheus counters in a multiprocess folder, the access log to a file);
+- **chosen**: ``python -m feedserver serve`` as it is in this checkout (the
+  deployment's command, scheduler and all), its stdout (the access log) to a file;
+- **granian**: the same app (fast path included) under granian's WSGI server (Rust
+  HTTP, ``workers`` from config, one blocking thread each, its access log on, the
+  scheduler started once in its main process by ``on_startup``): the candidate
+  server measured against gunicorn (the ``bench`` extra installs it).
+
+The poll budget is off for all (``FEEDSERVER_POLL_BUDGET=0``: one ``wrk`` address
+fetching the all-feed in full thousands of times a second is exactly what it refuses;
+nginx has none).  For the all-feed (``/feed.rss``) it measures requests/s with
+``wrk -t2 -c64`` for a plain GET, a gzip GET (``Accept-Encoding: gzip``) and a 304
+(``If-None-Match`` with the ETag that server gave), alternating the servers case
+by case over ``--rounds`` rounds, and prints each figure as the median with min and
+max, and each Python server's ratio to nginx (median of the per-round ratios: the
+servers of one round run back to back, so the load of the machine's other users hits
+them alike; on a shared machine only these side-by-side ratios mean anything).
 """
 
 from __future__ import annotations
@@ -26,67 +41,68 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "benchmarks" / ".work" / "serve"
-CASES = {"plain": {}, "gzip": {"Accept-Encoding": "gzip"}, "304": {}}
-HOP = {"date", "server", "connection", "transfer-encoding", "keep-alive"}
-# case -> server -> one (requests/s, server CPU microseconds per request) per round
-Results = dict[str, dict[str, list[tuple[float, float]]]]
+SERVERS = ("nginx", "gunicorn", "chosen", "granian")
+TITLES = {"nginx": "nginx", "gunicorn": "gunicorn (shipped)", "chosen": "serve (+fast path)",
+          "granian": "granian + fast path"}
+CASES = ("plain", "gzip", "304")
+PATH = "/feed.rss"
+Results = dict[str, dict[str, list[float]]]  # case -> server -> req/s per round
+Costs = dict[str, dict[str, list[float]]]  # case -> server -> CPU µs per request per round
+
+NGINX = """\
+worker_processes {workers};
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    types {{ application/rss+xml rss; application/atom+xml atom;
+             application/feed+json json; text/html html; text/xml opml; }}
+    default_type application/octet-stream;
+    access_log {work}/nginx-access.log;
+    client_body_temp_path {work}/nginx-tmp;
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {public};
+        gzip_static on;
+        etag on;
+        location / {{ try_files $uri $uri/index.html =404; }}
+    }}
+}}
+"""
 
 
-def settings_for(work: Path) -> Any:
-    from feedserver.config import load_settings
+def env_for(work: Path) -> dict[str, str]:
+    """The FEEDSERVER_* settings of every Python server (and the build)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+    env.update(FEEDSERVER_BASE_URL="http://127.0.0.1:8000/",
+               FEEDSERVER_SEEDS_DIR=str(work / "seeds"),
+               FEEDSERVER_OUTPUT_DIR=str(work / "public"),
+               FEEDSERVER_STATE_DIR=str(work / "state"),
+               FEEDSERVER_POLL_BUDGET="0")
+    return env
 
-    return load_settings(work / "config.toml", env={})
 
+def prepare(work: Path, articles: int) -> None:
+    """Corpus generated and built once per size (kept between runs)."""
+    from .corpus import generate
 
-def prepare(work: Path) -> Any:
-    """A fresh copy of the bundled seeds and config, built once."""
-    from feedserver.build.run import run_build
-
+    marker = work / "built.json"
+    if marker.exists() and json.loads(marker.read_text()).get("articles") == articles:
+        return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    shutil.copytree(ROOT / "seeds", work / "seeds")
     shutil.copy(ROOT / "config.toml", work / "config.toml")
-    settings = settings_for(work)
-    run_build(settings)
-    return settings
-
-
-def bare_app(responses: dict[str, dict[str, Any]]) -> Any:
-    """Flask at its floor: one route per case returning prepared bytes and headers."""
-    from flask import Flask, Response
-
-    app = Flask("bare", static_folder=None)
-    prepared = {case: (bytes.fromhex(r["body"]), r["status"], r["headers"])
-                for case, r in responses.items()}
-
-    def route(case: str) -> Response:
-        body, status, headers = prepared[case]
-        return Response(body, status, headers)
-
-    app.add_url_rule("/<case>", "case", route)
-    return app
-
-
-def serve(kind: str, port: int, work: Path) -> None:
-    """Child process: run one of the two servers under feedserver's gunicorn settings."""
-    from feedserver.serve import FeedServer, gunicorn_options
-    from feedserver.web.app import create_app
-
-    settings = settings_for(work)
-    options = gunicorn_options(settings, "127.0.0.1", port, access_log=False)
-    options["errorlog"] = str(work / f"{kind}.log")
-    if kind == "bare":
-        responses = json.loads((work / "responses.json").read_text())
-        FeedServer(lambda: bare_app(responses), options).run()
-    else:
-        FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}), options).run()
+    generate(work / "seeds", articles, seed=1)
+    subprocess.run([sys.executable, "-m", "feedserver", "build"], cwd=work,
+                   env=env_for(work), check=True, stdout=subprocess.DEVNULL)
+    marker.write_text(json.dumps({"articles": articles}))
 
 
 def free_port() -> int:
@@ -95,175 +111,231 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def fetch(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path, headers=headers)
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    kept = {k: v for k, v in response.getheaders() if k.lower() not in HOP}
-    return response.status, kept, body
+    try:
+        conn.request("GET", PATH, headers=headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
 
 
-def start(kind: str, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+def nginx_config(work: Path, port: int) -> str:
+    """The minimal hand-written config (until ``feedserver export nginx`` writes one)."""
+    (work / "nginx-tmp").mkdir(exist_ok=True)
+    return NGINX.format(workers=os.cpu_count() or 1, work=work, port=port,
+                        public=work / "public")
+
+
+def start(name: str, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start one server (a new process we own) and wait until it answers."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port),
-                                "--work", str(work)])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    log = (work / f"{name}.log").open("wb")
+    if name == "nginx":
+        conf = work / "nginx.conf"
+        conf.write_text(nginx_config(work, port))
+        args = ["nginx", "-p", str(work), "-c", str(conf)]
+    elif name in ("gunicorn", "granian"):
+        args = [sys.executable, "-m", "benchmarks.serve_bench", f"--{name}", str(port)]
+    else:
+        args = [sys.executable, "-m", "feedserver", "serve", "--port", str(port)]
+    process = subprocess.Popen(args, cwd=work if name == "chosen" else ROOT,
+                               env=env_for(work), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
+            if fetch(port, {})[0] == 200:
+                return process, port
         except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"{kind} server did not start")
+            time.sleep(0.2)
+    stop(process)
+    raise SystemExit(f"{name} did not start; see {work / (name + '.log')}")
+
+
+def shipped(port: int) -> None:
+    """Child: feedserver as shipped before issue 18 (gunicorn, gevent, no fast path)."""
+    from feedserver.config import load_settings
+    from feedserver.metrics import multiproc
+    from feedserver.serve import FeedServer, gunicorn_options, start_background
+    from feedserver.web.app import create_app
+
+    settings = load_settings(ROOT / "config.toml")
+    metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
+    FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings,
+                                   "FEEDSERVER_FAST_PATH": False}),
+               gunicorn_options(settings, "127.0.0.1", port),
+               lambda: start_background(settings), metrics_dir).run()
+
+
+def granian(port: int) -> None:
+    """Child: the app of this checkout (fast path on) under granian's WSGI server."""
+    from granian import Granian
+    from granian.http import HTTP1Settings
+
+    from feedserver.config import load_settings
+    from feedserver.metrics import multiproc
+    from feedserver.serve import start_background
+    from feedserver.web.app import create_app
+
+    settings = load_settings(ROOT / "config.toml")
+    metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
+    server = Granian("feedserver.web.app:create_app", address="127.0.0.1", port=port,
+                     interface="wsgi", workers=settings.workers, blocking_threads=1,
+                     log_access=True, respawn_failed_workers=True,
+                     http1_settings=HTTP1Settings(header_read_timeout=5000))
+    stops = []
+    server.on_startup(lambda: stops.append(start_background(settings)))
+    server.on_shutdown(lambda: [stop() for stop in stops])
+    try:
+        server.serve(target_loader=lambda *_: create_app({"FEEDSERVER_SETTINGS": settings}),
+                     wrap_loader=False)
+    finally:
+        if metrics_dir is not None:
+            multiproc.remove(metrics_dir)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Stop a server we started, by its PID: TERM (nginx: QUIT), then KILL if it hangs."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
-def wrk(port: int, path: str, headers: dict[str, str], duration: float, connections: int
-        ) -> tuple[int, float]:
-    """(requests, seconds) from one wrk run."""
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s"]
+def case_headers(case: str, port: int) -> dict[str, str]:
+    """The request headers of a case; checks the server answers it as expected."""
+    if case == "plain":
+        return {}
+    if case == "gzip":
+        status, headers, _ = fetch(port, {"Accept-Encoding": "gzip"})
+        assert status == 200 and headers.get("content-encoding") == "gzip", (port, headers)
+        return {"Accept-Encoding": "gzip"}
+    etag = fetch(port, {})[1]["etag"]
+    assert fetch(port, {"If-None-Match": etag})[0] == 304, port
+    return {"If-None-Match": etag}
+
+
+def wrk(port: int, headers: dict[str, str], seconds: int, threads: int,
+        connections: int) -> tuple[float, int]:
+    """(requests/s, requests) of one ``wrk`` run; an error or unexpected status stops it all."""
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "20s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                         text=True, check=True, timeout=duration + 30).stdout
-    if "Non-2xx" in out and "If-None-Match" not in headers:  # 304s count as non-2xx
+    out = subprocess.run([*args, f"http://127.0.0.1:{port}{PATH}"], capture_output=True,
+                         text=True, check=True, timeout=seconds + 60).stdout
+    if "Socket errors" in out or ("Non-2xx" in out and "If-None-Match" not in headers):
         raise SystemExit(f"errors from wrk:\n{out}")
-    found = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)
-    assert found, out
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0}[found.group(3)]
-    return int(found.group(1)), float(found.group(2)) * scale
-
-
-def threaded(port: int, path: str, headers: dict[str, str], duration: float,
-             connections: int) -> tuple[int, float]:
-    """Fallback load: keep-alive clients in threads, bounded by time."""
-    counts = [0] * connections
-    stop_at = time.monotonic() + duration
-
-    def client(slot: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.monotonic() < stop_at:
-            conn.request("GET", path, headers=headers)
-            conn.getresponse().read()
-            counts[slot] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(duration + 30)
-    return sum(counts), time.monotonic() - started
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    assert found and count, out
+    return float(found.group(1)), int(count.group(1))
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a gunicorn master and its workers so far."""
+    """CPU time (user + system) of a server: its first process and their children."""
     tick = os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid, *map(int, children.read_text().split())] if children.exists() else [pid]
-    total = 0
+    pids, total = [pid], 0
     for one in pids:
         try:
             fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            for task in Path(f"/proc/{one}/task").iterdir():
+                pids += map(int, (task / "children").read_text().split())
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--serve", choices=["bare", "feedserver"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--work", type=Path, default=WORK, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.port, args.work)
-        return
-    run(args)
-
-
-def record(port: int, path: str) -> dict[str, dict[str, Any]]:
-    """The exact responses feedserver gives for each case, for the bare app to replay."""
-    responses: dict[str, dict[str, Any]] = {}
-    status, headers, body = fetch(port, path, {})
-    etag = headers["ETag"]
-    CASES["304"] = {"If-None-Match": etag}
-    for case, sent in CASES.items():
-        status, headers, body = fetch(port, path, sent)
-        assert status == (304 if case == "304" else 200), (case, status)
-        responses[case] = {"status": status, "headers": list(headers.items()),
-                           "body": body.hex()}
-    return responses
-
-
-def run(args: argparse.Namespace) -> None:
-    settings = prepare(args.work)
-    catalog = json.loads((Path(settings.output_dir) / "topics.json").read_text())
-    topic = max(catalog["channels"][1:], key=lambda c: c["items"])
-    path = "/" + topic["feeds"]["rss"].removeprefix(settings.base_url)
-    load = wrk if shutil.which("wrk") else threaded
-    feed, feed_port = start("feedserver", args.work)
-    bare = None
+def measure(args: argparse.Namespace) -> tuple[Results, Costs, dict[str, int]]:
+    """Start the servers, alternate them over the rounds, stop them."""
+    running: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results: Results = {case: {name: [] for name in SERVERS} for case in CASES}
+    costs: Costs = {case: {name: [] for name in SERVERS} for case in CASES}
     try:
-        (args.work / "responses.json").write_text(json.dumps(record(feed_port, path)))
-        bare, bare_port = start("bare", args.work)
-        servers = (("bare", bare, bare_port), ("feedserver", feed, feed_port))
-        results: Results = {c: {"bare": [], "feedserver": []} for c in CASES}
-        for _ in range(args.rounds):
-            for case, headers in CASES.items():
-                for name, process, port in servers:
-                    url = f"/{case}" if name == "bare" else path
+        for name in SERVERS:
+            running[name] = start(name, args.work)
+        sizes = {name: len(fetch(port, {})[2]) for name, (_, port) in running.items()}
+        sent = {(case, name): case_headers(case, port)
+                for case in CASES for name, (_, port) in running.items()}
+        for number in range(args.rounds):
+            print(f"round {number + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            for case in CASES:
+                for name in SERVERS:
+                    print(f"  {case} {name}", file=sys.stderr, flush=True)
+                    process, port = running[name]
                     before = cpu_seconds(process.pid)
-                    count, seconds = load(port, url, headers, args.duration, args.connections)
-                    cost = (cpu_seconds(process.pid) - before) / count * 1e6
-                    results[case][name].append((count / seconds, cost))
+                    rate, count = wrk(port, sent[case, name], args.duration, args.threads,
+                                      args.connections)
+                    results[case][name].append(rate)
+                    costs[case][name].append((cpu_seconds(process.pid) - before) / count * 1e6)
     finally:
-        for process in (feed, bare):
-            if process is not None:
-                stop(process)
-    report(results, path, load.__name__, args, settings.workers)
+        for process, _ in running.values():
+            stop(process)
+    return results, costs, sizes
 
 
-def report(results: Results, path: str, tool: str, args: argparse.Namespace,
-           workers: int) -> None:
-    print(f"topic feed {path}; gunicorn gevent, {workers} workers; load: {tool}, "
-          f"{args.connections} connections, {args.rounds} x {args.duration:g}s; "
-          f"{os.cpu_count()} cores")
-    print("req/s: median of the rounds (min-max). ratio = feedserver / bare; 'paired' is the "
-          "median of each round's ratio (the two run back to back, so other load on the "
-          "machine hits both alike). cpu: server CPU microseconds per request (master + "
-          "workers), median; its ratio is bare / feedserver, so 1.0 means equal cost.")
-    print(f"{'case':<6} {'bare req/s':>18} {'feedserver req/s':>18} {'paired':>7} "
-          f"{'medians':>8} {'bare cpu':>9} {'ours cpu':>9} {'ratio':>6}")
+def table(results: Results, costs: Costs, sizes: dict[str, int],
+          args: argparse.Namespace) -> str:
+    """The serving table: req/s median (min-max) per server, ratios to nginx."""
+    lines = [f"{PATH} of a {args.articles:,}-article site ({sizes['nginx']:,} bytes); "
+             f"wrk -t{args.threads} -c{args.connections}, {args.rounds} rounds x "
+             f"{args.duration}s, servers alternated; {os.cpu_count()} cores shared",
+             "req/s: median (min-max) of the rounds; x nginx: median of the per-round "
+             "ratios (side by side, the figure that counts on a shared machine)",
+             f"{'case':<6} " + " ".join(f"{TITLES[name]:>20}" + ("" if name == "nginx"
+                                         else f" {'x nginx':>7}") for name in SERVERS)]
     for case, found in results.items():
-        cells = []
-        for name in ("bare", "feedserver"):
-            rates = [rate for rate, _ in found[name]]
-            cells.append(f"{statistics.median(rates):.0f} ({min(rates):.0f}-{max(rates):.0f})")
-        paired = statistics.median(o[0] / b[0] for o, b in zip(found["feedserver"],
-                                                               found["bare"], strict=True))
-        medians = statistics.median(r for r, _ in found["feedserver"]) / \
-            statistics.median(r for r, _ in found["bare"])
-        bare_cpu = statistics.median(c for _, c in found["bare"])
-        our_cpu = statistics.median(c for _, c in found["feedserver"])
-        print(f"{case:<6} {cells[0]:>18} {cells[1]:>18} {paired:>7.2f} {medians:>8.2f} "
-              f"{bare_cpu:>9.0f} {our_cpu:>9.0f} {bare_cpu / our_cpu:>6.2f}")
+        cells = [f"{case:<6}"]
+        for name in SERVERS:
+            rates = found[name]
+            cell = f"{statistics.median(rates):.0f} ({min(rates):.0f}-{max(rates):.0f})"
+            if name != "nginx":
+                ratios = [r / n for r, n in zip(rates, found["nginx"], strict=True)]
+                cell = f"{cell:>20} {statistics.median(ratios):7.2f}"
+            cells.append(f"{cell:>20}")
+        lines.append(" ".join(cells))
+    lines.append("server CPU µs per request (all its processes, from /proc; median of the "
+                 "rounds; x nginx: times nginx's cost, the machine's other load disturbs it "
+                 "less than req/s)")
+    for case, found in costs.items():
+        cells = [f"{case:<6}"]
+        nginx = statistics.median(found["nginx"])
+        for name in SERVERS:
+            cost = statistics.median(found[name])
+            cells.append(f"{cost:20.0f}" + ("" if name == "nginx" else f" {cost / nginx:7.1f}"))
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line (``python -m benchmarks`` may call it with its own ``argv``)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t")
+    parser.add_argument("--connections", type=int, default=64, help="wrk -c")
+    parser.add_argument("--work", type=Path, help="default: benchmarks/.work/serve-N")
+    parser.add_argument("--gunicorn", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--granian", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.gunicorn:
+        shipped(args.gunicorn)
+        return
+    if args.granian:
+        granian(args.granian)
+        return
+    if shutil.which("wrk") is None or shutil.which("nginx") is None:
+        raise SystemExit("needs wrk and nginx (Debian packages wrk, nginx-light)")
+    args.work = (args.work or ROOT / "benchmarks" / ".work" / f"serve-{args.articles}").resolve()
+    prepare(args.work, args.articles)
+    results, costs, sizes = measure(args)
+    print(table(results, costs, sizes, args))
+
 
 if __name__ == "__main__":
     main()
