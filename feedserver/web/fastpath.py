@@ -73,6 +73,8 @@ class FastPath:
         path: str = environ.get("PATH_INFO") or "/"
         if method not in METHODS or not path.isascii() or self.reserved(path):
             return None
+        if environ.get("QUERY_STRING") or environ.get("HTTP_A_IM"):
+            return None  # a filtered answer or a delta: Flask's views compute those
         key = file_key(path[1:])
         snap = self.store.snapshot()
         entry = snap.files.get(key) if key else None

@@ -165,3 +165,19 @@ def test_fast_answers_are_counted(apps: tuple[Flask, Flask]) -> None:
     etag = client.get("/feed.atom", headers={"Accept-Encoding": "gzip"}).headers["ETag"]
     client.get("/feed.atom", headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
     assert (count("200", "gzip"), count("304", "identity")) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_feed_url_with_a_query_string_is_answered_by_its_filter(
+        apps: tuple[Flask, Flask]) -> None:
+    """The fast path knows only whole published files: ``?limit=1`` is a filtered answer
+    (issue 14), never the full feed under the filtered URL."""
+    fast, slow = apps
+    calls = views_called(fast)
+    got = fast.test_client().get("/feed.atom?limit=1")
+    full = fast.test_client().get("/feed.atom")
+    assert got.status_code == 200 and calls == ["feed.atom"]
+    assert len(feedparser.parse(got.get_data()).entries) == 1
+    assert len(feedparser.parse(full.get_data()).entries) > 1
+    assert got.headers["ETag"] != full.headers["ETag"]
+    assert answer(fast.test_client(), "GET", "/feed.atom?limit=1", {}) == \
+        answer(slow.test_client(), "GET", "/feed.atom?limit=1", {})
