@@ -24,7 +24,7 @@ only new and updated entries.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +42,29 @@ from feedserver.validate import validate
 
 # How render_gate names an article it left out of every feed of this build.
 LEFT_OUT = "left out of the feeds this build"
+_SHOWN = tuple(f.name for f in fields(Article) if f.name != "path")
 
 
 def stamp(article: Article) -> str:
     """What an item shows, hashed: a changed stamp makes the item 'updated' for a delta.
 
     The whole article (content, title, dates, topics, links), not just its
-    ``updated`` date: a change that shows in the item is sent whatever moved it.
+    ``updated`` date: a change that shows in the item is sent whatever moved it.  Its
+    file's path is left out: a renamed file is the same item (and the same bytes, so
+    its channels are not even rendered again).
     """
-    return hashlib.sha256(repr(article).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for name in _SHOWN:  # long texts as they are: repr() of them costs more than the hash
+        value = getattr(article, name)
+        digest.update((value if isinstance(value, str) else repr(value)).encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:16]
 
 
 def delta_path(feed: str, base_etag: str) -> str:
     """Where the delta of ``feed`` from the version with ETag ``base_etag`` is published."""
     name = hashlib.sha256(base_etag.encode()).hexdigest()[:20]
-    return f"{DELTAS}/{feed}/{name}.{feed.rpartition('.')[2]}"
+    return f"{DELTAS}/{feed}-{name}.{feed.rpartition('.')[2]}"  # never named like a feed
 
 
 @dataclass

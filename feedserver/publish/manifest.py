@@ -31,7 +31,7 @@ from feedserver.core.layout import MANIFEST, META_DIR, STATUS
 # manifest lacks them, so its channel signatures are not trusted: the next build goes
 # through every file once.
 VERSION = 3
-DELTAS = f"{META_DIR}/deltas"  # RFC 3229 feed deltas: deltas/<feed path>/<base>.<ext>
+DELTAS = f"{META_DIR}/deltas"  # RFC 3229 feed deltas: deltas/<feed path>-<base>.<ext>
 
 
 def etag_of(body: bytes) -> str:
