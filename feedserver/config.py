@@ -87,7 +87,7 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
      "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
      "counts."),
-    ("delta_history", int, 16, "Versions of each feed remembered for RFC 3229 deltas "
+    ("delta_history", int, 8, "Versions of each feed remembered for RFC 3229 deltas "
      "(A-IM: feed): a poller holding one of them gets only the new and updated items "
      "(226). 0: no deltas."),
 ]
@@ -227,7 +227,7 @@ class Settings:
     freshness_ceiling: int = 86_400
     poll_budget: int = 10
     trusted_proxies: str = ""
-    delta_history: int = 16
+    delta_history: int = 8
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     podcast: Podcast | None = None  # [podcast]: channels that are podcasts
