@@ -93,6 +93,9 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "(127.0.0.1:8080)."),
     ("post_publish", str, "", "Shell command run after each successful publish (reload nginx, "
      "copy the folder to replicas); see Deploying."),
+    ("delta_history", int, 8, "Versions of each feed remembered for RFC 3229 deltas "
+     "(A-IM: feed): a poller holding one of them gets only the new and updated items "
+     "(226). 0: no deltas."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -230,6 +233,7 @@ class Settings:
     freshness_ceiling: int = 86_400
     poll_budget: int = 10
     trusted_proxies: str = ""
+    delta_history: int = 8
     debris: Debris = field(default_factory=Debris)
     topics: tuple[TopicRule, ...] = ()
     podcast: Podcast | None = None  # [podcast]: channels that are podcasts
@@ -503,7 +507,7 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
-    for zero_off in ("freshness_ceiling", "poll_budget"):
+    for zero_off in ("freshness_ceiling", "poll_budget", "delta_history"):
         if values[zero_off] < 0:
             raise ConfigError(f"{origins.get(zero_off, 'default')}: '{zero_off}' must be at "
                               f"least 0 (0 turns it off), got {values[zero_off]}")

@@ -29,6 +29,7 @@ from feedserver.build import guard
 from feedserver.build.articles import fill
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version, render_version
+from feedserver.build.deltas import add_deltas
 from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
@@ -262,8 +263,10 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                          problems=lost + sources.problems + media.problems + unseen + problems
                          + output.problems)
     if publish_output:
+        deltas = add_deltas(site, output, manifest, settings, out_dir, memory.items)
         live = _publish(out_dir, site, output, manifest, report, now)
         memory.keep_manifest(out_dir, live)
+        deltas.remember(live)
         generation = ledger.store_files((), sources.forgotten, sources.touched)
         memory.update(generation, sources.fresh, sources.forgotten, sources.touched)
         write_status(out_dir, now, [{"where": p.where, "reason": p.reason,

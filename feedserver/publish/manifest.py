@@ -11,7 +11,10 @@ size of each precompressed body) and, where they apply, ``format`` (the feed
 format of a feed file), ``cors`` (other sites' scripts may read it) and
 ``max_age`` (a feed's freshness in seconds, from its channel's pace:
 :mod:`feedserver.core.freshness`): absent means '', false and the refresh
-interval, which keeps a manifest of tens of thousands of pages small.
+interval, which keeps a manifest of tens of thousands of pages small.  An RFC 3229
+delta (a file under :data:`DELTAS`, never served by its own URL) has ``delta``:
+``feed`` (the feed's path), ``to`` (the plain ETag of the feed version it leads to)
+and ``from`` (every ETag a client may hold for the version it starts from).
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from feedserver.core.layout import MANIFEST, STATUS
+from feedserver.core.layout import MANIFEST, META_DIR, STATUS
 
 # 2: entries carry ``format`` and ``cors``; 3: feeds carry ``max_age``.  An older
 # manifest lacks them, so its channel signatures are not trusted: the next build goes
 # through every file once.
 VERSION = 3
+DELTAS = f"{META_DIR}/deltas"  # RFC 3229 feed deltas: deltas/<feed path>-<base>.<ext>
 
 
 def etag_of(body: bytes) -> str:
@@ -78,6 +82,17 @@ def max_age(entry: dict[str, Any]) -> int | None:
     value = entry.get("max_age")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
         else None
+
+
+def delta_of(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]] | None:
+    """A delta file's (feed path, ETag it leads to, ETags it starts from), else None."""
+    value = entry.get("delta")
+    if not isinstance(value, dict):
+        return None
+    feed, target, bases = value.get("feed"), value.get("to"), value.get("from")
+    if not (isinstance(feed, str) and isinstance(target, str) and isinstance(bases, list)):
+        return None
+    return feed, target, tuple(b for b in bases if isinstance(b, str))
 
 
 def read_status(out_dir: Path) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from feedserver.core.layout import (
     PUBLISHING,
     QUERY_DIR,
     STATUS,
+    is_internal,
 )
 from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
@@ -350,7 +351,10 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
         for path, entry in old["files"].items():
             manifest["files"].setdefault(path, entry)
     removed = sorted(set(old["files"]) - set(manifest["files"]))
-    manifest["gone"] = sorted((set(old["gone"]) | set(removed)) - set(manifest["files"]))
+    # The build's own files (.feedserver/: deltas that a feed's next version replaces)
+    # are never served by URL, so they are not 'gone' either: the list would only grow.
+    manifest["gone"] = sorted((set(old["gone"]) | {p for p in removed if not is_internal(p)})
+                              - set(manifest["files"]))
     renames = [list(pair) for item in ready for pair in item.staged]
     if not renames and not removed and manifest == old:
         # Nothing to change: rewriting a manifest of megabytes (a site with pages)

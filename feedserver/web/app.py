@@ -44,7 +44,7 @@ from feedserver.core.layout import (
     is_loader_path,
 )
 from feedserver.publish.manifest import read_status
-from feedserver.web import health, metrics, subscribe, websub
+from feedserver.web import deltas, health, metrics, subscribe, websub
 from feedserver.web.filtered import Filtered
 from feedserver.web.negotiate import prefers_html
 from feedserver.web.politeness import PollBudget, refusal
@@ -165,6 +165,11 @@ class Views:
         if self.not_modified(environ, etag, entry.modified_at if fresh else None):
             kept = [h for h in variant.headers if h[0] not in _BODY_HEADERS]
             return FileResponse.prepared(b"", kept + validators, 304)
+        if entry.feed and fresh and "HTTP_A_IM" in environ and "HTTP_IF_NONE_MATCH" in environ:
+            delta = deltas.answer(snap.deltas, key or "", entry, environ, self.store,
+                                  (*accepted(header), "") if header else ("",), validators)
+            if delta is not None:  # RFC 3229: only what is new since the ETag it holds
+                return FileResponse.prepared(*delta, 226)
         if entry.feed and self.budget is not None and environ["REQUEST_METHOD"] == "GET":
             wait = self.budget.spend(environ, entry.channel, entry.max_age)
             if wait:

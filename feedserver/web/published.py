@@ -34,6 +34,8 @@ from feedserver.core.layout import ENCODINGS, MANIFEST, is_internal
 from feedserver.core.media import LONG_CACHE, is_media_path
 from feedserver.publish import manifest
 from feedserver.publish.manifest import etag_of
+from feedserver.web.deltas import DeltaFile
+from feedserver.web.deltas import index as delta_index
 from feedserver.web.negotiate import (
     cache_scope,
     feed_like,
@@ -90,6 +92,8 @@ class ServedManifest:
     gone: frozenset[str] = frozenset()
     internal: frozenset[str] = frozenset()
     feed_like: tuple[str, ...] = feed_like(())
+    # RFC 3229 deltas by (feed path, an ETag a poller holds): feedserver.web.deltas
+    deltas: Mapping[tuple[str, str], DeltaFile] = field(default_factory=dict)
 
 
 def content_security_policy(settings: Settings, path: str) -> str:
@@ -213,7 +217,7 @@ class Store:
         feeds = feed_like(str(meta.get("media_type") or "") for meta in listed.values()
                           if manifest.feed_format(meta))
         return ServedManifest((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
-                        frozenset(filter(is_internal, listed)), feeds)
+                        frozenset(filter(is_internal, listed)), feeds, delta_index(listed))
 
     def read(self, filename: str) -> tuple[str, bytes] | None:
         """(ETag, body) of the file as it is now, or None if it is not there.
