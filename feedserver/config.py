@@ -87,6 +87,9 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
      "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
      "counts."),
+    ("archive_size", int, 50, "Items per archive page (RFC 5005): every channel's whole "
+     "history is in pages of this many, oldest first; a full page never changes. "
+     "0: no archives."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -242,6 +245,7 @@ class Settings:
     min_topic_articles: int = 2
     detect_language: bool = True
     auto_topics_exclude: tuple[str, ...] = ()  # detected topics never made (names or slugs)
+    archive_size: int = 50  # items per archive page (feedserver.build.archives); 0: none
 
     @property
     def builtin_hub(self) -> bool:
@@ -493,7 +497,7 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
-    for zero_off in ("freshness_ceiling", "poll_budget"):
+    for zero_off in ("freshness_ceiling", "poll_budget", "archive_size"):
         if values[zero_off] < 0:
             raise ConfigError(f"{origins.get(zero_off, 'default')}: '{zero_off}' must be at "
                               f"least 0 (0 turns it off), got {values[zero_off]}")

@@ -77,6 +77,8 @@ def channel_signature(channel: Channel, shaping: str, keys: dict[str, str],
     head = (shaping, channel.slug, channel.title,
             channel.description, channel.path, channel.html_url, _moment(channel.updated))
     h.update(_SEP.join(head).encode())
+    if channel.archives:  # its archive links (RFC 5005): which page, how many pages
+        h.update(f"{_SEP}archive {channel.archive}/{channel.archives}".encode())
     for article in channel.articles:
         h.update(b"\x1e" + keys[article.id].encode("utf-8", "surrogatepass"))
         for slug in article.topics:

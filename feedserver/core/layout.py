@@ -95,6 +95,17 @@ def folder_page(folder: str) -> str:
     return channel_file(folder, INDEX)
 
 
+ARCHIVE = "archive"  # a channel's history: <folder>/archive/<n>/ (RFC 5005 archive pages)
+
+
+def archive_folder(folder: str, number: int) -> str:
+    """The folder of a channel's archive page ``number`` (1 = oldest): ``<folder>/archive/<n>``.
+
+    Under the channel's own folder, so each channel's history sits beside its feeds and a
+    topic slug can never collide with it (topics live under ``topics/``)."""
+    return channel_file(folder, f"{ARCHIVE}/{number}")
+
+
 def article_folder(slug: str) -> str:
     """The folder of an article's page (URL ``articles/<slug>/``)."""
     return f"{ARTICLES}/{slug}"

@@ -10,7 +10,7 @@ A manifest entry (``files[path]``) holds ``etag``, ``size``, ``media_type``,
 size of each precompressed body) and, where they apply, ``format`` (the feed
 format of a feed file), ``cors`` (other sites' scripts may read it) and
 ``max_age`` (a feed's freshness in seconds, from its channel's pace:
-:mod:`feedserver.core.freshness`): absent means '', false and the refresh
+:mod:`feedserver.core.freshness`) and ``immutable`` (a full archive page): absent means '', false and the refresh
 interval, which keeps a manifest of tens of thousands of pages small.
 """
 
@@ -78,6 +78,12 @@ def max_age(entry: dict[str, Any]) -> int | None:
     value = entry.get("max_age")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
         else None
+
+
+def immutable(entry: dict[str, Any]) -> bool:
+    """Whether the file is a full archive page (RFC 5005): its bytes never change as
+    articles arrive, so caches may keep it long without asking again."""
+    return entry.get("immutable") is True
 
 
 def read_status(out_dir: Path) -> dict[str, Any]:

@@ -113,6 +113,8 @@ def _facts(item: Rendered) -> dict[str, Any]:
         facts["cors"] = True
     if item.max_age:
         facts["max_age"] = item.max_age
+    if item.immutable:
+        facts["immutable"] = True
     return facts
 
 
@@ -195,7 +197,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     if previous is not None and previous.get("etag") == etag \
             and previous.get("media_type") == item.media_type \
             and on_disk(str(out_dir), item.path, previous):
-        kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age")}
+        kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age",
+                                                                "immutable")}
         return Prepared(item.path, {**kept, **_facts(item)})
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
     encoded = {} if item.media_type in _PRECOMPRESSED else compress(item.body)
