@@ -10,8 +10,9 @@ A manifest entry (``files[path]``) holds ``etag``, ``size``, ``media_type``,
 size of each precompressed body) and, where they apply, ``format`` (the feed
 format of a feed file), ``cors`` (other sites' scripts may read it) and
 ``max_age`` (a feed's freshness in seconds, from its channel's pace:
-:mod:`feedserver.core.freshness`) and ``immutable`` (a full archive page): absent means '', false and the refresh
-interval, which keeps a manifest of tens of thousands of pages small.
+:mod:`feedserver.core.freshness`) and ``immutable`` (a full archive page): absent
+means '', false, the refresh interval and false, which keeps a manifest of tens of
+thousands of pages small.
 """
 
 from __future__ import annotations
