@@ -32,7 +32,7 @@ from feedserver.build.articles import (
     with_full,
 )
 from feedserver.build.links import resolve_links
-from feedserver.build.signatures import article_key, channel_signature, split
+from feedserver.build.signatures import archive_links, article_key, channel_signature, split
 from feedserver.config import Podcast, Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
@@ -307,7 +307,7 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
     for c in channels:
         shaping = own.get(c.slug, base)
         head = (shaping, c.title, c.description, c.path, c.html_url, c.updated,
-                c.archives, c.archive)
+                archive_links(c))
         last = known.get(c.slug)
         if last is not None and last[0] == head and len(last[1]) == len(c.articles) \
                 and all(a is b for a, b in zip(last[1], c.articles, strict=True)):
