@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 # -- the build's bookkeeping -------------------------------------------------------------------
@@ -104,6 +105,14 @@ def archive_folder(folder: str, number: int) -> str:
     Under the channel's own folder, so each channel's history sits beside its feeds and a
     topic slug can never collide with it (topics live under ``topics/``)."""
     return channel_file(folder, f"{ARCHIVE}/{number}")
+
+
+def is_archive(path: str) -> bool:
+    """A file of a channel's archive page (``.../archive/<n>/...``): history, which no
+    one subscribes to (WebSub announces the subscription feeds only)."""
+    parts = path.split("/")
+    return any(part == ARCHIVE and number.isdigit()
+               for part, number in pairwise(parts))
 
 
 def article_folder(slug: str) -> str:

@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.web.app import create_app
+from feedserver.websub.deliver import feed_paths
 from tests.archive_kit import SIZE, article_text, check_chain, config, expected, make_seeds
 from tests.conftest import write
 
@@ -253,3 +254,12 @@ def test_archive_size_zero_publishes_no_archives(site: Settings, now: datetime) 
     assert not any("archive" in p.parts for p in out.rglob("*"))
     assert b"prev-archive" not in (out / "feed.atom").read_bytes()
     assert b"next_url" not in (out / "feed.json").read_bytes()
+
+
+def test_websub_announces_the_subscription_feeds_not_the_archive_pages(
+        site: Settings, now: datetime) -> None:
+    report = built(site, now)
+    announced = feed_paths(Path(site.output_dir), report.written)
+    assert "feed.atom" in announced and "topics/odd/feed.rss" in announced
+    assert "archive/1/feed.atom" in report.written
+    assert not [path for path in announced if "/archive/" in f"/{path}"]
