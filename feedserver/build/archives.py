@@ -14,7 +14,8 @@ A new file always lands on the newest page, even one with an old date: sorting b
 would push a backdated article into a full page and shift every page after it.  So new
 items only ever touch the newest (partial) page; a full page keeps its articles.
 
-Pages: ``len // archive_size + 1`` of them, the newest holding the remainder (it is
+Pages: ``len // archive_size + 1`` of them (none while the history is shorter than
+one page: the subscription documents then list all of it), the newest holding the remainder (it is
 empty when the history fills its pages exactly), so a page is *sealed* (full) from the
 moment it holds ``archive_size`` articles and its ``next-archive`` link already points
 at a page that exists: its bytes never change again as articles arrive.
@@ -31,10 +32,11 @@ users in the web app) so a cache catches up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from feedserver.build.articles import newest_first
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.records import Article, Channel, Identity
@@ -93,11 +95,21 @@ def paginate(channel: Channel, history: list[Article], size: int,
     return replace(channel, archives=count), pages
 
 
+Relist = Callable[[Channel, tuple[Article, ...]], Channel]
+
+
 def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
-                  identities: Mapping[str, Identity], settings: Settings
+                  identities: Mapping[str, Identity], settings: Settings, relist: Relist
                   ) -> tuple[tuple[Channel, ...], tuple[Channel, ...]]:
     """The channels told of their archives, and every archive page of every channel
-    (none when ``archive_size`` is 0)."""
+    (none when ``archive_size`` is 0).
+
+    A channel whose whole history is shorter than one page has no archive: its
+    subscription documents list all of it (``relist`` makes the channel listing those
+    articles, newest first, when that is more than ``max_items``).  A lone archive page
+    would have neither a ``prev-archive`` nor a ``next-archive`` link, which RFC 5005
+    readers (and the W3C validator) take for an incomplete archive.
+    """
     size = settings.archive_size
     if size <= 0:
         return channels, ()
@@ -105,7 +117,12 @@ def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
     told: list[Channel] = []
     pages: list[Channel] = []
     for channel in channels:
-        subscription, own = paginate(channel, members[channel.slug], size, settings.base_url)
+        history = members[channel.slug]
+        if len(history) < size:
+            told.append(channel if len(history) <= len(channel.articles)
+                        else relist(channel, tuple(newest_first(history))))
+            continue
+        subscription, own = paginate(channel, history, size, settings.base_url)
         told.append(subscription)
         pages += own
     return tuple(told), tuple(pages)

@@ -76,8 +76,9 @@ def test_every_channel_reaches_each_of_its_articles_on_exactly_one_page(
     folders = {c["html_url"].removeprefix(BASE) for c in catalog}
     assert folders == set(channels)  # 'all', odd, even, triple, en, ru: nothing else
     for folder, titles in channels.items():
-        pages = check_chain(fetcher(client), BASE, folder, fmt, titles)
-        assert len(pages) == len(titles) // SIZE + 1, folder
+        check_chain(fetcher(client), BASE, folder, fmt, titles)
+    assert len(channels["topics/triple/"]) < SIZE  # short histories: no archive pages
+    assert client.get("/topics/triple/archive/1/feed.atom").status_code == 404
 
 
 def test_full_pages_are_immutable_and_the_newest_gets_the_channels_hints(
@@ -213,7 +214,10 @@ def test_html_listings_paginate_to_every_article_once(client: FlaskClient) -> No
     for folder, titles in expected(COUNT).items():
         chain = list(html_chain(client, BASE + folder))
         listing, archives = chain[0], chain[1:]
-        assert len(listing[1]) == min(3, len(titles))  # max_items newest on the channel page
+        if len(titles) < SIZE:  # no archive: the channel's page lists its whole history
+            assert not archives and len(listing[1]) == len(titles), folder
+            continue
+        assert len(listing[1]) == 3  # max_items newest on the channel page
         on_pages = [link for _, links in archives for link in links]
         assert len(on_pages) == len(set(on_pages)) == len(titles), folder
         assert set(listing[1]) <= set(on_pages)
@@ -263,3 +267,15 @@ def test_websub_announces_the_subscription_feeds_not_the_archive_pages(
     assert "feed.atom" in announced and "topics/odd/feed.rss" in announced
     assert "archive/1/feed.atom" in report.written
     assert not [path for path in announced if "/archive/" in f"/{path}"]
+
+
+def test_a_history_shorter_than_a_page_is_listed_whole_by_its_feeds(
+        site: Settings, now: datetime) -> None:
+    """archive_size 20, max_items 3: no archive, and every channel's feeds list all its
+    11 (or fewer) articles, so nothing is left without a feed."""
+    built(replace(site, archive_size=20), now)
+    out = Path(site.output_dir)
+    assert not any("archive" in p.parts for p in out.rglob("*"))
+    for folder, titles in expected(COUNT).items():
+        assert set(page_titles(out, f"{folder}feed.atom")) == titles, folder
+        assert b"prev-archive" not in (out / f"{folder}feed.rss").read_bytes()
