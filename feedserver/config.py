@@ -96,6 +96,9 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("delta_history", int, 8, "Versions of each feed remembered for RFC 3229 deltas "
      "(A-IM: feed): a poller holding one of them gets only the new and updated items "
      "(226). 0: no deltas."),
+    ("archive_size", int, 50, "Items per archive page (RFC 5005): every channel's whole "
+     "history is in pages of this many, oldest first; a full page never changes. "
+     "0: no archives."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -255,6 +258,7 @@ class Settings:
     nginx_conf: str = ""  # feedserver.build.post_publish rewrites it; "" means never
     nginx_listen: str = "80"
     post_publish: str = ""  # a shell command after each publish (feedserver.build.post_publish)
+    archive_size: int = 50  # items per archive page (feedserver.build.archives); 0: none
 
     @property
     def builtin_hub(self) -> bool:
@@ -507,7 +511,7 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[positive] < 1:
             raise ConfigError(f"{origins.get(positive, 'default')}: '{positive}' must be at "
                               f"least 1, got {values[positive]}")
-    for zero_off in ("freshness_ceiling", "poll_budget", "delta_history"):
+    for zero_off in ("freshness_ceiling", "poll_budget", "delta_history", "archive_size"):
         if values[zero_off] < 0:
             raise ConfigError(f"{origins.get(zero_off, 'default')}: '{zero_off}' must be at "
                               f"least 0 (0 turns it off), got {values[zero_off]}")

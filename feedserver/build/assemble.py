@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from feedserver.build.archives import with_archives
 from feedserver.build.articles import (
     NOTHING_KNOWN,
     ChannelMemo,
@@ -31,7 +32,7 @@ from feedserver.build.articles import (
     with_full,
 )
 from feedserver.build.links import resolve_links
-from feedserver.build.signatures import article_key, channel_signature, split
+from feedserver.build.signatures import archive_links, article_key, channel_signature, split
 from feedserver.config import Podcast, Settings
 from feedserver.core import layout
 from feedserver.core.errors import ArticleError
@@ -90,7 +91,8 @@ def with_content(site: Site, bodies: Mapping[str, Body]) -> Site:
 def with_full_articles(site: Site, full: Mapping[str, Article]) -> Site:
     """``site`` with each article replaced by its full copy in ``full`` (by id)."""
     return replace(site, articles=tuple(with_full(site.articles, full)),
-                   channels=filled_channels(site.channels, full))
+                   channels=filled_channels(site.channels, full),
+                   archives=filled_channels(site.archives, full))
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,11 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       topic_names={slug: t.name for slug, t in catalog.items()},
                       hubs=settings.hub_urls,
                       podcast=_published_artwork(settings, artwork))
-    channels = build_channels(tuple(ordered), catalog, settings)
+    channels, archives = with_archives(ordered, build_channels(tuple(ordered), catalog, settings),
+                                       identities, settings,
+                                       lambda c, listed: _channel(
+                                           "" if c.path == "" else c.slug, c.title,
+                                           c.description, c.path, listed, settings))
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names
@@ -276,11 +282,11 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     shaping = f"{settings.fingerprint()}\x1f{render_code}"
     podcasts = frozenset(settings.podcast.channels) if settings.podcast and artwork \
         else frozenset()
-    signed = _signatures(channels, shaping, names, due.digests,
+    signed = _signatures(channels + archives, shaping, names, due.digests,
                          known.channels if known.names == names else {},
                          {slug: f"{shaping}\x1f{artwork}" for slug in podcasts})
     site = Site(tuple(ordered), topics, channels, context, due.next_due,
-                {slug: entry[2] for slug, entry in signed.items()})
+                {slug: entry[2] for slug, entry in signed.items()}, archives=archives)
     return Assembled(site, due.problems, made, signed, dict(names))
 
 
@@ -303,7 +309,8 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
     base = shaping
     for c in channels:
         shaping = own.get(c.slug, base)
-        head = (shaping, c.title, c.description, c.path, c.html_url, c.updated)
+        head = (shaping, c.title, c.description, c.path, c.html_url, c.updated,
+                archive_links(c))
         last = known.get(c.slug)
         if last is not None and last[0] == head and len(last[1]) == len(c.articles) \
                 and all(a is b for a, b in zip(last[1], c.articles, strict=True)):

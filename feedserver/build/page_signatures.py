@@ -50,6 +50,11 @@ def topic_page(channel: Channel) -> str:
     return layout.folder_page(channel.path)
 
 
+def archive_page(page: Channel) -> str:
+    """Output path of an archive page's HTML listing (``<folder>/archive/<n>/``)."""
+    return layout.folder_page(page.path)
+
+
 def embed_paths(channel: Channel) -> tuple[str, str, str]:
     """A channel's widget loader, iframe view and feed preview."""
     return layout.embed_paths(channel.slug, channel.path)
@@ -112,6 +117,8 @@ def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version
             sigs[topic_page(channel)] = _digest(version, "topic", own)
         for path in embed_paths(channel):
             sigs[path] = _digest(version, "embed", path, own)
+    for page in site.archives:  # an archive page's listing draws on that page only
+        sigs[archive_page(page)] = _digest(version, "archive", site.signatures[page.slug])
     return made
 
 
@@ -128,6 +135,10 @@ def content_wanted(site: Site, pages: bool) -> list[Article]:
     for channel in site.channels:
         if pages or channel.slug not in site.fresh:  # feeds only: the stale channels
             for article in channel.articles:
+                wanted.setdefault(article.id, article)
+    for page in site.archives:  # archive pages (RFC 5005): only those drawn this build
+        if page.slug not in site.fresh or (pages and archive_page(page) not in site.fresh):
+            for article in page.articles:
                 wanted.setdefault(article.id, article)
     if pages:
         for article in site.articles:

@@ -114,7 +114,8 @@ def stage_format(job: _Job, index: int, fmt: Format) -> _Done:
     if problems:
         return _Done(index, None, problems)
     item = Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
-                    channel.updated, channel.slug, fmt.name, fmt.cors, channel.max_age)
+                    channel.updated, channel.slug, fmt.name, fmt.cors, channel.max_age,
+                    channel.sealed)
     return _Done(index, prepare(job.out_dir, item, job.published.get(item.path)), [])
 
 

@@ -79,7 +79,7 @@ def render_channel(site: Site, channel: Channel, check: Check = validate,
         out.problems += found
         rendered.append(Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
                                  channel.updated, channel.slug, fmt.name, fmt.cors,
-                                 channel.max_age))
+                                 channel.max_age, channel.sealed))
     if out.problems:
         out.failed.add(channel.slug)
     else:

@@ -117,7 +117,7 @@ def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> froze
     (their .gz and .br bodies included: see :func:`publish.on_disk`)."""
     recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
     return frozenset(
-        c.slug for c in site.channels
+        c.slug for c in site.feed_view().channels
         if recorded.get(c.slug) == site.signatures[c.slug]
         and all(channel_file(c, f.filename) in files
                 and on_disk(root, channel_file(c, f.filename), files[channel_file(c, f.filename)])
@@ -128,7 +128,7 @@ def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozense
     """Page paths (:mod:`feedserver.build.page_signatures`) published with their signature,
     still on disk."""
     recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
-    slugs = {c.slug for c in site.channels}
+    slugs = {c.slug for c in site.feed_view().channels}
     return frozenset(key for key, sig in site.signatures.items()  # 10,000 stats: no pathlib
                      if key not in slugs and recorded.get(key) == sig and key in files
                      and on_disk(root, key, files[key]))
@@ -138,7 +138,7 @@ def _signatures(site: Site, output: Output, manifest: dict[str, Any],
                 held: set[str]) -> dict[str, str]:
     """What the manifest records: new signatures of what was published, old ones for the
     channels that failed and the files ``held`` from before (a failed channel's views)."""
-    slugs = {c.slug for c in site.channels}
+    slugs = {c.slug for c in site.feed_view().channels}
     made = {f.path for f in output.files} | output.kept
     current = {key: sig for key, sig in site.signatures.items()
                if key not in output.failed and (key in slugs or key in made)}
@@ -295,7 +295,8 @@ def _add_media(output: Output, site: Site, media: MediaScan) -> None:
 def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
     """Every channel of the site in every format, validated: the feeds, no pages.
     ``renderer`` (the worker processes) renders the stale channels."""
-    return render_channels(site, site.channels, renderer=renderer)
+    feeds = site.feed_view()  # the channels and their archive pages
+    return render_channels(feeds, feeds.channels, renderer=renderer)
 
 
 def render_site(site: Site, renderer: Renderer | None = None) -> Output:
@@ -303,7 +304,7 @@ def render_site(site: Site, renderer: Renderer | None = None) -> Output:
     output = render_feeds(site, renderer)
     output.files += render_pages(site)
     output.files += render_embeds(site, output.failed)
-    output.kept |= site.fresh - {c.slug for c in site.channels}  # pages already published
+    output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 
 

@@ -68,6 +68,16 @@ def article_key(article: Article, digest: str) -> str:
     return key
 
 
+def archive_links(channel: Channel) -> str:
+    """What a channel's archive links depend on: a subscription document, the number of
+    pages (it links the newest); an archive page, its number and whether it is the newest
+    (a newer page to link to).  Not the count on a page: a page that gains a successor
+    is drawn the same, so starting a new page does not render every older one again."""
+    if not channel.archive:
+        return f"of {channel.archives}"
+    return f"{channel.archive}{' newest' if channel.archive == channel.archives else ''}"
+
+
 def channel_signature(channel: Channel, shaping: str, keys: dict[str, str],
                       names: dict[str, str]) -> str:
     """Signature of one channel; ``keys`` maps article ids to :func:`article_key`;
@@ -77,6 +87,8 @@ def channel_signature(channel: Channel, shaping: str, keys: dict[str, str],
     head = (shaping, channel.slug, channel.title,
             channel.description, channel.path, channel.html_url, _moment(channel.updated))
     h.update(_SEP.join(head).encode())
+    if channel.archives:  # its archive links (RFC 5005): only what they point at
+        h.update(f"{_SEP}archive {archive_links(channel)}".encode())
     for article in channel.articles:
         h.update(b"\x1e" + keys[article.id].encode("utf-8", "surrogatepass"))
         for slug in article.topics:

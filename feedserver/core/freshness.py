@@ -22,6 +22,10 @@ RECENT_CHANGES = 10
 # A poller should look about four times per typical interval between changes.
 SHARE = 4
 DAY = 86_400
+# A full archive page (RFC 5005) never changes as articles arrive: caches keep it a week
+# without asking again.  Not a year: an edit or a deletion of one of its old articles
+# still changes it (feedserver.build.archives), and a cache catches up within the week.
+ARCHIVE_CACHE = "public, max-age=604800, immutable"
 
 
 def channel_max_age(updates: Iterable[datetime], floor: int, ceiling: int = DAY,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 # -- the build's bookkeeping -------------------------------------------------------------------
@@ -99,6 +100,25 @@ def channel_file(folder: str, filename: str) -> str:
 def folder_page(folder: str) -> str:
     """Output path of a folder's page: what the URL ``<folder>/`` serves."""
     return channel_file(folder, INDEX)
+
+
+ARCHIVE = "archive"  # a channel's history: <folder>/archive/<n>/ (RFC 5005 archive pages)
+
+
+def archive_folder(folder: str, number: int) -> str:
+    """The folder of a channel's archive page ``number`` (1 = oldest): ``<folder>/archive/<n>``.
+
+    Under the channel's own folder, so each channel's history sits beside its feeds and a
+    topic slug can never collide with it (topics live under ``topics/``)."""
+    return channel_file(folder, f"{ARCHIVE}/{number}")
+
+
+def is_archive(path: str) -> bool:
+    """A file of a channel's archive page (``.../archive/<n>/...``): history, which no
+    one subscribes to (WebSub announces the subscription feeds only)."""
+    parts = path.split("/")
+    return any(part == ARCHIVE and number.isdigit()
+               for part, number in pairwise(parts))
 
 
 def article_folder(slug: str) -> str:

@@ -173,6 +173,15 @@ class Channel:
     topic_names: dict[str, str] = field(default_factory=dict, compare=False)
     language: str = ""  # what the channel declares: its articles' one language, else ''
     max_age: int = 0  # seconds its feeds stay fresh (core.freshness); 0: the refresh interval
+    # Full history (RFC 5005, feedserver.build.archives): ``archives`` is how many archive
+    # pages the channel's history fills; on an archive page ``archive`` is its number
+    # (1 = oldest), ``home`` the folder of its subscription feeds, and ``sealed`` says it
+    # is full (its items never change as new ones arrive).  0 / '' / False: a
+    # subscription document.
+    archives: int = 0
+    archive: int = 0
+    home: str = ""
+    sealed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +202,4 @@ class Rendered:
     format: str = ""
     cors: bool = False
     max_age: int = 0  # a feed's freshness in seconds (core.freshness); 0: not a feed
+    immutable: bool = False  # a full archive page: cached long, never revalidated

@@ -10,8 +10,9 @@ A manifest entry (``files[path]``) holds ``etag``, ``size``, ``media_type``,
 size of each precompressed body) and, where they apply, ``format`` (the feed
 format of a feed file), ``cors`` (other sites' scripts may read it) and
 ``max_age`` (a feed's freshness in seconds, from its channel's pace:
-:mod:`feedserver.core.freshness`): absent means '', false and the refresh
-interval, which keeps a manifest of tens of thousands of pages small.  An RFC 3229
+:mod:`feedserver.core.freshness`) and ``immutable`` (a full archive page): absent
+means '', false, the refresh interval and false, which keeps a manifest of tens of
+thousands of pages small.  An RFC 3229
 delta (a file under :data:`DELTAS`, never served by its own URL) has ``delta``:
 ``feed`` (the feed's path), ``to`` (the plain ETag of the feed version it leads to)
 and ``from`` (every ETag a client may hold for the version it starts from).
@@ -93,6 +94,12 @@ def delta_of(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]] | None:
     if not (isinstance(feed, str) and isinstance(target, str) and isinstance(bases, list)):
         return None
     return feed, target, tuple(b for b in bases if isinstance(b, str))
+
+
+def immutable(entry: dict[str, Any]) -> bool:
+    """Whether the file is a full archive page (RFC 5005): its bytes never change as
+    articles arrive, so caches may keep it long without asking again."""
+    return entry.get("immutable") is True
 
 
 def read_status(out_dir: Path) -> dict[str, Any]:

@@ -122,6 +122,8 @@ def _facts(item: Rendered) -> dict[str, Any]:
         facts["cors"] = True
     if item.max_age:
         facts["max_age"] = item.max_age
+    if item.immutable:
+        facts["immutable"] = True
     return facts
 
 
@@ -204,7 +206,8 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     if previous is not None and previous.get("etag") == etag \
             and previous.get("media_type") == item.media_type \
             and on_disk(str(out_dir), item.path, previous):
-        kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age")}
+        kept = {k: v for k, v in previous.items() if k not in ("format", "cors", "max_age",
+                                                                "immutable")}
         return Prepared(item.path, {**kept, **_facts(item)})
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
     # The query index and item records are read by the web app only: no .gz/.br.

@@ -38,6 +38,7 @@ from feedserver.core.layout import (
     STYLESHEET,
     TOPICS,
     TOPICS_INDEX,
+    archive_folder,
     article_page,
     asset_url,
     folder_page,
@@ -152,7 +153,7 @@ class _Renderer:
             "site_feeds": site_feeds(base),
         }
         self.templates = {name: _environment().get_template(f"{name}.html")
-                          for name in ("index", "topics", "topic", "article")}
+                          for name in ("index", "topics", "topic", "article", "archive")}
         self.newest = max((c.updated for c in site.channels), default=EPOCH)
 
     def page(self, path: str, template: str, canonical: str, rows: list[Row],
@@ -166,7 +167,7 @@ class _Renderer:
         return self.page(INDEX, "index", self.site.context.base_url, [self.all],
                          self.newest, description=self.all.channel.description,
                          channels=list(self.rows.values()),
-                         articles=self.all.channel.articles)
+                         articles=self.all.channel.articles, older=self.older(self.all.channel))
 
     def topics(self) -> Rendered:
         topics = [row for slug, row in self.rows.items() if slug in self.site.topics]
@@ -180,8 +181,31 @@ class _Renderer:
         channel = row.channel
         return self.page(folder_page(channel.path), "topic", channel.html_url, [row],
                          channel.updated, description=channel.description, row=row,
-                         articles=channel.articles,
+                         articles=channel.articles, older=self.older(channel),
                          lang=channel.language or self.site.context.language)
+
+    def older(self, channel: Channel) -> str:
+        """The URL of a channel's newest archive page ('' without archives): where its
+        listing goes on, so no published article is left without a page linking it."""
+        if not channel.archives:
+            return ""
+        return self.archive_url(channel.path, channel.archives)
+
+    def archive_url(self, home: str, number: int) -> str:
+        return folder_url(self.site.context.base_url, archive_folder(home, number))
+
+    def archive(self, page: Channel, row: Row) -> Rendered:
+        """One archive page's listing (RFC 5005's pages, as HTML): its articles, newest
+        first, and the links to the pages before and after it (the newest links back to
+        the channel's own page)."""
+        number, pages = page.archive, page.archives
+        newer = self.archive_url(page.home, number + 1) if number < pages \
+            else row.channel.html_url
+        older = self.archive_url(page.home, number - 1) if number > 1 else ""
+        return self.page(folder_page(page.path), "archive", page.html_url, [row],
+                         page.updated, description=row.channel.description, row=row,
+                         articles=page.articles, number=number, older=older,
+                         newer=newer, lang=row.channel.language or self.site.context.language)
 
     def article(self, article: Article) -> Rendered:
         topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
@@ -204,6 +228,9 @@ def render_pages(site: Site) -> list[Rendered]:
     files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
     files += [renderer.topic(row) for slug, row in renderer.rows.items()
               if slug in site.topics and folder_page(row.channel.path) not in site.fresh]
+    homes = {row.channel.path: row for row in renderer.rows.values()}
+    files += [renderer.archive(page, homes[page.home]) for page in site.archives
+              if folder_page(page.path) not in site.fresh]
     stale = [a for a in list(site.articles) if article_page(a.slug) not in site.fresh]
     files += [renderer.article(article) for article in stale]
     files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))

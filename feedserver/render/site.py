@@ -7,7 +7,7 @@ build that assembles it: the build imports this, never the other way round.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from feedserver.core.records import Article, Channel, Topic
@@ -32,6 +32,16 @@ class Site:
     next_due: datetime | None = None
     signatures: dict[str, str] = field(default_factory=dict)
     fresh: frozenset[str] = frozenset()
+    # Every channel's archive pages (RFC 5005: feedserver.build.archives), rendered like
+    # channels (:meth:`feed_view`) but never listed as channels of their own.
+    archives: tuple[Channel, ...] = ()
+
+    def feed_view(self) -> Site:
+        """This site with its archive pages among its channels: what feeds are rendered,
+        validated and signed from."""
+        if not self.archives:
+            return self
+        return replace(self, channels=self.channels + self.archives, archives=())
 
     def stale(self, channels: Iterable[Channel]) -> list[Channel]:
         """The channels whose files must be rendered (not fresh)."""

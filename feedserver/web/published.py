@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from werkzeug.http import http_date, parse_date
 
 from feedserver.config import Settings
+from feedserver.core.freshness import ARCHIVE_CACHE
 from feedserver.core.layout import ENCODINGS, MANIFEST, is_internal
 from feedserver.core.media import LONG_CACHE, is_media_path
 from feedserver.publish import manifest
@@ -119,6 +120,7 @@ def _entry(path: str, meta: Mapping[str, Any], settings: Settings) -> PublishedF
     fresh = (manifest.max_age(meta) if fmt else None) or settings.refresh_interval
     headers = [("Content-Type", media), NOSNIFF,
                ("Cache-Control", LONG_CACHE if ranges
+                else ARCHIVE_CACHE if manifest.immutable(meta)
                 else f"{cache_scope(path)}, max-age={fresh}")]
     if ranges:
         headers.append(("Accept-Ranges", "bytes"))

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from feedserver.config import Settings
-from feedserver.core.layout import MANIFEST
+from feedserver.core.layout import MANIFEST, is_archive
 from feedserver.metrics import instruments
 from feedserver.publish.manifest import feed_format, load_manifest
 from feedserver.websub import addresses, ping
@@ -64,7 +64,8 @@ def signature(secret: str, body: bytes) -> str:
 def feed_paths(out_dir: Path, paths: list[str]) -> list[str]:
     """The feeds among the published ``paths`` (the manifest says which files are feeds)."""
     files = load_manifest(out_dir).get("files", {})
-    return [p for p in paths if isinstance(files.get(p), dict) and feed_format(files[p])]
+    return [p for p in paths if isinstance(files.get(p), dict) and feed_format(files[p])
+            and not is_archive(p)]  # archive pages (RFC 5005): history, not subscribed to
 
 
 def queue_published(settings: Settings, store: HubStore, paths: list[str]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from feedserver.core.records import Article, Channel
+from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
 from feedserver.render.formats.base import Format, ReadBack
 
@@ -41,7 +42,8 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the entries spliced in before ``</feed>``."""
     gen = rss_atom.generator(chan, ctx, FORMAT)
     enclosures.declare_media(gen, chan, atom=True)
-    head = gen.atom_str(pretty=False)
+    head = archives.insert_after_self(gen.atom_str(pretty=False), b"<link ",
+                                      archives.atom_links(chan, ctx, FORMAT.filename))
     return rss_atom.splice(head, b"</feed>", items)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feedserver.core.records import Article, Channel
+from feedserver.render import archives
 from feedserver.render.formats import enclosures
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, utc
 
@@ -60,6 +61,9 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     }
     if ctx.hubs:  # JSON Feed 1.1 "hubs": where to subscribe for pushes (WebSub)
         head["hubs"] = [{"type": "WebSub", "url": hub} for hub in ctx.hubs]
+    older = archives.next_url(chan, ctx, FORMAT.filename)
+    if older:  # JSON Feed 1.1 pagination: the next (older) items (RFC 5005 archives)
+        head["next_url"] = older
     return _compact(head)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
 from feedserver.core.records import Article, Channel
+from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
 from feedserver.render.formats.base import Format, ReadBack
 
@@ -46,6 +47,8 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     gen = rss_atom.generator(chan, ctx, FORMAT)
     enclosures.declare_media(gen, chan, atom=False)
     head = with_hubs(gen.rss_str(pretty=False), ctx.hubs)
+    head = archives.insert_after_self(head, b"<atom:link ",
+                                      archives.atom_links(chan, ctx, FORMAT.filename, "atom:"))
     body = rss_atom.splice(head, b"</channel>", items)
     podcast = enclosures.podcast_of(chan, ctx)
     if podcast is not None:

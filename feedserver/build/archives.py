@@ -1,0 +1,128 @@
+"""Pure: every channel's whole history as fixed-size archive pages (RFC 5005 section 4).
+
+A channel's subscription documents (``feed.rss``, ``feed.atom``, ``feed.json``) list
+its newest ``max_items``; its archive pages list *all* its articles, ``archive_size``
+to a page, numbered from the oldest (``archive/1/`` holds the first ones).  Each page is
+one more :class:`Channel` for the feed pipeline (rendered, validated, signed and
+skipped when unchanged like any channel), so a page whose articles did not change is
+never rendered or written again.
+
+Order: by *arrival*, not by date.  An article's place in its channel's history is the
+moment it became visible there: ``max(first_seen, published)`` from the ledger (an
+article dated in the future arrives when it comes due), then its date, then its id.
+A new file always lands on the newest page, even one with an old date: sorting by date
+would push a backdated article into a full page and shift every page after it.  So new
+items only ever touch the newest (partial) page; a full page keeps its articles.
+
+Pages: ``len // archive_size + 1`` of them (none while the history is shorter than
+one page: the subscription documents then list all of it), the newest holding the remainder (it is
+empty when the history fills its pages exactly), so a page is *sealed* (full) from the
+moment it holds ``archive_size`` articles and its ``next-archive`` link already points
+at a page that exists: its bytes never change again as articles arrive.
+
+Edits and deletions (the choice, and why): an edited article keeps its place (its
+``first_seen`` does not change), so only its own page's bytes change, like any channel
+listing it.  A deleted article (or one that leaves a topic) is dropped from the history
+and the articles after it move up one place: its page and every later page of that
+channel change.  Keeping its slot empty instead would need the history of every channel
+stored beyond the ledger; a deletion is rare and a reader merges pages by id, and the
+sealed pages are cached for a week (not a year: see :mod:`feedserver.core.layout`'s
+users in the web app) so a cache catches up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from feedserver.build.articles import newest_first
+from feedserver.config import Settings
+from feedserver.core import layout
+from feedserver.core.records import Article, Channel, Identity
+
+
+def arrival_order(articles: list[Article], identities: Mapping[str, Identity]
+                  ) -> list[Article]:
+    """Oldest arrival first: (max(first_seen, published), published, id)."""
+    def key(article: Article) -> tuple[datetime, datetime, str]:
+        identity = identities.get(article.path)
+        seen = identity.first_seen if identity is not None else article.published
+        return (max(seen, article.published), article.published, article.id)
+    return sorted(articles, key=key)
+
+
+def histories(ordered: list[Article], channels: tuple[Channel, ...],
+              settings: Settings) -> dict[str, list[Article]]:
+    """Every article of each channel (by slug), in the order of ``ordered``: the same
+    membership :func:`feedserver.build.assemble.build_channels` gives, untruncated."""
+    out: dict[str, list[Article]] = {c.slug: [] for c in channels}
+    everything = out.get("all")
+    for article in ordered:
+        if everything is not None:
+            everything.append(article)
+        for slug in article.topics:
+            bucket = out.get(slug)
+            if bucket is not None:
+                bucket.append(article)
+        code = layout.language_code(article.lang or "", settings.language)
+        bucket = out.get(layout.language_slug(code))
+        if bucket is not None:
+            bucket.append(article)
+    return out
+
+
+def archive_slug(slug: str, number: int) -> str:
+    """An archive page's channel slug (no '/' or '.': page signatures own those)."""
+    return f"{slug}~{number}"
+
+
+def paginate(channel: Channel, history: list[Article], size: int,
+             base_url: str) -> tuple[Channel, list[Channel]]:
+    """The subscription channel (told how many pages there are) and its archive pages,
+    each listing its articles newest first."""
+    count = len(history) // size + 1
+    pages = []
+    for number in range(1, count + 1):
+        listed = tuple(reversed(history[(number - 1) * size: number * size]))
+        folder = layout.archive_folder(channel.path, number)
+        pages.append(replace(channel, slug=archive_slug(channel.slug, number), path=folder,
+                             html_url=layout.folder_url(base_url, folder), articles=listed,
+                             updated=max((a.updated for a in listed),
+                                         default=channel.updated),
+                             archives=count, archive=number, home=channel.path,
+                             sealed=len(listed) == size))
+    return replace(channel, archives=count), pages
+
+
+Relist = Callable[[Channel, tuple[Article, ...]], Channel]
+
+
+def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
+                  identities: Mapping[str, Identity], settings: Settings, relist: Relist
+                  ) -> tuple[tuple[Channel, ...], tuple[Channel, ...]]:
+    """The channels told of their archives, and every archive page of every channel
+    (none when ``archive_size`` is 0).
+
+    A channel whose whole history is shorter than one page has no archive: its
+    subscription documents list all of it (``relist`` makes the channel listing those
+    articles, newest first, when that is more than ``max_items``).  A lone archive page
+    would have neither a ``prev-archive`` nor a ``next-archive`` link, which RFC 5005
+    readers (and the W3C validator) take for an incomplete archive.
+    """
+    size = settings.archive_size
+    if size <= 0:
+        return channels, ()
+    members = histories(arrival_order(ordered, identities), channels, settings)
+    told: list[Channel] = []
+    pages: list[Channel] = []
+    for channel in channels:
+        history = members[channel.slug]
+        if len(history) < size:
+            told.append(channel if len(history) <= len(channel.articles)
+                        else relist(channel, tuple(newest_first(history))))
+            continue
+        subscription, own = paginate(channel, history, size, settings.base_url)
+        told.append(subscription)
+        pages += own
+    return tuple(told), tuple(pages)

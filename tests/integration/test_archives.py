@@ -1,0 +1,281 @@
+"""Full history (RFC 5005): archive pages, their links, their stability and their HTML.
+
+A site of 11 articles (more than twice ``archive_size`` = 4) in five channels ('all',
+three tags, two languages), built for real and read through the web app: every
+channel's chain of archive documents, in all three formats, reaches each of its source
+articles on exactly one page; full pages keep their bytes when articles arrive; the
+HTML listings paginate the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from flask.testing import FlaskClient
+
+from feedserver.build.run import BuildReport, run_build
+from feedserver.config import Settings, load_settings
+from feedserver.web.app import create_app
+from feedserver.websub.deliver import feed_paths
+from tests.archive_kit import SIZE, article_text, check_chain, config, expected, make_seeds
+from tests.conftest import write
+
+COUNT = 11
+BASE = "http://history.example/"
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The real clock (the articles are all dated January 2026, always in the past)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Settings:
+    make_seeds(tmp_path / "seeds", COUNT)
+    (tmp_path / "config.toml").write_text(config(f'base_url = "{BASE}"\n'), encoding="utf-8")
+    return load_settings(tmp_path / "config.toml", env={})
+
+
+def built(settings: Settings, when: datetime) -> BuildReport:
+    report = run_build(settings, now=when)
+    assert report.published and not report.errors, report.problems
+    return report
+
+
+@pytest.fixture
+def client(site: Settings, now: datetime) -> FlaskClient:
+    built(site, now)
+    return create_app({"FEEDSERVER_SETTINGS": site}).test_client()
+
+
+def fetcher(client: FlaskClient) -> Any:
+    def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+        assert url.startswith(BASE), url
+        response = client.get("/" + url.removeprefix(BASE))
+        assert response.status_code == 200, url
+        return response.data, dict(response.headers)
+    return fetch
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_every_channel_reaches_each_of_its_articles_on_exactly_one_page(
+        client: FlaskClient, fmt: str) -> None:
+    channels = expected(COUNT)
+    catalog = client.get("/topics.json").get_json()["channels"]
+    folders = {c["html_url"].removeprefix(BASE) for c in catalog}
+    assert folders == set(channels)  # 'all', odd, even, triple, en, ru: nothing else
+    for folder, titles in channels.items():
+        check_chain(fetcher(client), BASE, folder, fmt, titles)
+    assert len(channels["topics/triple/"]) < SIZE  # short histories: no archive pages
+    assert client.get("/topics/triple/archive/1/feed.atom").status_code == 404
+
+
+def test_full_pages_are_immutable_and_the_newest_gets_the_channels_hints(
+        client: FlaskClient) -> None:
+    subscription = client.get("/feed.atom")
+    assert "immutable" not in subscription.headers["Cache-Control"]
+    for number in (1, 2):  # 8 of the 11 articles: two full pages
+        full = client.get(f"/archive/{number}/feed.atom")
+        assert full.headers["Cache-Control"] == "public, max-age=604800, immutable"
+        assert full.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+        assert client.get(f"/archive/{number}/feed.json").headers["Content-Type"] == \
+            "application/feed+json; charset=utf-8"
+        assert client.get(f"/archive/{number}/feed.rss").headers["Content-Type"] == \
+            "application/rss+xml; charset=utf-8"
+    newest = client.get("/archive/3/feed.atom")
+    assert newest.headers["Cache-Control"] == subscription.headers["Cache-Control"]
+    assert client.get("/archive/4/feed.atom").status_code == 404
+    # A conditional request for a full page is still answered 304 by its ETag.
+    etag = client.get("/archive/1/feed.rss").headers["ETag"]
+    assert client.get("/archive/1/feed.rss", headers={"If-None-Match": etag}).status_code == 304
+
+
+def archive_files(out: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file() and "archive" in p.parts}
+
+
+def page_titles(out: Path, rel: str) -> list[str]:
+    media = {".rss": "application/rss+xml", ".atom": "application/atom+xml"}
+    parsed = feedparser.parse(io.BytesIO((out / rel).read_bytes()),
+                              response_headers={"content-type": media[Path(rel).suffix]})
+    return [entry.title for entry in parsed.entries]
+
+
+def full_pages(out: Path) -> set[str]:
+    """Feed files of the sealed archive pages (SIZE items), from what was published."""
+    return {str(p.relative_to(out)) for p in out.rglob("archive/*/feed.atom")
+            if len(page_titles(out, str(p.relative_to(out)))) == SIZE}
+
+
+def test_a_new_article_touches_only_the_newest_pages(site: Settings, now: datetime) -> None:
+    built(site, now)
+    out = Path(site.output_dir)
+    before = archive_files(out)
+    sealed = full_pages(out)
+    assert {"archive/1/feed.atom", "archive/2/feed.atom", "topics/odd/archive/1/feed.atom"} \
+        <= sealed
+    # Even an article dated before all the others arrives on the newest page.
+    write(Path(site.seeds_dir) / "late.md", article_text(12).replace("2026-01-12", "2025-06-01"),
+          mtime=time.time() - 60)
+    built(site, now + timedelta(minutes=1))
+    after = archive_files(out)
+    for rel in sealed:
+        for name in ("feed.atom", "feed.rss", "feed.json", "index.html"):
+            path = rel.replace("feed.atom", name)
+            assert after[path] == before[path], path  # same bytes, not even rewritten
+    changed = {path for path in after if before.get(path) != after[path]}
+    assert {"archive/3/feed.atom", "archive/4/feed.atom"} <= changed  # 12: page 4 begins
+    assert page_titles(out, "archive/4/feed.atom") == []
+    assert page_titles(out, "archive/3/feed.atom")[0] == "Story 12"
+    assert "Story 12" in page_titles(out, "topics/even/archive/2/feed.atom")
+    assert not any(path.startswith(("archive/1/", "archive/2/")) for path in changed)
+
+
+def test_filling_a_page_starts_the_next_one_empty(site: Settings, now: datetime) -> None:
+    """12 articles fill three pages exactly: the fourth exists, empty, so a full page's
+    next-archive link never dangles and the full page need not change when it fills."""
+    built(site, now)
+    out = Path(site.output_dir)
+    write(Path(site.seeds_dir) / "s12.md", article_text(12), mtime=time.time() - 60)
+    built(site, now + timedelta(minutes=1))
+    before = archive_files(out)
+    assert page_titles(out, "archive/4/feed.atom") == []
+    assert b'rel="next-archive"' in (out / "archive/3/feed.atom").read_bytes()
+    write(Path(site.seeds_dir) / "s13.md", article_text(13), mtime=time.time() - 60)
+    built(site, now + timedelta(minutes=2))
+    after = archive_files(out)
+    assert after["archive/3/feed.atom"] == before["archive/3/feed.atom"]
+    assert page_titles(out, "archive/4/feed.atom") == ["Story 13"]
+
+
+def test_an_edit_changes_its_page_only_and_a_deletion_moves_the_later_ones_up(
+        site: Settings, now: datetime) -> None:
+    built(site, now)
+    out = Path(site.output_dir)
+    first = archive_files(out)
+    story = Path(site.seeds_dir) / "story-06.md"  # on page 2 of 'all'
+    write(story, article_text(6).replace("Story 6", "Story six"), mtime=time.time() - 60)
+    built(site, now + timedelta(minutes=1))
+    edited = archive_files(out)
+    assert "Story six" in page_titles(out, "archive/2/feed.atom")
+    assert edited["archive/1/feed.atom"] == first["archive/1/feed.atom"]
+    assert edited["archive/3/feed.atom"] == first["archive/3/feed.atom"]
+    story.unlink()
+    built(site, now + timedelta(minutes=2))
+    assert page_titles(out, "archive/1/feed.atom") == [f"Story {i}" for i in (4, 3, 2, 1)]
+    assert page_titles(out, "archive/2/feed.atom") == [f"Story {i}" for i in (9, 8, 7, 5)]
+    assert page_titles(out, "archive/3/feed.atom") == ["Story 11", "Story 10"]
+
+
+class Links(HTMLParser):
+    """The article links and the 'older' pagination link of one HTML listing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.articles: list[str] = []
+        self.older: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        href = found.get("href") or ""
+        if tag == "a" and "/articles/" in href:
+            self.articles.append(href)
+        if tag == "a" and found.get("rel") == "prev":
+            self.older = href
+
+
+def html_chain(client: FlaskClient, start: str) -> Iterator[tuple[str, list[str]]]:
+    url: str | None = start
+    seen = set()
+    while url:
+        assert url not in seen
+        seen.add(url)
+        response = client.get("/" + url.removeprefix(BASE))
+        assert response.status_code == 200 and response.mimetype == "text/html", url
+        links = Links()
+        links.feed(response.get_data(as_text=True))
+        yield url, links.articles
+        url = links.older
+
+
+def test_html_listings_paginate_to_every_article_once(client: FlaskClient) -> None:
+    for folder, titles in expected(COUNT).items():
+        chain = list(html_chain(client, BASE + folder))
+        listing, archives = chain[0], chain[1:]
+        if len(titles) < SIZE:  # no archive: the channel's page lists its whole history
+            assert not archives and len(listing[1]) == len(titles), folder
+            continue
+        assert len(listing[1]) == 3  # max_items newest on the channel page
+        on_pages = [link for _, links in archives for link in links]
+        assert len(on_pages) == len(set(on_pages)) == len(titles), folder
+        assert set(listing[1]) <= set(on_pages)
+        shown = set()
+        for link in on_pages:  # every one an article page of the channel's source articles
+            page = client.get("/" + link.removeprefix(BASE))
+            assert page.status_code == 200
+            shown.add(re.search(r"<h1>(.*?)</h1>", page.get_data(as_text=True)).group(1))
+        assert shown == titles, folder
+        newest = archives[0][0]
+        assert re.fullmatch(rf"{re.escape(BASE + folder)}archive/\d+/", newest)
+
+
+def test_an_item_that_fails_the_gate_does_not_hold_back_its_page(
+        site: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = feedparser.parse
+
+    def quirky(*args: Any, **kwargs: Any) -> Any:  # a reader that sees one title otherwise
+        result = real(*args, **kwargs)
+        for entry in result.entries:
+            if entry.get("title") == "Story 2":
+                entry["title"] = "Story two?"
+        return result
+
+    monkeypatch.setattr(feedparser, "parse", quirky)
+    report = run_build(site, now=now)
+    assert [p.where for p in report.errors] == ["story-02.md"], report.problems
+    monkeypatch.setattr(feedparser, "parse", real)
+    out = Path(site.output_dir)
+    assert page_titles(out, "archive/1/feed.rss") == ["Story 4", "Story 3", "Story 1"]
+    assert page_titles(out, "topics/even/archive/1/feed.atom") == ["Story 8", "Story 6",
+                                                                    "Story 4"]
+
+
+def test_archive_size_zero_publishes_no_archives(site: Settings, now: datetime) -> None:
+    built(replace(site, archive_size=0), now)
+    out = Path(site.output_dir)
+    assert not any("archive" in p.parts for p in out.rglob("*"))
+    assert b"prev-archive" not in (out / "feed.atom").read_bytes()
+    assert b"next_url" not in (out / "feed.json").read_bytes()
+
+
+def test_websub_announces_the_subscription_feeds_not_the_archive_pages(
+        site: Settings, now: datetime) -> None:
+    report = built(site, now)
+    announced = feed_paths(Path(site.output_dir), report.written)
+    assert "feed.atom" in announced and "topics/odd/feed.rss" in announced
+    assert "archive/1/feed.atom" in report.written
+    assert not [path for path in announced if "/archive/" in f"/{path}"]
+
+
+def test_a_history_shorter_than_a_page_is_listed_whole_by_its_feeds(
+        site: Settings, now: datetime) -> None:
+    """archive_size 20, max_items 3: no archive, and every channel's feeds list all its
+    11 (or fewer) articles, so nothing is left without a feed."""
+    built(replace(site, archive_size=20), now)
+    out = Path(site.output_dir)
+    assert not any("archive" in p.parts for p in out.rglob("*"))
+    for folder, titles in expected(COUNT).items():
+        assert set(page_titles(out, f"{folder}feed.atom")) == titles, folder
+        assert b"prev-archive" not in (out / f"{folder}feed.rss").read_bytes()
