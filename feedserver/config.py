@@ -87,6 +87,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("trusted_proxies", str, "", "Reverse proxies (addresses or CIDR networks; a TOML list, "
      "or separated by commas or spaces) whose X-Forwarded-For names the client poll_budget "
      "counts."),
+    ("pages", bool, True, "Publish the HTML pages (index, topic and article pages). false: "
+     "feeds, OPML, catalog and embeds only, for a site whose pages live elsewhere."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -242,6 +244,7 @@ class Settings:
     min_topic_articles: int = 2
     detect_language: bool = True
     auto_topics_exclude: tuple[str, ...] = ()  # detected topics never made (names or slugs)
+    pages: bool = True  # False: no HTML index, topic or article pages (feeds, lists, embeds)
 
     @property
     def builtin_hub(self) -> bool:
@@ -286,7 +289,7 @@ class Settings:
                           "hub_lease_seconds", "hub_lease_max_seconds",
                           "hub_allow_private_callbacks", "hub_rate_limit",
                           "hub_retry_seconds", "log_format", "metrics_allow",
-                          "poll_budget", "trusted_proxies"):
+                          "poll_budget", "trusted_proxies", "pages"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]

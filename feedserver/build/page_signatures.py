@@ -92,31 +92,34 @@ def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, ver
 
 
 def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version: str,
-                    known: Known = NOTHING_KNOWN) -> PageSignatures:
+                    known: Known = NOTHING_KNOWN, html: bool = True) -> PageSignatures:
     """Output path -> signature for every planned page of the site (content-free).
 
     ``stubs`` (by source path) give each article's content digest; ``shaping``
     is the settings fingerprint; ``version`` the renderers' and templates' (see
-    the module).  Channel signatures must be in ``site``.
+    the module).  Channel signatures must be in ``site``.  ``html=False`` (the
+    ``pages = false`` setting) plans no index, topic or article page: none is
+    published, and one published before is neither fresh nor kept.
     """
-    made = _article_signatures(site, stubs, shaping, version, known)
+    made = (_article_signatures(site, stubs, shaping, version, known) if html
+            else PageSignatures({}, {}, ()))
     sigs = made.signatures
     everything = _SEP.join(f"{c.slug}={site.signatures[c.slug]}" for c in site.channels)
-    for path in SITE_PAGES:
+    for path in SITE_PAGES if html else (layout.OPML, layout.CATALOG):
         sigs[path] = _digest(version, "site", path, everything)
     for channel in site.channels:
         own = site.signatures[channel.slug]
-        if channel.slug in site.topics:
+        if html and channel.slug in site.topics:
             sigs[topic_page(channel)] = _digest(version, "topic", own)
         for path in embed_paths(channel):
             sigs[path] = _digest(version, "embed", path, own)
     return made
 
 
-def content_wanted(site: Site, pages: bool) -> list[Article]:
+def content_wanted(site: Site, pages: bool, html: bool = True) -> list[Article]:
     """The articles whose content this build renders (the shell fetches exactly these):
     those listed by a stale channel, and with ``pages`` those listed by any channel and
-    those whose page is stale.
+    (unless ``html`` is False: no article pages) those whose page is stale.
 
     Every channel's listed articles, fresh or not: a topic page, an embed view
     and the index draw on their channel's articles even when its feeds are
@@ -127,7 +130,7 @@ def content_wanted(site: Site, pages: bool) -> list[Article]:
         if pages or channel.slug not in site.fresh:  # feeds only: the stale channels
             for article in channel.articles:
                 wanted.setdefault(article.id, article)
-    if pages:
+    if pages and html:
         for article in site.articles:
             if article.id not in wanted and article_page(article) not in site.fresh:
                 wanted[article.id] = article
