@@ -108,6 +108,14 @@ def files_of(out: Path) -> str:
     return f"{html:,} HTML, {feeds:,} feeds"
 
 
+def note(label: str, measured: Run) -> Run:
+    """Say how one run went as soon as it is over (a long run's tables come at the end)."""
+    print(f"    {label}: {measured.seconds:.1f} s wall, {measured.cpu:.1f} s CPU, "
+          f"peak PSS {measured.pss_mib:.0f} / RSS {measured.rss_mib:.0f} MiB",
+          file=sys.stderr, flush=True)
+    return measured
+
+
 def measure(site: Path, size: int, options: argparse.Namespace, repeats: int,
             with_hugo: bool) -> Row:
     row = Row(size)
@@ -115,11 +123,12 @@ def measure(site: Path, size: int, options: argparse.Namespace, repeats: int,
     for repeat in range(repeats):
         print(f"  N={size:,} run {repeat + 1}/{repeats}", file=sys.stderr, flush=True)
         for side in sides:
-            row.ours[side].append(cold(site, side))
+            row.ours[side].append(note(f"feedserver {side}", cold(site, side)))
             row.report[side] = files_of(site / ("out" if side == "whole" else "out-feeds"))
             if with_hugo:
                 name = HUGO_SITES[side]
-                row.hugo[side].append(run(hugo.command(site / name, site / f"{name}-out")))
+                row.hugo[side].append(note(f"Hugo {side}", run(
+                    hugo.command(site / name, site / f"{name}-out"))))
                 row.report[f"hugo-{side}"] = files_of(site / f"{name}-out")
     if options.rounds:
         for folder in ("out", "state"):  # the child's first build makes its own
