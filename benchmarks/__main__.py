@@ -1,12 +1,24 @@
-"""``python -m benchmarks``: build generated corpora with feedserver and Hugo, print one table.
+"""``python -m benchmarks``: feedserver and Hugo build the same generated corpora, two tables.
 
-For each size N it generates (once, seeded) a corpus under ``--work``, then
-``--repeats`` times, interleaved so both suffer the same machine load: a cold
-feedserver build (fresh state and output, a new process), a Hugo build with
-the same number of items per feed, and a Hugo build with its defaults (every
-item in every feed).  Then one long-lived process (as the scheduler runs)
-times the rebuild after one file is changed, added and deleted.  Each figure
-is the median of the runs, with [min-max].
+For each size N it generates (once, seeded) a corpus under ``--work`` and, as Hugo
+sites, the same articles twice: the **whole site** (HTML for home, sections, the
+taxonomy list, terms and pages; RSS for home and terms; ``rssLimit`` = ``max_items``;
+a minimal theme written by :mod:`benchmarks.hugo`) and **feeds only** (RSS for home
+and terms, no HTML).  Then ``--repeats`` times, alternating so each pair sees the same
+machine load:
+
+* ``feedserver build`` (a new process over a fresh state and output folder: what a
+  user runs) with the shipped config, then Hugo's whole site;
+* ``feedserver build`` with ``pages = false`` (feeds, OPML, catalog, embeds), then
+  Hugo's feeds only.
+
+Each cell is the median [min-max] of wall time, CPU (user + system of the process
+tree) and peak memory of all processes (sum of PSS and of RSS over the tree, sampled;
+see :mod:`benchmarks.measure`); the ratio is feedserver / Hugo of the medians.  Then
+one long-lived process (as the scheduler runs) times the whole-site rebuild after one
+file is changed, added and deleted, as a share of the cold build.  ``--large`` adds
+the 50,000-article corpus (no Hugo there): cold whole-site build, the one-file change
+as a share of it, and cold 50k / cold 10k.
 
 With ``--baseline DIR`` it measures the code in DIR against this checkout instead
 (no Hugo): see :mod:`benchmarks.sidebyside`.
@@ -16,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -27,40 +40,58 @@ from .corpus import generate
 from .measure import Figure, Run, run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
+SIDES = ("whole", "feeds")  # feedserver's configs: config.toml, config-feeds.toml
+CONFIGS = {"whole": "config.toml", "feeds": "config-feeds.toml"}
+HUGO_SITES = {"whole": "hugo-whole", "feeds": "hugo-matched"}
 @dataclass
 class Row:
     """Everything measured for one corpus size."""
 
     size: int
-    cold: list[Run] = field(default_factory=list)
-    hugo_matched: list[Run] = field(default_factory=list)
-    hugo_default: list[Run] = field(default_factory=list)
-    report: dict[str, object] = field(default_factory=dict)
+    ours: dict[str, list[Run]] = field(default_factory=lambda: {s: [] for s in SIDES})
+    hugo: dict[str, list[Run]] = field(default_factory=lambda: {s: [] for s in SIDES})
+    report: dict[str, str] = field(default_factory=dict)
     incremental: dict[str, list[float]] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=dict)
 
 
-def prepare(work: Path, size: int, max_items: int) -> Path:
-    """The corpus folder for ``size`` (generated once) with its config and Hugo sites."""
+def prepare(work: Path, size: int, max_items: int, with_hugo: bool = True) -> Path:
+    """The corpus folder for ``size`` (generated once) with its configs and Hugo sites."""
     site = work / f"n{size}"
     marker = site / "generated.json"
     if not marker.exists() or json.loads(marker.read_text())["size"] != size:
         shutil.rmtree(site, ignore_errors=True)
         generate(site / "seeds", size, seed=1)
-        hugo.make_site(site / "seeds", site / "hugo-matched", max_items)
-        hugo.make_site(site / "seeds", site / "hugo-default", -1)
         marker.write_text(json.dumps({"size": size}))
+    for side, name in HUGO_SITES.items():
+        if with_hugo and not (site / name / "hugo.toml").exists():
+            hugo.make_site(site / "seeds", site / name, max_items, whole=side == "whole")
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
     for key, value in (("seeds_dir", "seeds"), ("output_dir", "out"), ("state_dir", "state")):
         config = re.sub(rf"^{key} = .*$", f'{key} = "{value}"', config, flags=re.MULTILINE)
-    (site / "config.toml").write_text(config, encoding="utf-8")
+    (site / CONFIGS["whole"]).write_text(config, encoding="utf-8")
+    feeds = re.sub(r'^(output_dir|state_dir) = "(\w+)"$', r'\1 = "\2-feeds"', config,
+                   flags=re.MULTILINE)
+    (site / CONFIGS["feeds"]).write_text("pages = false\n" + feeds, encoding="utf-8")
     return site
 
 
+def environment() -> dict[str, str]:
+    """This environment without ``FEEDSERVER_*`` (the configs say everything)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+
+
+def cold(site: Path, side: str) -> Run:
+    """``feedserver build`` of one config in a new process, over fresh state and output."""
+    suffix = "" if side == "whole" else "-feeds"
+    for folder in (f"out{suffix}", f"state{suffix}"):
+        shutil.rmtree(site / folder, ignore_errors=True)
+    return run([sys.executable, "-m", "feedserver", "build", "--config", CONFIGS[side]],
+               env=environment(), cwd=site)
+
+
 def child(*args: str) -> Run:
-    return run([sys.executable, "-m", "benchmarks.child", *args])
+    return run([sys.executable, "-m", "benchmarks.child", *args], env=environment())
 
 
 def result(measured: Run) -> dict[str, object]:
@@ -68,19 +99,41 @@ def result(measured: Run) -> dict[str, object]:
     return json.loads(line[len("RESULT "):])
 
 
-def measure(site: Path, size: int, options: argparse.Namespace) -> Row:
+def files_of(out: Path) -> str:
+    """What a build published: HTML pages and feed files."""
+    html = feeds = 0
+    for _, _, names in os.walk(out):
+        html += sum(name.endswith(".html") for name in names)
+        feeds += sum(name.endswith((".rss", ".atom", ".json", ".xml")) for name in names)
+    return f"{html:,} HTML, {feeds:,} feeds"
+
+
+def note(label: str, measured: Run) -> Run:
+    """Say how one run went as soon as it is over (a long run's tables come at the end)."""
+    print(f"    {label}: {measured.seconds:.1f} s wall, {measured.cpu:.1f} s CPU, "
+          f"peak PSS {measured.pss_mib:.0f} / RSS {measured.rss_mib:.0f} MiB",
+          file=sys.stderr, flush=True)
+    return measured
+
+
+def measure(site: Path, size: int, options: argparse.Namespace, repeats: int,
+            with_hugo: bool) -> Row:
     row = Row(size)
-    extra = ["--pages"] if options.pages else []
-    for repeat in range(options.repeats):
-        print(f"  N={size:,} run {repeat + 1}/{options.repeats}", file=sys.stderr, flush=True)
-        row.cold.append(child("cold", str(site), *extra))
-        row.report = result(row.cold[-1])
-        if options.hugo and hugo.available():
-            for name, runs in (("hugo-matched", row.hugo_matched),
-                               ("hugo-default", row.hugo_default)):
-                runs.append(run(hugo.command(site / name, site / f"{name}-out")))
+    sides = SIDES if with_hugo or not options.large else ("whole",)
+    for repeat in range(repeats):
+        print(f"  N={size:,} run {repeat + 1}/{repeats}", file=sys.stderr, flush=True)
+        for side in sides:
+            row.ours[side].append(note(f"feedserver {side}", cold(site, side)))
+            row.report[side] = files_of(site / ("out" if side == "whole" else "out-feeds"))
+            if with_hugo:
+                name = HUGO_SITES[side]
+                row.hugo[side].append(note(f"Hugo {side}", run(
+                    hugo.command(site / name, site / f"{name}-out"))))
+                row.report[f"hugo-{side}"] = files_of(site / f"{name}-out")
     if options.rounds:
-        found = result(child("incremental", str(site), str(options.rounds), *extra))
+        for folder in ("out", "state"):  # the child's first build makes its own
+            shutil.rmtree(site / folder, ignore_errors=True)
+        found = result(child("incremental", str(site), str(options.rounds), "--pages"))
         row.incremental = found["times"]  # type: ignore[assignment]
         row.channels = found["channels"]  # type: ignore[assignment]
     return row
@@ -90,44 +143,62 @@ def seconds(runs: list[Run]) -> Figure:
     return Figure.of([r.seconds for r in runs])
 
 
-def table(rows: list[Row]) -> str:
-    head = ("| N | feedserver cold build (s) | CPU (s) | articles/s | peak memory PSS / RSS "
-            "(MiB) | feed files | Hugo, same items (s) | CPU (s) | ratio | Hugo, defaults (s) | "
-            "CPU (s) | ratio | Hugo peak RSS (MiB) | one file changed | added | deleted | "
-            "changed, full scan |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+def _cells(runs: list[Run]) -> list[str]:
+    if not runs:
+        return ["-"] * 4
+    return [seconds(runs).show(), Figure.of([r.cpu for r in runs]).show(1),
+            Figure.of([r.pss_mib for r in runs]).show(0),
+            Figure.of([r.rss_mib for r in runs]).show(0)]
+
+
+def table(rows: list[Row], side: str) -> str:
+    """One table: feedserver's ``side`` build against Hugo's, per corpus size."""
+    what = {"whole": "Whole site: `feedserver build` vs Hugo's whole site",
+            "feeds": "Feeds only: `feedserver build` with `pages = false` vs Hugo's feeds only"}
+    head = ("| N | feedserver wall (s) | CPU (s) | peak PSS (MiB) | peak RSS (MiB) | files | "
+            "Hugo wall (s) | CPU (s) | peak PSS (MiB) | peak RSS (MiB) | files | "
+            "wall ratio | CPU ratio | RSS ratio |")
+    lines = [f"{what[side]} (median [min-max])", "", head,
+             "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
-        cold = seconds(row.cold)
-        cells = [f"{row.size:,}", cold.show(), Figure.of([r.cpu for r in row.cold]).show(1),
-                 f"{row.size / cold.median:,.0f}",
-                 f"{Figure.of([r.pss_mib for r in row.cold]).show(0)} / "
-                 f"{Figure.of([r.rss_mib for r in row.cold]).show(0)}",
-                 str(row.report.get("feeds", "?"))]
-        for runs in (row.hugo_matched, row.hugo_default):
-            if runs:
-                theirs = seconds(runs)
-                cells += [theirs.show(), Figure.of([r.cpu for r in runs]).show(1),
-                          f"{cold.median / theirs.median:.2f}"]
-            else:
-                cells += ["-", "-", "-"]
-        every = row.hugo_matched + row.hugo_default
-        cells.append(Figure.of([r.rss_mib for r in every]).show(0) if every else "-")
+        ours, theirs = row.ours[side], row.hugo[side]
+        if not ours:
+            continue
+        cells = [f"{row.size:,}", *_cells(ours)[:4], row.report.get(side, "?"),
+                 *_cells(theirs), row.report.get(f"hugo-{side}", "-")]
+        if theirs:
+            for get in (lambda r: r.seconds, lambda r: r.cpu, lambda r: r.rss_mib):
+                a = Figure.of([get(r) for r in ours]).median
+                b = Figure.of([get(r) for r in theirs]).median
+                cells.append(f"{a / b:.2f}")
+        else:
+            cells += ["-"] * 3
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def incremental_table(rows: list[Row]) -> str:
+    """The whole-site rebuilds of a long-lived process, as shares of the cold build."""
+    head = "| N | one file changed | added | deleted | changed, full scan |"
+    lines = ["Incremental, whole site, one long-lived process (median [min-max] over rounds; "
+             "% of the cold `feedserver build`)", "", head, "|---|---|---|---|---|"]
+    for row in rows:
+        if not row.incremental or not row.ours["whole"]:
+            continue
+        base = seconds(row.ours["whole"]).median
+        cells = [f"{row.size:,}"]
         for kind in ("change", "add", "delete", "change_scan"):
-            times = row.incremental.get(kind)
-            if times:
-                took = Figure.of(times)
-                cells.append(f"{took.show(3)} s ({100 * took.median / cold.median:.2f}%, "
-                             f"{row.channels.get(kind, '?')} ch.)")
-            else:
-                cells.append("-")
+            took = Figure.of(row.incremental[kind])
+            cells.append(f"{took.show(3)} s ({100 * took.median / base:.2f}%, "
+                         f"{row.channels.get(kind, '?')} ch.)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def scaling(rows: list[Row]) -> str:
-    by_size = {row.size: seconds(row.cold).median for row in rows}
+    by_size = {row.size: seconds(row.ours["whole"]).median for row in rows if row.ours["whole"]}
     if 10_000 in by_size and 50_000 in by_size:
-        return (f"50,000 / 10,000 cold build time: "
+        return (f"Cold whole-site build, 50,000 / 10,000: "
                 f"{by_size[50_000] / by_size[10_000]:.2f}x (linear would be 5x)")
     return ""
 
@@ -142,8 +213,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/feedserver-bench"),
                         help="where corpora and outputs go (default /tmp/feedserver-bench)")
     parser.add_argument("--no-hugo", dest="hugo", action="store_false", help="skip Hugo")
-    parser.add_argument("--pages", action="store_true",
-                        help="build the whole site (HTML pages too), not feeds only")
+    parser.add_argument("--large", action="store_true",
+                        help="also the 50,000-article corpus (whole site, no Hugo; minutes): "
+                             "one-file change as a share of its cold build, 50k / 10k")
+    parser.add_argument("--large-repeats", type=int, default=1,
+                        help="cold builds of the 50,000 corpus (default 1)")
     parser.add_argument("--max-items", type=int, default=50, help=argparse.SUPPRESS)
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="a checkout of older code: measure it (before) against this one "
@@ -157,15 +231,22 @@ def main() -> None:
         for size in options.sizes or [1_000, 10_000]:
             print(f"N = {size:,} articles, {options.repeats} repeats, "
                   f"{options.rounds} incremental rounds each")
-            sidebyside.main(options, prepare(options.work, size, options.max_items))
+            sidebyside.main(options, prepare(options.work, size, options.max_items, False))
         return
+    with_hugo = options.hugo and hugo.available()
+    sizes = options.sizes or ([10_000] if options.large else [1_000, 10_000])
     rows = []
-    for size in options.sizes or [1_000, 10_000]:
-        site = prepare(options.work, size, options.max_items)
-        rows.append(measure(site, size, options))
-    print(table(rows))
+    for size in sizes:
+        site = prepare(options.work, size, options.max_items, with_hugo)
+        rows.append(measure(site, size, options, options.repeats, with_hugo))
+    if options.large:
+        site = prepare(options.work, 50_000, options.max_items, False)
+        rows.append(measure(site, 50_000, options, options.large_repeats, False))
+    for side in SIDES:
+        print(table(rows, side) + "\n")
+    print(incremental_table(rows))
     if line := scaling(rows):
-        print(line)
+        print("\n" + line)
     if options.hugo and not hugo.available():
         print("hugo is not installed: apt-get install hugo")
 

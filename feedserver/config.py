@@ -99,6 +99,8 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("archive_size", int, 50, "Items per archive page (RFC 5005): every channel's whole "
      "history is in pages of this many, oldest first; a full page never changes. "
      "0: no archives."),
+    ("pages", bool, True, "Publish the HTML pages (index, topic and article pages). false: "
+     "feeds, OPML, catalog and embeds only, for a site whose pages live elsewhere."),
 ]
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
@@ -259,6 +261,7 @@ class Settings:
     nginx_listen: str = "80"
     post_publish: str = ""  # a shell command after each publish (feedserver.build.post_publish)
     archive_size: int = 50  # items per archive page (feedserver.build.archives); 0: none
+    pages: bool = True  # False: no HTML index, topic or article pages (feeds, lists, embeds)
 
     @property
     def builtin_hub(self) -> bool:
@@ -304,7 +307,7 @@ class Settings:
                           "hub_allow_private_callbacks", "hub_rate_limit",
                           "hub_retry_seconds", "log_format", "metrics_allow",
                           "poll_budget", "trusted_proxies", "nginx_conf", "nginx_listen",
-                          "post_publish"):
+                          "post_publish", "pages"):
             shaping.pop(transient)
         raw = json.dumps(shaping, default=repr, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]

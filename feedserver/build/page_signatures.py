@@ -76,9 +76,11 @@ class PageSignatures:
 
 
 def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version: str,
-                        known: Known) -> PageSignatures:
+                        known: Known, html: bool = True) -> PageSignatures:
     """Each article page's signature; an article object made last time (``known``, a
-    long-lived process) keeps the signature made for it then."""
+    long-lived process) keeps the signature made for it then.  Without ``html`` only the
+    item records (which combined and filtered feeds need with or without pages) are
+    signed."""
     names = site.context.topic_names
     context = (version, shaping, tuple(sorted(names.items())))
     last_time = known.pages if known.pages_context == context else {}
@@ -92,40 +94,43 @@ def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, ver
             last = (article, article_page(article),
                     _digest(version, "article", shaping, article_key(article, digest), topics))
         made[id(article)] = last
-        sigs[last[1]] = last[2]
+        if html:
+            sigs[last[1]] = last[2]
         # Its item record (feedserver.query) draws on what its page does.
         sigs[layout.item_record(article.slug)] = _digest(version, "record", last[2])
     return PageSignatures(sigs, made, context)
 
 
 def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version: str,
-                    known: Known = NOTHING_KNOWN) -> PageSignatures:
+                    known: Known = NOTHING_KNOWN, html: bool = True) -> PageSignatures:
     """Output path -> signature for every planned page of the site (content-free).
 
     ``stubs`` (by source path) give each article's content digest; ``shaping``
     is the settings fingerprint; ``version`` the renderers' and templates' (see
-    the module).  Channel signatures must be in ``site``.
+    the module).  Channel signatures must be in ``site``.  ``html=False`` (the
+    ``pages = false`` setting) plans no index, topic or article page: none is
+    published, and one published before is neither fresh nor kept.
     """
-    made = _article_signatures(site, stubs, shaping, version, known)
+    made = _article_signatures(site, stubs, shaping, version, known, html)
     sigs = made.signatures
     everything = _SEP.join(f"{c.slug}={site.signatures[c.slug]}" for c in site.channels)
-    for path in SITE_PAGES:
+    for path in SITE_PAGES if html else (layout.OPML, layout.CATALOG):
         sigs[path] = _digest(version, "site", path, everything)
     for channel in site.channels:
         own = site.signatures[channel.slug]
-        if channel.slug in site.topics:
+        if html and channel.slug in site.topics:
             sigs[topic_page(channel)] = _digest(version, "topic", own)
         for path in embed_paths(channel):
             sigs[path] = _digest(version, "embed", path, own)
-    for page in site.archives:  # an archive page's listing draws on that page only
+    for page in site.archives if html else ():  # a listing draws on its page only
         sigs[archive_page(page)] = _digest(version, "archive", site.signatures[page.slug])
     return made
 
 
-def content_wanted(site: Site, pages: bool) -> list[Article]:
+def content_wanted(site: Site, pages: bool, html: bool = True) -> list[Article]:
     """The articles whose content this build renders (the shell fetches exactly these):
     those listed by a stale channel, and with ``pages`` those listed by any channel and
-    those whose page is stale.
+    (unless ``html`` is False: no article pages) those whose page is stale.
 
     Every channel's listed articles, fresh or not: a topic page, an embed view
     and the index draw on their channel's articles even when its feeds are
@@ -137,12 +142,14 @@ def content_wanted(site: Site, pages: bool) -> list[Article]:
             for article in channel.articles:
                 wanted.setdefault(article.id, article)
     for page in site.archives:  # archive pages (RFC 5005): only those drawn this build
-        if page.slug not in site.fresh or (pages and archive_page(page) not in site.fresh):
+        if page.slug not in site.fresh or (
+                pages and html and archive_page(page) not in site.fresh):
             for article in page.articles:
                 wanted.setdefault(article.id, article)
     if pages:
         for article in site.articles:
-            if article.id not in wanted and (article_page(article) not in site.fresh or
-                                             layout.item_record(article.slug) not in site.fresh):
+            if article.id not in wanted and (
+                    (html and article_page(article) not in site.fresh)
+                    or layout.item_record(article.slug) not in site.fresh):
                 wanted[article.id] = article
     return list(wanted.values())

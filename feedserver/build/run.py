@@ -243,15 +243,19 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     if publish_output:
         begin(out_dir)  # workers stage files from here on; see publish.recover
         signed = page_signatures(site, sources.stubs, settings.fingerprint(),
-                                 page_version(), known)
+                                 page_version(), known, settings.pages)
         memory.remember_pages(signed)
         site = replace(site, signatures={**site.signatures, **signed.signatures,
                                          **(media.signatures() if pages else {})})
         site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
                        | fresh_pages(site, manifest, out_dir))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
-    site = _with_content(site, content_wanted(site, pages), sources, ledger, memory)
-    output = render_site(site, renderer) if pages else render_feeds(site, renderer)
+    html = settings.pages  # false: feeds, lists and embeds, no HTML pages
+    site = _with_content(site, content_wanted(site, pages, html), sources, ledger, memory)
+    if not pages:
+        output = render_feeds(site, renderer)
+    else:  # html only when off: tests stand in for render_site(site, renderer)
+        output = render_site(site, renderer) if html else render_site(site, renderer, False)
     if publish_output and pages:
         _add_media(output, site, media)
         output.files += query_files(site, settings)
@@ -299,10 +303,11 @@ def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
     return render_channels(feeds, feeds.channels, renderer=renderer)
 
 
-def render_site(site: Site, renderer: Renderer | None = None) -> Output:
-    """Every channel of the site, validated, plus the pages, OPML, catalog and embeds."""
+def render_site(site: Site, renderer: Renderer | None = None, html: bool = True) -> Output:
+    """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
+    (``html=False``: no index, topic or article pages; the ``pages`` setting)."""
     output = render_feeds(site, renderer)
-    output.files += render_pages(site)
+    output.files += render_pages(site, html)
     output.files += render_embeds(site, output.failed)
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output

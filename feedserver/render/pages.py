@@ -215,24 +215,28 @@ class _Renderer:
                          lang=article.lang or self.site.context.language)
 
 
-def render_pages(site: Site) -> list[Rendered]:
+def render_pages(site: Site, html: bool = True) -> list[Rendered]:
     """Every HTML page, the OPML list, the JSON catalog and the stylesheet.
 
     Pages whose path is in ``site.fresh`` (see :mod:`feedserver.build.page_signatures`) are
     already published with these bytes and are skipped; only the articles
-    whose pages are rendered have their content fetched.
+    whose pages are rendered have their content fetched.  ``html=False`` (the
+    ``pages = false`` setting) leaves out the index, topic and article pages: the
+    lists, the stylesheet (embed views use it) and the error pages stay.
     """
     renderer = _Renderer(site)
     makers = {INDEX: renderer.index, TOPICS_INDEX: renderer.topics,
               OPML_FILE: lambda: opml(site), CATALOG_FILE: lambda: catalog(site)}
-    files = [makers[path]() for path in SITE_PAGES if path not in site.fresh]
-    files += [renderer.topic(row) for slug, row in renderer.rows.items()
-              if slug in site.topics and folder_page(row.channel.path) not in site.fresh]
-    homes = {row.channel.path: row for row in renderer.rows.values()}
-    files += [renderer.archive(page, homes[page.home]) for page in site.archives
-              if folder_page(page.path) not in site.fresh]
-    stale = [a for a in list(site.articles) if article_page(a.slug) not in site.fresh]
-    files += [renderer.article(article) for article in stale]
+    wanted = SITE_PAGES if html else (OPML_FILE, CATALOG_FILE)
+    files = [makers[path]() for path in wanted if path not in site.fresh]
+    if html:
+        files += [renderer.topic(row) for slug, row in renderer.rows.items()
+                  if slug in site.topics and folder_page(row.channel.path) not in site.fresh]
+        homes = {row.channel.path: row for row in renderer.rows.values()}
+        files += [renderer.archive(page, homes[page.home]) for page in site.archives
+                  if folder_page(page.path) not in site.fresh]
+        stale = [a for a in list(site.articles) if article_page(a.slug) not in site.fresh]
+        files += [renderer.article(article) for article in stale]
     files.append(Rendered(STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
     return files + error_pages(site, renderer.newest)
 
