@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedserver.config import Settings
+from feedserver.core.freshness import ARCHIVE_CACHE
 from feedserver.core.layout import (
     EMBED,
     ERROR_PAGES,
@@ -173,7 +174,8 @@ def render(settings: Settings, data: dict[str, Any], listen: str = "80") -> str:
     out += _map("$arg_v", "$feedserver_media_cache", LONG_CACHE, [('""', quote(public))])
     cache = [(quote(f"~/{re.escape(PREVIEW)}$"), quote(f"private, max-age={fresh}")),
              (quote(f"~^/{MEDIA_DIR}/"), "$feedserver_media_cache")]
-    cache += [(quote(u), quote(f"public, max-age={records.max_age(m) or fresh}"))
+    cache += [(quote(u), quote(ARCHIVE_CACHE if records.immutable(m)  # a full archive page
+                               else f"public, max-age={records.max_age(m) or fresh}"))
               for p, m in feeds.items() for u in uris(p)]
     out += _map("$uri", "$feedserver_cache", public, cache)
     vary = [(quote(f"~/{re.escape(PREVIEW)}$"), quote("Accept"))]

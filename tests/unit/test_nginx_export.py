@@ -77,3 +77,20 @@ def test_paths_nginx_could_misread_are_left_out() -> None:
     text = nginx.render(Settings(), data)
     assert "a$b" not in text and 'q\\"uote' not in text and "x y" not in text
     assert '"/old/feed.rss" 1;' in text
+
+
+def test_a_full_archive_page_gets_the_apps_immutable_cache() -> None:
+    """Full archive pages (RFC 5005, ``immutable`` in the manifest) are cached as the app
+    caches them; the newest page and the subscription feed keep their channel's."""
+    from feedserver.core.freshness import ARCHIVE_CACHE
+
+    def entry(path: str, **extra: object) -> dict[str, object]:
+        return {"media_type": FEEDS[1], "format": "atom", "channel": "all", **extra}
+    data = {"files": {"feed.atom": entry("feed.atom", max_age=120),
+                      "archive/1/feed.atom": entry("archive/1/feed.atom", immutable=True),
+                      "archive/2/feed.atom": entry("archive/2/feed.atom", max_age=120)}}
+    text = nginx.render(Settings(), data)
+    block = text.split("map $uri $feedserver_cache {")[1].split("}\n")[0]
+    assert f'"/archive/1/feed.atom" "{ARCHIVE_CACHE}";' in block
+    assert '"/archive/2/feed.atom" "public, max-age=120";' in block
+    assert '"/feed.atom" "public, max-age=120";' in block
