@@ -40,6 +40,16 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def etag_of_open(fd: int) -> str:
+    """:func:`etag_of` of an open file's bytes, read in pieces with ``pread`` (a media
+    file is never held whole; the descriptor's position is left where it was)."""
+    digest, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return '"' + digest.hexdigest()[:32] + '"'
+
+
 def empty() -> dict[str, Any]:
     """The manifest of a folder nothing was published to."""
     return {"version": VERSION, "files": {}, "gone": [], "channels": {}}

@@ -189,16 +189,24 @@ class Views:
         headers.append(("Cache-Control", next(v for k, v in variant.headers
                                               if k == "Cache-Control")
                         if request.args.get("v") else self.max_age))
-        headers.append(("ETag", variant.etag))  # the manifest's: a hash of these bytes
-        if entry.last_modified:
-            headers.append(("Last-Modified", entry.last_modified))
-        if self.not_modified(request.environ, variant.etag, entry.modified_at):
-            return FileResponse.prepared(b"", [h for h in headers if h[0] not in _BODY_HEADERS],
-                                         304)
         try:
             fd = open_beneath(str(self.store.root), variant.filename)
         except OSError:
             return self.error(404, path)
+        # The ETag of the bytes opened: the manifest's, unless a publish replaced the
+        # file since this worker read it (then no Last-Modified of the old one either).
+        etag = self.store.etag_of_open(variant.filename, fd)
+        current = etag == variant.etag
+        headers.append(("ETag", etag))
+        if not current:  # a versioned URL's year-long cache named the old bytes
+            headers = [h for h in headers if h[0] != "Cache-Control"]
+            headers.append(("Cache-Control", self.max_age))
+        if entry.last_modified and current:
+            headers.append(("Last-Modified", entry.last_modified))
+        if self.not_modified(request.environ, etag, entry.modified_at if current else None):
+            os.close(fd)
+            return FileResponse.prepared(b"", [h for h in headers if h[0] not in _BODY_HEADERS],
+                                         304)
         size = os.fstat(fd).st_size
         handle = os.fdopen(fd, "rb")
         response = Response(wrap_file(request.environ, handle), 200, headers,

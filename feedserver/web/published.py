@@ -34,7 +34,7 @@ from feedserver.core.freshness import ARCHIVE_CACHE
 from feedserver.core.layout import ENCODINGS, MANIFEST, is_internal
 from feedserver.core.media import LONG_CACHE, is_media_path
 from feedserver.publish import manifest
-from feedserver.publish.manifest import etag_of
+from feedserver.publish.manifest import etag_of, etag_of_open
 from feedserver.web.deltas import DeltaFile
 from feedserver.web.deltas import index as delta_index
 from feedserver.web.negotiate import (
@@ -191,6 +191,7 @@ class Store:
         self._manifest = str(self.root / MANIFEST)
         self._snapshot = ServedManifest(key=(-1, -1, -1))
         self.cache = BodyCache(cache_bytes)
+        self._open_etags: dict[tuple[str, int, int, int], str] = {}
 
     def snapshot(self) -> ServedManifest:
         """The current manifest; one stat per call, a re-read only after a publish."""
@@ -220,6 +221,20 @@ class Store:
                           if manifest.feed_format(meta))
         return ServedManifest((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
                         frozenset(filter(is_internal, listed)), feeds, delta_index(listed))
+
+    def etag_of_open(self, filename: str, fd: int) -> str:
+        """The strong ETag of the bytes behind ``fd`` (a streamed media file), hashed
+        once per identity (inode, mtime, size) as :meth:`read` keys bodies: a publish
+        may have renamed a new file into place after this worker read the manifest,
+        and an ETag must name the very body sent (replicas, caches)."""
+        st = os.fstat(fd)
+        key = (filename, st.st_ino, st.st_mtime_ns, st.st_size)
+        etag = self._open_etags.get(key)
+        if etag is None:
+            if len(self._open_etags) >= 4096:  # bounded: identities of replaced files
+                self._open_etags.clear()
+            etag = self._open_etags[key] = etag_of_open(fd)
+        return etag
 
     def read(self, filename: str) -> tuple[str, bytes] | None:
         """(ETag, body) of the file as it is now, or None if it is not there.

@@ -266,3 +266,32 @@ def test_podcast_artwork_missing_from_the_seeds_folder_is_a_warning(
     assert ("config.toml", "podcast image 'art/missing.png': no file art/missing.png in the "
             "seeds folder; the feeds name its unversioned address") in \
         [(p.where, p.reason) for p in report.problems if p.severity == "warning"]
+
+
+def test_a_media_answer_names_the_body_it_sends_while_a_publish_replaces_it(
+        settings: Settings, media: dict[str, bytes]) -> None:
+    """Issue 16: the ETag always matches the body, even in the moment between a publish
+    renaming a new media file into place and the worker seeing the new manifest (the
+    answer then carries the new bytes' own ETag and no stale Last-Modified)."""
+    import hashlib
+    import os
+
+    assert not run_build(settings, now=NOW).errors
+    app = create_app({"FEEDSERVER_SETTINGS": settings})
+    client: FlaskClient = app.test_client()
+    mp3 = "/media/posts/tour.mp3"
+    with client.get(mp3) as before:
+        old = before.get_data()
+    assert old == media["posts/tour.mp3"]
+    new = old[::-1] + b"replaced"
+    target = Path(settings.output_dir) / mp3.lstrip("/")
+    staged = target.with_name(".tour.mp3.tmp")
+    staged.write_bytes(new)
+    os.replace(staged, target)  # as a publish does, the manifest not yet replaced
+    with client.get(mp3) as during:
+        body = during.get_data()
+    assert body == new
+    assert during.headers["ETag"] == '"' + hashlib.sha256(new).hexdigest()[:32] + '"'
+    assert during.headers["ETag"] != before.headers["ETag"]
+    with client.get(mp3, headers={"If-None-Match": before.headers["ETag"]}) as after:
+        assert after.status_code == 200 and after.get_data() == new
