@@ -66,10 +66,7 @@ def write_site(root: Path, base_url: str = "http://127.0.0.1:8000/") -> Path:
     for seed in seeds():
         (root / "seeds" / f"{seed.name}.md").write_text(seed.text, encoding="utf-8")
     (root / "config.toml").write_text(
-        # archive_size = max_items: a topic's subscription feed holds its newest
-        # max_items only (a history shorter than archive_size is listed whole).
         f'site_title = "Query test"\nbase_url = "{base_url}"\nmax_items = {MAX_ITEMS}\n'
-        f'archive_size = {MAX_ITEMS}\n'
         'poll_budget = 0\ndetect_topics = false\ndetect_language = false\n'
         'auto_topics = false\nseeds_dir = "seeds"\noutput_dir = "public"\n'
         'state_dir = "state"\n', encoding="utf-8")

@@ -14,11 +14,16 @@ A new file always lands on the newest page, even one with an old date: sorting b
 would push a backdated article into a full page and shift every page after it.  So new
 items only ever touch the newest (partial) page; a full page keeps its articles.
 
-Pages: ``len // archive_size + 1`` of them (none while the history is shorter than
-one page: the subscription documents then list all of it), the newest holding the remainder (it is
-empty when the history fills its pages exactly), so a page is *sealed* (full) from the
-moment it holds ``archive_size`` articles and its ``next-archive`` link already points
-at a page that exists: its bytes never change again as articles arrive.
+Pages: ``len // archive_size + 1`` of them, and at least two (none while the
+subscription documents hold the whole history, i.e. it is no longer than
+``max_items``), the newest holding the remainder (it is empty when the history fills
+its pages exactly), so a page is *sealed* (full) from the moment it holds
+``archive_size`` articles and its ``next-archive`` link already points at a page that
+exists: its bytes never change again as articles arrive.  Two at least: a lone archive
+page would have neither a ``prev-archive`` nor a ``next-archive`` link, which RFC 5005
+readers (and the W3C validator) take for an incomplete archive; a history longer than
+``max_items`` but shorter than a page is the partial page 1 and an empty page 2, the
+shape every history has the moment it fills its pages exactly.
 
 Edits and deletions (the choice, and why): an edited article keeps its place (its
 ``first_seen`` does not change), so only its own page's bytes change, like any channel
@@ -32,11 +37,10 @@ users in the web app) so a cache catches up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from feedserver.build.articles import newest_first
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.records import Article, Channel, Identity
@@ -81,7 +85,7 @@ def paginate(channel: Channel, history: list[Article], size: int,
              base_url: str) -> tuple[Channel, list[Channel]]:
     """The subscription channel (told how many pages there are) and its archive pages,
     each listing its articles newest first."""
-    count = len(history) // size + 1
+    count = max(2, len(history) // size + 1)
     pages = []
     for number in range(1, count + 1):
         listed = tuple(reversed(history[(number - 1) * size: number * size]))
@@ -95,20 +99,13 @@ def paginate(channel: Channel, history: list[Article], size: int,
     return replace(channel, archives=count), pages
 
 
-Relist = Callable[[Channel, tuple[Article, ...]], Channel]
-
-
 def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
-                  identities: Mapping[str, Identity], settings: Settings, relist: Relist
+                  identities: Mapping[str, Identity], settings: Settings
                   ) -> tuple[tuple[Channel, ...], tuple[Channel, ...]]:
     """The channels told of their archives, and every archive page of every channel
-    (none when ``archive_size`` is 0).
-
-    A channel whose whole history is shorter than one page has no archive: its
-    subscription documents list all of it (``relist`` makes the channel listing those
-    articles, newest first, when that is more than ``max_items``).  A lone archive page
-    would have neither a ``prev-archive`` nor a ``next-archive`` link, which RFC 5005
-    readers (and the W3C validator) take for an incomplete archive.
+    (none when ``archive_size`` is 0).  A channel whose whole history fits its
+    subscription documents (``max_items``) has no archive; the subscription documents
+    never list more than ``max_items``, whatever the archive.
     """
     size = settings.archive_size
     if size <= 0:
@@ -118,9 +115,8 @@ def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
     pages: list[Channel] = []
     for channel in channels:
         history = members[channel.slug]
-        if len(history) < size:
-            told.append(channel if len(history) <= len(channel.articles)
-                        else relist(channel, tuple(newest_first(history))))
+        if len(history) <= settings.max_items:
+            told.append(channel)
             continue
         subscription, own = paginate(channel, history, size, settings.base_url)
         told.append(subscription)

@@ -270,10 +270,7 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       hubs=settings.hub_urls,
                       podcast=_published_artwork(settings, artwork))
     channels, archives = with_archives(ordered, build_channels(tuple(ordered), catalog, settings),
-                                       identities, settings,
-                                       lambda c, listed: _channel(
-                                           "" if c.path == "" else c.slug, c.title,
-                                           c.description, c.path, listed, settings))
+                                       identities, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names

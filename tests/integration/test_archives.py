@@ -27,7 +27,15 @@ from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.web.app import create_app
 from feedserver.websub.deliver import feed_paths
-from tests.archive_kit import SIZE, article_text, check_chain, config, expected, make_seeds
+from tests.archive_kit import (
+    MAX_ITEMS,
+    SIZE,
+    article_text,
+    check_chain,
+    config,
+    expected,
+    make_seeds,
+)
 from tests.conftest import write
 
 COUNT = 11
@@ -77,7 +85,8 @@ def test_every_channel_reaches_each_of_its_articles_on_exactly_one_page(
     assert folders == set(channels)  # 'all', odd, even, triple, en, ru: nothing else
     for folder, titles in channels.items():
         check_chain(fetcher(client), BASE, folder, fmt, titles)
-    assert len(channels["topics/triple/"]) < SIZE  # short histories: no archive pages
+    # A history its subscription documents hold whole (max_items) has no archive pages.
+    assert len(channels["topics/triple/"]) <= MAX_ITEMS
     assert client.get("/topics/triple/archive/1/feed.atom").status_code == 404
 
 
@@ -269,13 +278,24 @@ def test_websub_announces_the_subscription_feeds_not_the_archive_pages(
     assert not [path for path in announced if "/archive/" in f"/{path}"]
 
 
-def test_a_history_shorter_than_a_page_is_listed_whole_by_its_feeds(
+def test_a_history_shorter_than_a_page_keeps_max_items_and_has_two_pages(
         site: Settings, now: datetime) -> None:
-    """archive_size 20, max_items 3: no archive, and every channel's feeds list all its
-    11 (or fewer) articles, so nothing is left without a feed."""
+    """archive_size 20, max_items 3: the feeds still list 3 items (max_items holds
+    whatever the archive), and a longer history is a partial page 1 and an empty page 2,
+    linked both ways (a lone page would be an incomplete archive); a history of at most
+    3 has no archive."""
     built(replace(site, archive_size=20), now)
     out = Path(site.output_dir)
-    assert not any("archive" in p.parts for p in out.rglob("*"))
     for folder, titles in expected(COUNT).items():
-        assert set(page_titles(out, f"{folder}feed.atom")) == titles, folder
-        assert b"prev-archive" not in (out / f"{folder}feed.rss").read_bytes()
+        feed = page_titles(out, f"{folder}feed.atom")
+        assert len(feed) == min(MAX_ITEMS, len(titles)) and set(feed) <= titles, folder
+        first, second = out / f"{folder}archive/1/feed.atom", out / f"{folder}archive/2/feed.atom"
+        if len(titles) <= MAX_ITEMS:
+            assert not first.exists() and b"prev-archive" not in (out / f"{folder}feed.rss"
+                                                                   ).read_bytes(), folder
+            continue
+        assert set(page_titles(out, f"{folder}archive/1/feed.atom")) == titles, folder
+        assert page_titles(out, f"{folder}archive/2/feed.atom") == [], folder
+        assert b'rel="next-archive"' in first.read_bytes(), folder
+        assert b'rel="prev-archive"' in second.read_bytes(), folder
+        assert not (out / f"{folder}archive/3").exists(), folder
