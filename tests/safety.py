@@ -7,7 +7,8 @@ handlers, ``javascript:``/``vbscript:`` URLs (after removing the whitespace and
 control characters browsers ignore), ``data:`` URLs other than raster images,
 script in ``style``.  Feed content gets the strict rules; a page may also
 carry the site's own head elements, all pointing at ``base_url`` (its own
-stylesheet and icon by root-relative ``/static/`` URLs).
+stylesheet and icon by root-relative ``/static/`` URLs), and its feed form (a GET to
+``base_url``'s ``subscribe``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class Active(HTMLParser):
             return "http-equiv" not in values
         if tag == "base":
             return "href" not in values
+        if tag == "form":  # the feed form: a GET to the site's own /subscribe (issue 14)
+            return (values.get("method", "get").lower() == "get"
+                    and values.get("action", "") == f"{BASE}subscribe")
         return False
 
 

@@ -36,7 +36,7 @@ from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
 from feedserver.metrics import instruments
 from feedserver.metrics.logs import JSON, JsonFormatter, build_fields, failure_fields
-from feedserver.publish.output import STATUS, note_status
+from feedserver.publish.output import MANIFEST, STATUS, note_status
 from feedserver.schedule import lifeline
 from feedserver.schedule.liveconfig import LiveConfig
 from feedserver.schedule.locks import (
@@ -504,15 +504,22 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
 
 
 class OutputWatch:
-    """Notices, with one stat per tick, that the output folder was removed."""
+    """Notices, with one stat per tick, that the published output was removed.
+
+    It watches the manifest, not the folder: a build still finishing when the folder
+    was deleted (its status file) can bring an empty folder back, and that folder holds
+    no feed.  ``runs`` counts successful builds, each of which left a manifest: a site
+    that has never published (a seeds folder missing from the start) is not rebuilt in
+    a loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._manifest = os.path.join(settings.output_dir, MANIFEST)
         self._reported_at_run: int | None = None
 
     def lost(self, runs: int) -> bool:
         """True once per disappearance (after a build has published it at least once)."""
-        if runs == 0 or os.path.isdir(self.settings.output_dir):
+        if runs == 0 or os.path.isfile(self._manifest):
             self._reported_at_run = None
             return False
         if self._reported_at_run is not None and self._reported_at_run == runs:
