@@ -54,6 +54,7 @@ from feedserver.web.published import (
     PublishedFile,
     ServedManifest,
     Store,
+    Variant,
     content_security_policy,
     open_beneath,
     safe_path,
@@ -149,14 +150,10 @@ class Views:
             return self.media(entry, path)
         environ = request.environ
         header = environ.get("HTTP_ACCEPT_ENCODING")
-        for name in (*accepted(header), "") if header else ("",):
-            variant = entry.variants.get(name)
-            found = self.store.read(variant.filename) if variant else None
-            if found is not None:
-                break
-        else:
+        chosen = self.body(entry, header)
+        if chosen is None:
             return self.error(404, path)
-        etag, body = found
+        variant, etag, body = chosen
         # A body newer than the manifest (a publish in progress) gets no date.
         fresh = etag == variant.etag and entry.last_modified is not None
         validators = [("ETag", etag)]
@@ -176,6 +173,18 @@ class Views:
                 return self.too_many(entry, wait)
         return FileResponse.prepared(
             body, [*variant.headers, ("Content-Length", str(len(body))), *validators])
+
+    def body(self, entry: PublishedFile, accept_encoding: str | None
+             ) -> tuple[Variant, str, bytes] | None:
+        """The variant the client takes (its preferred encoding that is there, else the
+        plain body), with the ETag and bytes read for it; None if none can be read.
+        Shared by the Flask view and the fast path (:mod:`feedserver.web.fastpath`)."""
+        for name in (*accepted(accept_encoding), "") if accept_encoding else ("",):
+            variant = entry.variants.get(name)
+            found = self.store.read(variant.filename) if variant else None
+            if variant is not None and found is not None:
+                return variant, *found
+        return None
 
     def media(self, entry: PublishedFile, path: str) -> Response:
         """A media file, streamed from its descriptor (a podcast episode is never read

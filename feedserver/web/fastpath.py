@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import Flask
 
-from feedserver.web.app import _BODY_HEADERS, Views, accepted, file_key
+from feedserver.web.app import _BODY_HEADERS, Views, file_key
 from feedserver.web.negotiate import prefers_html
 
 StartResponse = Callable[..., Any]
@@ -84,15 +84,10 @@ class FastPath:
             entry = snap.files.get(entry.alternate, entry)
             if entry.ranges:
                 return None
-        header = environ.get("HTTP_ACCEPT_ENCODING")
-        for name in (*accepted(header), "") if header else ("",):
-            variant = entry.variants.get(name)
-            found = self.store.read(variant.filename) if variant else None
-            if found is not None:
-                break
-        else:
+        chosen = self.views.body(entry, environ.get("HTTP_ACCEPT_ENCODING"))
+        if chosen is None:
             return None
-        etag, body = found
+        variant, etag, body = chosen
         fresh = etag == variant.etag and entry.last_modified is not None
         validators = [("ETag", etag)]
         if fresh:
