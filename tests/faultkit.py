@@ -23,8 +23,8 @@ import feedparser
 import pytest
 
 from feedserver.config import Settings, load_settings
-from feedserver.core.layout import ERRORS_DIR
-from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR, etag_of
+from feedserver.core.layout import JOURNAL, PUBLISHING, STATUS
+from feedserver.publish.output import ENCODINGS, MANIFEST, etag_of
 from feedserver.web.app import create_app
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
 
@@ -108,13 +108,16 @@ def make_site(root: Path, count: int = 40) -> Settings:
 
 # -- what a consistent output folder is ------------------------------------------------------
 
+BOOKKEEPING = frozenset({MANIFEST, STATUS, PUBLISHING, JOURNAL})
+
+
 def tree(out: Path) -> dict[str, bytes]:
-    """Every published file's bytes (the metadata folder, but for the published error
-    pages in it, and temp files aside)."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+    """Every published file's bytes: the served ones and those the manifest lists under
+    the metadata folder (error pages, query records, RFC 3229 deltas); the publish's own
+    bookkeeping (manifest, status, journal, marker) and temp files aside."""
+    return {rel: p.read_bytes() for p in sorted(out.rglob("*"))
             if p.is_file() and not p.name.endswith(".tmp")
-            and (META_DIR not in p.parts or p.parent.relative_to(out).as_posix()
-                 == ERRORS_DIR)}
+            and (rel := p.relative_to(out).as_posix()) not in BOOKKEEPING}
 
 
 def digest(files: dict[str, bytes]) -> str:
