@@ -24,6 +24,7 @@ from feedserver.core.records import Article, Channel
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
+    from feedserver.render.formats.readings import Readings
 
 Date = tuple[int, ...]
 
@@ -83,6 +84,8 @@ class Format:
     ``cost`` is the relative time of validating and compressing one item, which
     the build's workers use to start the longest tasks first.  ``cors``: other
     sites' scripts may read the file (recorded in the manifest for the server).
+    ``check_cached``, when a format has one, gives what ``check`` gives for the same
+    bytes, reusing :class:`~.readings.Readings` the gate keeps across documents.
     """
 
     name: str
@@ -95,6 +98,9 @@ class Format:
     cost: int
     checked_by: str
     cors: bool = True
+    # ``check`` again, told what the parser already read from item fragments it has
+    # parsed (by their bytes' digest), so each distinct item is parsed once (RSS, Atom).
+    check_cached: Callable[[Channel, bytes, Readings], ReadBack] | None = None
 
     @property
     def mime(self) -> str:
