@@ -71,8 +71,9 @@ def findings(channel: Channel, fmt_name: str, body: bytes,
     """
     fmt = FORMATS[fmt_name]
     try:
-        if readings is not None and fmt.check_cached is not None:
-            read = fmt.check_cached(channel, body, readings)
+        cached = fmt.check_cached.of(fmt) if fmt.check_cached is not None else None
+        if readings is not None and cached is not None:
+            read = cached(channel, body, readings)
         else:
             read = fmt.check(channel, body)
         if read.items is None:

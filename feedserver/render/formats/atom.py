@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import Format, ReadBack
+from feedserver.render.formats.base import CachedCheck, Format, ReadBack
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -64,4 +64,4 @@ def check_cached(chan: Channel, body: bytes, readings: Readings) -> ReadBack:
 FORMAT = Format(name="atom", filename="feed.atom",
                 media_type="application/atom+xml; charset=utf-8", label="Atom", item=item,
                 channel=channel, check=check, cost=5, checked_by="feedparser",
-                check_cached=check_cached)
+                check_cached=CachedCheck(check, check_cached))

@@ -74,6 +74,20 @@ class ReadBack:
 
 
 @dataclass(frozen=True)
+class CachedCheck:
+    """A cheaper way to the very reading ``check`` gives, reusing the parser's readings of
+    items (:class:`~.readings.Readings`).  It stands for ``check`` only: a format whose
+    ``check`` is replaced (a plugin, a test) is checked by its own ``check``."""
+
+    check: Callable[[Channel, bytes], ReadBack]
+    cached: Callable[[Channel, bytes, Readings], ReadBack]
+
+    def of(self, fmt: Format) -> Callable[[Channel, bytes, Readings], ReadBack] | None:
+        """``cached`` if it still stands for ``fmt``'s check, else None."""
+        return self.cached if fmt.check is self.check else None
+
+
+@dataclass(frozen=True)
 class Format:
     """One feed format: where it goes, how it is served, drawn, read back and scheduled.
 
@@ -100,7 +114,7 @@ class Format:
     cors: bool = True
     # ``check`` again, told what the parser already read from item fragments it has
     # parsed (by their bytes' digest), so each distinct item is parsed once (RSS, Atom).
-    check_cached: Callable[[Channel, bytes, Readings], ReadBack] | None = None
+    check_cached: CachedCheck | None = None
 
     @property
     def mime(self) -> str:

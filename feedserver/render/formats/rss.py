@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import Format, ReadBack
+from feedserver.render.formats.base import CachedCheck, Format, ReadBack
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -89,4 +89,4 @@ def check_cached(chan: Channel, body: bytes, readings: Readings) -> ReadBack:
 FORMAT = Format(name="rss", filename="feed.rss", media_type="application/rss+xml; charset=utf-8",
                 label="RSS", item=item, channel=channel, check=check, cost=5,
                 checked_by="feedparser",
-                check_cached=check_cached)
+                check_cached=CachedCheck(check, check_cached))
