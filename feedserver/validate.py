@@ -23,6 +23,7 @@ from collections.abc import Callable
 from feedserver.core.records import Article, Channel, Problem
 from feedserver.render.formats import FORMATS, Finding, Seen, utc
 from feedserver.render.formats.enclosures import expected as expected_enclosures
+from feedserver.render.formats.readings import Readings
 
 __all__ = ["Finding", "compare", "findings", "item_faults", "validate"]
 
@@ -58,16 +59,23 @@ def compare(seen: list[Seen], articles: tuple[Article, ...],
     return errors
 
 
-def findings(channel: Channel, fmt_name: str, body: bytes) -> list[Finding]:
+def findings(channel: Channel, fmt_name: str, body: bytes,
+             readings: Readings | None = None) -> list[Finding]:
     """Every difference in one rendered channel; a check that raises is one finding.
 
     feedparser and json are third-party code fed with text from the seeds: an
     exception there says this channel cannot be checked, so it is not
-    published, and it must not stop the other channels.
+    published, and it must not stop the other channels.  ``readings``: what the
+    parser read from item fragments earlier in this build (the same bytes in the
+    same context are not parsed again; see :mod:`feedserver.render.formats.readings`).
     """
     fmt = FORMATS[fmt_name]
     try:
-        read = fmt.check(channel, body)
+        cached = fmt.check_cached.of(fmt) if fmt.check_cached is not None else None
+        if readings is not None and cached is not None:
+            read = cached(channel, body, readings)
+        else:
+            read = fmt.check(channel, body)
         if read.items is None:
             return list(read.findings)
         return [*read.findings, *compare(read.items, channel.articles, read.shown)]
@@ -75,17 +83,20 @@ def findings(channel: Channel, fmt_name: str, body: bytes) -> list[Finding]:
         return [Finding(f"{fmt.checked_by} raised {type(exc).__name__}: {exc!s:.200}")]
 
 
-def item_faults(channel: Channel, fmt_name: str, body: bytes) -> dict[int, str] | None:
+def item_faults(channel: Channel, fmt_name: str, body: bytes,
+                readings: Readings | None = None) -> dict[int, str] | None:
     """The items at fault (index -> first reason), or None when the document itself is."""
     faults: dict[int, str] = {}
-    for finding in findings(channel, fmt_name, body):
+    for finding in findings(channel, fmt_name, body, readings):
         if finding.item is None:
             return None
         faults.setdefault(finding.item, finding.reason)
     return faults
 
 
-def validate(channel: Channel, fmt_name: str, body: bytes) -> list[Problem]:
+def validate(channel: Channel, fmt_name: str, body: bytes,
+             readings: Readings | None = None) -> list[Problem]:
     """Problems found in one rendered channel; empty means it may be published."""
     where = f"channel {channel.slug or 'all'} ({FORMATS[fmt_name].filename})"
-    return [Problem(where, finding.reason) for finding in findings(channel, fmt_name, body)]
+    return [Problem(where, finding.reason)
+            for finding in findings(channel, fmt_name, body, readings)]

@@ -164,7 +164,7 @@ def _delta(site: Site, channel: Channel, items: dict[str, str], fmt: Format, fee
         body = render(partial, fmt, site.context, cache)
     except Exception:  # the full feed passed: a delta that cannot be drawn is just not made
         return None
-    if len(body) >= now[1] or validate(partial, fmt.name, body):
+    if len(body) >= now[1] or validate(partial, fmt.name, body, cache.readings):
         return None
     return Rendered(delta_path(feed, base.etag), body, fmt.media_type, channel.updated)
 

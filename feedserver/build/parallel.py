@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
 from feedserver.render.feeds import ItemCache
-from feedserver.render.formats import FORMATS, Format
+from feedserver.render.formats import FORMATS, Format, Seen
 from feedserver.render.site import Site
 
 # Jobs cheaper than one channel of this many items in every format stay in this process:
@@ -96,6 +96,10 @@ class _Done:
     index: int
     staged: Prepared | None
     problems: list[Problem]
+    # What the gate's parser read from items this task met first (digest -> reading),
+    # for the parent to keep: workers forked later (a Pool's replacements, the next
+    # build's) start with them (:mod:`feedserver.render.formats.readings`).
+    learned: dict[bytes, Seen] = field(default_factory=dict)
 
 
 Result = _Done | PublishError
@@ -111,12 +115,14 @@ def stage_format(job: _Job, index: int, fmt: Format) -> _Done:
     """Render one channel in one format, validate it, and stage it if it passed."""
     channel = job.site.channels[index]
     body, problems = render_checked(channel, fmt, job.site.context, job.cache)
+    learned = job.cache.readings.learned()
     if problems:
-        return _Done(index, None, problems)
+        return _Done(index, None, problems, learned)
     item = Rendered(channel_file(channel, fmt.filename), body, fmt.media_type,
                     channel.updated, channel.slug, fmt.name, fmt.cors, channel.max_age,
                     channel.sealed)
-    return _Done(index, prepare(job.out_dir, item, job.published.get(item.path)), [])
+    return _Done(index, prepare(job.out_dir, item, job.published.get(item.path)), [],
+                 learned)
 
 
 def _run(job: _Job, task: tuple[int, str]) -> Result:
@@ -165,8 +171,10 @@ class Executor:
         tasks = [(position[c.slug], name) for c in channels for name in FORMATS]
         if len(tasks) > SPLIT_MAX and self.processes >= 2:
             tasks.sort(key=lambda t: (-len(site.channels[t[0]].articles), t))
+            readings = self.cache.readings if self.cache is not None else None
             return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
-                                               ItemCache(ITEM_CACHE)), tasks, self.processes))
+                                               ItemCache(ITEM_CACHE, readings)),
+                                          tasks, self.processes))
         cost = {t: len(site.channels[t[0]].articles) * FORMATS[t[1]].cost for t in tasks}
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
@@ -174,7 +182,11 @@ class Executor:
         if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < split_worth():
             return _combine(site, [_run(job, task) for task in tasks])
         prerender(cache, site, channels)
-        return _combine(site, _split(job, tasks, self.processes))
+        results = _split(job, tasks, self.processes)
+        for result in results:  # what the forks' parser read, for the next build
+            if isinstance(result, _Done):
+                cache.readings.teach(result.learned)
+        return _combine(site, results)
 
 
 def _pooled(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Result]:
@@ -184,7 +196,11 @@ def _pooled(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Res
         context = multiprocessing.get_context("fork")
         with context.Pool(min(processes, len(tasks)), _start, (job,),
                           maxtasksperchild=RECYCLE) as pool:
-            results = list(pool.imap(_one, tasks))
+            results: list[Result] = []
+            for result in pool.imap(_one, tasks):
+                if isinstance(result, _Done):  # a replacement worker forks with these
+                    job.cache.readings.teach(result.learned)
+                results.append(result)
             # Let workers leave on their sentinel: the SIGTERM of the ``with``'s
             # terminate() is lost by a worker still starting up, whose join then
             # hangs the scheduler for good (CPython #78178; seen under load).

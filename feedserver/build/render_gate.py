@@ -65,6 +65,8 @@ def render_checked(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache
     except Exception as exc:  # one channel's renderer, reported; never the whole build
         return b"", [Problem(f"channel {channel.slug or 'all'} ({fmt.filename})",
                              f"renderer raised {type(exc).__name__}: {exc!s:.200}")]
+    if check is validate:  # the gate reuses what its parser read from the same items
+        return body, validate(channel, fmt.name, body, cache.readings)
     return body, check(channel, fmt.name, body)
 
 
@@ -143,7 +145,7 @@ def _culprits(channel: Channel, ctx: Context, cache: ItemCache) -> dict[str, str
             body = render(trial, fmt, ctx, cache)
         except Exception:  # the channel itself cannot be drawn
             return None
-        faults = item_faults(trial, fmt.name, body)
+        faults = item_faults(trial, fmt.name, body, cache.readings)
         if faults is None:
             return None
         for index, reason in faults.items():

@@ -25,6 +25,7 @@ from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Entry, Index, read_record
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
+from feedserver.render.formats.readings import Readings
 from feedserver.render.site import EPOCH
 from feedserver.validate import item_faults, validate
 
@@ -99,7 +100,7 @@ class Engine:
     def __init__(self, items: int = 4000) -> None:
         self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
         self._limit = items
-        self._items = ItemCache(limit=items)
+        self._items = ItemCache(limit=items, readings=Readings(2 * items))
         # Validated bodies by what they are made of (format, the channel with its items,
         # the query): a publish that leaves a channel's items alone (a new manifest, so
         # a new answer key upstream) costs no second render and round trip.
@@ -188,9 +189,9 @@ class Engine:
             except Exception as exc:  # a renderer on seed text: this answer only, as a build
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
-            if not validate(channel, fmt.name, body):
+            if not validate(channel, fmt.name, body, self._items.readings):
                 return body
-            faults = item_faults(channel, fmt.name, body)
+            faults = item_faults(channel, fmt.name, body, self._items.readings)
             if not faults:
                 break
             channel = replace(channel, articles=tuple(

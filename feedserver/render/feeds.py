@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from feedserver.core import layout
 from feedserver.core.records import Article, Channel
+from feedserver.render.formats.readings import Readings
 
 if TYPE_CHECKING:
     from feedserver.config import Podcast
@@ -66,10 +67,13 @@ class ItemCache:
     caller kept the cache.
     """
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, readings: Readings | None = None) -> None:
         self._items: OrderedDict[tuple[str, Article], bytes] = OrderedDict()
         self._limit = limit
         self._context: Context | None = None
+        # What the gate's parser read from the items (by their bytes), kept as long as
+        # they are: each distinct item is parsed once, not once per channel listing it.
+        self.readings = readings if readings is not None else Readings()
 
     def __len__(self) -> int:
         return len(self._items)

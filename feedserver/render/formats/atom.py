@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import Format, ReadBack
+from feedserver.render.formats.base import CachedCheck, Format, ReadBack
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
+    from feedserver.render.formats.readings import Readings
 
 ATOM_XMLNS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ITEM = (ATOM_XMLNS + " entry", 2)  # expat's name and depth of an entry (feed > entry)
 
 
 def item(article: Article, ctx: Context) -> bytes:
@@ -52,7 +54,14 @@ def check(chan: Channel, body: bytes) -> ReadBack:
     return rss_atom.read_back(body, FORMAT.media_type, "atom10", ("published", "updated"))
 
 
+def check_cached(chan: Channel, body: bytes, readings: Readings) -> ReadBack:
+    """:func:`check`, feedparser parsing only items it has not read (``rss_atom``)."""
+    return rss_atom.read_back(body, FORMAT.media_type, "atom10", ("published", "updated"),
+                              ITEM, readings)
+
+
 # Validating and compressing a 50-item channel takes ~56 ms (JSON Feed: ~12 ms).
 FORMAT = Format(name="atom", filename="feed.atom",
                 media_type="application/atom+xml; charset=utf-8", label="Atom", item=item,
-                channel=channel, check=check, cost=5, checked_by="feedparser")
+                channel=channel, check=check, cost=5, checked_by="feedparser",
+                check_cached=CachedCheck(check, check_cached))

@@ -24,6 +24,7 @@ from feedserver.core.records import Article, Channel
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
+    from feedserver.render.formats.readings import Readings
 
 Date = tuple[int, ...]
 
@@ -73,6 +74,20 @@ class ReadBack:
 
 
 @dataclass(frozen=True)
+class CachedCheck:
+    """A cheaper way to the very reading ``check`` gives, reusing the parser's readings of
+    items (:class:`~.readings.Readings`).  It stands for ``check`` only: a format whose
+    ``check`` is replaced (a plugin, a test) is checked by its own ``check``."""
+
+    check: Callable[[Channel, bytes], ReadBack]
+    cached: Callable[[Channel, bytes, Readings], ReadBack]
+
+    def of(self, fmt: Format) -> Callable[[Channel, bytes, Readings], ReadBack] | None:
+        """``cached`` if it still stands for ``fmt``'s check, else None."""
+        return self.cached if fmt.check is self.check else None
+
+
+@dataclass(frozen=True)
 class Format:
     """One feed format: where it goes, how it is served, drawn, read back and scheduled.
 
@@ -83,6 +98,8 @@ class Format:
     ``cost`` is the relative time of validating and compressing one item, which
     the build's workers use to start the longest tasks first.  ``cors``: other
     sites' scripts may read the file (recorded in the manifest for the server).
+    ``check_cached``, when a format has one, gives what ``check`` gives for the same
+    bytes, reusing :class:`~.readings.Readings` the gate keeps across documents.
     """
 
     name: str
@@ -95,6 +112,9 @@ class Format:
     cost: int
     checked_by: str
     cors: bool = True
+    # ``check`` again, told what the parser already read from item fragments it has
+    # parsed (by their bytes' digest), so each distinct item is parsed once (RSS, Atom).
+    check_cached: CachedCheck | None = None
 
     @property
     def mime(self) -> str:

@@ -14,6 +14,7 @@ format (the web app's negotiation, ``feedserver check --help``) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from feedserver.core.freshness import ttl_minutes
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 from feedserver.render.formats.enclosures import seen_enclosures
+from feedserver.render.formats.xml_items import split
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from lxml import etree
 
     from feedserver.render.feeds import Context
+    from feedserver.render.formats.readings import Readings
 
 GENERATOR = "feedserver"
 # feedparser's own table (feedparser.html._cp1252, private): C1 controls -> cp1252 characters.
@@ -141,7 +144,9 @@ def _struct(value: time.struct_time | None) -> Date | None:
     return tuple(value[:6]) if value else None
 
 
-def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]) -> ReadBack:
+def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
+              item: tuple[str, int] | None = None, readings: Readings | None = None
+              ) -> ReadBack:
     """feedparser's reading of an RSS or Atom document, as a reader would get it.
 
     The bytes go in a ``BytesIO`` with the media type they are served with;
@@ -151,21 +156,73 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     were a large share of the round trip; well-formedness, the version and every compared
     field come from the same full parse.  ``dates``: which of 'published' and
     'updated' the format carries.
-    """
-    import feedparser
 
-    parsed = feedparser.parse(io.BytesIO(body), response_headers={"content-type": media_type},
-                              sanitize_html=False, resolve_relative_uris=False)
+    With ``item`` (the item element's expat name and depth) and ``readings``, the
+    same reading costs less (:func:`_pieces`): feedparser parses this document's
+    envelope and only the items no document has shown it yet in that context.
+    Whatever that path cannot vouch for, it hands to the full parse above.
+    """
+    if item is not None and readings is not None:
+        found = _pieces(body, media_type, version, dates, item, readings)
+        if found is not None:
+            return found
+    parsed = _parse(body, media_type)
     if parsed.bozo:
         return ReadBack([Finding(f"feedparser: {parsed.get('bozo_exception')!s:.200}")])
     if parsed.version != version:
         return ReadBack([Finding(f"parsed as {parsed.version or 'unknown'}, "
                                  f"expected {version}")])
     entries: list[dict[str, Any]] = parsed.entries
+    return ReadBack([], [_seen(e, dates) for e in entries], as_feedparser_shows)
+
+
+def _parse(body: bytes, media_type: str) -> Any:
+    import feedparser
+
+    return feedparser.parse(io.BytesIO(body), response_headers={"content-type": media_type},
+                            sanitize_html=False, resolve_relative_uris=False)
+
+
+def _seen(entry: dict[str, Any], dates: tuple[str, ...]) -> Seen:
     # Dates by their own key only (dict.get): FeedParserDict.get('updated_parsed') falls
     # back to the published date, which would hide an entry without <updated>.
-    items = [Seen(e.get("id"), e.get("title"), e.get("link"),
-                  {key: _struct(dict.get(e, f"{key}_parsed")) for key in dates},
-                  seen_enclosures(e))
-             for e in entries]
-    return ReadBack([], items, as_feedparser_shows)
+    return Seen(entry.get("id"), entry.get("title"), entry.get("link"),
+                {key: _struct(dict.get(entry, f"{key}_parsed")) for key in dates},
+                seen_enclosures(entry))
+
+
+def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
+            item: tuple[str, int], readings: Readings) -> ReadBack | None:
+    """The reading of :func:`read_back`, feedparser seeing each distinct item once.
+
+    expat reads the whole document (well-formed, items where the renderer puts them,
+    in order: :func:`~.xml_items.split`).  feedparser then parses this document's
+    own envelope with, spliced into it, every item whose exact bytes it has not read
+    in this context before (the envelope alone when there is none): no ``bozo``, the
+    version, and exactly one entry per new item.  The items are read back in the
+    document's order, each from its digest's reading.  None: something is not as the
+    renderer makes it, and the caller parses the whole document instead (so every
+    finding is worded as before, and a broken document is judged by the full parse).
+    """
+    cut = split(body, *item)
+    if cut is None:
+        return None
+    prefix = hashlib.sha256(f"{version}\0{media_type}\0{dates}\0".encode() + cut.context)
+    keys: list[bytes] = []
+    new: dict[bytes, bytes] = {}
+    for fragment in cut.items:
+        digest = prefix.copy()
+        digest.update(fragment)
+        key = digest.digest()
+        keys.append(key)
+        if key not in new and readings.get(key) is None:
+            new[key] = fragment
+    parsed = _parse(cut.head + b"".join(new.values()) + cut.tail, media_type)
+    if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
+        return None
+    for key, entry in zip(new, parsed.entries, strict=True):
+        readings.put(key, _seen(entry, dates))
+    seen = [readings.get(key) for key in keys]
+    if any(s is None for s in seen):  # evicted meanwhile (a tiny memo): read it whole
+        return None
+    return ReadBack([], [s for s in seen if s is not None], as_feedparser_shows)

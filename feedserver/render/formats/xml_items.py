@@ -1,0 +1,93 @@
+"""A whole RSS or Atom document cut into its envelope and its item fragments, by expat.
+
+The gate's cheap path (:func:`feedserver.render.formats.rss_atom.read_back`) needs the
+exact bytes of each item as the document holds them, in document order, and the
+document with them taken out.  expat (C, strict, with namespaces: what feedparser's
+own strict parser is built on) reads the *whole* document once: it must be
+well-formed, and each item must be an element of the format's item name at the item
+depth, the items one run of bytes with nothing between them (that is how the
+renderer splices them).  Anything else (not well-formed, a DOCTYPE, an item element
+anywhere else, an empty item tag, text or a comment between items, no items) gives
+None, and the gate parses the whole document with feedparser as it always did.
+
+``context`` is what an item's reading may depend on besides its own bytes: the
+prolog (XML declaration, processing instructions), the start tags of the item's
+ancestors with their attributes (``xml:base``, ``xml:lang``, the version) and the
+namespaces they declare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.parsers import expat
+
+
+@dataclass(frozen=True)
+class Split:
+    """A document as ``head + b"".join(items) + tail``."""
+
+    head: bytes
+    items: list[bytes]
+    tail: bytes
+    context: bytes
+
+
+def split(body: bytes, name: str, depth: int) -> Split | None:
+    """``body`` cut around its items (elements ``name`` at ``depth``, the root being 1),
+    or None when it is not well-formed or not shaped as the renderer splices items."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    level = 0
+    root = -1
+    opened = -1
+    spans: list[tuple[int, int]] = []
+    context: list[object] = []
+    odd = False
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal level, root, opened, odd
+        level += 1
+        if level < depth:
+            if root < 0:
+                root = parser.CurrentByteIndex
+            context.append((tag, sorted(attrs.items())))
+        elif tag == name:
+            if level == depth:
+                opened = parser.CurrentByteIndex
+            else:
+                odd = True
+
+    def end(tag: str) -> None:
+        nonlocal level, odd
+        if level == depth and tag == name:
+            at = parser.CurrentByteIndex
+            if at == opened:  # an empty element: no end tag to find
+                odd = True
+            else:
+                spans.append((opened, body.index(b">", at) + 1))
+        level -= 1
+
+    def namespace(prefix: str | None, uri: str) -> None:
+        if level + 1 < depth:  # declared on an ancestor of the items
+            context.append(("xmlns", prefix, uri))
+
+    def doctype(*_: object) -> None:
+        nonlocal odd
+        odd = True
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.StartNamespaceDeclHandler = namespace
+    parser.StartDoctypeDeclHandler = doctype
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError:
+        return None
+    if odd or not spans or root < 0:
+        return None
+    if any(spans[i][1] != spans[i + 1][0] for i in range(len(spans) - 1)):
+        return None
+    first, last = spans[0][0], spans[-1][1]
+    items = [body[a:b] for a, b in spans]
+    prolog = body[:root]
+    return Split(body[:first], items, body[last:],
+                 len(prolog).to_bytes(4, "big") + prolog + repr(context).encode())

@@ -1,0 +1,166 @@
+"""The gate's cheap path says what the full feedparser round trip says, for less.
+
+Each distinct item is parsed by feedparser once in a context (its bytes' digest keys
+the reading), the document's envelope is parsed each time, and expat reads the whole
+document.  These tests pin what that must never lose: the cheap path's findings equal
+the full parse's for clean documents and for every kind of corruption the mutation
+test injects; an item that differs by one byte is parsed again; the same bytes in
+another context are parsed again; and shared items really are parsed only once.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import pytest
+
+from feedserver.core.records import Article, Channel
+from feedserver.render import feeds
+from feedserver.render.formats import FORMATS
+from feedserver.render.formats.readings import Readings
+from feedserver.render.formats.xml_items import split
+from feedserver.validate import findings
+from tests.integration.test_gate_mutations import KINDS, _mutate_xml
+
+WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CTX = feeds.Context("S", "https://x.example/", "en", "", 30, {"t": "T"})
+ITEM = {"rss": ("item", 3), "atom": ("http://www.w3.org/2005/Atom entry", 2)}
+
+
+def article(n: int) -> Article:
+    when = WHEN - timedelta(hours=n)
+    return Article(f"urn:x:{n}", f"s{n}", f"s{n}.txt", f"Story {n} & <more>",
+                   f"https://x.example/articles/s{n}/", f"<p>Body {n}</p>", f"Body {n}",
+                   when, when + timedelta(minutes=n), topics=("t",))
+
+
+ARTICLES = tuple(article(n) for n in range(12))
+
+
+def channel(slug: str, articles: tuple[Article, ...]) -> Channel:
+    path = "" if slug == "all" else f"topics/{slug}"
+    return Channel(slug, slug.title(), f"About {slug}", path, f"https://x.example/{path}",
+                   articles, articles[0].updated)
+
+
+ALL = channel("all", ARTICLES)
+TOPIC = channel("t", ARTICLES[::2])
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """The documents feedparser is given, in order."""
+    seen: list[bytes] = []
+    real = feedparser.parse
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(source.getvalue() if isinstance(source, io.BytesIO) else b"")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(feedparser, "parse", counting)
+    yield seen
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_the_document_is_its_envelope_and_items(fmt: str) -> None:
+    body = feeds.render(ALL, FORMATS[fmt], CTX)
+    cut = split(body, *ITEM[fmt])
+    assert cut is not None and len(cut.items) == len(ARTICLES)
+    assert cut.head + b"".join(cut.items) + cut.tail == body
+    assert all(f"urn:x:{n}<".encode() in one for n, one in enumerate(cut.items))
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+@pytest.mark.parametrize("change", ["broken", "text between", "comment between",
+                                    "doctype", "nested", "no items"])
+def test_a_document_not_shaped_as_rendered_is_not_cut(fmt: str, change: str) -> None:
+    body = feeds.render(ALL, FORMATS[fmt], CTX)
+    cut = split(body, *ITEM[fmt])
+    assert cut is not None
+    first, second = cut.items[0], cut.items[1]
+    join = len(cut.head) + len(first)
+    tag = b"<item>" if fmt == "rss" else b"<entry>"
+    changed = {
+        "broken": body.replace(b"</title>", b"<b></title>", 3),
+        "text between": body[:join] + b" " + body[join:],
+        "comment between": body[:join] + b"<!-- x -->" + body[join:],
+        "doctype": body.replace(b"?>\n", b"?>\n<!DOCTYPE x>", 1),
+        "nested": body.replace(second, second.replace(tag, tag + first, 1), 1),
+        "no items": cut.head + cut.tail,
+    }[change]
+    assert split(changed, *ITEM[fmt]) is None
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_shared_items_are_parsed_once_and_the_envelope_each_time(
+        fmt: str, parses: list[bytes]) -> None:
+    readings = Readings()
+    for chan in (ALL, TOPIC, ALL):
+        body = feeds.render(chan, FORMATS[fmt], CTX)
+        assert findings(chan, fmt, body, readings) == []
+    first, topic, again = parses
+    cut = split(feeds.render(ALL, FORMATS[fmt], CTX), *ITEM[fmt])
+    assert cut is not None
+    assert first == feeds.render(ALL, FORMATS[fmt], CTX)  # every item, in its envelope
+    topic_cut = split(feeds.render(TOPIC, FORMATS[fmt], CTX), *ITEM[fmt])
+    assert topic_cut is not None and topic == topic_cut.head + topic_cut.tail
+    assert again == cut.head + cut.tail  # the envelope alone: its items were read
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_one_changed_byte_is_parsed_again_and_caught(fmt: str, parses: list[bytes]) -> None:
+    readings = Readings()
+    clean = feeds.render(ALL, FORMATS[fmt], CTX)
+    assert findings(ALL, fmt, clean, readings) == []
+    body = clean.replace(b"Story 3 ", b"Story 3!", 1)
+    found = findings(ALL, fmt, body, readings)
+    assert [f.item for f in found] == [3] and "title" in found[0].reason
+    assert b"Story 3!" in parses[-1] and b"Story 4 " not in parses[-1]
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_the_same_item_in_another_context_is_parsed_again(fmt: str,
+                                                          parses: list[bytes]) -> None:
+    readings = Readings()
+    body = feeds.render(ALL, FORMATS[fmt], CTX)
+    assert findings(ALL, fmt, body, readings) == []
+    root = b"<rss " if fmt == "rss" else b"<feed "
+    based = body.replace(root, root + b'xml:base="https://elsewhere.example/" ', 1)
+    assert findings(ALL, fmt, based, readings) == []
+    cut = split(body, *ITEM[fmt])
+    assert cut is not None and all(one in parses[-1] for one in cut.items)
+
+
+def corruptions(fmt: str) -> Iterator[tuple[str, bytes]]:
+    """Every kind the mutation test injects, several times each, seeded."""
+    clean = feeds.render(ALL, FORMATS[fmt], CTX)
+    rng = random.Random(f"readings/{fmt}")
+    for kind in KINDS:
+        for _ in range(4):
+            yield kind, _mutate_xml(clean, fmt, kind, rng)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_the_cheap_path_finds_what_the_full_parse_finds(fmt: str) -> None:
+    readings = Readings()
+    for chan in (ALL, TOPIC):  # every clean item read already, as in a build
+        assert findings(chan, fmt, feeds.render(chan, FORMATS[fmt], CTX), readings) == []
+    for kind, body in corruptions(fmt):
+        full = findings(ALL, fmt, body)
+        assert full, kind  # each is a fault the gate must see
+        assert findings(ALL, fmt, body, readings) == full, kind
+        assert findings(ALL, fmt, body, Readings()) == full, kind  # and with nothing read
+
+
+def test_a_fragment_in_the_envelope_of_another_format_is_not_reused() -> None:
+    readings = Readings()
+    one = replace(ALL, articles=ARTICLES[:1])
+    for fmt in ("rss", "atom"):
+        assert findings(one, fmt, feeds.render(one, FORMATS[fmt], CTX), readings) == []
+    assert len(readings) == 2
