@@ -41,6 +41,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -339,3 +340,26 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def threaded(port: int, path: str, headers: dict[str, str], duration: float,
+             connections: int) -> tuple[int, float]:
+    """Fallback load: keep-alive clients in threads, bounded by time."""
+    counts = [0] * connections
+    stop_at = time.monotonic() + duration
+
+    def client(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.monotonic() < stop_at:
+            conn.request("GET", path, headers=headers)
+            conn.getresponse().read()
+            counts[slot] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(duration + 30)
+    return sum(counts), time.monotonic() - started
