@@ -51,7 +51,8 @@ pytestmark = pytest.mark.serial
 
 
 KILLS = 100
-KILL_BUDGET = 150.0  # seconds; the loop stops there even if it has fewer kills
+KILL_BUDGET = 200.0  # seconds; the loop stops there even if it has fewer kills (93 in 150 s
+# on a quiet machine once builds also wrote deltas and query records)
 
 
 def test_kill_9_at_random_moments_of_a_publish(tmp_path: Path) -> None:
