@@ -12,56 +12,17 @@ output folder of its own; wall time, CPU of the process tree and peak PSS / RSS 
 
 from __future__ import annotations
 
-import argparse
-import os
-import re
-import shutil
-import statistics
 import sys
-from pathlib import Path
 
-from .measure import run
-
-ROOT = Path(__file__).resolve().parent.parent
-SIDES = ("before", "after", "off")
-
-
-def configure(site: Path, side: str) -> None:
-    """``config-<side>.toml``: the corpus's config with the side's folders (and switches)."""
-    config = (site / "config.toml").read_text(encoding="utf-8")
-    for key, value in (("output_dir", f"out-{side}"), ("state_dir", f"state-{side}")):
-        config = re.sub(rf"^{key} = .*$", f'{key} = "{value}"', config, flags=re.MULTILINE)
-    if side == "off":  # top-level keys go before the first table
-        config = "detect_topics = false\ndetect_language = false\n" + config
-    (site / f"config-{side}.toml").write_text(config, encoding="utf-8")
+from .alternate import SIDES, alternate, arguments, configure
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("site", type=Path)
-    parser.add_argument("--baseline", type=Path, required=True)
-    parser.add_argument("--pairs", type=int, default=3)
-    args = parser.parse_args()
-    code = {"before": args.baseline.resolve(), "after": ROOT, "off": ROOT}
-    rows: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+    args = arguments(__doc__ or "")
     for side in SIDES:
-        configure(args.site, side)
-    for round_ in range(args.pairs):
-        for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
-            for folder in (f"out-{side}", f"state-{side}"):
-                shutil.rmtree(args.site / folder, ignore_errors=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
-            env["PYTHONPATH"] = str(code[side])
-            done = run([sys.executable, "-m", "feedserver", "build", "--config",
-                        f"config-{side}.toml"], env=env, cwd=args.site)
-            row = {"wall": done.seconds, "cpu": done.cpu, "pss": done.pss_mib,
-                   "rss": done.rss_mib}
-            rows[side].append(row)
-            print(side, {k: round(v, 1) for k, v in row.items()}, flush=True)
-    for side, found in rows.items():
-        print(side, "medians:", {k: round(statistics.median(r[k] for r in found), 1)
-                                 for k in ("wall", "cpu", "pss", "rss")})
-    return 0
+        configure(args.site, side, "detect_topics = false\ndetect_language = false\n"
+                  if side == "off" else "")
+    return alternate(args.site, args.baseline, args.pairs)
 
 
 if __name__ == "__main__":

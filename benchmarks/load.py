@@ -47,6 +47,7 @@ from feedserver.publish.output import etag_of
 
 from .churn import TITLE, Churn
 from .loadcheck import Tally, check_churn, decode, report, well_formed
+from .serve_bench import stop
 from .watch_latency import RUN, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,19 +147,8 @@ def start_server(work: Path, port: int, interval: int) -> subprocess.Popen[bytes
                 return process
         except OSError:
             time.sleep(0.2)
-    stop_server(process)
+    stop(process)
     raise SystemExit(f"serve did not start; see {work / 'serve.log'}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server we started, by its PID: TERM, then KILL if it hangs."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def settle(port: int, churn: Churn, timeout: float) -> tuple[list[str], float]:
@@ -257,7 +247,7 @@ def main() -> None:
         tally, elapsed = poll(port, churn, args)
         missing, settled = settle(port, churn, timeout=60)
     finally:
-        stop_server(server)
+        stop(server)
     print(report(tally, churn, elapsed, missing, settled, scheduler_runs(work / "serve.log"),
                  args.clients))
     (work / "churn.log").write_text("\n".join(churn.journal) + "\n", encoding="utf-8")
