@@ -79,7 +79,8 @@ def _fork_build(settings: Settings, log_path: Path, rename: int | None = None) -
 
     The publish's renames take a millisecond or two of a build's tenth of a
     second, so one kill in four is aimed there: the n-th ``os.replace`` of the
-    build (the journal's own is the first), n drawn at random.
+    build (the journal's own is the first), n drawn at random among the renames
+    the last build made.
     """
     pid = os.fork()
     if pid == 0:  # the build process; it dies by SIGKILL or leaves at once
@@ -108,6 +109,42 @@ def _die_at_rename(wanted: int) -> None:
     os.replace = replace  # type: ignore[assignment]  # in this forked build only
 
 
+def _ended_within(pid: int, seconds: float) -> bool:
+    """Whether the child ``pid`` ended (it is then left to be reaped) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _exited(pid):
+            return True
+        time.sleep(0.005)
+    return _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    """Peek at ``pid`` without reaping it (waitid with WNOWAIT), so its status stays."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
+
+
+class _Renames:
+    """Counts the ``os.replace`` calls of a build run in this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> _Renames:
+        real = self.real = os.replace
+
+        def counting(*args: Any, **kwargs: Any) -> None:
+            self.count += 1
+            real(*args, **kwargs)
+
+        os.replace = counting  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        os.replace = self.real  # type: ignore[assignment]
+
+
 def _phase(out: Path) -> str:
     """Where the kill landed, as the output folder tells it."""
     if (out / JOURNAL).exists():
@@ -133,13 +170,21 @@ class KillLoop:
         self.rng = random.Random(seed)
         self.check = FeedCheck()
         self.result = LoopResult()
+        self.read: dict[str, tuple[tuple[int, int, int], bytes]] = {}  # tree()'s readings
+        self.renames = 1
         self.timings = [self.build()]
-        self.current = digest(tree(self.out))
+        self.current = digest(self.tree())
 
     def build(self) -> float:
+        """The next start, in this process: recover, build, publish; timed, renames counted."""
         started = time.perf_counter()
-        run_build(self.settings, now=NOW)
+        with _Renames() as renames:
+            run_build(self.settings, now=NOW)
+        self.renames = max(renames.count, 1)
         return time.perf_counter() - started
+
+    def tree(self) -> dict[str, bytes]:
+        return tree(self.out, self.read)
 
     def fail(self, step: int, where: str, errors: list[str]) -> None:
         self.result.failures += [f"step {step}, {where}: {e}" for e in errors]
@@ -148,10 +193,11 @@ class KillLoop:
         """One change, one build killed (or finished first), recovery, the next build."""
         self.result.mutations[mutate(self.root / "seeds", step)] += 1
         window = statistics.median(self.timings[-9:]) * 1.15
-        if step % 4 == 0:  # aimed at the renames
-            pid = _fork_build(self.settings, self.root / "builds.log", self.rng.randint(1, 40))
+        if step % 4 == 0:  # aimed at the renames (this build makes about as many as the last)
+            pid = _fork_build(self.settings, self.root / "builds.log",
+                              self.rng.randint(1, self.renames + 1))
             self.result.aimed += 1
-            time.sleep(window * 3)  # it dies at its rename, or finishes first
+            _ended_within(pid, window * 3)  # it dies at its rename, or finishes first
         else:
             pid = _fork_build(self.settings, self.root / "builds.log")
             time.sleep(self.rng.uniform(0, window))
@@ -164,9 +210,9 @@ class KillLoop:
             self.result.completed += 1
             if os.WEXITSTATUS(status) != 0:
                 self.fail(step, "build", ["failed on its own"])
-            recovered = digest(tree(self.out))
+            recovered = digest(self.tree())
         self.timings.append(self.build())  # the next start: recover, build, publish
-        built = tree(self.out)
+        built = self.tree()
         new = digest(built)
         self.fail(step, "next build", consistency(self.out, built) + self.check(built))
         if recovered not in (self.current, new):
@@ -188,10 +234,10 @@ class KillLoop:
         self.result.kills += 1
         phase = _phase(self.out)
         self.result.phases[phase] += 1
-        left = tree(self.out)
+        left = self.tree()
         self.fail(step, "as killed", self.check(left))
         recover(self.out)
-        recovered = tree(self.out)
+        recovered = self.tree()
         self.fail(step, "after recovery",
                   consistency(self.out, recovered) + self.check(recovered))
         return phase, digest(left), digest(recovered)

@@ -33,9 +33,9 @@ from feedserver.schedule.lifeline import alive
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, wait_ready
 
-# Serial (run alone, `pytest -m serial`): checks that every process is gone a few seconds after
-# a kill: a loaded machine stretches that.
-pytestmark = [pytest.mark.serial,
+# Serial, in the `timing` group (these run one at a time, beside the fault tests): checks that
+# every process is gone a few seconds after a kill: a loaded machine stretches that.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing"),
               pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                  reason="follows processes through /proc")]
 

@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import due_by_now
 from tests.system.test_serve_e2e import READY_SECONDS, Server, get, serve_site
 
-# Serial (run alone, `pytest -m serial`): waits for both gunicorn workers to answer within its
-# budget.
-pytestmark = pytest.mark.serial
+# Serial, in the `timing` group (these run one at a time, beside the fault tests): waits for both
+# gunicorn workers to answer within its budget.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing")]
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

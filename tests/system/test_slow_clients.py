@@ -30,9 +30,9 @@ import pytest
 
 from tests.system.test_serve_e2e import serve_site
 
-# Serial (run alone, `pytest -m serial`): asserts that probes are answered within 1 s under 256
-# trickling connections.
-pytestmark = pytest.mark.serial
+# Serial, in the `timing` group (these run one at a time, beside the fault tests): asserts that
+# probes are answered within 1 s under 256 trickling connections.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing")]
 
 
 TRICKLERS = 256

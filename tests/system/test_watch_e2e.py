@@ -29,9 +29,9 @@ from tests.conftest import recent
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
 
-# Serial (run alone, `pytest -m serial`): a standby's takeover and one job per interval,
-# observed over a few intervals.
-pytestmark = [pytest.mark.serial,
+# Serial, in the `timing` group (these run one at a time, beside the fault tests): a standby's
+# takeover and one job per interval, observed over a few intervals.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing"),
               pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
                                  reason="finds the serving worker through /proc")]
 

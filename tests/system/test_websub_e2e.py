@@ -30,8 +30,9 @@ from tests.conftest import due_by_now, recent
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
 from tests.websub_kit import TestServer, discover, hub_request, links, signed, wait_for
 
-# Serial (run alone, `pytest -m serial`): asserts the push arrives within 2 s.
-pytestmark = pytest.mark.serial
+# Serial, in the `timing` group (these run one at a time, beside the fault tests): asserts the
+# push arrives within 2 s.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing")]
 
 
 SECRET = "correct horse battery staple"
