@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -162,6 +163,7 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             if key in self.cfg.settings:  # skip settings newer than the installed gunicorn
                 self.cfg.set(key, value)
+        self.cfg.set("pre_fork", _BootingWorker.arm)
         if self.background is not None:
             self.cfg.set("when_ready", self._when_ready)
         if self.background is not None or self.metrics_dir is not None:
@@ -184,6 +186,60 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
 
     def _child_exit(self, server: Any, worker: Any) -> None:
         multiproc.mark_dead(worker.pid)
+
+
+class _BootingWorker:
+    """A new worker leaves at once on a stop signal until it installs its own handlers.
+
+    From its fork to gunicorn's ``Worker.init_signals`` (gevent patching the standard
+    library, the app's import) a worker still has the master's handlers, which only
+    queue the signal in the worker's copy of the master's queue: a server stopped just
+    as it started (Ctrl-C, a restart, a test's teardown) lost its SIGTERM (graceful
+    stop) or SIGQUIT (quick stop, after Ctrl-C) to such a worker, and the master waited
+    out ``graceful_timeout`` before killing it.
+
+    gunicorn's ``pre_fork`` hook arms this; at the fork itself (``os.register_at_fork``)
+    the master blocks the stop signals, the child starts with default actions (a worker
+    that has not booted has no request to finish) and only then unblocks them, so one
+    sent at any moment of the fork ends the child; ``init_signals`` later puts
+    gunicorn's graceful handlers in place.  Other forks of the master are left alone.
+    """
+
+    STOPS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+    armed = False
+    registered = False
+
+    @classmethod
+    def arm(cls, server: Any, worker: Any) -> None:
+        if not cls.registered:
+            os.register_at_fork(before=cls._before, after_in_parent=cls._parent,
+                                after_in_child=cls._child)
+            cls.registered = True
+        cls.armed = True
+
+    @classmethod
+    def _before(cls) -> None:
+        if cls.armed:
+            signal.pthread_sigmask(signal.SIG_BLOCK, cls.STOPS)
+
+    @classmethod
+    def _parent(cls) -> None:
+        if cls.armed:
+            cls.armed = False
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, cls.STOPS)
+
+    @classmethod
+    def _child(cls) -> None:
+        if cls.armed:
+            cls.armed = False
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGQUIT, _leave)  # its default action would dump core
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, cls.STOPS)
+
+
+def _leave(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 def replica_settings(settings: Settings, echo: Echo) -> Settings:
