@@ -92,17 +92,18 @@ def mutate(seeds: Path, step: int) -> str:
 def make_site(root: Path, count: int = 40) -> Settings:
     """A site under ``root``: config, seeds, output and state.
 
-    Topics and languages are neither assigned nor detected, there is no poll budget, and
-    ``max_items`` holds the whole corpus (no archive pages): the fault tests are about
-    crashes, disks and locks, and the kill loop needs builds that start quickly
-    (detection loads a language model in every build process; archive pages are more
-    files of the same publish, whose crash safety they do not change).
+    Topics and languages are neither assigned nor detected, there is no poll budget,
+    ``max_items`` holds the whole corpus (no archive pages) and each feed keeps two
+    versions for RFC 3229 deltas, not eight: the fault tests are about crashes, disks and
+    locks, and the kill loop needs builds that start quickly (detection loads a language
+    model in every build process; archive pages and older deltas are more files of the
+    same publish, whose crash safety they do not change).
     """
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.toml").write_text(
         'site_title = "Fault site"\nbase_url = "https://feeds.example.org/"\n'
         "auto_topics = false\ndetect_topics = false\ndetect_language = false\n"
-        "max_items = 60\npoll_budget = 0\n", encoding="utf-8")
+        "max_items = 60\npoll_budget = 0\ndelta_history = 2\n", encoding="utf-8")
     seed_corpus(root / "seeds", count)
     return load_settings(root / "config.toml", env={})
 
