@@ -1,8 +1,9 @@
 """The gate's cheap path says what the full feedparser round trip says, for less.
 
 Each distinct item is parsed by feedparser once in a context (its bytes' digest keys
-the reading), the document's envelope is parsed each time, and expat reads the whole
-document.  These tests pin what that must never lose: the cheap path's findings equal
+the reading), the document's envelope is parsed with the items new to it (alone, once
+per distinct envelope, when there are none), and expat reads the whole document.
+These tests pin what that must never lose: the cheap path's findings equal
 the full parse's for clean documents and for every kind of corruption the mutation
 test injects; an item that differs by one byte is parsed again; the same bytes in
 another context are parsed again; and shared items really are parsed only once.
@@ -111,6 +112,31 @@ def test_shared_items_are_parsed_once_and_the_envelope_each_time(
     topic_cut = split(feeds.render(TOPIC, FORMATS[fmt], CTX), *ITEM[fmt])
     assert topic_cut is not None and topic == topic_cut.head + topic_cut.tail
     assert again == cut.head + cut.tail  # the envelope alone: its items were read
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_an_envelope_read_alone_is_not_read_again(fmt: str, parses: list[bytes]) -> None:
+    """Every RFC 3229 delta of a feed is the feed's envelope with fewer items: once the
+    envelope has been read alone, a document with it and items already read costs no
+    parse; one that differs by a byte, or holds an item not read yet, does."""
+    readings = Readings()
+    body = feeds.render(ALL, FORMATS[fmt], CTX)
+    assert findings(ALL, fmt, body, readings) == []  # items and envelope, read together
+    assert findings(ALL, fmt, body, readings) == []  # the envelope alone, read once
+    cut = split(body, *ITEM[fmt])
+    assert cut is not None and parses[-1] == cut.head + cut.tail and len(parses) == 2
+    for fewer in (ARTICLES[:3], ARTICLES[5:6]):  # (a document with none is read whole)
+        partial = replace(ALL, articles=fewer)
+        assert findings(partial, fmt, feeds.render(partial, FORMATS[fmt], CTX), readings) == []
+    assert len(parses) == 2
+    described = replace(ALL, description="About all of it")
+    assert findings(described, fmt, feeds.render(described, FORMATS[fmt], CTX), readings) == []
+    assert len(parses) == 3 and b"About all of it" in parses[-1]
+    newer = replace(ALL, articles=(article(99), *ARTICLES[:2]))
+    assert findings(newer, fmt, feeds.render(newer, FORMATS[fmt], CTX), readings) == []
+    assert len(parses) == 4 and b"urn:x:99<" in parses[-1]
+    broken = body.replace(b"<title>All</title>", b"<title>All</titel>", 1)
+    assert broken != body and findings(ALL, fmt, broken, readings)  # never vouched for
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])

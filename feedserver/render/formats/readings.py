@@ -31,13 +31,39 @@ if TYPE_CHECKING:
 LIMIT = 40_000
 
 
+# Envelopes kept: a document's own bytes without its items, read alone (see below).
+ENVELOPES = 4_096
+
+
 class Readings:
-    """A bounded memo: digest of (context, fragment bytes) -> what feedparser read."""
+    """A bounded memo: digest of (context, fragment bytes) -> what feedparser read.
+
+    Beside the items, it remembers envelopes that feedparser read whole and found
+    sound on their own (no ``bozo``, the expected version, no entry): a document whose
+    every item has a reading needs only its envelope read, and a build draws the very
+    same envelope again and again (each RFC 3229 delta of a feed is the feed's envelope
+    with fewer items, one per version a client may hold).  Same exact bytes, same
+    reading; these stay in the process that read them.
+    """
 
     def __init__(self, limit: int = LIMIT) -> None:
         self._seen: OrderedDict[bytes, Seen] = OrderedDict()
         self._learned: dict[bytes, Seen] = {}
         self._limit = limit
+        self._envelopes: OrderedDict[bytes, None] = OrderedDict()
+
+    def envelope_read(self, key: bytes) -> bool:
+        """Whether the envelope with this digest was read alone and found sound."""
+        if key in self._envelopes:
+            self._envelopes.move_to_end(key)
+            return True
+        return False
+
+    def envelope_sound(self, key: bytes) -> None:
+        """Remember an envelope feedparser read alone and found sound."""
+        self._envelopes[key] = None
+        if len(self._envelopes) > ENVELOPES:
+            self._envelopes.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._seen)
