@@ -4,8 +4,9 @@ py3langid (a maintained fork of langid.py: naive Bayes over byte n-grams, 97
 languages, no network, deterministic) reads the first :data:`SAMPLE` characters
 of the title and text: a DFA walk in Python costs about 0.75 ms per 1,000
 characters, and a news article's language is settled long before its end.  Its
-model takes about a second to load, so the build loads it once in the parent
-(:func:`warm`) before forking the parse workers, which inherit it.
+model takes about a second to load (a tenth from the user's cache folder), so the build
+loads it once in the parent (:func:`warm`) before forking the parse workers, which
+inherit it.
 
 A detection is kept only when the model is sure (:data:`CONFIDENCE`) and the
 text long enough to judge (:data:`MIN_LETTERS`); otherwise the caller falls back
@@ -39,10 +40,11 @@ def tag(value: object) -> str | None:
 
 @cache
 def _identifier() -> Any:
-    """The model, normalized to probabilities (loaded once per process)."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """The model, normalized to probabilities (loaded once per process, through a ready
+    copy in the user's cache folder: :mod:`feedserver.parse.language_model`)."""
+    from feedserver.parse import language_model
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return language_model.load()
 
 
 def warm() -> None:
