@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feedserver.build import scan, timebox
+from feedserver.build import language_model, scan, timebox
 from feedserver.build.assemble import parse_source
 from feedserver.build.codeversion import parse_version
 from feedserver.build.signatures import split
@@ -143,7 +143,7 @@ def warm(settings: Settings) -> None:
     gazetteer) in this process, before the workers fork: they inherit it, and a
     long-lived scheduler loads it once, not once per watched change."""
     if settings.detect_language:
-        language.warm()
+        language.warm(language_model.load)
     if settings.detect_topics:
         detect.warm()
 

@@ -4,9 +4,9 @@ py3langid (a maintained fork of langid.py: naive Bayes over byte n-grams, 97
 languages, no network, deterministic) reads the first :data:`SAMPLE` characters
 of the title and text: a DFA walk in Python costs about 0.75 ms per 1,000
 characters, and a news article's language is settled long before its end.  Its
-model takes about a second to load (a tenth from the user's cache folder), so the build
-loads it once in the parent (:func:`warm`) before forking the parse workers, which
-inherit it.
+model takes about a second to load (a fifth through the build's ready copy), so the
+build loads it once in the parent (:func:`warm`) before forking the parse workers,
+which inherit it.
 
 A detection is kept only when the model is sure (:data:`CONFIDENCE`) and the
 text long enough to judge (:data:`MIN_LETTERS`); otherwise the caller falls back
@@ -18,7 +18,7 @@ more than a few words is Kazakh even where the model hesitates.
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Callable
 from typing import Any
 
 SAMPLE = 600  # characters of title + text the model reads
@@ -38,23 +38,41 @@ def tag(value: object) -> str | None:
     return value.strip().replace("_", "-")
 
 
-@cache
+_MODEL: list[Any] = []  # the identifier once loaded: at most one
+
+
 def _identifier() -> Any:
-    """The model, normalized to probabilities (loaded once per process, through a ready
-    copy in the user's cache folder: :mod:`feedserver.parse.language_model`)."""
-    from feedserver.parse import language_model
+    """The model, normalized to probabilities (loaded once per process)."""
+    if not _MODEL:
+        _MODEL.append(_shipped())
+    return _MODEL[0]
 
-    return language_model.load()
+
+def _shipped() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-def warm() -> None:
-    """Load the model now (before forking workers, so they share it)."""
-    _identifier()
+def warm(load: Callable[[], Any] | None = None) -> None:
+    """Load the model now (before forking workers, so they share it).
+
+    ``load``: how (the build's shell loads it through a ready copy in the user's
+    cache folder, :mod:`feedserver.build.language_model`; a cache never reaches the
+    core); by default from the file py3langid ships.
+    """
+    if not _MODEL:
+        _MODEL.append((load or _shipped)())
 
 
 def release() -> None:
     """Forget the model (loaded again when next needed)."""
-    _identifier.cache_clear()
+    _MODEL.clear()
+
+
+def is_loaded() -> bool:
+    """Whether this process holds the model (about 70 MB)."""
+    return bool(_MODEL)
 
 
 def detect(title: str, text: str) -> str | None:

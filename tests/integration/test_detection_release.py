@@ -12,7 +12,7 @@ from feedserver.topics import gazetteer
 
 
 def loaded() -> tuple[int, int]:
-    return language._identifier.cache_info().currsize, gazetteer.index.cache_info().currsize
+    return int(language.is_loaded()), gazetteer.index.cache_info().currsize
 
 
 def test_a_scheduler_keeps_detection_loaded_and_a_one_shot_build_releases_it(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from py3langid.langid import LanguageIdentifier
 
-from feedserver.parse import language_model
+from feedserver.build import language_model
 
 SAMPLES = ("The grain train reached the port of Aktau on Tuesday after a week of delays.",
            "Le train de céréales est arrivé au port mardi après une semaine de retard.",
