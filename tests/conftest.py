@@ -6,6 +6,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,29 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 # When the bundled seeds "were copied": before NOW, whatever the real date (a copy
 # carries the kernel's real time, which a test's pinned NOW may precede).
 SEEDED = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+MEMORY_TMP = Path("/dev/shm")  # Linux's tmpfs
+MEMORY_TMP_FREE = 2 * 1024**3  # bytes it must have free to hold the tests' folders
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary folders in memory (tmpfs) when the machine has one and TMPDIR is not set.
+
+    The tests build sites by the hundred, and a build writes a file per feed, page and
+    record: on this project's CI disk a file costs about 0.27 ms to create and rename
+    into place, on tmpfs 0.03 ms (measured), and the suite's time is most of CI's
+    10 minutes.  The code under test is the same (the same calls, fsync included);
+    what a disk costs is for ``benchmarks/``.  The servers and builds the tests start
+    inherit TMPDIR.  Set TMPDIR to keep them anywhere else.
+    """
+    if os.environ.get("TMPDIR") or not MEMORY_TMP.is_dir() or \
+            not os.access(MEMORY_TMP, os.W_OK | os.X_OK):
+        return
+    stats = os.statvfs(MEMORY_TMP)
+    if stats.f_bavail * stats.f_frsize >= MEMORY_TMP_FREE:
+        os.environ["TMPDIR"] = str(MEMORY_TMP)
+        tempfile.tempdir = None  # gettempdir() looks again, and finds TMPDIR
 
 
 @pytest.fixture
