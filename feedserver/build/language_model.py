@@ -6,11 +6,12 @@ detects a language spends about 0.9 s loading it, half of that in lzma.  A
 and every start of the scheduler are such processes.  The first load keeps the
 identifier as loaded (a pickle, about 70 MB) in the user's cache folder
 (``platformdirs``: ``$XDG_CACHE_HOME/feedserver``, else ``~/.cache/feedserver``); later
-loads take about a tenth of a second.
+loads take about a fifth of a second.
 
 The copy's name says everything it was made from: the versions of py3langid, NumPy
-and Python and the SHA-256 of the model file itself, so an upgrade of any of them
-makes a new one (and leaves the old for the user to delete).  A pickle runs code
+and Python, the SHA-256 of the model file itself and how it was loaded
+(:data:`LOADED_AS`), so an upgrade of any of them makes a new one (and leaves the old
+for the user to delete).  A pickle runs code
 when loaded, so a copy is read only from a folder that this user owns and nobody
 else may write to.  A cache that cannot be read or written is passed by: the model
 then loads as it always did.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+LOADED_AS = {"norm_probs": True}  # LanguageIdentifier.from_model_file's arguments, in the key
 
 
 def load(cache_dir: Path | None = None) -> Any:
@@ -41,12 +43,11 @@ def load(cache_dir: Path | None = None) -> Any:
     folder = cache_dir if cache_dir is not None else _user_cache()
     copy = folder / _name(model) if folder is not None else None
     if copy is not None and _trusted(folder):
-        with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError,
-                                 ValueError):
+        with contextlib.suppress(Exception):  # a damaged copy may raise anything: pass it by
             found = pickle.loads(copy.read_bytes())
             if isinstance(found, LanguageIdentifier):
                 return found
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, **LOADED_AS)
     if copy is not None:
         _keep(copy, identifier)
     return identifier
@@ -66,7 +67,7 @@ def _name(model: Path) -> str:
     made_of = hashlib.sha256()
     made_of.update(model.read_bytes())
     for part in (metadata.version("py3langid"), metadata.version("numpy"), sys.version,
-                 str(pickle.HIGHEST_PROTOCOL)):
+                 str(pickle.HIGHEST_PROTOCOL), repr(sorted(LOADED_AS.items()))):
         made_of.update(b"\0" + part.encode())
     return f"py3langid-model-{made_of.hexdigest()[:24]}.pickle"
 
@@ -82,14 +83,17 @@ def _trusted(folder: Path) -> bool:
 
 def _keep(copy: Path, identifier: Any) -> None:
     """Write the copy whole or not at all (another process may be writing it too)."""
+    staged: str | None = None
     try:
         copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _trusted(copy.parent):
             return
         with tempfile.NamedTemporaryFile(dir=copy.parent, prefix=".tmp-", delete=False) as out:
+            staged = out.name
             pickle.dump(identifier, out, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(out.name, copy)
-    except OSError as exc:
+        os.replace(staged, copy)
+    except (OSError, pickle.PicklingError) as exc:
         log.debug("language model not cached in %s: %s", copy.parent, exc)
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(out.name)
+        if staged is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
