@@ -135,14 +135,14 @@ def _topics(name: str, value: Any) -> tuple[str, ...]:
     else:
         raise ArticleError(f"front matter '{name}' must be a list of names, "
                            f"got {type(value).__name__}")
-    names = []
+    names: dict[str, None] = {}  # in order, each once (a list's `in` made 10,000 tags 1.5 s)
     for item in items:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ArticleError(f"front matter '{name}' holds a {type(item).__name__}, "
                                "expected names")
         cleaned = plain_line(str(item))
-        if cleaned and cleaned not in names:
-            names.append(cleaned)
+        if cleaned:
+            names[cleaned] = None
     return tuple(names)
 
 

@@ -10,6 +10,7 @@ from feedserver.config import Settings
 from feedserver.core.errors import ArticleError
 from feedserver.core.records import SourceFile
 from feedserver.parse.article import parse
+from feedserver.parse.frontmatter import MAX_TOPICS
 from tests.conftest import ROOT, SEED
 
 DEBRIS = ["Still image", "Currently reading", "Kazakhstan and Russia<", "\xa0"]
@@ -32,6 +33,15 @@ def test_seed_title_is_first_line_and_debris_is_gone(settings: Settings) -> None
     assert "<p></p>" not in parsed.content_html
     assert parsed.content_html.endswith("restore peace, he added.</p>")
     assert len(parsed.summary) <= 301 and parsed.summary.endswith("…")
+
+
+def test_repeated_tags_count_once_in_their_first_order(settings: Settings) -> None:
+    names = ["b", "a", "b", " a ", "c", "a"] + [f"t{i % 5000}" for i in range(10_000)]
+    text = f"---\ntitle: Tags\ntags: [{', '.join(names)}]\n---\nBody.\n"
+    warnings: list[str] = []
+    parsed = parse(source("tags.md", text), settings, warnings)
+    assert parsed.topics == ("b", "a", "c", *(f"t{i}" for i in range(5000)))[:MAX_TOPICS]
+    assert any(f"first {MAX_TOPICS}" in w for w in warnings), warnings
 
 
 def test_markdown_yaml_front_matter(settings: Settings) -> None:
