@@ -25,10 +25,6 @@ from tests.hostile_corpus import (
     write_corpus,
 )
 
-# One process takes every test of this module (`--dist loadgroup`): its fixture, a build of
-# the whole hostile corpus (about 9 s), is then made once instead of once per process.
-pytestmark = pytest.mark.xdist_group("hostile")
-
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildReport, Path, str]:
