@@ -19,7 +19,7 @@ from feedserver.build.guard import state_error
 from feedserver.build.run import BuildReport, run_build, terminal_progress
 from feedserver.config import Settings, load_settings
 from feedserver.core.errors import FeedserverError
-from feedserver.listen import unset_note
+from feedserver.listen import pages_note, unset_note
 from feedserver.metrics.instruments import build_outcome
 from feedserver.metrics.logs import JSON, build_fields, failure_fields, json_line
 from feedserver.publish.output import note_status
@@ -83,8 +83,9 @@ def build(config: str | None, output_dir: str | None, allow_mass_removal: bool |
     """
     settings = _settings(config, output_dir=output_dir, allow_mass_removal=allow_mass_removal,
                          base_url=base_url)
-    if note := unset_note(settings):
-        click.echo(note, err=True)
+    for note in (unset_note(settings), pages_note(settings)):
+        if note:
+            click.echo(note, err=True)
     try:
         with _build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress, one_shot=True)
@@ -159,8 +160,9 @@ def watch(config: str | None, no_events: bool) -> None:
     from feedserver.schedule.scheduler import configure_logging, run_forever
 
     settings = _settings(config)
-    if note := unset_note(settings):
-        click.echo(note, err=True)
+    for note in (unset_note(settings), pages_note(settings)):
+        if note:
+            click.echo(note, err=True)
     configure_logging(log_format=settings.log_format)
     run_forever(settings, events=not no_events)
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -101,7 +102,13 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
      "0: no archives."),
     ("pages", bool, True, "Publish the HTML pages (index, topic and article pages). false: "
      "feeds, OPML, catalog and embeds only, for a site whose pages live elsewhere."),
+    ("page_url", str, "", "With pages = false: where each article's page lives, a URL "
+     "with {slug} and optionally {year}, {month}, {day} (its publication date, UTC), e.g. "
+     "https://example.org/{year}/{slug}/. Empty: articles/<slug>/ here (not published)."),
+    ("site_url", str, "", "With pages = false: where the site's pages live, the link of "
+     "every channel. Empty: this site's index and topic pages (not published)."),
 ]
+PAGE_URL_FIELDS = ("slug", "year", "month", "day")
 LOG_FORMATS = ("common", "json")
 # Who may read /metrics: loopback only unless config says otherwise ([] turns metrics off).
 METRICS_ALLOW = ("127.0.0.0/8", "::1/128")
@@ -262,6 +269,8 @@ class Settings:
     post_publish: str = ""  # a shell command after each publish (feedserver.build.post_publish)
     archive_size: int = 50  # items per archive page (feedserver.build.archives); 0: none
     pages: bool = True  # False: no HTML index, topic or article pages (feeds, lists, embeds)
+    page_url: str = ""  # pages = false: the template of article links (core.layout.page_link)
+    site_url: str = ""  # pages = false: every channel's link
 
     @property
     def builtin_hub(self) -> bool:
@@ -529,6 +538,7 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
     if values["log_format"] not in LOG_FORMATS:
         raise ConfigError(f"{origins.get('log_format', 'default')}: 'log_format' must be "
                           f"one of {', '.join(LOG_FORMATS)}, got {values['log_format']!r}")
+    _check_elsewhere(values, origins)
     url = values["base_url"]
     if not url.strip():  # FEEDSERVER_BASE_URL= or base_url = "": not set (feedserver.listen)
         url = values["base_url"] = DEFAULT_BASE_URL
@@ -538,6 +548,44 @@ def _check_values(values: dict[str, Any], origins: dict[str, str]) -> None:
         raise ConfigError(f"{origins.get('base_url', 'default')}: base_url must be an "
                           f"absolute http(s) URL, got {url!r}")
     values["base_url"] = url if url.endswith("/") else url + "/"
+
+
+def _check_elsewhere(values: dict[str, Any], origins: dict[str, str]) -> None:
+    """``page_url`` and ``site_url``: absolute http(s) URLs, for a site without pages.
+
+    With pages published here they would send readers away from pages that exist, so
+    they are refused then; a template names ``{slug}`` (else every item had one link)
+    and no other field than :data:`PAGE_URL_FIELDS`.
+    """
+    for key in ("page_url", "site_url"):
+        value = values[key].strip()
+        values[key] = value
+        if not value:
+            continue
+        where = origins.get(key, "default")
+        if values["pages"]:
+            raise ConfigError(f"{where}: '{key}' is for pages = false (the pages are "
+                              "published here, and links go to them)")
+        sample = value
+        if key == "page_url":
+            fields_named = ", ".join("{" + n + "}" for n in PAGE_URL_FIELDS)
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(value)
+                         if name is not None}
+            except ValueError as exc:
+                raise ConfigError(f"{where}: page_url: {exc!s} (the fields are "
+                                  f"{fields_named})") from None
+            if "slug" not in names or not names <= set(PAGE_URL_FIELDS):
+                raise ConfigError(f"{where}: page_url must name {{slug}} and no other field "
+                                  f"than {fields_named}, got {value!r}")
+            try:
+                sample = value.format(slug="a", year="2026", month="01", day="02")
+            except (ValueError, IndexError, KeyError) as exc:  # a format spec: {year:x}
+                raise ConfigError(f"{where}: page_url: {exc!s} (the fields are "
+                                  f"{fields_named}, without format specs)") from None
+        parts = urlsplit(sample)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ConfigError(f"{where}: {key} must be an absolute http(s) URL, got {value!r}")
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None,

@@ -83,14 +83,27 @@ def unset_note(settings: Settings) -> str | None:
             "FEEDSERVER_BASE_URL or --base-url to the address readers will use)")
 
 
+def pages_note(settings: Settings) -> str | None:
+    """What ``build``, ``watch`` and ``serve`` say when items link to pages nobody
+    publishes: ``pages = false`` and no ``page_url``."""
+    if settings.pages or settings.page_url:
+        return None
+    return ("note: pages = false and page_url is not set: items link to article pages "
+            "this site does not publish (set page_url, and site_url, to where they live)")
+
+
 def published_base(out_dir: Path) -> str | None:
-    """The base URL the published site was built from (its 'all' feed's home page)."""
+    """The base URL the published site was built from: its 'all' JSON Feed's own URL
+    without ``feed.json`` (not its home page, which is ``site_url`` where the pages
+    live elsewhere)."""
     try:
         feed = json.loads((out_dir / "feed.json").read_bytes())
     except (OSError, ValueError):
         return None
-    home = feed.get("home_page_url") if isinstance(feed, dict) else None
-    return home if isinstance(home, str) else None
+    own = feed.get("feed_url") if isinstance(feed, dict) else None
+    if not isinstance(own, str) or not own.endswith("/feed.json"):
+        return None
+    return own[: -len("feed.json")]
 
 
 def needs_build(settings: Settings) -> bool:

@@ -37,7 +37,13 @@ from gunicorn.app.base import BaseApplication
 
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
-from feedserver.listen import needs_build, problem_lines, published_base, serving_settings
+from feedserver.listen import (
+    needs_build,
+    pages_note,
+    problem_lines,
+    published_base,
+    serving_settings,
+)
 from feedserver.metrics import multiproc
 from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON, utc_stamp
 from feedserver.publish.manifest import load_manifest
@@ -291,6 +297,8 @@ def run(settings: Settings, host: str, port: int, workers: int | None = None,
     if not scheduler:
         settings = replica_settings(settings, echo)
     settings = serving_settings(settings, host, url, echo, warn=_stderr)
+    if scheduler and (note := pages_note(settings)):
+        _stderr(note)
     report = ensure_built(settings) if scheduler else None
     if report is not None:
         echo(f"built {report.articles} articles in {report.channels} channels "

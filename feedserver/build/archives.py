@@ -82,16 +82,18 @@ def archive_slug(slug: str, number: int) -> str:
 
 
 def paginate(channel: Channel, history: list[Article], size: int,
-             base_url: str) -> tuple[Channel, list[Channel]]:
+             base_url: str, site_url: str = "") -> tuple[Channel, list[Channel]]:
     """The subscription channel (told how many pages there are) and its archive pages,
-    each listing its articles newest first."""
+    each listing its articles newest first.  With ``site_url`` (the site's pages live
+    there, none here), every archive page links there, as its channel does."""
     count = max(2, len(history) // size + 1)
     pages = []
     for number in range(1, count + 1):
         listed = tuple(reversed(history[(number - 1) * size: number * size]))
         folder = layout.archive_folder(channel.path, number)
         pages.append(replace(channel, slug=archive_slug(channel.slug, number), path=folder,
-                             html_url=layout.folder_url(base_url, folder), articles=listed,
+                             html_url=site_url or layout.folder_url(base_url, folder),
+                             articles=listed,
                              updated=max((a.updated for a in listed),
                                          default=channel.updated),
                              archives=count, archive=number, home=channel.path,
@@ -118,7 +120,8 @@ def with_archives(ordered: list[Article], channels: tuple[Channel, ...],
         if len(history) <= settings.max_items:
             told.append(channel)
             continue
-        subscription, own = paginate(channel, history, size, settings.base_url)
+        subscription, own = paginate(channel, history, size, settings.base_url,
+                                     settings.site_url)
         told.append(subscription)
         pages += own
     return tuple(told), tuple(pages)

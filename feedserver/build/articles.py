@@ -82,7 +82,7 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
         updated = max(_second(identity.changed), published)
     else:
         updated = published
-    link = layout.article_url(settings.base_url, identity.slug)
+    link = layout.page_link(settings.page_url, settings.base_url, identity.slug, published)
     return _article_from_stub(  # the fields the stub shares with Article (path, title) are copied
         stub, id=identity.id, slug=identity.slug, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,

@@ -352,7 +352,8 @@ def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
 def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
     updated = max((a.updated for a in listed), default=EPOCH)
-    html_url = layout.folder_url(settings.base_url, path)
+    # site_url (only with pages = false: config): the site's pages live there, none here.
+    html_url = settings.site_url or layout.folder_url(settings.base_url, path)
     # A channel whose articles share one language declares it; a mixed one the site's
     # (each item declares its own).
     spoken = {a.lang or settings.language for a in listed}

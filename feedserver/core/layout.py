@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -185,6 +186,20 @@ def folder_url(base_url: str, folder: str) -> str:
 def article_url(base_url: str, slug: str) -> str:
     """An article's permanent link: its page's folder."""
     return folder_url(base_url, article_folder(slug))
+
+
+def page_link(page_url: str, base_url: str, slug: str, published: datetime) -> str:
+    """An article's permanent link: ``page_url`` filled in (its page lives elsewhere,
+    ``pages = false``), else its page here (:func:`article_url`).
+
+    Every field comes from what never changes for an article (its slug, its
+    publication date in UTC), so a link, like the id, stays put.
+    """
+    if not page_url:
+        return article_url(base_url, slug)
+    day = published.astimezone(UTC)
+    return page_url.format(slug=slug, year=f"{day.year:04d}", month=f"{day.month:02d}",
+                           day=f"{day.day:02d}")
 
 
 def root_path(base_url: str) -> str:

@@ -90,7 +90,14 @@ def _head(index: Index, folder: str, combo: Combination | None) -> Channel:
         else "any"
     return Channel(slug=combo.folder.partition("/")[2], title=f"{ctx.site_title}: {joined}",
                    description=f"Articles about {joined} ({what} of these topics).",
-                   path=combo.folder, html_url=ctx.base_url, articles=(), updated=EPOCH)
+                   path=combo.folder, html_url=_home(index), articles=(), updated=EPOCH)
+
+
+def _home(index: Index) -> str:
+    """Where a combined channel links: the 'all' channel's link (the site's home here,
+    or ``site_url`` where the pages live elsewhere)."""
+    every = index.channels.get("")
+    return every.html_url if every is not None else index.context.base_url
 
 
 class Engine:

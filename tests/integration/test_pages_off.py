@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import feedparser
 import pytest
+from click.testing import CliRunner
 
 from feedserver.build.run import run_build
+from feedserver.cli import main
 from feedserver.config import Settings, load_settings
 from feedserver.core import layout
+from feedserver.core.errors import ConfigError
+from feedserver.listen import pages_note, published_base
 from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
 from feedserver.web.app import create_app
 from tests.conftest import NOW
@@ -140,3 +145,102 @@ def test_filtered_feeds_work_without_pages(
     again = run_build(off, now=NOW)
     assert not [path for path in again.written if path.startswith(layout.QUERY_DIR)
                 and not path.endswith("index.json")]
+
+
+PAGE_URL = "https://www.example.org/{year}/{month}/{slug}/"
+SITE_URL = "https://www.example.org/"
+
+
+def _linked(body: bytes, name: str) -> tuple[str, dict[str, str]]:
+    """(channel link, {item id: item link}) of one feed document, as a reader reads it."""
+    if name == "feed.json":
+        doc = json.loads(body)
+        return doc["home_page_url"], {i["id"]: i["url"] for i in doc["items"]}
+    parsed = feedparser.parse(io.BytesIO(body))
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed.feed.link, {e.id: e.link for e in parsed.entries}
+
+
+def test_items_and_channels_link_where_the_pages_live(site_dir: Path) -> None:
+    """page_url and site_url: every feed (archive pages and combined feeds too), the OPML
+    and the catalog link where the pages are; ids are the pages-on build's."""
+    small = {"FEEDSERVER_MAX_ITEMS": "2", "FEEDSERVER_ARCHIVE_SIZE": "2"}
+    on = replace(settings_for(site_dir, "here", True), max_items=2, archive_size=2)
+    off = load_settings(site_dir / "config.toml", env={
+        "FEEDSERVER_OUTPUT_DIR": str(site_dir / "out-there"),
+        "FEEDSERVER_STATE_DIR": str(site_dir / "state-here"),  # the same ledger: same ids
+        "FEEDSERVER_PAGES": "false", "FEEDSERVER_PAGE_URL": PAGE_URL,
+        "FEEDSERVER_SITE_URL": SITE_URL, "FEEDSERVER_POLL_BUDGET": "0",
+        "FEEDSERVER_DETECT_TOPICS": "false", "FEEDSERVER_DETECT_LANGUAGE": "false", **small})
+    for settings in (on, off):
+        report = run_build(settings, now=NOW)
+        assert report.published and not report.errors
+    here, there = tree(Path(on.output_dir)), tree(Path(off.output_dir))
+    feeds = [p for p in there if p.rsplit("/", 1)[-1] in FEEDS]
+    assert any(f"/{layout.ARCHIVE}/" in p for p in feeds)  # archive pages are among them
+    assert set(feeds) == {p for p in here if p.rsplit("/", 1)[-1] in FEEDS}
+    checked = 0
+    for path in feeds:
+        name = path.rsplit("/", 1)[-1]
+        home, links = _linked(there[path], name)
+        assert home == SITE_URL, path
+        published = {}
+        if name == "feed.json":
+            published = {i["id"]: i["date_published"] for i in json.loads(there[path])["items"]}
+        _, pages_here = _linked(here[path], name)
+        assert set(links) == set(pages_here), path  # the same items, the same ids
+        for item_id, link in links.items():
+            slug = pages_here[item_id].removeprefix(f"{on.base_url}{layout.ARTICLES}/")
+            slug = slug.removesuffix("/")
+            assert "/" not in slug, pages_here[item_id]
+            assert link.startswith(SITE_URL) and link.endswith(f"/{slug}/"), (path, link)
+            if item_id in published:  # year and month of the publication date, UTC
+                year, month = published[item_id][:4], published[item_id][5:7]
+                assert link == PAGE_URL.format(year=year, month=month, slug=slug)
+            checked += 1
+    assert checked > 20
+    opml = there[layout.OPML].decode()
+    assert set(re.findall(r'htmlUrl="([^"]*)"', opml)) == {SITE_URL}
+    client = create_app({"FEEDSERVER_SETTINGS": off}).test_client()
+    topics = sorted({p.split("/")[1] for p in feeds if p.startswith(f"{layout.TOPICS}/")
+                     and p.count("/") == 2})
+    combined = client.get(f"/{layout.TOPICS}/{topics[0]},{topics[1]}/feed.json")
+    assert combined.status_code == 200 and combined.get_json()["home_page_url"] == SITE_URL
+    assert all(i["url"].startswith(SITE_URL) for i in combined.get_json()["items"])
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"FEEDSERVER_PAGE_URL": PAGE_URL}, "'page_url' is for pages = false"),
+    ({"FEEDSERVER_SITE_URL": SITE_URL}, "'site_url' is for pages = false"),
+    ({"FEEDSERVER_PAGES": "false", "FEEDSERVER_PAGE_URL": "https://x.example/{year}/"},
+     "page_url must name {slug}"),
+    ({"FEEDSERVER_PAGES": "false", "FEEDSERVER_PAGE_URL": "https://x.example/{slug}/{title}"},
+     "page_url must name {slug} and no other field"),
+    ({"FEEDSERVER_PAGES": "false", "FEEDSERVER_PAGE_URL": "https://x.example/{slug"},
+     "page_url:"),
+    ({"FEEDSERVER_PAGES": "false", "FEEDSERVER_PAGE_URL": "/news/{slug}/"},
+     "page_url must be an absolute http(s) URL"),
+    ({"FEEDSERVER_PAGES": "false", "FEEDSERVER_SITE_URL": "example.org"},
+     "site_url must be an absolute http(s) URL"),
+])
+def test_page_url_and_site_url_are_checked(site_dir: Path, env: dict[str, str],
+                                           message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(site_dir / "config.toml", env=env)
+
+
+def test_a_note_says_when_items_link_to_pages_nobody_publishes(site_dir: Path) -> None:
+    assert pages_note(settings_for(site_dir, "on", True)) is None
+    off = settings_for(site_dir, "off", False)
+    assert "page_url is not set" in (pages_note(off) or "")
+    assert pages_note(replace(off, page_url=PAGE_URL)) is None
+    result = CliRunner().invoke(main, ["build", "--config", str(site_dir / "config.toml")],
+                                env={"FEEDSERVER_PAGES": "false"})
+    assert result.exit_code == 0, result.output
+    assert "page_url is not set" in result.output
+
+
+def test_a_replica_finds_the_base_url_when_the_home_page_is_elsewhere(site_dir: Path) -> None:
+    off = replace(settings_for(site_dir, "off", False), page_url=PAGE_URL, site_url=SITE_URL)
+    assert run_build(off, now=NOW).published
+    assert published_base(Path(off.output_dir)) == off.base_url
