@@ -192,8 +192,9 @@ def page_link(page_url: str, base_url: str, slug: str, published: datetime) -> s
     """An article's permanent link: ``page_url`` filled in (its page lives elsewhere,
     ``pages = false``), else its page here (:func:`article_url`).
 
-    Every field comes from what never changes for an article (its slug, its
-    publication date in UTC), so a link, like the id, stays put.
+    The fields are the slug and the publication date (UTC), which no build moves by
+    itself (the date changes only where the author edits it), so a link stays put as
+    the id does.
     """
     if not page_url:
         return article_url(base_url, slug)
