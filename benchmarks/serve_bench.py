@@ -112,10 +112,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fetch(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def fetch(port: int, headers: dict[str, str], path: str = PATH
+          ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", PATH, headers=headers)
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:

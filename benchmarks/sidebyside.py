@@ -95,6 +95,16 @@ def incremental(site: Path, side: str, env: dict[str, str], rounds: int) -> dict
     return json.loads(line[len("RESULT "):])["times"]  # type: ignore[no-any-return]
 
 
+def _load(port: int, headers: dict[str, str], seconds: float, connections: int
+          ) -> tuple[float, int]:
+    """(requests/s, requests) on ``/feed.rss``: ``wrk -t2`` where it is installed, else
+    the threaded client (the two return their figures in different shapes)."""
+    if shutil.which("wrk"):
+        return wrk(port, headers, max(1, round(seconds)), 2, connections)
+    count, took = threaded(port, "/feed.rss", headers, seconds, connections)
+    return count / took, count
+
+
 def serving(site: Path, side: str, env: dict[str, str], seconds: float,
             connections: int) -> dict[str, tuple[float, float]]:
     """case -> (requests/s, server CPU µs per request) for one server of this side."""
@@ -108,7 +118,7 @@ def serving(site: Path, side: str, env: dict[str, str], seconds: float,
         deadline = time.monotonic() + 600
         while True:
             try:
-                if fetch(port, "/healthz", {})[0] == 200:
+                if fetch(port, {}, "/healthz")[0] == 200:
                     break
             except OSError:
                 pass
@@ -116,15 +126,14 @@ def serving(site: Path, side: str, env: dict[str, str], seconds: float,
                 raise SystemExit(f"{side}: serve did not start; see {log.name}")
             time.sleep(0.2)
         time.sleep(2)  # the scheduler's first look at seeds/ is over
-        etag = fetch(port, "/feed.rss", {})[1].get("ETag", "")
+        etag = fetch(port, {})[1].get("etag", "")
         found = {}
-        load = wrk if shutil.which("wrk") else threaded
         for case, headers in CASES.items():
             headers = {**headers, "If-None-Match": etag} if case == "304" else headers
             cpu = cpu_seconds(server.pid)
-            count, took = load(port, "/feed.rss", headers, seconds, connections)
+            rate, count = _load(port, headers, seconds, connections)
             used = cpu_seconds(server.pid) - cpu
-            found[case] = (count / took, 1e6 * used / max(count, 1))
+            found[case] = (rate, 1e6 * used / max(count, 1))
         return found
     finally:
         server.terminate()  # ours, by its PID
