@@ -118,6 +118,12 @@ def test_the_article_page_and_the_widget_show_the_media_in_chromium(
     with chromium() as context, static_site(tmp_path) as host:
         page = watch.attach(context.new_page())
         page.goto(f"{url}articles/solar-farm-tour/", wait_until="load")
+        # The pictures are loading="lazy": the load event does not wait for them (one CI
+        # run in about ten read them before they came). Wait until both are done, loaded
+        # or broken, then look.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('article img')].every(e => e.complete)",
+            timeout=20_000)
         pictures = page.eval_on_selector_all(
             "article img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])")
         assert pictures == [[True, 6, "Rows of panels"], [True, 6, "A panel"]]
