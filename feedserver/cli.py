@@ -60,6 +60,14 @@ base_url_option = click.option("--base-url", "base_url",
                                     "(overrides base_url).")
 
 
+def _say_notes(settings: Settings) -> None:
+    """What ``build`` and ``watch`` say before they start: links built from the default
+    base URL, items linking to pages nobody publishes."""
+    for note in (unset_note(settings), pages_note(settings)):
+        if note:
+            click.echo(note, err=True)
+
+
 @click.group()
 @click.version_option(package_name="feedserver")
 def main() -> None:
@@ -83,9 +91,7 @@ def build(config: str | None, output_dir: str | None, allow_mass_removal: bool |
     """
     settings = _settings(config, output_dir=output_dir, allow_mass_removal=allow_mass_removal,
                          base_url=base_url)
-    for note in (unset_note(settings), pages_note(settings)):
-        if note:
-            click.echo(note, err=True)
+    _say_notes(settings)
     try:
         with _build_lock(settings):  # never at the same time as a running scheduler's build
             report = run_build(settings, progress=terminal_progress, one_shot=True)
@@ -160,9 +166,7 @@ def watch(config: str | None, no_events: bool) -> None:
     from feedserver.schedule.scheduler import configure_logging, run_forever
 
     settings = _settings(config)
-    for note in (unset_note(settings), pages_note(settings)):
-        if note:
-            click.echo(note, err=True)
+    _say_notes(settings)
     configure_logging(log_format=settings.log_format)
     run_forever(settings, events=not no_events)
 

@@ -10,10 +10,10 @@ loads take about a fifth of a second.
 
 The copy's name says everything it was made from: the versions of py3langid, NumPy
 and Python, the SHA-256 of the model file itself and how it was loaded
-(:data:`LOADED_AS`), so an upgrade of any of them makes a new one (and leaves the old
-for the user to delete).  A pickle runs code
-when loaded, so a copy is read only from a folder that this user owns and nobody
-else may write to.  A cache that cannot be read or written is passed by: the model
+(:data:`feedserver.parse.language.LOADED_AS`), so an upgrade of any of them makes a
+new one (and leaves the old for the user to delete).  A pickle runs code when loaded,
+so a copy is read only from a folder that this user owns and nobody else may write
+to.  A cache that cannot be read or written is passed by: the model
 then loads as it always did.
 """
 
@@ -31,8 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from feedserver.parse import language
+
 log = logging.getLogger(__name__)
-LOADED_AS = {"norm_probs": True}  # LanguageIdentifier.from_model_file's arguments, in the key
 
 
 def load(cache_dir: Path | None = None) -> Any:
@@ -47,7 +48,7 @@ def load(cache_dir: Path | None = None) -> Any:
             found = pickle.loads(copy.read_bytes())
             if isinstance(found, LanguageIdentifier):
                 return found
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, **LOADED_AS)
+    identifier = language.load_shipped()
     if copy is not None:
         _keep(copy, identifier)
     return identifier
@@ -67,7 +68,7 @@ def _name(model: Path) -> str:
     made_of = hashlib.sha256()
     made_of.update(model.read_bytes())
     for part in (metadata.version("py3langid"), metadata.version("numpy"), sys.version,
-                 str(pickle.HIGHEST_PROTOCOL), repr(sorted(LOADED_AS.items()))):
+                 str(pickle.HIGHEST_PROTOCOL), repr(sorted(language.LOADED_AS.items()))):
         made_of.update(b"\0" + part.encode())
     return f"py3langid-model-{made_of.hexdigest()[:24]}.pickle"
 

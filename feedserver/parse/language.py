@@ -41,17 +41,23 @@ def tag(value: object) -> str | None:
 _MODEL: list[Any] = []  # the identifier once loaded: at most one
 
 
+# How the model is loaded (LanguageIdentifier.from_model_file's arguments): here once, and
+# in the name of the build's ready copy (feedserver.build.language_model).
+LOADED_AS = {"norm_probs": True}
+
+
 def _identifier() -> Any:
     """The model, normalized to probabilities (loaded once per process)."""
     if not _MODEL:
-        _MODEL.append(_shipped())
+        _MODEL.append(load_shipped())
     return _MODEL[0]
 
 
-def _shipped() -> Any:
+def load_shipped() -> Any:
+    """The model from the file py3langid ships (about a second)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return LanguageIdentifier.from_model_file(MODEL_FILE, **LOADED_AS)
 
 
 def warm(load: Callable[[], Any] | None = None) -> None:
@@ -62,7 +68,7 @@ def warm(load: Callable[[], Any] | None = None) -> None:
     core); by default from the file py3langid ships.
     """
     if not _MODEL:
-        _MODEL.append((load or _shipped)())
+        _MODEL.append((load or load_shipped)())
 
 
 def release() -> None:
