@@ -6,8 +6,9 @@ process becomes the gunicorn master and forks N workers, each with its own
 :func:`feedserver.web.app.create_app`.  ``--dev`` runs Flask's development server in
 one process instead, for local work only.
 
-The workers are gevent's (see :func:`gunicorn_options`): each connection is a
-greenlet, and a request's headers are read under a deadline
+The workers are gevent's (see :func:`gunicorn_options`; :mod:`feedserver.worker` is
+gunicorn's gevent worker, stopping without waiting out a one-second loop): each
+connection is a greenlet, and a request's headers are read under a deadline
 (:data:`HEADER_TIMEOUT`), so clients that trickle their headers cost a few
 kilobytes each and never hold a worker.  With gthread workers, 16 such
 connections took every thread and nothing else was answered (issue 12).
@@ -106,7 +107,7 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
     return {
         "bind": [bind],
         "workers": workers or settings.workers,
-        "worker_class": "gevent",
+        "worker_class": "feedserver.worker.PromptGeventWorker",
         "worker_connections": WORKER_CONNECTIONS,
         "keepalive": HEADER_TIMEOUT,
         "timeout": 30,
