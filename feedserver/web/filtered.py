@@ -78,11 +78,17 @@ def _compressed(body: bytes, encoding: str) -> bytes:
 
 
 class AnswerCache:
-    """Computed answers, least recently used out first, bounded in bytes."""
+    """Computed answers, least recently used out first, bounded in bytes.
+
+    The bytes held are counted as answers come, go and gain compressed copies
+    (:meth:`variant`), so a put costs the same with ten answers held or ten thousand
+    (it summed every answer's size before, at each put and each eviction).
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self._items: OrderedDict[tuple[object, ...], Cached] = OrderedDict()
         self._max = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple[object, ...]) -> Cached | None:
@@ -94,10 +100,33 @@ class AnswerCache:
 
     def put(self, key: tuple[object, ...], value: Cached) -> None:
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > 1 and sum(v.size for v in self._items.values()) > self._max:
-                self._items.popitem(last=False)
+            self._bytes += value.size
+            self._evict()
+
+    def variant(self, key: tuple[object, ...], found: Cached,
+                encoding: str) -> tuple[str, bytes]:
+        """``found``'s body in ``encoding`` (made on first demand), its bytes counted."""
+        before = found.size
+        made = found.variant(encoding)
+        if found.size != before:
+            with self._lock:
+                if self._items.get(key) is found:
+                    self._bytes += found.size - before
+                    self._evict()
+        return made
+
+    def held(self) -> int:
+        """Bytes of the answers held, their compressed copies included."""
+        return self._bytes
+
+    def _evict(self) -> None:
+        # The newest answer stays even alone over the bound: it is being served.
+        while len(self._items) > 1 and self._bytes > self._max:
+            self._bytes -= self._items.popitem(last=False)[1].size
 
 
 class Filtered:
@@ -166,7 +195,7 @@ class Filtered:
                 return made
             found = made
             self.cache.put(key, found)
-        return self._respond(found, sample, combo.path if combo else path)
+        return self._respond(key, found, sample, combo.path if combo else path)
 
     def _compute(self, snap: ServedManifest, folder: str, combo: Combination | None,
                  filters: Filters, sample: PublishedFile, path: str) -> Cached | Response:
@@ -206,14 +235,15 @@ class Filtered:
                 self._index = (snap.key, index)
             return self._engine, index
 
-    def _respond(self, found: Cached, sample: PublishedFile, path: str) -> Response:
+    def _respond(self, key: tuple[object, ...], found: Cached, sample: PublishedFile,
+                 path: str) -> Response:
         from feedserver.web.app import FileResponse, accepted
 
         environ = request.environ
         header = environ.get("HTTP_ACCEPT_ENCODING")
         names = [n for n in accepted(header) if n in sample.variants] if header else []
         encoding = names[0] if names else ""
-        etag, body = found.variant(encoding)
+        etag, body = self.cache.variant(key, found, encoding)
         headers = self._headers(found, sample, encoding)
         validators = [("ETag", etag), ("Last-Modified", http_date(found.updated))]
         if self.views.not_modified(environ, etag, found.updated.astimezone(UTC)):
