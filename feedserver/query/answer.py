@@ -10,6 +10,11 @@ is left out, as in a build, and a document that still fails is refused
 (:class:`Unanswerable`), never sent.  Its ``rel="self"`` is its own canonical URL
 (:class:`QueryContext`).  What a request costs is dominated by rendering the items:
 an :class:`Engine` keeps them rendered (by article and format) across requests.
+
+``q`` may have to look at every article of a channel's history (a word that few or no
+articles hold): the engine keeps, apart from its bounded records, each article's search
+text (:class:`Words`), checked once per publish against the record file's identity, so
+such a scan reads no file and decodes no record it has seen before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from feedserver.core.freshness import channel_max_age
+from feedserver.core.layout import item_record
 from feedserver.core.records import Article, Channel
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Entry, Index, read_record
@@ -32,6 +38,9 @@ from feedserver.validate import item_faults, validate
 _BODIES = 256  # validated bodies an engine keeps (their bytes are also in the answer cache)
 # Reads one published file: (ETag, bytes), or None when it is not there.
 Reader = Callable[[str], "tuple[str, bytes] | None"]
+# One published file's identity now (what changes when a publish replaces it), or None.
+Identify = Callable[[str], object]
+WORDS_LIMIT = 64 * 1024 * 1024  # characters of search text an engine keeps (Words)
 
 
 class Unanswerable(Exception):
@@ -100,6 +109,62 @@ def _home(index: Index) -> str:
     return every.html_url if every is not None else index.context.base_url
 
 
+class Words:
+    """Each article's search text (folded title and text) by slug, for ``q``.
+
+    Kept apart from the engine's bounded records (which hold whole articles and are
+    evicted least recently used first, so a scan of a history bigger than they hold
+    read and decoded every record again, every time): a text stays until its record
+    file is replaced or its article leaves the index.  An entry is checked against its
+    record file's identity the first time it is used after a publish (a new
+    :class:`Index`) and trusted for the rest of that publish, so a rare word's scan of
+    10,000 articles reads no file.  Past ``limit`` characters nothing more is kept (a
+    scan then still finds every text it holds, where a least-recently-used bound would
+    have dropped each one just before the next scan needed it).
+    """
+
+    def __init__(self, limit: int = WORDS_LIMIT) -> None:
+        self._texts: dict[str, tuple[object, str]] = {}
+        self._size = 0
+        self._limit = limit
+        self._index: Index | None = None
+        self._checked: set[str] = set()
+
+    def held(self) -> int:
+        """Characters kept."""
+        return self._size
+
+    def of(self, index: Index, slug: str, identify: Identify,
+           load: Callable[[], str]) -> str:
+        """``slug``'s search text; ``load`` reads it when it is not kept, or kept for a
+        record file that has since been replaced."""
+        if index is not self._index:
+            self._new_publish(index)
+        hit = self._texts.get(slug)
+        if hit is not None and slug in self._checked:
+            return hit[1]
+        now = identify(item_record(slug))
+        if hit is not None and now is not None and hit[0] == now:
+            self._checked.add(slug)
+            return hit[1]
+        text = load()
+        if hit is not None:
+            self._size -= len(hit[1])
+            del self._texts[slug]
+        if now is not None and self._size + len(text) <= self._limit:
+            self._texts[slug] = (now, text)
+            self._size += len(text)
+            self._checked.add(slug)
+        return text
+
+    def _new_publish(self, index: Index) -> None:
+        """Forget the articles this index no longer lists; check the rest again."""
+        self._index, self._checked = index, set()
+        listed = {entry.slug for entry in index.entries}
+        for slug in [s for s in self._texts if s not in listed]:
+            self._size -= len(self._texts.pop(slug)[1])
+
+
 class Engine:
     """Answers for one worker: decoded records and rendered items kept across requests
     (bounded), keyed by what they are made of, so they are never stale."""
@@ -113,10 +178,9 @@ class Engine:
         # a new answer key upstream) costs no second render and round trip.
         self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._context: Context | None = None
+        self.words = Words()
 
     def record(self, read: Reader, slug: str) -> tuple[Article, str]:
-        from feedserver.core.layout import item_record
-
         found = read(item_record(slug))
         if found is None:
             raise Unanswerable(f"the item record of {slug} is not published")
@@ -134,8 +198,11 @@ class Engine:
         return hit
 
     def select(self, index: Index, read: Reader, folder: str, combo: Combination | None,
-               filters: Filters) -> list[Article]:
-        """The channel's items over its whole history, filtered, newest first, cut."""
+               filters: Filters, identify: Identify | None = None) -> list[Article]:
+        """The channel's items over its whole history, filtered, newest first, cut.
+
+        With ``q`` and ``identify``, an article's search text comes from :attr:`words`; only
+        the articles that match are read (without ``identify``: every candidate is)."""
         most = filters.limit or index.max_items
         chosen: list[Article] = []
         for entry in _in_scope(index, folder, combo):
@@ -143,19 +210,24 @@ class Engine:
                 continue
             if filters.since is not None and entry.updated <= filters.since:
                 continue
-            article, search = self.record(read, entry.slug)
-            if filters.q and not all(word in search for word in filters.q):
-                continue
-            chosen.append(article)
+            if filters.q:
+                if identify is not None:
+                    words = self.words.of(index, entry.slug, identify,
+                                          lambda slug=entry.slug: self.record(read, slug)[1])
+                else:
+                    words = self.record(read, entry.slug)[1]
+                if not all(word in words for word in filters.q):
+                    continue
+            chosen.append(self.record(read, entry.slug)[0])
             if len(chosen) >= most:
                 break
         return chosen
 
     def answer(self, index: Index, read: Reader, folder: str, combo: Combination | None,
-               filters: Filters, fmt: Format) -> Answer:
+               filters: Filters, fmt: Format, identify: Identify | None = None) -> Answer:
         """The feed of ``folder`` (or ``combo``) under ``filters`` in ``fmt``, validated."""
         head = _head(index, folder, combo)
-        articles = tuple(self.select(index, read, folder, combo, filters))
+        articles = tuple(self.select(index, read, folder, combo, filters, identify))
         spoken = {a.lang or index.context.language for a in articles}
         fresh = head.max_age if combo is None else channel_max_age(
             (a.updated for a in articles), index.refresh, index.ceiling)

@@ -207,7 +207,8 @@ class Filtered:
             return unavailable("this feed cannot be filtered until the site is built again",
                                _media_type(sample), path)
         try:
-            answer = engine.answer(index, self.views.store.read, folder, combo, filters, fmt)
+            answer = engine.answer(index, self.views.store.read, folder, combo, filters, fmt,
+                                   identify=self.views.store.identity)
         except Unanswerable as exc:
             return unavailable(str(exc), _media_type(sample), path)
         cached = Cached(answer.body, answer.media_type, answer.updated, answer.max_age,

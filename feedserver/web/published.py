@@ -236,6 +236,15 @@ class Store:
             etag = self._open_etags[key] = etag_of_open(fd)
         return etag
 
+    def identity(self, filename: str) -> tuple[int, int, int] | None:
+        """The file's identity now (inode, mtime, size; as :meth:`read` keys bodies), or
+        None if it is not there: one ``lstat``, nothing read."""
+        try:
+            st = os.lstat(os.path.join(self.root, filename))
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def read(self, filename: str) -> tuple[str, bytes] | None:
         """(ETag, body) of the file as it is now, or None if it is not there.
 

@@ -277,3 +277,67 @@ def test_without_the_records_a_filtered_feed_is_503_not_500(built: Settings,
         answer = client.get(path)
         assert answer.status_code == 503 and answer.mimetype == kind
         assert answer.headers["Retry-After"]
+
+
+def test_a_q_scan_reads_each_record_once_per_publish(built: Settings) -> None:
+    """A word no article holds makes ``q`` look at every article of the channel: the
+    second such scan of the same publish reads no record file and opens nothing, a
+    replaced record file is read again after the next publish, and a word that only
+    the replaced text holds is found."""
+    from feedserver.core import layout
+    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+    from feedserver.web.published import Store
+
+    store = Store(built, 1 << 20)
+    reads: list[str] = []
+    stats: list[str] = []
+
+    def read(name: str) -> tuple[str, bytes] | None:
+        reads.append(name)
+        return store.read(name)
+
+    def identify(name: str) -> object:
+        stats.append(name)
+        return store.identity(name)
+
+    def scan(index: Any, words: str) -> list[str]:
+        fmt = format_named("feed.atom")
+        assert fmt is not None
+        answer = engine.answer(index, read, "", None, parse([("q", words)], MAX_ITEMS), fmt,
+                               identify=identify)
+        return [e.title for e in feedparser.parse(answer.body).entries]
+
+    engine = Engine()
+    index_bytes = store.read(layout.QUERY_INDEX)
+    assert index_bytes is not None
+    index = read_index(index_bytes[1])
+    every = len(index.entries)
+    assert scan(index, "zzunheardofword") == []
+    assert len(reads) == every and len(stats) == every  # each record read once
+    reads.clear()
+    stats.clear()
+    assert scan(index, "zzunheardofword other") == []
+    assert reads == [] and stats == []  # the same publish: nothing read, nothing stat-ed
+    # A publish replaces one record (as a build does: a new file renamed into place).
+    slug = index.entries[-1].slug
+    name = layout.item_record(slug)
+    path = Path(built.output_dir) / name
+    original = path.read_bytes()
+    record = json.loads(original)
+    record["search"] += " zzfreshword"
+    fresh = path.with_suffix(".new")
+    fresh.write_bytes(json.dumps(record).encode())
+    fresh.replace(path)
+    try:
+        again = read_index(index_bytes[1])  # the next publish's index (same entries)
+        reads.clear()
+        stats.clear()
+        found = scan(again, "zzfreshword")
+        assert found == [record["title"]]
+        assert len(stats) == every  # every identity checked once after the publish
+        assert set(reads) == {name}  # and only the replaced record read
+    finally:
+        fresh.write_bytes(original)  # the module's site as the build made it
+        fresh.replace(path)
