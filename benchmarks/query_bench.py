@@ -8,6 +8,10 @@ the same machine load:
 * **plain**: the biggest topic's published ``feed.atom`` (a file read from the cache);
 * **filtered, first**: the same feed with a ``limit`` not asked before (computed:
   items chosen over the topic's history, rendered, validated, then cached);
+* **filtered, new URL, items seen**: a ``limit=49`` answer under a ``since`` older than
+  every article, new each round: the same items as an earlier answer (their renders
+  and feedparser readings are kept), a new document around them (its own
+  ``rel="self"``), so rendered, split and its envelope read by feedparser again;
 * **filtered, repeated**: one filtered URL asked again (the answer cache);
 * **combined, first** and **q, first**: ``topics/a,b/feed.atom?limit=n`` and
   ``feed.atom?q=<word>&limit=n``, each URL new.
@@ -126,13 +130,17 @@ def run(port: int, rounds: int) -> None:
     timed(conn, plain)
     warm = timed(conn, f"/topics/{a}/feed.atom?limit=50")  # the renderers' import
     cases: dict[str, list[float]] = {name: [] for name in (
-        "plain", "filtered, first", "filtered, repeated", "combined, first", "q, first")}
+        "plain", "filtered, first", "new URL, items seen", "filtered, repeated",
+        "combined, first", "q, first")}
     timed(conn, f"/topics/{a}/feed.atom?limit=7")
+    timed(conn, f"/topics/{a}/feed.atom?limit=49")
     for n in range(rounds):
         limit = 1 + n % 49
         cases["plain"].append(timed(conn, plain))
         cases["filtered, first"].append(timed(conn, f"/topics/{a}/feed.atom?limit={limit}"
                                               f"&since=200{n // 49}-01-01T00:00:00Z"))
+        cases["new URL, items seen"].append(timed(
+            conn, f"/topics/{a}/feed.atom?limit=49&since=1990-01-01T00:{n // 60:02}:{n % 60:02}Z"))
         cases["filtered, repeated"].append(timed(conn, f"/topics/{a}/feed.atom?limit=7"))
         cases["combined, first"].append(timed(conn, f"/topics/{pair}/feed.atom?limit={limit}"
                                               f"&since=200{n // 49}-01-01T00:00:00Z"))
