@@ -91,15 +91,28 @@ class Plan:
                 history.record(feed, (etag, *encoded), items)
 
 
-def _now(feed: str, output: Output) -> tuple[str, int] | None:
-    """(ETag, size) of ``feed`` as this build renders it; None when it was not rendered."""
-    for item in output.files:
-        if item.path == feed:
+class _Now:
+    """(ETag, size) of each feed as this build renders it, looked up by path.
+
+    One index of the build's files, made once: a lookup per feed that walked every
+    rendered and staged file cost 1,728 feeds x 26,000 files in a cold 10,000-article
+    build (5 s in the parent), and grew with the square of the site.
+    """
+
+    def __init__(self, output: Output) -> None:
+        # The first of a path wins, and a rendered file before a staged one, as before.
+        self._staged = {prepared.path: prepared for prepared in reversed(output.staged)}
+        self._files = {item.path: item for item in reversed(output.files)}
+
+    def __call__(self, feed: str) -> tuple[str, int] | None:
+        """None when ``feed`` was not rendered by this build."""
+        item = self._files.get(feed)
+        if item is not None:
             return etag_of(item.body), len(item.body)
-    for prepared in output.staged:
-        if prepared.path == feed:
+        prepared = self._staged.get(feed)
+        if prepared is not None:
             return prepared.entry["etag"], prepared.entry["size"]
-    return None
+        return None
 
 
 def add_deltas(site: Site, output: Output, manifest: dict[str, Any], settings: Settings,
@@ -117,6 +130,7 @@ def add_deltas(site: Site, output: Output, manifest: dict[str, Any], settings: S
     changed: set[str] = set()
     feeds: set[str] = set()
     made: list[Prepared] = []
+    rendered = _Now(output)
     try:
         for channel in site.channels:
             paths = {fmt.name: channel_file(channel, fmt.filename) for fmt in FORMATS.values()}
@@ -127,7 +141,7 @@ def add_deltas(site: Site, output: Output, manifest: dict[str, Any], settings: S
             items = {a.id: stamp(a) for a in listed}
             for fmt in FORMATS.values():
                 feed = paths[fmt.name]
-                now = _now(feed, output)
+                now = rendered(feed)
                 if now is None:
                     continue
                 plan.published[feed] = (now[0], items)
