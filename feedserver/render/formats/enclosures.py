@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedserver.core.media import Media, enclosures_of, image_of
 from feedserver.core.records import Article, Channel
+from feedserver.render.formats.extensions import extend_feed
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -105,7 +106,7 @@ def atom_thumbnail(entry: etree._Element, article: Article) -> None:
 def declare_media(gen: FeedGenerator, channel: Channel, atom: bool) -> None:
     """Declare the Media RSS namespace on a channel whose items use it."""
     if uses_media(channel):
-        gen.load_extension("media", atom=atom, rss=not atom)
+        extend_feed(gen, "media", atom=atom, rss=not atom)
 
 
 def json_fields(article: Article) -> dict[str, object]:

@@ -24,6 +24,7 @@ from feedserver.core.freshness import ttl_minutes
 from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 from feedserver.render.formats.enclosures import seen_enclosures
+from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.xml_items import split
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def entry(article: Article, ctx: Context) -> FeedEntry:
     from feedgen.entry import FeedEntry
 
     drawn = FeedEntry()
-    drawn.load_extension("dc", atom=False, rss=True)
+    extend_entry(drawn, "dc", atom=False, rss=True)
     drawn.id(article.id)
     drawn.guid(article.id, permalink=False)
     drawn.title(article.title)
@@ -99,7 +100,7 @@ def generator(channel: Channel, ctx: Context, fmt: Format) -> FeedGenerator:
 
     own = ctx.feed_url(channel, fmt.filename)
     gen = FeedGenerator()
-    gen.load_extension("dc", atom=False, rss=True)
+    extend_feed(gen, "dc", atom=False, rss=True)
     gen.id(own)
     gen.title(channel.title)
     gen.description(channel.description)
