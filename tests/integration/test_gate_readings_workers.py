@@ -61,7 +61,7 @@ def test_pool_workers_share_what_they_read(tmp_path: Path,
     site = make_site(settings)
     channels = list(site.channels)
     assert len(channels) * 3 > SPLIT_MAX  # the Pool's path
-    monkeypatch.setattr(workers, "RECYCLE", 4)  # many replacement workers
+    monkeypatch.setattr(workers, "RECYCLE", 1)  # a replacement worker for every run
     log = tmp_path / "parses.log"
     logging_parses(monkeypatch, log)
     warm = warm_cache()
