@@ -33,6 +33,7 @@ from feedserver.build.deltas import add_deltas
 from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
+from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
@@ -52,7 +53,7 @@ from feedserver.publish.output import (
 from feedserver.query.records import index_file, record_files
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
-from feedserver.render.pages import render_pages
+from feedserver.render.pages import page_makers
 from feedserver.render.site import Site
 
 __all__ = [
@@ -139,7 +140,7 @@ def _signatures(site: Site, output: Output, manifest: dict[str, Any],
     """What the manifest records: new signatures of what was published, old ones for the
     channels that failed and the files ``held`` from before (a failed channel's views)."""
     slugs = {c.slug for c in site.feed_view().channels}
-    made = {f.path for f in output.files} | output.kept
+    made = {f.path for f in output.files} | {p.path for p in output.staged} | output.kept
     current = {key: sig for key, sig in site.signatures.items()
                if key not in output.failed and (key in slugs or key in made)}
     kept = {key: sig for key, sig in manifest["channels"].items()
@@ -307,7 +308,11 @@ def render_site(site: Site, renderer: Renderer | None = None, html: bool = True)
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
     (``html=False``: no index, topic or article pages; the ``pages`` setting)."""
     output = render_feeds(site, renderer)
-    output.files += render_pages(site, html)
+    makers = page_makers(site, html)
+    if isinstance(renderer, Executor):  # the shell's workers render and stage them
+        output.staged += renderer.stage_pages(makers)
+    else:
+        output.files += [make() for make in makers]
     output.files += render_embeds(site, output.failed)
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output

@@ -1,7 +1,8 @@
 """The architecture issue moved every module without changing one published byte.
 
 A full build of the seeded corpus (``tests/golden_build.py``) is compared file by
-file with the digests the code before the move produced.
+file with the digests the code before the move produced, with the pages rendered in
+the build's process (a small site) and over its worker processes (a big one).
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from feedserver.build import parallel
 from tests.golden_build import GOLDEN, digests, library_versions
 
 
-def test_a_full_build_publishes_the_same_bytes_as_before_the_move(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pages", ["here", "pooled"])
+def test_a_full_build_publishes_the_same_bytes_as_before_the_move(
+        tmp_path: Path, pages: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if pages == "pooled":  # the pages of a big site: rendered and staged by a Pool
+        monkeypatch.setattr(parallel, "PAGES_POOLED", 1)
+        monkeypatch.setattr(parallel, "PAGE_RUN", 37)
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert library_versions() == golden["libraries"], (
         "the libraries that shape the bytes differ from those the digests were recorded with:"
