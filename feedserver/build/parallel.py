@@ -67,10 +67,10 @@ RECYCLE = 16
 # (:func:`runs`): long stretches of history first, short runs at the end, so no worker
 # waits long for the others.
 SHARE = 2
-# Pages rendered and staged per Pool task (:meth:`Executor.stage_pages`), and the fewest
-# pages worth a Pool at all (an incremental build's few pages stay in this process).
-PAGE_RUN = 250
-PAGES_POOLED = 1000
+# Files (pages, records) made and staged per Pool task (:meth:`Executor.stage`), and the
+# fewest worth a Pool at all (an incremental build's few stay in this process).
+FILE_RUN = 250
+FILES_POOLED = 1000
 # The shortest run: below it a run's items are mostly new to the worker again.
 MIN_RUN = 8
 
@@ -235,33 +235,35 @@ class Executor:
                 cache.readings.teach(result.learned)
         return _combine(site, results)
 
-    def stage_pages(self, makers: list[Callable[[], Rendered]]) -> list[Prepared]:
-        """Render and stage the pages these make (:func:`feedserver.render.pages.page_makers`).
+    def stage(self, makers: list[Callable[[], Rendered]]) -> list[Prepared]:
+        """Render and stage the files these make: the pages
+        (:func:`feedserver.render.pages.page_makers`), the query index and item records.
 
-        A cold build's pages (10,000 articles: 12,500 pages, 100 MiB of HTML and 65 MiB
-        compressed) go over a Pool, a share each, so they are rendered and compressed
-        on every core and no process ever holds them all; a few pages (an incremental
-        build) are staged here, one at a time.  Raises :class:`PublishError` with every
-        staged file removed when the disk refuses a write.
+        A cold build's (10,000 articles: 12,500 pages, 100 MiB of HTML and 65 MiB
+        compressed; 10,000 records, 120 MiB) go over a Pool, a share each, so they are
+        made and compressed on every core and no process ever holds them all; a few (an
+        incremental build) are staged here, one at a time.  Raises
+        :class:`PublishError` with every staged file removed when the disk refuses a
+        write.
         """
-        job = _Pages(makers, self.out_dir, self.published)
-        if self.processes < 2 or len(makers) < PAGES_POOLED:
+        job = _Files(makers, self.out_dir, self.published)
+        if self.processes < 2 or len(makers) < FILES_POOLED:
             done = _stage_range(job, 0, len(makers))
             if isinstance(done, PublishError):
                 raise done
             return done
-        return _pooled_pages(job, self.processes)
+        return _pooled_files(job, self.processes)
 
 
-def _pooled_pages(job: _Pages, processes: int) -> list[Prepared]:
-    """Pages rendered and staged over a Pool, :data:`PAGE_RUN` at a time."""
-    bounds = [(start, min(start + PAGE_RUN, len(job.makers)))
-              for start in range(0, len(job.makers), PAGE_RUN)]
+def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
+    """Files made and staged over a Pool, :data:`FILE_RUN` at a time."""
+    bounds = [(start, min(start + FILE_RUN, len(job.makers)))
+              for start in range(0, len(job.makers), FILE_RUN)]
     gc.freeze()  # as for the feeds: the workers share the parent's articles
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(processes, len(bounds)), _start_pages, (job,)) as pool:
-            shares = list(pool.imap(_page_range, bounds))
+        with context.Pool(min(processes, len(bounds)), _start_files, (job,)) as pool:
+            shares = list(pool.imap(_file_range, bounds))
             pool.close()  # see _pooled
             pool.join()
     finally:
@@ -307,24 +309,24 @@ def _split(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Resu
 
 
 @dataclass
-class _Pages:
-    """What every page worker inherits: the page makers and where to stage."""
+class _Files:
+    """What every file worker inherits: the makers and where to stage."""
 
     makers: list[Callable[[], Rendered]]
     out_dir: Path
     published: dict[str, Any]
 
 
-_PAGES: _Pages | None = None  # set in each page worker by _start_pages
+_FILES: _Files | None = None  # set in each file worker by _start_files
 
 
-def _start_pages(job: _Pages) -> None:
-    global _PAGES
-    _PAGES = job
+def _start_files(job: _Files) -> None:
+    global _FILES
+    _FILES = job
 
 
-def _stage_range(job: _Pages, start: int, stop: int) -> list[Prepared] | PublishError:
-    """Render and stage pages ``start`` to ``stop``; a disk error undoes this share."""
+def _stage_range(job: _Files, start: int, stop: int) -> list[Prepared] | PublishError:
+    """Make and stage files ``start`` to ``stop``; a disk error undoes this share."""
     done: list[Prepared] = []
     try:
         for make in job.makers[start:stop]:
@@ -336,9 +338,9 @@ def _stage_range(job: _Pages, start: int, stop: int) -> list[Prepared] | Publish
     return done
 
 
-def _page_range(bounds: tuple[int, int]) -> list[Prepared] | PublishError:
-    assert _PAGES is not None, "page worker started without a job"
-    return _stage_range(_PAGES, *bounds)
+def _file_range(bounds: tuple[int, int]) -> list[Prepared] | PublishError:
+    assert _FILES is not None, "file worker started without a job"
+    return _stage_range(_FILES, *bounds)
 
 
 def _combine(site: Site, results: list[Result]) -> Output:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from feedserver.build.post_publish import after_publish
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
+from feedserver.core import layout
 from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger
@@ -50,7 +52,7 @@ from feedserver.publish.output import (
     recover,
     write_status,
 )
-from feedserver.query.records import index_file, record_files
+from feedserver.query.records import index_file, record_file
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
 from feedserver.render.pages import page_makers
@@ -259,7 +261,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
         output = render_site(site, renderer) if html else render_site(site, renderer, False)
     if publish_output and pages:
         _add_media(output, site, media)
-        output.files += query_files(site, settings)
+        _make(output, renderer, query_files(site, settings))
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -281,12 +283,27 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     return report
 
 
-def query_files(site: Site, settings: Settings) -> list[Rendered]:
-    """The index and the stale item records combined and filtered feeds are answered
-    from (:mod:`feedserver.query.records`); fresh records are kept like fresh pages."""
-    return [*record_files(site.articles, site.fresh),
-            index_file(site, settings.max_items, settings.refresh_interval,
-                       settings.freshness_ceiling, settings.language)]
+def query_files(site: Site, settings: Settings) -> list[Callable[[], Rendered]]:
+    """What makes the index and the stale item records combined and filtered feeds are
+    answered from (:mod:`feedserver.query.records`), one call a file; fresh records are
+    kept like fresh pages."""
+    made: list[Callable[[], Rendered]] = [
+        partial(record_file, a) for a in site.articles
+        if layout.item_record(a.slug) not in site.fresh]
+    made.append(partial(index_file, site, settings.max_items, settings.refresh_interval,
+                        settings.freshness_ceiling, settings.language))
+    return made
+
+
+def _make(output: Output, renderer: Renderer | None,
+          makers: list[Callable[[], Rendered]]) -> None:
+    """Files from their makers into ``output``: rendered and staged by the shell's
+    workers (:meth:`Executor.stage`: the bodies are never all in this process), or
+    rendered here (a check, tests)."""
+    if isinstance(renderer, Executor):
+        output.staged += renderer.stage(makers)
+    else:
+        output.files += [make() for make in makers]
 
 
 def _add_media(output: Output, site: Site, media: MediaScan) -> None:
@@ -308,11 +325,7 @@ def render_site(site: Site, renderer: Renderer | None = None, html: bool = True)
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
     (``html=False``: no index, topic or article pages; the ``pages`` setting)."""
     output = render_feeds(site, renderer)
-    makers = page_makers(site, html)
-    if isinstance(renderer, Executor):  # the shell's workers render and stage them
-        output.staged += renderer.stage_pages(makers)
-    else:
-        output.files += [make() for make in makers]
+    _make(output, renderer, page_makers(site, html))
     output.files += render_embeds(site, output.failed)
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output

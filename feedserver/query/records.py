@@ -74,10 +74,15 @@ def read_record(body: bytes) -> tuple[Article, str]:
         raise ValueError(f"not an item record: {exc}") from exc
 
 
+def record_file(article: Article) -> Rendered:
+    """The record of ``article`` (with content) as a file of the output."""
+    return Rendered(layout.item_record(article.slug), encode_record(article), JSON_TYPE,
+                    article.updated)
+
+
 def record_files(articles: Iterable[Article], fresh: frozenset[str]) -> list[Rendered]:
     """The records of ``articles`` (with content) whose path is not already ``fresh``."""
-    return [Rendered(layout.item_record(a.slug), encode_record(a), JSON_TYPE, a.updated)
-            for a in articles if layout.item_record(a.slug) not in fresh]
+    return [record_file(a) for a in articles if layout.item_record(a.slug) not in fresh]
 
 
 @dataclass(frozen=True)

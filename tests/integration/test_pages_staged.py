@@ -1,4 +1,4 @@
-"""A big site's pages are rendered and staged by the build's worker processes.
+"""A big site's pages and query records are made and staged by the build's workers.
 
 The parent hands out the page makers (:func:`feedserver.render.pages.page_makers`) in
 shares; each worker renders, compresses and stages its share, and only manifest
@@ -28,8 +28,8 @@ def site_and_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, 
     settings = settings_for(tmp_path / "site")
     out = Path(settings.output_dir)
     out.mkdir(parents=True)
-    monkeypatch.setattr(parallel, "PAGES_POOLED", 1)  # a Pool even for a small site
-    monkeypatch.setattr(parallel, "PAGE_RUN", 9)
+    monkeypatch.setattr(parallel, "FILES_POOLED", 1)  # a Pool even for a small site
+    monkeypatch.setattr(parallel, "FILE_RUN", 9)
     return make_site(settings), out
 
 
@@ -41,7 +41,7 @@ def test_the_workers_stage_every_page_once_with_its_compressed_bodies(
         site_and_out: tuple[Any, Path]) -> None:
     site, out = site_and_out
     expected = {page.path: page.body for page in render_pages(site)}
-    staged = Executor(out, {}, 2).stage_pages(page_makers(site))
+    staged = Executor(out, {}, 2).stage(page_makers(site))
     assert sorted(p.path for p in staged) == sorted(expected)
     for prepared in staged:
         files = {Path(target).name: Path(tmp).read_bytes() for tmp, target in prepared.staged}
@@ -68,5 +68,5 @@ def test_a_disk_that_refuses_one_page_stages_nothing_and_says_why(
 
     monkeypatch.setattr(parallel, "prepare", prepare)  # the forked workers inherit it
     with pytest.raises(PublishError, match="No space left on device"):
-        Executor(out, {}, 2).stage_pages(makers)
+        Executor(out, {}, 2).stage(makers)
     assert _temporaries(out) == []  # every share staged before or after it is undone

@@ -20,8 +20,8 @@ from tests.golden_build import GOLDEN, digests, library_versions
 def test_a_full_build_publishes_the_same_bytes_as_before_the_move(
         tmp_path: Path, pages: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if pages == "pooled":  # the pages of a big site: rendered and staged by a Pool
-        monkeypatch.setattr(parallel, "PAGES_POOLED", 1)
-        monkeypatch.setattr(parallel, "PAGE_RUN", 37)
+        monkeypatch.setattr(parallel, "FILES_POOLED", 1)
+        monkeypatch.setattr(parallel, "FILE_RUN", 37)
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert library_versions() == golden["libraries"], (
         "the libraries that shape the bytes differ from those the digests were recorded with:"
