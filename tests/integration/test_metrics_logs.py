@@ -95,3 +95,39 @@ def test_a_killed_servers_folder_is_swept(tmp_path: Path) -> None:
         (folder / "counter_1.db").write_bytes(b"x")
     multiproc.sweep(tmp_path)
     assert not stale.exists() and live.exists()
+
+
+def _holder(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A live server's folder as another pid namespace shows it: named by a pid that
+    does not exist here (a container's, a replica host's), in use by a live process."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    code = ("import sys\nfrom feedserver.metrics import multiproc\n"
+            "made = multiproc.private_dir()\n"
+            "print(made, flush=True)\nsys.stdin.read()\n")
+    live = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert live.stdout is not None
+    made = Path(live.stdout.readline().strip())
+    renamed = made.with_name(made.name.replace(f"-{live.pid}-", f"-{gone.pid}-"))
+    made.rename(renamed)  # its master's pid, as seen from here: nobody's
+    return live, renamed
+
+
+def test_a_live_servers_folder_named_by_a_pid_of_another_namespace_is_kept(
+        tmp_path: Path) -> None:
+    """A server in another pid namespace sharing the temp folder (containers sharing
+    /tmp; the replica-hosts test) is alive though its pid is nobody's here: sweeping
+    its folder made its workers fail to boot (seen in CI)."""
+    live, folder = _holder(tmp_path)
+    try:
+        multiproc.sweep(tmp_path)
+        assert folder.is_dir(), "a live server's folder was swept"
+    finally:
+        assert live.stdin is not None and live.stdout is not None
+        live.stdin.close()
+        live.wait(30)
+        live.stdout.close()
+    multiproc.sweep(tmp_path)  # its processes are gone: now it is stale
+    assert not folder.exists()
