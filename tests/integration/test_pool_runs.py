@@ -21,22 +21,15 @@ from benchmarks.corpus import generate
 from feedserver.build import parallel as workers
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS
-from tests.integration.test_workers_warm import (
-    bodies,
-    execute,
-    make_site,
-    plain,
-    settings_for,
-    staged,
-)
+from tests.integration import test_workers_warm as warm
 
 
 @pytest.fixture(scope="module")
 def site_and_settings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     root = tmp_path_factory.mktemp("runs")
     generate(root / "seeds", 300, seed=11)
-    settings = settings_for(root / "site")
-    return make_site(settings).feed_view(), settings
+    settings = warm.settings_for(root / "site")
+    return warm.make_site(settings).feed_view(), settings
 
 
 def test_every_task_is_handed_out_once_format_by_format_in_shrinking_runs(
@@ -94,7 +87,7 @@ def test_a_pooled_build_draws_each_item_less_than_twice_per_format(
         return real(cache, fmt, article, ctx)
 
     monkeypatch.setattr(feeds.ItemCache, "get", get)  # the forked workers inherit it
-    output = execute(settings, site, channels, 2)
+    output = warm.execute(settings, site, channels, 2)
     assert not output.problems and not output.failed
     draws = log.read_text().split()
     articles = len({a.id for c in channels for a in c.articles})
@@ -103,4 +96,4 @@ def test_a_pooled_build_draws_each_item_less_than_twice_per_format(
     for name in FORMATS:
         assert draws.count(name) < 2 * articles, (name, draws.count(name), articles)
     monkeypatch.undo()
-    assert bodies(staged(output, Path(settings.output_dir))) == plain(site, channels)
+    assert warm.bodies(warm.staged(output, Path(settings.output_dir))) == warm.plain(site, channels)
