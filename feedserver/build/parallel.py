@@ -62,7 +62,7 @@ WARM_ITEMS = 6000
 # A worker is replaced (a new fork of the parent) after this many runs of tasks (see
 # :func:`runs`): what feedparser and lxml leave fragmented in a worker's heap is given
 # back (the peak memory per setting is in the same README).
-RECYCLE = 16
+RECYCLE = 4
 # Each run of a format's tasks is 1 / (SHARE x processes) of what is left of them
 # (:func:`runs`): long stretches of history first, short runs at the end, so no worker
 # waits long for the others.
