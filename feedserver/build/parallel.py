@@ -330,8 +330,8 @@ def _stage_range(job: _Files, start: int, stop: int) -> list[Prepared] | Publish
     done: list[Prepared] = []
     try:
         for make in job.makers[start:stop]:
-            page = make()
-            done.append(prepare(job.out_dir, page, job.published.get(page.path)))
+            made = make()
+            done.append(prepare(job.out_dir, made, job.published.get(made.path)))
     except PublishError as exc:
         discard(done)
         return exc

@@ -11,13 +11,16 @@ removes it when it exits (:func:`remove`), and a folder left behind by a server 
 was killed is removed by the next start (:func:`sweep`).
 
 Which folders are left behind is decided by a lock, not by the pid in the name: the
-run holds an ``flock`` on the folder's :data:`OWNER` file from before the folder has
-its name until its last process ends (workers and the scheduler inherit it), and
-the kernel lets go of it whatever killed them.  A pid names a process only in its
-own pid namespace: a server in a container or on a replica host that shares the
-temp folder saw this one's pid as nobody's and swept the folder of a live server,
-whose workers then failed to boot (found by the replica-hosts test, on CI).  A
-folder without the lock file (made by a version before it) is still judged by its pid.
+gunicorn master holds an ``flock`` on the folder's :data:`OWNER` file from before the
+folder has its name, the workers it forks share it, and the kernel lets go of it when
+the last of them ends, whatever killed them (the scheduler's process is started anew,
+without it, and dies with the master: :mod:`feedserver.schedule.lifeline`).
+
+A pid names a process only in its own pid namespace: a server in a container or on a
+replica host that shares the temp folder saw this one's pid as nobody's and swept the
+folder of a live server, whose workers then failed to boot (found by the replica-hosts
+test, on CI).  A folder without the lock file (made by a version before it) is still
+judged by its pid.
 """
 
 from __future__ import annotations
@@ -75,9 +78,10 @@ def private_dir() -> Path:
     """A new, empty folder for this run, set as ``PROMETHEUS_MULTIPROC_DIR``.
 
     Call in the process that becomes the gunicorn master, before the first
-    metric is created anywhere (workers and the scheduler inherit the variable and
-    the lock).  The folder is made under a name no sweep looks at, locked, and only
-    then renamed to its own: another server's sweep never sees it unlocked.
+    metric is created anywhere (workers and the scheduler inherit the variable; the
+    forked workers share the lock).  The folder is made under a name no sweep looks
+    at, locked, and only then renamed to its own: another server's sweep never sees it
+    unlocked.
     """
     parent = Path(tempfile.gettempdir())
     sweep(parent)

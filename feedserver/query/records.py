@@ -1,6 +1,6 @@
 """The published form of what a query needs: one index, one record per article.
 
-The build writes them (:func:`index_file`, :func:`record_files`) under
+The build writes them (:func:`index_file`, :func:`record_file`) under
 ``.feedserver/query/`` (never served by URL); the web app reads them back
 (:func:`read_index`, :func:`read_record`) and never parses a seed.  A record holds an
 :class:`~feedserver.core.records.Article` field for field (what a renderer draws its
@@ -79,10 +79,6 @@ def record_file(article: Article) -> Rendered:
     return Rendered(layout.item_record(article.slug), encode_record(article), JSON_TYPE,
                     article.updated)
 
-
-def record_files(articles: Iterable[Article], fresh: frozenset[str]) -> list[Rendered]:
-    """The records of ``articles`` (with content) whose path is not already ``fresh``."""
-    return [record_file(a) for a in articles if layout.item_record(a.slug) not in fresh]
 
 
 @dataclass(frozen=True)
