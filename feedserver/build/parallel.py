@@ -18,7 +18,7 @@ A job cheaper than :func:`split_worth` runs in the parent.  Others fork, two way
   children inherit them copy-on-write and only splice, validate and stage.
 * A big job (a cold build: every channel) goes to a ``Pool`` of workers that
   render their own items (in parallel, with a bounded cache each) and are
-  replaced every :data:`RECYCLE` chunks, which keeps the peak memory down.  The
+  replaced every :data:`RECYCLE` runs, which keeps the peak memory down.  The
   tasks go out in runs that keep each worker's items together (:func:`runs`): an
   article is listed by about five channels and their archive pages, and each item
   drawn for one of them is a cache hit for the others only if the same worker
@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,12 @@ RECYCLE = 4
 # (:func:`runs`): long stretches of history first, short runs at the end, so no worker
 # waits long for the others.
 SHARE = 2
+# The shortest run: below it a run's items are mostly new to the worker again.
+MIN_RUN = 8
 # Files (pages, records) made and staged per Pool task (:meth:`Executor.stage`), and the
 # fewest worth a Pool at all (an incremental build's few stay in this process).
 FILE_RUN = 250
 FILES_POOLED = 1000
-# The shortest run: below it a run's items are mostly new to the worker again.
-MIN_RUN = 8
 
 
 def split_worth() -> int:
@@ -259,15 +260,8 @@ def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
     """Files made and staged over a Pool, :data:`FILE_RUN` at a time."""
     bounds = [(start, min(start + FILE_RUN, len(job.makers)))
               for start in range(0, len(job.makers), FILE_RUN)]
-    gc.freeze()  # as for the feeds: the workers share the parent's articles
-    try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(min(processes, len(bounds)), _start_files, (job,)) as pool:
-            shares = list(pool.imap(_file_range, bounds))
-            pool.close()  # see _pooled
-            pool.join()
-    finally:
-        gc.unfreeze()
+    with _forked_pool(min(processes, len(bounds)), _start_files, job) as pool:
+        shares = list(pool.imap(_file_range, bounds))
     errors = [share for share in shares if isinstance(share, PublishError)]
     staged = [p for share in shares if not isinstance(share, PublishError) for p in share]
     if errors:
@@ -276,28 +270,37 @@ def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
     return staged
 
 
-def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int
-            ) -> list[Result]:
-    """A big job over a Pool of workers that render their own items, a run at a time."""
-    gc.freeze()  # no collection first: on a big heap it costs more than the fork
+@contextmanager
+def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
+                 recycle: int | None = None) -> Iterator[Any]:
+    """A fork ``Pool`` whose workers start with ``job``, forked from a frozen heap (no
+    collection first: on a big heap it costs more than the fork, and the workers share
+    the parent's articles); the workers leave on their sentinel when the block ends."""
+    gc.freeze()
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(processes, len(chunks)), _start, (job,),
-                          maxtasksperchild=RECYCLE) as pool:
-            results: list[Result] = []
-            for done in pool.imap(_some, chunks):
-                for result in done:
-                    if isinstance(result, _Done):  # a replacement worker forks with these
-                        job.cache.readings.teach(result.learned)
-                    results.append(result)
+        with context.Pool(processes, start, (job,), maxtasksperchild=recycle) as pool:
+            yield pool
             # Let workers leave on their sentinel: the SIGTERM of the ``with``'s
             # terminate() is lost by a worker still starting up, whose join then
             # hangs the scheduler for good (CPython #78178; seen under load).
             pool.close()
             pool.join()
-        return results
     finally:
         gc.unfreeze()
+
+
+def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int
+            ) -> list[Result]:
+    """A big job over a Pool of workers that render their own items, a run at a time."""
+    results: list[Result] = []
+    with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
+        for done in pool.imap(_some, chunks):
+            for result in done:
+                if isinstance(result, _Done):  # a replacement worker forks with these
+                    job.cache.readings.teach(result.learned)
+                results.append(result)
+    return results
 
 
 def _split(job: _Job, tasks: list[tuple[int, str]], processes: int) -> list[Result]:

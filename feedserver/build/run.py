@@ -261,7 +261,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
         output = render_site(site, renderer) if html else render_site(site, renderer, False)
     if publish_output and pages:
         _add_media(output, site, media)
-        _make(output, renderer, query_files(site, settings))
+        _make(output, renderer, query_makers(site, settings))
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -283,7 +283,7 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     return report
 
 
-def query_files(site: Site, settings: Settings) -> list[Callable[[], Rendered]]:
+def query_makers(site: Site, settings: Settings) -> list[Callable[[], Rendered]]:
     """What makes the index and the stale item records combined and filtered feeds are
     answered from (:mod:`feedserver.query.records`), one call a file; fresh records are
     kept like fresh pages."""
