@@ -92,10 +92,16 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     )
 
 
-def trimmed_key(path: str) -> str:
-    """The memo key of an article made with fewer topics than its stub names (the
-    detected topics too few articles share: :func:`feedserver.build.assemble._drop_rare`)."""
-    return f"\0trim\0{path}"
+RARE, LIMITED = "trim", "limit"  # the stages that take topics away, in their order
+TRIMS = (RARE, LIMITED)
+
+
+def trimmed_key(path: str, stage: str = RARE) -> str:
+    """The memo key of an article made with fewer topics than its stub names, by
+    ``stage``: :data:`RARE`, the detected topics too few articles share
+    (:func:`feedserver.build.assemble._drop_rare`); :data:`LIMITED`, the smallest topics
+    past ``max_channels`` (:func:`feedserver.build.assemble._limit_topics`)."""
+    return f"\0{stage}\0{path}"
 
 
 def newest_first(articles: Iterable[Article]) -> list[Article]:

@@ -19,7 +19,9 @@ from datetime import datetime
 
 from feedserver.build.archives import with_archives
 from feedserver.build.articles import (
+    LIMITED,
     NOTHING_KNOWN,
+    RARE,
     ChannelMemo,
     Known,
     Memo,
@@ -157,20 +159,22 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
     return out
 
 
-def _limit_topics(due: _Due, most: int) -> None:
+def _limit_topics(due: _Due, most: int, stubs: Mapping[str, Stub],
+                  identities: Mapping[str, Identity], known: Known, made: Memo) -> None:
     """Keep the ``most`` topics with the most articles (ties: by slug); one problem.
 
     Tags are free text: 40 scraped files with 50 tags each made 2,001 channels
     (200 MB of feeds and pages).  The articles lose the topics left out, so no
-    item names a category that has no channel.
+    item names a category that has no channel (the very objects of last time when
+    nothing else changed: :func:`_trimmed`).
     """
     counts = Counter(slug for article in due.by_id.values() for slug in article.topics)
     ranked = sorted(counts, key=lambda slug: (-counts[slug], slug))
     kept = set(ranked[:most])
     for key, article in due.by_id.items():
         if not kept.issuperset(article.topics):
-            due.by_id[key] = replace(article, topics=tuple(t for t in article.topics
-                                                           if t in kept))
+            due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t in kept),
+                                      LIMITED, stubs, identities, known, made)
     due.names = {slug: name for slug, name in due.names.items() if slug in kept}
     due.detected = {slug: v for slug, v in due.detected.items() if slug in kept}
     left = len(ranked) - len(kept)
@@ -189,7 +193,7 @@ def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Id
     articles lose the topics left out (no item names a category without a
     channel); a trimmed article is the very object made last time when its stub,
     identity, kept topics and links (:mod:`feedserver.build.links`) are the same
-    (memo key ``\0trim\0<path>``), so the channels listing it keep their signatures.
+    (:func:`_trimmed`), so the channels listing it keep their signatures.
     """
     exempt = {rule.slug for rule in settings.topics} | set(due.names)
     counts = Counter(slug for article in due.by_id.values() for slug in article.topics
@@ -198,19 +202,29 @@ def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Id
     if not rare:
         return
     for key, article in due.by_id.items():
-        if rare.isdisjoint(article.topics):
-            continue
-        kept = tuple(t for t in article.topics if t not in rare)
-        path = article.path
-        memo_key = trimmed_key(path)
-        stub, identity = stubs[path], identities[path]
-        last = known_article(stub, identity, {path: known.articles[memo_key]}
-                             if memo_key in known.articles else {})
-        if last is None or last.topics != kept or last.links != article.links:
-            last = replace(article, topics=kept)
-            made[memo_key] = (stub, identity, last)
-        due.by_id[key] = last
+        if not rare.isdisjoint(article.topics):
+            due.by_id[key] = _trimmed(article, tuple(t for t in article.topics
+                                                     if t not in rare),
+                                      RARE, stubs, identities, known, made)
     due.detected = {slug: v for slug, v in due.detected.items() if slug not in rare}
+
+
+def _trimmed(article: Article, kept: tuple[str, ...], stage: str, stubs: Mapping[str, Stub],
+             identities: Mapping[str, Identity], known: Known, made: Memo) -> Article:
+    """``article`` with only the ``kept`` topics: the very object ``stage`` made last time
+    when its stub, identity, kept topics and links (:mod:`feedserver.build.links`) are the
+    same (memo key :func:`trimmed_key`), so the channels listing it keep their signatures
+    without hashing (a new copy each build made every channel of a 50,000-article site
+    past ``max_channels`` sign again: 0.7 s of every build)."""
+    path = article.path
+    memo_key = trimmed_key(path, stage)
+    stub, identity = stubs[path], identities[path]
+    last = known_article(stub, identity, {path: known.articles[memo_key]}
+                         if memo_key in known.articles else {})
+    if last is None or last.topics != kept or last.links != article.links:
+        last = replace(article, topics=kept)
+        made[memo_key] = (stub, identity, last)
+    return last
 
 
 def _languages(ordered: tuple[Article, ...], settings: Settings) -> dict[str, Topic]:
@@ -259,7 +273,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     spoken = len({layout.language_code(a.lang or "", settings.language)
                   for a in due.by_id.values()})  # one channel each
     if len(due.names) + len(due.detected) + spoken >= settings.max_channels:  # and 'all'
-        _limit_topics(due, max(0, settings.max_channels - 1 - spoken))
+        _limit_topics(due, max(0, settings.max_channels - 1 - spoken), stubs, identities,
+                      known, made)
     ordered = newest_first(due.by_id.values())
     catalog = topic_rules.catalog(settings, due.names, due.detected)
     catalog.update(_languages(tuple(ordered), settings))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from feedserver.build.articles import ChannelMemo, Known, Memo, PageMemo, trimmed_key
+from feedserver.build.articles import TRIMS, ChannelMemo, Known, Memo, PageMemo, trimmed_key
 from feedserver.build.assemble import Assembled
 from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
@@ -190,7 +190,8 @@ class BuildMemory:
         for path in removed:
             self.files.pop(path, None)
             self.articles.pop(path, None)
-            self.articles.pop(trimmed_key(path), None)
+            for stage in TRIMS:
+                self.articles.pop(trimmed_key(path, stage), None)
         for path, (size, mtime) in touched.items():
             if path in self.files:
                 self.files[path] = replace(self.files[path], size=size, mtime_ns=mtime)

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,3 +131,18 @@ def test_what_was_known_is_only_read() -> None:
 def test_a_site_carries_no_executor() -> None:
     """Parallel rendering is the shell's: a Site is data only."""
     assert "executor" not in Site.__dataclass_fields__
+
+
+@pytest.mark.parametrize("settings", [Settings(), replace(Settings(), max_channels=3),
+                                      replace(Settings(), min_topic_articles=2)],
+                         ids=["all topics", "past max_channels", "rare topics dropped"])
+def test_a_second_build_of_the_same_stubs_makes_no_article(settings: Settings) -> None:
+    """Articles trimmed of topics (too many channels, too rare) are the very objects made
+    last time, so every channel listing them keeps its signature without hashing again
+    (at 50,000 articles past ``max_channels`` every build re-hashed 4,600 channels)."""
+    first, _, files = stage_all(settings, Known())
+    known = Known(dict(first.articles), first.channels, first.names)
+    again, _, files_again = stage_all(settings, known)
+    assert files_again == files and again.site.signatures == first.site.signatures
+    assert again.articles == {}
+    assert all(again.channels[slug] is first.channels[slug] for slug in first.channels)
