@@ -47,11 +47,11 @@ from feedserver.publish.output import (
     PublishResult,
     begin,
     note_status,
-    on_disk,
     publish,
     recover,
     write_status,
 )
+from feedserver.publish.presence import Presence
 from feedserver.query.records import index_file, record_file
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
@@ -115,26 +115,27 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
     return parsed, problems
 
 
-def fresh_channels(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
+def fresh_channels(site: Site, manifest: dict[str, Any], missing: frozenset[str]
+                   ) -> frozenset[str]:
     """Channels published with the signature they have now, all files still on disk
-    (their .gz and .br bodies included: see :func:`publish.on_disk`)."""
-    recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
+    (their .gz and .br bodies included: ``missing``, see :mod:`publish.presence`)."""
+    recorded, files = manifest["channels"], manifest["files"]
     return frozenset(
         c.slug for c in site.feed_view().channels
         if recorded.get(c.slug) == site.signatures[c.slug]
         and all(channel_file(c, f.filename) in files
-                and on_disk(root, channel_file(c, f.filename), files[channel_file(c, f.filename)])
-                for f in FORMATS.values()))
+                and channel_file(c, f.filename) not in missing for f in FORMATS.values()))
 
 
-def fresh_pages(site: Site, manifest: dict[str, Any], out_dir: Path) -> frozenset[str]:
+def fresh_pages(site: Site, manifest: dict[str, Any], missing: frozenset[str]
+                ) -> frozenset[str]:
     """Page paths (:mod:`feedserver.build.page_signatures`) published with their signature,
-    still on disk."""
-    recorded, files, root = manifest["channels"], manifest["files"], str(out_dir)
+    still on disk (not ``missing``)."""
+    recorded, files = manifest["channels"], manifest["files"]
     slugs = {c.slug for c in site.feed_view().channels}
-    return frozenset(key for key, sig in site.signatures.items()  # 10,000 stats: no pathlib
+    return frozenset(key for key, sig in site.signatures.items()
                      if key not in slugs and recorded.get(key) == sig and key in files
-                     and on_disk(root, key, files[key]))
+                     and key not in missing)
 
 
 def _signatures(site: Site, output: Output, manifest: dict[str, Any],
@@ -221,6 +222,23 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
          lost: list[Problem], *, one_shot: bool = False) -> BuildReport:
     """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
     out_dir = Path(settings.output_dir)
+    manifest = memory.manifest_of(out_dir)
+    # Which published files are gone from disk, checked by a fork while this assembles.
+    presence = Presence(str(out_dir), manifest["files"] if publish_output else {})
+    try:
+        return _built(settings, ledger, now, memory, changes, publish_output, pages,
+                      progress, hold, moves, lost, manifest, presence, one_shot=one_shot)
+    finally:
+        presence.close()
+
+
+def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
+           changes: Collection[str] | None, publish_output: bool, pages: bool,
+           progress: Progress | None, hold: Hold | None, moves: Mapping[str, str] | None,
+           lost: list[Problem], manifest: dict[str, Any], presence: Presence, *,
+           one_shot: bool = False) -> BuildReport:
+    """:func:`_run` with the live manifest and its presence check under way."""
+    out_dir = Path(settings.output_dir)
     known = memory.known(settings)
     cached = memory.load(ledger)
     scanned = memory.scan(settings.seeds_dir, changes)
@@ -241,7 +259,6 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
                          render_code=render_version(), artwork=artwork)
     memory.remember_site(made)
     site, problems = made.site, made.problems
-    manifest = memory.manifest_of(out_dir)
     renderer: Renderer | None = None  # a check renders here, staging nothing
     if publish_output:
         begin(out_dir)  # workers stage files from here on; see publish.recover
@@ -250,8 +267,9 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
         memory.remember_pages(signed)
         site = replace(site, signatures={**site.signatures, **signed.signatures,
                                          **(media.signatures() if pages else {})})
-        site = replace(site, fresh=fresh_channels(site, manifest, out_dir)
-                       | fresh_pages(site, manifest, out_dir))
+        missing = presence.missing()
+        site = replace(site, fresh=fresh_channels(site, manifest, missing)
+                       | fresh_pages(site, manifest, missing))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
     site = _with_content(site, content_wanted(site, pages, html), sources, ledger, memory)

@@ -24,6 +24,7 @@ from feedserver.build.page_signatures import SITE_PAGES
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article
+from feedserver.publish import presence
 from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
 from feedserver.render import pages
 from tests.conftest import NOW, ROOT, write
@@ -166,16 +167,24 @@ def test_one_file_edit_rewrites_its_page_and_its_channels_pages_only(
     assert rendered == [] and mtimes(out) == after
 
 
+@pytest.mark.parametrize("fork_from", [presence.FORK_FROM, 1], ids=["here", "forked"])
 def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
-                                          rendered: list[str]) -> None:
+                                          rendered: list[str], fork_from: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files and compressed bodies deleted by hand are made again, whether their
+    absence is looked for in the build's process or in a fork beside it."""
+    monkeypatch.setattr(presence, "FORK_FROM", fork_from)
     build()
     out = Path(settings.output_dir)
     slug = sorted((out / "articles").iterdir())[0].name
     page, frame = out / "articles" / slug / "index.html", out / "embed/all/index.html"
-    body, frame_body = page.read_bytes(), frame.read_bytes()
+    feed = out / "topics/trade/feed.atom.br"
+    body, frame_body, feed_body = page.read_bytes(), frame.read_bytes(), feed.read_bytes()
     page.unlink()
     frame.unlink()
+    feed.unlink()
     rendered.clear()
     build(now=NOW + timedelta(minutes=1))
     assert rendered == [slug]
     assert page.read_bytes() == body and frame.read_bytes() == frame_body
+    assert feed.read_bytes() == feed_body

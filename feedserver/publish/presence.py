@@ -1,0 +1,117 @@
+"""Which published files are missing from the output folder, looked for beside the build.
+
+A build republishes a file whose bytes would not change when the file, or one of the
+compressed bodies its manifest entry lists, is gone from disk (deleted by hand, a
+CDN's ``gzip_static`` copy lost): :func:`feedserver.publish.output.on_disk`.  That is
+one ``stat`` per published file and body: 274,000 at 50,000 articles, a second of
+every build, even one that changes nothing, in the same process that assembles the site.
+
+:class:`Presence` does those same checks in one bare fork started at the beginning of
+a build, while this process gathers and assembles; the build asks for the answer
+(:meth:`Presence.missing`) only when it decides what is fresh.  Nothing is trusted
+that was not checked: the answer is every manifest path whose file or a listed body
+was absent when the child looked, after the last publish (one build at a time holds
+the output folder).  A small output is checked here (a fork costs more than a few
+thousand stats), and so is everything when the fork fails or the child dies or goes
+silent: the answer is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import select
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from feedserver.publish.output import on_disk
+
+FORK_FROM = 5_000  # published paths: below this the checks run here
+# A child silent this long is taken for stuck (forked from a threaded process, it may
+# wait for a lock another thread held at the fork): it is killed and the checks run here.
+STUCK = 120.0
+__all__ = ["Presence"]
+
+
+def absent(root: str, files: Mapping[str, dict[str, Any]]) -> frozenset[str]:
+    """The manifest paths whose file or a compressed body it lists is not on disk."""
+    return frozenset(path for path, entry in files.items() if not on_disk(root, path, entry))
+
+
+class Presence:
+    """The missing published files of one build, found by a fork (see the module)."""
+
+    def __init__(self, root: str, files: Mapping[str, dict[str, Any]]) -> None:
+        self.root, self.files = root, files
+        self.child: tuple[int, int] | None = None  # (pid, read end of its pipe)
+        self.found: frozenset[str] | None = None
+        if files and len(files) >= FORK_FROM:
+            try:
+                self.child = self._fork()
+            except OSError:
+                self.child = None  # no fork (out of processes or memory): checked here
+
+    def _fork(self) -> tuple[int, int]:
+        back, send = os.pipe()
+        gc.freeze()  # a collection in the child would write to every object's header
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(back)
+            os.close(send)
+            raise
+        finally:
+            gc.unfreeze()
+        if pid == 0:  # the child: never returns
+            status = 1
+            try:
+                os.close(back)
+                data = pickle.dumps(sorted(absent(self.root, self.files)))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(send, view):]
+                status = 0
+            finally:
+                os._exit(status)  # no atexit handlers, no flush of the parent's buffers
+        os.close(send)
+        return pid, back
+
+    def missing(self) -> frozenset[str]:
+        """The published paths not (wholly) on disk: the child's answer, or the checks
+        made here when it has none."""
+        if self.found is None:
+            found = self._received() if self.child is not None else None
+            self.found = found if found is not None else absent(self.root, self.files)
+        return self.found
+
+    def _received(self) -> frozenset[str] | None:
+        """What the child sent, or None if it sent nothing whole (killed, stuck, failed)."""
+        assert self.child is not None
+        pid, pipe = self.child
+        data = bytearray()
+        try:
+            while True:
+                if not select.select([pipe], [], [], STUCK)[0]:
+                    os.kill(pid, signal.SIGKILL)  # its end closes when it is gone
+                    data.clear()
+                    break
+                chunk = os.read(pipe, 1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            self.close()
+        try:
+            return frozenset(pickle.loads(data)) if data else None
+        except (pickle.UnpicklingError, EOFError, ValueError):
+            return None  # cut short: the checks run here
+
+    def close(self) -> None:
+        """Reap the child (a build that raises before asking leaves none behind)."""
+        if self.child is not None:
+            pid, pipe = self.child
+            self.child = None
+            os.close(pipe)  # a child still writing gets EPIPE and leaves
+            os.waitpid(pid, 0)

@@ -1,0 +1,81 @@
+"""publish.presence: the published files missing from disk, looked for by a fork beside
+the build or here, with the same answer either way (and when the fork fails)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedserver.publish import presence
+from feedserver.publish.presence import Presence
+
+BOTH: dict[str, Any] = {"encodings": ["gzip", "br"]}
+PATHS = ["articles/a/index.html", "articles/b/index.html", "topics/t/feed.rss", "feed.rss"]
+
+
+def published(root: Path) -> dict[str, dict[str, Any]]:
+    """Published files, four with .gz and .br bodies; the manifest's entries."""
+    for path in PATHS:
+        for suffix in ("", ".gz", ".br"):
+            target = root / (path + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"x")
+    (root / "tiny.txt").write_bytes(b"x")  # too small to have compressed bodies
+    return {path: BOTH for path in PATHS} | {"tiny.txt": {}}
+
+
+@pytest.fixture(params=[10**9, 1], ids=["here", "forked"])
+def fork_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(presence, "FORK_FROM", request.param)
+    return int(request.param)
+
+
+def test_what_is_missing_is_found(tmp_path: Path, fork_from: int) -> None:
+    files = published(tmp_path)
+    (tmp_path / "articles/b/index.html.br").unlink()  # a body deleted by hand
+    (tmp_path / "feed.rss").unlink()
+    (tmp_path / "topics/t").rename(tmp_path / "topics/u")
+    check = Presence(str(tmp_path), files)
+    assert (check.child is not None) == (fork_from == 1)
+    assert check.missing() == {"articles/b/index.html", "feed.rss", "topics/t/feed.rss"}
+    assert check.child is None  # reaped once it answered
+    check.close()
+
+
+def test_a_child_that_dies_leaves_the_answer_to_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    files = published(tmp_path)
+    (tmp_path / "articles/a/index.html.gz").unlink()
+    here, real = os.getpid(), presence.absent
+
+    def absent(root: str, listed: dict[str, dict[str, Any]]) -> frozenset[str]:
+        if os.getpid() != here:
+            os._exit(3)  # the child is killed before it answers
+        return real(root, listed)
+
+    monkeypatch.setattr(presence, "absent", absent)
+    check = Presence(str(tmp_path), files)
+    assert check.child is not None
+    assert check.missing() == {"articles/a/index.html"}
+
+
+def test_a_build_that_stops_early_leaves_no_child(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    check = Presence(str(tmp_path), published(tmp_path))
+    assert check.child is not None
+    pid = check.child[0]
+    check.close()  # what the build's ``finally`` does when it raised before asking
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left
+    check.close()  # twice is harmless
+
+
+def test_nothing_published_forks_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    check = Presence(str(tmp_path), {})
+    assert check.child is None and check.missing() == frozenset()
