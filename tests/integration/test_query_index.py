@@ -1,0 +1,53 @@
+"""The query index lists every article with its dates as RFC 3339 UTC strings and its
+topics as lists: the bytes ``isoformat`` made before orjson wrote the datetimes itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from feedserver.build import run
+from feedserver.build.run import BuildReport
+from feedserver.config import Settings
+from feedserver.core import layout
+from feedserver.query import records
+from feedserver.render.site import Site
+from tests.conftest import write
+
+
+def test_the_index_writes_dates_and_topics_as_isoformat_and_lists(
+        site_dir: Path, settings: Settings, build: Callable[..., BuildReport],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sites: list[Site] = []
+
+    def index_file(site: Site, *args: Any) -> Any:
+        sites.append(site)
+        return records.index_file(site, *args)
+
+    monkeypatch.setattr(run, "index_file", index_file)
+    seeds = site_dir / "seeds"
+    write(seeds / "offset.md", "---\ntitle: Offset\ndate: 2026-03-04T05:06:07.890+05:00\n"
+          "updated: 2026-03-05T23:30:00-03:00\ntags: [Rail, Buses]\n---\nBody.\n")
+    write(seeds / "plain.md", "---\ntitle: Plain\ndate: 2026-01-02\n---\nBody.\n")
+    report = build()
+    assert not report.errors
+    index: dict[str, Any] = orjson.loads(
+        (Path(settings.output_dir) / layout.QUERY_INDEX).read_bytes())
+    rows = {row[0]: row for row in index["articles"]}
+    assert len(rows) == report.articles
+    offset = next(row for slug, row in rows.items() if slug.startswith("offset"))
+    assert offset[1:4] == ["2026-03-04T00:06:07+00:00", "2026-03-06T02:30:00+00:00",
+                           ["rail", "buses"]]  # in the order the file names them
+    plain = next(row for slug, row in rows.items() if slug.startswith("plain"))
+    assert plain[1] == plain[2] == "2026-01-02T00:00:00+00:00"
+    for row in rows.values():  # every date: UTC, whole seconds, as isoformat writes it
+        assert len(row[1]) == len(row[2]) == 25 and row[1].endswith("+00:00")
+        assert isinstance(row[3], list) and row[4] == "en"
+    # The very bytes of the rows as they were written before (isoformat, list).
+    before = orjson.dumps([[a.slug, a.published.isoformat(), a.updated.isoformat(),
+                            list(a.topics), "en"] for a in sites[-1].articles])
+    assert before[1:-1] in (Path(settings.output_dir) / layout.QUERY_INDEX).read_bytes()
