@@ -55,15 +55,16 @@ class Presence:
 
     def _fork(self) -> tuple[int, int]:
         back, send = os.pipe()
-        gc.freeze()  # a collection in the child would write to every object's header
+        # Frozen until the child is reaped (:meth:`close`): a collection in either process
+        # would write to every object's header, and each page written is then copied.
+        gc.freeze()
         try:
             pid = os.fork()
         except BaseException:
+            gc.unfreeze()
             os.close(back)
             os.close(send)
             raise
-        finally:
-            gc.unfreeze()
         if pid == 0:  # the child: never returns
             status = 1
             try:
@@ -115,3 +116,4 @@ class Presence:
             self.child = None
             os.close(pipe)  # a child still writing gets EPIPE and leaves
             os.waitpid(pid, 0)
+            gc.unfreeze()

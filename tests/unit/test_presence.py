@@ -3,6 +3,7 @@ the build or here, with the same answer either way (and when the fork fails)."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,16 @@ def test_a_child_that_dies_leaves_the_answer_to_this_process(
 def test_a_build_that_stops_early_leaves_no_child(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(presence, "FORK_FROM", 1)
-    check = Presence(str(tmp_path), published(tmp_path))
+    files = published(tmp_path)
+    frozen = gc.get_freeze_count()
+    check = Presence(str(tmp_path), files)
     assert check.child is not None
+    assert gc.get_freeze_count() > frozen  # no page copied by a collection while it lives
     pid = check.child[0]
     check.close()  # what the build's ``finally`` does when it raised before asking
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left
+    assert gc.get_freeze_count() == frozen  # and the heap is collected again
     check.close()  # twice is harmless
 
 
