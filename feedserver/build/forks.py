@@ -102,7 +102,7 @@ def _fork(queue: int, run: Callable[[int], T]) -> tuple[int, int]:
                 if os.getppid() != parent:
                     break  # the parent was killed: stage nothing more for nobody
                 record = pickle.dumps((number, run(number)))
-                _write_all(send, _NUMBER.pack(len(record)) + record)
+                write_all(send, _NUMBER.pack(len(record)) + record)
             status = 0
         finally:
             os._exit(status)  # no atexit handlers, no flush of the parent's buffers
@@ -110,14 +110,16 @@ def _fork(queue: int, run: Callable[[int], T]) -> tuple[int, int]:
     return pid, back
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to a pipe (a write to a full pipe takes only part)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def _received(pid: int, pipe: int) -> dict[int, T]:
-    """Every whole record a child sent, until it closed its end (or was found stuck)."""
+def drained(pid: int, pipe: int) -> bytearray:
+    """What child ``pid`` wrote to ``pipe`` until it closed its end; a child silent for
+    :data:`STUCK` seconds is killed (what it sent so far is returned, maybe cut short)."""
     data = bytearray()
     while True:
         if not select.select([pipe], [], [], STUCK)[0]:
@@ -125,8 +127,13 @@ def _received(pid: int, pipe: int) -> dict[int, T]:
             continue
         chunk = os.read(pipe, 1 << 16)
         if not chunk:
-            break
+            return data
         data += chunk
+
+
+def _received(pid: int, pipe: int) -> dict[int, T]:
+    """Every whole record a child sent, until it closed its end (or was found stuck)."""
+    data = drained(pid, pipe)
     found: dict[int, T] = {}
     at = 0
     while at + _NUMBER.size <= len(data):

@@ -36,6 +36,7 @@ from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, page_signatures
 from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
+from feedserver.build.presence import Presence
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
@@ -51,7 +52,6 @@ from feedserver.publish.output import (
     recover,
     write_status,
 )
-from feedserver.publish.presence import Presence
 from feedserver.query.records import index_file, record_file
 from feedserver.render.embed import render_embeds
 from feedserver.render.formats import FORMATS
@@ -118,7 +118,7 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
 def fresh_channels(site: Site, manifest: dict[str, Any], missing: frozenset[str]
                    ) -> frozenset[str]:
     """Channels published with the signature they have now, all files still on disk
-    (their .gz and .br bodies included: ``missing``, see :mod:`publish.presence`)."""
+    (their .gz and .br bodies included: ``missing``, see :mod:`build.presence`)."""
     recorded, files = manifest["channels"], manifest["files"]
     return frozenset(
         c.slug for c in site.feed_view().channels

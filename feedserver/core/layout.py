@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -76,12 +75,8 @@ def topic_folder(slug: str) -> str:
     return f"{TOPICS}/{slug}"
 
 
-@lru_cache(maxsize=1024)
 def language_code(tag: str, default: str) -> str:
-    """A language tag as a folder name ('pt_BR' -> 'pt-br'); ``default``'s if it is none.
-
-    Cached: a build asks it five times per article (the language channels, archives,
-    the query index), a handful of distinct tags, and each answer is a regex match."""
+    """A language tag as a folder name ('pt_BR' -> 'pt-br'); ``default``'s if it is none."""
     code = tag.strip().lower().replace("_", "-")
     if _LANGUAGE_TAG.fullmatch(code):
         return code

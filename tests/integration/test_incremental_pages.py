@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
+from feedserver.build import presence
 from feedserver.build.page_signatures import SITE_PAGES
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article
-from feedserver.publish import presence
 from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
 from feedserver.render import pages
 from tests.conftest import NOW, ROOT, write

@@ -1,4 +1,4 @@
-"""publish.presence: the published files missing from disk, looked for by a fork beside
+"""build.presence: the published files missing from disk, looked for by a fork beside
 the build or here, with the same answer either way (and when the fork fails)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from feedserver.publish import presence
-from feedserver.publish.presence import Presence
+from feedserver.build import presence
+from feedserver.build.presence import Presence
 
 BOTH: dict[str, Any] = {"encodings": ["gzip", "br"]}
 PATHS = ["articles/a/index.html", "articles/b/index.html", "topics/t/feed.rss", "feed.rss"]

@@ -21,17 +21,13 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import select
-import signal
 from collections.abc import Mapping
 from typing import Any
 
+from feedserver.build.forks import drained, write_all
 from feedserver.publish.output import on_disk
 
 FORK_FROM = 5_000  # published paths: below this the checks run here
-# A child silent this long is taken for stuck (forked from a threaded process, it may
-# wait for a lock another thread held at the fork): it is killed and the checks run here.
-STUCK = 120.0
 __all__ = ["Presence"]
 
 
@@ -69,10 +65,7 @@ class Presence:
             status = 1
             try:
                 os.close(back)
-                data = pickle.dumps(sorted(absent(self.root, self.files)))
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(send, view):]
+                write_all(send, pickle.dumps(sorted(absent(self.root, self.files))))
                 status = 0
             finally:
                 os._exit(status)  # no atexit handlers, no flush of the parent's buffers
@@ -88,20 +81,11 @@ class Presence:
         return self.found
 
     def _received(self) -> frozenset[str] | None:
-        """What the child sent, or None if it sent nothing whole (killed, stuck, failed)."""
+        """What the child sent, or None if it sent nothing whole (it failed, or was found
+        stuck and killed: :func:`feedserver.build.forks.drained`)."""
         assert self.child is not None
-        pid, pipe = self.child
-        data = bytearray()
         try:
-            while True:
-                if not select.select([pipe], [], [], STUCK)[0]:
-                    os.kill(pid, signal.SIGKILL)  # its end closes when it is gone
-                    data.clear()
-                    break
-                chunk = os.read(pipe, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
+            data = drained(*self.child)
         finally:
             self.close()
         try:
