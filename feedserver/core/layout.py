@@ -76,7 +76,13 @@ def topic_folder(slug: str) -> str:
 
 
 def language_code(tag: str, default: str) -> str:
-    """A language tag as a folder name ('pt_BR' -> 'pt-br'); ``default``'s if it is none."""
+    """A language tag as a folder name ('pt_BR' -> 'pt-br'); ``default``'s if it is none.
+
+    A build asks this five times per article, and most tags are a bare code already
+    ('en', 'kk': what detection gives): those return as they are, without the regex.
+    """
+    if 2 <= len(tag) <= 3 and tag.isascii() and tag.isalpha() and tag.islower():
+        return tag
     code = tag.strip().lower().replace("_", "-")
     if _LANGUAGE_TAG.fullmatch(code):
         return code

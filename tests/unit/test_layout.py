@@ -1,0 +1,30 @@
+"""Folder names of languages (:func:`feedserver.core.layout.language_code`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedserver.core.layout import language_code
+
+
+@pytest.mark.parametrize(("tag", "default", "expected"), [
+    ("en", "en", "en"),
+    ("kk", "en", "kk"),
+    ("eng", "en", "eng"),
+    ("EN", "en", "en"),
+    ("Kk", "ru", "kk"),
+    (" ru\n", "en", "ru"),
+    ("pt_BR", "en", "pt-br"),
+    ("zh-Hant", "en", "zh-hant"),
+    ("", "kk", "kk"),
+    ("", "", "en"),
+    ("e", "ru", "ru"),
+    ("english", "ru", "ru"),
+    ("a1", "ru", "ru"),
+    ("ñé", "ru", "ru"),
+    ("ⅰⅱ", "ru", "ru"),  # lowercase letters outside ASCII are not a code
+    ("??", "x!", "en"),
+])
+def test_a_tag_becomes_its_folder_name_or_the_default(tag: str, default: str,
+                                                      expected: str) -> None:
+    assert language_code(tag, default) == expected
