@@ -25,7 +25,9 @@ from feedserver.parse.rawhtml import anchored
 
 Memo = dict[str, tuple[Stub, Identity, Article]]
 ChannelMemo = dict[str, tuple[tuple[object, ...], tuple[Article, ...], str]]
-PageMemo = dict[int, tuple[Article, str, str]]  # id(light article) -> (it, page, signature)
+# id(light article) -> (it, its page, the page's signature, its item record, the
+# record's signature)
+PageMemo = dict[int, tuple[Article, str, str, str, str]]
 
 
 @dataclass(frozen=True)

@@ -91,13 +91,14 @@ def _article_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, ver
         if last is None or last[0] is not article:
             digest = stubs[article.path].digest
             topics = ",".join(f"{slug}={names.get(slug, slug)}" for slug in article.topics)
-            last = (article, article_page(article),
-                    _digest(version, "article", shaping, article_key(article, digest), topics))
+            page = _digest(version, "article", shaping, article_key(article, digest), topics)
+            # Its item record (feedserver.query) draws on what its page does.
+            last = (article, article_page(article), page, layout.item_record(article.slug),
+                    _digest(version, "record", page))
         made[id(article)] = last
         if html:
             sigs[last[1]] = last[2]
-        # Its item record (feedserver.query) draws on what its page does.
-        sigs[layout.item_record(article.slug)] = _digest(version, "record", last[2])
+        sigs[last[3]] = last[4]
     return PageSignatures(sigs, made, context)
 
 
