@@ -11,15 +11,15 @@ stay busy whatever each task costs.  Each child streams its results back,
 pickled, on a pipe of its own, and leaves with ``os._exit``.
 
 The children are forked with the garbage collector's objects frozen, and they
-stay frozen here until every child is reaped: a collection in either process
-writes to every object's header, and every page written is then copied.
+stay frozen here until every child is reaped (:func:`feedserver.build.heap.hold`):
+a collection in either process writes to every object's header, and every page
+written is then copied.
 Nothing outlives the call: the children are waited for even when it raises,
 and one silent for :data:`STUCK` seconds is killed.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import select
@@ -27,6 +27,8 @@ import signal
 import struct
 from collections.abc import Callable, Iterator
 from typing import TypeVar
+
+from feedserver.build import heap
 
 T = TypeVar("T")
 _NUMBER = struct.Struct("<I")
@@ -63,7 +65,7 @@ def shared(count: int, run: Callable[[int], T], processes: int,
 def _share(queue: int, run: Callable[[int], T], forks: int, results: dict[int, T]) -> None:
     """Fork the children, run tasks here until the queue is empty, gather theirs."""
     children: list[tuple[int, int]] = []
-    gc.freeze()
+    heap.hold()
     try:
         try:
             for _ in range(forks):
@@ -80,7 +82,7 @@ def _share(queue: int, run: Callable[[int], T], forks: int, results: dict[int, T
                 results.update(_received(pid, pipe))
     finally:
         _reap(queue, children)
-        gc.unfreeze()
+        heap.release()
 
 
 def _taken(queue: int) -> Iterator[int]:

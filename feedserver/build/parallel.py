@@ -31,7 +31,6 @@ them.  The unit of work is one channel in one format, costliest first.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedserver.build import heap
 from feedserver.build.forks import shared
 from feedserver.build.render_gate import Output, channel_file, render_checked
 from feedserver.core.errors import PublishError
@@ -276,7 +276,7 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
     """A fork ``Pool`` whose workers start with ``job``, forked from a frozen heap (no
     collection first: on a big heap it costs more than the fork, and the workers share
     the parent's articles); the workers leave on their sentinel when the block ends."""
-    gc.freeze()
+    heap.hold()
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(processes, start, (job,), maxtasksperchild=recycle) as pool:
@@ -287,7 +287,7 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
             pool.close()
             pool.join()
     finally:
-        gc.unfreeze()
+        heap.release()
 
 
 def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int

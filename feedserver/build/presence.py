@@ -18,12 +18,12 @@ silent: the answer is the same, only slower.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 from collections.abc import Mapping
 from typing import Any
 
+from feedserver.build import heap
 from feedserver.build.forks import drained, write_all
 from feedserver.publish.output import on_disk
 
@@ -53,11 +53,11 @@ class Presence:
         back, send = os.pipe()
         # Frozen until the child is reaped (:meth:`close`): a collection in either process
         # would write to every object's header, and each page written is then copied.
-        gc.freeze()
+        heap.hold()
         try:
             pid = os.fork()
         except BaseException:
-            gc.unfreeze()
+            heap.release()
             os.close(back)
             os.close(send)
             raise
@@ -100,4 +100,4 @@ class Presence:
             self.child = None
             os.close(pipe)  # a child still writing gets EPIPE and leaves
             os.waitpid(pid, 0)
-            gc.unfreeze()
+            heap.release()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import os
 import pickle
 import select
@@ -37,6 +36,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from feedserver.build import heap
 
 T = TypeVar("T")
 _RANGE = struct.Struct("<II")  # start, stop: what the queue holds, 8 bytes a record
@@ -104,7 +105,7 @@ def run(count: int, task: Callable[[int], T], processes: int,
     queue, feed = os.pipe()
     state: _Run[T] = _Run(task, feed, queue, timeout, {}, {}, len(ranges))
     os.write(feed, b"".join(_RANGE.pack(*r) for r in ranges))  # <= _PIPE_RECORDS * 8 bytes
-    gc.freeze()  # a collection in either process would copy every page it touched
+    heap.hold()  # a collection in either process would copy every page it touched
     try:
         for _ in range(min(processes, len(ranges))):
             with contextlib.suppress(OSError):  # out of processes or memory: fewer hands
@@ -121,7 +122,7 @@ def run(count: int, task: Callable[[int], T], processes: int,
                 _wait(state)
     finally:
         _end(state)
-        gc.unfreeze()
+        heap.release()
 
 
 def _spawn(state: _Run[T]) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedserver.build import heap
 from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
@@ -87,8 +88,11 @@ class Refresher:
     """The job: one incremental build with the hold rule, under ``build.lock``."""
 
     def __init__(self, settings: Settings, clock: Clock = utc_now,
-                 writes: Writes | None = None) -> None:
+                 writes: Writes | None = None, settle_heap: bool = False) -> None:
         self.settings = settings
+        # The process's main work (not a thread of a test): what survives a build is
+        # frozen for the next (feedserver.build.heap), which is a whole process's policy.
+        self.settle_heap = settle_heap
         self.clock = clock
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
@@ -146,6 +150,8 @@ class Refresher:
                 instruments.get().build_seconds.observe(time.monotonic() - started)
                 return self._failed(now, reason, exc)
             self._note()
+        if self.settle_heap:  # published: what survived is kept out of later collections
+            heap.settle()
         if self.failures:
             log.info("build succeeded again after %d failed attempts", self.failures)
         self.failures, self.retry_at = 0, None
@@ -463,7 +469,8 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
          gone: Callable[[], bool]) -> None:
     watcher = None
     writes = Writes(close_events=False)
-    refresher = Refresher(settings, clock, writes)
+    refresher = Refresher(settings, clock, writes,
+                          settle_heap=threading.current_thread() is threading.main_thread())
     deliverer = Deliverer(settings) if settings.hubs else None
     if deliverer is not None:
         refresher.after_publish = deliverer.published
