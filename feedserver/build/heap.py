@@ -13,12 +13,15 @@ Two things want the heap frozen (``gc.freeze``: objects the collector no longer 
   700,000 objects at 50,000 articles), and Python collects in full whenever the objects
   that outlived two young collections reach a quarter of the old ones: every other
   build there, 0.45-0.65 s each time, walking objects that are still in use.
-  :func:`settle`, after each build, collects what is not frozen (what that build made:
-  0.06-0.08 s at 50,000 articles) and freezes what survived: later collections walk only
-  what later builds make.  An object frozen at one settle and dropped in a cycle by a
-  later build (refcounting frees the rest as ever) waits for the full collection
-  :func:`settle` makes when the frozen objects have grown by :data:`GROWTH` since the
-  last one, so what is kept for nothing stays bounded.
+  :func:`settle`, after each build, freezes what survived it: later collections walk
+  only what later builds make.  What a build leaves frozen and later drops in a cycle
+  (refcounting frees the rest as ever) waits for the full collection :func:`settle`
+  makes when the frozen objects have grown by :data:`GROWTH` since the last one, so
+  what is kept for nothing stays bounded.  Most of it is Jinja's: a page that calls a
+  macro imported ``with context`` leaves its render context in a cycle holding the
+  page's variables (about 7,000 objects per changed build at 50,000 articles).
+  Collecting the unfrozen objects at each settle freed those but made every build
+  slower (benchmarks/README.md).
 
 A process that builds once (``feedserver build``, the build before ``serve``) never
 settles: its forks thaw the heap as they end, as before.
@@ -64,28 +67,15 @@ def frozen() -> Iterator[None]:
 
 
 def settle() -> bool:
-    """After a build in a process that builds again: collect what is not frozen (the
-    objects made since the last settle: everything, the first time), then freeze what
-    survived; the whole heap is collected again when the frozen objects have grown by
-    :data:`GROWTH`.  Returns whether the whole heap was collected.  With a child alive,
-    it only freezes.
-
-    The first collection matters: a page that calls a Jinja macro leaves its render
-    context in a cycle (context, macro, closure) holding the page's variables (the
-    topics list holds every channel's row), so without it each build that renders
-    pages froze about 7,000 objects it had already dropped.
-    """
+    """After a build in a process that builds again: freeze what survived it, collecting
+    in full first on the first call and whenever the frozen objects have grown by
+    :data:`GROWTH`; returns whether it collected.  With a child alive, only freezes."""
     global _settled
-    if _holds:
-        gc.freeze()
-        return False
-    gc.collect()  # frozen objects are not walked: this costs what the build made
     gc.freeze()
+    if _holds:
+        return False
     count = gc.get_freeze_count()
-    if _settled is None:
-        _settled = count
-        return True
-    if count <= _settled * (1 + GROWTH):
+    if _settled is not None and count <= _settled * (1 + GROWTH):
         return False
     gc.unfreeze()
     gc.collect()

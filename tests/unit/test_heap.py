@@ -54,13 +54,9 @@ def test_a_settled_heap_stays_frozen_and_is_collected_when_it_has_grown() -> Non
         assert heap.settle() is True  # the first settle collects, then freezes
         assert heap.settled() and gc.get_freeze_count() > 0
 
-        made = cycle()  # made and dropped by the build: collected before the freeze
-        young = weakref.ref(made)
-        del made
         dropped = cycle()
         gone = weakref.ref(dropped)
         assert heap.settle() is False  # little grew: frozen, not collected
-        assert young() is None, "a cycle the build dropped was frozen"
         with heap.frozen():
             pass
         assert gc.get_freeze_count() > 0, "a fork's end thawed a settled heap"
