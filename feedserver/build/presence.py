@@ -8,27 +8,36 @@ every build, even one that changes nothing, in the same process that assembles t
 
 :class:`Presence` does those same checks in one bare fork started at the beginning of
 a build, while this process gathers and assembles; the build asks for the answer
-(:meth:`Presence.missing`) only when it decides what is fresh.  Nothing is trusted
-that was not checked: the answer is every manifest path whose file or a listed body
-was absent when the child looked, after the last publish (one build at a time holds
-the output folder).  A small output is checked here (a fork costs more than a few
-thousand stats), and so is everything when the fork fails or the child dies or goes
-silent: the answer is the same, only slower.
+(:meth:`Presence.missing`) only when it decides what is fresh.  The child goes through
+the manifest's paths from the first and reports each stretch it has checked as it goes
+(:data:`STRETCH` paths: where it got to, and which of them are missing).  A build that
+asks before the child is done does not wait: it checks from the last path backwards,
+reading the child's reports between its own stretches, until the two meet; then the
+child is stopped.  Nothing is trusted that was not checked: every path is looked at by
+one of the two, after the last publish (one build at a time holds the output folder).
+A small output is checked here (a fork costs more than a few thousand stats); a child
+that fails to fork, dies or stalls only leaves more of the checks to this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import pickle
+import signal
+import struct
 from collections.abc import Mapping
 from typing import Any
 
 from feedserver.build import heap
-from feedserver.build.forks import drained, write_all
+from feedserver.build.forks import write_all
 from feedserver.publish.output import on_disk
 
 FORK_FROM = 5_000  # published paths: below this the checks run here
+STRETCH = 1_024  # paths the child checks between two reports (a few milliseconds)
+_HERE = 512  # paths this process checks between two looks at the child's reports
+_HEAD = struct.Struct("<II")  # a report: paths checked so far, how many missing follow
 __all__ = ["Presence"]
+Entries = list[tuple[str, dict[str, Any]]]
 
 
 def absent(root: str, files: Mapping[str, dict[str, Any]]) -> frozenset[str]:
@@ -36,14 +45,22 @@ def absent(root: str, files: Mapping[str, dict[str, Any]]) -> frozenset[str]:
     return frozenset(path for path, entry in files.items() if not on_disk(root, path, entry))
 
 
+def _lacking(root: str, entries: Entries, start: int, end: int) -> list[int]:
+    """The positions in ``entries[start:end]`` whose file or a listed body is not on disk."""
+    return [at for at in range(start, end) if not on_disk(root, *entries[at])]
+
+
 class Presence:
-    """The missing published files of one build, found by a fork (see the module)."""
+    """The missing published files of one build, found by a fork and by this process
+    (see the module)."""
 
     def __init__(self, root: str, files: Mapping[str, dict[str, Any]]) -> None:
         self.root, self.files = root, files
         self.child: tuple[int, int] | None = None  # (pid, read end of its pipe)
         self.found: frozenset[str] | None = None
+        self.entries: Entries = []
         if files and len(files) >= FORK_FROM:
+            self.entries = list(files.items())  # the one order both processes go by
             try:
                 self.child = self._fork()
             except OSError:
@@ -65,39 +82,85 @@ class Presence:
             status = 1
             try:
                 os.close(back)
-                write_all(send, pickle.dumps(sorted(absent(self.root, self.files))))
+                count = len(self.entries)
+                for start in range(0, count, STRETCH):
+                    end = min(count, start + STRETCH)
+                    lost = _lacking(self.root, self.entries, start, end)
+                    write_all(send, _HEAD.pack(end, len(lost))
+                              + struct.pack(f"<{len(lost)}I", *lost))
                 status = 0
             finally:
                 os._exit(status)  # no atexit handlers, no flush of the parent's buffers
         os.close(send)
+        os.set_blocking(back, False)
         return pid, back
 
     def missing(self) -> frozenset[str]:
-        """The published paths not (wholly) on disk: the child's answer, or the checks
-        made here when it has none."""
+        """The published paths not (wholly) on disk."""
         if self.found is None:
-            found = self._received() if self.child is not None else None
-            self.found = found if found is not None else absent(self.root, self.files)
+            if self.child is not None:
+                self.found = self._shared()
+            elif self.entries:  # the fork failed
+                self.found = frozenset(self.entries[at][0] for at in
+                                       _lacking(self.root, self.entries, 0, len(self.entries)))
+            else:
+                self.found = absent(self.root, self.files)
         return self.found
 
-    def _received(self) -> frozenset[str] | None:
-        """What the child sent, or None if it sent nothing whole (it failed, or was found
-        stuck and killed: :func:`feedserver.build.forks.drained`)."""
+    def _shared(self) -> frozenset[str]:
+        """The child's reports, and this process's own checks from the end until the
+        two meet (all of them when the child sends nothing more)."""
         assert self.child is not None
+        entries, pipe = self.entries, self.child[1]
+        lost: list[int] = []
+        reports = bytearray()
+        checked, top = 0, len(entries)  # the child's [0, checked), this process's [top, end)
+        listening = True
         try:
-            data = drained(*self.child)
+            while checked < top:
+                if listening:
+                    listening, checked = _read(pipe, reports, lost, checked)
+                if checked >= top:
+                    break
+                low = max(checked, top - _HERE)
+                lost += _lacking(self.root, entries, low, top)
+                top = low
         finally:
             self.close()
-        try:
-            return frozenset(pickle.loads(data)) if data else None
-        except (pickle.UnpicklingError, EOFError, ValueError):
-            return None  # cut short: the checks run here
+        return frozenset(entries[at][0] for at in lost)
 
     def close(self) -> None:
-        """Reap the child (a build that raises before asking leaves none behind)."""
+        """Stop and reap the child (a build that raises before asking leaves none behind)."""
         if self.child is not None:
             pid, pipe = self.child
             self.child = None
-            os.close(pipe)  # a child still writing gets EPIPE and leaves
+            os.close(pipe)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # done or not, nothing more is wanted of it
             os.waitpid(pid, 0)
             heap.release()
+
+
+def _read(pipe: int, reports: bytearray, lost: list[int], checked: int) -> tuple[bool, int]:
+    """Take the whole reports waiting in ``pipe`` (never blocking): whether the child may
+    send more, and how far it has checked."""
+    listening = True
+    while True:
+        try:
+            chunk = os.read(pipe, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            listening = False  # done, or dead: what it sent whole stands
+            break
+        reports += chunk
+    at = 0
+    while at + _HEAD.size <= len(reports):
+        end, count = _HEAD.unpack_from(reports, at)
+        if at + _HEAD.size + 4 * count > len(reports):
+            break  # the rest of this report is still on its way
+        lost += struct.unpack_from(f"<{count}I", reports, at + _HEAD.size)
+        checked = max(checked, end)
+        at += _HEAD.size + 4 * count
+    del reports[:at]
+    return listening, checked

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import os
+import select
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +53,53 @@ def test_a_child_that_dies_leaves_the_answer_to_this_process(
     monkeypatch.setattr(presence, "FORK_FROM", 1)
     files = published(tmp_path)
     (tmp_path / "articles/a/index.html.gz").unlink()
-    here, real = os.getpid(), presence.absent
+    here, real = os.getpid(), presence._lacking
 
-    def absent(root: str, listed: dict[str, dict[str, Any]]) -> frozenset[str]:
+    def lacking(root: str, entries: presence.Entries, start: int, end: int) -> list[int]:
         if os.getpid() != here:
-            os._exit(3)  # the child is killed before it answers
-        return real(root, listed)
+            os._exit(3)  # the child is killed before it reports anything
+        return real(root, entries, start, end)
 
-    monkeypatch.setattr(presence, "absent", absent)
+    monkeypatch.setattr(presence, "_lacking", lacking)
     check = Presence(str(tmp_path), files)
     assert check.child is not None
     assert check.missing() == {"articles/a/index.html"}
+
+
+def test_the_build_checks_from_the_end_what_the_child_has_not_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child reports the first two paths, then stalls: the build takes those two
+    from its reports (never looking at them itself) and checks the rest, from the last."""
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    monkeypatch.setattr(presence, "STRETCH", 1)
+    monkeypatch.setattr(presence, "_HERE", 1)
+    files = published(tmp_path)
+    (tmp_path / PATHS[0]).unlink()  # the child's to find
+    (tmp_path / "tiny.txt").unlink()  # the build's to find
+    here, real = os.getpid(), presence._lacking
+    looked: list[int] = []
+
+    def lacking(root: str, entries: presence.Entries, start: int, end: int) -> list[int]:
+        if os.getpid() != here and start >= 2:
+            time.sleep(60)  # stalls: the build must not wait for it
+        if os.getpid() == here:
+            looked.extend(range(start, end))
+        return real(root, entries, start, end)
+
+    monkeypatch.setattr(presence, "_lacking", lacking)
+    check = Presence(str(tmp_path), files)
+    assert check.child is not None
+    pid = check.child[0]
+    deadline = time.monotonic() + 10
+    while not select.select([check.child[1]], [], [], 0)[0] and time.monotonic() < deadline:
+        time.sleep(0.01)  # the child's first report is there
+    time.sleep(0.2)  # and its second
+    began = time.monotonic()
+    assert check.missing() == {PATHS[0], "tiny.txt"}
+    assert time.monotonic() - began < 30
+    assert looked == [4, 3, 2]  # the last first; 0 and 1 came from the child's reports
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # the stalled child was stopped and reaped
 
 
 def test_a_build_that_stops_early_leaves_no_child(tmp_path: Path,
@@ -84,3 +122,19 @@ def test_nothing_published_forks_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(presence, "FORK_FROM", 1)
     check = Presence(str(tmp_path), {})
     assert check.child is None and check.missing() == frozenset()
+
+
+def test_no_fork_leaves_every_check_to_this_process(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    files = published(tmp_path)
+    (tmp_path / "topics/t/feed.rss.gz").unlink()
+
+    def no_fork() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    frozen = gc.get_freeze_count()
+    monkeypatch.setattr(presence.os, "fork", no_fork)
+    check = Presence(str(tmp_path), files)
+    assert check.child is None and gc.get_freeze_count() == frozen
+    assert check.missing() == {"topics/t/feed.rss"}
