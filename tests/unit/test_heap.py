@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -84,22 +85,29 @@ def test_a_settle_with_a_child_alive_only_freezes() -> None:
     """)
 
 
-def test_the_scheduler_settles_only_as_a_process_main_work(tmp_path) -> None:
-    run(f"""
-        import gc, shutil, threading
+def with_site(tmp_path: Path, body: str) -> str:
+    """``body`` after a prelude that copies the bundled seeds into a site at ``tmp_path``
+    and loads its ``settings``."""
+    return textwrap.dedent(f"""
+        import gc, shutil, threading, time
         from pathlib import Path
         from feedserver.config import load_settings
-        from feedserver.schedule.scheduler import Refresher
 
         site = Path({str(tmp_path)!r})
         shutil.copytree(Path("seeds"), site / "seeds")
         (site / "config.toml").write_text(
             'seeds_dir = "seeds"\\noutput_dir = "public"\\nstate_dir = "state"\\n')
         settings = load_settings(site / "config.toml", env={{}})
+    """) + textwrap.dedent(body)
+
+
+def test_a_refresher_told_to_settle_freezes_after_each_run(tmp_path: Path) -> None:
+    run(with_site(tmp_path, """
+        from feedserver.schedule.scheduler import Refresher
 
         job = Refresher(settings)
         assert job.run("test").report is not None
-        assert gc.get_freeze_count() == 0, "a thread's scheduler froze its process"
+        assert gc.get_freeze_count() == 0, "a refresher not told to settle froze its process"
 
         job = Refresher(settings, settle_heap=True)
         outcome = job.run("test")
@@ -108,23 +116,15 @@ def test_the_scheduler_settles_only_as_a_process_main_work(tmp_path) -> None:
         assert job.run("test").report is not None
         assert gc.get_freeze_count() > 0
         assert (site / "public" / "feed.atom").exists()
-    """)
+    """))
 
 
-def test_only_a_scheduler_that_is_its_process_main_work_settles(tmp_path) -> None:
+def test_only_a_scheduler_that_is_its_process_main_work_settles(tmp_path: Path) -> None:
     """``feedserver watch`` and serve's scheduler process settle; a scheduler run in a
     thread (the tests') leaves its process's heap alone."""
-    run(f"""
-        import gc, shutil, threading, time
-        from pathlib import Path
-        from feedserver.config import load_settings
+    run(with_site(tmp_path, """
         from feedserver.schedule.scheduler import run_forever
 
-        site = Path({str(tmp_path)!r})
-        shutil.copytree(Path("seeds"), site / "seeds")
-        (site / "config.toml").write_text(
-            'seeds_dir = "seeds"\\noutput_dir = "public"\\nstate_dir = "state"\\n')
-        settings = load_settings(site / "config.toml", env={{}})
         built = site / "public" / "feed.atom"
 
         def stop_when_built(stop):
@@ -138,7 +138,7 @@ def test_only_a_scheduler_that_is_its_process_main_work_settles(tmp_path) -> Non
         helper = threading.Thread(target=stop_when_built, args=(stop,))
         helper.start()
         owner = threading.Thread(target=run_forever, args=(settings,),
-                                 kwargs={{"stop": stop, "events": False}})
+                                 kwargs={"stop": stop, "events": False})
         owner.start()
         owner.join(90)
         helper.join()
@@ -151,4 +151,4 @@ def test_only_a_scheduler_that_is_its_process_main_work_settles(tmp_path) -> Non
         run_forever(settings, stop=stop, events=False)  # this process's main work
         helper.join()
         assert built.exists() and gc.get_freeze_count() > 0
-    """)
+    """))
