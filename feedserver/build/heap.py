@@ -82,8 +82,3 @@ def settle() -> bool:
     gc.freeze()
     _settled = gc.get_freeze_count()
     return True
-
-
-def settled() -> bool:
-    """Whether this process keeps its heap frozen between builds."""
-    return _settled is not None

@@ -276,8 +276,7 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
     """A fork ``Pool`` whose workers start with ``job``, forked from a frozen heap (no
     collection first: on a big heap it costs more than the fork, and the workers share
     the parent's articles); the workers leave on their sentinel when the block ends."""
-    heap.hold()
-    try:
+    with heap.frozen():
         context = multiprocessing.get_context("fork")
         with context.Pool(processes, start, (job,), maxtasksperchild=recycle) as pool:
             yield pool
@@ -286,8 +285,6 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
             # hangs the scheduler for good (CPython #78178; seen under load).
             pool.close()
             pool.join()
-    finally:
-        heap.release()
 
 
 def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int

@@ -40,11 +40,6 @@ __all__ = ["Presence"]
 Entries = list[tuple[str, dict[str, Any]]]
 
 
-def absent(root: str, files: Mapping[str, dict[str, Any]]) -> frozenset[str]:
-    """The manifest paths whose file or a compressed body it lists is not on disk."""
-    return frozenset(path for path, entry in files.items() if not on_disk(root, path, entry))
-
-
 def _lacking(root: str, entries: Entries, start: int, end: int) -> list[int]:
     """The positions in ``entries[start:end]`` whose file or a listed body is not on disk."""
     return [at for at in range(start, end) if not on_disk(root, *entries[at])]
@@ -55,12 +50,11 @@ class Presence:
     (see the module)."""
 
     def __init__(self, root: str, files: Mapping[str, dict[str, Any]]) -> None:
-        self.root, self.files = root, files
+        self.root = root
+        self.entries: Entries = list(files.items())  # the one order both processes go by
         self.child: tuple[int, int] | None = None  # (pid, read end of its pipe)
         self.found: frozenset[str] | None = None
-        self.entries: Entries = []
-        if files and len(files) >= FORK_FROM:
-            self.entries = list(files.items())  # the one order both processes go by
+        if len(self.entries) >= FORK_FROM:
             try:
                 self.child = self._fork()
             except OSError:
@@ -100,11 +94,9 @@ class Presence:
         if self.found is None:
             if self.child is not None:
                 self.found = self._shared()
-            elif self.entries:  # the fork failed
-                self.found = frozenset(self.entries[at][0] for at in
-                                       _lacking(self.root, self.entries, 0, len(self.entries)))
-            else:
-                self.found = absent(self.root, self.files)
+            else:  # a small output, or no fork
+                lost = _lacking(self.root, self.entries, 0, len(self.entries))
+                self.found = frozenset(self.entries[at][0] for at in lost)
         return self.found
 
     def _shared(self) -> frozenset[str]:
