@@ -17,11 +17,9 @@ Two things want the heap frozen (``gc.freeze``: objects the collector no longer 
   only what later builds make.  What a build leaves frozen and later drops in a cycle
   (refcounting frees the rest as ever) waits for the full collection :func:`settle`
   makes when the frozen objects have grown by :data:`GROWTH` since the last one, so
-  what is kept for nothing stays bounded.  Most of it is Jinja's: a page that calls a
-  macro imported ``with context`` leaves its render context in a cycle holding the
-  page's variables (about 7,000 objects per changed build at 50,000 articles).
-  Collecting the unfrozen objects at each settle freed those but made every build
-  slower (benchmarks/README.md).
+  what is kept for nothing stays bounded.  (The templates imported their macros ``with
+  context``, which left every page render in such a cycle: 7,100 objects per changed
+  build at 50,000 articles, until they took ``lang`` as an argument instead.)
 
 A process that builds once (``feedserver build``, the build before ``serve``) never
 settles: its forks thaw the heap as they end, as before.
