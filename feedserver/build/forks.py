@@ -119,7 +119,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def drained(pid: int, pipe: int) -> bytearray:
+def _drained(pid: int, pipe: int) -> bytearray:
     """What child ``pid`` wrote to ``pipe`` until it closed its end; a child silent for
     :data:`STUCK` seconds is killed (what it sent so far is returned, maybe cut short)."""
     data = bytearray()
@@ -135,7 +135,7 @@ def drained(pid: int, pipe: int) -> bytearray:
 
 def _received(pid: int, pipe: int) -> dict[int, T]:
     """Every whole record a child sent, until it closed its end (or was found stuck)."""
-    data = drained(pid, pipe)
+    data = _drained(pid, pipe)
     found: dict[int, T] = {}
     at = 0
     while at + _NUMBER.size <= len(data):

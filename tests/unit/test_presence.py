@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-import select
 import time
 from pathlib import Path
 from typing import Any
@@ -79,8 +78,11 @@ def test_the_build_checks_from_the_end_what_the_child_has_not_reported(
     here, real = os.getpid(), presence._lacking
     looked: list[int] = []
 
+    stalled = tmp_path / "stalled"  # the child's reports of 0 and 1 are in the pipe by then
+
     def lacking(root: str, entries: presence.Entries, start: int, end: int) -> list[int]:
         if os.getpid() != here and start >= 2:
+            stalled.touch()
             time.sleep(60)  # stalls: the build must not wait for it
         if os.getpid() == here:
             looked.extend(range(start, end))
@@ -90,10 +92,9 @@ def test_the_build_checks_from_the_end_what_the_child_has_not_reported(
     check = Presence(str(tmp_path), files)
     assert check.child is not None
     pid = check.child[0]
-    deadline = time.monotonic() + 10
-    while not select.select([check.child[1]], [], [], 0)[0] and time.monotonic() < deadline:
-        time.sleep(0.01)  # the child's first report is there
-    time.sleep(0.2)  # and its second
+    deadline = time.monotonic() + 60
+    while not stalled.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # both its reports written, whatever the machine's speed
     began = time.monotonic()
     assert check.missing() == {PATHS[0], "tiny.txt"}
     assert time.monotonic() - began < 30
