@@ -62,6 +62,8 @@ def histories(ordered: list[Article], channels: tuple[Channel, ...],
     membership :func:`feedserver.build.assemble.build_channels` gives, untruncated."""
     out: dict[str, list[Article]] = {c.slug: [] for c in channels}
     everything = out.get("all")
+    spoken = {lang: out.get(layout.language_slug(code)) for lang, code in
+              layout.language_codes((a.lang for a in ordered), settings.language).items()}
     for article in ordered:
         if everything is not None:
             everything.append(article)
@@ -69,8 +71,7 @@ def histories(ordered: list[Article], channels: tuple[Channel, ...],
             bucket = out.get(slug)
             if bucket is not None:
                 bucket.append(article)
-        code = layout.language_code(article.lang or "", settings.language)
-        bucket = out.get(layout.language_slug(code))
+        bucket = spoken[article.lang]
         if bucket is not None:
             bucket.append(article)
     return out

@@ -229,7 +229,8 @@ def _trimmed(article: Article, kept: tuple[str, ...], stage: str, stubs: Mapping
 
 def _languages(ordered: tuple[Article, ...], settings: Settings) -> dict[str, Topic]:
     """One channel per language the articles are written in (``languages/<code>``)."""
-    codes = sorted({layout.language_code(a.lang or "", settings.language) for a in ordered})
+    codes = sorted(set(layout.language_codes((a.lang for a in ordered),
+                                             settings.language).values()))
     return {layout.language_slug(code): Topic(slug=layout.language_slug(code),
                                               name=language_name(code, settings.language),
                                               description=f"Articles in "
@@ -270,8 +271,8 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     due.problems += resolve_links(due.by_id, stubs, identities, due.later, made)
     if due.detected:
         _drop_rare(due, stubs, identities, settings, known, made)
-    spoken = len({layout.language_code(a.lang or "", settings.language)
-                  for a in due.by_id.values()})  # one channel each
+    spoken = len(set(layout.language_codes((a.lang for a in due.by_id.values()),
+                                           settings.language).values()))  # one channel each
     if len(due.names) + len(due.detected) + spoken >= settings.max_channels:  # and 'all'
         _limit_topics(due, max(0, settings.max_channels - 1 - spoken), stubs, identities,
                       known, made)
@@ -341,14 +342,15 @@ def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
     one per language (``catalog`` holds the languages' entries, kind 'language')."""
     members: dict[str, list[Article]] = {}
     languages: dict[str, list[Article]] = {}
+    codes = layout.language_codes((a.lang for a in ordered), settings.language)
+    most = settings.max_items
     for article in ordered:
         for slug in article.topics:
             bucket = members.setdefault(slug, [])
-            if len(bucket) < settings.max_items:
+            if len(bucket) < most:
                 bucket.append(article)
-        code = layout.language_code(article.lang or "", settings.language)
-        bucket = languages.setdefault(code, [])
-        if len(bucket) < settings.max_items:
+        bucket = languages.setdefault(codes[article.lang], [])
+        if len(bucket) < most:
             bucket.append(article)
     channels = [_channel("", settings.site_title, settings.site_description, "",
                          ordered[: settings.max_items], settings)]

@@ -124,13 +124,13 @@ def index_file(site: Site, max_items: int, refresh: int, ceiling: int,
     The dates and topics go to orjson as they are: it writes a datetime as ``isoformat``
     does (an article's are UTC, whole seconds) and a tuple as a list, the same bytes
     without 100,000 Python calls per 50,000 articles (0.18 -> 0.04 s of every build)."""
+    codes = layout.language_codes((a.lang for a in site.articles), default_language)
     data = {
         "version": VERSION,
         "context": _context(site.context),
         "channels": {c.path: _head(c) for c in site.channels},
         "kinds": {slug: topic.kind for slug, topic in site.topics.items()},
-        "articles": [[a.slug, a.published, a.updated, a.topics,
-                      layout.language_code(a.lang or "", default_language)]
+        "articles": [[a.slug, a.published, a.updated, a.topics, codes[a.lang]]
                      for a in site.articles],
         "max_items": max_items, "refresh": refresh, "ceiling": ceiling,
     }

@@ -1,10 +1,11 @@
-"""Folder names of languages (:func:`feedserver.core.layout.language_code`)."""
+"""Folder names of languages (:func:`feedserver.core.layout.language_code`, and
+:func:`~feedserver.core.layout.language_codes` for a pass over many articles)."""
 
 from __future__ import annotations
 
 import pytest
 
-from feedserver.core.layout import language_code
+from feedserver.core.layout import language_code, language_codes
 
 
 @pytest.mark.parametrize(("tag", "default", "expected"), [
@@ -28,3 +29,11 @@ from feedserver.core.layout import language_code
 def test_a_tag_becomes_its_folder_name_or_the_default(tag: str, default: str,
                                                       expected: str) -> None:
     assert language_code(tag, default) == expected
+
+
+def test_many_tags_give_one_entry_each_with_the_same_codes() -> None:
+    tags = ["en", "pt_BR", None, "", "en", "english", "kk", None, "pt_BR"]
+    codes = language_codes(iter(tags), "ru")
+    assert codes == {"en": "en", "pt_BR": "pt-br", None: "ru", "": "ru", "english": "ru",
+                     "kk": "kk"}
+    assert all(codes[tag] == language_code(tag or "", "ru") for tag in tags)
