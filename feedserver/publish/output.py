@@ -349,18 +349,21 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     fail half-way for lack of room; a crash before the journal leaves the old
     output, a crash after it is finished by :func:`recover`.
     """
-    manifest: dict[str, Any] = {"version": VERSION, "files": {p.path: p.entry for p in ready},
-                                "gone": [], "channels": dict(signatures)}
-    for path in keep & set(old["files"]):
-        manifest["files"].setdefault(path, old["files"][path])
-    if not prune:
-        for path, entry in old["files"].items():
-            manifest["files"].setdefault(path, entry)
-    removed = sorted(set(old["files"]) - set(manifest["files"]))
+    # The old entries, less those neither kept nor made again (with ``prune``), then the
+    # new ones over them: set operations and a copy in C, no Python step per entry of a
+    # manifest of 100,000 (a one-file publish spent 0.15 s on the loops this replaces).
+    before: dict[str, Any] = old["files"]
+    files = dict(before)
+    removed = sorted(before.keys() - keep - {p.path for p in ready}) if prune else []
+    for path in removed:
+        del files[path]
+    files.update((p.path, p.entry) for p in ready)
+    manifest: dict[str, Any] = {"version": VERSION, "files": files, "gone": [],
+                                "channels": dict(signatures)}
     # The build's own files (.feedserver/: deltas that a feed's next version replaces)
     # are never served by URL, so they are not 'gone' either: the list would only grow.
-    manifest["gone"] = sorted((set(old["gone"]) | {p for p in removed if not is_internal(p)})
-                              - set(manifest["files"]))
+    gone = {*old["gone"], *(p for p in removed if not is_internal(p))}
+    manifest["gone"] = sorted(p for p in gone if p not in files)
     renames = [list(pair) for item in ready for pair in item.staged]
     if not renames and not removed and manifest == old:
         # Nothing to change: rewriting a manifest of megabytes (a site with pages)
