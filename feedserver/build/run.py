@@ -142,13 +142,19 @@ def _signatures(site: Site, output: Output, manifest: dict[str, Any],
                 held: set[str]) -> dict[str, str]:
     """What the manifest records: new signatures of what was published, old ones for the
     channels that failed and the files ``held`` from before (a failed channel's views)."""
-    slugs = {c.slug for c in site.feed_view().channels}
-    made = {f.path for f in output.files} | {p.path for p in output.staged} | output.kept
-    current = {key: sig for key, sig in site.signatures.items()
-               if key not in output.failed and (key in slugs or key in made)}
-    kept = {key: sig for key, sig in manifest["channels"].items()
-            if key in output.failed or key in held}
-    return {**kept, **current}
+    # Set operations and a copy, not a Python step per signature (120,000 at 50,000
+    # articles): dropped are those signed but failed, or neither a channel nor a file
+    # made or kept by this build.
+    dropped = (site.signatures.keys() - output.kept - {c.slug for c in site.feed_view().channels}
+               - {f.path for f in output.files} - {p.path for p in output.staged}) \
+        | output.failed
+    current = dict(site.signatures)
+    for key in dropped:
+        current.pop(key, None)
+    recorded = manifest["channels"]
+    signed = {key: recorded[key] for key in (output.failed | held) & recorded.keys()}
+    signed.update(current)
+    return signed
 
 
 def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
