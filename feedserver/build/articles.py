@@ -154,6 +154,16 @@ def with_full(articles: Iterable[Article], full: Mapping[str, Article]) -> list[
 
 def filled_channels(channels: tuple[Channel, ...],
                     full: Mapping[str, Article]) -> tuple[Channel, ...]:
-    """The channels with each listed article replaced by its full copy (by id)."""
-    return tuple(replace(c, articles=tuple(full.get(a.id, a) for a in c.articles))
+    """The channels with each listed article replaced by its full copy (by id).
+
+    A channel listing none of them is itself, found by a pass in C: a one-file build of
+    50,000 articles fills a few hundred, and its 5,000 channels and archive pages list
+    a million articles (0.25 s of Python steps when each was looked up).
+    """
+    ids = full.keys()
+    return tuple(c if ids.isdisjoint(map(_ID, c.articles))
+                 else replace(c, articles=tuple(full.get(a.id, a) for a in c.articles))
                  for c in channels)
+
+
+_ID = attrgetter("id")
