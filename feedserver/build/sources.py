@@ -290,7 +290,8 @@ def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], sha
     stubs = out.stubs
     for entry in entries:
         previous = cached.get(entry.path)
-        needed = previous is not None and _needs_hold(previous.stub, index)
+        needed = previous is not None and (not previous.stub.needs
+                                           or _needs_hold(previous.stub, index))
         if previous is not None and previous.mtime_ns == entry.mtime_ns \
                 and previous.size == entry.size and previous.settings == shaping and needed:
             stubs[entry.path] = previous.stub

@@ -144,8 +144,9 @@ def article_folder(slug: str) -> str:
 
 
 def article_page(slug: str) -> str:
-    """Output path of an article's page."""
-    return folder_page(article_folder(slug))
+    """Output path of an article's page (``folder_page(article_folder(slug))``, spelled
+    out: a build asks it three times per article, 150,000 times at 50,000)."""
+    return f"{ARTICLES}/{slug}/{INDEX}"
 
 
 def preview_path(folder: str) -> str:

@@ -37,3 +37,11 @@ def test_many_tags_give_one_entry_each_with_the_same_codes() -> None:
     assert codes == {"en": "en", "pt_BR": "pt-br", None: "ru", "": "ru", "english": "ru",
                      "kk": "kk"}
     assert all(codes[tag] == language_code(tag or "", "ru") for tag in tags)
+
+
+@pytest.mark.parametrize("slug", ["a", "water-prices-kazakhstan", "x-2"])
+def test_an_article_page_is_its_folder_page(slug: str) -> None:
+    from feedserver.core import layout
+
+    assert layout.article_page(slug) == layout.folder_page(layout.article_folder(slug)) \
+        == f"articles/{slug}/index.html"
