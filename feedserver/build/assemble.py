@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import attrgetter, is_
 
 from feedserver.build.archives import with_archives
 from feedserver.build.articles import (
     LIMITED,
     NOTHING_KNOWN,
     RARE,
+    UPDATED,
     ChannelMemo,
     Known,
     Memo,
@@ -330,7 +332,7 @@ def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, st
                 archive_links(c))
         last = known.get(c.slug)
         if last is not None and last[0] == head and len(last[1]) == len(c.articles) \
-                and all(a is b for a, b in zip(last[1], c.articles, strict=True)):
+                and all(map(is_, last[1], c.articles)):
             kept[c.slug] = last
             continue
         for a in c.articles:
@@ -370,16 +372,19 @@ def build_channels(ordered: tuple[Article, ...], catalog: dict[str, Topic],
     return tuple(channels)
 
 
+_LANG = attrgetter("lang")
+
+
 def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
-    updated = max((a.updated for a in listed), default=EPOCH)
+    updated = max(map(UPDATED, listed), default=EPOCH)
     # site_url (only with pages = false: config): the site's pages live there, none here.
     html_url = settings.site_url or layout.folder_url(settings.base_url, path)
     # A channel whose articles share one language declares it; a mixed one the site's
     # (each item declares its own).
-    spoken = {a.lang or settings.language for a in listed}
+    spoken = {lang or settings.language for lang in set(map(_LANG, listed))}
     language = spoken.pop() if len(spoken) == 1 else settings.language
-    fresh = channel_max_age((a.updated for a in listed), settings.refresh_interval,
+    fresh = channel_max_age(map(UPDATED, listed), settings.refresh_interval,
                             settings.freshness_ceiling)
     return Channel(slug=slug or "all", title=title, description=description or title,
                    path=path, html_url=html_url, articles=listed, updated=updated,
