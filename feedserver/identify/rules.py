@@ -85,8 +85,9 @@ class Book:
         """Articles whose file is no longer on disk leave their path (a later rename may
         claim them again)."""
         self._left_at = None
-        for path, ident in list(self.by_path.items()):
-            if path not in present:
+        gone = self.by_path.keys() - present  # in C: most builds lose no file, walk nothing
+        for path, ident in list(self.by_path.items()) if gone else ():
+            if path in gone:
                 self._set(ident, PATH, None)
                 self._set(ident, GONE, now)
                 del self.by_path[path]
