@@ -50,12 +50,15 @@ from feedserver.core.records import Article, Channel, Identity
 
 def arrival_order(articles: list[Article], identities: Mapping[str, Identity]
                   ) -> list[Article]:
-    """Oldest arrival first: (max(first_seen, published), published, id)."""
-    def key(article: Article) -> tuple[datetime, datetime, str]:
-        identity = identities.get(article.path)
-        seen = identity.first_seen if identity is not None else article.published
-        return (max(seen, article.published), article.published, article.id)
-    return sorted(articles, key=key)
+    """Oldest arrival first: (max(first_seen, published), published, id).
+
+    The keys are made in one comprehension and the positions sorted by them (no Python
+    call per article: 50,000 of them a build)."""
+    seen = identities.get
+    keys: list[tuple[datetime, datetime, str]] = [
+        (a.published if (i := seen(a.path)) is None or i.first_seen < a.published
+         else i.first_seen, a.published, a.id) for a in articles]
+    return list(map(articles.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
 
 
 def histories(ordered: list[Article], channels: tuple[Channel, ...],

@@ -13,10 +13,11 @@ disk.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import attrgetter, is_
+from itertools import chain, compress
+from operator import attrgetter, is_, not_
 
 from feedserver.build.archives import with_archives
 from feedserver.build.articles import (
@@ -174,13 +175,13 @@ def _limit_topics(due: _Due, most: int, stubs: Mapping[str, Stub],
     item names a category that has no channel (the very objects of last time when
     nothing else changed: :func:`_trimmed`).
     """
-    counts = Counter(slug for article in due.by_id.values() for slug in article.topics)
+    counts = _counted(due.by_id.values())
     ranked = sorted(counts, key=lambda slug: (-counts[slug], slug))
     kept = set(ranked[:most])
-    for key, article in due.by_id.items():
-        if not kept.issuperset(article.topics):
-            due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t in kept),
-                                      LIMITED, stubs, identities, known, made)
+    for key in _refused(due.by_id, kept.issuperset):
+        article = due.by_id[key]
+        due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t in kept),
+                                  LIMITED, stubs, identities, known, made)
     due.names = {slug: name for slug, name in due.names.items() if slug in kept}
     due.detected = {slug: v for slug, v in due.detected.items() if slug in kept}
     left = len(ranked) - len(kept)
@@ -202,17 +203,31 @@ def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Id
     (:func:`_trimmed`), so the channels listing it keep their signatures.
     """
     exempt = {rule.slug for rule in settings.topics} | set(due.names)
-    counts = Counter(slug for article in due.by_id.values() for slug in article.topics
-                     if slug in due.detected and slug not in exempt)
-    rare = {slug for slug, count in counts.items() if count < settings.min_topic_articles}
+    rare = {slug for slug, count in _counted(due.by_id.values()).items()
+            if count < settings.min_topic_articles and slug in due.detected
+            and slug not in exempt}
     if not rare:
         return
-    for key, article in due.by_id.items():
-        if not rare.isdisjoint(article.topics):
-            due.by_id[key] = _trimmed(article, tuple(t for t in article.topics
-                                                     if t not in rare),
-                                      RARE, stubs, identities, known, made)
+    for key in _refused(due.by_id, rare.isdisjoint):
+        article = due.by_id[key]
+        due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t not in rare),
+                                  RARE, stubs, identities, known, made)
     due.detected = {slug: v for slug, v in due.detected.items() if slug not in rare}
+
+
+_TOPICS = attrgetter("topics")
+
+
+def _counted(articles: Iterable[Article]) -> Counter[str]:
+    """How many of ``articles`` name each topic, counted in C (no Python step for each of
+    the 126,000 topic names 50,000 articles carry)."""
+    return Counter(chain.from_iterable(map(_TOPICS, articles)))
+
+
+def _refused(by_id: dict[str, Article], keeps: Callable[[tuple[str, ...]], bool]
+             ) -> list[str]:
+    """The ids of the articles whose topics ``keeps`` refuses, found in C."""
+    return list(compress(by_id, map(not_, map(keeps, map(_TOPICS, by_id.values())))))
 
 
 def _trimmed(article: Article, kept: tuple[str, ...], stage: str, stubs: Mapping[str, Stub],
