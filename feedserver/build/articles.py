@@ -156,9 +156,10 @@ def filled_channels(channels: tuple[Channel, ...],
                     full: Mapping[str, Article]) -> tuple[Channel, ...]:
     """The channels with each listed article replaced by its full copy (by id).
 
-    A channel listing none of them is itself, found by a pass in C: a one-file build of
-    50,000 articles fills a few hundred, and its 5,000 channels and archive pages list
-    a million articles (0.25 s of Python steps when each was looked up).
+    Both steps are passes in C: a channel listing none of them stays itself, the others
+    are filled by ``map(full.get, ...)``.  A one-file build of 50,000 articles has 5,400
+    channels and archive pages listing about a million articles; a Python step for each
+    was 0.39 s profiled.
     """
     ids = full.keys()
     return tuple(c if ids.isdisjoint(map(_ID, c.articles))
