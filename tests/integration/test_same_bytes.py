@@ -23,10 +23,17 @@ def test_a_full_build_publishes_the_same_bytes_as_before_the_move(
         monkeypatch.setattr(parallel, "FILES_POOLED", 1)
         monkeypatch.setattr(parallel, "FILE_RUN", 37)
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    assert library_versions() == golden["libraries"], (
-        "the libraries that shape the bytes differ from those the digests were recorded with:"
-        " compare with a build of the old code, then `python -m tests.golden_build`")
     found = digests(tmp_path, golden["size"])
-    assert sorted(found) == sorted(golden["files"])
-    changed = [path for path, digest in found.items() if golden["files"][path] != digest]
+    changed = sorted(set(found) ^ set(golden["files"])
+                     | {path for path, digest in found.items()
+                        if golden["files"].get(path) != digest})
+    if changed:  # the same bytes pass whatever made them; a difference is blamed only
+        # on the code when the libraries are those the digests were recorded with (a fresh
+        # install takes each library's newest release: lxml 6.2.0 drew the same bytes)
+        newer = {name: version for name, version in library_versions().items()
+                 if golden["libraries"].get(name) != version}
+        assert not newer, (
+            f"{len(changed)} files differ, and the libraries that shape the bytes differ "
+            f"from those the digests were recorded with ({newer}): compare with a build of "
+            "the old code, then `python -m tests.golden_build`")
     assert changed == []
