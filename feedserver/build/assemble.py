@@ -132,15 +132,11 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
     in ``known`` go into ``made``."""
     out = _Due()
     by_id, digests, name = out.by_id, out.digests, out.names.setdefault
-    last_time = known.articles
     for path in sorted(stubs):
         stub, identity = stubs[path], identities[path]
         if stub.draft:
             continue
-        # known_article, spelled out: this loop runs once per article of the site.
-        last = last_time.get(path)
-        article = last[2] if last is not None and (last[0] is stub or last[0] == stub) \
-            and (last[1] is identity or last[1] == identity) else None
+        article = known_article(stub, identity, known.articles)
         if article is None:
             article = article_of(stub, identity, settings, None)
             made[path] = (stub, identity, article)
