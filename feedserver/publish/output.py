@@ -91,7 +91,12 @@ _PRECOMPRESSED = frozenset(TYPES.values())
 
 
 def compress(body: bytes) -> dict[str, bytes]:
-    """Deterministic gzip (mtime 0) and brotli bodies; none for tiny files."""
+    """Deterministic gzip (mtime 0) and brotli bodies; none for tiny files.
+
+    ISA-L's gzip is the same bytes for the same input on the same kind of CPU only: it
+    picks its code by the CPU (AVX2, AVX-512), so a cold build on another kind of machine
+    compresses the same file into another (equally valid) stream, under another ETag.
+    """
     if len(body) < _MIN_COMPRESS:
         return {}
     return {"br": brotli.compress(body, quality=BROTLI_QUALITY),

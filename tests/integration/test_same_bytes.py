@@ -3,6 +3,8 @@
 A full build of the seeded corpus (``tests/golden_build.py``) is compared file by
 file with the digests the code before the move produced, with the pages rendered in
 the build's process (a small site) and over its worker processes (a big one).
+A ``.gz`` made by another kind of CPU than the digests' (:func:`gzip_probe`) is judged
+by what it inflates to: its plain sibling, itself compared byte for byte.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from feedserver.build import parallel
-from tests.golden_build import GOLDEN, digests, library_versions
+from tests.golden_build import (
+    GOLDEN,
+    digests,
+    gzip_probe,
+    inflates_to_its_sibling,
+    library_versions,
+)
 
 
 @pytest.mark.parametrize("pages", ["here", "pooled"])
@@ -27,6 +35,10 @@ def test_a_full_build_publishes_the_same_bytes_as_before_the_move(
     changed = sorted(set(found) ^ set(golden["files"])
                      | {path for path, digest in found.items()
                         if golden["files"].get(path) != digest})
+    if golden["gzip_probe"] != gzip_probe():  # another CPU's gzip code: another stream
+        changed = [path for path in changed if not (
+            path.endswith(".gz") and path in golden["files"]
+            and inflates_to_its_sibling(tmp_path / "out", path))]
     if changed:  # the same bytes pass whatever made them; a difference is blamed only
         # on the code when the libraries are those the digests were recorded with (a fresh
         # install takes each library's newest release: lxml 6.2.0 drew the same bytes)
