@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -190,3 +191,27 @@ def test_a_fragment_in_the_envelope_of_another_format_is_not_reused() -> None:
     for fmt in ("rss", "atom"):
         assert findings(one, fmt, feeds.render(one, FORMATS[fmt], CTX), readings) == []
     assert len(readings) == 2
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_the_gate_reads_with_expat_whatever_sax_drivers_are_installed(
+        fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """feedparser prefers libxml2's SAX driver (``drv_libxml2``) where its bindings are
+    installed (Debian's python3-libxml2): the gate's reading must not hang on what a
+    machine happens to have (and, where the driver is absent, must not pay a failed
+    import of it on every parse)."""
+    import types
+    from xml.sax import expatreader
+
+    used: list[str] = []
+
+    def create_parser() -> Any:
+        used.append("drv_libxml2")
+        return expatreader.create_parser()
+
+    driver = types.ModuleType("drv_libxml2")
+    driver.create_parser = create_parser  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "drv_libxml2", driver)
+    for chan in (ALL, TOPIC):
+        assert findings(chan, fmt, feeds.render(chan, FORMATS[fmt], CTX)) == []
+    assert used == []

@@ -14,6 +14,7 @@ format (the web app's negotiation, ``feedserver check --help``) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import time
@@ -178,10 +179,26 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
 
 
 def _parse(body: bytes, media_type: str) -> Any:
-    import feedparser
-
-    return feedparser.parse(io.BytesIO(body), response_headers={"content-type": media_type},
+    return _feedparser().parse(io.BytesIO(body), response_headers={"content-type": media_type},
                             sanitize_html=False, resolve_relative_uris=False)
+
+
+@functools.cache
+def _feedparser() -> Any:
+    """feedparser, set to read with Python's expat whatever the machine has installed.
+
+    feedparser prefers libxml2's SAX driver (``drv_libxml2``) where libxml2's Python
+    bindings are installed: the gate's reading would then hang on a system package
+    (libxml2's maintainers asked feedparser to drop that driver for this very reason,
+    kurtmckee/feedparser#506).  Where the bindings are absent, every parse first tried to
+    import the driver and failed: a search of ``sys.path`` costing about 0.1 ms of the
+    0.45-0.57 ms an envelope's read took (benchmarks/README.md, "Validation").
+    """
+    import feedparser
+    import feedparser.api
+
+    feedparser.api.PREFERRED_XML_PARSERS = []
+    return feedparser
 
 
 def _seen(entry: dict[str, Any], dates: tuple[str, ...]) -> Seen:
