@@ -78,8 +78,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve_site(site_dir: Path, **env_extra: str) -> Iterator[Server]:
-    """``feedserver serve --workers 2`` over the site's folders on a free port, ready;
+def serve_site(site_dir: Path, workers: int = 2, **env_extra: str) -> Iterator[Server]:
+    """``feedserver serve --workers N`` over the site's folders on a free port, ready;
     stopped by its PID afterwards.  ``env_extra``: more FEEDSERVER_* settings; none
     comes from the tests' own environment (nor a metrics folder of another server)."""
     port = free_port()
@@ -92,7 +92,7 @@ def serve_site(site_dir: Path, **env_extra: str) -> Iterator[Server]:
     log = site_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers", "2"],
+            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers", str(workers)],
             cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_ready(url, process, log)
@@ -147,6 +147,26 @@ def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None
     for entry in feedparser.parse(server.url + "feed.atom").entries:
         with urllib.request.urlopen(entry.link, timeout=10) as response:
             assert escape(entry.title, quote=False) in response.read().decode()
+
+
+def test_a_stopped_server_ends_quietly(site_dir: Path) -> None:
+    """TERM (a deploy, systemd, a Procfile runner; Ctrl-C's sibling): the workers finish,
+    say so, and exit 0 with nothing alarming on the way out.  The workers used to print
+    "Exception ignored ... TypeError: 'NoneType' object is not callable" twice at every
+    stop: logging's handlers died during the interpreter's teardown, after gevent's
+    patched threading had lost its globals (gevent/gevent#2148).  One worker: once it
+    has answered, it has its own signal handlers (a worker still booting leaves at once,
+    without finalizing: ``serve._BootingWorker``), so its stop is the graceful one."""
+    due_by_now(site_dir / "seeds")
+    with serve_site(site_dir, workers=1) as running:
+        assert get(running, "/feed.atom").status == 200
+        running.process.terminate()
+        assert running.process.wait(timeout=20) == 0
+    said = running.log.read_text()
+    assert "Traceback" not in said and "Exception ignored" not in said, said
+    assert said.count("Worker exiting") == 1, said
+    assert "exited with code" not in said, said  # the master's word for a worker's failure
+    assert '"GET /feed.atom HTTP/1.1" 200' in said  # the access log was written out
 
 
 def test_real_server_headers(server: Server) -> None:
