@@ -50,6 +50,8 @@ class Row:
     size: int
     ours: dict[str, list[Run]] = field(default_factory=lambda: {s: [] for s in SIDES})
     hugo: dict[str, list[Run]] = field(default_factory=lambda: {s: [] for s in SIDES})
+    # One more run of each, untimed, that samples PSS (measure.py: the sampling slows it).
+    memory: dict[str, Run] = field(default_factory=dict)
     report: dict[str, str] = field(default_factory=dict)
     incremental: dict[str, list[float]] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=dict)
@@ -81,13 +83,14 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
 
 
-def cold(site: Path, side: str) -> Run:
-    """``feedserver build`` of one config in a new process, over fresh state and output."""
+def cold(site: Path, side: str, pss: bool = False) -> Run:
+    """``feedserver build`` of one config in a new process, over fresh state and output
+    (``pss``: the memory run, see :class:`Row`)."""
     suffix = "" if side == "whole" else "-feeds"
     for folder in (f"out{suffix}", f"state{suffix}"):
         shutil.rmtree(site / folder, ignore_errors=True)
     return run([sys.executable, "-m", "feedserver", "build", "--config", CONFIGS[side]],
-               env=environment(), cwd=site)
+               env=environment(), cwd=site, pss=pss)
 
 
 def child(*args: str) -> Run:
@@ -110,9 +113,9 @@ def files_of(out: Path) -> str:
 
 def note(label: str, measured: Run) -> Run:
     """Say how one run went as soon as it is over (a long run's tables come at the end)."""
+    pss = "" if measured.pss_mib is None else f"PSS {measured.pss_mib:.0f} / "
     print(f"    {label}: {measured.seconds:.1f} s wall, {measured.cpu:.1f} s CPU, "
-          f"peak PSS {measured.pss_mib:.0f} / RSS {measured.rss_mib:.0f} MiB",
-          file=sys.stderr, flush=True)
+          f"peak {pss}RSS {measured.rss_mib:.0f} MiB", file=sys.stderr, flush=True)
     return measured
 
 
@@ -130,6 +133,12 @@ def measure(site: Path, size: int, options: argparse.Namespace, repeats: int,
                 row.hugo[side].append(note(f"Hugo {side}", run(
                     hugo.command(site / name, site / f"{name}-out"))))
                 row.report[f"hugo-{side}"] = files_of(site / f"{name}-out")
+    for side in sides:  # the PSS figures, from runs whose time is not a figure
+        row.memory[side] = note(f"feedserver {side} (memory run)", cold(site, side, True))
+        if with_hugo:
+            name = HUGO_SITES[side]
+            row.memory[f"hugo-{side}"] = note(f"Hugo {side} (memory run)", run(
+                hugo.command(site / name, site / f"{name}-out"), pss=True))
     if options.rounds:
         for folder in ("out", "state"):  # the child's first build makes its own
             shutil.rmtree(site / folder, ignore_errors=True)
@@ -143,11 +152,12 @@ def seconds(runs: list[Run]) -> Figure:
     return Figure.of([r.seconds for r in runs])
 
 
-def _cells(runs: list[Run]) -> list[str]:
+def _cells(runs: list[Run], memory: Run | None) -> list[str]:
+    """Wall, CPU and RSS of the timed runs; PSS of the memory run."""
     if not runs:
         return ["-"] * 4
-    return [seconds(runs).show(), Figure.of([r.cpu for r in runs]).show(1),
-            Figure.of([r.pss_mib for r in runs]).show(0),
+    pss = "-" if memory is None or memory.pss_mib is None else f"{memory.pss_mib:.0f}"
+    return [seconds(runs).show(), Figure.of([r.cpu for r in runs]).show(1), pss,
             Figure.of([r.rss_mib for r in runs]).show(0)]
 
 
@@ -164,8 +174,10 @@ def table(rows: list[Row], side: str) -> str:
         ours, theirs = row.ours[side], row.hugo[side]
         if not ours:
             continue
-        cells = [f"{row.size:,}", *_cells(ours)[:4], row.report.get(side, "?"),
-                 *_cells(theirs), row.report.get(f"hugo-{side}", "-")]
+        cells = [f"{row.size:,}", *_cells(ours, row.memory.get(side)),
+                 row.report.get(side, "?"),
+                 *_cells(theirs, row.memory.get(f"hugo-{side}")),
+                 row.report.get(f"hugo-{side}", "-")]
         if theirs:
             for get in (lambda r: r.seconds, lambda r: r.cpu, lambda r: r.rss_mib):
                 a = Figure.of([get(r) for r in ours]).median

@@ -51,11 +51,10 @@ def alternate(site: Path, baseline: Path, pairs: int) -> int:
             env["PYTHONPATH"] = str(code[side])
             done = run([sys.executable, "-m", "feedserver", "build", "--config",
                         f"config-{side}.toml"], env=env, cwd=site)
-            row = {"wall": done.seconds, "cpu": done.cpu, "pss": done.pss_mib,
-                   "rss": done.rss_mib}
+            row = {"wall": done.seconds, "cpu": done.cpu, "rss": done.rss_mib}
             rows[side].append(row)
             print(side, {k: round(v, 1) for k, v in row.items()}, flush=True)
     for side, found in rows.items():
         print(side, "medians:", {k: round(statistics.median(r[k] for r in found), 1)
-                                 for k in ("wall", "cpu", "pss", "rss")})
+                                 for k in ("wall", "cpu", "rss")})
     return 0

@@ -1,13 +1,18 @@
 """Run a command and measure it: wall time and the peak memory of all its processes.
 
 Memory is sampled every few milliseconds over the whole process tree (the
-command and every worker it forks).  Two sums are kept: PSS (proportional set
-size: a page shared by N processes counts 1/N in each, so the sum is what the
-tree really occupies) and RSS (shared pages counted in every process: an
-upper bound).  A sampler can miss a peak shorter than its interval; on builds
-that last seconds that error is small.  CPU time (user + system of the whole
-tree, from the kernel's accounting of reaped children) is reported too: on a
-shared machine it is disturbed far less than wall time.
+command and every worker it forks): the sum of RSS (shared pages counted in every
+process: an upper bound, and the unit of issue 18's memory figures).  With
+``pss=True`` the sum of PSS is kept too (proportional set size: a page shared by N
+processes counts 1/N in each, so the sum is what the tree really occupies), but only
+in a run whose time is not a figure: the kernel walks a process's page tables to say
+its PSS, 34-42 ms of CPU for a 1.3 GB process (``memory_full_info`` or
+``/proc/PID/smaps_rollup``, measured 2026-12-03), so sampling it every 25 ms kept
+nearly a core of a 2-core machine busy beside a 50,000-article build and slowed a cold
+10,000-article build from 58.7 s to 67.1 s.  A sampler can miss a peak shorter than
+its interval; on builds that last seconds that error is small.  CPU time (user +
+system of the whole tree, from the kernel's accounting of reaped children) is reported
+too: on a shared machine it is disturbed far less than wall time.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-INTERVAL = 0.025
+INTERVAL = 0.05  # one sample (the tree from /proc, each process's RSS): ~2 ms of CPU
 MiB = 1024 * 1024
 
 
@@ -31,7 +36,7 @@ class Run:
     """One measured run."""
 
     seconds: float
-    pss_mib: float
+    pss_mib: float | None  # None: not sampled (a timed run)
     rss_mib: float
     output: str
     cpu: float = 0.0
@@ -44,21 +49,25 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _sample(root: psutil.Process) -> tuple[float, float]:
-    pss = rss = 0.0
+def _sample(root: psutil.Process, pss: bool) -> tuple[float, float]:
+    """The tree's summed PSS (0 unless ``pss``) and RSS, in MiB."""
+    pss_sum = rss = 0.0
     for proc in _tree(root):
         try:
-            info = proc.memory_full_info()
+            info = proc.memory_full_info() if pss else proc.memory_info()
         except psutil.Error:
             continue
-        pss += getattr(info, "pss", info.rss)
+        pss_sum += getattr(info, "pss", info.rss) if pss else 0.0
         rss += info.rss
-    return pss / MiB, rss / MiB
+    return pss_sum / MiB, rss / MiB
 
 
 def run(command: list[str], env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> Run:
-    """Run ``command`` (in ``cwd``) to completion; raise with its output if it fails."""
+        cwd: Path | None = None, pss: bool = False) -> Run:
+    """Run ``command`` (in ``cwd``) to completion; raise with its output if it fails.
+
+    ``pss``: sample the tree's PSS too, which costs the machine enough CPU to slow what
+    is measured (see the module): for a run that measures memory, not time."""
     peak = [0.0, 0.0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -69,8 +78,8 @@ def run(command: list[str], env: dict[str, str] | None = None,
 
     def watch() -> None:
         while not done.is_set():
-            pss, rss = _sample(root)
-            peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
+            found_pss, rss = _sample(root, pss)
+            peak[0], peak[1] = max(peak[0], found_pss), max(peak[1], rss)
             done.wait(INTERVAL)
 
     sampler = threading.Thread(target=watch, daemon=True)
@@ -84,7 +93,7 @@ def run(command: list[str], env: dict[str, str] | None = None,
     text = output.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-3000:]}")
-    return Run(seconds, peak[0], peak[1], text, cpu)
+    return Run(seconds, peak[0] if pss else None, peak[1], text, cpu)
 
 
 @dataclass(frozen=True)

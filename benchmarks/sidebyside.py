@@ -170,7 +170,7 @@ def measure(site: Path, codes: dict[str, Path], options: argparse.Namespace) -> 
             built = cold(site, side, envs[side])
             add("cold build, `feedserver build` (s)", side, built.seconds)
             add("cold build CPU (s)", side, built.cpu)
-            add("cold build peak PSS (MiB)", side, built.pss_mib)
+            add("cold build peak RSS (MiB)", side, built.rss_mib)
         if options.serve_seconds:
             for side in SIDES:
                 for case, (rate, cpu) in serving(site, side, envs[side], options.serve_seconds,
