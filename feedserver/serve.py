@@ -208,10 +208,11 @@ def skip_last_collection() -> None:
     every worker's copy of it hold that build's objects, and the collection Python makes
     while it finalizes walked them all: about 0.4 s in each worker and 0.3 s in the
     master, at every stop, restart and deploy (``python -m benchmarks.stop_time``).
-    Frozen objects are left to the kernel.  Called when nothing is left to run: a
-    worker has answered its last request (gunicorn's ``worker_exit``), the master has
-    stopped its workers and the scheduler (``on_exit``); logging's own exit handler
-    still flushes the logs.
+    Frozen objects are left to the kernel.  Called when nothing is left to run: the
+    master has stopped its workers and the scheduler (``on_exit``; the master's
+    threading is not gevent's, so its logging ends cleanly), or a worker leaves
+    otherwise than gunicorn means it to (:func:`end_worker`, which ends the usual
+    leaving itself); logging's own exit handler still flushes the logs.
     """
     gc.freeze()
 

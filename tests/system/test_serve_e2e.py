@@ -92,7 +92,8 @@ def serve_site(site_dir: Path, workers: int = 2, **env_extra: str) -> Iterator[S
     log = site_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--port", str(port), "--workers", str(workers)],
+            [sys.executable, "-m", "feedserver", "serve", "--port", str(port),
+             "--workers", str(workers)],
             cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_ready(url, process, log)

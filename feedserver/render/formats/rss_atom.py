@@ -180,7 +180,7 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
 
 def _parse(body: bytes, media_type: str) -> Any:
     return _feedparser().parse(io.BytesIO(body), response_headers={"content-type": media_type},
-                            sanitize_html=False, resolve_relative_uris=False)
+                               sanitize_html=False, resolve_relative_uris=False)
 
 
 @functools.cache
