@@ -60,7 +60,8 @@ def compare(seen: list[Seen], articles: tuple[Article, ...],
 
 
 def findings(channel: Channel, fmt_name: str, body: bytes,
-             readings: Readings | None = None) -> list[Finding]:
+             readings: Readings | None = None,
+             spliced: list[bytes] | None = None) -> list[Finding]:
     """Every difference in one rendered channel; a check that raises is one finding.
 
     feedparser and json are third-party code fed with text from the seeds: an
@@ -68,12 +69,15 @@ def findings(channel: Channel, fmt_name: str, body: bytes,
     published, and it must not stop the other channels.  ``readings``: what the
     parser read from item fragments earlier in this build (the same bytes in the
     same context are not parsed again; see :mod:`feedserver.render.formats.readings`).
+    ``spliced``: the item fragments the renderer spliced into ``body``, in order.  A hint
+    only, checked against the bytes before it spares any reading; a wrong one costs time,
+    never a finding (:func:`feedserver.render.formats.rss_atom.read_back`).
     """
     fmt = FORMATS[fmt_name]
     try:
         cached = fmt.check_cached.of(fmt) if fmt.check_cached is not None else None
         if readings is not None and cached is not None:
-            read = cached(channel, body, readings)
+            read = cached(channel, body, readings, spliced)
         else:
             read = fmt.check(channel, body)
         if read.items is None:
@@ -84,10 +88,11 @@ def findings(channel: Channel, fmt_name: str, body: bytes,
 
 
 def item_faults(channel: Channel, fmt_name: str, body: bytes,
-                readings: Readings | None = None) -> dict[int, str] | None:
+                readings: Readings | None = None,
+                spliced: list[bytes] | None = None) -> dict[int, str] | None:
     """The items at fault (index -> first reason), or None when the document itself is."""
     faults: dict[int, str] = {}
-    for finding in findings(channel, fmt_name, body, readings):
+    for finding in findings(channel, fmt_name, body, readings, spliced):
         if finding.item is None:
             return None
         faults.setdefault(finding.item, finding.reason)
@@ -95,8 +100,9 @@ def item_faults(channel: Channel, fmt_name: str, body: bytes,
 
 
 def validate(channel: Channel, fmt_name: str, body: bytes,
-             readings: Readings | None = None) -> list[Problem]:
+             readings: Readings | None = None,
+             spliced: list[bytes] | None = None) -> list[Problem]:
     """Problems found in one rendered channel; empty means it may be published."""
     where = f"channel {channel.slug or 'all'} ({FORMATS[fmt_name].filename})"
     return [Problem(where, finding.reason)
-            for finding in findings(channel, fmt_name, body, readings)]
+            for finding in findings(channel, fmt_name, body, readings, spliced)]

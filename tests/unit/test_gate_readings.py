@@ -7,6 +7,9 @@ These tests pin what that must never lose: the cheap path's findings equal
 the full parse's for clean documents and for every kind of corruption the mutation
 test injects; an item that differs by one byte is parsed again; the same bytes in
 another context are parsed again; and shared items really are parsed only once.
+When the renderer says which item fragments it spliced in (a filtered answer, a build's
+channel), expat reads the envelope with one of them instead of the whole document: the
+hint is checked against the bytes, and any hint that does not hold changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pytest
 
 from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
-from feedserver.render.formats import FORMATS
+from feedserver.render.formats import FORMATS, rss_atom
 from feedserver.render.formats.readings import Readings
 from feedserver.render.formats.xml_items import split
 from feedserver.validate import findings
@@ -215,3 +218,82 @@ def test_the_gate_reads_with_expat_whatever_sax_drivers_are_installed(
     for chan in (ALL, TOPIC):
         assert findings(chan, fmt, feeds.render(chan, FORMATS[fmt], CTX)) == []
     assert used == []
+
+
+def spliced(chan: Channel, fmt: str, cache: feeds.ItemCache) -> tuple[bytes, list[bytes]]:
+    """The channel's document and the item fragments the renderer spliced into it."""
+    items = [cache.get(FORMATS[fmt], a, CTX) for a in chan.articles]
+    return FORMATS[fmt].channel(chan, CTX, items), items
+
+
+@pytest.fixture
+def cuts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The size of each document expat is asked to cut, in order."""
+    sizes: list[int] = []
+    real = rss_atom.split
+
+    def counting(body: bytes, name: str, depth: int) -> Any:
+        sizes.append(len(body))
+        return real(body, name, depth)
+
+    monkeypatch.setattr(rss_atom, "split", counting)
+    yield sizes
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_the_renderers_items_spare_expat_the_whole_document(
+        fmt: str, parses: list[bytes], cuts: list[int]) -> None:
+    cache = feeds.ItemCache()
+    body, items = spliced(ALL, fmt, cache)
+    assert findings(ALL, fmt, body, cache.readings, items) == []  # new items: cut whole
+    assert cuts[-1] == len(body) and len(parses) == 1
+    for chan in (TOPIC, replace(ALL, articles=ARTICLES[3:5])):
+        body, items = spliced(chan, fmt, cache)
+        assert findings(chan, fmt, body, cache.readings, items) == []
+        envelope = parses[-1]
+        assert len(envelope) < len(items[0]) * 2 and b"urn:x:" not in envelope  # alone
+        assert cuts[-1] == len(envelope) + len(items[0]) < len(body)
+        cut = split(body, *ITEM[fmt])
+        assert cut is not None and envelope == cut.head + cut.tail
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_hint_that_does_not_hold_changes_no_finding(fmt: str) -> None:
+    """Corrupted bytes with the clean fragments as the hint, and corrupted fragments
+    spliced and named as the hint: the findings are the full parse's, every time."""
+    cache = feeds.ItemCache()
+    for chan in (ALL, TOPIC):
+        body, items = spliced(chan, fmt, cache)
+        assert findings(chan, fmt, body, cache.readings, items) == []
+    clean = spliced(ALL, fmt, cache)[1]
+    for kind, body in corruptions(fmt):
+        full = findings(ALL, fmt, body)
+        assert findings(ALL, fmt, body, cache.readings, clean) == full, kind
+        cut = split(body, *ITEM[fmt])
+        if cut is not None:  # the corruption in the fragments the hint names
+            assert findings(ALL, fmt, body, cache.readings, cut.items) == full, kind
+    body, items = spliced(ALL, fmt, cache)
+    for hint in (items[::-1], items[1:], [items[0] + items[1], *items[2:]], [b"", *items]):
+        assert findings(ALL, fmt, body, cache.readings, hint) == [], "a clean document"
+    cut = split(body, *ITEM[fmt])
+    assert cut is not None
+    deeper = cut.head + b"<x>" + b"".join(items) + b"</x>" + cut.tail  # not where items go
+    assert findings(ALL, fmt, deeper, cache.readings, items) == findings(ALL, fmt, deeper)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_only_fragments_expat_cut_as_one_item_vouch_for_one(fmt: str,
+                                                             parses: list[bytes]) -> None:
+    """Two items glued into one 'fragment' have no reading of their own: a hint naming
+    them so is not vouched for, and the document is cut by expat (each item read alone)."""
+    readings = Readings()
+    two = replace(ALL, articles=ARTICLES[:2])
+    cache = feeds.ItemCache(readings=readings)
+    body, items = spliced(two, fmt, cache)
+    glued = [items[0] + items[1]]
+    assert findings(two, fmt, body, readings, glued) == []
+    assert rss_atom._spliced(body, FORMATS[fmt].media_type, "rss20" if fmt == "rss"
+                             else "atom10", ("published",) if fmt == "rss"
+                             else ("published", "updated"), ITEM[fmt], readings,
+                             glued) is None
+    assert len(readings) == 2 and len(parses) == 1

@@ -133,6 +133,8 @@ def json_fields(article: Article) -> dict[str, object]:
 
 def expected(article: Article) -> list[str]:
     """The enclosure URLs every format must give back for the article, sorted."""
+    if not article.media:  # most articles: the gate asks for every item of every document
+        return []
     return sorted(item.url for item in enclosures_of(article.media))
 
 

@@ -147,8 +147,8 @@ def _struct(value: time.struct_time | None) -> Date | None:
 
 
 def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
-              item: tuple[str, int] | None = None, readings: Readings | None = None
-              ) -> ReadBack:
+              item: tuple[str, int] | None = None, readings: Readings | None = None,
+              spliced: list[bytes] | None = None) -> ReadBack:
     """feedparser's reading of an RSS or Atom document, as a reader would get it.
 
     The bytes go in a ``BytesIO`` with the media type they are served with;
@@ -163,9 +163,15 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     same reading costs less (:func:`_pieces`): feedparser parses this document's
     envelope and only the items no document has shown it yet in that context.
     Whatever that path cannot vouch for, it hands to the full parse above.
+    ``spliced``: the item fragments the renderer says it spliced into ``body``, a hint
+    that spares expat the whole document when it holds up (:func:`_spliced`).
     """
     if item is not None and readings is not None:
-        found = _pieces(body, media_type, version, dates, item, readings)
+        found = None
+        if spliced:
+            found = _spliced(body, media_type, version, dates, item, readings, spliced)
+        if found is None:
+            found = _pieces(body, media_type, version, dates, item, readings)
         if found is not None:
             return found
     parsed = _parse(body, media_type)
@@ -225,7 +231,7 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     cut = split(body, *item)
     if cut is None:
         return None
-    prefix = hashlib.sha256(f"{version}\0{media_type}\0{dates}\0".encode() + cut.context)
+    prefix = _prefix(version, media_type, dates, cut.context)
     keys: list[bytes] = []
     new: dict[bytes, bytes] = {}
     for fragment in cut.items:
@@ -237,9 +243,7 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
             new[key] = fragment
     envelope = None
     if not new:  # every item read before: only the envelope is new, if even that
-        whole = prefix.copy()
-        whole.update(b"\0envelope\0" + cut.head + cut.tail)
-        envelope = whole.digest()
+        envelope = _envelope_key(prefix, cut.head, cut.tail)
     if envelope is None or not readings.envelope_read(envelope):
         parsed = _parse(cut.head + b"".join(new.values()) + cut.tail, media_type)
         if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
@@ -252,3 +256,65 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     if any(s is None for s in seen):  # evicted meanwhile (a tiny memo): read it whole
         return None
     return ReadBack([], [s for s in seen if s is not None], as_feedparser_shows)
+
+
+def _prefix(version: str, media_type: str, dates: tuple[str, ...], context: bytes) -> Any:
+    """The digest every reading's key starts from: what the parser's reading of an item
+    may depend on besides its own bytes."""
+    return hashlib.sha256(f"{version}\0{media_type}\0{dates}\0".encode() + context)
+
+
+def _envelope_key(prefix: Any, head: bytes, tail: bytes) -> bytes:
+    whole = prefix.copy()
+    whole.update(b"\0envelope\0" + head + tail)
+    return bytes(whole.digest())
+
+
+def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
+             item: tuple[str, int], readings: Readings, spliced: list[bytes]) -> ReadBack | None:
+    """The reading of :func:`_pieces` when ``body`` holds the renderer's ``spliced`` items,
+    every one of them read before, without expat reading the whole document.
+
+    :func:`_pieces` has expat read every byte to find the items; for a document of read
+    items (a filtered answer, a channel whose items other channels list) that was the
+    largest part of the gate's time.  Here the hint is checked instead of trusted:
+
+    * ``body`` must be ``head + b"".join(spliced) + tail`` for some ``head`` and ``tail``;
+    * expat reads ``head + spliced[0] + tail`` (the envelope and one item: a few
+      kilobytes), which must be well-formed with that one item where the renderer puts
+      items (:func:`~.xml_items.split`); that also gives the context of the readings;
+    * every fragment must have a reading in that context.  A reading is only ever made of
+      a fragment that expat cut out of a well-formed document as one whole item element
+      (:func:`_pieces`), so each fragment is one balanced element, well-formed with the
+      namespaces of that context; such elements side by side in place of the one are
+      well-formed too (no DOCTYPE, so no entity of the document's own can differ);
+    * feedparser reads the envelope alone, as in :func:`_pieces`.
+
+    So every byte has been read by feedparser in the context it is served in, and the
+    document is well-formed, as when expat reads it whole.  Any check failing gives None
+    (a fragment never read included: it must be cut by expat first), and the caller takes
+    the path of :func:`_pieces`.
+    """
+    joined = b"".join(spliced)
+    at = body.find(spliced[0])  # not the whole run: a long needle costs its length first
+    if at < 0 or body[at:at + len(joined)] != joined:
+        return None
+    head, tail = body[:at], body[at + len(joined):]
+    probe = split(head + spliced[0] + tail, *item)
+    if probe is None or probe.items != [spliced[0]] or probe.head != head:
+        return None
+    prefix = _prefix(version, media_type, dates, probe.context)
+    context = prefix.digest()
+    seen: list[Seen] = []
+    for fragment in spliced:
+        found = readings.get(readings.key_of(prefix, context, fragment))
+        if found is None:
+            return None
+        seen.append(found)
+    envelope = _envelope_key(prefix, head, tail)
+    if not readings.envelope_read(envelope):
+        parsed = _parse(head + tail, media_type)
+        if parsed.bozo or parsed.version != version or parsed.entries:
+            return None
+        readings.envelope_sound(envelope)
+    return ReadBack([], seen, as_feedparser_shows)
