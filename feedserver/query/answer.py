@@ -179,8 +179,24 @@ class Engine:
         self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._context: Context | None = None
         self.words = Words()
+        # The records read since the index last changed, by slug: a record file is
+        # replaced only by a publish, which publishes a new index too, so within one
+        # index a record read once is trusted (as :class:`Words` trusts a checked text)
+        # and the next answers listing it cost no ``lstat``.
+        self._index: Index | None = None
+        self._read: dict[str, tuple[Article, str]] = {}
 
-    def record(self, read: Reader, slug: str) -> tuple[Article, str]:
+    def record(self, read: Reader, slug: str, index: Index | None = None) -> tuple[Article, str]:
+        """``slug``'s article and search text; with ``index``, one read per index."""
+        if index is not None:
+            if index is not self._index:
+                self._index, self._read = index, {}
+            hit = self._read.get(slug)
+            if hit is None:
+                hit = self._read[slug] = self.record(read, slug)
+                if len(self._read) > self._limit:
+                    self._read.pop(next(iter(self._read)))
+            return hit
         found = read(item_record(slug))
         if found is None:
             raise Unanswerable(f"the item record of {slug} is not published")
@@ -215,10 +231,10 @@ class Engine:
                     words = self.words.of(index, entry.slug, identify,
                                           lambda slug=entry.slug: self.record(read, slug)[1])
                 else:
-                    words = self.record(read, entry.slug)[1]
+                    words = self.record(read, entry.slug, index)[1]
                 if not all(word in words for word in filters.q):
                     continue
-            chosen.append(self.record(read, entry.slug)[0])
+            chosen.append(self.record(read, entry.slug, index)[0])
             if len(chosen) >= most:
                 break
         return chosen
@@ -268,9 +284,9 @@ class Engine:
             except Exception as exc:  # a renderer on seed text: this answer only, as a build
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
-            if not validate(channel, fmt.name, body, self._items.readings):
+            if not validate(channel, fmt.name, body, self._items.readings, items):
                 return body
-            faults = item_faults(channel, fmt.name, body, self._items.readings)
+            faults = item_faults(channel, fmt.name, body, self._items.readings, items)
             if not faults:
                 break
             channel = replace(channel, articles=tuple(

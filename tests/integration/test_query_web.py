@@ -341,3 +341,36 @@ def test_a_q_scan_reads_each_record_once_per_publish(built: Settings) -> None:
     finally:
         fresh.write_bytes(original)  # the module's site as the build made it
         fresh.replace(path)
+
+
+def test_an_answer_reads_each_listed_record_once_per_publish(built: Settings) -> None:
+    """Answers of one publish (one index) list the same records again and again: each
+    is read once (no ``lstat`` for the next answers); the next publish reads it again."""
+    from feedserver.core import layout
+    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+    from feedserver.web.published import Store
+
+    store = Store(built, 1 << 20)
+    reads: list[str] = []
+
+    def read(name: str) -> tuple[str, bytes] | None:
+        reads.append(name)
+        return store.read(name)
+
+    fmt = format_named("feed.atom")
+    index_bytes = store.read(layout.QUERY_INDEX)
+    assert fmt is not None and index_bytes is not None
+    engine = Engine()
+    index = read_index(index_bytes[1])
+    for limit in (3, 2, 4):
+        answer = engine.answer(index, read, "", None, parse([("limit", str(limit))], MAX_ITEMS),
+                               fmt)
+        assert len(feedparser.parse(answer.body).entries) == limit
+    newest = [layout.item_record(e.slug) for e in index.entries[:4]]
+    assert reads == newest  # three answers, each record read the first time it was listed
+    reads.clear()
+    again = read_index(index_bytes[1])  # the next publish's index
+    engine.answer(again, read, "", None, parse([("limit", "2")], MAX_ITEMS), fmt)
+    assert reads == newest[:2]
