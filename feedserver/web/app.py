@@ -368,6 +368,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config.get("FEEDSERVER_FAST_PATH", True):  # False: every request through Flask
         from feedserver.web.fastpath import FastPath  # it builds on this module's Views
 
-        app.wsgi_app = FastPath(views, app)  # type: ignore[method-assign]
+        app.wsgi_app = FastPath(views, app, files)  # type: ignore[method-assign]
     metrics.register(app, settings, views.channels, lambda: views.error(404, "metrics"))
     return app

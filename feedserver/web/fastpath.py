@@ -13,6 +13,8 @@ the feed-or-page choice by ``Accept``, Vary, CORS, Cache-Control, the poll budge
 429.  Everything else goes to Flask unchanged: other methods, media files (byte
 ranges), redirects, 404 and 410, non-ASCII paths, the app's own routes
 (``/healthz``, ``/metrics``, ``/websub``), and any request the fast path fails on.
+A filtered or combined feed (a query string, ``topics/a,b/``) is answered here too when
+its answer is a computed feed, by the very code of Flask's view (:meth:`Filtered.fast`).
 
 It sits inside the metrics wrapper (:class:`feedserver.web.metrics.Counting`), so
 every answer is counted as before, and under the WSGI server, whose access log
@@ -27,6 +29,7 @@ from typing import Any
 from flask import Flask
 
 from feedserver.web.app import _BODY_HEADERS, Views, file_key
+from feedserver.web.filtered import Filtered
 from feedserver.web.negotiate import prefers_html
 
 StartResponse = Callable[..., Any]
@@ -37,11 +40,12 @@ METHODS = frozenset({"GET", "HEAD"})
 class FastPath:
     """WSGI wrapper: published files straight from the Store, the rest to ``app``."""
 
-    def __init__(self, views: Views, flask: Flask) -> None:
+    def __init__(self, views: Views, flask: Flask, filtered: Filtered | None = None) -> None:
         self.views = views
         self.store = views.store
         self.flask = flask
         self.app: WSGIApp = flask.wsgi_app
+        self.filtered = filtered
         self._reserved: tuple[frozenset[str], tuple[str, ...]] | None = None
 
     def reserved(self, path: str) -> bool:
@@ -73,8 +77,10 @@ class FastPath:
         path: str = environ.get("PATH_INFO") or "/"
         if method not in METHODS or not path.isascii() or self.reserved(path):
             return None
-        if environ.get("QUERY_STRING") or environ.get("HTTP_A_IM"):
-            return None  # a filtered answer or a delta: Flask's views compute those
+        if environ.get("HTTP_A_IM"):
+            return None  # a delta: Flask's views compute those
+        if environ.get("QUERY_STRING") or "," in path or "+" in path:
+            return self.computed(environ, path[1:])
         key = file_key(path[1:])
         snap = self.store.snapshot()
         entry = snap.files.get(key) if key else None
@@ -103,3 +109,15 @@ class FastPath:
                 return status, sent, refused
         headers = [*variant.headers, ("Content-Length", str(len(body))), *validators]
         return "200 OK", headers, [] if method == "HEAD" else [body]
+
+    def computed(self, environ: dict[str, Any], path: str
+                 ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]] | None:
+        """A filtered or combined feed's answer as Flask's view gives it
+        (:meth:`Filtered.fast`), or None: ask Flask."""
+        if self.filtered is None:
+            return None
+        response = self.filtered.fast(environ, path)
+        if response is None:
+            return None
+        body, status, headers = response.get_wsgi_response(environ)
+        return status, headers, body

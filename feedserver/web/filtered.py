@@ -4,7 +4,9 @@
 This module sits in front of :meth:`Views.file`: a request with neither a query
 string nor a ``,``/``+`` in its path goes straight through (one ``dict`` lookup and a
 substring test), and so does any URL whose query string names none of the known
-parameters (unknown ones are ignored, as if absent).  The rest is checked here
+parameters (unknown ones are ignored, as if absent).  The request fast path asks it
+first (:meth:`Filtered.fast`, outside Flask), and Flask's view asks the same code for
+everything else.  The rest is checked here
 (:mod:`feedserver.query.params`, standard library only): a combined path whose slugs
 are not sorted is redirected (308, query kept) to the one URL of that set, an unknown
 topic is the site's 404, a bad value a 400 with a one-line reason in the feed's own
@@ -20,12 +22,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 from werkzeug.http import http_date
+from werkzeug.wrappers import Request
 
 from feedserver.core import layout
 from feedserver.publish.manifest import etag_of
@@ -42,6 +47,18 @@ _GZIP_LEVEL = 2  # ISA-L levels are 0-3
 _BROTLI_QUALITY = 5  # made at request time, once per answer: fast, most of the gain
 _XML_ERROR = ('<?xml version="1.0" encoding="utf-8"?>\n'
               '<error xmlns="urn:feedserver:error" status="{code}">{reason}</error>\n')
+
+
+@dataclass(frozen=True)
+class _Computed:
+    """A request whose answer is a computed feed: what computing it needs."""
+
+    snap: ServedManifest
+    path: str
+    folder: str
+    combo: Combination | None
+    filters: Filters
+    sample: PublishedFile
 
 
 @dataclass
@@ -141,33 +158,55 @@ class Filtered:
         self._lock = threading.Lock()
 
     def __call__(self, path: str = "") -> Response:
-        if not request.environ.get("QUERY_STRING") and "," not in path and "+" not in path:
-            return self.views.file(path)
+        """Flask's view: every request for a file, filtered or not."""
+        environ = request.environ
+        decided = self._decide(environ, path)
+        if isinstance(decided, _Computed):
+            return self._serve(environ, decided)
+        return decided()
+
+    def fast(self, environ: dict[str, Any], path: str) -> Response | None:
+        """The answer of a computed feed (200, 304, 429 or 503) without Flask's request
+        context and routing, or None when the request is anything else (a redirect, a
+        400 or 404, a file, a preflight): Flask's view then answers it, the same way.
+
+        :class:`feedserver.web.fastpath.FastPath` asks here for a GET or HEAD with a
+        query string or a combined path: through Flask, such a request cost about 0.15
+        ms more, a tenth of a first filtered answer (``benchmarks/query_bench.py``).
+        """
+        decided = self._decide(environ, path)
+        return self._serve(environ, decided) if isinstance(decided, _Computed) else None
+
+    def _decide(self, environ: dict[str, Any], path: str) -> _Computed | Callable[[], Response]:
+        """What answers this request: an answer to compute, or another view (a call)."""
+        if not environ.get("QUERY_STRING") and "," not in path and "+" not in path:
+            return partial(self.views.file, path)
         snap = self.views.store.snapshot()
         combo = combination(path)
         entry = snap.files.get(path) if combo is None else None
         if combo is None and (entry is None or not entry.feed):
-            return self.views.file(path)  # a page, a file, a 404: not ours
+            return partial(self.views.file, path)  # a page, a file, a 404: not ours
         sample = self._sample(snap, path if combo is None else combo.filename)
         if sample is None:
-            return self.views.file(path)
+            return partial(self.views.file, path)
         media = _media_type(sample)
         try:
-            filters = parse_filters(request.args.items(multi=True), self.settings.max_items)
+            args = Request(environ, populate_request=False, shallow=True).args
+            filters = parse_filters(args.items(multi=True), self.settings.max_items)
             if combo is not None:
                 wanted = canonical(combo)
                 if wanted != combo:
-                    return self._moved(wanted)
+                    return partial(self._moved, environ, wanted)
                 if not all(f"topics/{s}/{combo.filename}" in snap.files for s in combo.slugs):
-                    return self.views.error(404, path)
+                    return partial(self.views.error, 404, path)
         except BadRequest as exc:
-            return bad_request(str(exc), media, path)
+            return partial(bad_request, str(exc), media, path)
         if combo is None and filters.empty:
-            return self.views.file(path)
-        if request.method == "OPTIONS":
-            return self.views.preflight(sample)
+            return partial(self.views.file, path)
+        if environ["REQUEST_METHOD"] == "OPTIONS":
+            return partial(self.views.preflight, sample)
         folder = path.rpartition("/")[0] if combo is None else combo.folder
-        return self._serve(snap, path, folder, combo, filters, sample)
+        return _Computed(snap, path, folder, combo, filters, sample)
 
     @staticmethod
     def _sample(snap: ServedManifest, path: str) -> PublishedFile | None:
@@ -176,26 +215,26 @@ class Filtered:
         return entry if entry is not None and entry.feed else None
 
     @staticmethod
-    def _moved(wanted: Combination) -> Response:
+    def _moved(environ: dict[str, Any], wanted: Combination) -> Response:
         """308 to the one URL of this set of topics, relative, query string kept."""
         from feedserver.web.app import Bodiless
 
-        query = request.query_string.decode("latin-1")
+        query = environ.get("QUERY_STRING", "")
         target = f"../{wanted.op.join(wanted.slugs)}/{wanted.filename}" + \
             (f"?{query}" if query else "")
         return Bodiless(status=308, headers={"Location": target})
 
-    def _serve(self, snap: ServedManifest, path: str, folder: str, combo: Combination | None,
-               filters: Filters, sample: PublishedFile) -> Response:
-        key = (path, filters.query(), snap.key)
+    def _serve(self, environ: dict[str, Any], it: _Computed) -> Response:
+        key = (it.path, it.filters.query(), it.snap.key)
         found = self.cache.get(key)
         if found is None:
-            made = self._compute(snap, folder, combo, filters, sample, path)
+            made = self._compute(it.snap, it.folder, it.combo, it.filters, it.sample, it.path)
             if isinstance(made, Response):
                 return made
             found = made
             self.cache.put(key, found)
-        return self._respond(key, found, sample, combo.path if combo else path)
+        return self._respond(environ, key, found, it.sample,
+                             it.combo.path if it.combo else it.path)
 
     def _compute(self, snap: ServedManifest, folder: str, combo: Combination | None,
                  filters: Filters, sample: PublishedFile, path: str) -> Cached | Response:
@@ -236,11 +275,10 @@ class Filtered:
                 self._index = (snap.key, index)
             return self._engine, index
 
-    def _respond(self, key: tuple[object, ...], found: Cached, sample: PublishedFile,
-                 path: str) -> Response:
+    def _respond(self, environ: dict[str, Any], key: tuple[object, ...], found: Cached,
+                 sample: PublishedFile, path: str) -> Response:
         from feedserver.web.app import FileResponse, accepted
 
-        environ = request.environ
         header = environ.get("HTTP_ACCEPT_ENCODING")
         names = [n for n in accepted(header) if n in sample.variants] if header else []
         encoding = names[0] if names else ""
