@@ -172,7 +172,7 @@ class Engine:
     def __init__(self, items: int = 4000) -> None:
         self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
         self._limit = items
-        self._items = ItemCache(limit=items, readings=Readings(2 * items))
+        self._items = ItemCache(limit=items, readings=Readings(2 * items, keys=items))
         # Validated bodies by what they are made of (format, the channel with its items,
         # the query): a publish that leaves a channel's items alone (a new manifest, so
         # a new answer key upstream) costs no second render and round trip.

@@ -48,13 +48,14 @@ class Readings:
     reading; these stay in the process that read them.
     """
 
-    def __init__(self, limit: int = LIMIT) -> None:
+    def __init__(self, limit: int = LIMIT, keys: int = 0) -> None:
         self._seen: OrderedDict[bytes, Seen] = OrderedDict()
         self._learned: dict[bytes, Seen] = {}
         self._limit = limit
         self._envelopes: OrderedDict[bytes, None] = OrderedDict()
         # (context digest, fragment) -> that fragment's key: see :meth:`key_of`.
         self._keys: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
+        self._keys_limit = keys
 
     def key_of(self, prefix: hashlib._Hash, context: bytes, fragment: bytes) -> bytes:
         """The key of ``fragment``'s reading under ``prefix`` (whose digest is ``context``).
@@ -64,16 +65,21 @@ class Readings:
         pair up here costs a dict probe and an identity test where SHA-256 went over the
         fragment's every byte again (about 0.1 ms for a 25-item answer).  An equal
         fragment in another object matches too (compared byte for byte), and the key is
-        the same digest either way.  Holds at most as many fragments as readings.
+        the same digest either way.  It holds the fragments it keys, so it is kept only
+        where asked for (``keys``: how many; the web's engine, whose item cache holds
+        as many): a build worker's item cache is smaller than this memo would grow, and
+        a build hashes each document's fragments once anyway.
         """
         pair = (context, fragment)
-        key = self._keys.get(pair)
+        key = self._keys.get(pair) if self._keys_limit else None
         if key is None:
             digest = prefix.copy()
             digest.update(fragment)
-            key = self._keys[pair] = digest.digest()
-            if len(self._keys) > self._limit:
-                self._keys.popitem(last=False)
+            key = digest.digest()
+            if self._keys_limit:
+                self._keys[pair] = key
+                if len(self._keys) > self._keys_limit:
+                    self._keys.popitem(last=False)
         return key
 
     def envelope_read(self, key: bytes) -> bool:
