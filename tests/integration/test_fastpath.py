@@ -184,9 +184,13 @@ def topic_pair(app: Flask) -> tuple[str, str]:
     ("/feed.atom?limit=0", False), ("/feed.json?since=yesterday", False),  # 400
     ("/feed.atom?utm=x", False),  # no filter: the published file, Flask's view
     ("/nowhere.atom?limit=1", False), ("/topics/{a}/?limit=1", False),
+    # Arguments parsed as flask.request.args parses them, whoever answers:
+    ("/feed.atom?limit=2&utm=1&limit=3", None), ("/feed.atom?q=%FF%FE", None),
+    ("/feed.atom?q=caf%C3%A9&limit=2", None), ("/feed.atom?q=a+b&since=", None),
+    ("/feed.atom?limit", None), ("/feed.atom?&&limit=1&", None),
 ])
 def test_filtered_and_combined_feeds_are_answered_as_flask_does(
-        apps: tuple[Flask, Flask], path: str, computed: bool) -> None:
+        apps: tuple[Flask, Flask], path: str, computed: bool | None) -> None:
     """A computed feed (issue 14) is answered by the fast path with Flask's view's very
     status, headers and body, in every negotiation case; the rest is left to Flask."""
     fast, slow = apps
@@ -204,7 +208,8 @@ def test_filtered_and_combined_feeds_are_answered_as_flask_does(
     for method, headers in cases:
         got = answer(fast.test_client(), method, path, headers)
         assert got == answer(slow.test_client(), method, path, headers), (method, headers)
-    assert (calls == []) is computed, calls
+    if computed is not None:
+        assert (calls == []) is computed, calls
     if computed:
         assert first.status_code == 200
         if not path.partition("?")[0].endswith(".json"):
