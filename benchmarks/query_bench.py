@@ -16,7 +16,13 @@ the same machine load:
   every article, new each round): how that cost grows with the document's size;
 * **filtered, repeated**: one filtered URL asked again (the answer cache);
 * **combined, first** and **q, first**: ``topics/a,b/feed.atom?limit=n`` and
-  ``feed.atom?q=<word>&limit=n``, each URL new.
+  ``feed.atom?q=<word>&limit=n``, each URL new.  The combined channel's newest 50 were
+  asked for once before (as the topic's for "filtered, first"), so what is new is the
+  document around read items; ``q`` reaches across the whole history, so some of its
+  items are new to the worker;
+* **combined, new items**: another pair of topics, never asked for before: each round's
+  ``limit`` is one more than the last, so each answer holds one item this worker has
+  not read (rendered, cut by expat and read by feedparser for the first time).
 
 The first filtered request a worker answers also imports the renderers; it is timed
 once on its own.  Prints median, min and max in milliseconds and each median's ratio to
@@ -125,17 +131,19 @@ def main() -> None:
 
 
 def run(port: int, rounds: int) -> None:
-    a, b = topics(port)[:2]
+    a, b, c, d = topics(port)[:4]
     pair = ",".join(sorted((a, b)))
+    other = ",".join(sorted((c, d)))
     plain = f"/topics/{a}/feed.atom"
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     timed(conn, plain)
     warm = timed(conn, f"/topics/{a}/feed.atom?limit=50")  # the renderers' import
     cases: dict[str, list[float]] = {name: [] for name in (
         "plain", "filtered, first", "first, 49 items", "filtered, repeated",
-        "combined, first", "q, first")}
+        "combined, first", "combined, new items", "q, first")}
     timed(conn, f"/topics/{a}/feed.atom?limit=7")
     timed(conn, f"/topics/{a}/feed.atom?limit=49")
+    timed(conn, f"/topics/{pair}/feed.atom?limit=50")
     for n in range(rounds):
         limit = 1 + n % 49
         cases["plain"].append(timed(conn, plain))
@@ -146,6 +154,8 @@ def run(port: int, rounds: int) -> None:
         cases["filtered, repeated"].append(timed(conn, f"/topics/{a}/feed.atom?limit=7"))
         cases["combined, first"].append(timed(conn, f"/topics/{pair}/feed.atom?limit={limit}"
                                               f"&since=200{n // 49}-01-01T00:00:00Z"))
+        cases["combined, new items"].append(timed(
+            conn, f"/topics/{other}/feed.atom?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
         cases["q, first"].append(timed(conn, f"/feed.atom?q={WORDS[n % len(WORDS)]}"
                                        f"&limit={1 + n // len(WORDS)}"))
     base = statistics.median(cases["plain"])
