@@ -49,13 +49,22 @@ class Unanswerable(Exception):
 
 @dataclass(frozen=True)
 class QueryContext(Context):
-    """The site's context, but a feed's own URL carries its canonical query string."""
+    """The site's context, but a feed's own URL carries its canonical query string, and it
+    names no WebSub hub (:meth:`of`)."""
 
     query: str = ""
 
     def feed_url(self, channel: Channel, filename: str) -> str:
         own = super().feed_url(channel, filename)
         return f"{own}?{self.query}" if self.query else own
+
+    @classmethod
+    def of(cls, ctx: Context, query: str) -> QueryContext:
+        """``ctx`` for a computed feed.  Without hubs: no publish tells a hub about a
+        filtered or combined feed, and the built-in hub refuses its URL as a topic, so
+        naming one sent subscribers to a subscription refused or never pushed to."""
+        fields = {f: getattr(ctx, f) for f in ctx.__dataclass_fields__}
+        return cls(**{**fields, "hubs": ()}, query=query)
 
 
 @dataclass(frozen=True)
@@ -252,8 +261,7 @@ class Engine:
                           language=head.language if combo is None else
                           (spoken.pop() if len(spoken) == 1 else index.context.language),
                           max_age=fresh, topic_names=index.context.topic_names)
-        ctx = QueryContext(**{f: getattr(index.context, f) for f in
-                              index.context.__dataclass_fields__}, query=filters.query())
+        ctx = QueryContext.of(index.context, filters.query())
         body = self._checked(channel, fmt, ctx, index.context)
         return Answer(body, fmt.media_type, channel.updated, channel.max_age or index.refresh,
                       ctx.feed_url(channel, fmt.filename))

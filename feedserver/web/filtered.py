@@ -14,8 +14,9 @@ media family.  Only then is the answer computed, from the index and item records
 build published (:mod:`feedserver.query`, imported on the first such request: the
 renderers and feedparser are not loaded in a worker that never answers one), and kept
 in a bounded LRU keyed by (path, canonical parameters, manifest version).  Each answer
-has its own strong ETag per encoding, its Last-Modified, 304s, CORS, WebSub links and
-max-age, like a published feed.
+has its own strong ETag per encoding, its Last-Modified, 304s, CORS, its ``rel="self"``
+Link and max-age, like a published feed, but names no WebSub hub (no publish tells one
+about it, and the built-in hub refuses its URL as a topic).
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ class Filtered:
             headers.append(("Vary", "Accept-Encoding"))
         if sample.cors:
             headers += CORS
-        headers += [("Link", f'<{hub}>; rel="hub"') for hub in self.settings.hub_urls]
+        # No hub: a computed feed is no hub's topic (QueryContext.of).
         headers.append(("Link", f'<{found.self_url}>; rel="self"'))
         if encoding:
             headers.append(("Content-Encoding", encoding))

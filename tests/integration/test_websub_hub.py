@@ -323,3 +323,25 @@ def test_a_callback_that_trickles_is_cut_off(built: Settings) -> None:
     listener.close()
     assert not caller.is_alive(), "the request was not cut off"
     assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
+
+
+def test_a_computed_feed_names_no_hub(built: Settings) -> None:
+    """A filtered or combined feed is computed per request: no publish is told to a hub
+    about it, and the hub refuses its URL as a topic.  Naming the hub there (in the
+    document or a Link header) sent subscribers to a subscription that is refused, or,
+    at an external hub, one that is never pushed to."""
+    client = web(built)
+    listed = client.get("/topics.json").get_json()["channels"]
+    a, b = sorted(c["slug"] for c in listed if c["kind"] not in ("all", "language"))[:2]
+    for path in ("feed.atom?limit=1", "feed.rss?limit=2", f"topics/{a},{b}/feed.atom",
+                 f"topics/{a}+{b}/feed.rss?limit=3"):
+        got = client.get("/" + path)
+        assert got.status_code == 200, path
+        assert links(got.headers.to_wsgi_list()) == {"self": [built.base_url + path]}, path
+        parsed = feedparser.parse(io.BytesIO(got.data))
+        assert not parsed.bozo and parsed.entries, path
+        assert [x.rel for x in parsed.feed.links if x.rel == "hub"] == [], path
+        assert subscribe(built, "http://127.0.0.1:9/cb", topic=path) == 400, path
+    listed_json = client.get("/feed.json?limit=1")
+    assert "hubs" not in listed_json.get_json() and "rel=\"hub\"" not in str(
+        listed_json.headers.get_all("Link"))
