@@ -254,7 +254,7 @@ class Filtered:
             return unavailable(str(exc), _media_type(sample), path)
         cached = Cached(answer.body, answer.media_type, answer.updated, answer.max_age,
                         answer.self_url, size=len(answer.body))
-        cached.bodies[""] = (etag_of(answer.body), answer.body)
+        cached.bodies[""] = (answer.etag, answer.body)
         return cached
 
     def _loaded(self, snap: ServedManifest) -> tuple[Engine, Index | None]:

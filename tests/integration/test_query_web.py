@@ -374,3 +374,22 @@ def test_an_answer_reads_each_listed_record_once_per_publish(built: Settings) ->
     again = read_index(index_bytes[1])  # the next publish's index
     engine.answer(again, read, "", None, parse([("limit", "2")], MAX_ITEMS), fmt)
     assert reads == newest[:2]
+
+
+def test_an_answers_etag_names_its_bytes_in_every_worker(built: Settings) -> None:
+    """The ETag of a computed answer is made from its pieces (Engine._etag), not from a
+    hash of the whole body: two workers (two apps) give the same bytes the same ETag,
+    and different bytes never share one."""
+    paths = [f"/{p}?limit={n}" for p in ("feed.atom", "feed.rss", "feed.json")
+             for n in (1, 2, MAX_ITEMS)]
+    paths += ["/topics/alpha,beta/feed.atom", "/topics/alpha+beta/feed.rss?limit=2",
+              "/feed.atom?q=alpha", "/feed.json?since=2000-01-01T00:00:00Z&limit=3"]
+    one = create_app({"FEEDSERVER_SETTINGS": built}).test_client()
+    other = create_app({"FEEDSERVER_SETTINGS": built}).test_client()
+    bodies: dict[str, bytes] = {}
+    for path in paths:
+        first, second = one.get(path), other.get(path)
+        assert first.status_code == second.status_code == 200, path
+        assert first.data == second.data and first.headers["ETag"] == second.headers["ETag"]
+        assert bodies.setdefault(first.headers["ETag"], first.data) == first.data, path
+    assert len(set(bodies.values())) == len(bodies) == len(paths)
