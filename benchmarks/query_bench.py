@@ -94,10 +94,15 @@ def serve(site: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("serve was not ready")
 
 
-def timed(conn: http.client.HTTPConnection, path: str) -> float:
+# What browsers and many feed readers send (Apple's URLSession, Chromium, Firefox).
+COMPRESSED = "gzip, deflate, br"
+
+
+def timed(conn: http.client.HTTPConnection, path: str, encodings: str = "identity") -> float:
     """Milliseconds from sending the request to the last byte of the answer."""
     began = time.perf_counter()
-    conn.request("GET", path, headers={"Accept": "application/atom+xml"})
+    conn.request("GET", path, headers={"Accept": "application/atom+xml",
+                                       "Accept-Encoding": encodings})
     response = conn.getresponse()
     response.read()
     took = (time.perf_counter() - began) * 1000
@@ -140,7 +145,8 @@ def run(port: int, rounds: int) -> None:
     warm = timed(conn, f"/topics/{a}/feed.atom?limit=50")  # the renderers' import
     cases: dict[str, list[float]] = {name: [] for name in (
         "plain", "filtered, first", "first, 49 items", "filtered, repeated",
-        "combined, first", "combined, new items", "q, first")}
+        "combined, first", "combined, new items", "q, first", "plain, compressed",
+        "first, compressed")}
     timed(conn, f"/topics/{a}/feed.atom?limit=7")
     timed(conn, f"/topics/{a}/feed.atom?limit=49")
     timed(conn, f"/topics/{pair}/feed.atom?limit=50")
@@ -158,14 +164,19 @@ def run(port: int, rounds: int) -> None:
             conn, f"/topics/{other}/feed.atom?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
         cases["q, first"].append(timed(conn, f"/feed.atom?q={WORDS[n % len(WORDS)]}"
                                        f"&limit={1 + n // len(WORDS)}"))
+        cases["plain, compressed"].append(timed(conn, plain, COMPRESSED))
+        cases["first, compressed"].append(timed(
+            conn, f"/topics/{a}/feed.atom?limit={limit}&since=201{n // 49}-01-01T00:00:00Z",
+            COMPRESSED))
     base = statistics.median(cases["plain"])
     print(f"topic {a!r} ({rounds} rounds; first filtered request of the worker, "
           f"with the import: {warm:.1f} ms)")
     print(f"{'case':<20} {'median':>8} {'min':>8} {'max':>8} {'x plain':>8}")
+    packed = statistics.median(cases["plain, compressed"])
     for name, values in cases.items():
         median = statistics.median(values)
         print(f"{name:<20} {median:8.2f} {min(values):8.2f} {max(values):8.2f} "
-              f"{median / base:8.1f}")
+              f"{median / (packed if 'compressed' in name else base):8.1f}")
 
 
 if __name__ == "__main__":

@@ -100,10 +100,11 @@ class FileResponse(Bodiless):
 
 
 @lru_cache(maxsize=256)
-def accepted(header: str) -> tuple[str, ...]:
-    """Our encodings the client accepts, best first: by quality, then br over gzip."""
+def accepted(header: str, preference: tuple[str, ...] = PREFERENCE) -> tuple[str, ...]:
+    """Our encodings the client accepts, best first: by quality, then in ``preference``
+    (br over gzip for files compressed once, at publish time)."""
     accept = parse_accept_header(header)
-    ranked = [(accept[name], -rank, name) for rank, name in enumerate(PREFERENCE)
+    ranked = [(accept[name], -rank, name) for rank, name in enumerate(preference)
               if accept[name] > 0]
     return tuple(name for *_, name in sorted(ranked, reverse=True))
 

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 _GZIP_LEVEL = 2  # ISA-L levels are 0-3
 _BROTLI_QUALITY = 5  # made at request time, once per answer: fast, most of the gain
+# An answer is compressed when first asked for, so at equal quality in Accept-Encoding
+# gzip (ISA-L: 0.2 ms for a 130 kB answer) goes before br (quality 5: 3.0 ms, for 15%
+# fewer bytes); published files, compressed at publish time, prefer br.
+REQUEST_TIME = ("gzip", "br")
 _XML_ERROR = ('<?xml version="1.0" encoding="utf-8"?>\n'
               '<error xmlns="urn:feedserver:error" status="{code}">{reason}</error>\n')
 
@@ -282,7 +286,8 @@ class Filtered:
         from feedserver.web.app import FileResponse, accepted
 
         header = environ.get("HTTP_ACCEPT_ENCODING")
-        names = [n for n in accepted(header) if n in sample.variants] if header else []
+        names = [n for n in accepted(header, REQUEST_TIME) if n in sample.variants] \
+            if header else []
         encoding = names[0] if names else ""
         etag, body = self.cache.variant(key, found, encoding)
         headers = self._headers(found, sample, encoding)

@@ -393,3 +393,17 @@ def test_an_answers_etag_names_its_bytes_in_every_worker(built: Settings) -> Non
         assert first.data == second.data and first.headers["ETag"] == second.headers["ETag"]
         assert bodies.setdefault(first.headers["ETag"], first.data) == first.data, path
     assert len(set(bodies.values())) == len(bodies) == len(paths)
+
+
+@pytest.mark.parametrize("header,expected", [
+    ("gzip, deflate, br", "gzip"), ("br, gzip", "gzip"), ("br", "br"),
+    ("br;q=1, gzip;q=0.5", "br"), ("gzip;q=0, br", "br"), ("identity", None)])
+def test_an_answer_is_compressed_the_cheap_way_unless_asked_otherwise(
+        client: FlaskClient, header: str, expected: str | None) -> None:
+    """An answer is compressed when first asked for: gzip (ISA-L) before brotli when the
+    client takes both alike; a published feed, compressed at publish time, keeps br."""
+    got = client.get("/feed.atom?limit=2", headers={"Accept-Encoding": header})
+    assert got.status_code == 200 and got.headers.get("Content-Encoding") == expected
+    published = client.get("/feed.atom", headers={"Accept-Encoding": header})
+    if expected is not None and "q=" not in header:
+        assert published.headers.get("Content-Encoding") == "br"
