@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build.delta_history import History, Version
-from feedserver.build.render_gate import Output, channel_file
+from feedserver.build.render_gate import Output, channel_file, spliced
 from feedserver.config import Settings
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Article, Channel, Rendered
@@ -179,7 +179,8 @@ def _delta(site: Site, channel: Channel, items: dict[str, str], fmt: Format, fee
         body = render(partial, fmt, site.context, cache)
     except Exception:  # the full feed passed: a delta that cannot be drawn is just not made
         return None
-    if len(body) >= now[1] or validate(partial, fmt.name, body, cache.readings):
+    if len(body) >= now[1] or validate(partial, fmt.name, body, cache.readings,
+                                       spliced(partial, fmt, site.context, cache)):
         return None
     return Rendered(delta_path(feed, base.etag), body, fmt.media_type, channel.updated)
 

@@ -66,8 +66,16 @@ def render_checked(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache
         return b"", [Problem(f"channel {channel.slug or 'all'} ({fmt.filename})",
                              f"renderer raised {type(exc).__name__}: {exc!s:.200}")]
     if check is validate:  # the gate reuses what its parser read from the same items
-        return body, validate(channel, fmt.name, body, cache.readings)
+        return body, validate(channel, fmt.name, body, cache.readings,
+                              spliced(channel, fmt, ctx, cache))
     return body, check(channel, fmt.name, body)
+
+
+def spliced(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache) -> list[bytes]:
+    """The item fragments :func:`render` spliced into ``channel``'s document (the cache's,
+    just drawn): the gate's hint, checked against the bytes, so a document of items read
+    before is not read whole by expat again (:func:`feedserver.validate.findings`)."""
+    return [cache.get(fmt, a, ctx) for a in channel.articles]
 
 
 def render_channel(site: Site, channel: Channel, check: Check = validate,
@@ -145,7 +153,8 @@ def _culprits(channel: Channel, ctx: Context, cache: ItemCache) -> dict[str, str
             body = render(trial, fmt, ctx, cache)
         except Exception:  # the channel itself cannot be drawn
             return None
-        faults = item_faults(trial, fmt.name, body, cache.readings)
+        faults = item_faults(trial, fmt.name, body, cache.readings,
+                             spliced(trial, fmt, ctx, cache))
         if faults is None:
             return None
         for index, reason in faults.items():
