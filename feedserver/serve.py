@@ -214,10 +214,11 @@ def collect_per_requests() -> None:
 
     A computed answer (a filtered feed: feedparser reading its envelope) allocates a few
     thousand objects that all die when it is sent.  At 700, about one young collection
-    ran inside each such answer and walked that answer's live objects, and every ninth a
-    middle one walked them again: 0.35 ms a request on average, a third of the answer's
-    own time (``benchmarks/query_bench.py``, measured with ``gc.callbacks``).  Between
-    collections only garbage in reference cycles waits, bounded by the threshold.
+    ran inside each such answer and walked that answer's live objects, and about every
+    tenth a middle one walked them again: 65 ms over the 280 requests of
+    ``benchmarks/query_bench.py`` (0.23 ms a request, a fifth of a first answer), 17 ms
+    at 50,000 (measured with ``gc.callbacks`` in the worker).  Between collections only
+    garbage in reference cycles waits, bounded by the threshold.
     """
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG, middle, old)

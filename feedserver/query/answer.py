@@ -33,6 +33,7 @@ from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Entry, Index, read_record
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
+from feedserver.render.formats.base import spliced_at
 from feedserver.render.formats.readings import Readings
 from feedserver.render.site import EPOCH
 from feedserver.validate import item_faults, validate
@@ -320,12 +321,10 @@ class Engine:
         same ETag here (the renderer splices the same items the same way).  A body that is
         not its envelope around ``items`` (never, as drawn) is hashed whole.
         """
-        at = body.find(items[0]) if items else -1
-        end = at
-        for fragment in items:
-            if at < 0 or not body.startswith(fragment, end):
-                return etag_of(body)
-            end += len(fragment)
+        found = spliced_at(body, items)
+        if found is None:
+            return etag_of(body)
+        at, end = found
         digest = hashlib.sha256(b"feedserver answer\0%d\0%d\0" % (at, len(items)))
         whole = memoryview(body)
         digest.update(whole[:at])

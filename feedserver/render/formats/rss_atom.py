@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from feedserver.core import layout
 from feedserver.core.freshness import ttl_minutes
 from feedserver.core.records import Article, Channel
-from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
+from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, spliced_at
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.xml_items import split
@@ -234,27 +234,50 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
         return None
     prefix = _prefix(version, media_type, dates, cut.context)
     keys: list[bytes] = []
-    new: dict[bytes, bytes] = {}
     for fragment in cut.items:
         digest = prefix.copy()
         digest.update(fragment)
-        key = digest.digest()
-        keys.append(key)
+        keys.append(digest.digest())
+    new = _unread(keys, cut.items, readings)
+    # Every item read before: only the envelope is new, if even that.
+    envelope = None if new else _envelope_key(prefix, cut.head, cut.tail)
+    if not _read(cut.head + b"".join(new.values()) + cut.tail, new, envelope, media_type,
+                 version, dates, readings):
+        return None
+    return _in_order(keys, readings)
+
+
+def _unread(keys: list[bytes], fragments: list[bytes], readings: Readings) -> dict[bytes, bytes]:
+    """The fragments (by key, in order, each once) that have no reading yet."""
+    new: dict[bytes, bytes] = {}
+    for key, fragment in zip(keys, fragments, strict=True):
         if key not in new and readings.get(key) is None:
             new[key] = fragment
-    envelope = None
-    if not new:  # every item read before: only the envelope is new, if even that
-        envelope = _envelope_key(prefix, cut.head, cut.tail)
-    if envelope is None or not readings.envelope_read(envelope):
-        parsed = _parse(cut.head + b"".join(new.values()) + cut.tail, media_type)
-        if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
-            return None
-        for key, entry in zip(new, parsed.entries, strict=True):
-            readings.put(key, _seen(entry, dates))
-        if envelope is not None:
-            readings.envelope_sound(envelope)
+    return new
+
+
+def _read(document: bytes, new: dict[bytes, bytes], envelope: bytes | None, media_type: str,
+          version: str, dates: tuple[str, ...], readings: Readings) -> bool:
+    """feedparser reads ``document``, an envelope holding the ``new`` items in order (or
+    none, ``envelope`` being then its digest, read once): no ``bozo``, the version, one
+    entry per new item, whose readings are kept.  False when it is not so."""
+    if envelope is not None and readings.envelope_read(envelope):
+        return True
+    parsed = _parse(document, media_type)
+    if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
+        return False
+    for key, entry in zip(new, parsed.entries, strict=True):
+        readings.put(key, _seen(entry, dates))
+    if envelope is not None:
+        readings.envelope_sound(envelope)
+    return True
+
+
+def _in_order(keys: list[bytes], readings: Readings) -> ReadBack | None:
+    """The readings of ``keys`` as the document's items, or None when one was evicted
+    meanwhile (a tiny memo): the caller reads the document whole."""
     seen = [readings.get(key) for key in keys]
-    if any(s is None for s in seen):  # evicted meanwhile (a tiny memo): read it whole
+    if any(s is None for s in seen):
         return None
     return ReadBack([], [s for s in seen if s is not None], as_feedparser_shows)
 
@@ -299,13 +322,10 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     document is well-formed, as when expat reads it whole.  Any check failing gives None,
     and the caller takes the path of :func:`_pieces`.
     """
-    at = body.find(spliced[0])  # not the whole run: a long needle costs its length first
-    end = at
-    for fragment in spliced:  # compared in place: slicing a copy of 100 kB costs more
-        if at < 0 or not body.startswith(fragment, end):
-            return None
-        end += len(fragment)
-    head, tail = body[:at], body[end:]
+    found = spliced_at(body, spliced)
+    if found is None:
+        return None
+    head, tail = body[:found[0]], body[found[1]:]
     witness = _witness(spliced[0])
     probe = split(head + witness + tail, *item) if witness else None
     if probe is None or probe.items != [witness] or probe.head != head:
@@ -313,31 +333,16 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     prefix = _prefix(version, media_type, dates, probe.context)
     context = prefix.digest()
     keys = [readings.key_of(prefix, context, fragment) for fragment in spliced]
-    new: dict[bytes, bytes] = {}
-    for key, fragment in zip(keys, spliced, strict=True):
-        if key not in new and readings.get(key) is None:
-            new[key] = fragment
+    new = _unread(keys, spliced, readings)
+    document = head + b"".join(new.values()) + tail
     if new:  # cut by expat from the envelope holding only them, then read by feedparser
-        fresh = head + b"".join(new.values()) + tail
-        cut = split(fresh, *item)
+        cut = split(document, *item)
         if cut is None or cut.items != list(new.values()) or cut.context != probe.context:
             return None
-        parsed = _parse(fresh, media_type)
-        if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
-            return None
-        for key, entry in zip(new, parsed.entries, strict=True):
-            readings.put(key, _seen(entry, dates))
-    else:
-        envelope = _envelope_key(prefix, head, tail)
-        if not readings.envelope_read(envelope):
-            parsed = _parse(head + tail, media_type)
-            if parsed.bozo or parsed.version != version or parsed.entries:
-                return None
-            readings.envelope_sound(envelope)
-    seen = [readings.get(key) for key in keys]
-    if any(s is None for s in seen):  # evicted meanwhile (a tiny memo)
+    envelope = None if new else _envelope_key(prefix, head, tail)
+    if not _read(document, new, envelope, media_type, version, dates, readings):
         return None
-    return ReadBack([], [s for s in seen if s is not None], as_feedparser_shows)
+    return _in_order(keys, readings)
 
 
 _START = re.compile(rb"<([^\s/>]+)")
