@@ -20,6 +20,7 @@ and ``from`` (every ETag a client may hold for the version it starts from).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -56,8 +57,19 @@ def empty() -> dict[str, Any]:
 
 
 def decode(raw: bytes | str) -> dict[str, Any]:
-    """A manifest's text -> its dict, every section present; raises ValueError if garbled."""
-    data = json.loads(raw)
+    """A manifest's text -> its dict, every section present; raises ValueError if garbled.
+
+    The cyclic garbage collector is paused while it parses: parsed JSON holds no cycle,
+    so a collection then can free nothing, yet the containers it makes triggered them
+    by the dozen (a 53 MB manifest, 50,000 articles: 0.83 s to parse, 0.45 s paused).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        data = json.loads(raw)
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(data, dict):
         raise ValueError("the manifest is not a JSON object")
     data.setdefault("files", {})

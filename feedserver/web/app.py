@@ -313,8 +313,7 @@ class Views:
 
     def channels(self) -> int:
         """Channels published now: the folders that hold a feed (for /metrics)."""
-        return len({path.rpartition("/")[0] for path, entry in
-                    self.store.snapshot().files.items() if entry.feed})
+        return len({path.rpartition("/")[0] for path in self.store.snapshot().feeds})
 
     def healthz(self) -> Response:
         """Status and counts only (:mod:`feedserver.web.health`); 503 until a build succeeded.

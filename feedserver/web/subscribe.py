@@ -44,8 +44,9 @@ def feed_folder(topics: list[str], match: str, snap: ServedManifest) -> str | No
 def feeds(snap: ServedManifest) -> list[tuple[str, str, str]]:
     """(label, media type, file name) of each published feed format, from the manifest."""
     found = []
-    for name, entry in snap.files.items():
-        if "/" not in name and entry.feed:
+    for name in snap.feeds:
+        if "/" not in name:
+            entry = snap.files[name]
             media = next(v for k, v in entry.variants[""].headers if k == "Content-Type")
             label = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}.get(
                 name.rpartition(".")[2], name)
