@@ -25,6 +25,7 @@ from feedserver.core import layout
 from feedserver.publish.manifest import load_manifest
 from feedserver.web import published
 from feedserver.web.app import create_app
+from feedserver.web.deltas import index as delta_index
 from feedserver.web.published import PublishedFile, Store, safe_path
 from tests.conftest import SEEDED
 
@@ -84,15 +85,16 @@ def test_lazy_entries_answer_as_the_eager_ones_did(
     assert files["feed.rss"] == expected["feed.rss"]
 
 
-def test_the_served_manifest_lists_feeds_internal_pages_and_deltas_as_before(
+def test_the_served_manifest_lists_feeds_and_internal_pages_as_before(
         build: Callable[..., BuildReport], settings: Settings) -> None:
     build()
     snap = Store(settings, 1 << 20).snapshot()
     listed = load_manifest(Path(settings.output_dir))["files"]
     assert set(snap.feeds) == {p for p, meta in listed.items()
                                if meta.get("format") and not layout.is_internal(p)}
-    assert snap.internal == frozenset(p for p in listed if layout.is_internal(p))
-    assert set(layout.ERROR_PAGES.values()) <= snap.internal
+    for path in [*listed, "never/listed.html", f"{layout.META_DIR}/never-listed.json"]:
+        assert (path in snap.internal) == (path in listed and layout.is_internal(path)), path
+    assert all(page in snap.internal for page in layout.ERROR_PAGES.values())
     assert {"application/rss+xml", "application/atom+xml",
             "application/feed+json"} <= set(snap.feed_like)
 
@@ -114,3 +116,8 @@ def test_a_publish_is_seen_by_the_next_request(
     assert b"Late news from the reload test" in after.data
     assert client.get("/feed.atom", headers={"If-None-Match": after.headers["ETag"]}
                       ).status_code == 304
+    # The second build made RFC 3229 deltas: indexed as from every internal entry.
+    listed = load_manifest(Path(settings.output_dir))["files"]
+    deltas = Store(settings, 1 << 20).snapshot().deltas
+    assert deltas and deltas == delta_index({path: meta for path, meta in listed.items()
+                                             if layout.is_internal(path)})
