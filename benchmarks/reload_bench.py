@@ -14,12 +14,13 @@ the poll budget off), on ports of their own.  Each round publishes the manifest 
 a build does (the same bytes renamed into place: a new file to every worker), then times
 ``GET /feed.atom`` on each side, the order alternating, and then a second request
 (nothing to reload).  Prints each round, then medians with min and max, and after /
-before.
+before, and each side's worker RSS at the end (a worker that answered only these).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -83,6 +84,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def worker_rss(master: int) -> float:
+    """The largest RSS (MiB) among the processes a server's master started."""
+    import psutil
+
+    sizes = [0]
+    for child in psutil.Process(master).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            sizes.append(child.memory_info().rss)
+    return max(sizes) / 2**20
+
+
 def out_dir(site: Path) -> Path:
     """The output folder SITE's config.toml names (``out`` when it names none)."""
     from feedserver.config import load_settings
@@ -116,6 +128,7 @@ def main() -> int:
             print(f"round {round_ + 1}: " + ", ".join(
                 f"{side} {first[side][-1] * 1000:.1f} ms then {steady[side][-1] * 1000:.1f} ms"
                 for side in SIDES), flush=True)
+        rss = {side: worker_rss(servers[side].pid) for side in SIDES}
     finally:
         for process in servers.values():
             stop(process)
@@ -127,6 +140,7 @@ def main() -> int:
                           f"({min(times[side]) * 1000:.1f}-{max(times[side]) * 1000:.1f})"
                           for side in SIDES)
         print(f"  {label}: {cells}; after/before {medians['after'] / medians['before']:.3f}")
+    print("  worker RSS: " + ", ".join(f"{side} {rss[side]:.0f} MiB" for side in SIDES))
     return 0
 
 
