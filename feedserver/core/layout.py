@@ -186,7 +186,10 @@ def is_preview(path: str) -> bool:
 
 def is_internal(path: str) -> bool:
     """The build's bookkeeping: never served by URL."""
-    return path == META_DIR or path.startswith(f"{META_DIR}/")
+    return path == META_DIR or path.startswith(_META_PREFIX)
+
+
+_META_PREFIX = f"{META_DIR}/"
 
 
 # -- URLs --------------------------------------------------------------------------------------
