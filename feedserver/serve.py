@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from feedserver.access_log import CommonAccessLogger, JsonAccessLogger
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.listen import (
@@ -47,7 +45,7 @@ from feedserver.listen import (
     serving_settings,
 )
 from feedserver.metrics import multiproc
-from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON, utc_stamp
+from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON
 from feedserver.publish.manifest import load_manifest
 from feedserver.web.app import create_app
 
@@ -115,39 +113,13 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
         "graceful_timeout": 10,
         "accesslog": "-" if access_log else None,
         "access_log_format": COMMON_ACCESS_FORMAT,
-        "logger_class": JsonAccessLogger if settings.log_format == JSON else glogging.Logger,
+        "logger_class": JsonAccessLogger if settings.log_format == JSON else CommonAccessLogger,
         "errorlog": "-",
         "proc_name": "feedserver",
         # gunicorn >= 25 opens a control socket at one fixed path per user; several
         # servers (tests, benchmarks) on one machine would fight over it.
         "control_socket_disable": True,
     }
-
-
-class JsonAccessLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger, with each access line as one JSON object (``log_format = "json"``).
-
-    gunicorn's ``access_log_format`` is a %-template: a quote or backslash in a
-    path or a User-Agent would break a JSON template, so the line is built with
-    :func:`json.dumps` from the same atoms instead.
-    """
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not getattr(self, "access_log_enabled", True):
-            return
-        atoms = self.atoms(resp, req, environ, request_time)
-        status = str(atoms.get("s", ""))
-        line = {"time": utc_stamp(time.time()), "remote": atoms.get("h"),
-                "method": atoms.get("m"), "path": environ.get("RAW_URI") or atoms.get("U"),
-                "protocol": atoms.get("H"),
-                "status": int(status) if status.isdigit() else status,
-                "bytes": atoms.get("B") or 0, "referer": environ.get("HTTP_REFERER"),
-                "user_agent": environ.get("HTTP_USER_AGENT"),
-                "seconds": request_time.total_seconds(), "pid": os.getpid()}
-        try:
-            self.access_log.info(json.dumps(line, ensure_ascii=False))
-        except Exception:
-            self.exception("could not write an access log line")
 
 
 class FeedServer(BaseApplication):  # type: ignore[misc]
