@@ -223,6 +223,15 @@ def test_precompressed_bodies(target: Target, accept: str, expected: str | None)
     assert (reply.header("ETag") == plain.header("ETag")) == (expected is None)
     again = target.request("/feed.rss", {"Accept-Encoding": accept,
                                          "If-None-Match": reply.header("ETag") or ""})
+    if target.name == "nginx" and again.status == 200 and expected == "br":
+        # The same flake the other way: brotli_static passed on the second request and
+        # nginx sent the body it had instead (gzip, or plain to a br-only client), under
+        # another ETag, so a full answer is right. Seen in CI on 2026-12-03 (both br
+        # cases of one run, not again in 12 runs under load); the app is held to 304.
+        flipped = again.header("Content-Encoding")
+        assert flipped != "br" and {"gzip": gzip.decompress, None: bytes}[flipped](
+            again.body) == plain.body
+        return
     assert again.status == 304 and again.header("Content-Encoding") is None
 
 
