@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from .alternate import ROOT
+from .serve_bench import stop
 
 SIDES = ("before", "after")
 MANIFEST = Path(".feedserver") / "manifest.json"
@@ -71,17 +72,6 @@ def republish(out: Path) -> None:
     fresh = target.with_name(target.name + ".bench")
     fresh.write_bytes(target.read_bytes())
     os.replace(fresh, target)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server this benchmark started, by its PID."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def worker_rss(master: int) -> float:
