@@ -184,12 +184,12 @@ def is_preview(path: str) -> bool:
     return path.rpartition("/")[2] == PREVIEW
 
 
+_META_PREFIX = f"{META_DIR}/"
+
+
 def is_internal(path: str) -> bool:
     """The build's bookkeeping: never served by URL."""
     return path == META_DIR or path.startswith(_META_PREFIX)
-
-
-_META_PREFIX = f"{META_DIR}/"
 
 
 # -- URLs --------------------------------------------------------------------------------------

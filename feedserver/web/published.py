@@ -172,7 +172,7 @@ class PreparedFiles(Mapping[str, PublishedFile]):
 
     Preparing every entry at each reload made the first request after a publish wait
     for all of them, and every request the worker held meanwhile: 74,636 entries and
-    2.7 s at 50,000 articles (``python -m benchmarks.reload_bench``), where a request
+    2.5 s at 50,000 articles (``python -m benchmarks.reload_bench``), where a request
     needs one.  A path is served only if it is safe (:func:`safe_path`), not the
     build's own (``.feedserver/``) and its entry is an object, as before.
     """

@@ -3,7 +3,7 @@
 Each worker re-reads the manifest on its first request after a publish
 (:class:`feedserver.web.published.Store`).  It used to prepare the headers of every
 listed file then: 74,636 entries at 50,000 articles, and that first request (with every
-other one the worker held) waited 2.7 s (``python -m benchmarks.reload_bench``).  Now an
+other one the worker held) waited 2.5 s (``python -m benchmarks.reload_bench``).  Now an
 entry is prepared when a request first asks for it, and what the worker answers is the
 same as before, file for file.
 """
