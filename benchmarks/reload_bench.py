@@ -86,11 +86,11 @@ def worker_rss(master: int) -> float:
 
 
 def out_dir(site: Path) -> Path:
-    """The output folder SITE's config.toml names (``out`` when it names none)."""
+    """The output folder SITE's config.toml names (load_settings resolves it against
+    the config's folder)."""
     from feedserver.config import load_settings
 
-    folder = Path(load_settings(site / "config.toml", env={}).output_dir)
-    return folder if folder.is_absolute() else site / folder
+    return Path(load_settings(site / "config.toml", env={}).output_dir)
 
 
 def main() -> int:
