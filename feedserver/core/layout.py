@@ -247,4 +247,9 @@ def version(body: bytes) -> str:
 
 def item_record(slug: str) -> str:
     """Output path of a published article's item record (``feedserver.query``)."""
-    return f"{ITEM_RECORDS}/{slug}.json"
+    return f"{ITEM_RECORDS}/{item_record_name(slug)}"
+
+
+def item_record_name(slug: str) -> str:
+    """An item record's file name inside :data:`ITEM_RECORDS`."""
+    return f"{slug}.json"

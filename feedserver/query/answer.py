@@ -14,7 +14,9 @@ an :class:`Engine` keeps them rendered (by article and format) across requests.
 ``q`` may have to look at every article of a channel's history (a word that few or no
 articles hold): the engine keeps, apart from its bounded records, each article's search
 text (:class:`Words`), checked once per publish against the record file's identity, so
-such a scan reads no file and decodes no record it has seen before.
+such a scan reads no file and decodes no record it has seen before.  A text it has not
+seen is read from its record file through one open folder (:class:`Texts`): one
+``openat`` and the search text alone, no article made, nothing cached but the text.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
+from typing import Protocol
 
 from feedserver.core.freshness import channel_max_age
-from feedserver.core.layout import item_record
+from feedserver.core.layout import item_record, item_record_name
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.query.params import ALL, Combination, Filters
-from feedserver.query.records import Entry, Index, read_record
+from feedserver.query.records import Entry, Index, read_record, search_of
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
 from feedserver.render.formats.base import spliced_at
@@ -47,6 +51,18 @@ Reader = Callable[[str], "tuple[str, bytes] | None"]
 # One published file's identity now (what changes when a publish replaces it), or None.
 Identify = Callable[[str], object]
 WORDS_LIMIT = 64 * 1024 * 1024  # characters of search text an engine keeps (Words)
+
+
+class Texts(Protocol):
+    """The item records' folder (:data:`feedserver.core.layout.ITEM_RECORDS`), read many
+    times by one answer: a ``q`` scan's search texts (``feedserver.web.published.Folder``).
+    Files are named by :func:`~feedserver.core.layout.item_record_name`."""
+
+    def identity(self, name: str) -> object:
+        """The file's identity now (as ``Identify`` gives it), or None."""
+
+    def read(self, name: str) -> bytes | None:
+        """The file's bytes, or None when it is not there."""
 
 
 class Unanswerable(Exception):
@@ -104,6 +120,17 @@ def _in_scope(index: Index, folder: str, combo: Combination | None) -> Iterator[
     return (e for e in index.entries if name in e.topics)
 
 
+def _search_text(texts: Texts, name: str, slug: str) -> str:
+    """An article's search text, read from its record file in ``texts``."""
+    body = texts.read(name)
+    if body is None:
+        raise Unanswerable(f"the item record of {slug} is not published")
+    try:
+        return search_of(body)
+    except ValueError as exc:
+        raise Unanswerable(f"the item record of {slug} is unreadable") from exc
+
+
 def _head(index: Index, folder: str, combo: Combination | None) -> Channel:
     """The channel's title, description, links (a combined one's made up here)."""
     if combo is None:
@@ -150,16 +177,17 @@ class Words:
         """Characters kept."""
         return self._size
 
-    def of(self, index: Index, slug: str, identify: Identify,
+    def of(self, index: Index, slug: str, identify: Callable[[], object],
            load: Callable[[], str]) -> str:
-        """``slug``'s search text; ``load`` reads it when it is not kept, or kept for a
-        record file that has since been replaced."""
+        """``slug``'s search text; ``identify`` gives its record file's identity now,
+        ``load`` reads the text when it is not kept, or kept for a record file that has
+        since been replaced."""
         if index is not self._index:
             self._new_publish(index)
         hit = self._texts.get(slug)
         if hit is not None and slug in self._checked:
             return hit[1]
-        now = identify(item_record(slug))
+        now = identify()
         if hit is not None and now is not None and hit[0] == now:
             self._checked.add(slug)
             return hit[1]
@@ -231,11 +259,14 @@ class Engine:
         return hit
 
     def select(self, index: Index, read: Reader, folder: str, combo: Combination | None,
-               filters: Filters, identify: Identify | None = None) -> list[Article]:
+               filters: Filters, identify: Identify | None = None,
+               texts: Texts | None = None) -> list[Article]:
         """The channel's items over its whole history, filtered, newest first, cut.
 
-        With ``q`` and ``identify``, an article's search text comes from :attr:`words`; only
-        the articles that match are read (without ``identify``: every candidate is)."""
+        With ``q`` and ``texts`` (or ``identify``), an article's search text comes from
+        :attr:`words`, read from ``texts`` (else from its whole record, through ``read``);
+        only the articles that match are read with ``read`` (with neither: every
+        candidate is)."""
         most = filters.limit or index.max_items
         chosen: list[Article] = []
         for entry in _in_scope(index, folder, combo):
@@ -244,8 +275,13 @@ class Engine:
             if filters.since is not None and entry.updated <= filters.since:
                 continue
             if filters.q:
-                if identify is not None:
-                    words = self.words.of(index, entry.slug, identify,
+                if texts is not None:
+                    name = item_record_name(entry.slug)
+                    words = self.words.of(index, entry.slug, partial(texts.identity, name),
+                                          partial(_search_text, texts, name, entry.slug))
+                elif identify is not None:
+                    words = self.words.of(index, entry.slug,
+                                          partial(identify, item_record(entry.slug)),
                                           lambda slug=entry.slug: self.record(read, slug)[1])
                 else:
                     words = self.record(read, entry.slug, index)[1]
@@ -257,10 +293,11 @@ class Engine:
         return chosen
 
     def answer(self, index: Index, read: Reader, folder: str, combo: Combination | None,
-               filters: Filters, fmt: Format, identify: Identify | None = None) -> Answer:
+               filters: Filters, fmt: Format, identify: Identify | None = None,
+               texts: Texts | None = None) -> Answer:
         """The feed of ``folder`` (or ``combo``) under ``filters`` in ``fmt``, validated."""
         head = _head(index, folder, combo)
-        articles = tuple(self.select(index, read, folder, combo, filters, identify))
+        articles = tuple(self.select(index, read, folder, combo, filters, identify, texts))
         spoken = {a.lang or index.context.language for a in articles}
         fresh = head.max_age if combo is None else channel_max_age(
             (a.updated for a in articles), index.refresh, index.ceiling)

@@ -74,6 +74,16 @@ def read_record(body: bytes) -> tuple[Article, str]:
         raise ValueError(f"not an item record: {exc}") from exc
 
 
+def search_of(body: bytes) -> str:
+    """A record's search text alone (what ``q`` matches), without making its article;
+    raises ValueError if garbled."""
+    data = orjson.loads(body)
+    search = data.get("search") if isinstance(data, dict) else None
+    if not isinstance(search, str):
+        raise ValueError("not an item record: no search text")
+    return search
+
+
 def record_file(article: Article) -> Rendered:
     """The record of ``article`` (with content) as a file of the output."""
     return Rendered(layout.item_record(article.slug), encode_record(article), JSON_TYPE,

@@ -252,8 +252,9 @@ class Filtered:
             return unavailable("this feed cannot be filtered until the site is built again",
                                _media_type(sample), path)
         try:
-            answer = engine.answer(index, self.views.store.read, folder, combo, filters, fmt,
-                                   identify=self.views.store.identity)
+            with self.views.store.folder(layout.ITEM_RECORDS) as texts:
+                answer = engine.answer(index, self.views.store.read, folder, combo, filters,
+                                       fmt, identify=self.views.store.identity, texts=texts)
         except Unanswerable as exc:
             return unavailable(str(exc), _media_type(sample), path)
         cached = Cached(answer.body, answer.media_type, answer.updated, answer.max_age,

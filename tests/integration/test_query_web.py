@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,105 @@ def test_a_q_scan_reads_each_record_once_per_publish(built: Settings) -> None:
     finally:
         fresh.write_bytes(original)  # the module's site as the build made it
         fresh.replace(path)
+
+
+def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) -> None:
+    """What the web app does (``Filtered._compute``): a ``q`` scan reads each search text
+    through one open folder (``Store.folder``), once per publish, and the whole record
+    (through ``read``) only of the articles it lists; no record it scanned goes into the
+    store's body cache, where it would push out the published feeds."""
+    import os
+
+    from feedserver.core import layout
+    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+    from feedserver.web.published import Store
+
+    store = Store(built, 1 << 20)
+    reads: list[str] = []
+    texts: list[str] = []
+    folder = store.folder(layout.ITEM_RECORDS)
+
+    class Counted:
+        def identity(self, name: str) -> object:
+            return folder.identity(name)
+
+        def read(self, name: str) -> bytes | None:
+            texts.append(name)
+            return folder.read(name)
+
+    def read(name: str) -> tuple[str, bytes] | None:
+        reads.append(name)
+        return store.read(name)
+
+    fmt = format_named("feed.atom")
+    index_bytes = store.read(layout.QUERY_INDEX)
+    assert fmt is not None and index_bytes is not None
+    index = read_index(index_bytes[1])
+    engine = Engine()
+
+    def scan(words: str) -> list[str]:
+        answer = engine.answer(index, read, "", None, parse([("q", words)], MAX_ITEMS), fmt,
+                               identify=store.identity, texts=Counted())
+        return [e.title for e in feedparser.parse(answer.body).entries]
+
+    try:
+        assert scan("zzunheardofword") == []
+        assert sorted(texts) == sorted(layout.item_record_name(e.slug) for e in index.entries)
+        assert reads == []
+        texts.clear()
+        wanted = [s.title for s in newest_first([s for s in seeds() if "STEPPE" in s.words])]
+        assert scan("steppe") == wanted[:MAX_ITEMS]
+        assert texts == []  # the same publish: every text kept from the first scan
+        assert len(reads) == len(wanted[:MAX_ITEMS])  # the listed articles' whole records
+    finally:
+        folder.close()
+    for entry in index.entries:
+        name = layout.item_record(entry.slug)
+        st = os.stat(Path(built.output_dir) / name)
+        assert store.cache.get((name, st.st_ino, st.st_mtime_ns, st.st_size)) is None or \
+            name in reads
+
+
+def test_a_folder_reads_only_plain_names_of_regular_files(built: Settings,
+                                                         tmp_path: Path) -> None:
+    """``Store.folder`` reads a file of that folder by its plain name, as ``Store``
+    identifies it, and nothing else: no path, no dot-name, no link, no folder."""
+    import os
+
+    from feedserver.core import layout
+    from feedserver.web.published import Folder, Store
+
+    store = Store(built, 1 << 20)
+    records = Path(built.output_dir) / layout.ITEM_RECORDS
+    name = sorted(p.name for p in records.iterdir())[0]
+    with store.folder(layout.ITEM_RECORDS) as folder:
+        assert folder.read(name) == (records / name).read_bytes()
+        assert folder.identity(name) == store.identity(f"{layout.ITEM_RECORDS}/{name}")
+        for refused in ("", "..", f"../items/{name}", f"./{name}", ".hidden", "a/b",
+                        "a\\b", "a\0b", "missing.json"):
+            assert folder.read(refused) is None and folder.identity(refused) is None, refused
+    root = tmp_path / "out"
+    (root / "f").mkdir(parents=True)
+    (root / "f" / "real").write_bytes(b"x")
+    (root / "f" / "link").symlink_to(root / "f" / "real")
+    (root / "f" / "sub").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret").write_bytes(b"s")
+    (root / "g").symlink_to(tmp_path / "elsewhere")
+    os.mkfifo(root / "f" / "fifo")
+    with Folder(str(root), "f") as folder:
+        assert folder.read("real") == b"x"
+        assert folder.read("link") is None  # not followed
+        assert folder.read("sub") is None and folder.read("fifo") is None
+    with Folder(str(root), "g") as folder:  # a folder swapped for a link: not followed
+        assert folder.read("secret") is None and folder.identity("secret") is None
+    with Folder(str(root), "missing") as folder:
+        assert folder.read("real") is None
+    elsewhere = Store(replace(built, output_dir=str(root)), 1 << 20)
+    assert elsewhere.read("f/fifo") is None  # opened without waiting for a writer, refused
+    assert elsewhere.read("f/real") is not None
 
 
 def test_an_answer_reads_each_listed_record_once_per_publish(built: Settings) -> None:
