@@ -23,7 +23,7 @@ ANY, ALL = ",", "+"  # topics/a,b: in either; topics/a+b: in both
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 _LANG = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-_WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w+")  # what one word of q is, in folded text
 
 
 def fold(text: str) -> str:
@@ -175,7 +175,7 @@ def _lang(text: str) -> str:
 def _words(text: str) -> tuple[tuple[str, ...], str]:
     if len(text) > MAX_Q:
         raise BadRequest(f"q may be at most {MAX_Q} characters long")
-    words = tuple(dict.fromkeys(_WORD.findall(fold(text))))
+    words = tuple(dict.fromkeys(WORD.findall(fold(text))))
     if not words:
         raise BadRequest("q must hold at least one word")
     if len(words) > MAX_WORDS:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import itertools
+import random
 import unicodedata
 from datetime import UTC, datetime
 
@@ -9,6 +12,7 @@ import pytest
 
 from feedserver.core.records import Article
 from feedserver.query.params import (
+    WORD,
     BadRequest,
     Combination,
     Filters,
@@ -17,7 +21,7 @@ from feedserver.query.params import (
     fold,
     parse,
 )
-from feedserver.query.records import encode_record, read_record
+from feedserver.query.records import encode_record, read_record, search_text
 
 
 @pytest.mark.parametrize("path,found", [
@@ -84,7 +88,7 @@ def test_a_record_gives_back_the_article() -> None:
         article.id, article.title, article.content_html, article.media, article.links,
         article.topics)
     assert back.published == article.published and back.updated == article.updated
-    assert search == "test <1> cafe bold"
+    assert search == "test 1 cafe bold"  # each distinct word once (search_text)
 
 
 def _fold_by_character(text: str) -> str:
@@ -109,3 +113,38 @@ def test_fold_of_every_code_point_is_its_definition() -> None:
     for start in range(0, len(every), 4096):
         chunk = every[start:start + 4096]
         assert fold(chunk) == _fold_by_character(chunk), hex(ord(chunk[0]))
+
+
+def _article(title: str, content_html: str) -> Article:
+    return Article(id="urn:x", slug="s", path="", title=title, link="http://x/",
+                   content_html=content_html, summary="",
+                   published=datetime(2026, 1, 1, tzinfo=UTC),
+                   updated=datetime(2026, 1, 1, tzinfo=UTC), topics=(), author=None,
+                   lang=None, media=(), links=())
+
+
+def test_each_word_once_answers_every_q_as_the_whole_text() -> None:
+    """``search_text`` keeps each distinct run of word characters once: every word q may
+    hold (a run of word characters) is in it exactly when it is in the whole folded text,
+    the record's search text before (titles and texts over letters, digits, ``_``,
+    accents, punctuation and spaces; every q word of up to three such characters, and
+    every piece of the text's own runs)."""
+    rng = random.Random(14)
+    alphabet = "ab1_ -.,<>\u00e9E\u0301\t\u00df"
+    letters = "ab1_e"
+    short = ["".join(p) for n in (1, 2, 3) for p in itertools.product(letters, repeat=n)]
+    for _ in range(1500):
+        title = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(16)))
+        whole = fold(f"{title} {text}")
+        kept = search_text(_article(title, f"<p>{html.escape(text)}</p>"))
+        pieces = {run[i:j] for run in WORD.findall(whole)
+                  for i in range(len(run)) for j in range(i + 1, len(run) + 1)}
+        for word in [*short, *pieces]:
+            assert (word in whole) == (word in kept), (title, text, word)
+        assert len(kept) <= len(whole)
+
+
+def test_a_search_text_holds_each_word_once_in_first_order() -> None:
+    assert search_text(_article("Gas, gas; GAS", "<p>the gas-pipe &amp; the Caf&eacute;</p>")) \
+        == "gas the pipe cafe"
