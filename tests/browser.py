@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -132,16 +132,20 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 
 
 @contextmanager
-def feedserver(config: Path, port: int) -> Iterator[str]:
-    """``feedserver serve`` (gunicorn, one worker) on 127.0.0.1:port; stopped by its PID."""
+def feedserver(config: Path, port: int, args: tuple[str, ...] = (),
+               preexec_fn: Callable[[], None] | None = None) -> Iterator[str]:
+    """``feedserver serve`` (gunicorn, one worker) on 127.0.0.1:port; stopped by its PID.
+    ``args``: more of serve's options; ``preexec_fn``: run in its process before it starts
+    (a resource limit)."""
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "FEEDSERVER_BASE_URL": url}
     log = config.parent / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "feedserver", "serve", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent,
+            preexec_fn=preexec_fn)
     try:
         _wait_healthy(url, process, log)
         yield url

@@ -344,6 +344,26 @@ def test_a_q_scan_reads_each_record_once_per_publish(built: Settings) -> None:
         fresh.replace(path)
 
 
+def _published(built: Settings) -> tuple[Any, Callable[[str], Any], list[str], Any, bytes]:
+    """The built site's store, a read through it that notes each name, the Atom format
+    and the published query index's bytes."""
+    from feedserver.core import layout
+    from feedserver.query.answer import format_named
+    from feedserver.web.published import Store
+
+    store = Store(built, 1 << 20)
+    reads: list[str] = []
+
+    def read(name: str) -> tuple[str, bytes] | None:
+        reads.append(name)
+        return store.read(name)
+
+    fmt = format_named("feed.atom")
+    found = store.read(layout.QUERY_INDEX)
+    assert fmt is not None and found is not None
+    return store, read, reads, fmt, found[1]
+
+
 def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) -> None:
     """What the web app does (``Filtered._compute``): a ``q`` scan reads each search text
     through one open folder (``Store.folder``), once per publish, and the whole record
@@ -352,13 +372,11 @@ def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) ->
     import os
 
     from feedserver.core import layout
-    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.answer import Engine
     from feedserver.query.params import parse
     from feedserver.query.records import read_index
-    from feedserver.web.published import Store
 
-    store = Store(built, 1 << 20)
-    reads: list[str] = []
+    store, read, reads, fmt, index_bytes = _published(built)
     texts: list[str] = []
     folder = store.folder(layout.ITEM_RECORDS)
 
@@ -370,14 +388,7 @@ def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) ->
             texts.append(name)
             return folder.read(name)
 
-    def read(name: str) -> tuple[str, bytes] | None:
-        reads.append(name)
-        return store.read(name)
-
-    fmt = format_named("feed.atom")
-    index_bytes = store.read(layout.QUERY_INDEX)
-    assert fmt is not None and index_bytes is not None
-    index = read_index(index_bytes[1])
+    index = read_index(index_bytes)
     engine = Engine()
 
     def scan(words: str) -> list[str]:
@@ -447,23 +458,13 @@ def test_an_answer_reads_each_listed_record_once_per_publish(built: Settings) ->
     """Answers of one publish (one index) list the same records again and again: each
     is read once (no ``lstat`` for the next answers); the next publish reads it again."""
     from feedserver.core import layout
-    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.answer import Engine
     from feedserver.query.params import parse
     from feedserver.query.records import read_index
-    from feedserver.web.published import Store
 
-    store = Store(built, 1 << 20)
-    reads: list[str] = []
-
-    def read(name: str) -> tuple[str, bytes] | None:
-        reads.append(name)
-        return store.read(name)
-
-    fmt = format_named("feed.atom")
-    index_bytes = store.read(layout.QUERY_INDEX)
-    assert fmt is not None and index_bytes is not None
+    _, read, reads, fmt, index_bytes = _published(built)
     engine = Engine()
-    index = read_index(index_bytes[1])
+    index = read_index(index_bytes)
     for limit in (3, 2, 4):
         answer = engine.answer(index, read, "", None, parse([("limit", str(limit))], MAX_ITEMS),
                                fmt)
@@ -471,7 +472,7 @@ def test_an_answer_reads_each_listed_record_once_per_publish(built: Settings) ->
     newest = [layout.item_record(e.slug) for e in index.entries[:4]]
     assert reads == newest  # three answers, each record read the first time it was listed
     reads.clear()
-    again = read_index(index_bytes[1])  # the next publish's index
+    again = read_index(index_bytes)  # the next publish's index
     engine.answer(again, read, "", None, parse([("limit", "2")], MAX_ITEMS), fmt)
     assert reads == newest[:2]
 

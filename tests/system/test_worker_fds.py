@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import os
 import resource
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -29,7 +28,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from tests.browser import _wait_healthy
+from tests.browser import feedserver
 from tests.system.test_serve_e2e import free_port
 
 ARTICLES = 60
@@ -69,24 +68,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
     subprocess.run([sys.executable, "-m", "feedserver", "build", "--config", str(config)],
                    check=True, cwd=root, env=env, capture_output=True, timeout=300)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = root / "serve.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedserver", "serve", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-scheduler"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, preexec_fn=_limited)
-    try:
-        _wait_healthy(url, process, log)
+    with feedserver(config, free_port(), ("--no-scheduler",), _limited) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _titles(url: str) -> list[str]:
