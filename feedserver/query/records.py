@@ -44,10 +44,10 @@ def search_text(article: Article) -> str:
     in this text.  Such a run occurs in a text exactly when it occurs inside one of the
     text's own maximal runs of word characters, so those runs, each once and apart,
     answer every ``q`` as the whole text did (tests/unit/test_query_params.py checks it
-    exhaustively), in fewer characters: 54% of the scraped seed article's folded text,
-    69-78% of the short notes, 13% of the benchmark corpus's (a small vocabulary).
-    Every web worker keeps these texts (``query.answer.Words``, bounded) and reads from
-    its record the ones it does not hold: fewer characters, more held, fewer read.
+    exhaustively), in fewer characters (benchmarks/README.md, "``q`` at 50,000
+    articles").  Every web worker keeps these texts (``query.answer.Words``, bounded)
+    and reads from its record the ones it does not hold: fewer characters, more held,
+    fewer read.
     """
     text = html.unescape(_TAG.sub(" ", article.content_html))
     return " ".join(dict.fromkeys(WORD.findall(fold(f"{article.title} {text}"))))

@@ -367,16 +367,12 @@ class Store:
 
     def _load_body(self, filename: str, path: str) -> tuple[str, bytes] | None:
         try:
-            fd = open_beneath(str(self.root), filename)
+            read = _read_regular(open_beneath(str(self.root), filename))
         except OSError:
             return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            body = _read_all(fd, st.st_size)
-        finally:
-            _close(fd)
+        if read is None:
+            return None
+        st, body = read
         found = (etag_of(body), body)
         self.cache.put((filename, st.st_ino, st.st_mtime_ns, st.st_size), found)
         return found
@@ -387,10 +383,10 @@ class Folder:
     :func:`open_beneath` opens) for the many files one request reads in it: a ``q``
     scan reads the item record of every article it has not read before, up to the
     whole history.  A read through the root opened five descriptors per record and kept
-    its body in the :class:`BodyCache` (with its ETag, a SHA-256): a scan of 34,000
-    records at 50,000 articles pushed every published feed out of that cache.  Here a
-    record costs one ``openat`` and one read, and is not cached.  Opened on first use;
-    closed by ``close`` (a ``with`` block).
+    its body in the :class:`BodyCache` (with its ETag, a SHA-256), so a long scan pushed
+    the published feeds out of that cache.  Here a record costs one ``openat`` and one
+    read, and is not cached (benchmarks/README.md, "``q`` at 50,000 articles").  Opened
+    on first use; closed by ``close`` (a ``with`` block).
     """
 
     def __init__(self, root: str, folder: str) -> None:
@@ -436,14 +432,11 @@ class Folder:
             return None
         try:
             # O_NONBLOCK: opening a FIFO someone left here must not wait for a writer.
-            fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=folder)
+            read = _read_regular(os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK,
+                                         dir_fd=folder))
         except OSError:
             return None
-        try:
-            st = os.fstat(fd)
-            return _read_all(fd, st.st_size) if stat.S_ISREG(st.st_mode) else None
-        finally:
-            _close(fd)
+        return read[1] if read is not None else None
 
 
 def _plain_name(name: str) -> bool:
@@ -465,9 +458,9 @@ def open_beneath(root: str, filename: str, directory: bool = False) -> int:
     leaves the closing of anything but a regular file to its event loop, in case an I/O
     watcher still uses it.  These folders never have one, and a request that computes
     (a search reading thousands of item records) gives the loop no turn until it ends:
-    it kept four folders open per record, and at the common limit of 1,024 open files a
-    search of a 1,000-article site answered 503 after about 250 records
-    (tests/system/test_worker_fds.py).
+    it kept four folders open per record until the worker ran out of descriptors and
+    answered 503 (tests/system/test_worker_fds.py; benchmarks/README.md, "Open files in
+    a web worker").
     """
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -479,6 +472,16 @@ def open_beneath(root: str, filename: str, directory: bool = False) -> int:
         # O_NONBLOCK: opening a FIFO left in the output must not wait for a writer.
         last = os.O_DIRECTORY if directory else _NONBLOCK
         return os.open(name, os.O_RDONLY | _NOFOLLOW | last, dir_fd=fd)
+    finally:
+        _close(fd)
+
+
+def _read_regular(fd: int) -> tuple[os.stat_result, bytes] | None:
+    """The status and whole bytes of the open ``fd`` when it is a regular file (else
+    None); ``fd`` is closed either way."""
+    try:
+        st = os.fstat(fd)
+        return (st, _read_all(fd, st.st_size)) if stat.S_ISREG(st.st_mode) else None
     finally:
         _close(fd)
 
