@@ -13,7 +13,7 @@ disk.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import chain, compress
@@ -93,11 +93,22 @@ def with_content(site: Site, bodies: Mapping[str, Body]) -> Site:
     return with_full_articles(site, full)
 
 
-def with_full_articles(site: Site, full: Mapping[str, Article]) -> Site:
-    """``site`` with each article replaced by its full copy in ``full`` (by id)."""
+def with_full_articles(site: Site, full: Mapping[str, Article],
+                       drawn: Container[str] | None = None) -> Site:
+    """``site`` with each article replaced by its full copy in ``full`` (by id).
+
+    ``drawn``: the slugs of the only archive pages to fill (None: all).  The others are
+    fresh, neither rendered nor read this build, and stay as they are: filling them was
+    a pass over every article of every channel's history."""
+    if drawn is None:
+        archives = filled_channels(site.archives, full)
+    else:
+        filled = iter(filled_channels(tuple(page for page in site.archives
+                                            if page.slug in drawn), full))
+        archives = tuple(next(filled) if page.slug in drawn else page
+                         for page in site.archives)
     return replace(site, articles=tuple(with_full(site.articles, full)),
-                   channels=filled_channels(site.channels, full),
-                   archives=filled_channels(site.archives, full))
+                   channels=filled_channels(site.channels, full), archives=archives)
 
 
 @dataclass(frozen=True)

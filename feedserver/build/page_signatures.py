@@ -128,6 +128,17 @@ def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version
     return made
 
 
+def drawn_archives(site: Site, pages: bool, html: bool = True) -> frozenset[str]:
+    """The slugs of the archive pages (RFC 5005) this build draws: its feeds are stale, or
+    (with ``pages`` and ``html``) its HTML listing is.  Only these need their articles'
+    content; a full page is sealed, so at 50,000 articles a one-file build draws a few of
+    4,900 pages, which list nearly a million articles between them."""
+    fresh = site.fresh
+    return frozenset(page.slug for page in site.archives
+                     if page.slug not in fresh
+                     or (pages and html and archive_page(page) not in fresh))
+
+
 def content_wanted(site: Site, pages: bool, html: bool = True) -> list[Article]:
     """The articles whose content this build renders (the shell fetches exactly these):
     those listed by a stale channel, and with ``pages`` those listed by any channel and
@@ -142,9 +153,9 @@ def content_wanted(site: Site, pages: bool, html: bool = True) -> list[Article]:
         if pages or channel.slug not in site.fresh:  # feeds only: the stale channels
             for article in channel.articles:
                 wanted.setdefault(article.id, article)
-    for page in site.archives:  # archive pages (RFC 5005): only those drawn this build
-        if page.slug not in site.fresh or (
-                pages and html and archive_page(page) not in site.fresh):
+    drawn = drawn_archives(site, pages, html)
+    for page in site.archives:
+        if page.slug in drawn:
             for article in page.articles:
                 wanted.setdefault(article.id, article)
     if pages:

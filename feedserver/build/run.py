@@ -33,7 +33,7 @@ from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.deltas import add_deltas
 from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
-from feedserver.build.page_signatures import content_wanted, page_signatures
+from feedserver.build.page_signatures import content_wanted, drawn_archives, page_signatures
 from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
 from feedserver.build.presence import Presence
@@ -164,10 +164,11 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
-def _with_content(site: Site, wanted: list[Article], sources: Sources, ledger: Ledger,
-                  memory: BuildMemory) -> Site:
+def _with_content(site: Site, wanted: list[Article], drawn: frozenset[str], sources: Sources,
+                  ledger: Ledger, memory: BuildMemory) -> Site:
     """``site`` with the content of ``wanted``: copies made last build, else the bodies
-    parsed this build, kept in memory, or (the rest, in one query) in the ledger."""
+    parsed this build, kept in memory, or (the rest, in one query) in the ledger.  Of the
+    archive pages, only the ``drawn`` ones are filled."""
     full = memory.full_copies(wanted)
     paths = [a.path for a in wanted if a.id not in full]
     found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
@@ -177,7 +178,7 @@ def _with_content(site: Site, wanted: list[Article], sources: Sources, ledger: L
     made = [(a, fill(a, found[a.path])) for a in wanted if a.id not in full]
     memory.keep_full(made)
     full.update((light.id, copy) for light, copy in made)
-    return with_full_articles(site, full)
+    return with_full_articles(site, full, drawn)
 
 
 def run_build(settings: Settings, now: datetime | None = None,
@@ -280,7 +281,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                        | fresh_pages(site, manifest, missing))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
-    site = _with_content(site, content_wanted(site, pages, html), sources, ledger, memory)
+    site = _with_content(site, content_wanted(site, pages, html), drawn_archives(site, pages, html),
+                         sources, ledger, memory)
     if not pages:
         output = render_feeds(site, renderer)
     else:  # html only when off: tests stand in for render_site(site, renderer)

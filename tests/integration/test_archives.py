@@ -10,6 +10,7 @@ HTML listings paginate the same way.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import feedparser
 import pytest
 from flask.testing import FlaskClient
 
-from feedserver.build.run import BuildReport, run_build
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.web.app import create_app
 from feedserver.websub.deliver import feed_paths
@@ -186,6 +187,45 @@ def test_an_edit_changes_its_page_only_and_a_deletion_moves_the_later_ones_up(
     assert page_titles(out, "archive/1/feed.atom") == [f"Story {i}" for i in (4, 3, 2, 1)]
     assert page_titles(out, "archive/2/feed.atom") == [f"Story {i}" for i in (9, 8, 7, 5)]
     assert page_titles(out, "archive/3/feed.atom") == ["Story 11", "Story 10"]
+
+
+def page_texts(out: Path, rel: str) -> dict[str, str]:
+    """Each item's title -> its text, as feedparser reads one archive page (JSON Feed:
+    as JSON, which feedparser does not read)."""
+    if rel.endswith(".json"):
+        items = json.loads((out / rel).read_bytes())["items"]
+        return {item["title"]: item.get("content_html", "") for item in items}
+    parsed = feedparser.parse(io.BytesIO((out / rel).read_bytes()))
+    return {entry.title: entry.get("content", [{}])[0].get("value", "")
+            or entry.get("summary", "") for entry in parsed.entries}
+
+
+@pytest.mark.parametrize("keep_memory", [False, True])
+def test_an_edited_text_reaches_its_page_and_every_page_keeps_its_texts(
+        site: Settings, now: datetime, keep_memory: bool) -> None:
+    """A build fills only the archive pages it draws with their articles' content; the
+    page an edit makes stale is drawn with the new text, and every page of every channel
+    still has each item's text, whether the process built before (the scheduler's
+    memory) or not (``feedserver build``)."""
+    memory = BuildMemory.empty() if keep_memory else None
+    assert run_build(site, now=now, memory=memory).published
+    story = Path(site.seeds_dir) / "story-06.md"  # on page 2 of 'all', and of its topics
+    write(story, article_text(6).replace("Paragraph 6 of", "Paragraph 6, rewritten, of"),
+          mtime=time.time() - 60)
+    report = run_build(site, now=now + timedelta(minutes=1), memory=memory)
+    assert report.published and not report.errors, report.problems
+    out = Path(site.output_dir)
+    pages = sorted(str(p.relative_to(out)) for p in out.rglob("archive/*/feed.*")
+                   if p.suffix in (".atom", ".rss", ".json"))
+    assert len(pages) > 12
+    for rel in pages:
+        texts = page_texts(out, rel)
+        assert texts or rel.startswith("archive/4/"), rel  # 11 articles: page 4 is empty
+        for title, text in texts.items():
+            number = title.removeprefix("Story ")
+            words = "Paragraph 6, rewritten, of" if number == "6" else f"Paragraph {number} of"
+            assert words in text, (rel, title, text)
+    assert "Story 6" in page_texts(out, "archive/2/feed.atom")
 
 
 class Links(HTMLParser):
