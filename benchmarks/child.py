@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.child cold SITE`` builds SITE (seeds/, config.toml) into a
 fresh out/ and state/ and prints a JSON report.  ``... incremental SITE N``
-keeps one process alive, like the scheduler does, and times N rounds of: one
+keeps one process alive, like the scheduler does (the output built first by another
+process, as ``feedserver serve`` has it), and times N rounds of: one
 file changed, one added, one deleted (each followed by a build told the path
 that changed, as the watcher's events tell the scheduler), and one file
 changed again found by a full scan (no watcher, or the periodic run),
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -112,7 +114,17 @@ def _timed(settings: Settings, pages: bool, warm: Any,
 
 
 def incremental(site: Path, rounds: int, pages: bool) -> dict[str, object]:
+    """The rounds in a process that starts as ``feedserver serve``'s scheduler does: the
+    output built by another process (``feedserver build``, or serve's build before it
+    starts), then a first build with an empty memory, untimed, that loads what it needs
+    from the ledger and the manifest.  A process that built a large site cold itself
+    keeps that build's scattered heap, and its one-file builds are slower than the
+    scheduler's (benchmarks/README.md, "The scheduler's heap")."""
     settings = settings_for(site)
+    if not Path(settings.output_dir).is_dir():  # measure() removes it first
+        subprocess.run([sys.executable, "-m", "benchmarks.child", "cold", str(site),
+                        "--config", CONFIG[0], *(["--pages"] if pages else [])],
+                       check=True, stdout=subprocess.DEVNULL)
     warm = api()[1]()  # what the scheduler keeps between runs
     build(settings, pages, warm)  # the process is warm and the output current
     settle()
