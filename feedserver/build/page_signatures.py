@@ -129,10 +129,10 @@ def page_signatures(site: Site, stubs: Mapping[str, Stub], shaping: str, version
 
 
 def drawn_archives(site: Site, pages: bool, html: bool = True) -> frozenset[str]:
-    """The slugs of the archive pages (RFC 5005) this build draws: its feeds are stale, or
-    (with ``pages`` and ``html``) its HTML listing is.  Only these need their articles'
-    content; a full page is sealed, so at 50,000 articles a one-file build draws a few of
-    4,900 pages, which list nearly a million articles between them."""
+    """The slugs of the archive pages (RFC 5005) this build draws: those whose feeds are
+    stale, or (with ``pages`` and ``html``) whose HTML listing is.  Only these need their
+    articles' content.  A full page is sealed, so a one-file build draws the few pages it
+    touches, not the whole history every channel's pages list."""
     fresh = site.fresh
     return frozenset(page.slug for page in site.archives
                      if page.slug not in fresh
