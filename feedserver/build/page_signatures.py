@@ -139,21 +139,23 @@ def drawn_archives(site: Site, pages: bool, html: bool = True) -> frozenset[str]
                      or (pages and html and archive_page(page) not in fresh))
 
 
-def content_wanted(site: Site, pages: bool, html: bool = True) -> list[Article]:
+def content_wanted(site: Site, pages: bool, html: bool = True,
+                   drawn: frozenset[str] | None = None) -> list[Article]:
     """The articles whose content this build renders (the shell fetches exactly these):
     those listed by a stale channel, and with ``pages`` those listed by any channel and
     (unless ``html`` is False: no article pages) those whose page is stale.
 
     Every channel's listed articles, fresh or not: a topic page, an embed view
     and the index draw on their channel's articles even when its feeds are
-    fresh, and a long-lived process has their content at hand anyway.
+    fresh, and a long-lived process has their content at hand anyway.  Of the archive
+    pages, those :func:`drawn_archives` names (``drawn``, when the caller has it).
     """
     wanted: dict[str, Article] = {}
     for channel in site.channels:
         if pages or channel.slug not in site.fresh:  # feeds only: the stale channels
             for article in channel.articles:
                 wanted.setdefault(article.id, article)
-    drawn = drawn_archives(site, pages, html)
+    drawn = drawn_archives(site, pages, html) if drawn is None else drawn
     for page in site.archives:
         if page.slug in drawn:
             for article in page.articles:

@@ -281,8 +281,9 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                        | fresh_pages(site, manifest, missing))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
-    site = _with_content(site, content_wanted(site, pages, html), drawn_archives(site, pages, html),
-                         sources, ledger, memory)
+    drawn = drawn_archives(site, pages, html)
+    site = _with_content(site, content_wanted(site, pages, html, drawn), drawn, sources, ledger,
+                         memory)
     if not pages:
         output = render_feeds(site, renderer)
     else:  # html only when off: tests stand in for render_site(site, renderer)
