@@ -39,6 +39,7 @@ from feedserver.metrics import instruments
 from feedserver.metrics.logs import JSON, JsonFormatter, build_fields, failure_fields
 from feedserver.publish.output import MANIFEST, STATUS, note_status
 from feedserver.schedule import lifeline
+from feedserver.schedule.apart import build_apart, is_cold
 from feedserver.schedule.liveconfig import LiveConfig
 from feedserver.schedule.locks import (
     BUILD_LOCK,
@@ -78,6 +79,7 @@ class RunResult:
     report: BuildReport | None
     held: list[str] = field(default_factory=list)
     retry_at: datetime | None = None
+    again: bool = False  # run again at once (a cold build made elsewhere: load it here)
 
     @property
     def next_due(self) -> datetime | None:
@@ -88,11 +90,15 @@ class Refresher:
     """The job: one incremental build with the hold rule, under ``build.lock``."""
 
     def __init__(self, settings: Settings, clock: Clock = utc_now,
-                 writes: Writes | None = None, settle_heap: bool = False) -> None:
+                 writes: Writes | None = None, settle_heap: bool = False,
+                 cold_apart: bool = False) -> None:
         self.settings = settings
         # The process's main work (not a thread of a test): what survives a build is
         # frozen for the next (feedserver.build.heap), which is a whole process's policy.
         self.settle_heap = settle_heap
+        # A cold build runs in a forked child, and this process builds again from what it
+        # published (feedserver.schedule.apart): its heap is its later builds' speed.
+        self.cold_apart = cold_apart
         self.clock = clock
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
@@ -144,8 +150,10 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             started = time.monotonic()
+            apart = self.cold_apart and is_cold(self.settings)
             try:
-                report = self._build(now, rule, reason)
+                report = self._build_apart(now, rule) if apart else \
+                    self._build(now, rule, reason)
             except FeedserverError as exc:
                 instruments.get().build_seconds.observe(time.monotonic() - started)
                 return self._failed(now, reason, exc)
@@ -158,7 +166,7 @@ class Refresher:
         self.runs += 1
         self._log(reason, report, rule.held)
         self._announce(report)
-        return RunResult(report, rule.held, rule.retry_at)
+        return RunResult(report, rule.held, rule.retry_at, again=apart)
 
     def _announce(self, report: BuildReport) -> None:
         """Hand what the publish changed to :attr:`after_publish` (it only queues)."""
@@ -199,6 +207,16 @@ class Refresher:
         except BaseException:
             self.memory.listing = None  # the events this build took are lost with it
             raise
+
+    def _build_apart(self, now: datetime, rule: HoldRule) -> BuildReport:
+        """The cold build, in a child process (:mod:`feedserver.schedule.apart`).  What
+        this process kept of an output that is gone is dropped: the next run, at once
+        (:attr:`RunResult.again`), reads back what the child published, scanning it all."""
+        self.memory = BuildMemory.empty()
+        self._scan_due = 0.0
+        log.info("cold build: nothing is published in %s; building it in a process of "
+                 "its own", self.settings.output_dir)
+        return build_apart(self.settings, now, rule, self.writes.moves(now.timestamp()))
 
     def _note(self, **facts: Any) -> None:
         """What /healthz must show besides the build's report: a failure, a bad config."""
@@ -307,7 +325,7 @@ class Scheduler:
         """Schedule the next look: pending events, held files, articles coming due."""
         now, real = self.refresher.clock(), utc_now()
         times = [real + (t - now) for t in (outcome.retry_at, outcome.next_due) if t]
-        if again:
+        if again or outcome.again:
             times.append(real + timedelta(seconds=self.debounce))
         if times:
             self._run_by(min(times))
@@ -469,8 +487,8 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
          gone: Callable[[], bool]) -> None:
     watcher = None
     writes = Writes(close_events=False)
-    refresher = Refresher(settings, clock, writes,
-                          settle_heap=threading.current_thread() is threading.main_thread())
+    main_work = threading.current_thread() is threading.main_thread()
+    refresher = Refresher(settings, clock, writes, settle_heap=main_work, cold_apart=main_work)
     deliverer = Deliverer(settings) if settings.hubs else None
     if deliverer is not None:
         refresher.after_publish = deliverer.published

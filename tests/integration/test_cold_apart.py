@@ -1,0 +1,144 @@
+"""A scheduler's cold build runs in a process of its own (:mod:`feedserver.schedule.apart`).
+
+The job (:class:`Refresher`) is driven directly with a fake clock, as the scheduler's
+other job tests do.  Which process built is recorded by the build itself (a wrapper
+around ``run_build`` writing its pid to a file, inherited by the forked child), so the
+tests see where each build ran without timing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedserver.build import parallel
+from feedserver.build import run as build_run
+from feedserver.config import Settings
+from feedserver.core.errors import FeedserverError
+from feedserver.publish.output import MANIFEST, STATUS
+from feedserver.schedule import apart
+from feedserver.schedule.scheduler import Refresher
+from tests.conftest import NOW, parse_feed, recent, write
+
+
+def _clock() -> Callable[[], datetime]:
+    """A fixed clock after every bundled seed is due (the tests pass on any real date)."""
+    moment = max(datetime.now(UTC), NOW).replace(microsecond=0) + timedelta(hours=1)
+    return lambda: moment
+
+
+def _record_builds(monkeypatch: pytest.MonkeyPatch, log: Path,
+                   instead: Callable[..., Any] | None = None) -> None:
+    """Every cold build apart writes the pid that ran it to ``log`` (then builds, or does
+    ``instead``)."""
+    real = apart.run_build
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
+        return (instead or real)(*args, **kwargs)
+
+    monkeypatch.setattr(apart, "run_build", recorded)
+
+
+def _pids(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text(encoding="utf-8").split()] if log.exists() \
+        else []
+
+
+def _feeds(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("feed.*"))}
+
+
+def test_the_cold_build_is_made_apart_and_read_back_here(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child forks the build's own workers, as a site of thousands of articles does:
+    # a Pool for every job (a daemonic child may have none: 10,000 articles found it).
+    monkeypatch.setattr(parallel, "SPLIT_MAX", 0)
+    monkeypatch.setattr(parallel, "FILE_RUN", 9)
+    settings = dataclasses.replace(settings, build_processes=2)
+    clock = _clock()
+    reference = build_run.run_build(dataclasses.replace(
+        settings, output_dir=str(tmp_path / "reference"), state_dir=str(tmp_path / "ref-state")),
+        clock())
+    log = tmp_path / "pids"
+    _record_builds(monkeypatch, log)
+    out = Path(settings.output_dir)
+    job = Refresher(settings, clock, cold_apart=True)
+
+    first = job.run("start")
+    assert first.report is not None and first.report.published and first.again
+    assert [pid != os.getpid() for pid in _pids(log)] == [True]  # one build, another process
+    assert job.memory.manifest is None  # this process holds nothing of that build
+    assert _feeds(out) == _feeds(tmp_path / "reference")  # the very bytes a build makes
+    assert first.report.written and first.report.articles == reference.articles
+
+    second = job.run("interval")  # what the scheduler runs at once: reads it back here
+    assert second.report is not None and not second.again and second.report.written == []
+    assert job.memory.manifest is not None and len(_pids(log)) == 1
+
+    write(Path(settings.seeds_dir) / "news" / "rail.md",
+          f'+++\ntitle = "Night trains return"\ndate = {recent()}\n+++\n\nSleeper cars.\n')
+    third = job.run("interval")
+    assert third.report is not None and not third.again and len(_pids(log)) == 1
+    titles = [e.title for e in parse_feed(out / "feed.atom").entries]
+    assert "Night trains return" in titles
+
+    shutil.rmtree(out)  # the output folder removed while the scheduler runs: cold again
+    fourth = job.run("output folder is gone")
+    assert fourth.report is not None and fourth.again
+    pids = _pids(log)
+    assert len(pids) == 2 and pids[1] != os.getpid()
+    assert job.memory.manifest is None and (out / MANIFEST).is_file()
+    assert "Night trains return" in [e.title for e in parse_feed(out / "feed.atom").entries]
+
+
+def test_a_build_here_when_something_is_published(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _clock()
+    build_run.run_build(settings, clock())  # published before the scheduler starts
+    log = tmp_path / "pids"
+    _record_builds(monkeypatch, log)
+    job = Refresher(settings, clock, cold_apart=True)
+    outcome = job.run("start")
+    assert outcome.report is not None and not outcome.again
+    assert _pids(log) == [] and job.memory.manifest is not None
+
+
+def _refuse(*_args: Any, **_kwargs: Any) -> Any:
+    raise FeedserverError("the ledger is on fire")
+
+
+def _crash(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("a bug")
+
+
+def _die(*_args: Any, **_kwargs: Any) -> Any:
+    os._exit(3)
+
+
+@pytest.mark.parametrize(("instead", "reason"), [
+    (_refuse, "the ledger is on fire"),
+    (_crash, "the cold build raised RuntimeError: a bug"),
+    (_die, "the cold build's process ended with exit code 3"),
+])
+def test_a_cold_build_that_fails_apart_fails_the_run_with_its_reason(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        instead: Callable[..., Any], reason: str) -> None:
+    log = tmp_path / "pids"
+    _record_builds(monkeypatch, log, instead)
+    job = Refresher(settings, _clock(), cold_apart=True)
+    outcome = job.run("start")
+    assert outcome.report is None and outcome.retry_at is not None and not outcome.again
+    assert job.failures == 1 and len(_pids(log)) == 1 and _pids(log)[0] != os.getpid()
+    status = json.loads((Path(settings.output_dir) / STATUS).read_text(encoding="utf-8"))
+    assert status["last_error"]["message"] == reason
+    assert not (Path(settings.output_dir) / MANIFEST).exists()
