@@ -332,3 +332,35 @@ def test_a_fragments_key_is_its_digest_remembered_or_not(kept: int) -> None:
         expected = hashlib.sha256(b"context" + fragment).digest()
         assert readings.key_of(prefix, prefix.digest(), fragment) == expected
     assert len(readings._keys) == kept
+
+
+def _spliced_at_by_search(body: bytes, fragments: list[bytes]) -> tuple[int, int] | None:
+    """The definition ``spliced_at`` must keep: the whole first fragment searched for."""
+    at = body.find(fragments[0]) if fragments else -1
+    end = at
+    for fragment in fragments:
+        if at < 0 or not body.startswith(fragment, end):
+            return None
+        end += len(fragment)
+    return at, end
+
+
+def test_where_the_items_lie_is_found_as_a_search_for_the_first_would() -> None:
+    from feedserver.render.formats.base import spliced_at
+
+    rng = random.Random(7)
+    long = b"<entry><id>https://x.example/articles/" + b"a" * 70 + b"</id>"
+    cases: list[tuple[bytes, list[bytes]]] = [(b"<feed></feed>", [])]
+    for _ in range(400):
+        items = [long + bytes(rng.choice(b"xyz<>/") for _ in range(rng.randint(0, 90)))
+                 for _ in range(rng.randint(1, 4))]
+        # a head holding the first item's first 64 bytes (or all but its last byte) first
+        decoy = rng.choice([b"", items[0][:64], items[0][:-1], long[:20]])
+        run = b"".join(items)
+        if rng.random() < 0.2:  # not side by side
+            run = items[0] + b"<gap/>" + b"".join(items[1:])
+        body = b"<feed>" + decoy + b"<t/>" + run + b"</feed>"
+        cases.append((body, items))
+        cases.append((body, [items[0][:10]]))  # a fragment shorter than the probe
+    for body, items in cases:
+        assert spliced_at(body, items) == _spliced_at_by_search(body, items)
