@@ -4,12 +4,13 @@ A long-lived scheduler (``feedserver watch``, the scheduler of ``serve``) builds
 when nothing is published yet: a first start on an empty output folder, or the folder
 removed while it runs.  Built in the scheduler's own process, that build left its heap
 scattered over the memory of every article it parsed and rendered, and every later
-one-file build of that process was slower, until it restarted: 3.96 s against 2.69-3.16 s
-at 50,000 articles, every stage 20-40% slower (benchmarks/README.md, "The scheduler's
-heap").  Emptying the build memory afterwards did not help; building elsewhere does.
+one-file build of that process was slower, until it restarted (every stage, at 50,000
+articles: benchmarks/README.md, "The scheduler's heap").  Emptying the build memory
+afterwards did not help; building elsewhere does.
 
 So the cold build runs in a forked child (the scheduler's heap is still small then), which
-publishes and hands its :class:`~feedserver.build.run.BuildReport` back through a pipe;
+publishes and hands its :class:`~feedserver.build.run.BuildReport` back through a pipe,
+with what its hold rule held (files still being written: the scheduler looks again);
 the scheduler then builds again at once, from what was published, as ``serve``'s
 scheduler does after the build ``serve`` makes before it starts.  The child is what a
 build's own workers are: forked from the scheduler's thread, ended with the scheduler
@@ -25,13 +26,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import cast
 
 from feedserver.build.memory import BuildMemory
 from feedserver.build.run import BuildReport, run_build
-from feedserver.build.sources import Hold
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
 from feedserver.publish.output import MANIFEST
+from feedserver.schedule.watcher import HoldRule
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +43,19 @@ def is_cold(settings: Settings) -> bool:
     return not (Path(settings.output_dir) / MANIFEST).is_file()
 
 
-def build_apart(settings: Settings, now: datetime, hold: Hold | None,
+def build_apart(settings: Settings, now: datetime, rule: HoldRule,
                 moves: Mapping[str, str] | None) -> BuildReport:
     """One cold build (publishing) in a forked child; its report, or its failure raised here
-    as a :class:`FeedserverError` naming the reason (a child that dies says its exit code)."""
+    as a :class:`FeedserverError` naming the reason (a child that dies says its exit code).
+    ``rule`` is the child's hold rule, and learns what the child's copy of it held."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_build_and_send, args=(send, settings, now, hold, moves),
+    child = context.Process(target=_build_and_send, args=(send, settings, now, rule, moves),
                             name="feedserver-cold-build")  # not daemonic: it forks a Pool
     child.start()
     send.close()
     try:
-        outcome: tuple[str, object] | None = receive.recv()
+        outcome: tuple[object, ...] | None = receive.recv()
     except EOFError:  # it ended without a word: killed, or out of memory
         outcome = None
     finally:
@@ -60,18 +63,20 @@ def build_apart(settings: Settings, now: datetime, hold: Hold | None,
         child.join()
     if outcome is None:
         raise FeedserverError(f"the cold build's process ended with exit code {child.exitcode}")
-    kind, value = outcome
-    if kind == "report" and isinstance(value, BuildReport):
-        return value
-    raise FeedserverError(str(value))
+    if outcome[0] != "report":
+        raise FeedserverError(str(outcome[1]))
+    report, rule.held, rule.retry_at = cast(
+        "tuple[BuildReport, list[str], datetime | None]", outcome[1:])
+    return report
 
 
-def _build_and_send(send: Connection, settings: Settings, now: datetime, hold: Hold | None,
+def _build_and_send(send: Connection, settings: Settings, now: datetime, rule: HoldRule,
                     moves: Mapping[str, str] | None) -> None:
-    """The child's work: build and publish, then send the report or the failure's text
-    (an exception's own class may not survive pickling; the scheduler needs its words)."""
+    """The child's work: build and publish, then send the report and what was held, or the
+    failure's text (an exception's own class may not survive pickling; the scheduler
+    needs its words)."""
     try:
-        report = run_build(settings, now, BuildMemory.empty(), None, hold=hold, moves=moves,
+        report = run_build(settings, now, BuildMemory.empty(), None, hold=rule, moves=moves,
                            one_shot=True)
     except FeedserverError as exc:
         send.send(("error", str(exc)))
@@ -79,6 +84,6 @@ def _build_and_send(send: Connection, settings: Settings, now: datetime, hold: H
         log.exception("the cold build failed")
         send.send(("error", f"the cold build raised {type(exc).__name__}: {exc}"))
     else:
-        send.send(("report", report))
+        send.send(("report", report, rule.held, rule.retry_at))
     finally:
         send.close()

@@ -26,6 +26,7 @@ from feedserver.core.errors import FeedserverError
 from feedserver.publish.output import MANIFEST, STATUS
 from feedserver.schedule import apart
 from feedserver.schedule.scheduler import Refresher
+from feedserver.schedule.watcher import Writes
 from tests.conftest import NOW, parse_feed, recent, write
 
 
@@ -142,3 +143,18 @@ def test_a_cold_build_that_fails_apart_fails_the_run_with_its_reason(
     status = json.loads((Path(settings.output_dir) / STATUS).read_text(encoding="utf-8"))
     assert status["last_error"]["message"] == reason
     assert not (Path(settings.output_dir) / MANIFEST).exists()
+
+
+def test_a_file_being_written_is_held_by_the_cold_build_and_said_so(
+        settings: Settings, tmp_path: Path) -> None:
+    clock = _clock()
+    seeds = Path(settings.seeds_dir)
+    fresh = clock().timestamp()  # modified this very second: maybe not written whole yet
+    write(seeds / "slow.md", f'+++\ntitle = "Still arriving"\ndate = {recent()}\n+++\n\nHalf.\n',
+          mtime=fresh)
+    job = Refresher(settings, clock, Writes(close_events=False), cold_apart=True)
+    outcome = job.run("start")
+    assert outcome.report is not None and outcome.again
+    assert outcome.held == ["slow.md"] and outcome.retry_at is not None  # as built here
+    titles = [e.title for e in parse_feed(Path(settings.output_dir) / "feed.atom").entries]
+    assert "Still arriving" not in titles and titles
