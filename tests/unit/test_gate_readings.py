@@ -335,14 +335,12 @@ def test_a_fragments_key_is_its_digest_remembered_or_not(kept: int) -> None:
 
 
 def _spliced_at_by_search(body: bytes, fragments: list[bytes]) -> tuple[int, int] | None:
-    """The definition ``spliced_at`` must keep: the whole first fragment searched for."""
-    at = body.find(fragments[0]) if fragments else -1
-    end = at
-    for fragment in fragments:
-        if at < 0 or not body.startswith(fragment, end):
-            return None
-        end += len(fragment)
-    return at, end
+    """The definition ``spliced_at`` must keep: the whole first fragment searched for, and
+    the joined run where it is ((-1, -1) for no fragment, as answer ETags were made)."""
+    if not fragments:
+        return -1, -1
+    at, run = body.find(fragments[0]), b"".join(fragments)
+    return (at, at + len(run)) if at >= 0 and body.startswith(run, at) else None
 
 
 def test_where_the_items_lie_is_found_as_a_search_for_the_first_would() -> None:
