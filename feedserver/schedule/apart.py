@@ -11,15 +11,16 @@ afterwards did not help; building elsewhere does.
 So the cold build runs in a forked child (the scheduler's heap is still small then), which
 publishes and hands its :class:`~feedserver.build.run.BuildReport` back through a pipe,
 with what its hold rule held (files still being written: the scheduler looks again);
-the scheduler then builds again at once, from what was published, as ``serve``'s
-scheduler does after the build ``serve`` makes before it starts.  The child is what a
-build's own workers are: forked from the scheduler's thread, ended with the scheduler
-(:func:`feedserver.schedule.lifeline.bind_children`), inheriting the build lock the
-scheduler holds for it.
+the scheduler then builds again at once, from what was published (when it published an
+article), as ``serve``'s scheduler does after the build ``serve`` makes before it starts.
+The child is what a build's own workers are: forked from the scheduler's thread, ended
+with the scheduler (:func:`feedserver.schedule.lifeline.bind_children`), inheriting the
+build lock the scheduler holds for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 from collections.abc import Mapping
@@ -32,15 +33,28 @@ from feedserver.build.memory import BuildMemory
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
-from feedserver.publish.output import MANIFEST
+from feedserver.publish.output import MANIFEST, STATUS
 from feedserver.schedule.watcher import HoldRule
 
 log = logging.getLogger(__name__)
 
 
-def is_cold(settings: Settings) -> bool:
-    """Whether a build now would be cold: no manifest is published in the output folder."""
-    return not (Path(settings.output_dir) / MANIFEST).is_file()
+def is_cold(settings: Settings, holding: bool) -> bool:
+    """Whether a build now would be cold: no manifest is published in the output folder,
+    or, for a process ``holding`` nothing of the site yet, what is published lists no
+    article (a first build that held every file back, all still being written, as a
+    seeds folder copied just before the start is; an empty seeds folder, whose builds are
+    cheap wherever they run)."""
+    out = Path(settings.output_dir)
+    if not (out / MANIFEST).is_file():
+        return True
+    if holding:
+        return False
+    try:
+        status = json.loads((out / STATUS).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(status, dict) and status.get("articles") == 0
 
 
 def build_apart(settings: Settings, now: datetime, rule: HoldRule,

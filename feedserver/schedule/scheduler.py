@@ -150,7 +150,7 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             started = time.monotonic()
-            apart = self.cold_apart and is_cold(self.settings)
+            apart = self.cold_apart and is_cold(self.settings, self.memory.manifest is not None)
             try:
                 report = self._build_apart(now, rule) if apart else \
                     self._build(now, rule, reason)
@@ -166,7 +166,9 @@ class Refresher:
         self.runs += 1
         self._log(reason, report, rule.held)
         self._announce(report)
-        return RunResult(report, rule.held, rule.retry_at, again=apart)
+        # Read back here what was built apart; a cold build that published no article (all
+        # held, none yet) leaves the next run cold too, at its due time.
+        return RunResult(report, rule.held, rule.retry_at, again=apart and report.articles > 0)
 
     def _announce(self, report: BuildReport) -> None:
         """Hand what the publish changed to :attr:`after_publish` (it only queues)."""

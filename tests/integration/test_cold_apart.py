@@ -158,3 +158,52 @@ def test_a_file_being_written_is_held_by_the_cold_build_and_said_so(
     assert outcome.held == ["slow.md"] and outcome.retry_at is not None  # as built here
     titles = [e.title for e in parse_feed(Path(settings.output_dir) / "feed.atom").entries]
     assert "Still arriving" not in titles and titles
+
+
+class _Clock:
+    """A clock the test moves (after every bundled seed is due)."""
+
+    def __init__(self) -> None:
+        self.now = _clock()()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_first_build_that_held_every_file_leaves_the_next_one_cold(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A seeds folder copied just before the start: every file is too fresh to be read.
+    clock = _Clock()
+    seeds = Path(settings.seeds_dir)
+    for path in seeds.rglob("*"):
+        if path.is_file():
+            os.utime(path, (clock.now.timestamp(), clock.now.timestamp()))
+    log = tmp_path / "pids"
+    _record_builds(monkeypatch, log)
+    job = Refresher(settings, clock, Writes(close_events=False), cold_apart=True)
+    first = job.run("start")
+    assert first.report is not None and first.report.articles == 0 and first.held
+    assert not first.again and first.retry_at is not None  # nothing to read back yet
+    clock.now += timedelta(seconds=5)  # left alone long enough: whole now
+    second = job.run("held files")
+    assert second.report is not None and second.report.articles > 0 and not second.held
+    assert second.again and len(_pids(log)) == 2  # the real cold build, apart as well
+    third = job.run("interval")
+    assert third.report is not None and not third.again and len(_pids(log)) == 2
+    assert third.report.written == [] and job.memory.manifest is not None
+    entries = parse_feed(Path(settings.output_dir) / "feed.atom").entries
+    assert len(entries) == min(second.report.articles, settings.max_items)
+
+
+def test_an_empty_seeds_folder_is_built_apart_without_a_loop(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds = Path(settings.seeds_dir)
+    shutil.rmtree(seeds)
+    seeds.mkdir()
+    log = tmp_path / "pids"
+    _record_builds(monkeypatch, log)
+    job = Refresher(settings, _clock(), cold_apart=True)
+    outcomes = [job.run("start"), job.run("interval")]
+    assert all(o.report is not None and o.report.articles == 0 and not o.again
+               for o in outcomes)
+    assert len(_pids(log)) == 2 and os.getpid() not in _pids(log)
