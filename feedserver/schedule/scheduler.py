@@ -99,6 +99,7 @@ class Refresher:
         # A cold build runs in a forked child, and this process builds again from what it
         # published (feedserver.schedule.apart): its heap is its later builds' speed.
         self.cold_apart = cold_apart
+        self._still_cold = False  # the last cold build apart held back most of the files
         self.clock = clock
         self.writes = writes if writes is not None else Writes(close_events=False)
         self.runs = 0
@@ -150,7 +151,8 @@ class Refresher:
             now = self.clock()
             rule = self.writes.rule(now)
             started = time.monotonic()
-            apart = self.cold_apart and is_cold(self.settings, self.memory.manifest is not None)
+            apart = self.cold_apart and (self._still_cold or is_cold(
+                self.settings, self.memory.manifest is not None))
             try:
                 report = self._build_apart(now, rule) if apart else \
                     self._build(now, rule, reason)
@@ -166,9 +168,12 @@ class Refresher:
         self.runs += 1
         self._log(reason, report, rule.held)
         self._announce(report)
-        # Read back here what was built apart; a cold build that published no article (all
-        # held, none yet) leaves the next run cold too, at its due time.
-        return RunResult(report, rule.held, rule.retry_at, again=apart and report.articles > 0)
+        if apart:  # more files held back than built: most of the cold work is still to come
+            self._still_cold = len(rule.held) > report.articles
+        # What was built apart is read back here at once, unless the next run is apart too
+        # (at the held files' due time) or nothing was published to read.
+        again = apart and not self._still_cold and report.articles > 0
+        return RunResult(report, rule.held, rule.retry_at, again=again)
 
     def _announce(self, report: BuildReport) -> None:
         """Hand what the publish changed to :attr:`after_publish` (it only queues)."""
