@@ -221,8 +221,9 @@ class Refresher:
         (:attr:`RunResult.again`), reads back what the child published, scanning it all."""
         self.memory = BuildMemory.empty()
         self._scan_due = 0.0
-        log.info("cold build: nothing is published in %s; building it in a process of "
-                 "its own", self.settings.output_dir)
+        why = "most files were still being written at the last one" if self._still_cold \
+            else f"nothing is published in {self.settings.output_dir}"
+        log.info("cold build (%s): building it in a process of its own", why)
         return build_apart(self.settings, now, rule, self.writes.moves(now.timestamp()))
 
     def _note(self, **facts: Any) -> None:
