@@ -220,3 +220,46 @@ def test_two_watchers_on_one_state_run_one_scheduler(site_dir: Path) -> None:
         stop(first)
         if second is not None:
             stop(second)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (children of all its threads, recursively)."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            kids = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for kid in map(int, kids):
+            found |= {kid, *_descendants(kid)}
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_watch_stopped_during_its_cold_build_takes_the_build_along(
+        site_dir: Path, sig: signal.Signals) -> None:
+    from benchmarks.corpus import generate
+
+    generate(site_dir / "seeds" / "corpus", 400, seed=3)  # a cold build of a few seconds
+    past = time.time() - 3600  # whole files: none held back
+    for path in (site_dir / "seeds").rglob("*"):
+        os.utime(path, (past, past))
+    log = site_dir / "watch.log"
+    watch = spawn(site_dir, ["watch"], log, environment(site_dir, "http://127.0.0.1:8000/"))
+    try:
+        until(lambda: "building it in a process of its own" in log.read_text(), 30,
+              "the cold build", log)
+        until(lambda: _descendants(watch.pid), 10, "the cold build's process", log)
+        time.sleep(0.5)  # the build under way, its workers forked
+        below = _descendants(watch.pid)
+        assert not runs(log)  # still building
+        watch.send_signal(sig)  # to the watch alone, not its process group
+        watch.wait(15)
+        until(lambda: not any(alive(pid) for pid in below), 10,
+              "the cold build's processes to end", log)
+    finally:
+        stop(watch)
