@@ -4,8 +4,11 @@
 by every worker (each request's worker is found from the kernel's socket
 table), and the job runs once per interval, in one process, not once per
 worker.  Two `feedserver watch` on one state folder: one runs, the other
-stands by and takes over when the first is killed.  Waits are bounded; no
-duration is asserted (latency is measured in benchmarks/watch_latency.py).
+stands by and takes over when the first is killed.  A cold build runs in a process of
+its own (`feedserver/schedule/apart.py`): a watch stopped or killed meanwhile takes it
+along, and `serve`'s scheduler rebuilds a deleted output that way and goes on
+publishing.  Waits are bounded; no duration is asserted (latency is measured in
+benchmarks/watch_latency.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,9 +29,9 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from tests.conftest import recent
+from tests.conftest import due_by_now, recent
 from tests.faultkit import until
-from tests.system.test_serve_e2e import free_port, stop, wait_ready
+from tests.system.test_serve_e2e import free_port, serve_site, stop, wait_ready
 
 # Serial, in the `timing` group (these run one at a time, beside the fault tests): a standby's
 # takeover and one job per interval, observed over a few intervals.
@@ -263,3 +267,34 @@ def test_a_watch_stopped_during_its_cold_build_takes_the_build_along(
               "the cold build's processes to end", log)
     finally:
         stop(watch)
+
+
+def test_serve_rebuilds_a_deleted_output_apart_and_goes_on_publishing(site_dir: Path) -> None:
+    due_by_now(site_dir / "seeds")
+    with serve_site(site_dir, FEEDSERVER_REFRESH_INTERVAL=str(INTERVAL)) as server:
+        until(lambda: STARTED.search(server.log.read_text()), 30, "scheduler", server.log)
+        scheduler = int(STARTED.findall(server.log.read_text())[0][1])
+        until(lambda: runs(server.log), 30, "the scheduler's first run", server.log)
+
+        def served(title: str) -> bool:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("GET", "/feed.atom")
+                response = conn.getresponse()
+                body = response.read()
+            finally:
+                conn.close()
+            return response.status == 200 and \
+                title in {e.title for e in feedparser.parse(body).entries}
+
+        shutil.rmtree(site_dir / "public")
+        until(lambda: f"[{scheduler}] feedserver.schedule.scheduler: cold build"
+              in server.log.read_text(), 30, "the cold build apart", server.log)
+        until(lambda: (site_dir / "public" / "feed.atom").is_file(), 30, "the rebuilt output",
+              server.log)
+        (site_dir / "seeds" / "after-rebuild.md").write_text(
+            f'+++\ntitle = "Published after the rebuild"\ndate = {recent()}\n+++\n\nText.\n',
+            encoding="utf-8")
+        until(lambda: served("Published after the rebuild"), 30, "the later edit served",
+              server.log)
+        assert {r.pid for r in runs(server.log)} == {scheduler}
