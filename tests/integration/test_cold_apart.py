@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,8 @@ from feedserver.publish.output import MANIFEST, STATUS
 from feedserver.schedule import apart
 from feedserver.schedule.scheduler import Refresher
 from feedserver.schedule.watcher import Writes
-from tests.conftest import NOW, parse_feed, recent, write
-
-
-def _clock() -> Callable[[], datetime]:
-    """A fixed clock after every bundled seed is due (the tests pass on any real date)."""
-    moment = max(datetime.now(UTC), NOW).replace(microsecond=0) + timedelta(hours=1)
-    return lambda: moment
+from tests.conftest import parse_feed, recent, write
+from tests.integration.test_scheduler import FakeClock
 
 
 def _record_builds(monkeypatch: pytest.MonkeyPatch, log: Path,
@@ -66,7 +60,7 @@ def test_the_cold_build_is_made_apart_and_read_back_here(
     monkeypatch.setattr(parallel, "SPLIT_MAX", 0)
     monkeypatch.setattr(parallel, "FILE_RUN", 9)
     settings = dataclasses.replace(settings, build_processes=2)
-    clock = _clock()
+    clock = FakeClock()
     reference = build_run.run_build(dataclasses.replace(
         settings, output_dir=str(tmp_path / "reference"), state_dir=str(tmp_path / "ref-state")),
         clock())
@@ -104,7 +98,7 @@ def test_the_cold_build_is_made_apart_and_read_back_here(
 
 def test_a_build_here_when_something_is_published(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = _clock()
+    clock = FakeClock()
     build_run.run_build(settings, clock())  # published before the scheduler starts
     log = tmp_path / "pids"
     _record_builds(monkeypatch, log)
@@ -136,7 +130,7 @@ def test_a_cold_build_that_fails_apart_fails_the_run_with_its_reason(
         instead: Callable[..., Any], reason: str) -> None:
     log = tmp_path / "pids"
     _record_builds(monkeypatch, log, instead)
-    job = Refresher(settings, _clock(), cold_apart=True)
+    job = Refresher(settings, FakeClock(), cold_apart=True)
     outcome = job.run("start")
     assert outcome.report is None and outcome.retry_at is not None and not outcome.again
     assert job.failures == 1 and len(_pids(log)) == 1 and _pids(log)[0] != os.getpid()
@@ -147,7 +141,7 @@ def test_a_cold_build_that_fails_apart_fails_the_run_with_its_reason(
 
 def test_a_file_being_written_is_held_by_the_cold_build_and_said_so(
         settings: Settings, tmp_path: Path) -> None:
-    clock = _clock()
+    clock = FakeClock()
     seeds = Path(settings.seeds_dir)
     fresh = clock().timestamp()  # modified this very second: maybe not written whole yet
     write(seeds / "slow.md", f'+++\ntitle = "Still arriving"\ndate = {recent()}\n+++\n\nHalf.\n',
@@ -160,23 +154,13 @@ def test_a_file_being_written_is_held_by_the_cold_build_and_said_so(
     assert "Still arriving" not in titles and titles
 
 
-class _Clock:
-    """A clock the test moves (after every bundled seed is due)."""
-
-    def __init__(self) -> None:
-        self.now = _clock()()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.mark.parametrize("settled", [0, 3])
 def test_a_first_build_that_held_most_files_leaves_the_next_one_cold(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         settled: int) -> None:
     # A seeds folder copied just before the start: every file but the first ``settled``
     # is too fresh to be read yet.
-    clock = _Clock()
+    clock = FakeClock()
     seeds = Path(settings.seeds_dir)
     for number in range(8):
         write(seeds / "copied" / f"note-{number}.md",
@@ -193,7 +177,7 @@ def test_a_first_build_that_held_most_files_leaves_the_next_one_cold(
     assert first.report is not None and first.report.articles <= settled
     assert len(first.held) == len(files) - settled
     assert not first.again and first.retry_at is not None  # the rest is still to come
-    clock.now += timedelta(seconds=5)  # left alone long enough: whole now
+    clock.advance(5)  # left alone long enough: whole now
     second = job.run("held files")
     assert second.report is not None and second.report.articles > 0 and not second.held
     assert second.again and len(_pids(log)) == 2  # the real cold build, apart as well
@@ -211,7 +195,7 @@ def test_an_empty_seeds_folder_is_built_apart_without_a_loop(
     seeds.mkdir()
     log = tmp_path / "pids"
     _record_builds(monkeypatch, log)
-    job = Refresher(settings, _clock(), cold_apart=True)
+    job = Refresher(settings, FakeClock(), cold_apart=True)
     outcomes = [job.run("start"), job.run("interval")]
     assert all(o.report is not None and o.report.articles == 0 and not o.again
                for o in outcomes)

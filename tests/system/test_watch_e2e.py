@@ -30,9 +30,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from feedserver.publish.output import MANIFEST
 from tests.conftest import due_by_now, recent
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, serve_site, stop, wait_ready
+from tests.system.test_worker_boot import children
 
 # Serial, in the `timing` group (these run one at a time, beside the fault tests): a standby's
 # takeover and one job per interval, observed over a few intervals.
@@ -229,19 +231,11 @@ def test_two_watchers_on_one_state_run_one_scheduler(site_dir: Path) -> None:
 
 def _descendants(pid: int) -> set[int]:
     """Every process below ``pid`` now (children of all its threads, recursively)."""
-    found: set[int] = set()
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return found
-    for task in tasks:
-        try:
-            kids = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        except FileNotFoundError:
-            continue
-        for kid in map(int, kids):
-            found |= {kid, *_descendants(kid)}
-    return found
+        kids = children(pid)
+    except FileNotFoundError:  # it ended meanwhile
+        return set()
+    return kids.union(*map(_descendants, kids))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -249,7 +243,7 @@ def test_a_watch_stopped_during_its_cold_build_takes_the_build_along(
         site_dir: Path, sig: signal.Signals) -> None:
     from benchmarks.corpus import generate
 
-    generate(site_dir / "seeds" / "corpus", 400, seed=3)  # a cold build of a few seconds
+    generate(site_dir / "seeds" / "corpus", 1000, seed=3)  # a cold build of several seconds
     past = time.time() - 3600  # whole files: none held back
     for path in (site_dir / "seeds").rglob("*"):
         os.utime(path, (past, past))
@@ -259,7 +253,6 @@ def test_a_watch_stopped_during_its_cold_build_takes_the_build_along(
         until(lambda: "building it in a process of its own" in log.read_text(), 30,
               "the cold build", log)
         until(lambda: _descendants(watch.pid), 10, "the cold build's process", log)
-        time.sleep(0.5)  # the build under way, its workers forked
         below = _descendants(watch.pid)
         assert not runs(log)  # still building
         watch.send_signal(sig)  # to the watch alone, not its process group
@@ -285,7 +278,10 @@ def test_serve_rebuilds_a_deleted_output_apart_and_goes_on_publishing(site_dir: 
                 return False
             return title in {e.title for e in feedparser.parse(body).entries}
 
-        shutil.rmtree(site_dir / "public")
+        public = site_dir / "public"
+        # The interval's builds write status.json meanwhile: remove until the manifest is gone.
+        until(lambda: shutil.rmtree(public, ignore_errors=True) or not (public / MANIFEST)
+              .exists(), 10, "the output removed", server.log)
         until(lambda: f"[{scheduler}] feedserver.schedule.scheduler: cold build"
               in server.log.read_text(), 30, "the cold build apart", server.log)
         until(lambda: (site_dir / "public" / "feed.atom").is_file(), 30, "the rebuilt output",
