@@ -82,9 +82,11 @@ def histories(ordered: list[Article], channels: tuple[Channel, ...],
     return out
 
 
+# What a page has of its own; the rest it takes from its channel.
+PAGE_OWN = ("slug", "path", "html_url", "articles", "updated", "archives", "archive", "home",
+            "sealed")
 # dataclasses.replace for the fields a page changes, compiled (4,000 pages at 50,000 articles)
-_page = converter(Channel, Channel, "slug", "path", "html_url", "articles", "updated",
-                  "archives", "archive", "home", "sealed")
+_page = converter(Channel, Channel, *PAGE_OWN)
 
 
 def archive_slug(slug: str, number: int) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import chain, compress
 from operator import attrgetter, is_, not_
+from typing import Any
 
 from feedserver.build.archives import with_archives
 from feedserver.build.articles import (
@@ -122,6 +123,7 @@ class Assembled:
     articles: Memo
     channels: ChannelMemo
     names: dict[str, str]
+    rare: frozenset[str] = frozenset()  # the topics dropped for too few articles (RARE)
 
 
 @dataclass
@@ -135,6 +137,7 @@ class _Due:
     next_due: datetime | None = None
     later: dict[str, datetime] = field(default_factory=dict)  # path -> when it is due
     detected: dict[str, tuple[str, str]] = field(default_factory=dict)  # slug -> (name, kind)
+    rare: frozenset[str] = frozenset()  # the detected topics too few articles share
 
 
 def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings: Settings,
@@ -180,14 +183,14 @@ def _limit_topics(due: _Due, most: int, stubs: Mapping[str, Stub],
     Tags are free text: 40 scraped files with 50 tags each made 2,001 channels
     (200 MB of feeds and pages).  The articles lose the topics left out, so no
     item names a category that has no channel (the very objects of last time when
-    nothing else changed: :func:`_trimmed`).
+    nothing else changed: :func:`trimmed`).
     """
     counts = _counted(due.by_id.values())
     ranked = sorted(counts, key=lambda slug: (-counts[slug], slug))
     kept = set(ranked[:most])
     for key in _refused(due.by_id, kept.issuperset):
         article = due.by_id[key]
-        due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t in kept),
+        due.by_id[key] = trimmed(article, tuple(t for t in article.topics if t in kept),
                                   LIMITED, stubs, identities, known, made)
     due.names = {slug: name for slug, name in due.names.items() if slug in kept}
     due.detected = {slug: v for slug, v in due.detected.items() if slug in kept}
@@ -207,17 +210,18 @@ def _drop_rare(due: _Due, stubs: Mapping[str, Stub], identities: Mapping[str, Id
     articles lose the topics left out (no item names a category without a
     channel); a trimmed article is the very object made last time when its stub,
     identity, kept topics and links (:mod:`feedserver.build.links`) are the same
-    (:func:`_trimmed`), so the channels listing it keep their signatures.
+    (:func:`trimmed`), so the channels listing it keep their signatures.
     """
     exempt = {rule.slug for rule in settings.topics} | set(due.names)
-    rare = {slug for slug, count in _counted(due.by_id.values()).items()
-            if count < settings.min_topic_articles and slug in due.detected
-            and slug not in exempt}
+    rare = due.rare = frozenset(
+        slug for slug, count in _counted(due.by_id.values()).items()
+        if count < settings.min_topic_articles and slug in due.detected
+        and slug not in exempt)
     if not rare:
         return
     for key in _refused(due.by_id, rare.isdisjoint):
         article = due.by_id[key]
-        due.by_id[key] = _trimmed(article, tuple(t for t in article.topics if t not in rare),
+        due.by_id[key] = trimmed(article, tuple(t for t in article.topics if t not in rare),
                                   RARE, stubs, identities, known, made)
     due.detected = {slug: v for slug, v in due.detected.items() if slug not in rare}
 
@@ -237,7 +241,7 @@ def _refused(by_id: dict[str, Article], keeps: Callable[[tuple[str, ...]], bool]
     return list(compress(by_id, map(not_, map(keeps, map(_TOPICS, by_id.values())))))
 
 
-def _trimmed(article: Article, kept: tuple[str, ...], stage: str, stubs: Mapping[str, Stub],
+def trimmed(article: Article, kept: tuple[str, ...], stage: str, stubs: Mapping[str, Stub],
              identities: Mapping[str, Identity], known: Known, made: Memo) -> Article:
     """``article`` with only the ``kept`` topics: the very object ``stage`` made last time
     when its stub, identity, kept topics and links (:mod:`feedserver.build.links`) are the
@@ -318,17 +322,11 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names
-    # The renderers' code version is in every channel's head: a channel listing the very
-    # articles it listed last time keeps its signature only under the same code.
-    shaping = f"{settings.fingerprint()}\x1f{render_code}"
-    podcasts = frozenset(settings.podcast.channels) if settings.podcast and artwork \
-        else frozenset()
-    signed = _signatures(channels + archives, shaping, names, due.digests,
-                         known.channels if known.names == names else {},
-                         {slug: f"{shaping}\x1f{artwork}" for slug in podcasts})
+    signed = sign_channels(channels + archives, settings, render_code, artwork, names,
+                           due.digests, known.channels if known.names == names else {})
     site = Site(tuple(ordered), topics, channels, context, due.next_due,
                 {slug: entry[2] for slug, entry in signed.items()}, archives=archives)
-    return Assembled(site, due.problems, made, signed, dict(names))
+    return Assembled(site, due.problems, made, signed, dict(names), due.rare)
 
 
 def _published_artwork(settings: Settings, artwork: str) -> Podcast | None:
@@ -337,14 +335,21 @@ def _published_artwork(settings: Settings, artwork: str) -> Podcast | None:
     return replace(podcast, image=artwork) if podcast is not None and artwork else podcast
 
 
-def _signatures(channels: tuple[Channel, ...], shaping: str, names: dict[str, str],
-                digests: dict[str, str], known: Mapping[str, tuple[tuple[object, ...],
-                                                              tuple[Article, ...], str]],
-                own: Mapping[str, str]) -> ChannelMemo:
+def sign_channels(channels: tuple[Channel, ...], settings: Settings, render_code: str,
+                  artwork: str, names: dict[str, str], digests: Mapping[str, str],
+                  known: Mapping[str, tuple[tuple[object, ...], tuple[Article, ...], str]]
+                  ) -> ChannelMemo:
     """Each channel's signature and what it was made from; one listing the very article
     objects it listed last time (see :class:`Known`), under the same head and topic
-    names, keeps its own.  ``own``: the shaping of channels drawn with more (a podcast's
-    artwork)."""
+    names, keeps its own.  ``digests``: each listed article's stub digest, by id.
+
+    The renderers' code version is in every channel's head: a channel listing the very
+    articles it listed last time keeps its signature only under the same code.  The
+    podcast's channels are drawn with more (its artwork), which signs them too."""
+    shaping = f"{settings.fingerprint()}\x1f{render_code}"
+    podcasts = frozenset(settings.podcast.channels) if settings.podcast and artwork \
+        else frozenset()
+    own = {slug: f"{shaping}\x1f{artwork}" for slug in podcasts}
     kept: ChannelMemo = {}
     keys: dict[str, str] = {}
     base = shaping
@@ -399,15 +404,20 @@ _LANG = attrgetter("lang")
 
 def _channel(slug: str, title: str, description: str, path: str,
              listed: tuple[Article, ...], settings: Settings) -> Channel:
-    updated = max(map(UPDATED, listed), default=EPOCH)
     # site_url (only with pages = false: config): the site's pages live there, none here.
     html_url = settings.site_url or layout.folder_url(settings.base_url, path)
+    return Channel(slug=slug or "all", title=title, description=description or title,
+                   path=path, html_url=html_url, **listing_facts(listed, settings))
+
+
+def listing_facts(listed: tuple[Article, ...], settings: Settings) -> dict[str, Any]:
+    """What a channel takes from the articles it lists: its ``updated`` date, its
+    language and its ``max_age`` (:func:`build_channels`, and
+    :func:`feedserver.build.reassemble.reassembled` when one of them changed)."""
     # A channel whose articles share one language declares it; a mixed one the site's
     # (each item declares its own).
     spoken = {lang or settings.language for lang in set(map(_LANG, listed))}
-    language = spoken.pop() if len(spoken) == 1 else settings.language
-    fresh = channel_max_age(map(UPDATED, listed), settings.refresh_interval,
-                            settings.freshness_ceiling)
-    return Channel(slug=slug or "all", title=title, description=description or title,
-                   path=path, html_url=html_url, articles=listed, updated=updated,
-                   language=language, max_age=fresh)
+    return {"articles": listed, "updated": max(map(UPDATED, listed), default=EPOCH),
+            "language": spoken.pop() if len(spoken) == 1 else settings.language,
+            "max_age": channel_max_age(map(UPDATED, listed), settings.refresh_interval,
+                                       settings.freshness_ceiling)}

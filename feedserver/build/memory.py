@@ -34,6 +34,7 @@ from feedserver.build.assemble import Assembled
 from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
+from feedserver.build.reassemble import Assembly
 from feedserver.build.scan import Listing, ScannedFile
 from feedserver.config import Settings
 from feedserver.core.records import Article, Body, Problem, Stub
@@ -67,6 +68,7 @@ class BuildMemory:
     identities: Kept = field(default_factory=Kept)
     items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
     media: MediaScan | None = None  # the last full build's media files (build/media.py)
+    assembly: Assembly | None = None  # the last assembly, with its inputs (reassemble.py)
 
     @classmethod
     def empty(cls) -> BuildMemory:
@@ -83,12 +85,15 @@ class BuildMemory:
             self.filled, self.earlier = {}, {}
             self.shaping = settings.fingerprint()
             self.items = warm_cache()  # it would empty itself anyway: this frees it now
+            self.assembly = None
         return Known(self.articles, self.channels, self.names, self.pages, self.pages_context)
 
-    def remember_site(self, made: Assembled) -> None:
-        """Keep the articles and channel signatures a build just made."""
+    def remember_site(self, made: Assembled, assembly: Assembly | None = None) -> None:
+        """Keep the articles and channel signatures a build just made, and the assembly
+        with its inputs (the next build may swap a few articles into it)."""
         self.articles.update(made.articles)
         self.channels, self.names = made.channels, made.names
+        self.assembly = assembly
 
     def remember_pages(self, made: PageSignatures) -> None:
         """Keep the page signatures a build just made."""

@@ -37,6 +37,7 @@ from feedserver.build.page_signatures import content_wanted, drawn_archives, pag
 from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
 from feedserver.build.presence import Presence
+from feedserver.build.reassemble import Assembly, reassembled, shaping_of
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
 from feedserver.config import Settings
@@ -264,9 +265,17 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                                   moves, memory.identities)
     identities = git_dated(identities, settings.seeds_dir, memory.identities.dates)
     artwork, unseen = media.artwork(settings)
-    made = assemble_site(sources.stubs, identities, settings, now, known,
-                         render_code=render_version(), artwork=artwork)
-    memory.remember_site(made)
+    # A few articles swapped into the last assembly when that is all that changed, else
+    # the whole assembly (feedserver.build.reassemble).
+    assembly = reassembled(memory.assembly, sources.stubs, identities, settings, now, known,
+                           render_code=render_version(), artwork=artwork)
+    if assembly is None:
+        assembly = Assembly(sources.stubs, identities, now,
+                            shaping_of(settings, render_version(), artwork),
+                            assemble_site(sources.stubs, identities, settings, now, known,
+                                          render_code=render_version(), artwork=artwork))
+    made = assembly.made
+    memory.remember_site(made, assembly)
     site, problems = made.site, made.problems
     renderer: Renderer | None = None  # a check renders here, staging nothing
     if publish_output:
