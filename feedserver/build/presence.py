@@ -7,8 +7,12 @@ one ``stat`` per published file and body: 274,000 at 50,000 articles, a second o
 every build, even one that changes nothing, in the same process that assembles the site.
 
 :class:`Presence` does those same checks in one bare fork started at the beginning of
-a build, while this process gathers and assembles; the build asks for the answer
-(:meth:`Presence.missing`) only when it decides what is fresh.  The child goes through
+a build, while this process gathers, assembles and renders what its signatures say is
+stale; the build asks for the answer (:meth:`Presence.missing`) only before it publishes,
+and leaves what it finds gone unsigned, for a build right after it to make
+(:func:`feedserver.build.run.run_build`).  Files deleted by hand are rare, and waiting
+for the answer before rendering had become the longest wait of a one-file build at
+50,000 articles (benchmarks/README.md).  The child goes through
 the manifest's paths from the first and reports each stretch it has checked as it goes
 (:data:`STRETCH` paths: where it got to, and which of them are missing).  A build that
 asks before the child is done does not wait: it checks from the last path backwards,

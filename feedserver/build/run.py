@@ -90,10 +90,24 @@ class BuildReport:
     rendered_channels: int = 0
     seconds: float = 0.0
     next_due: datetime | None = None
+    # Published files were found gone from disk (deleted by hand) after this build
+    # rendered: it left them unsigned, for a build right after it to make.
+    remake: bool = False
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+    def then(self, later: BuildReport) -> BuildReport:
+        """This build and the one that made what it found gone, as one build."""
+        written = set(self.written)
+        return replace(later, written=[*self.written, *(p for p in later.written
+                                                        if p not in written)],
+                       removed=[*self.removed, *later.removed],
+                       problems=[*self.problems, *(p for p in later.problems
+                                                   if p not in self.problems)],
+                       parsed_files=self.parsed_files + later.parsed_files,
+                       rendered_channels=self.rendered_channels + later.rendered_channels)
 
 
 def terminal_progress(stage: str, done: int, total: int) -> None:
@@ -114,6 +128,18 @@ def parse_files(sources: list[SourceFile], settings: Settings) -> tuple[dict[str
         if item is not None:
             parsed[source.path] = item
     return parsed, problems
+
+
+NOTHING_MISSING: frozenset[str] = frozenset()
+
+
+def _gone(site: Site, manifest: dict[str, Any], missing: frozenset[str]) -> frozenset[str]:
+    """What ``site`` takes for fresh (channel slugs, page paths) that has a file ``missing``
+    from disk: deleted by hand since it was published."""
+    if not missing:
+        return NOTHING_MISSING
+    return site.fresh - fresh_channels(site, manifest, missing) \
+        - fresh_pages(site, manifest, missing)
 
 
 def fresh_channels(site: Site, manifest: dict[str, Any], missing: frozenset[str]
@@ -218,6 +244,10 @@ def run_build(settings: Settings, now: datetime | None = None,
                 guard.translated(settings.ledger_file):
             report = _run(settings, ledger, now, memory, changes, publish_output, pages,
                           progress, hold, moves, lost, one_shot=one_shot)
+            if report.remake:  # published files were gone from disk: made now, once
+                report = report.then(_run(settings, ledger, now, memory, (), publish_output,
+                                          pages, progress, hold, None, lost,
+                                          one_shot=one_shot))
     except BaseException:
         if publish_output:
             note_status(out_dir, building_since=None)
@@ -285,9 +315,11 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         memory.remember_pages(signed)
         site = replace(site, signatures={**site.signatures, **signed.signatures,
                                          **(media.signatures() if pages else {})})
-        missing = presence.missing()
-        site = replace(site, fresh=fresh_channels(site, manifest, missing)
-                       | fresh_pages(site, manifest, missing))
+        # Fresh as far as signatures tell: the presence check is asked before the publish,
+        # once its fork has had the rest of the build to answer (files found gone then
+        # are made by the build that follows, see run_build).
+        site = replace(site, fresh=fresh_channels(site, manifest, NOTHING_MISSING)
+                       | fresh_pages(site, manifest, NOTHING_MISSING))
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
     drawn = drawn_archives(site, pages, html)
@@ -308,6 +340,11 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                          problems=lost + sources.problems + media.problems + unseen + problems
                          + output.problems)
     if publish_output:
+        gone = _gone(site, manifest, presence.missing())
+        if gone:  # left unsigned: the build that follows renders them (run_build)
+            site = replace(site, signatures={key: signature for key, signature
+                                             in site.signatures.items() if key not in gone})
+            report.remake = True
         deltas = add_deltas(site, output, manifest, settings, out_dir, memory.items)
         live = _publish(out_dir, site, output, manifest, report, now)
         memory.keep_manifest(out_dir, live)

@@ -184,7 +184,39 @@ def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
     frame.unlink()
     feed.unlink()
     rendered.clear()
-    build(now=NOW + timedelta(minutes=1))
+    report = build(now=NOW + timedelta(minutes=1))
     assert rendered == [slug]
     assert page.read_bytes() == body and frame.read_bytes() == frame_body
     assert feed.read_bytes() == feed_body
+    # One build as far as its caller sees: what it made again, once each.
+    assert report.rendered_channels == 1 and report.parsed_files == 0
+    assert sorted(set(report.written)) == sorted(report.written)
+    assert {f"articles/{slug}/index.html", "embed/all/index.html",
+            "topics/trade/feed.atom"} <= set(report.written)
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    assert {f"articles/{slug}/index.html", "trade"} <= manifest["channels"].keys()
+
+
+def test_the_presence_check_is_asked_for_after_the_rendering(
+        build: Build, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork looking for files deleted by hand has the whole build to answer: the
+    build renders first (what the signatures say is stale), then asks it."""
+    import feedserver.build.run as run
+
+    build()
+    order: list[str] = []
+    real_missing, real_render = presence.Presence.missing, run.render_site
+
+    def missing(self: presence.Presence) -> frozenset[str]:
+        order.append("missing")
+        return real_missing(self)
+
+    def render(*args: Any, **kwargs: Any) -> Any:
+        order.append("render")
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(presence.Presence, "missing", missing)
+    monkeypatch.setattr(run, "render_site", render)
+    write(Path(settings.seeds_dir) / "extra.md", "---\ntitle: Extra\n---\nMore.\n")
+    build(now=NOW + timedelta(minutes=1))
+    assert order == ["render", "missing"]
