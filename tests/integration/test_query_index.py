@@ -4,6 +4,8 @@ topics as lists: the bytes ``isoformat`` made before orjson wrote the datetimes 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,44 @@ def test_the_index_writes_dates_and_topics_as_isoformat_and_lists(
     before = orjson.dumps([[a.slug, a.published.isoformat(), a.updated.isoformat(),
                             list(a.topics), "en"] for a in sites[-1].articles])
     assert before[1:-1] in (Path(settings.output_dir) / layout.QUERY_INDEX).read_bytes()
+
+
+def plain_index(site: Site, default_language: str) -> bytes:
+    """The index as one ``orjson.dumps`` of the whole dictionary (no row kept)."""
+    codes = layout.language_codes((a.lang for a in site.articles), default_language)
+    return orjson.dumps({
+        "version": records.VERSION, "context": records._context(site.context),
+        "channels": {c.path: records._head(c) for c in site.channels},
+        "kinds": {slug: topic.kind for slug, topic in site.topics.items()},
+        "articles": [[a.slug, a.published, a.updated, a.topics, codes[a.lang]]
+                     for a in site.articles],
+        "max_items": 50, "refresh": 300, "ceiling": 86400}) + b"\n"
+
+
+def test_kept_rows_give_the_bytes_of_one_encoding(
+        settings: Settings, build: Callable[..., BuildReport],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows kept by article object: the same bytes when every object is the last one,
+    when one article is a new object, when the article list changes, and under another
+    default language (the codes a row holds)."""
+    sites: list[Site] = []
+    monkeypatch.setattr(run, "index_file", lambda site, *args: sites.append(site)
+                        or records.index_file(site, *args))
+    build()
+    site = sites[-1]
+    kept = records._Rows()
+    monkeypatch.setattr(records, "_ROWS", kept)
+    edited = replace(site.articles[3], title="Edited", updated=site.articles[3].updated
+                     + timedelta(hours=1), topics=("energy",), lang="de")
+    shorter = replace(site, articles=site.articles[:-2])
+    # A language tag of None takes the default's code: the same object, another row.
+    untagged = replace(site, articles=(replace(site.articles[0], lang=None),
+                                       *site.articles[1:]))
+    for case, language in ((site, "en"), (site, "en"),
+                           (replace(site, articles=(*site.articles[:3], edited,
+                                                    *site.articles[4:])), "en"),
+                           (shorter, "en"), (untagged, "en"), (untagged, "fr"),
+                           (site, "fr")):
+        made = records.index_file(case, 50, 300, 86400, language)
+        assert made.body == plain_index(case, language)
+    assert len(kept.rows) == len(site.articles)  # only the last index's rows are held
