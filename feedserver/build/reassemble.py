@@ -103,9 +103,10 @@ def reassembled(last: Assembly | None, stubs: Mapping[str, Stub],
         return Assembly(stubs, identities, now, last.shaping,
                         replace(last.made, problems=list(last.made.problems), articles={}),
                         placed)
-    # The channels that may list a swapped article: 'all', its topics, its language.
-    slugs = {"all", *(slug for old in olds for slug in (*old.topics, _language_slug(old,
-                                                                                   settings)))}
+    slugs = {"all"}  # the channels that may list a swapped article
+    for old in olds:
+        slugs.update(old.topics)
+        slugs.add(_language_slug(old, settings))
     channels, again = _relisted_channels(site.channels, swaps, slugs, settings)
     homes = {channel.path for channel in site.channels if channel.slug in slugs}
     archives, touched, relisted = _relisted_pages(site.archives, swaps, homes, again)
@@ -121,9 +122,9 @@ def reassembled(last: Assembly | None, stubs: Mapping[str, Stub],
                        archives=archives,
                        signatures={**site.signatures,
                                    **{slug: entry[2] for slug, entry in signed.items()}})
-    again = Assembled(new_site, list(last.made.problems), made,
-                      {**last.made.channels, **signed}, names, last.made.rare)
-    return Assembly(stubs, identities, now, last.shaping, again,
+    result = Assembled(new_site, list(last.made.problems), made,
+                       {**last.made.channels, **signed}, names, last.made.rare)
+    return Assembly(stubs, identities, now, last.shaping, result,
                     {**placed, **{a.path: a for a in swaps.values()}})
 
 
