@@ -150,10 +150,7 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
         stub, identity = stubs[path], identities[path]
         if stub.draft:
             continue
-        article = known_article(stub, identity, known.articles)
-        if article is None:
-            article = article_of(stub, identity, settings, None)
-            made[path] = (stub, identity, article)
+        article = made_article(path, stub, identity, settings, known, made)
         if article.published > now:
             out.next_due = min(out.next_due or article.published, article.published)
             out.later[path] = article.published
@@ -174,6 +171,17 @@ def _due(stubs: Mapping[str, Stub], identities: Mapping[str, Identity], settings
         by_id[article.id] = article
         digests[article.id] = stub.digest
     return out
+
+
+def made_article(path: str, stub: Stub, identity: Identity, settings: Settings,
+                 known: Known, made: Memo) -> Article:
+    """The article (without content) of the file at ``path``: the one ``known`` made last
+    time from this stub and identity, else a new one, also put in ``made``."""
+    article = known_article(stub, identity, known.articles)
+    if article is None:
+        article = article_of(stub, identity, settings, None)
+        made[path] = (stub, identity, article)
+    return article
 
 
 def _limit_topics(due: _Due, most: int, stubs: Mapping[str, Stub],

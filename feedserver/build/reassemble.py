@@ -27,16 +27,14 @@ from itertools import compress, count, repeat
 from operator import attrgetter, eq, is_not
 
 from feedserver.build.archives import PAGE_OWN
-from feedserver.build.articles import (
-    LIMITED,
-    RARE,
-    UPDATED,
-    Known,
-    Memo,
-    article_of,
-    known_article,
+from feedserver.build.articles import LIMITED, RARE, UPDATED, Known, Memo
+from feedserver.build.assemble import (
+    Assembled,
+    listing_facts,
+    made_article,
+    sign_channels,
+    trimmed,
 )
-from feedserver.build.assemble import Assembled, listing_facts, sign_channels, trimmed
 from feedserver.build.links import linked_paths
 from feedserver.config import Settings
 from feedserver.core import layout
@@ -160,10 +158,7 @@ def _swap(path: str, last: Assembly, stubs: Mapping[str, Stub],
         return None
     if (was.id, was.slug, was.first_seen) != (identity.id, identity.slug, identity.first_seen):
         return None
-    new = known_article(stub, identity, known.articles)
-    if new is None:
-        new = article_of(stub, identity, settings, None)
-        made[path] = (stub, identity, new)
+    new = made_article(path, stub, identity, settings, known, made)
     if new.published > now:
         return None
     common = tuple(topic for topic in new.topics if topic not in last.made.rare)
@@ -209,11 +204,11 @@ def _relisted_pages(pages: tuple[Channel, ...], swaps: Mapping[int, Article],
                     homes: Container[str], again: Mapping[str, Channel]
                     ) -> tuple[tuple[Channel, ...], list[Channel], list[Channel]]:
     """The archive pages with the swapped articles, as
-    :func:`~feedserver.build.archives.paginate` makes them: a page's date is its newest
-    article's (an empty page's, its channel's), and the rest of a page is its channel's
-    (:data:`~feedserver.build.archives.PAGE_OWN`); the pages made again; those of them listing
-    a swapped article.  ``homes``:
-    the channels (by path) whose pages may list a swapped article."""
+    :func:`~feedserver.build.archives.paginate` makes them (a page's date is its newest
+    article's, an empty page's its channel's; all but
+    :data:`~feedserver.build.archives.PAGE_OWN` is its channel's); the pages made again;
+    and those of them listing a swapped article.  ``homes``: the channels (by path) whose
+    pages may list one."""
     out: list[Channel] = []
     touched: list[Channel] = []  # every page made again
     relisted: list[Channel] = []  # those listing a swapped article

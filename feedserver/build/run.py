@@ -297,13 +297,13 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     artwork, unseen = media.artwork(settings)
     # A few articles swapped into the last assembly when that is all that changed, else
     # the whole assembly (feedserver.build.reassemble).
+    code = render_version()
     assembly = reassembled(memory.assembly, sources.stubs, identities, settings, now, known,
-                           render_code=render_version(), artwork=artwork)
+                           render_code=code, artwork=artwork)
     if assembly is None:
-        assembly = Assembly(sources.stubs, identities, now,
-                            shaping_of(settings, render_version(), artwork),
+        assembly = Assembly(sources.stubs, identities, now, shaping_of(settings, code, artwork),
                             assemble_site(sources.stubs, identities, settings, now, known,
-                                          render_code=render_version(), artwork=artwork))
+                                          render_code=code, artwork=artwork))
     made = assembly.made
     memory.remember_site(made, assembly)
     site, problems = made.site, made.problems

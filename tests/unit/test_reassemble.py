@@ -49,7 +49,7 @@ def text_of(n: int, rng: random.Random, **over: str) -> str:
     return "---\n" + "\n".join(head) + "\n---\n" + body + "\n"
 
 
-class Site:
+class Seeds:
     """The seeds as text, their stubs and the ledger's identities, in memory."""
 
     def __init__(self, settings: Settings, rng: random.Random) -> None:
@@ -134,7 +134,7 @@ def small(settings: Settings) -> Settings:
                    min_topic_articles=3)
 
 
-def first(site: Site) -> tuple[Assembly, Known]:
+def first(site: Seeds) -> tuple[Assembly, Known]:
     identities = site.identities()
     made = assemble_site(site.stubs, identities, site.settings, NOW, Known(), render_code=CODE)
     assert made.site.archives and made.site.next_due is not None  # the passes have work
@@ -149,7 +149,7 @@ def first(site: Site) -> tuple[Assembly, Known]:
 @pytest.mark.parametrize("seed", range(6))
 def test_random_edits_give_the_full_assembly(small: Settings, seed: int) -> None:
     rng = random.Random(seed)
-    site = Site(small, rng)
+    site = Seeds(small, rng)
     last, known = first(site)
     answered = {kind: 0 for kind in CONTENT}
     asked = dict(answered)
@@ -180,7 +180,7 @@ def test_random_edits_give_the_full_assembly(small: Settings, seed: int) -> None
 
 
 def test_what_moves_an_article_is_assembled_in_full(small: Settings) -> None:
-    site = Site(small, random.Random(7))
+    site = Seeds(small, random.Random(7))
     last, known = first(site)
     for minute, kind in enumerate(("date", "tags", "lang", "link", "draft"), 1):
         site.minute = minute
@@ -196,7 +196,7 @@ def test_what_moves_an_article_is_assembled_in_full(small: Settings) -> None:
 
 
 def test_a_new_day_settings_or_code_are_assembled_in_full(small: Settings) -> None:
-    site = Site(small, random.Random(8))
+    site = Seeds(small, random.Random(8))
     last, known = first(site)
     site.minute = 1
     site.edit("a011.md", "text")
@@ -222,7 +222,7 @@ def test_a_new_day_settings_or_code_are_assembled_in_full(small: Settings) -> No
 def test_trimmed_articles_are_swapped_trimmed_the_same_way(small: Settings) -> None:
     """An article that lost a rare topic, or one past the topic limit, is edited: the
     new one loses the same topics, through the same memo (its entries made alike)."""
-    site = Site(small, random.Random(9))
+    site = Seeds(small, random.Random(9))
     last, known = first(site)
     rare = [a for a in last.made.site.articles if set(site.stubs[a.path].slugs) & last.made.rare]
     limited = [a for a in last.made.site.articles
