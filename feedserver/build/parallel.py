@@ -8,7 +8,8 @@ written to temporary files), so the bytes never travel between processes;
 only manifest entries and problems do.  The parent commits them all at once,
 so the result is the same as a sequential build, byte for byte.
 
-A job cheaper than :func:`split_worth` runs in the parent.  Others fork, two ways:
+A job cheaper than :func:`split_worth` runs in the parent, and so does a small job in a
+process too big to fork for it (:mod:`feedserver.build.forkcost`).  Others fork, two ways:
 
 * A small job (an incremental build: a few channels) is split between the
   parent and ``processes - 1`` children forked for it alone
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedserver.build import heap
+from feedserver.build import forkcost, heap
 from feedserver.build.forks import shared
 from feedserver.build.render_gate import Output, channel_file, render_checked
 from feedserver.core.errors import PublishError
@@ -227,7 +228,8 @@ class Executor:
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
         job = _Job(site, self.out_dir, self.published, cache)
-        if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < split_worth():
+        if self.processes < 2 or len(tasks) < 2 or sum(cost.values()) < split_worth() \
+                or forkcost.costly():  # a big process: the fork would cost it more
             return _combine(site, [_run(job, task) for task in tasks])
         prerender(cache, site, channels)
         results = _split(job, tasks, self.processes)

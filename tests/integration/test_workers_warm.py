@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver.build import forks
+from feedserver.build import forkcost, forks
 from feedserver.build import parallel as workers
 from feedserver.build.assemble import assemble
 from feedserver.build.codeversion import render_version
@@ -101,6 +101,7 @@ def splits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many tasks each job shared with forks had (so a test knows it forked)."""
     calls: list[int] = []
     real = workers.shared
+    monkeypatch.setattr(forkcost, "RESIDENT_MAX", 1 << 50)  # whatever this process's size
 
     def counting(count: int, *args: Any) -> Any:
         calls.append(count)
@@ -140,6 +141,21 @@ def test_a_warm_cache_gives_fresh_bytes_across_an_edit(corpus: Settings, process
     assert b"the bridge opened in May" in rss and old_item not in rss
     assert all(b"the bridge opened in May" in body for body in bodies(after).values())
     assert len(splits) == (2 if processes == 2 else 0)  # both jobs forked (or none did)
+
+
+def test_a_process_too_big_to_fork_keeps_a_small_job(
+        corpus: Settings, monkeypatch: pytest.MonkeyPatch, splits: list[int]) -> None:
+    """A small job that forks in a small process stays in a big one (every process is
+    big at a limit of one byte), with the same files; the sizes come from /proc."""
+    site = make_site(corpus)
+    channels = some(site, 4)
+    out_dir = Path(corpus.output_dir)
+    forked = staged(execute(corpus, site, channels, 2), out_dir)
+    assert splits == [3 * len(channels)] and forkcost.resident() > 1 << 20
+    monkeypatch.setattr(forkcost, "RESIDENT_MAX", 1)
+    here = staged(execute(corpus, site, channels, 2), out_dir)
+    assert splits == [3 * len(channels)]  # no second split
+    assert here == forked and bodies(here) == plain(site, channels)
 
 
 def test_in_process_split_and_pool_stage_the_same_files(
