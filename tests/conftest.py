@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedserver.build import forkcost
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.web.app import create_app
@@ -80,6 +81,17 @@ def build(settings: Settings) -> Callable[..., BuildReport]:
         return run_build(settings, now=now, **overrides)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def small_enough_to_fork() -> Iterator[None]:
+    """Every test process counts as small enough to fork for a small job, whatever it has
+    grown to over the tests before (a worker passes 256 MiB): a build's helper programs
+    (feedserver.build.helper) are for the tests that set ``forkcost.RESIDENT_MAX`` low.
+    A patch of its own: the test's ``monkeypatch`` must be undone in the test's order."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(forkcost, "RESIDENT_MAX", 1 << 50)
+        yield
 
 
 @pytest.fixture

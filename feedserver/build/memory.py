@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from feedserver.build import forkcost
 from feedserver.build.articles import TRIMS, ChannelMemo, Known, Memo, PageMemo, trimmed_key
 from feedserver.build.assemble import Assembled
+from feedserver.build.helper import Helper
 from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
@@ -69,6 +71,8 @@ class BuildMemory:
     items: ItemCache = field(default_factory=warm_cache)  # rendered items (one build at a time)
     media: MediaScan | None = None  # the last full build's media files (build/media.py)
     assembly: Assembly | None = None  # the last assembly, with its inputs (reassemble.py)
+    helpers: dict[str, Helper] = field(default_factory=dict)  # build/helper.py, by kind
+    lasting: bool = True  # kept for builds to come (a caller's); False: run_build's own
 
     @classmethod
     def empty(cls) -> BuildMemory:
@@ -180,6 +184,16 @@ class BuildMemory:
         return Executor(out_dir, published, processes, self.items)
 
     # The parse cache.
+
+    def helper(self, kind: str) -> Helper | None:
+        """The helper program of ``kind`` (:mod:`feedserver.build.helper`) when this
+        process is too big to fork for a small job (:mod:`feedserver.build.forkcost`)
+        and this memory is kept for later builds, else None: the build forks as it always
+        did (a program started for one build would cost more).  Started on first use,
+        then kept."""
+        if kind not in self.helpers and not (self.lasting and forkcost.costly()):
+            return None
+        return self.helpers.setdefault(kind, Helper(kind))
 
     def load(self, ledger: Ledger) -> dict[str, CachedFile]:
         """The cache: from memory if nothing changed it since, else from the ledger."""

@@ -21,6 +21,14 @@ child is stopped.  Nothing is trusted that was not checked: every path is looked
 one of the two, after the last publish (one build at a time holds the output folder).
 A small output is checked here (a fork costs more than a few thousand stats); a child
 that fails to fork, dies or stalls only leaves more of the checks to this process.
+
+A long-lived build in a process too big to fork for it (:mod:`feedserver.build.forkcost`)
+hands the check to a helper program instead (:mod:`feedserver.build.helper`,
+:class:`PresenceWork`): it is told, when the build starts, which manifest is live (its
+file's stamp) and answers with the paths it found missing.  It reads the file when it
+holds no other; after each publish the build tells it which entries changed (:func:`tell`),
+so it does not read 50 MB again for a one-file build.  An answer about another manifest,
+or none, and the check is made here.
 """
 
 from __future__ import annotations
@@ -30,17 +38,22 @@ import os
 import signal
 import struct
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from feedserver.build import heap
 from feedserver.build.forks import write_all
-from feedserver.publish.output import on_disk
+from feedserver.build.helper import Helper, HelperGone
+from feedserver.core.layout import MANIFEST
+from feedserver.publish.manifest import Stamp, load_manifest, stamp_of
+from feedserver.publish.output import PublishResult, on_disk
 
 FORK_FROM = 5_000  # published paths: below this the checks run here
 STRETCH = 1_024  # paths the child checks between two reports (a few milliseconds)
 _HERE = 512  # paths this process checks between two looks at the child's reports
 _HEAD = struct.Struct("<II")  # a report: paths checked so far, how many missing follow
-__all__ = ["Presence"]
+HELPER_WAIT = 60.0  # seconds a build waits for the helper's answer before checking here
+__all__ = ["Presence", "PresenceWork", "tell"]
 Entries = list[tuple[str, dict[str, Any]]]
 
 
@@ -53,16 +66,28 @@ class Presence:
     """The missing published files of one build, found by a fork and by this process
     (see the module)."""
 
-    def __init__(self, root: str, files: Mapping[str, dict[str, Any]]) -> None:
+    def __init__(self, root: str, files: Mapping[str, dict[str, Any]],
+                 helper: Helper | None = None, stamp: Stamp = None) -> None:
+        """Start checking ``files`` (the manifest's) under ``root``: in a fork, or by
+        ``helper`` when there is one and ``stamp`` says which manifest file ``files``
+        were read from."""
         self.root = root
-        self.entries: Entries = list(files.items())  # the one order both processes go by
+        self.files = files
+        self.entries: Entries = []  # the one order a fork and this process go by
         self.child: tuple[int, int] | None = None  # (pid, read end of its pipe)
+        self.helped: tuple[Helper, int, Stamp] | None = None  # (helper, request, stamp)
         self.found: frozenset[str] | None = None
-        if len(self.entries) >= FORK_FROM:
-            try:
-                self.child = self._fork()
-            except OSError:
-                self.child = None  # no fork (out of processes or memory): checked here
+        if len(files) < FORK_FROM:
+            return
+        if helper is not None and stamp is not None:
+            with contextlib.suppress(HelperGone):
+                self.helped = (helper, helper.ask(("check", root, stamp)), stamp)
+                return
+        self.entries = list(files.items())
+        try:
+            self.child = self._fork()
+        except OSError:
+            self.child = None  # no fork (out of processes or memory): checked here
 
     def _fork(self) -> tuple[int, int]:
         back, send = os.pipe()
@@ -95,13 +120,27 @@ class Presence:
 
     def missing(self) -> frozenset[str]:
         """The published paths not (wholly) on disk."""
+        if self.found is None and self.helped is not None:
+            self.found = self._helped(*self.helped)
+            self.helped = None
         if self.found is None:
             if self.child is not None:
                 self.found = self._shared()
-            else:  # a small output, or no fork
+            else:  # a small output, no fork, or no answer from the helper
+                self.entries = self.entries or list(self.files.items())
                 lost = _lacking(self.root, self.entries, 0, len(self.entries))
                 self.found = frozenset(self.entries[at][0] for at in lost)
         return self.found
+
+    def _helped(self, helper: Helper, request: int, stamp: Stamp) -> frozenset[str] | None:
+        """The helper's answer, if it is about the manifest ``files`` came from."""
+        try:
+            reply = helper.answer(request, HELPER_WAIT)
+        except HelperGone:
+            return None
+        if not (isinstance(reply, tuple) and reply[:2] == ("missing", stamp)):
+            return None
+        return frozenset(path for path in reply[2] if path in self.files)
 
     def _shared(self) -> frozenset[str]:
         """The child's reports, and this process's own checks from the end until the
@@ -160,3 +199,69 @@ def _read(pipe: int, reports: bytearray, lost: list[int], checked: int) -> tuple
         at += _HEAD.size + 4 * count
     del reports[:at]
     return listening, checked
+
+
+def tell(helper: Helper, root: str, was: Stamp, live: tuple[Stamp, dict[str, Any]],
+         published: PublishResult) -> None:
+    """Tell a running presence helper what a publish changed: the manifest it holds
+    (stamped ``was``) became ``live`` by the entries ``published`` set and removed.  It
+    applies that, or reads the new file when it does not hold that one, before the next
+    build asks (the answer is not waited for)."""
+    stamp, manifest = live
+    if stamp is None or helper.process is None:
+        return
+    files = manifest["files"]
+    entered = {path: _checked(files[path]) for path in published.entered if path in files}
+    with contextlib.suppress(HelperGone):
+        helper.ask(("update", root, was, stamp, entered, published.removed, len(files)))
+
+
+def _checked(entry: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`on_disk` reads of a manifest entry: the encodings."""
+    return {"encodings": entry["encodings"]} if entry.get("encodings") else {}
+
+
+class PresenceWork:
+    """The check as the helper program makes it (:mod:`feedserver.build.helper`): the
+    entries of the manifest file with the stamp it is asked about, read by itself once
+    and then kept up to date by what each publish tells it."""
+
+    def __init__(self) -> None:
+        self.stamp: Stamp = None
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``("check", root, stamp)`` -> ``("missing", stamp, paths)``, or
+        ``("unknown", stamp)`` when the manifest file with that stamp is not there to
+        read; ``("update", root, was, stamp, entered, removed, count)`` -> ``("held",
+        stamp)``: the publish applied to the entries held for ``was`` (read anew when
+        those are not what it holds, or the count differs)."""
+        if request[0] == "update":
+            _, root, was, stamp, entered, removed, count = request
+            if self.stamp == was and was is not None:
+                for path in removed:
+                    self.files.pop(path, None)
+                self.files.update(entered)
+                self.stamp = stamp if len(self.files) == count else None
+            if self.stamp != stamp:
+                self._read(root, stamp)
+            return ("held", self.stamp)
+        _, root, stamp = request
+        if stamp != self.stamp:
+            self._read(root, stamp)
+        if self.stamp != stamp:
+            return ("unknown", stamp)
+        entries = list(self.files.items())
+        lost = _lacking(root, entries, 0, len(entries))
+        return ("missing", stamp, [entries[at][0] for at in lost])
+
+    def _read(self, root: str, stamp: Stamp) -> None:
+        path = str(Path(root) / MANIFEST)
+        self.stamp, self.files = None, {}
+        if stamp is None or stamp_of(path) != stamp:
+            return
+        files = load_manifest(Path(root))["files"]
+        if stamp_of(path) != stamp:  # replaced while it was read
+            return
+        self.files = {name: _checked(entry) for name, entry in files.items()}
+        self.stamp = stamp

@@ -36,7 +36,7 @@ from feedserver.build.memory import BuildMemory
 from feedserver.build.page_signatures import content_wanted, drawn_archives, page_signatures
 from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
-from feedserver.build.presence import Presence
+from feedserver.build.presence import Presence, tell
 from feedserver.build.reassemble import Assembly, reassembled, shaping_of
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
 from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
@@ -227,7 +227,7 @@ def run_build(settings: Settings, now: datetime | None = None,
     dropped once the files are parsed, before the render workers fork and inherit them;
     a process that builds again (the scheduler, tests, tools) keeps them loaded.
     """
-    memory = memory if memory is not None else BuildMemory.empty()
+    memory = memory if memory is not None else replace(BuildMemory.empty(), lasting=False)
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(settings.output_dir)
@@ -263,8 +263,11 @@ def _run(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemory,
     """:func:`run_build` once the seeds folder and the ledger are known to be usable."""
     out_dir = Path(settings.output_dir)
     manifest = memory.manifest_of(out_dir)
-    # Which published files are gone from disk, checked by a fork while this assembles.
-    presence = Presence(str(out_dir), manifest["files"] if publish_output else {})
+    # Which published files are gone from disk, checked by a fork (or a helper program,
+    # in a process too big to fork) while this assembles.
+    helper = None if one_shot or not publish_output else memory.helper("presence")
+    presence = Presence(str(out_dir), manifest["files"] if publish_output else {}, helper,
+                        memory.manifest[0] if memory.manifest is not None else None)
     try:
         return _built(settings, ledger, now, memory, changes, publish_output, pages,
                       progress, hold, moves, lost, manifest, presence, one_shot=one_shot)
@@ -285,7 +288,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     media = memory.media_scan(settings, changes, store=publish_output)
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
                      scanned=scanned,
-                     media=media.index(frozenset(entry.path for entry in scanned[0])))
+                     media=media.index(frozenset(entry.path for entry in scanned[0])),
+                     helper=None if one_shot else memory.helper("parse"))
     if one_shot:
         release_detection()  # the render workers fork next: they would inherit it
     if publish_output:  # before reconcile: it would mark the missing articles gone
@@ -346,8 +350,11 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                                              in site.signatures.items() if key not in gone})
             report.remake = True
         deltas = add_deltas(site, output, manifest, settings, out_dir, memory.items)
-        live = _publish(out_dir, site, output, manifest, report, now)
+        published = _publish(out_dir, site, output, manifest, report, now)
+        live, was = published.manifest, memory.manifest
         memory.keep_manifest(out_dir, live)
+        if "presence" in memory.helpers and was is not None and memory.manifest is not None:
+            tell(memory.helpers["presence"], str(out_dir), was[0], memory.manifest, published)
         deltas.remember(live)
         generation = ledger.store_files((), sources.forgotten, sources.touched)
         memory.update(generation, sources.fresh, sources.forgotten, sources.touched)
@@ -407,14 +414,14 @@ def render_site(site: Site, renderer: Renderer | None = None, html: bool = True)
 
 
 def _publish(out_dir: Path, site: Site, output: Output, manifest: dict[str, Any],
-             report: BuildReport, now: datetime) -> dict[str, Any] | None:
+             report: BuildReport, now: datetime) -> PublishResult:
     """Commit what was rendered (and staged), keeping what is fresh or failed."""
     held = _kept_paths(manifest, output.failed)
     result = publish(out_dir, output.files, prepared=output.staged, keep=output.kept | held,
                      signatures=_signatures(site, output, manifest, held), old=manifest,
                      now=now)
     _record(report, result)
-    return result.manifest
+    return result
 
 
 def _record(report: BuildReport, result: PublishResult) -> None:

@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from feedserver.build import language_model, scan, timebox
 from feedserver.build.assemble import parse_source
 from feedserver.build.codeversion import parse_version
+from feedserver.build.helper import Helper, HelperGone
 from feedserver.build.signatures import split
 from feedserver.config import Settings
 from feedserver.core.media import NO_MEDIA, MediaIndex
@@ -33,6 +35,9 @@ from feedserver.topics import detect
 Progress = Callable[[str, int, int], None]
 Hold = Callable[[scan.ScannedFile], bool]
 PARALLEL_MIN = 64
+# Seconds a build waits for the parse helper beyond the files' budgets (its first
+# request also loads the language model), and the budget a file without one counts.
+PARSE_WAIT = 30.0
 CHUNK = 32
 STORE_BATCH = 500
 SKIPS_FILE = "parse-skips.json"
@@ -116,14 +121,22 @@ def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings,
 
 
 def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
-              settings: Settings, index: MediaIndex = NO_MEDIA) -> Iterator[FileRead]:
+              settings: Settings, index: MediaIndex = NO_MEDIA,
+              helper: Helper | None = None) -> Iterator[FileRead]:
     """Read every file in ``todo``, in order, in forked children under the parse budget.
 
     One child for a few files (a watched build's one or two: a bare fork costs
     a few milliseconds), ``build_processes`` for many, each taking ranges of
-    files so that a cold build does not fork per file.
+    files so that a cold build does not fork per file.  A few files go to ``helper``
+    when there is one (it forks the same children from its own small heap); without
+    its answer they are read here as before.
     """
     workers = 1 if len(todo) < PARALLEL_MIN else min(processes(settings), len(todo) // CHUNK)
+    if todo and helper is not None and workers == 1:
+        helped = _helped(helper, todo, settings, index)
+        if helped is not None:
+            yield from helped
+            return
     if todo:
         warm(settings)
 
@@ -136,6 +149,39 @@ def _outcomes(todo: list[tuple[scan.ScannedFile, str | None]],
             yield _overran(todo[number][0], result)
         else:
             yield result
+
+
+def _helped(helper: Helper, todo: list[tuple[scan.ScannedFile, str | None]],
+            settings: Settings, index: MediaIndex) -> list[FileRead] | None:
+    """``todo`` read by the parse helper, or None (gone, late or failed).  The media
+    index (every article path: large) is sent only when it is not the one it holds."""
+    try:
+        helper.running()
+        told = helper.memo.get("index") == index
+        request = helper.ask(("parse", todo, settings, None if told else index))
+        helper.memo["index"] = index
+        budget = (settings.parse_timeout or PARSE_WAIT) * timebox.WALL_FACTOR
+        reply = helper.answer(request, budget * len(todo) + PARSE_WAIT)
+    except HelperGone:
+        return None
+    if not (isinstance(reply, tuple) and reply[0] == "read" and len(reply[1]) == len(todo)):
+        return None
+    return list(reply[1])
+
+
+class ParseWork:
+    """The parse as the helper program makes it (:mod:`feedserver.build.helper`):
+    :func:`_outcomes` in its own process, keeping the media index it was last sent."""
+
+    def __init__(self) -> None:
+        self.index = NO_MEDIA
+
+    def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``("parse", todo, settings, index or None)`` -> ``("read", outcomes)``."""
+        _, todo, settings, index = request
+        if index is not None:
+            self.index = index
+        return ("read", list(_outcomes(todo, settings, self.index)))
 
 
 def warm(settings: Settings) -> None:
@@ -226,7 +272,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
            hold: Hold | None = None, cached: dict[str, CachedFile] | None = None,
            store: bool = False,
            scanned: tuple[list[scan.ScannedFile], list[Problem]] | None = None,
-           media: MediaIndex | None = None) -> Sources:
+           media: MediaIndex | None = None, helper: Helper | None = None) -> Sources:
     """Scan, then read and parse only files whose size, mtime or hash changed.
 
     A changed file that ``hold`` says is still being written is not read: its
@@ -240,7 +286,8 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     (:class:`scan.Listing`); without it the folder is scanned.  ``media``: the media
     files relative references may name (none when not given); a cached parse that
     looked up a file whose stamp changed since (a picture edited, added or deleted,
-    an article linked to gone) is parsed again.
+    an article linked to gone) is parsed again.  ``helper``: a parse helper
+    (:class:`ParseWork`) for a few files, in a process too big to fork for them.
     """
     entries, problems = scanned if scanned is not None else scan.list_files(settings.seeds_dir)
     cached = ledger.cached_files() if cached is None else cached
@@ -251,7 +298,7 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
         {}, frozenset(entry.path for entry in entries))
     todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout, index)
     batch: list[tuple[str, CachedFile, Body]] = []
-    for done, outcome in enumerate(_outcomes(todo, settings, index), 1):
+    for done, outcome in enumerate(_outcomes(todo, settings, index, helper), 1):
         _record(outcome, cached.get(outcome.path), shaping, out)
         if outcome.overrun:
             skips.note(outcome, shaping, settings.parse_timeout)

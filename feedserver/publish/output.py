@@ -83,6 +83,9 @@ class PublishResult:
     unchanged: int
     removed: list[str]
     manifest: dict[str, Any] | None = None  # the manifest now live
+    # Every path whose entry this publish set (written or not): with ``removed``, all
+    # that tells the new manifest's files from the old one's.
+    entered: tuple[str, ...] = ()
 
 
 # The media types of files published beside articles (feedserver.core.media): compressed
@@ -393,7 +396,8 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
         with contextlib.suppress(OSError):
             (out_dir / name).unlink()
     written = [p.path for p in ready if p.staged]
-    return PublishResult(written, len(ready) - len(written), removed, manifest)
+    return PublishResult(written, len(ready) - len(written), removed, manifest,
+                         tuple(p.path for p in ready))
 
 
 def later_mtimes(renames: Iterable[list[str]]) -> None:

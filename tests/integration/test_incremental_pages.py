@@ -10,8 +10,11 @@ tree a fresh full build of the same state writes.
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import shutil
+import signal
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -20,9 +23,10 @@ from typing import Any
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver.build import presence
+from feedserver.build import forkcost, presence
+from feedserver.build.helper import Helper
 from feedserver.build.page_signatures import SITE_PAGES
-from feedserver.build.run import BuildReport, run_build
+from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article
 from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
@@ -195,6 +199,54 @@ def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
             "topics/trade/feed.atom"} <= set(report.written)
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     assert {f"articles/{slug}/index.html", "trade"} <= manifest["channels"].keys()
+
+
+def test_a_big_process_builds_an_edit_without_a_fork_of_its_own(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a process too big to fork for a small job (every process is, at a limit of one
+    byte), a long-lived build parses and checks for missing files through its helper
+    programs and renders here: an edit and files deleted by hand come out as they do
+    with forks, and a helper killed between builds only sends its work back here."""
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    monkeypatch.setattr(forkcost, "RESIDENT_MAX", 1)
+    started: list[str] = []
+    real_start = Helper._start
+    monkeypatch.setattr(Helper, "_start", lambda self: started.append(self.kind)
+                        or real_start(self))
+    run_build(settings, now=NOW)  # a build with a memory of its own starts none for itself
+    assert started == []
+    memory = BuildMemory.empty()
+    run_build(settings, now=NOW, memory=memory)
+    seeds, out = Path(settings.seeds_dir), Path(settings.output_dir)
+    edited = sorted(seeds.rglob("*.md"))[0]
+    write(edited, edited.read_text(encoding="utf-8") + "\nA paragraph added by hand.\n")
+    slug = sorted((out / "articles").iterdir())[-1].name
+    page, gz = out / "articles" / slug / "index.html", out / "topics/trade/feed.atom.gz"
+    page.unlink()
+    gz.unlink()
+    forked: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forked.append(1) or real_fork())
+    report = run_build(settings, now=NOW + timedelta(minutes=1), memory=memory)
+    assert forked == [] and report.parsed_files == 1 and not report.errors
+    assert {f"articles/{slug}/index.html", "topics/trade/feed.atom"} <= set(report.written)
+    assert gzip.decompress(gz.read_bytes()) == (out / "topics/trade/feed.atom").read_bytes()
+    assert "A paragraph added by hand." in (out / "feed.json").read_text(encoding="utf-8")
+    body = page.read_bytes()
+    helpers = {kind: helper.pid for kind, helper in memory.helpers.items()}
+    assert set(helpers) == {"presence", "parse"} and None not in helpers.values()
+
+    os.kill(helpers["presence"], signal.SIGKILL)  # between builds: the next one checks here
+    memory.helpers["presence"].process.wait()  # type: ignore[union-attr]
+    page.unlink()
+    report = run_build(settings, now=NOW + timedelta(minutes=2), memory=memory)
+    assert page.read_bytes() == body and forked == [] and not report.errors
+    assert memory.helpers["presence"].pid not in (None, helpers["presence"])  # a new one
+    assert started == ["presence", "parse", "presence"]
+    for helper in memory.helpers.values():
+        process = helper.process
+        helper.close()
+        assert process is not None and process.returncode == 0  # left when its pipe ended
 
 
 def test_the_presence_check_is_asked_for_after_the_rendering(

@@ -14,6 +14,9 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from feedserver.build import forkcost
 from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Debris, Settings
 from tests.conftest import NOW, parse_feed, write
@@ -82,8 +85,14 @@ def test_the_budget_holds_in_a_many_file_build_and_the_rest_of_the_chunk_is_read
     assert len(feed.entries) == 50 and all(e.title.startswith("Bulk article") for e in feed.entries)
 
 
-def test_a_watched_one_file_build_has_the_budget_too(settings: Settings) -> None:
-    """A long-lived process told which path changed parses one file: still killed."""
+@pytest.mark.parametrize("big", [False, True], ids=["forked", "helper"])
+def test_a_watched_one_file_build_has_the_budget_too(
+        settings: Settings, big: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived process told which path changed parses one file: still killed,
+    whether it forks for the parse or (a process too big to fork: every process is, at a
+    limit of one byte) hands it to its parse helper, which forks from its own heap."""
+    if big:
+        monkeypatch.setattr(forkcost, "RESIDENT_MAX", 1)
     hanging = _hanging(settings)
     warm = BuildMemory.empty()
     run_build(hanging, now=NOW, memory=warm)
@@ -92,9 +101,16 @@ def test_a_watched_one_file_build_has_the_budget_too(settings: Settings) -> None
                        changes=["stuck.txt"])
     assert report.published and report.parsed_files == 1
     assert "parse_timeout" in _problems_of(report, "stuck.txt")[0]
+    first = warm.helpers["parse"].pid if big else None
     write(Path(hanging.seeds_dir) / "fine.txt", "Fine article\n\nText.\n")
     report = run_build(hanging, now=NOW + timedelta(minutes=2), memory=warm, changes=["fine.txt"])
     assert "Fine article" in _titles(Path(hanging.output_dir))
+    helper = warm.helpers.get("parse")
+    assert (helper is not None and helper.pid is not None) == big
+    if helper is not None:  # the helper whose child was killed at the budget is the one
+        assert helper.pid == first  # that read the next file
+    if helper is not None:
+        helper.close()
 
 
 def test_huge_valid_markdown_stays_within_the_budget(settings: Settings) -> None:

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from feedserver.build import presence
-from feedserver.build.presence import Presence
+from feedserver.build.helper import Helper
+from feedserver.build.presence import Presence, tell
+from feedserver.core.layout import MANIFEST
+from feedserver.publish.manifest import Stamp, stamp_of
+from feedserver.publish.output import PublishResult, write_json
 
 BOTH: dict[str, Any] = {"encodings": ["gzip", "br"]}
 PATHS = ["articles/a/index.html", "articles/b/index.html", "topics/t/feed.rss", "feed.rss"]
@@ -139,3 +145,91 @@ def test_no_fork_leaves_every_check_to_this_process(tmp_path: Path,
     check = Presence(str(tmp_path), files)
     assert check.child is None and gc.get_freeze_count() == frozen
     assert check.missing() == {"topics/t/feed.rss"}
+
+
+def manifest_of(root: Path, files: dict[str, dict[str, Any]]) -> Stamp:
+    """The manifest file of ``files``, written as a publish writes it; its stamp."""
+    write_json(root / MANIFEST, {"version": 3, "files": files, "gone": [], "channels": {}})
+    return stamp_of(str(root / MANIFEST))
+
+
+@pytest.fixture
+def helper() -> Iterator[Helper]:
+    started = Helper("presence")
+    yield started
+    started.close()
+
+
+def test_a_helper_program_finds_what_a_fork_finds(tmp_path: Path, helper: Helper,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper reads the manifest file it is told is live and answers as a fork does;
+    an answer about another manifest, or a dead helper, leaves the check to this process."""
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    files = published(tmp_path)
+    stamp = manifest_of(tmp_path, files)
+    (tmp_path / "articles/b/index.html.br").unlink()
+    (tmp_path / "feed.rss").unlink()
+    expected = {"articles/b/index.html", "feed.rss"}
+    check = Presence(str(tmp_path), files, helper, stamp)
+    assert check.child is None and check.helped is not None and helper.pid is not None
+    assert check.missing() == expected
+
+    looked: list[int] = []
+    real = presence._lacking
+
+    def lacking(root: str, entries: presence.Entries, start: int, end: int) -> list[int]:
+        looked.append(end - start)
+        return real(root, entries, start, end)
+
+    monkeypatch.setattr(presence, "_lacking", lacking)
+    other = (*stamp[:3], stamp[3] + 1)  # type: ignore[index]  # not the file on disk
+    assert Presence(str(tmp_path), files, helper, other).missing() == expected
+    assert looked == [len(files)]  # "unknown": checked here
+    looked.clear()
+    os.kill(helper.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    helper.process.wait()  # type: ignore[union-attr]
+    check = Presence(str(tmp_path), files, helper, stamp)  # a new helper is started
+    assert check.missing() == expected and looked == []
+    helper.close()
+    assert Presence(str(tmp_path), files, helper, stamp).missing() == expected
+
+
+def test_a_helper_keeps_up_with_what_each_publish_tells_it(
+        tmp_path: Path, helper: Helper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a publish the helper applies the entries it set and removed and checks the
+    new ones; told of a publish from a manifest it does not hold, it reads the new file."""
+    monkeypatch.setattr(presence, "FORK_FROM", 1)
+    files = published(tmp_path)
+    was = manifest_of(tmp_path, files)
+    assert Presence(str(tmp_path), files, helper, was).missing() == frozenset()
+    (tmp_path / "new.html").write_bytes(b"x")  # published now, its .gz deleted right after
+    now = {k: v for k, v in files.items() if k != "tiny.txt"}
+    now["new.html"] = {"encodings": ["gzip"]}
+    stamp = manifest_of(tmp_path, now)
+    published_now = PublishResult(["new.html"], 0, ["tiny.txt"], {"files": now}, ("new.html",))
+    tell(helper, str(tmp_path), was, (stamp, {"files": now}), published_now)
+    assert Presence(str(tmp_path), now, helper, stamp).missing() == {"new.html"}
+    wrong = PublishResult([], 0, [], {"files": now}, ())  # `was` is not what it holds
+    again = manifest_of(tmp_path, now)
+    tell(helper, str(tmp_path), was, (again, {"files": now}), wrong)
+    assert Presence(str(tmp_path), now, helper, again).missing() == {"new.html"}
+
+
+def test_the_helpers_work_reads_the_file_only_when_it_must(tmp_path: Path) -> None:
+    """PresenceWork in this process: a read for a new file, none for an update of the
+    file it holds, one when the update's count does not match."""
+    files = published(tmp_path)
+    was = manifest_of(tmp_path, files)
+    work = presence.PresenceWork()
+    root = str(tmp_path)
+    assert work.handle(("check", root, was)) == ("missing", was, [])
+    (tmp_path / "new.html").write_bytes(b"x")
+    now = files | {"new.html": {"encodings": ["gzip"]}}
+    stamp = manifest_of(tmp_path, now)
+    (tmp_path / MANIFEST).unlink()  # the update alone must do: there is no file to read
+    entered = {"new.html": {"encodings": ["gzip"]}}
+    assert work.handle(("update", root, was, stamp, entered, [], len(now))) == ("held", stamp)
+    assert work.handle(("check", root, stamp)) == ("missing", stamp, ["new.html"])
+    assert work.handle(("update", root, stamp, ("x",), {}, [], len(now) + 1)) \
+        == ("held", None)  # the count is off and the file is not there: holds nothing
+    assert work.handle(("check", root, stamp)) == ("unknown", stamp)
