@@ -16,7 +16,10 @@ a parse stuck in a regular expression is still killed at its budget.
 
 A helper answers one request at a time, in order, over a pair of pipes (a pickle
 with its length before it; stdout stays free for what the code it runs prints).  It
-leaves when its request pipe ends: when the build's process ends, however it ends.
+leaves when its request pipe ends: when the build's process ends, however it ends (at
+once when idle, else once its current request is done, which its own time budgets
+bound: a parse is killed at ``parse_timeout``, and its children with it).  It stays in
+the build's process group, so a stop signal sent to the group reaches it too.
 Anything wrong with a helper (it died, it is slow past its deadline, its answer is
 about another manifest) makes the build do that work the way it did before, in
 this process or in a fork, so a helper can make a build slower but never wrong.

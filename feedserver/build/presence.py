@@ -37,6 +37,7 @@ import contextlib
 import os
 import signal
 import struct
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ STRETCH = 1_024  # paths the child checks between two reports (a few millisecond
 _HERE = 512  # paths this process checks between two looks at the child's reports
 _HEAD = struct.Struct("<II")  # a report: paths checked so far, how many missing follow
 HELPER_WAIT = 60.0  # seconds a build waits for the helper's answer before checking here
+# Seconds after which a folder's change time is trusted to change again with its next
+# change (file systems with 1 or 2 s timestamps included): see PresenceWork.
+SETTLED = 3.0
 __all__ = ["Presence", "PresenceWork", "tell"]
 Entries = list[tuple[str, dict[str, Any]]]
 
@@ -224,11 +228,25 @@ def _checked(entry: dict[str, Any]) -> dict[str, Any]:
 class PresenceWork:
     """The check as the helper program makes it (:mod:`feedserver.build.helper`): the
     entries of the manifest file with the stamp it is asked about, read by itself once
-    and then kept up to date by what each publish tells it."""
+    and then kept up to date by what each publish tells it.
+
+    It does not stat every file every time.  A folder whose files were all found is
+    remembered by its inode and change time (``ctime``: any entry added, removed or
+    renamed in it changes it, and no program can set it back), taken before its files
+    were looked at; while a later check finds the folder with that same stamp, its
+    files are still there.  A stamp younger than :data:`SETTLED` seconds is not
+    remembered: a file system counts time in ticks (a few milliseconds, or seconds on
+    some), and a deletion in the same tick as the stamp would not change it.  What a
+    publish enters or removes makes its folder checked again.  So a check stats the
+    56,000 folders of 50,000 articles, and the files of the few folders that changed,
+    instead of 274,000 files.
+    """
 
     def __init__(self) -> None:
         self.stamp: Stamp = None
         self.files: dict[str, dict[str, Any]] = {}
+        self.folders: dict[str, dict[str, dict[str, Any]]] = {}  # folder -> name -> entry
+        self.seen: dict[str, tuple[int, int]] = {}  # folder -> (inode, ctime) all found in
 
     def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
         """``("check", root, stamp)`` -> ``("missing", stamp, paths)``, or
@@ -241,7 +259,10 @@ class PresenceWork:
             if self.stamp == was and was is not None:
                 for path in removed:
                     self.files.pop(path, None)
+                    self._file(path, None)
                 self.files.update(entered)
+                for path, entry in entered.items():
+                    self._file(path, entry)
                 self.stamp = stamp if len(self.files) == count else None
             if self.stamp != stamp:
                 self._read(root, stamp)
@@ -251,17 +272,50 @@ class PresenceWork:
             self._read(root, stamp)
         if self.stamp != stamp:
             return ("unknown", stamp)
-        entries = list(self.files.items())
-        lost = _lacking(root, entries, 0, len(entries))
-        return ("missing", stamp, [entries[at][0] for at in lost])
+        return ("missing", stamp, self._missing(root))
+
+    def _missing(self, root: str) -> list[str]:
+        settled = (time.time() - SETTLED) * 1e9
+        lost: list[str] = []
+        for folder, names in self.folders.items():
+            where = f"{root}/{folder}" if folder else root
+            prefix = f"{folder}/" if folder else ""
+            try:
+                info = os.stat(where)
+            except OSError:
+                info = None
+            stamp = (info.st_ino, info.st_ctime_ns) if info is not None else None
+            if stamp is not None and self.seen.get(folder) == stamp:
+                continue  # nothing in it changed since all its files were found
+            self.seen.pop(folder, None)
+            gone = [prefix + name for name, entry in names.items()
+                    if not on_disk(root, prefix + name, entry)]
+            lost += gone
+            if stamp is not None and not gone and stamp[1] < settled:
+                self.seen[folder] = stamp
+        return lost
+
+    def _file(self, path: str, entry: dict[str, Any] | None) -> None:
+        """Enter (``entry``) or remove (None) one path; its folder is checked anew."""
+        folder, _, name = path.rpartition("/")
+        self.seen.pop(folder, None)
+        names = self.folders.setdefault(folder, {})
+        if entry is None:
+            names.pop(name, None)
+            if not names:
+                del self.folders[folder]
+        else:
+            names[name] = entry
 
     def _read(self, root: str, stamp: Stamp) -> None:
         path = str(Path(root) / MANIFEST)
-        self.stamp, self.files = None, {}
+        self.stamp, self.files, self.folders, self.seen = None, {}, {}, {}
         if stamp is None or stamp_of(path) != stamp:
             return
         files = load_manifest(Path(root))["files"]
         if stamp_of(path) != stamp:  # replaced while it was read
             return
         self.files = {name: _checked(entry) for name, entry in files.items()}
+        for name, entry in self.files.items():
+            self._file(name, entry)
         self.stamp = stamp

@@ -233,3 +233,44 @@ def test_the_helpers_work_reads_the_file_only_when_it_must(tmp_path: Path) -> No
     assert work.handle(("update", root, stamp, ("x",), {}, [], len(now) + 1)) \
         == ("held", None)  # the count is off and the file is not there: holds nothing
     assert work.handle(("check", root, stamp)) == ("unknown", stamp)
+
+
+def test_the_helpers_work_looks_only_into_folders_that_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder whose files were all found, unchanged since (inode and change time), is
+    not looked into again; a file deleted in it, a folder removed, or a publish's entry
+    in it, and it is; a change time younger than SETTLED is never trusted."""
+    files = published(tmp_path)
+    stamp = manifest_of(tmp_path, files)
+    root = str(tmp_path)
+    looked: list[str] = []
+    real = presence.on_disk
+    monkeypatch.setattr(presence, "on_disk",
+                        lambda r, path, entry: looked.append(path) or real(r, path, entry))
+    work = presence.PresenceWork()
+    monkeypatch.setattr(presence, "SETTLED", 3600.0)  # every folder just changed
+    assert work.handle(("check", root, stamp)) == ("missing", stamp, [])
+    assert work.handle(("check", root, stamp)) == ("missing", stamp, [])
+    assert sorted(looked) == sorted([*files, *files])  # looked at every file, twice
+    monkeypatch.setattr(presence, "SETTLED", -3600.0)  # every change time settled
+    work.handle(("check", root, stamp))
+    looked.clear()
+    assert work.handle(("check", root, stamp)) == ("missing", stamp, [])
+    assert looked == []  # nothing changed: no file looked at
+    (tmp_path / "articles/b/index.html.gz").unlink()  # deleted by hand
+    assert work.handle(("check", root, stamp)) == ("missing", stamp, ["articles/b/index.html"])
+    assert looked == ["articles/b/index.html"]  # its folder only
+    for name in ("feed.rss", "feed.rss.gz", "feed.rss.br"):
+        (tmp_path / "topics/t" / name).unlink()
+    (tmp_path / "topics/t").rmdir()
+    (tmp_path / "topics/t").mkdir()  # the same folder name again, maybe the same inode
+    (tmp_path / "topics/t/feed.rss.gz").write_bytes(b"x")
+    assert sorted(work.handle(("check", root, stamp))[2]) == [
+        "articles/b/index.html", "topics/t/feed.rss"]  # b's body is still gone
+    # A publish that enters a file into a folder has it looked into again.
+    (tmp_path / "feed.rss").unlink()
+    looked.clear()
+    entered = {"feed.rss": BOTH}
+    now = manifest_of(tmp_path, files)
+    assert work.handle(("update", root, stamp, now, entered, [], len(files))) == ("held", now)
+    assert "feed.rss" in work.handle(("check", root, now))[2] and "feed.rss" in looked
