@@ -13,10 +13,10 @@ however short its child's life.  The faults counted and timed are in
 benchmarks/README.md ("Forks and the pages they cost").
 
 :func:`costly` says when a process is big enough for that rule: the build then keeps
-its small jobs to itself (:mod:`feedserver.build.parallel`) and has its other helpers
-started as new programs, which share no pages (:mod:`feedserver.build.presence`,
-through ``subprocess``, which uses ``vfork``).  A cold build's big jobs still fork:
-their work outweighs the faults.
+its small jobs to itself (:mod:`feedserver.build.parallel`), and a long-lived one has
+its parse and presence check done by helper programs, which share no pages
+(:mod:`feedserver.build.helper`).  A cold build's big jobs still fork: their work
+outweighs the faults.
 """
 
 from __future__ import annotations
