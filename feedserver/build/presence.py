@@ -244,8 +244,8 @@ class PresenceWork:
 
     def __init__(self) -> None:
         self.stamp: Stamp = None
-        self.files: dict[str, dict[str, Any]] = {}
         self.folders: dict[str, dict[str, dict[str, Any]]] = {}  # folder -> name -> entry
+        self.count = 0  # entries held
         self.seen: dict[str, tuple[int, int]] = {}  # folder -> (inode, ctime) all found in
 
     def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -258,12 +258,10 @@ class PresenceWork:
             _, root, was, stamp, entered, removed, count = request
             if self.stamp == was and was is not None:
                 for path in removed:
-                    self.files.pop(path, None)
                     self._file(path, None)
-                self.files.update(entered)
                 for path, entry in entered.items():
                     self._file(path, entry)
-                self.stamp = stamp if len(self.files) == count else None
+                self.stamp = stamp if self.count == count else None
             if self.stamp != stamp:
                 self._read(root, stamp)
             return ("held", self.stamp)
@@ -300,22 +298,23 @@ class PresenceWork:
         folder, _, name = path.rpartition("/")
         self.seen.pop(folder, None)
         names = self.folders.setdefault(folder, {})
+        self.count -= name in names
         if entry is None:
             names.pop(name, None)
             if not names:
                 del self.folders[folder]
         else:
             names[name] = entry
+            self.count += 1
 
     def _read(self, root: str, stamp: Stamp) -> None:
         path = str(Path(root) / MANIFEST)
-        self.stamp, self.files, self.folders, self.seen = None, {}, {}, {}
+        self.stamp, self.folders, self.seen, self.count = None, {}, {}, 0
         if stamp is None or stamp_of(path) != stamp:
             return
         files = load_manifest(Path(root))["files"]
         if stamp_of(path) != stamp:  # replaced while it was read
             return
-        self.files = {name: _checked(entry) for name, entry in files.items()}
-        for name, entry in self.files.items():
-            self._file(name, entry)
+        for name, entry in files.items():
+            self._file(name, _checked(entry))
         self.stamp = stamp
