@@ -39,18 +39,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from feedserver.build.forks import write_all
+
 _LENGTH = struct.Struct("<Q")
 KINDS = ("presence", "parse")
 
 
 class HelperGone(Exception):
     """The helper died, broke the protocol or missed its deadline (it is stopped)."""
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
@@ -70,7 +66,7 @@ def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
 
 def send(fd: int, message: object) -> None:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_all(fd, _LENGTH.pack(len(body)) + body)
+    write_all(fd, _LENGTH.pack(len(body)) + body)
 
 
 def receive(fd: int, deadline: float | None = None) -> Any:

@@ -174,13 +174,17 @@ class ParseWork:
     :func:`_outcomes` in its own process, keeping the media index it was last sent."""
 
     def __init__(self) -> None:
-        self.index = NO_MEDIA
+        self.index: MediaIndex | None = None
 
     def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
-        """``("parse", todo, settings, index or None)`` -> ``("read", outcomes)``."""
+        """``("parse", todo, settings, index or None)`` -> ``("read", outcomes)``; None
+        means the index it holds, and a helper that holds none (started again since the
+        build looked) refuses, so the build reads the files itself."""
         _, todo, settings, index = request
         if index is not None:
             self.index = index
+        if self.index is None:
+            return ("failed", "no media index was sent to this helper")
         return ("read", list(_outcomes(todo, settings, self.index)))
 
 

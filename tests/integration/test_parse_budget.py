@@ -18,7 +18,9 @@ import pytest
 
 from feedserver.build import forkcost
 from feedserver.build.run import BuildMemory, BuildReport, run_build
+from feedserver.build.sources import ParseWork
 from feedserver.config import Debris, Settings
+from feedserver.core.media import NO_MEDIA
 from tests.conftest import NOW, parse_feed, write
 
 STUCK = "Stuck article\n\n" + "a" * 40 + "\n\nNever published.\n"
@@ -125,3 +127,14 @@ def test_huge_valid_markdown_stays_within_the_budget(settings: Settings) -> None
     reasons = _problems_of(report, "huge.md")
     assert len(reasons) == 1 and "0.3 s" in reasons[0] and "parse_timeout" in reasons[0]
     assert "Huge" not in _titles(Path(budgeted.output_dir))
+
+
+def test_a_parse_helper_started_again_refuses_a_request_for_an_index_it_never_had(
+        settings: Settings) -> None:
+    """The build sends the media index only when the helper it looked at holds it; a
+    helper started again in between holds none and says so (the build then reads the
+    files itself) rather than parse without it."""
+    work = ParseWork()
+    assert work.handle(("parse", [], settings, None))[0] == "failed"
+    assert work.handle(("parse", [], settings, NO_MEDIA)) == ("read", [])
+    assert work.handle(("parse", [], settings, None)) == ("read", [])  # the one it holds
