@@ -41,6 +41,28 @@ GENERATOR = "feedserver"
 # feedparser's own table (feedparser.html._cp1252, private): C1 controls -> cp1252 characters.
 _CP1252 = {code: bytes([code]).decode("cp1252") for code in range(0x80, 0xA0)
            if code not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_PLANE = 0x10000  # the Basic Multilingual Plane: what c1_table spells out
+
+
+@functools.cache
+def c1_table() -> list[int | str]:
+    """:data:`_CP1252` as a list over the Basic Multilingual Plane: each code point maps to
+    itself but the C1 controls, which map to their cp1252 characters.
+
+    feedparser maps every text it reads through its table (``mixin.pop``:
+    ``output.translate(_cp1252)``), and ``str.translate`` with a dict raises and clears a
+    ``KeyError`` for each character the dict lacks, which is every character of a text
+    that is not pure ASCII (ASCII has a fast path): about a third of a millisecond for
+    4 kB of text, a fifth of the gate's feedparser time (benchmarks/README.md).  A list
+    answers each lookup without an exception; a character past its end raises
+    ``IndexError``, a ``LookupError`` like ``KeyError``, and is left as it is, as the dict
+    leaves it.  Same mapping, same readings (tests/unit/test_c1_table.py checks every
+    code point against feedparser's table).
+    """
+    table: list[int | str] = list(range(_PLANE))
+    for code, char in _CP1252.items():
+        table[code] = char
+    return table
 
 
 def entry(article: Article, ctx: Context) -> FeedEntry:
@@ -140,7 +162,7 @@ def as_feedparser_shows(text: str) -> str:
     text = text.strip()
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         text = text.encode("iso-8859-1").decode("utf-8")
-    return text.translate(_CP1252)
+    return text.translate(c1_table())
 
 
 def _struct(value: time.struct_time | None) -> Date | None:
@@ -192,7 +214,8 @@ def _parse(body: bytes, media_type: str) -> Any:
 
 @functools.cache
 def _feedparser() -> Any:
-    """feedparser, set to read with Python's expat whatever the machine has installed.
+    """feedparser, set to read with Python's expat whatever the machine has installed, and
+    to map C1 controls through :func:`c1_table`.
 
     feedparser prefers libxml2's SAX driver (``drv_libxml2``) where libxml2's Python
     bindings are installed: the gate's reading would then hang on a system package
@@ -203,8 +226,10 @@ def _feedparser() -> Any:
     """
     import feedparser
     import feedparser.api
+    import feedparser.mixin
 
     feedparser.api.PREFERRED_XML_PARSERS = []
+    feedparser.mixin._cp1252 = c1_table()  # the same mapping, looked up faster
     return feedparser
 
 
