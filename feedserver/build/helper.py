@@ -12,7 +12,10 @@ once and kept for the builds that follow.  A helper runs the same code the forks
 would: the presence check over the manifest as published (it reads the file once,
 then applies what each publish tells it changed), and the parse through the same
 :mod:`~feedserver.build.timebox`, whose children it forks from its own small heap, so
-a parse stuck in a regular expression is still killed at its budget.
+a parse stuck in a regular expression is still killed at its budget.  The parse
+helper is started when a build is done rather than by the first changed file
+(:func:`feedserver.build.sources.ready`): it loads the language model and the
+gazetteer then, and the first edit after a scheduler starts does not wait for them.
 
 A helper answers one request at a time, in order, over a pair of pipes (a pickle
 with its length before it; stdout stays free for what the code it runs prints).  It
@@ -125,9 +128,14 @@ class Helper:
         self.memo = {}
         self._finalizer = weakref.finalize(self, _stop, self.process, self.fds)
 
+    @property
+    def alive(self) -> bool:
+        """Whether its program runs now (started, not ended)."""
+        return self.process is not None and self.process.poll() is None
+
     def running(self) -> Helper:
         """Start the helper unless it runs (what it was told is in :attr:`memo`)."""
-        if self.process is None or self.process.poll() is not None:
+        if not self.alive:
             self.close()
             self._start()
         return self

@@ -39,7 +39,15 @@ from feedserver.build.post_publish import after_publish
 from feedserver.build.presence import Presence, tell
 from feedserver.build.reassemble import Assembly, reassembled, shaping_of
 from feedserver.build.render_gate import Output, Renderer, channel_file, render_channels
-from feedserver.build.sources import Hold, Progress, Sources, gather, processes, release_detection
+from feedserver.build.sources import (
+    Hold,
+    Progress,
+    Sources,
+    gather,
+    processes,
+    ready,
+    release_detection,
+)
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
@@ -286,9 +294,9 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     cached = memory.load(ledger)
     scanned = memory.scan(settings.seeds_dir, changes)
     media = memory.media_scan(settings, changes, store=publish_output)
+    index = media.index(frozenset(entry.path for entry in scanned[0]))
     sources = gather(settings, ledger, progress, hold, cached, store=publish_output,
-                     scanned=scanned,
-                     media=media.index(frozenset(entry.path for entry in scanned[0])),
+                     scanned=scanned, media=index,
                      helper=None if one_shot else memory.helper("parse"))
     if one_shot:
         release_detection()  # the render workers fork next: they would inherit it
@@ -362,6 +370,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
                                      "severity": p.severity} for p in report.problems],
                      report.articles)
         after_publish(settings, live, len(report.written), len(report.removed))
+    if not one_shot:  # for the next build's changed files (this one may have made the
+        ready(memory.helper("parse"), settings, index)  # process too big to fork)
     return report
 
 

@@ -169,6 +169,22 @@ def _helped(helper: Helper, todo: list[tuple[scan.ScannedFile, str | None]],
     return list(reply[1])
 
 
+def ready(helper: Helper | None, settings: Settings, index: MediaIndex) -> None:
+    """Start the parse helper, if it does not run, and have it load the language model
+    and the gazetteer and keep ``index`` now: called when a build is done, so the
+    first file a long-lived build is asked to parse after that does not wait for them
+    (a second or more).  Nothing waits for its answer (:meth:`Helper.answer` drops it
+    on the way to the next); a helper that fails to start is started again when a
+    parse asks for it, as before."""
+    if helper is None or helper.alive:
+        return
+    try:
+        tag = helper.ask(("warm", settings, index))
+    except HelperGone:
+        return
+    helper.memo.update(warm=tag, index=index)
+
+
 class ParseWork:
     """The parse as the helper program makes it (:mod:`feedserver.build.helper`):
     :func:`_outcomes` in its own process, keeping the media index it was last sent."""
@@ -179,7 +195,14 @@ class ParseWork:
     def handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
         """``("parse", todo, settings, index or None)`` -> ``("read", outcomes)``; None
         means the index it holds, and a helper that holds none (started again since the
-        build looked) refuses, so the build reads the files itself."""
+        build looked) refuses, so the build reads the files itself.
+
+        ``("warm", settings, index)`` -> ``("warmed", what is loaded)``: load the models
+        and keep the index now, before any file is asked for (:func:`ready`)."""
+        if request[0] == "warm":
+            _, settings, self.index = request
+            warm(settings)
+            return ("warmed", {"language": language.is_loaded(), "topics": detect.is_warm()})
         _, todo, settings, index = request
         if index is not None:
             self.index = index

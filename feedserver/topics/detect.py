@@ -34,6 +34,11 @@ def warm() -> None:
     entities.organisation_words()
 
 
+def is_warm() -> bool:
+    """Whether this process holds the gazetteer's index."""
+    return gazetteer.index.cache_info().currsize > 0
+
+
 def release() -> None:
     """Forget the gazetteer's index (built again when next needed)."""
     gazetteer.index.cache_clear()

@@ -201,6 +201,39 @@ def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
     assert {f"articles/{slug}/index.html", "trade"} <= manifest["channels"].keys()
 
 
+def test_a_big_long_lived_build_has_its_parse_helper_ready_before_the_first_edit(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first edit after a big scheduler starts does not wait for its parse helper to
+    start and load the language model and the gazetteer: the build before it starts the
+    helper and has it load them, and hold the media index, while nothing waits on it."""
+    monkeypatch.setattr(forkcost, "RESIDENT_MAX", 1)
+    asked: list[tuple[Any, ...]] = []
+    real_ask = Helper.ask
+    monkeypatch.setattr(Helper, "ask", lambda self, request: asked.append(request)
+                        or real_ask(self, request))
+    run_build(settings, now=NOW)  # as `feedserver serve` builds before its scheduler starts
+    memory = BuildMemory.empty()
+    run_build(settings, now=NOW, memory=memory)  # the scheduler's first: nothing to parse
+    helper = memory.helpers["parse"]
+    assert helper.alive
+    assert [request[0] for request in asked if request[0] in ("warm", "parse")] == ["warm"]
+    # What it loaded, asked here only for the test: a build never waits for this answer.
+    assert helper.answer(helper.memo["warm"], 60) == ("warmed", {"language": True,
+                                                                 "topics": True})
+    run_build(settings, now=NOW + timedelta(seconds=30), memory=memory)  # nothing changed
+    assert [request[0] for request in asked].count("warm") == 1  # once per helper
+    asked.clear()
+    edited = sorted(Path(settings.seeds_dir).rglob("*.md"))[0]
+    write(edited, edited.read_text(encoding="utf-8") + "\nA paragraph added by hand.\n")
+    report = run_build(settings, now=NOW + timedelta(minutes=1), memory=memory)
+    assert report.parsed_files == 1 and not report.errors
+    parses = [request for request in asked if request[0] == "parse"]
+    assert len(parses) == 1 and parses[0][3] is None  # the index it was warmed with
+    assert "A paragraph added by hand." in (Path(settings.output_dir) / "feed.json").read_text(
+        encoding="utf-8")
+    helper.close()
+
+
 def test_a_big_process_builds_an_edit_without_a_fork_of_its_own(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a process too big to fork for a small job (every process is, at a limit of one
