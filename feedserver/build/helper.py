@@ -13,9 +13,9 @@ would: the presence check over the manifest as published (it reads the file once
 then applies what each publish tells it changed), and the parse through the same
 :mod:`~feedserver.build.timebox`, whose children it forks from its own small heap, so
 a parse stuck in a regular expression is still killed at its budget.  The parse
-helper is started when a build is done rather than by the first changed file
-(:func:`feedserver.build.sources.ready`): it loads the language model and the
-gazetteer then, and the first edit after a scheduler starts does not wait for them.
+helper is started when a build is done (the first that finds the process too big to
+fork), not by the next changed file (:func:`feedserver.build.sources.ready`): it loads
+the language model and the gazetteer then, and that edit's build does not wait for them.
 
 A helper answers one request at a time, in order, over a pair of pipes (a pickle
 with its length before it; stdout stays free for what the code it runs prints).  It

@@ -52,9 +52,9 @@ def c1_table() -> list[int | str]:
     feedparser maps every text it reads through its table (``mixin.pop``:
     ``output.translate(_cp1252)``), and ``str.translate`` with a dict raises and clears a
     ``KeyError`` for each character the dict lacks, which is every character of a text
-    that is not pure ASCII (ASCII has a fast path): about a third of a millisecond for
-    4 kB of text, a fifth of the gate's feedparser time (benchmarks/README.md).  A list
-    answers each lookup without an exception; a character past its end raises
+    that is not pure ASCII (ASCII has a fast path): about a quarter of the gate's
+    feedparser time went there (benchmarks/README.md, "feedparser's cp1252 table").  A
+    list answers each lookup without an exception; a character past its end raises
     ``IndexError``, a ``LookupError`` like ``KeyError``, and is left as it is, as the dict
     leaves it.  Same mapping, same readings (tests/unit/test_c1_table.py checks every
     code point against feedparser's table).
