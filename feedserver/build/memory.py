@@ -189,8 +189,9 @@ class BuildMemory:
         """The helper program of ``kind`` (:mod:`feedserver.build.helper`) when this
         process is too big to fork for a small job (:mod:`feedserver.build.forkcost`)
         and this memory is kept for later builds, else None: the build forks as it always
-        did (a program started for one build would cost more).  Started on first use,
-        then kept."""
+        did (a program started for one build would cost more).  Made on first use, then
+        kept; its program starts with its first request (for the parse helper, the one
+        :func:`feedserver.build.sources.ready` sends when a build is done)."""
         if kind not in self.helpers and not (self.lasting and forkcost.costly()):
             return None
         return self.helpers.setdefault(kind, Helper(kind))
