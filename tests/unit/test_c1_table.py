@@ -9,7 +9,7 @@ import feedparser.html
 import feedparser.mixin
 import pytest
 
-from feedserver.render.formats import rss_atom
+from feedserver.render.formats import gate_parser, rss_atom
 
 ALL = range(sys.maxunicode + 1)
 CHUNK = 1 << 16
@@ -21,7 +21,7 @@ def _text(start: int) -> str:
 
 @pytest.mark.parametrize("start", range(0, len(ALL), CHUNK * 4))
 def test_the_table_maps_every_character_as_feedparser_does(start: int) -> None:
-    table = rss_atom.c1_table()
+    table = gate_parser.c1_table()
     for first in range(start, min(start + CHUNK * 4, len(ALL)), CHUNK):
         text = _text(first)
         assert text.translate(table) == text.translate(feedparser.html._cp1252)
@@ -30,8 +30,8 @@ def test_the_table_maps_every_character_as_feedparser_does(start: int) -> None:
 def test_the_gate_s_feedparser_looks_up_a_list_not_a_dict() -> None:
     """A dict raises and clears a KeyError for each character it lacks: the slow path of
     ``str.translate`` for any text that is not ASCII (benchmarks/README.md)."""
-    parser = rss_atom._feedparser()
-    assert parser.mixin._cp1252 is rss_atom.c1_table()
+    parser = gate_parser.feedparser()
+    assert parser.mixin._cp1252 is gate_parser.c1_table()
     assert isinstance(feedparser.mixin._cp1252, list)
 
 

@@ -14,7 +14,6 @@ format (the web app's negotiation, ``feedserver check --help``) stays cheap.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import re
@@ -27,6 +26,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, spliced_at
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
+from feedserver.render.formats.gate_parser import c1_table, feedparser
 from feedserver.render.formats.xml_items import split
 
 if TYPE_CHECKING:
@@ -38,33 +38,6 @@ if TYPE_CHECKING:
     from feedserver.render.formats.readings import Readings
 
 GENERATOR = "feedserver"
-# feedparser's own table (feedparser.html._cp1252, private): C1 controls -> cp1252 characters.
-_CP1252 = {code: bytes([code]).decode("cp1252") for code in range(0x80, 0xA0)
-           if code not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
-_PLANE = 0x10000  # the Basic Multilingual Plane: what c1_table spells out
-
-
-@functools.cache
-def c1_table() -> list[int | str]:
-    """:data:`_CP1252` as a list over the Basic Multilingual Plane: each code point maps to
-    itself but the C1 controls, which map to their cp1252 characters.
-
-    feedparser maps every text it reads through its table (``mixin.pop``:
-    ``output.translate(_cp1252)``), and ``str.translate`` with a dict raises and clears a
-    ``KeyError`` for each character the dict lacks, which is every character of a text
-    that is not pure ASCII (ASCII has a fast path): about a quarter of the gate's
-    feedparser time went there (benchmarks/README.md, "feedparser's cp1252 table").  A
-    list answers each lookup without an exception; a character past its end raises
-    ``IndexError``, a ``LookupError`` like ``KeyError``, and is left as it is, as the dict
-    leaves it.  Same mapping, same readings (tests/unit/test_c1_table.py checks every
-    code point against feedparser's table).
-    """
-    table: list[int | str] = list(range(_PLANE))
-    for code, char in _CP1252.items():
-        table[code] = char
-    return table
-
-
 def entry(article: Article, ctx: Context) -> FeedEntry:
     """The article as one feedgen entry, with everything either format shows."""
     from feedgen.entry import FeedEntry
@@ -208,29 +181,8 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
 
 
 def _parse(body: bytes, media_type: str) -> Any:
-    return _feedparser().parse(io.BytesIO(body), response_headers={"content-type": media_type},
+    return feedparser().parse(io.BytesIO(body), response_headers={"content-type": media_type},
                                sanitize_html=False, resolve_relative_uris=False)
-
-
-@functools.cache
-def _feedparser() -> Any:
-    """feedparser, set to read with Python's expat whatever the machine has installed, and
-    to map C1 controls through :func:`c1_table`.
-
-    feedparser prefers libxml2's SAX driver (``drv_libxml2``) where libxml2's Python
-    bindings are installed: the gate's reading would then hang on a system package
-    (libxml2's maintainers asked feedparser to drop that driver for this very reason,
-    kurtmckee/feedparser#506).  Where the bindings are absent, every parse first tried to
-    import the driver and failed: a search of ``sys.path`` costing about 0.1 ms of the
-    0.45-0.57 ms an envelope's read took (benchmarks/README.md, "Validation").
-    """
-    import feedparser
-    import feedparser.api
-    import feedparser.mixin
-
-    feedparser.api.PREFERRED_XML_PARSERS = []
-    feedparser.mixin._cp1252 = c1_table()  # the same mapping, looked up faster
-    return feedparser
 
 
 def _seen(entry: dict[str, Any], dates: tuple[str, ...]) -> Seen:
