@@ -66,7 +66,10 @@ def test_keys_go_through_feedparsers_key_map_as_deepcopy_puts_them() -> None:
 
 
 def test_the_gate_parser_uses_the_replacements() -> None:
+    """Installed where feedparser is as they were written for (its slash-folding pattern the
+    one :func:`gate_parser.urljoin` mirrors): a feedparser that changed it gets none."""
     parser = gate_parser.feedparser()
+    assert parser.urls._urifixer.pattern == gate_parser._URIFIXER.pattern
     assert parser.mixin._urljoin is parser.urls._urljoin is gate_parser.urljoin
     assert parser.mixin.copy.deepcopy is gate_parser.copy_params
 

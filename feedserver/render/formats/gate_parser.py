@@ -16,13 +16,15 @@ documents parsed both ways):
 
 It also reads with Python's expat whatever the machine has installed.  Only the module
 objects feedparser looks these names up in are changed: its parsing code is untouched,
-and a feedparser without one of these names would simply not get that replacement.
+and a feedparser without one of these names (or, for ``_urljoin``, with another pattern)
+would simply not get that replacement.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import re
 import types
 import urllib.parse
 from typing import Any
@@ -34,6 +36,9 @@ _PLANE = 0x10000  # the Basic Multilingual Plane: what c1_table spells out
 # Values a deep copy hands back as they are (immutable, holding nothing).
 _ATOMS = frozenset({str, int, bool, float, type(None)})
 _REPLACED: dict[str, Any] = {}
+# feedparser's ``urls._urifixer``: :func:`urljoin` stands in for ``_urljoin`` only where the
+# installed feedparser's pattern is this very one.
+_URIFIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 
 
 @functools.cache
@@ -65,7 +70,7 @@ def urljoin(base: str, uri: str) -> str:
     fold, that was most of the call.  Its pattern can only match at the start (``^``,
     lazy last group: it matches empty), so one ``match`` says the same.
     """
-    found = _URIFIXER.match(uri) if _URIFIXER is not None else None
+    found = _URIFIXER.match(uri)
     if found is not None and found.end(2) != found.end(1):
         uri = found.group(1) + uri[found.end(2):]
     try:
@@ -94,8 +99,7 @@ def copy_params(params: Any, memo: dict[int, Any] | None = None) -> Any:
     return copy.deepcopy(params, memo)
 
 
-_URIFIXER: Any = None
-_DICT: Any = None
+_DICT: Any = None  # feedparser's FeedParserDict, once :func:`feedparser` has imported it
 
 
 @functools.cache
@@ -110,7 +114,7 @@ def feedparser() -> Any:
     import the driver and failed: a search of ``sys.path`` costing about 0.1 ms of the
     0.45-0.57 ms an envelope's read took (benchmarks/README.md, "Validation").
     """
-    global _URIFIXER, _DICT
+    global _DICT
     import feedparser as library
     import feedparser.api
     import feedparser.mixin
@@ -120,8 +124,9 @@ def feedparser() -> Any:
     library.api.PREFERRED_XML_PARSERS = []
     library.mixin._cp1252 = c1_table()
     _DICT = library.util.FeedParserDict
-    _URIFIXER = getattr(library.urls, "_urifixer", None)
-    if _URIFIXER is not None and hasattr(library.urls, "_urljoin"):
+    theirs = getattr(library.urls, "_urifixer", None)
+    if theirs is not None and (theirs.pattern, theirs.flags) == \
+            (_URIFIXER.pattern, _URIFIXER.flags) and hasattr(library.urls, "_urljoin"):
         _REPLACED["urljoin"] = library.urls._urljoin
         library.urls._urljoin = urljoin
         if getattr(library.mixin, "_urljoin", None) is _REPLACED["urljoin"]:
