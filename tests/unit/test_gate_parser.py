@@ -13,8 +13,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-import feedparser.mixin
-import feedparser.urls
+import feedparser
 import pytest
 from feedparser.util import FeedParserDict
 
@@ -117,16 +116,10 @@ def _parse(body: bytes, **options: Any) -> Any:
 
 
 def _both(body: bytes, **options: Any) -> tuple[Any, Any]:
+    gate_parser.feedparser()  # the replacements in place, even for a test run alone
     fast = _parse(body, **options)
-    gate_parser.feedparser()
-    replacements = (feedparser.urls._urljoin, feedparser.mixin._urljoin, feedparser.mixin.copy)
-    shipped = gate_parser.replaced()
-    feedparser.urls._urljoin = feedparser.mixin._urljoin = shipped["urljoin"]
-    feedparser.mixin.copy = shipped["copy"]
-    try:
+    with gate_parser.shipped():
         slow = _parse(body, **options)
-    finally:
-        feedparser.urls._urljoin, feedparser.mixin._urljoin, feedparser.mixin.copy = replacements
     return fast, slow
 
 

@@ -22,11 +22,13 @@ would simply not get that replacement.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
 import types
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 # feedparser's own table (feedparser.html._cp1252, private): C1 controls -> cp1252 characters.
@@ -36,6 +38,7 @@ _PLANE = 0x10000  # the Basic Multilingual Plane: what c1_table spells out
 # Values a deep copy hands back as they are (immutable, holding nothing).
 _ATOMS = frozenset({str, int, bool, float, type(None)})
 _REPLACED: dict[str, Any] = {}
+_DICT: Any = None  # feedparser's FeedParserDict, once :func:`feedparser` has imported it
 # feedparser's ``urls._urifixer``: :func:`urljoin` stands in for ``_urljoin`` only where the
 # installed feedparser's pattern is this very one.
 _URIFIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
@@ -99,9 +102,6 @@ def copy_params(params: Any, memo: dict[int, Any] | None = None) -> Any:
     return copy.deepcopy(params, memo)
 
 
-_DICT: Any = None  # feedparser's FeedParserDict, once :func:`feedparser` has imported it
-
-
 @functools.cache
 def feedparser() -> Any:
     """feedparser, set to read with Python's expat whatever the machine has installed, and
@@ -142,3 +142,22 @@ def replaced() -> dict[str, Any]:
     'copy': the ``copy`` module its mixin used): the tests' reference."""
     feedparser()
     return dict(_REPLACED)
+
+
+@contextlib.contextmanager
+def shipped() -> Iterator[Any]:
+    """feedparser with the helpers it ships while the block runs (what a reader's copy
+    runs: the reference of the tests and of ``benchmarks/feedparser_helpers.py``), this
+    module's again after it."""
+    library = feedparser()
+    places = {"urljoin": ((library.urls, "_urljoin"), (library.mixin, "_urljoin")),
+              "copy": ((library.mixin, "copy"),)}
+    swapped = [(owner, name, getattr(owner, name), _REPLACED[key])
+               for key in _REPLACED for owner, name in places[key]]
+    for owner, name, _, theirs in swapped:
+        setattr(owner, name, theirs)
+    try:
+        yield library
+    finally:
+        for owner, name, mine, _ in swapped:
+            setattr(owner, name, mine)
