@@ -493,6 +493,12 @@ def _note_scheduler_error(out_dir: Path, problem: str) -> None:
 
 def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
          gone: Callable[[], bool]) -> None:
+    # Everything this thread will use is imported before the first other thread starts:
+    # the scheduler's thread forks (the cold build's process, a build's workers), and a
+    # module half-imported here at that moment stays locked in the child for good
+    # (tests/system/test_fork_safety.py).
+    tools = instruments.get()
+    output = OutputWatch(settings)
     watcher = None
     writes = Writes(close_events=False)
     main_work = threading.current_thread() is threading.main_thread()
@@ -509,8 +515,6 @@ def _own(settings: Settings, events: bool, clock: Clock, stop: threading.Event,
             log.info("watching %s (%s)", watcher.root, "close events" if
                      watcher.writes.close_events else "settle time")
     scheduler.start()
-    output = OutputWatch(settings)
-    tools = instruments.get()
     tools.scheduler_active.set(1)
     tools.scheduler_heartbeat.set(time.time())
     try:
