@@ -16,7 +16,9 @@ newest feed and a subscriber that is down for a day does not pile up copies.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ FILENAME = "websub.sqlite3"
 PUSH = "push"  # a feed body to a subscriber's callback
 PING = "ping"  # "this topic changed" to an external hub
 RATE_WINDOW = 60.0  # seconds: hub_rate_limit counts requests over this window
+FORK_WAIT = 30.0  # seconds a fork waits at most for the store's calls to end
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -78,6 +81,66 @@ class Job:
     attempts: int
 
 
+class ForkGate:
+    """Keeps a fork out of the store's calls: a fork in this process waits until no other
+    thread is inside one, and no call starts or ends until the fork is done.
+
+    SQLite holds process-wide mutexes inside a call (its allocator's, its open-file
+    list's).  A child forked meanwhile starts with one held by a thread it does not have,
+    and its first SQLite call waits forever.  The scheduler's process forks from its job
+    thread (the cold build's process, a build's workers, which open the ledger) while its
+    delivery thread reads this store four times a second
+    (tests/unit/test_websub_store_fork.py).  Calls never wait for one another: a fork
+    waits for the calls under way (at most :data:`FORK_WAIT`, so a stuck store cannot hold
+    builds off for good), and a call that would start meanwhile waits for the fork."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition(threading.Lock())
+        self._inside: dict[int, int] = {}  # thread -> calls it is inside
+        self._forks = 0  # forks waiting: no new call starts meanwhile (else a busy store
+        # would hold a fork off for good)
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """Around each use of SQLite, connection to close."""
+        me = threading.get_ident()
+        with self._state:
+            self._state.wait_for(lambda: not self._forks or me in self._inside)
+            self._inside[me] = self._inside.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._inside[me] -= 1
+                if not self._inside[me]:
+                    del self._inside[me]
+                self._state.notify_all()
+
+    def before_fork(self) -> None:
+        """Wait for other threads' calls to end, then hold the gate through the fork (a
+        fork from inside a call of this thread's own does not wait for itself)."""
+        me = threading.get_ident()
+        self._state.acquire()
+        self._forks += 1
+        self._state.wait_for(lambda: not set(self._inside) - {me}, FORK_WAIT)
+        self._forks -= 1
+
+    def after_fork_in_parent(self) -> None:
+        self._state.notify_all()  # the calls that waited for the fork
+        self._state.release()
+
+    def after_fork_in_child(self) -> None:
+        """The child has only the forking thread: only its own calls are inside."""
+        me = threading.get_ident()
+        self._inside = {me: self._inside[me]} if me in self._inside else {}
+        self._state.release()
+
+
+FORKS = ForkGate()
+os.register_at_fork(before=FORKS.before_fork, after_in_parent=FORKS.after_fork_in_parent,
+                    after_in_child=FORKS.after_fork_in_child)
+
+
 class HubStore:
     """The SQLite file; one short connection per call, so any thread or process may use it."""
 
@@ -87,6 +150,10 @@ class HubStore:
 
     @contextlib.contextmanager
     def _db(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with FORKS.call():
+            yield from self._open(write)
+
+    def _open(self, write: bool) -> Iterator[sqlite3.Connection]:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
