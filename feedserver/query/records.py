@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
 
+import msgspec
 import orjson
 
 from feedserver.config import Podcast
@@ -204,8 +205,12 @@ _ROWS = _Rows()
 
 def read_index(body: bytes) -> Index:
     """The index's bytes -> :class:`Index`; raises ValueError if garbled or of another
-    version."""
-    data = orjson.loads(body)
+    version.
+
+    Read by msgspec, as the manifest is: as fast as orjson, whose document of its own
+    made the peak about four times the result (26 MiB for the 1.7 MB index of 10,000
+    articles, against 7), in every web worker after each publish."""
+    data = msgspec.json.decode(body)
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise ValueError("not a query index of this version")
     try:

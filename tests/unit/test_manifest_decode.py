@@ -1,6 +1,6 @@
-"""How the manifest is read back: the same dict as the standard library's JSON, the same
-refusals (a garbled or cut file is a ValueError, which every reader takes for 'no
-manifest'), whatever parser does the reading."""
+"""How the manifest (and the query index) is read back: the same dict as the standard
+library's JSON, the same refusals (a garbled or cut file is a ValueError, which every
+reader takes for 'nothing published'), whatever parser does the reading."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ def test_non_ascii_paths_and_big_numbers_survive() -> None:
         "topics/żółć/feed.rss": {"size": 2**53 + 1, "etag": '"ä"', "max_age": 86_400}},
         "gone": ["ünï"], "channels": {"ß": "x"}}, ensure_ascii=False)
     assert decode(text.encode("utf-8")) == json.loads(text)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"version": 1', b"\xff", b'{"version": NaN}'])
+def test_a_garbled_query_index_is_a_value_error(raw: bytes) -> None:
+    """The web app takes a ValueError for 'no index yet' (any other error would be a 500)."""
+    from feedserver.query.records import read_index
+
+    with pytest.raises(ValueError):
+        read_index(raw)
