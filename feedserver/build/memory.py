@@ -36,6 +36,7 @@ from feedserver.build.helper import Helper
 from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
+from feedserver.build.readings_store import ReadingsStore
 from feedserver.build.reassemble import Assembly
 from feedserver.build.scan import Listing, ScannedFile
 from feedserver.config import Settings
@@ -72,6 +73,7 @@ class BuildMemory:
     media: MediaScan | None = None  # the last full build's media files (build/media.py)
     assembly: Assembly | None = None  # the last assembly, with its inputs (reassemble.py)
     helpers: dict[str, Helper] = field(default_factory=dict)  # build/helper.py, by kind
+    readings: ReadingsStore | None = None  # the gate's readings kept between processes
     lasting: bool = True  # kept for builds to come (a caller's); False: run_build's own
 
     @classmethod
@@ -91,6 +93,14 @@ class BuildMemory:
             self.items = warm_cache()  # it would empty itself anyway: this frees it now
             self.assembly = None
         return Known(self.articles, self.channels, self.names, self.pages, self.pages_context)
+
+    def readings_store(self, settings: Settings) -> ReadingsStore:
+        """The state folder's readings store, behind the item cache's readings (whatever
+        feedparser read in an earlier process is not read again)."""
+        if self.readings is None or self.readings.path.parent != Path(settings.state_dir):
+            self.readings = ReadingsStore(settings.state_dir)
+        self.items.readings.backing = self.readings
+        return self.readings
 
     def remember_site(self, made: Assembled, assembly: Assembly | None = None) -> None:
         """Keep the articles and channel signatures a build just made, and the assembly

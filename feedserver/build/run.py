@@ -291,6 +291,7 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     """:func:`_run` with the live manifest and its presence check under way."""
     out_dir = Path(settings.output_dir)
     known = memory.known(settings)
+    readings = memory.readings_store(settings) if publish_output else None
     cached = memory.load(ledger)
     scanned = memory.scan(settings.seeds_dir, changes)
     media = memory.media_scan(settings, changes, store=publish_output)
@@ -359,6 +360,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
             report.remake = True
         deltas = add_deltas(site, output, manifest, settings, out_dir, memory.items)
         published = _publish(out_dir, site, output, manifest, report, now)
+        if readings is not None:  # what feedparser read, for later processes
+            readings.add(memory.items.readings.unsaved())
         live, was = published.manifest, memory.manifest
         memory.keep_manifest(out_dir, live)
         if "presence" in memory.helpers and was is not None and memory.manifest is not None:

@@ -21,7 +21,7 @@ starts with it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import hashlib
@@ -35,6 +35,13 @@ LIMIT = 40_000
 
 # Envelopes kept: a document's own bytes without its items, read alone (see below).
 ENVELOPES = 4_096
+
+
+class Backing(Protocol):
+    """Readings kept beyond this process (the build's store in the state folder:
+    :mod:`feedserver.build.readings_store`), asked when this memo has none."""
+
+    def get(self, key: bytes) -> Seen | None: ...
 
 
 class Readings:
@@ -56,6 +63,10 @@ class Readings:
         # (context digest, fragment) -> that fragment's key: see :meth:`key_of`.
         self._keys: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
         self._keys_limit = keys
+        # Readings kept beyond this process, and those made here (or taught) that it
+        # lacks: see :meth:`unsaved`.
+        self.backing: Backing | None = None
+        self._unsaved: dict[bytes, Seen] = {}
 
     def key_of(self, prefix: hashlib._Hash, context: bytes, fragment: bytes) -> bytes:
         """The key of ``fragment``'s reading under ``prefix`` (whose digest is ``context``).
@@ -102,6 +113,10 @@ class Readings:
         found = self._seen.get(key)
         if found is not None:
             self._seen.move_to_end(key)
+        elif self.backing is not None:
+            found = self.backing.get(key)
+            if found is not None:
+                self._store(key, found)
         return found
 
     def put(self, key: bytes, seen: Seen) -> None:
@@ -109,6 +124,17 @@ class Readings:
         self._store(key, seen)
         if len(self._learned) < self._limit:  # nobody drains a sequential build's notes
             self._learned[key] = seen
+        self._note(key, seen)
+
+    def unsaved(self) -> dict[bytes, Seen]:
+        """The readings made here or taught since the last call, for the backing store
+        (the build's process writes them after a publish)."""
+        found, self._unsaved = self._unsaved, {}
+        return found
+
+    def _note(self, key: bytes, seen: Seen) -> None:
+        if self.backing is not None and len(self._unsaved) < self._limit:
+            self._unsaved[key] = seen
 
     def learned(self) -> dict[bytes, Seen]:
         """The readings made here since the last call (a worker sends them to the parent)."""
@@ -119,6 +145,7 @@ class Readings:
         """Keep readings another process made (processes forked later inherit them)."""
         for key, seen in found.items():
             self._store(key, seen)
+            self._note(key, seen)
 
     def _store(self, key: bytes, seen: Seen) -> None:
         self._seen[key] = seen

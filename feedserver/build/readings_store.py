@@ -1,0 +1,217 @@
+"""The gate's readings kept between processes, in ``<state_dir>/readings.sqlite3``.
+
+The gate parses an item fragment with feedparser once, in the context it is served in,
+and keeps what feedparser read (:class:`~feedserver.render.formats.base.Seen`) under the
+digest of that context and the fragment's exact bytes
+(:mod:`feedserver.render.formats.readings`).  In memory that lasts as long as the
+process: a ``feedserver build`` after one edit, or a scheduler's first build after a
+restart, had feedparser read again every item of every channel it re-renders, items no
+byte of which had changed.  Here the readings outlive the process.
+
+What a row may be trusted for:
+
+* its key is the gate's own digest of the exact bytes and their context, so a fragment
+  that differs by one byte, or sits in another context, finds nothing;
+* the table holds the readings of one version of the code that makes them (feedparser,
+  the renderers and the gate, hashed as for channel signatures, with Python's and
+  expat's versions): a store of another version is emptied when it is opened;
+* each value carries a checksum of its key and its bytes, and a value that fails it, or
+  does not decode to a reading's shape, is a miss: feedparser reads the fragment again.
+
+A miss never costs more than feedparser's reading, and a store that cannot be opened or
+read (a read-only state folder, a damaged file) is no store: the build goes on as if
+there were none, reading everything, and says so once in the log.  Only the build's own
+process writes, once per publish, the readings it and its workers made; the workers
+read, each through a connection of its own (a connection never crosses a fork).  Rows are
+kept newest written first, :data:`KEEP` at most.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import marshal
+import os
+import pyexpat
+import sqlite3
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from feedserver.build.codeversion import render_version
+from feedserver.render.formats.base import Seen
+
+log = logging.getLogger(__name__)
+
+FILENAME = "readings.sqlite3"
+# Rows kept: two readings (RSS and Atom) of every item of a 10,000-article site, twice
+# over, for the contexts and the edits since (about 0.2 kB a row).
+KEEP = 80_000
+CHECK = 8  # bytes of BLAKE2b over key and value, before the value
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def code_version() -> str:
+    """What makes a reading: the renderers' and the gate's code, feedparser's version
+    (both in :func:`render_version`), and the Python and expat that run them."""
+    return hashlib.sha256(f"{render_version()}\0{sys.version}\0{pyexpat.EXPAT_VERSION}"
+                          .encode()).hexdigest()[:24]
+
+
+def encode(key: bytes, seen: Seen) -> bytes | None:
+    """The stored form of a reading, or None for one of a shape the store does not keep
+    (it stays in memory only)."""
+    fields = (seen.id, seen.title, seen.link, tuple(sorted(seen.dates.items())),
+              seen.enclosures)
+    if not _shaped(fields):
+        return None
+    payload = marshal.dumps(fields, 4)
+    return _check(key, payload) + payload
+
+
+def decode(key: bytes, value: bytes) -> Seen | None:
+    """A stored reading, or None when its checksum or its shape is wrong."""
+    payload = value[CHECK:]
+    if value[:CHECK] != _check(key, payload):
+        return None
+    try:
+        fields = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not _shaped(fields):
+        return None
+    id_, title, link, dates, enclosures = fields
+    return Seen(id_, title, link, dict(dates), enclosures)
+
+
+def _check(key: bytes, payload: bytes) -> bytes:
+    return hashlib.blake2b(key + b"\0" + payload, digest_size=CHECK).digest()
+
+
+def _text(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _shaped(fields: object) -> bool:
+    """Strings or None, dates as (name, six integers or None), enclosure URLs or None."""
+    if type(fields) is not tuple or len(fields) != 5:
+        return False
+    id_, title, link, dates, enclosures = fields
+    if not (_text(id_) and _text(title) and _text(link)):
+        return False
+    if type(dates) is not tuple or not all(
+            type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str
+            and (pair[1] is None or (type(pair[1]) is tuple and len(pair[1]) == 6
+                                     and all(type(n) is int for n in pair[1])))
+            for pair in dates):
+        return False
+    return enclosures is None or (type(enclosures) is tuple
+                                  and all(type(url) is str for url in enclosures))
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (the connection is in autocommit mode otherwise)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class ReadingsStore:
+    """The table, opened lazily in each process that asks (see the module's docstring)."""
+
+    def __init__(self, state_dir: str | Path, code: str | None = None) -> None:
+        self.path = Path(state_dir) / FILENAME
+        self.code = code or code_version()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
+        self._inherited: list[sqlite3.Connection] = []  # never closed in a child
+        self._broken = False
+        self._empty = False  # nothing stored at opening: no lookup is worth making
+
+    def get(self, key: bytes) -> Seen | None:
+        """The reading kept under ``key``, or None."""
+        db = self._connection()
+        if db is None or self._empty:
+            return None
+        try:
+            row = db.execute("SELECT value FROM readings WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+            return None
+        return decode(key, row[0]) if row is not None else None
+
+    def add(self, found: Mapping[bytes, Seen]) -> int:
+        """Keep ``found`` (the readings a build made), and drop the oldest rows past
+        :data:`KEEP`; how many were written."""
+        rows = [(key, value) for key, seen in found.items()
+                if (value := encode(key, seen)) is not None]
+        db = self._connection()
+        if db is None or not rows:
+            return 0
+        try:
+            with _transaction(db):
+                db.executemany("INSERT OR REPLACE INTO readings (key, value) VALUES (?, ?)",
+                               rows)
+                db.execute("DELETE FROM readings WHERE rowid <= "
+                           "(SELECT max(rowid) FROM readings) - ?", (KEEP,))
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+            return 0
+        self._empty = False
+        return len(rows)
+
+    def close(self) -> None:
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        if self._db is not None and self._pid == os.getpid():
+            return self._db
+        if self._db is not None:  # the parent's, forked: left alone, never used here
+            self._inherited.append(self._db)
+            self._db = None
+        try:
+            self._db = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            self._give_up(exc)
+            return None
+        self._pid = os.getpid()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.executescript(SCHEMA)
+            with _transaction(db):
+                row = db.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
+                if row is None or row[0] != self.code:  # another version's readings
+                    db.execute("DELETE FROM readings")
+                    db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('code', ?)",
+                               (self.code,))
+            self._empty = db.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _give_up(self, exc: BaseException) -> None:
+        """No store for the rest of this process: every fragment is read by feedparser."""
+        if not self._broken:
+            log.warning("readings store %s unusable (%s): feedparser reads every item",
+                        self.path, exc)
+        self._broken = True
