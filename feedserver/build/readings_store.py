@@ -13,8 +13,10 @@ What a row may be trusted for:
 * its key is the gate's own digest of the exact bytes and their context, so a fragment
   that differs by one byte, or sits in another context, finds nothing;
 * the table holds the readings of one version of the code that makes them (feedparser,
-  the renderers and the gate, hashed as for channel signatures, with Python's and
-  expat's versions): a store of another version is emptied when it is opened;
+  the gate's modules and this one, hashed as for channel signatures, with Python's and
+  expat's versions: :data:`MODULES`): a store of another version is emptied when it is
+  opened.  A new version of the renderers alone keeps them: it re-renders every channel,
+  and feedparser reads only the items whose bytes it changed;
 * each value carries a checksum of its key and its bytes, and a value that fails it, or
   does not decode to a reading's shape, is a miss: feedparser reads the fragment again.
 
@@ -39,7 +41,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from feedserver.build.codeversion import render_version
+from feedserver.build.codeversion import digest
 from feedserver.render.formats.base import Seen
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,23 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+# What makes a reading and its key, and nothing else: feedparser as the gate sets it up
+# and calls it, what the gate takes from its entries, how the items' context is found and
+# keyed, and this module (the stored form).  Not the renderers: a new version of them
+# re-renders every channel (their signatures change) but an item drawn to the same bytes
+# in the same context is read the same, so those readings still hold.
+MODULES = ("render/formats/gate_parser.py", "render/formats/rss_atom.py",
+           "render/formats/base.py", "render/formats/enclosures.py",
+           "render/formats/xml_items.py", "render/formats/readings.py",
+           "build/readings_store.py")
+LIBRARIES = ("feedparser", "sgmllib3k")
+
+
 def code_version() -> str:
-    """What makes a reading: the renderers' and the gate's code, feedparser's version
-    (both in :func:`render_version`), and the Python and expat that run them."""
-    return hashlib.sha256(f"{render_version()}\0{sys.version}\0{pyexpat.EXPAT_VERSION}"
-                          .encode()).hexdigest()[:24]
+    """The version of the code that makes readings (:data:`MODULES`, :data:`LIBRARIES`)
+    and of the Python and expat that run it."""
+    return hashlib.sha256(f"{digest(MODULES, LIBRARIES)}\0{sys.version}\0"
+                          f"{pyexpat.EXPAT_VERSION}".encode()).hexdigest()[:24]
 
 
 def encode(key: bytes, seen: Seen) -> bytes | None:

@@ -121,3 +121,15 @@ def test_a_forked_child_reads_through_a_connection_of_its_own(tmp_path: Path) ->
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.add(_readings(7)) == 7  # the parent's connection still works
     assert all(store.get(key) == seen for key, seen in _readings(7).items())
+
+
+def test_the_code_version_is_made_of_files_that_exist_and_follows_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedserver.build.codeversion import PACKAGE
+
+    assert all((PACKAGE / name).is_file() for name in readings_store.MODULES)
+    now = readings_store.code_version()
+    assert now == readings_store.code_version()
+    monkeypatch.setattr(readings_store, "MODULES",
+                        (*readings_store.MODULES, "render/formats/atom.py"))
+    assert readings_store.code_version() != now
