@@ -15,7 +15,10 @@ one is never stale.  An :class:`~feedserver.render.feeds.ItemCache` holds one, s
 lives as long as the rendered items do (across builds in a long-lived process) and
 is forked into the build's workers with them; what a worker learns goes back to the
 parent (:meth:`Readings.learned`, :meth:`Readings.teach`) so the next worker forked
-starts with it.
+starts with it.  Behind the memo a build puts the state folder's store
+(:attr:`Readings.backing`, :mod:`feedserver.build.readings_store`): what an earlier
+process read is asked there before feedparser reads it again, and what this one read is
+handed to it after the publish (:meth:`Readings.unsaved`).
 """
 
 from __future__ import annotations
