@@ -67,7 +67,9 @@ MODULES = ("render/formats/gate_parser.py", "render/formats/rss_atom.py",
            "render/formats/base.py", "render/formats/enclosures.py",
            "render/formats/xml_items.py", "render/formats/readings.py",
            "build/readings_store.py")
-LIBRARIES = ("feedparser", "sgmllib3k")
+# feedparser guesses an encoding with cchardet or chardet when they are installed (it
+# imports whichever it finds), so their versions are part of what it reads.
+LIBRARIES = ("feedparser", "sgmllib3k", "cchardet", "chardet")
 
 
 def code_version() -> str:
