@@ -34,6 +34,7 @@ import feedparser
 import pytest
 
 from tests.faultkit import until
+from tests.system.test_lifecycle import _env as server_env
 from tests.system.test_serve_e2e import free_port, wait_ready
 from tests.websub_kit import TestServer
 
@@ -74,11 +75,8 @@ def _start(site: Path, command: str, hub: str) -> tuple[subprocess.Popen[bytes],
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FEEDSERVER_") and k != "PYTHONPATH"}
-    env.update(FEEDSERVER_BASE_URL=url, FEEDSERVER_SEEDS_DIR=str(site / "seeds"),
-               FEEDSERVER_OUTPUT_DIR=str(site / "public"),
-               FEEDSERVER_STATE_DIR=str(site / "state"), FEEDSERVER_REFRESH_INTERVAL="2",
+    env = server_env(site, url, slow=False)  # the site's folders, none of ours
+    env.update(FEEDSERVER_REFRESH_INTERVAL="2",
                FEEDSERVER_HUBS=f"builtin,{hub}",  # every publish pings it
                PYTHONPATH=str(hook), FEEDSERVER_TEST_AUDIT=str(site / "audit.jsonl"))
     args = ["serve", "--port", str(port), "--workers", "1"] if command == "serve" else [command]
