@@ -31,6 +31,7 @@ kept newest written first, :data:`KEEP` at most.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import marshal
@@ -75,7 +76,14 @@ LIBRARIES = ("feedparser", "sgmllib3k", "cchardet", "chardet")
 def code_version() -> str:
     """The version of the code that makes readings (:data:`MODULES`, :data:`LIBRARIES`)
     and of the Python and expat that run it."""
-    return hashlib.sha256(f"{digest(MODULES, LIBRARIES)}\0{sys.version}\0"
+    return _version(MODULES, LIBRARIES)
+
+
+@functools.cache
+def _version(modules: tuple[str, ...], libraries: tuple[str, ...]) -> str:
+    """Computed once per process, as :mod:`~feedserver.build.codeversion`'s are (a few
+    files read, a few installed versions looked up: 2-5 ms)."""
+    return hashlib.sha256(f"{digest(modules, libraries)}\0{sys.version}\0"
                           f"{pyexpat.EXPAT_VERSION}".encode()).hexdigest()[:24]
 
 
