@@ -2,7 +2,7 @@
 what ``feedserver build`` costs in a new process after one edit, and after a new version
 of the renderers, for the code in DIR (``before``) and this checkout (``after``).
 
-Written for the readings store (``feedserver/build/readings_store.py``): a process that
+Written for the readings store (``feedserver/publish/readings_store.py``): a process that
 builds reads feedparser's readings of unchanged items back from ``<state_dir>`` instead
 of having feedparser read them again.  Any two versions of the build compare the same
 way.

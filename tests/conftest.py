@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from feedserver.build import forkcost
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings, load_settings
+from feedserver.render.formats import rss_atom
 from feedserver.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,22 @@ def app(build: Callable[..., BuildReport], settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def entries_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many items feedparser reads in this process (the gate's parses), from now on:
+    what a kept reading spares it is counted here."""
+    read = [0]
+    parse = rss_atom._parse
+
+    def counting(body: bytes, media_type: str) -> Any:
+        parsed = parse(body, media_type)
+        read[0] += len(parsed.entries)
+        return parsed
+
+    monkeypatch.setattr(rss_atom, "_parse", counting)
+    yield read
 
 
 # The real clock's hour when the tests started: every call of recent() in one run gives

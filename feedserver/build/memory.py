@@ -36,7 +36,6 @@ from feedserver.build.helper import Helper
 from feedserver.build.media import MediaScan, discover
 from feedserver.build.page_signatures import PageSignatures
 from feedserver.build.parallel import Executor, warm_cache
-from feedserver.build.readings_store import ReadingsStore
 from feedserver.build.reassemble import Assembly
 from feedserver.build.scan import Listing, ScannedFile
 from feedserver.config import Settings
@@ -45,6 +44,7 @@ from feedserver.identify.ledger import CachedFile, Ledger
 from feedserver.identify.rules import Kept
 from feedserver.publish.manifest import Stamp, stamp_of
 from feedserver.publish.output import MANIFEST, load_manifest
+from feedserver.publish.readings_store import ReadingsStore
 from feedserver.render.feeds import ItemCache
 
 KEEP_BODIES = 12_000  # about 60 MB of content at most

@@ -14,6 +14,7 @@ from jinja2 import FileSystemLoader
 from feedserver.build import codeversion
 from feedserver.build.run import run_build
 from feedserver.config import Settings
+from feedserver.core import codedigest
 from feedserver.core.layout import ERROR_PAGES
 from feedserver.render import embed, pages
 from tests.conftest import NOW
@@ -23,8 +24,8 @@ from tests.conftest import NOW
 def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of the package's source that the versions are computed from."""
     copy = tmp_path / "code"
-    shutil.copytree(codeversion.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(codeversion, "PACKAGE", copy)
+    shutil.copytree(codedigest.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedigest, "PACKAGE", copy)
     forget()
     yield copy
     forget()
@@ -87,14 +88,14 @@ def test_versions_follow_the_source_and_the_libraries(code: Path,
     page = codeversion.page_version()
     change(code, "validate")  # feeds only: the gate the pages do not pass through
     assert codeversion.render_version() != render and codeversion.page_version() == page
-    real = codeversion._installed
-    monkeypatch.setattr(codeversion, "_installed",
+    real = codedigest.installed
+    monkeypatch.setattr(codedigest, "installed",
                         lambda name: "99.0" if name == "nh3" else real(name))
     codeversion.forget()
     assert codeversion.parse_version() != parse
     parse = codeversion.parse_version()
     # A new language model may detect other languages: every article is parsed again.
-    monkeypatch.setattr(codeversion, "_installed",
+    monkeypatch.setattr(codedigest, "installed",
                         lambda name: "99.0" if name in ("nh3", "py3langid") else real(name))
     codeversion.forget()
     assert codeversion.parse_version() != parse

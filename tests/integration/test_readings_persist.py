@@ -1,39 +1,21 @@
 """A build in a new process does not have feedparser read again the items no byte of
 which changed: the readings of earlier builds are kept in the state folder
-(feedserver/build/readings_store.py).  What it publishes is the same, byte for byte, as
+(feedserver/publish/readings_store.py).  What it publishes is the same, byte for byte, as
 a build that reads every item again; and a changed item is still read."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from feedserver.build import readings_store
 from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
-from feedserver.render.formats import rss_atom
+from feedserver.publish import readings_store
 from tests.conftest import NOW
 
 EDITED = "2026-10-14-rail-freight.md"
-
-
-@pytest.fixture
-def entries_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Every item feedparser reads in this process (the gate's parses)."""
-    read = [0]
-    parse = rss_atom._parse
-
-    def counting(body: bytes, media_type: str) -> Any:
-        parsed = parse(body, media_type)
-        read[0] += len(parsed.entries)
-        return parsed
-
-    monkeypatch.setattr(rss_atom, "_parse", counting)
-    yield read
 
 
 def _settings(site: Path) -> Settings:

@@ -1,4 +1,4 @@
-"""The gate's readings kept between processes (feedserver/build/readings_store.py): a row
+"""The gate's readings kept between processes (feedserver/publish/readings_store.py): a row
 is only ever the reading of its own key, by this version of the code, or nothing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.build import readings_store
-from feedserver.build.readings_store import ReadingsStore, decode, encode
+from feedserver.publish import readings_store
+from feedserver.publish.readings_store import ReadingsStore, decode, encode
 from feedserver.render.formats.base import Seen
 
 KEY = bytes(range(32))
@@ -125,7 +125,7 @@ def test_a_forked_child_reads_through_a_connection_of_its_own(tmp_path: Path) ->
 
 def test_the_code_version_is_made_of_files_that_exist_and_follows_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedserver.build.codeversion import PACKAGE
+    from feedserver.core.codedigest import PACKAGE
 
     assert all((PACKAGE / name).is_file() for name in readings_store.MODULES)
     now = readings_store.code_version()

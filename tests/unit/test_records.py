@@ -23,6 +23,7 @@ from feedserver.build.articles import make_article
 from feedserver.build.run import run_build
 from feedserver.build.signatures import split
 from feedserver.config import Settings
+from feedserver.core import codedigest
 from feedserver.core.fieldwise import Codec, converter, to_record
 from feedserver.core.records import Article, Body, Head, Identity, Parsed, Stub
 from feedserver.identify.ledger import CachedFile, Ledger, Records
@@ -239,8 +240,8 @@ def test_codecs_refuse_a_field_type_they_cannot_store() -> None:
 @pytest.fixture
 def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     copy = tmp_path / "code"
-    shutil.copytree(codeversion.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(codeversion, "PACKAGE", copy)
+    shutil.copytree(codedigest.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedigest, "PACKAGE", copy)
     codeversion.parse_version.cache_clear()
     yield copy
     codeversion.parse_version.cache_clear()

@@ -16,7 +16,7 @@ lives as long as the rendered items do (across builds in a long-lived process) a
 is forked into the build's workers with them; what a worker learns goes back to the
 parent (:meth:`Readings.learned`, :meth:`Readings.teach`) so the next worker forked
 starts with it.  Behind the memo a build puts the state folder's store
-(:attr:`Readings.backing`, :mod:`feedserver.build.readings_store`): what an earlier
+(:attr:`Readings.backing`, :mod:`feedserver.publish.readings_store`): what an earlier
 process read is asked there before feedparser reads it again, and what this one read is
 handed to it after the publish (:meth:`Readings.unsaved`).
 """
@@ -42,7 +42,7 @@ ENVELOPES = 4_096
 
 class Backing(Protocol):
     """Readings kept beyond this process (the build's store in the state folder:
-    :mod:`feedserver.build.readings_store`), asked when this memo has none."""
+    :mod:`feedserver.publish.readings_store`), asked when this memo has none."""
 
     def get(self, key: bytes) -> Seen | None: ...
 

@@ -42,7 +42,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from feedserver.build.codeversion import digest
+from feedserver.core.codedigest import digest
 from feedserver.render.formats.base import Seen
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 MODULES = ("render/formats/gate_parser.py", "render/formats/rss_atom.py",
            "render/formats/base.py", "render/formats/enclosures.py",
            "render/formats/xml_items.py", "render/formats/readings.py",
-           "build/readings_store.py")
+           "publish/readings_store.py")
 # feedparser guesses an encoding with cchardet or chardet when they are installed (it
 # imports whichever it finds), so their versions are part of what it reads.
 LIBRARIES = ("feedparser", "sgmllib3k", "cchardet", "chardet")
