@@ -99,7 +99,7 @@ class BuildMemory:
         feedparser read in an earlier process is not read again)."""
         if self.readings is None or self.readings.path.parent != Path(settings.state_dir):
             self.readings = ReadingsStore(settings.state_dir)
-        self.items.readings.backing = self.readings
+        self.items.readings.back(self.readings)
         return self.readings
 
     def remember_site(self, made: Assembled, assembly: Assembly | None = None) -> None:

@@ -26,6 +26,14 @@ there were none, reading everything, and says so once in the log.  Only the buil
 process writes, once per publish, the readings it and its workers made; the workers
 read, each through a connection of its own (a connection never crosses a fork).  Rows are
 kept newest written first, :data:`KEEP` at most.
+
+The web workers read it too (``writes=False``): a combined or filtered answer lists items
+the worker has never drawn, and the build has had feedparser read nearly every one of
+them, in the same context, in a published channel or archive page.  A reader opens the
+file read-only and never creates, empties or writes it; it takes rows only when the
+table is of its own code's version; a missing or unreadable store, or a busy moment, is
+a miss, and :meth:`ReadingsStore.refresh` (at each publish) looks again.  The table is in
+WAL mode, so a build's write never makes a reader wait.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 from feedserver.core.codedigest import digest
 from feedserver.render.formats.base import Seen
@@ -52,6 +61,8 @@ FILENAME = "readings.sqlite3"
 # over, for the contexts and the edits since (about 0.2 kB a row).
 KEEP = 80_000
 CHECK = 8  # bytes of BLAKE2b over key and value, before the value
+# How long a web worker's lookup may wait for the file (seconds): a request is waiting.
+READER_TIMEOUT = 0.2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (key BLOB PRIMARY KEY, value BLOB NOT NULL);
@@ -151,11 +162,16 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 class ReadingsStore:
-    """The table, opened lazily in each process that asks (see the module's docstring)."""
+    """The table, opened lazily in each process that asks (see the module's docstring).
 
-    def __init__(self, state_dir: str | Path, code: str | None = None) -> None:
+    ``writes=False`` makes a reader (a web worker's): see :meth:`refresh`.
+    """
+
+    def __init__(self, state_dir: str | Path, code: str | None = None,
+                 writes: bool = True) -> None:
         self.path = Path(state_dir) / FILENAME
         self.code = code or code_version()
+        self.writes = writes
         self._db: sqlite3.Connection | None = None
         self._pid = 0
         self._inherited: list[sqlite3.Connection] = []  # never closed in a child
@@ -177,6 +193,8 @@ class ReadingsStore:
     def add(self, found: Mapping[bytes, Seen]) -> int:
         """Keep ``found`` (the readings a build made), and drop the oldest rows past
         :data:`KEEP`; how many were written."""
+        if not self.writes:
+            raise PermissionError(f"{self.path} is opened to read only")
         rows = [(key, value) for key, seen in found.items()
                 if (value := encode(key, seen)) is not None]
         db = self._connection()
@@ -194,6 +212,14 @@ class ReadingsStore:
         self._empty = False
         return len(rows)
 
+    def refresh(self) -> None:
+        """A reader's look again, at a publish: the store may have been made, replaced
+        or written since, or been unreadable a moment ago.  (A writer keeps its state:
+        it is the one that changes the file.)"""
+        if not self.writes:
+            self.close()
+            self._broken = False
+
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():
             self._db.close()
@@ -208,8 +234,8 @@ class ReadingsStore:
             self._inherited.append(self._db)
             self._db = None
         try:
-            self._db = self._open()
-        except (OSError, sqlite3.Error) as exc:
+            self._db = self._open() if self.writes else self._open_to_read()
+        except (OSError, sqlite3.Error, LookupError) as exc:
             self._give_up(exc)
             return None
         self._pid = os.getpid()
@@ -220,6 +246,7 @@ class ReadingsStore:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                              check_same_thread=False)
         try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a write
             db.executescript(SCHEMA)
             with _transaction(db):
                 row = db.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
@@ -233,9 +260,32 @@ class ReadingsStore:
             raise
         return db
 
+    def _open_to_read(self) -> sqlite3.Connection:
+        """The file as it is, read-only; no connection when it holds another version's
+        readings (a worker of older code while the build runs newer, or the reverse)."""
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no {FILENAME} yet")
+        db = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True,
+                             timeout=READER_TIMEOUT, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
+            if row is None or row[0] != self.code:
+                raise LookupError(f"readings of another version of the code ({self.code} "
+                                  f"here, {row[0] if row else 'none'} there)")
+            self._empty = db.execute("SELECT 1 FROM readings LIMIT 1").fetchone() is None
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     def _give_up(self, exc: BaseException) -> None:
-        """No store for the rest of this process: every fragment is read by feedparser."""
-        if not self._broken:
+        """No store (for a writer: for the rest of this process; for a reader: until its
+        next :meth:`refresh`): every fragment is read by feedparser."""
+        if not self.writes:
+            log.debug("readings store %s not read (%s): feedparser reads new items",
+                      self.path, exc)
+        elif not self._broken:
             log.warning("readings store %s unusable (%s): feedparser reads every item",
                         self.path, exc)
         self._broken = True

@@ -33,6 +33,7 @@ from feedserver.core.freshness import channel_max_age
 from feedserver.core.layout import item_record, item_record_name
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
+from feedserver.publish.readings_store import ReadingsStore
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Entry, Index, read_record, search_of
 from feedserver.render.feeds import Context, ItemCache
@@ -213,11 +214,19 @@ class Engine:
     """Answers for one worker: decoded records and rendered items kept across requests
     (bounded), keyed by what they are made of, so they are never stale."""
 
-    def __init__(self, items: int = 4000) -> None:
+    def __init__(self, items: int = 4000, state_dir: str | None = None) -> None:
         self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
         self._limit = items
         # Two keys per item kept: its reading's (the gate) and its ETag share's (_etag).
         self._items = ItemCache(limit=items, readings=Readings(2 * items, keys=2 * items))
+        # The readings the build kept (``state_dir``'s store), read only: an item new to
+        # this worker was read by feedparser in a published channel or archive page, in
+        # the context it is served in here, so the gate takes that reading instead of
+        # reading it again (about 0.5 ms an item; a lookup is about 0.05 ms).
+        self._store = ReadingsStore(state_dir, writes=False) if state_dir else None
+        self._store_index: Index | None = None
+        if self._store is not None:
+            self._items.readings.back(self._store, saving=False)
         # Validated bodies by what they are made of (format, the channel with its items,
         # the query): a publish that leaves a channel's items alone (a new manifest, so
         # a new answer key upstream) costs no second render and round trip.
@@ -296,6 +305,9 @@ class Engine:
                filters: Filters, fmt: Format, identify: Identify | None = None,
                texts: Texts | None = None) -> Answer:
         """The feed of ``folder`` (or ``combo``) under ``filters`` in ``fmt``, validated."""
+        if self._store is not None and index is not self._store_index:
+            self._store.refresh()  # a publish: the build may have written readings
+            self._store_index = index
         head = _head(index, folder, combo)
         articles = tuple(self.select(index, read, folder, combo, filters, identify, texts))
         spoken = {a.lang or index.context.language for a in articles}

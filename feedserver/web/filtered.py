@@ -269,7 +269,7 @@ class Filtered:
 
         with self._lock:
             if self._engine is None:
-                self._engine = Engine()
+                self._engine = Engine(state_dir=self.settings.state_dir)
             held = self._index
             if held is not None and held[0] == snap.key:
                 return self._engine, held[1]

@@ -133,3 +133,35 @@ def test_the_code_version_is_made_of_files_that_exist_and_follows_them(
     monkeypatch.setattr(readings_store, "MODULES",
                         (*readings_store.MODULES, "render/formats/atom.py"))
     assert readings_store.code_version() != now
+
+
+def test_a_reader_never_waits_for_a_write_and_sees_it_at_its_refresh(tmp_path: Path) -> None:
+    found = _readings(20)
+    writer = ReadingsStore(tmp_path, code="one")
+    assert writer.add(dict(list(found.items())[:10])) == 10
+    reader = ReadingsStore(tmp_path, code="one", writes=False)
+    keys = list(found)
+    first, tenth = keys[0], keys[10]
+    assert reader.get(first) == found[first]
+    db = writer._connection()
+    assert db is not None
+    db.execute("BEGIN EXCLUSIVE")  # a build in the middle of its write (its commit)
+    db.executemany("INSERT INTO readings (key, value) VALUES (?, ?)",
+                   [(key, encode(key, seen)) for key, seen in list(found.items())[10:]])
+    reader.refresh()
+    assert reader.get(first) == found[first]  # no wait: the table as it was committed
+    assert reader.get(tenth) is None
+    db.execute("COMMIT")
+    reader.refresh()
+    assert reader.get(tenth) == found[tenth]
+
+
+def test_a_reader_of_another_version_or_of_no_file_has_no_store(tmp_path: Path) -> None:
+    reader = ReadingsStore(tmp_path, code="one", writes=False)
+    assert reader.get(KEY) is None
+    assert not (tmp_path / readings_store.FILENAME).exists()
+    writer = ReadingsStore(tmp_path, code="two")
+    writer.add({KEY: SEEN})
+    reader.refresh()
+    assert reader.get(KEY) is None  # two's readings: not one's to take
+    assert ReadingsStore(tmp_path, code="two", writes=False).get(KEY) == SEEN

@@ -16,9 +16,10 @@ lives as long as the rendered items do (across builds in a long-lived process) a
 is forked into the build's workers with them; what a worker learns goes back to the
 parent (:meth:`Readings.learned`, :meth:`Readings.teach`) so the next worker forked
 starts with it.  Behind the memo a build puts the state folder's store
-(:attr:`Readings.backing`, :mod:`feedserver.publish.readings_store`): what an earlier
+(:meth:`Readings.back`, :mod:`feedserver.publish.readings_store`): what an earlier
 process read is asked there before feedparser reads it again, and what this one read is
-handed to it after the publish (:meth:`Readings.unsaved`).
+handed to it after the publish (:meth:`Readings.unsaved`).  A web worker's engine puts
+the same store behind its memo, to read only.
 """
 
 from __future__ import annotations
@@ -67,9 +68,16 @@ class Readings:
         self._keys: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
         self._keys_limit = keys
         # Readings kept beyond this process, and those made here (or taught) that it
-        # lacks: see :meth:`unsaved`.
+        # lacks: see :meth:`back` and :meth:`unsaved`.
         self.backing: Backing | None = None
+        self._saving = False
         self._unsaved: dict[bytes, Seen] = {}
+
+    def back(self, backing: Backing, saving: bool = True) -> None:
+        """Ask ``backing`` for the readings this memo lacks.  With ``saving``, note the
+        readings made or taught here for it (:meth:`unsaved`): the build's process
+        writes those after a publish; a web worker only reads what the build wrote."""
+        self.backing, self._saving = backing, saving
 
     def key_of(self, prefix: hashlib._Hash, context: bytes, fragment: bytes) -> bytes:
         """The key of ``fragment``'s reading under ``prefix`` (whose digest is ``context``).
@@ -136,7 +144,7 @@ class Readings:
         return found
 
     def _note(self, key: bytes, seen: Seen) -> None:
-        if self.backing is not None and len(self._unsaved) < self._limit:
+        if self._saving and len(self._unsaved) < self._limit:
             self._unsaved[key] = seen
 
     def learned(self) -> dict[bytes, Seen]:
