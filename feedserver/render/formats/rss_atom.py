@@ -27,7 +27,7 @@ from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.gate_parser import c1_table, feedparser
-from feedserver.render.formats.xml_items import split
+from feedserver.render.formats.xml_items import elements, split
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -216,10 +216,8 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
         digest.update(fragment)
         keys.append(digest.digest())
     new = _unread(keys, cut.items, readings)
-    # Every item read before: only the envelope is new, if even that.
-    envelope = None if new else _envelope_key(prefix, cut.head, cut.tail)
-    if not _read(cut.head + b"".join(new.values()) + cut.tail, new, envelope, media_type,
-                 version, dates, readings):
+    if not _read(cut.head, cut.tail, new, prefix, item[1], media_type, version, dates,
+                 readings):
         return None
     return _in_order(keys, readings)
 
@@ -233,18 +231,44 @@ def _unread(keys: list[bytes], fragments: list[bytes], readings: Readings) -> di
     return new
 
 
-def _read(document: bytes, new: dict[bytes, bytes], envelope: bytes | None, media_type: str,
-          version: str, dates: tuple[str, ...], readings: Readings) -> bool:
-    """feedparser reads ``document``, an envelope holding the ``new`` items in order (or
-    none, ``envelope`` being then its digest, read once): no ``bozo``, the version, one
-    entry per new item, whose readings are kept.  False when it is not so."""
+def _read(head: bytes, tail: bytes, new: dict[bytes, bytes], prefix: Any, depth: int,
+          media_type: str, version: str, dates: tuple[str, ...], readings: Readings) -> bool:
+    """feedparser reads the envelope (``head + tail``, well-formed by expat) holding the
+    ``new`` items in order: no ``bozo``, the version, one entry per new item, whose
+    readings are kept.  False when it is not so.
+
+    The envelope's own elements (the items' siblings: :func:`~.xml_items.elements`) are
+    read as the items are, each once in its context: feedparser is given the envelope's
+    opening and closing (the prolog and the items' ancestors, the context of both) with
+    only the elements it has not read there before, and the new items.  A filtered
+    answer's envelope differs from its channel's in its own URL (id and self link) and
+    its date: those are what is read, not the channel's title, author and links again.
+    An envelope that cannot be cut so is read whole, as before; an envelope read whole
+    or in elements is known by its digest, and a document of it and read items only
+    costs no parse.
+    """
+    envelope = None if new else _envelope_key(prefix, head, tail)
     if envelope is not None and readings.envelope_read(envelope):
         return True
-    parsed = _parse(document, media_type)
-    if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
-        return False
-    for key, entry in zip(new, parsed.entries, strict=True):
-        readings.put(key, _seen(entry, dates))
+    cut = elements(head + tail, depth)
+    if cut is None:
+        unread: dict[bytes, bytes] = {}
+        document = head + b"".join(new.values()) + tail
+    else:
+        unread = {}
+        for element in cut.elements:
+            key = _element_key(prefix, element)
+            if key not in unread and not readings.envelope_read(key):
+                unread[key] = element
+        document = b"".join((cut.opening, *unread.values(), *new.values(), cut.closing))
+    if cut is None or unread or new:
+        parsed = _parse(document, media_type)
+        if parsed.bozo or parsed.version != version or len(parsed.entries) != len(new):
+            return False
+        for key, entry in zip(new, parsed.entries, strict=True):
+            readings.put(key, _seen(entry, dates))
+        for key in unread:
+            readings.envelope_sound(key)
     if envelope is not None:
         readings.envelope_sound(envelope)
     return True
@@ -269,6 +293,13 @@ def _envelope_key(prefix: Any, head: bytes, tail: bytes) -> bytes:
     whole = prefix.copy()
     whole.update(b"\0envelope\0" + head + tail)
     return bytes(whole.digest())
+
+
+def _element_key(prefix: Any, element: bytes) -> bytes:
+    """The digest of one of the envelope's own elements in its context (as an item's)."""
+    one = prefix.copy()
+    one.update(b"\0element\0" + element)
+    return bytes(one.digest())
 
 
 def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
@@ -311,13 +342,11 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     context = prefix.digest()
     keys = [readings.key_of(prefix, context, fragment) for fragment in spliced]
     new = _unread(keys, spliced, readings)
-    document = head + b"".join(new.values()) + tail
     if new:  # cut by expat from the envelope holding only them, then read by feedparser
-        cut = split(document, *item)
+        cut = split(head + b"".join(new.values()) + tail, *item)
         if cut is None or cut.items != list(new.values()) or cut.context != probe.context:
             return None
-    envelope = None if new else _envelope_key(prefix, head, tail)
-    if not _read(document, new, envelope, media_type, version, dates, readings):
+    if not _read(head, tail, new, prefix, item[1], media_type, version, dates, readings):
         return None
     return _in_order(keys, readings)
 

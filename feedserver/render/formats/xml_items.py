@@ -19,6 +19,7 @@ namespaces they declare.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from xml.parsers import expat
 
 
@@ -91,3 +92,71 @@ def split(body: bytes, name: str, depth: int) -> Split | None:
     prolog = body[:root]
     return Split(body[:first], items, body[last:],
                  len(prolog).to_bytes(4, "big") + prolog + repr(context).encode())
+
+
+@dataclass(frozen=True)
+class Elements:
+    """A document without its items as ``opening + b"".join(elements) + closing``: the
+    elements beside the items (what the channel says of itself), each one whole."""
+
+    opening: bytes
+    elements: list[bytes]
+    closing: bytes
+
+
+def elements(envelope: bytes, depth: int) -> Elements | None:
+    """``envelope`` cut around the elements at ``depth`` (the items' own depth: the
+    channel's title, links, dates...), or None when it is not well-formed, has no such
+    element, or holds anything else in their parent (text, even a space; a comment; a
+    processing instruction; a second parent): then it is read whole.
+
+    Each element runs from its start tag to the next one's (or to its parent's end tag,
+    for the last): with nothing else in the parent, that is exactly the element, its
+    end tag or an empty element's ``/>`` included, whatever its attributes hold.
+    """
+    parser = expat.ParserCreate(namespace_separator=" ")
+    level = 0
+    starts: list[int] = []
+    parents = 0
+    end = -1
+    odd = False
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal level, parents
+        level += 1
+        if level == depth:
+            starts.append(parser.CurrentByteIndex)
+        elif level == depth - 1:
+            parents += 1
+
+    def close(tag: str) -> None:
+        nonlocal level, end
+        if level == depth - 1:
+            end = parser.CurrentByteIndex
+        level -= 1
+
+    def inside(*_: object) -> None:  # text, a comment or an instruction in the parent
+        nonlocal odd
+        if level == depth - 1:
+            odd = True
+
+    def doctype(*_: object) -> None:
+        nonlocal odd
+        odd = True
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = close
+    parser.CharacterDataHandler = inside
+    parser.CommentHandler = inside
+    parser.ProcessingInstructionHandler = inside
+    parser.StartDoctypeDeclHandler = doctype
+    try:
+        parser.Parse(envelope, True)
+    except expat.ExpatError:
+        return None
+    if odd or not starts or parents != 1 or end < starts[-1]:
+        return None
+    bounds = [*starts, end]
+    return Elements(envelope[:starts[0]],
+                    [envelope[a:b] for a, b in pairwise(bounds)],
+                    envelope[end:])
