@@ -22,7 +22,12 @@ the same machine load:
   items are new to the worker;
 * **combined, new items**: another pair of topics, never asked for before: each round's
   ``limit`` is one more than the last, so each answer holds one item this worker has
-  not read (rendered, cut by expat and read by feedparser for the first time).
+  not read (rendered, cut by expat and read by feedparser for the first time);
+* **since, nothing new**: what a poller asks (the topic's feed updated since its last
+  poll, a time of its own, after the newest article): an empty feed, found over the
+  topic's whole history;
+* **q, nothing found**: a word no article holds, a new one each round: the search reads
+  every article's text of the whole history (kept by the worker after the first).
 
 The first filtered request a worker answers also imports the renderers; it is timed
 once on its own.  Prints median, min and max in milliseconds and each median's ratio to
@@ -145,11 +150,12 @@ def run(port: int, rounds: int) -> None:
     warm = timed(conn, f"/topics/{a}/feed.atom?limit=50")  # the renderers' import
     cases: dict[str, list[float]] = {name: [] for name in (
         "plain", "filtered, first", "first, 49 items", "filtered, repeated",
-        "combined, first", "combined, new items", "q, first", "plain, compressed",
-        "first, compressed")}
+        "combined, first", "combined, new items", "q, first", "since, nothing new",
+        "q, nothing found", "plain, compressed", "first, compressed")}
     timed(conn, f"/topics/{a}/feed.atom?limit=7")
     timed(conn, f"/topics/{a}/feed.atom?limit=49")
     timed(conn, f"/topics/{pair}/feed.atom?limit=50")
+    timed(conn, "/feed.atom?q=zzq")  # the worker reads every search text once
     for n in range(rounds):
         limit = 1 + n % 49
         cases["plain"].append(timed(conn, plain))
@@ -164,6 +170,9 @@ def run(port: int, rounds: int) -> None:
             conn, f"/topics/{other}/feed.atom?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
         cases["q, first"].append(timed(conn, f"/feed.atom?q={WORDS[n % len(WORDS)]}"
                                        f"&limit={1 + n // len(WORDS)}"))
+        cases["since, nothing new"].append(timed(
+            conn, f"/topics/{a}/feed.atom?since=2099-01-01T00:{n // 60:02}:{n % 60:02}Z"))
+        cases["q, nothing found"].append(timed(conn, f"/feed.atom?q=zzq{n}x"))
         cases["plain, compressed"].append(timed(conn, plain, COMPRESSED))
         cases["first, compressed"].append(timed(
             conn, f"/topics/{a}/feed.atom?limit={limit}&since=201{n // 49}-01-01T00:00:00Z",
