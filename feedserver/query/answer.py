@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -35,7 +35,8 @@ from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.publish.readings_store import ReadingsStore
 from feedserver.query.params import ALL, Combination, Filters
-from feedserver.query.records import Entry, Index, read_record, search_of
+from feedserver.query.records import Index, read_record, search_of
+from feedserver.query.scopes import Haystack, Scopes
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
 from feedserver.render.formats.base import spliced_at
@@ -52,9 +53,6 @@ Reader = Callable[[str], "tuple[str, bytes] | None"]
 # One published file's identity now (what changes when a publish replaces it), or None.
 Identify = Callable[[str], object]
 WORDS_LIMIT = 64 * 1024 * 1024  # characters of search text an engine keeps (Words)
-# Entries the scopes of one index may hold in all (Scopes): two references each, so about
-# 16 MB at most; the 'all' scope of a 50,000-article site is 50,000.
-SCOPE_ENTRIES = 1_000_000
 
 
 class Texts(Protocol):
@@ -108,72 +106,6 @@ class Answer:
 def format_named(filename: str) -> Format | None:
     """The registered format whose file name this is (``feed.atom``), if any."""
     return next((f for f in FORMATS.values() if f.filename == filename), None)
-
-
-def _in_scope(index: Index, folder: str, combo: Combination | None) -> Iterator[Entry]:
-    if combo is not None:
-        wanted = set(combo.slugs)
-        if combo.op == ALL:
-            return (e for e in index.entries if wanted.issubset(e.topics))
-        return (e for e in index.entries if not wanted.isdisjoint(e.topics))
-    if folder == "":
-        return iter(index.entries)
-    kind, _, name = folder.partition("/")
-    if kind == "languages":
-        return (e for e in index.entries if e.lang == name)
-    return (e for e in index.entries if name in e.topics)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A channel's entries over its whole history, newest first, and at each position the
-    latest ``updated`` from there to the oldest: an answer with ``since`` stops where
-    nothing left can be newer (entries are in ``published`` order, and an edit makes an
-    old article's ``updated`` recent, so that is not the entries' own order)."""
-
-    entries: tuple[Entry, ...]
-    latest: tuple[datetime, ...]
-
-    @classmethod
-    def of(cls, entries: Iterator[Entry]) -> Scope:
-        listed = tuple(entries)
-        latest: list[datetime] = []
-        for entry in reversed(listed):
-            latest.append(entry.updated if not latest or entry.updated > latest[-1]
-                          else latest[-1])
-        return cls(listed, tuple(reversed(latest)))
-
-
-class Scopes:
-    """The scopes answers asked for, per index (a publish starts afresh), the least
-    recently used going first past :data:`SCOPE_ENTRIES` entries in all.
-
-    Every new URL is a new answer, and a poller's ``since`` is its own last poll: each
-    such answer scanned the whole history (about 0.35 us an entry: 3.5 ms at 10,000
-    articles, some 17 ms at 50,000) to find the few updated since.  A scope is found once
-    per publish instead, and a ``since`` scan ends at the first position after which
-    nothing is newer.
-    """
-
-    def __init__(self, limit: int = 0) -> None:
-        self._index: Index | None = None
-        self._kept: OrderedDict[tuple[str, Combination | None], Scope] = OrderedDict()
-        self._size = 0
-        self._limit = limit or SCOPE_ENTRIES
-
-    def of(self, index: Index, folder: str, combo: Combination | None) -> Scope:
-        if index is not self._index:
-            self._index, self._kept, self._size = index, OrderedDict(), 0
-        key = (folder, combo)
-        found = self._kept.get(key)
-        if found is not None:
-            self._kept.move_to_end(key)
-            return found
-        found = self._kept[key] = Scope.of(_in_scope(index, folder, combo))
-        self._size += len(found.entries)
-        while len(self._kept) > 1 and self._size > self._limit:  # the newest stays
-            self._size -= len(self._kept.popitem(last=False)[1].entries)
-        return found
 
 
 def _search_text(texts: Texts, name: str, slug: str) -> str:
@@ -345,21 +277,38 @@ class Engine:
         most = filters.limit or index.max_items
         chosen: list[Article] = []
         scope = self.scopes.of(index, folder, combo)
-        since, q = filters.since, filters.q
-        for at, entry in enumerate(scope.entries):
+        since, lang, q = filters.since, filters.lang, filters.q
+        kept = texts is not None or identify is not None  # texts checked and kept
+        stack = scope.haystack if q and kept and Haystack.searchable(q) else None
+        # With a haystack, only the texts holding the longest word are looked at.
+        positions = stack.holding(max(q, key=len)) if stack is not None \
+            else range(len(scope.entries))
+        whole = True  # every entry's text was looked at (see below)
+        for at in positions:
+            entry = scope.entries[at]
             if since is not None and scope.latest[at] <= since:
+                whole = False
                 break  # nothing from here on was updated after it
-            if filters.lang is not None and entry.lang != filters.lang:
+            if lang is not None and entry.lang != lang:
+                whole = False
                 continue
             if since is not None and entry.updated <= since:
+                whole = False
                 continue
             if q:
-                words = self._text(index, read, entry.slug, identify, texts)
+                words = stack.text(at) if stack is not None \
+                    else self._text(index, read, entry.slug, identify, texts)
                 if not (q[0] in words if len(q) == 1 else all(word in words for word in q)):
                     continue
             chosen.append(self.record(read, entry.slug, index)[0])
             if len(chosen) >= most:
+                whole = False
                 break
+        if q and kept and whole and stack is None:
+            # This scan checked every text of the channel in this publish: the next
+            # search of it looks through them all at once.
+            self.scopes.stack(scope, (self.words.trusted(index, e.slug)
+                                      for e in scope.entries))
         return chosen
 
     def _text(self, index: Index, read: Reader, slug: str, identify: Identify | None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from feedserver.query.answer import Engine
+from feedserver.query.answer import Engine, Words
 from feedserver.query.params import ALL, ANY, Combination, Filters
 from feedserver.query.records import Entry, Index
 
@@ -52,9 +52,11 @@ def _index(entries: tuple[Entry, ...]) -> Index:
     return Index(None, {}, {}, entries, 5, 30, 86400)  # type: ignore[arg-type]
 
 
-def _engine() -> Engine:
+def _engine(texts: dict[str, str] | None = None) -> Engine:
+    """An engine whose records are the entries' slugs and ``texts`` (no files)."""
     engine = Engine()
-    engine.record = lambda read, slug, index=None: (slug, "")  # type: ignore[method-assign,assignment,return-value]
+    engine.record = lambda read, slug, index=None: (  # type: ignore[method-assign,assignment]
+        slug, (texts or {}).get(slug, ""))
     return engine
 
 
@@ -110,3 +112,72 @@ def test_a_since_later_than_every_article_left_reads_no_entry() -> None:
     READS[0] = 0
     assert engine.select(index, lambda name: None, "", None, Filters(since=recent)) == want
     assert READS[0] < len(entries) // 4  # the scan ended well before the oldest
+
+
+WORDS = ("gas", "rail", "steppe", "caf", "pipe", "line", "zz", "a")
+
+
+def _texts(entries: tuple[Entry, ...], seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    return {e.slug: " ".join(rng.sample(("gas", "pipeline", "railway", "steppe", "cafe",
+                                         "bank", "solar", "trade"), k=rng.randrange(1, 4)))
+            for e in entries}
+
+
+def _kept(engine: Engine, index: Index, texts: dict[str, str]) -> None:
+    """Every text checked in this publish, as a scan leaves them."""
+    for slug, text in texts.items():
+        engine.words.of(index, slug, lambda: 1, lambda text=text: text)
+
+
+@pytest.mark.parametrize(("folder", "combo"), SCOPES[:3])
+def test_a_search_lists_what_filtering_every_text_lists_before_and_after_its_haystack(
+        folder: str, combo: Combination | None) -> None:
+    entries = _entries(400, seed=11)
+    texts = _texts(entries, seed=12)
+    index, engine = _index(entries), _engine(texts)
+
+    def search(words: tuple[str, ...], **given: Any) -> list[str]:
+        return engine.select(index, lambda name: None, folder, combo,
+                             Filters(q=words, **given), identify=lambda name: 1)
+
+    def want(words: tuple[str, ...], limit: int | None = None,
+             since: datetime | None = None, lang: str | None = None) -> list[str]:
+        return [e.slug for e in entries if _in(e, folder, combo)
+                and all(w in texts[e.slug] for w in words)
+                and (since is None or e.updated > since)
+                and (lang is None or e.lang == lang)][:limit or index.max_items]
+
+    _kept(engine, index, texts)
+    scope = engine.scopes.of(index, folder, combo)
+    assert search(("nowhere",)) == []  # a scan over every text: the haystack is made
+    assert scope.haystack is not None
+    middle = entries[200].updated
+    for words in [(w,) for w in WORDS] + [("gas", "rail"), ("steppe", "cafe", "a"),
+                                          ("line", "pipe"), ("zz", "gas")]:
+        for given in ({}, {"limit": 2}, {"since": middle}, {"lang": "fr", "limit": 3}):
+            assert search(words, **given) == want(words, **given), (words, given)
+    assert search(("a\x00g",)) == []  # never across two texts
+
+
+def test_a_haystack_is_made_only_of_texts_checked_in_this_publish() -> None:
+    entries = _entries(50, seed=3)
+    texts = _texts(entries, seed=4)
+    index, engine = _index(entries), _engine(texts)
+    engine.words = Words(limit=sum(map(len, texts.values())) - 1)  # one text left out
+    _kept(engine, index, texts)
+    scope = engine.scopes.of(index, "", None)
+    wanted = [e.slug for e in entries if "gas" in texts[e.slug]][:index.max_items]
+    for _ in range(2):
+        assert engine.select(index, lambda name: None, "", None, Filters(q=("zz",)),
+                             identify=lambda name: 1) == []
+        assert engine.select(index, lambda name: None, "", None, Filters(q=("gas",)),
+                             identify=lambda name: 1) == wanted
+        assert scope.haystack is None  # a text this worker does not keep
+    again = _index(entries)  # the next publish: nothing is trusted
+    engine.words = Words()
+    _kept(engine, again, texts)
+    assert engine.scopes.of(again, "", None).haystack is None
+    assert engine.select(again, lambda name: None, "", None, Filters(q=("zz",)),
+                         identify=lambda name: 1) == []
+    assert engine.scopes.of(again, "", None).haystack is not None

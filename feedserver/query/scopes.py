@@ -1,0 +1,161 @@
+"""Which entries of the query index a combined or filtered answer looks at, kept per publish.
+
+Every new URL is a new answer, and most are asked by programs: a poller's ``since`` is
+its own last poll, a search is a new word.  Each such answer scanned the whole history
+of its channel (the index lists every article ever published), so its cost grew with
+the site: about 0.35 us an entry for ``since`` (3.5 ms at 10,000 articles) and about
+4 us an entry for a ``q`` word few articles hold.  Here what a scan needs is found once
+per publish (a new :class:`~feedserver.query.records.Index`) and per channel:
+
+* :class:`Scope`: the channel's entries, newest first, with the latest ``updated`` from
+  each position to the oldest, so a ``since`` scan ends where nothing left is newer;
+* :class:`Haystack`: once a scan has checked every text of the channel in this publish,
+  the texts end to end, so a word is looked for by ``str.find`` (C) across all of them
+  instead of one Python step per article.
+
+Neither changes what an answer lists (tests/unit/test_query_scopes.py compares them with
+filtering the whole history by hand).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedserver.query.params import ALL, Combination
+from feedserver.query.records import Entry, Index
+
+# Entries the scopes of one index may hold in all: two references each, so about 16 MB
+# at most; the 'all' scope of a 50,000-article site is 50,000.
+SCOPE_ENTRIES = 1_000_000
+# Characters the haystacks of one index may hold in all (each is a copy of its channel's
+# search texts, which the worker also keeps: at most WORDS_LIMIT of them).
+HAYSTACK_CHARS = 32 * 1024 * 1024
+# What ends each text in a haystack: a word holding it is never looked for there, so no
+# match runs from one text into the next.
+END = "\x00"
+
+
+def in_scope(index: Index, folder: str, combo: Combination | None) -> Iterator[Entry]:
+    """The entries of ``folder`` (or of the combined channel ``combo``), newest first."""
+    if combo is not None:
+        wanted = set(combo.slugs)
+        if combo.op == ALL:
+            return (e for e in index.entries if wanted.issubset(e.topics))
+        return (e for e in index.entries if not wanted.isdisjoint(e.topics))
+    if folder == "":
+        return iter(index.entries)
+    kind, _, name = folder.partition("/")
+    if kind == "languages":
+        return (e for e in index.entries if e.lang == name)
+    return (e for e in index.entries if name in e.topics)
+
+
+@dataclass(frozen=True)
+class Haystack:
+    """A scope's search texts end to end, each followed by :data:`END`."""
+
+    blob: str
+    starts: tuple[int, ...]  # where each text starts, and where the last one ends
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> Haystack:
+        starts, at = [0], 0
+        pieces = []
+        for text in texts:
+            pieces.append(text)
+            at += len(text) + 1
+            starts.append(at)
+        return cls(END.join(pieces) + END, tuple(starts))
+
+    @staticmethod
+    def searchable(words: Iterable[str]) -> bool:
+        """Whether these words can be looked for here (none empty, none holding END)."""
+        return all(word and END not in word for word in words)
+
+    def text(self, at: int) -> str:
+        """The ``at``-th text."""
+        return self.blob[self.starts[at]:self.starts[at + 1] - 1]
+
+    def holding(self, word: str) -> Iterator[int]:
+        """The positions of the texts that hold ``word``, in order, each once."""
+        blob, starts = self.blob, self.starts
+        found = blob.find(word)
+        while found >= 0:
+            at = bisect_right(starts, found) - 1
+            yield at
+            found = blob.find(word, starts[at + 1])
+
+
+@dataclass
+class Scope:
+    """A channel's entries over its whole history, newest first, and at each position the
+    latest ``updated`` from there to the oldest: an answer with ``since`` stops where
+    nothing left can be newer (entries are in ``published`` order, and an edit makes an
+    old article's ``updated`` recent, so that is not the entries' own order).  Its
+    :class:`Haystack`, once made (see :meth:`Scopes.search`)."""
+
+    entries: tuple[Entry, ...]
+    latest: tuple[datetime, ...]
+    haystack: Haystack | None = None
+    tried: bool = False  # a haystack was tried in this publish (made, or not to be)
+
+    @classmethod
+    def of(cls, entries: Iterator[Entry]) -> Scope:
+        listed = tuple(entries)
+        latest: list[datetime] = []
+        for entry in reversed(listed):
+            latest.append(entry.updated if not latest or entry.updated > latest[-1]
+                          else latest[-1])
+        return cls(listed, tuple(reversed(latest)))
+
+
+class Scopes:
+    """The scopes answers asked for, per index (a publish starts afresh), the least
+    recently used going first past :data:`SCOPE_ENTRIES` entries in all."""
+
+    def __init__(self, limit: int = SCOPE_ENTRIES, chars: int = HAYSTACK_CHARS) -> None:
+        self._index: Index | None = None
+        self._kept: OrderedDict[tuple[str, Combination | None], Scope] = OrderedDict()
+        self._size = 0
+        self._chars = 0
+        self._limit = limit
+        self._chars_limit = chars
+
+    def of(self, index: Index, folder: str, combo: Combination | None) -> Scope:
+        if index is not self._index:
+            self._index, self._kept, self._size, self._chars = index, OrderedDict(), 0, 0
+        key = (folder, combo)
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        found = self._kept[key] = Scope.of(in_scope(index, folder, combo))
+        self._size += len(found.entries)
+        while len(self._kept) > 1 and self._size > self._limit:  # the newest stays
+            gone = self._kept.popitem(last=False)[1]
+            self._size -= len(gone.entries)
+            self._chars -= len(gone.haystack.blob) if gone.haystack else 0
+        return found
+
+    def stack(self, scope: Scope, texts: Iterable[str | None]) -> None:
+        """Make ``scope``'s haystack of ``texts`` (its entries' search texts as checked in
+        this publish, None for one that is not), once per publish: not when a text is
+        missing (the worker does not keep it) or past :data:`HAYSTACK_CHARS`."""
+        if scope.tried:
+            return
+        scope.tried = True
+        found: list[str] = []
+        size = 0
+        for text in texts:
+            if text is None:
+                return
+            found.append(text)
+            size += len(text) + 1
+            if self._chars + size > self._chars_limit:
+                return
+        scope.haystack = Haystack.of(found)
+        self._chars += size
