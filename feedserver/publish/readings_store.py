@@ -47,6 +47,7 @@ import os
 import pyexpat
 import sqlite3
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -63,6 +64,8 @@ KEEP = 80_000
 CHECK = 8  # bytes of BLAKE2b over key and value, before the value
 # How long a web worker's lookup may wait for the file (seconds): a request is waiting.
 READER_TIMEOUT = 0.2
+# Readers a process keeps open (one per state folder: see :func:`reader`).
+READERS = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (key BLOB PRIMARY KEY, value BLOB NOT NULL);
@@ -289,3 +292,27 @@ class ReadingsStore:
             log.warning("readings store %s unusable (%s): feedparser reads every item",
                         self.path, exc)
         self._broken = True
+
+
+_READERS: OrderedDict[tuple[int, Path], ReadingsStore] = OrderedDict()
+
+
+def reader(state_dir: str | Path) -> ReadingsStore:
+    """This process's reader of ``state_dir``'s store, shared by every engine that asks.
+
+    A web worker makes one app, so one engine and one reader.  A process that makes many
+    apps (the tests, an app factory called per request by some host) would otherwise
+    keep a connection (two or three descriptors, in WAL mode) per app until the garbage
+    collector found the app's reference cycles: past 1,024 descriptors, ``select()``
+    fails.  Here a state folder has one reader per process, and past :data:`READERS`
+    folders the least recently asked is closed (it opens again at its next lookup).
+    """
+    key = (os.getpid(), Path(state_dir).resolve())
+    found = _READERS.get(key)
+    if found is None:
+        found = _READERS[key] = ReadingsStore(state_dir, writes=False)
+        while len(_READERS) > READERS:
+            _READERS.popitem(last=False)[1].close()
+    else:
+        _READERS.move_to_end(key)
+    return found

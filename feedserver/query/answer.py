@@ -33,7 +33,7 @@ from feedserver.core.freshness import channel_max_age
 from feedserver.core.layout import item_record, item_record_name
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
-from feedserver.publish.readings_store import ReadingsStore
+from feedserver.publish.readings_store import reader
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Index, read_record, search_of
 from feedserver.query.scopes import Haystack, Scopes
@@ -220,7 +220,7 @@ class Engine:
         # this worker was read by feedparser in a published channel or archive page, in
         # the context it is served in here, so the gate takes that reading instead of
         # reading it again (about 0.5 ms an item; a lookup is about 0.05 ms).
-        self._store = ReadingsStore(state_dir, writes=False) if state_dir else None
+        self._store = reader(state_dir) if state_dir else None
         self._store_index: Index | None = None
         if self._store is not None:
             self._items.readings.back(self._store, saving=False)

@@ -148,3 +148,24 @@ def test_a_store_made_after_the_worker_started_is_taken_at_the_next_publish(
     for url in URLS[1:]:
         assert client.get(url).status_code == 200
     assert entries_read[0] == 0
+
+
+def test_many_apps_in_one_process_hold_one_readers_descriptors(built: Settings) -> None:
+    """Apps are garbage only when the collector finds their reference cycles: a reader per
+    app kept its descriptors until then (the test suite ran out of them)."""
+    import gc
+    import os
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    answers(built, URLS[:1])
+    before = descriptors()
+    gc.disable()
+    try:
+        for _ in range(30):
+            answers(built, URLS[:1])
+        grown = descriptors() - before
+    finally:
+        gc.enable()
+    assert grown <= 3
