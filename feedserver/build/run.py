@@ -362,6 +362,7 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         published = _publish(out_dir, site, output, manifest, report, now)
         if readings is not None:  # what feedparser read, for later processes
             readings.add(memory.items.readings.unsaved())
+            readings.close()  # no descriptor held between builds (it opens when asked)
         live, was = published.manifest, memory.manifest
         memory.keep_manifest(out_dir, live)
         if "presence" in memory.helpers and was is not None and memory.manifest is not None:
