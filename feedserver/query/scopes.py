@@ -19,6 +19,7 @@ filtering the whole history by hand).
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -31,9 +32,10 @@ from feedserver.query.records import Entry, Index
 # Entries the scopes of one index may hold in all: two references each, so about 16 MB
 # at most; the 'all' scope of a 50,000-article site is 50,000.
 SCOPE_ENTRIES = 1_000_000
-# Characters the haystacks of one index may hold in all (each is a copy of its channel's
-# search texts, which the worker also keeps: at most WORDS_LIMIT of them).
-HAYSTACK_CHARS = 32 * 1024 * 1024
+# Bytes the haystacks of one index may hold in all (each is a copy of its channel's
+# search texts, which the worker also keeps; a text with a character past Latin-1 makes
+# its haystack two or four bytes a character).
+HAYSTACK_BYTES = 32 * 1024 * 1024
 # What ends each text in a haystack: a word holding it is never looked for there, so no
 # match runs from one text into the next.
 END = "\x00"
@@ -117,17 +119,17 @@ class Scopes:
     """The scopes answers asked for, per index (a publish starts afresh), the least
     recently used going first past :data:`SCOPE_ENTRIES` entries in all."""
 
-    def __init__(self, limit: int = SCOPE_ENTRIES, chars: int = HAYSTACK_CHARS) -> None:
+    def __init__(self, limit: int = SCOPE_ENTRIES, room: int = HAYSTACK_BYTES) -> None:
         self._index: Index | None = None
         self._kept: OrderedDict[tuple[str, Combination | None], Scope] = OrderedDict()
         self._size = 0
-        self._chars = 0
+        self._held = 0  # bytes of the haystacks
         self._limit = limit
-        self._chars_limit = chars
+        self._room = room
 
     def of(self, index: Index, folder: str, combo: Combination | None) -> Scope:
         if index is not self._index:
-            self._index, self._kept, self._size, self._chars = index, OrderedDict(), 0, 0
+            self._index, self._kept, self._size, self._held = index, OrderedDict(), 0, 0
         key = (folder, combo)
         found = self._kept.get(key)
         if found is not None:
@@ -138,13 +140,13 @@ class Scopes:
         while len(self._kept) > 1 and self._size > self._limit:  # the newest stays
             gone = self._kept.popitem(last=False)[1]
             self._size -= len(gone.entries)
-            self._chars -= len(gone.haystack.blob) if gone.haystack else 0
+            self._held -= sys.getsizeof(gone.haystack.blob) if gone.haystack else 0
         return found
 
     def stack(self, scope: Scope, texts: Iterable[str | None]) -> None:
         """Make ``scope``'s haystack of ``texts`` (its entries' search texts as checked in
         this publish, None for one that is not), once per publish: not when a text is
-        missing (the worker does not keep it) or past :data:`HAYSTACK_CHARS`."""
+        missing (the worker does not keep it) or past :data:`HAYSTACK_BYTES`."""
         if scope.tried:
             return
         scope.tried = True
@@ -154,8 +156,11 @@ class Scopes:
             if text is None:
                 return
             found.append(text)
-            size += len(text) + 1
-            if self._chars + size > self._chars_limit:
+            size += len(text) + 1  # a byte a character at least
+            if self._held + size > self._room:
                 return
-        scope.haystack = Haystack.of(found)
-        self._chars += size
+        made = Haystack.of(found)
+        size = sys.getsizeof(made.blob)
+        if self._held + size <= self._room:
+            scope.haystack = made
+            self._held += size

@@ -181,3 +181,19 @@ def test_a_haystack_is_made_only_of_texts_checked_in_this_publish() -> None:
     assert engine.select(again, lambda name: None, "", None, Filters(q=("zz",)),
                          identify=lambda name: 1) == []
     assert engine.scopes.of(again, "", None).haystack is not None
+
+
+def test_haystacks_are_counted_in_bytes() -> None:
+    """A text with a character past Latin-1 makes the whole haystack two bytes a
+    character: the bound is on what it holds in memory, not on its length."""
+    from feedserver.query.scopes import Scopes
+
+    index = _index(_entries(10, seed=5))
+    latin = ["steppe gas"] * 10
+    chars = sum(len(t) + 1 for t in latin)
+    for texts, made in ((latin, True), (["степь газ!"] * 10, False)):
+        scopes = Scopes(room=chars + 100)  # the characters' count and an object's header
+        scope = scopes.of(index, "", None)
+        scopes.stack(scope, texts)
+        assert (scope.haystack is not None) is made
+        assert scope.tried
