@@ -278,8 +278,9 @@ class Engine:
         chosen: list[Article] = []
         scope = self.scopes.of(index, folder, combo)
         since, lang, q = filters.since, filters.lang, filters.q
-        kept = texts is not None or identify is not None  # texts checked and kept
-        stack = scope.haystack if q and kept and Haystack.searchable(q) else None
+        # Texts from :attr:`words` (checked once per publish, kept): a haystack's own.
+        worded = texts is not None or identify is not None
+        stack = scope.haystack if q and worded and Haystack.searchable(q) else None
         # With a haystack, only the texts holding the longest word are looked at.
         positions = stack.holding(max(q, key=len)) if stack is not None \
             else range(len(scope.entries))
@@ -304,7 +305,7 @@ class Engine:
             if len(chosen) >= most:
                 whole = False
                 break
-        if q and kept and whole and stack is None:
+        if q and worded and whole and stack is None:
             # This scan checked every text of the channel in this publish: the next
             # search of it looks through them all at once.
             self.scopes.stack(scope, (self.words.trusted(index, e.slug)
