@@ -267,15 +267,21 @@ def test_the_renderers_items_spare_expat_the_whole_document(
         assert cuts[-1] == len(cut.head + cut.tail) + len(b"<%s></%s>" % (tag, tag)) < len(body)
 
 
-@pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_a_hint_that_does_not_hold_changes_no_finding(fmt: str) -> None:
-    """Corrupted bytes with the clean fragments as the hint, and corrupted fragments
-    spliced and named as the hint: the findings are the full parse's, every time."""
+def read_already(fmt: str) -> tuple[feeds.ItemCache, list[bytes]]:
+    """An item cache whose readings hold every clean item and envelope of ALL and TOPIC
+    (as in a build), and ALL's clean fragments."""
     cache = feeds.ItemCache()
     for chan in (ALL, TOPIC):
         body, items = spliced(chan, fmt, cache)
         assert findings(chan, fmt, body, cache.readings, items) == []
-    clean = spliced(ALL, fmt, cache)[1]
+    return cache, spliced(ALL, fmt, cache)[1]
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_hint_that_does_not_hold_changes_no_finding(fmt: str) -> None:
+    """Corrupted bytes with the clean fragments as the hint, and corrupted fragments
+    spliced and named as the hint: the findings are the full parse's, every time."""
+    cache, clean = read_already(fmt)
     for kind, body in corruptions(fmt):
         full = findings(ALL, fmt, body)
         assert findings(ALL, fmt, body, cache.readings, clean) == full, kind
@@ -413,11 +419,7 @@ def test_an_envelope_is_read_element_by_element_each_once(fmt: str,
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_a_fault_beside_envelope_elements_read_before_is_found_as_the_full_parse_finds(
         fmt: str) -> None:
-    cache = feeds.ItemCache()
-    for chan in (ALL, TOPIC):
-        body, items = spliced(chan, fmt, cache)
-        assert findings(chan, fmt, body, cache.readings, items) == []
-    clean = spliced(ALL, fmt, cache)[1]
+    cache, clean = read_already(fmt)
     for kind, body in envelope_faults(fmt):
         full = findings(ALL, fmt, body)
         assert bool(full) is (kind != "text between elements"), kind

@@ -20,7 +20,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 from xml.parsers import expat
+
+
+class _Refused(Exception):
+    """A DOCTYPE: a document may declare entities of its own; the renderer writes none."""
+
+
+def _refuse(*_: object) -> None:
+    raise _Refused
+
+
+def _parsed(parser: Any, body: bytes) -> bool:
+    """Whether expat reads ``body`` whole with the handlers set: well-formed, no DOCTYPE."""
+    parser.StartDoctypeDeclHandler = _refuse
+    try:
+        parser.Parse(body, True)
+    except (expat.ExpatError, _Refused):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -71,19 +90,10 @@ def split(body: bytes, name: str, depth: int) -> Split | None:
         if level + 1 < depth:  # declared on an ancestor of the items
             context.append(("xmlns", prefix, uri))
 
-    def doctype(*_: object) -> None:
-        nonlocal odd
-        odd = True
-
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.StartNamespaceDeclHandler = namespace
-    parser.StartDoctypeDeclHandler = doctype
-    try:
-        parser.Parse(body, True)
-    except expat.ExpatError:
-        return None
-    if odd or not spans or root < 0:
+    if not _parsed(parser, body) or odd or not spans or root < 0:
         return None
     if any(spans[i][1] != spans[i + 1][0] for i in range(len(spans) - 1)):
         return None
@@ -140,21 +150,13 @@ def elements(envelope: bytes, depth: int) -> Elements | None:
         if level == depth - 1:
             odd = True
 
-    def doctype(*_: object) -> None:
-        nonlocal odd
-        odd = True
-
     parser.StartElementHandler = start
     parser.EndElementHandler = close
     parser.CharacterDataHandler = inside
     parser.CommentHandler = inside
     parser.ProcessingInstructionHandler = inside
-    parser.StartDoctypeDeclHandler = doctype
-    try:
-        parser.Parse(envelope, True)
-    except expat.ExpatError:
-        return None
-    if odd or not starts or parents != 1 or end < starts[-1]:
+    if not _parsed(parser, envelope) or odd or not starts or parents != 1 \
+            or end < starts[-1]:
         return None
     bounds = [*starts, end]
     return Elements(envelope[:starts[0]],
