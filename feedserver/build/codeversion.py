@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from feedserver.core.codedigest import digest
+from feedserver.publish.codedigest import digest
 from feedserver.render.formats import fingerprint
 
 # The stages whose code decides what a file parses to (whole subpackages, so a new module
@@ -23,14 +23,14 @@ from feedserver.render.formats import fingerprint
 # build/media.py, mutagen and Pillow measure the media facts a parse shows (durations,
 # picture sizes): a new version of them re-measures (media_version) and re-parses.
 PARSE_MODULES = ("parse", "topics", "core", "config.py", "build/signatures.py",
-                 "build/codeversion.py", "build/media.py")
+                 "build/codeversion.py", "publish/codedigest.py", "build/media.py")
 PARSE_LIBRARIES = ("nh3", "markdown-it-py", "PyYAML", "charset-normalizer", "python-slugify",
                    "ftfy", "mutagen", "pillow", "py3langid")
 # The modules whose code decides the bytes of a channel's feeds (and of its pages, whose
 # signatures follow the channel's).  Not the templates and static files: no feed reads them.
 RENDER_MODULES = ("render", "validate.py", "core", "build/assemble.py", "build/render_gate.py",
                   "build/articles.py", "build/signatures.py", "build/page_signatures.py",
-                  "build/codeversion.py")
+                  "build/codeversion.py", "publish/codedigest.py")
 RENDER_LIBRARIES = ("feedgen", "lxml", "feedparser", "orjson", "Jinja2", "Babel")
 # What only the HTML pages, embeds, OPML and catalog are made of: a new template or
 # stylesheet re-renders those, never a feed channel.

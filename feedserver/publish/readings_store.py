@@ -52,7 +52,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from feedserver.core.codedigest import digest
+from feedserver.publish.codedigest import digest
 from feedserver.render.formats.base import Seen
 
 log = logging.getLogger(__name__)

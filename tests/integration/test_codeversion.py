@@ -14,8 +14,8 @@ from jinja2 import FileSystemLoader
 from feedserver.build import codeversion
 from feedserver.build.run import run_build
 from feedserver.config import Settings
-from feedserver.core import codedigest
 from feedserver.core.layout import ERROR_PAGES
+from feedserver.publish import codedigest
 from feedserver.render import embed, pages
 from tests.conftest import NOW
 

@@ -125,7 +125,7 @@ def test_a_forked_child_reads_through_a_connection_of_its_own(tmp_path: Path) ->
 
 def test_the_code_version_is_made_of_files_that_exist_and_follows_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedserver.core.codedigest import PACKAGE
+    from feedserver.publish.codedigest import PACKAGE
 
     assert all((PACKAGE / name).is_file() for name in readings_store.MODULES)
     now = readings_store.code_version()

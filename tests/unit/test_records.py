@@ -23,10 +23,10 @@ from feedserver.build.articles import make_article
 from feedserver.build.run import run_build
 from feedserver.build.signatures import split
 from feedserver.config import Settings
-from feedserver.core import codedigest
 from feedserver.core.fieldwise import Codec, converter, to_record
 from feedserver.core.records import Article, Body, Head, Identity, Parsed, Stub
 from feedserver.identify.ledger import CachedFile, Ledger, Records
+from feedserver.publish import codedigest
 from tests.conftest import NOW
 
 MOMENT = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone(timedelta(hours=5)))

@@ -4,9 +4,10 @@ of the installed versions of some libraries.
 A value cached by one version of the code that made it must not be taken by another
 (:mod:`feedserver.build.codeversion` keys the parse cache and every signature with it;
 :mod:`feedserver.publish.readings_store` the gate's kept readings, which the build writes
-and the web workers read).  It lives in the core, below every layer that keys a cache,
-because it depends on nothing of feedserver: for one installation it is a constant (it
-reads the package's own files, never the site's).
+and the web workers read).  It reads files, so it is not in the pure core; it lives at
+the lowest layer that keys a cache (the query engine, below the build, opens the
+readings store), and both version lists of ``codeversion`` name this file, so a change
+to how the code is hashed changes every version.
 """
 
 from __future__ import annotations
