@@ -75,13 +75,14 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 # What makes a reading and its key, and nothing else: feedparser as the gate sets it up
 # and calls it, what the gate takes from its entries, how the items' context is found and
-# keyed, and this module (the stored form).  Not the renderers: a new version of them
-# re-renders every channel (their signatures change) but an item drawn to the same bytes
-# in the same context is read the same, so those readings still hold.
+# keyed, this module (the stored form) and how the code is hashed (codedigest).  Not the
+# renderers: a new version of them re-renders every channel (their signatures change)
+# but an item drawn to the same bytes in the same context is read the same, so those
+# readings still hold.
 MODULES = ("render/formats/gate_parser.py", "render/formats/rss_atom.py",
            "render/formats/base.py", "render/formats/enclosures.py",
            "render/formats/xml_items.py", "render/formats/readings.py",
-           "publish/readings_store.py")
+           "publish/readings_store.py", "publish/codedigest.py")
 # feedparser guesses an encoding with cchardet or chardet when they are installed (it
 # imports whichever it finds), so their versions are part of what it reads.
 LIBRARIES = ("feedparser", "sgmllib3k", "cchardet", "chardet")

@@ -251,11 +251,10 @@ def _read(head: bytes, tail: bytes, new: dict[bytes, bytes], prefix: Any, depth:
     if envelope is not None and readings.envelope_read(envelope):
         return True
     cut = elements(head + tail, depth)
+    unread: dict[bytes, bytes] = {}
     if cut is None:
-        unread: dict[bytes, bytes] = {}
         document = head + b"".join(new.values()) + tail
     else:
-        unread = {}
         for element in cut.elements:
             key = _element_key(prefix, element)
             if key not in unread and not readings.envelope_read(key):
