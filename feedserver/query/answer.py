@@ -34,12 +34,12 @@ from feedserver.core.layout import item_record, item_record_name
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.publish.readings_store import reader
+from feedserver.query.envelopes import Envelopes, QueryContext
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Index, read_record, search_of
 from feedserver.query.scopes import Haystack, Scopes
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
-from feedserver.render.formats.base import spliced_at
 from feedserver.render.formats.readings import Readings
 from feedserver.render.site import EPOCH
 from feedserver.validate import item_faults, validate
@@ -69,26 +69,6 @@ class Texts(Protocol):
 
 class Unanswerable(Exception):
     """The answer could not be made (a record missing, a document the gate refuses)."""
-
-
-@dataclass(frozen=True)
-class QueryContext(Context):
-    """The site's context, but a feed's own URL carries its canonical query string, and it
-    names no WebSub hub (:meth:`of`)."""
-
-    query: str = ""
-
-    def feed_url(self, channel: Channel, filename: str) -> str:
-        own = super().feed_url(channel, filename)
-        return f"{own}?{self.query}" if self.query else own
-
-    @classmethod
-    def of(cls, ctx: Context, query: str) -> QueryContext:
-        """``ctx`` for a computed feed.  Without hubs: no publish tells a hub about a
-        filtered or combined feed, and the built-in hub refuses its URL as a topic, so
-        naming one sent subscribers to a subscription refused or never pushed to."""
-        fields = {f: getattr(ctx, f) for f in ctx.__dataclass_fields__}
-        return cls(**{**fields, "hubs": ()}, query=query)
 
 
 @dataclass(frozen=True)
@@ -229,6 +209,7 @@ class Engine:
         # a new answer key upstream) costs no second render and round trip.
         self._bodies: OrderedDict[tuple[object, ...], tuple[bytes, str]] = OrderedDict()
         self._context: Context | None = None
+        self._envelopes = Envelopes()
         self.words = Words()
         self.scopes = Scopes()
         # The records read since the index last changed, by slug: a record file is
@@ -374,12 +355,12 @@ class Engine:
         for _ in range(2):
             try:
                 items = [self._items.get(fmt, a, plain) for a in channel.articles]
-                body = fmt.channel(channel, ctx, items)
+                body, found = self._envelopes.draw(fmt, channel, ctx, plain, items)
             except Exception as exc:  # a renderer on seed text: this answer only, as a build
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
             if not validate(channel, fmt.name, body, self._items.readings, items):
-                return body, self._etag(body, items)
+                return body, self._etag(body, items, found)
             faults = item_faults(channel, fmt.name, body, self._items.readings, items)
             if not faults:
                 break
@@ -387,7 +368,7 @@ class Engine:
                 a for i, a in enumerate(channel.articles) if i not in faults))
         raise Unanswerable(f"the {fmt.label} document did not pass the validation gate")
 
-    def _etag(self, body: bytes, items: list[bytes]) -> str:
+    def _etag(self, body: bytes, items: list[bytes], found: tuple[int, int] | None) -> str:
         """``body``'s strong ETag, from its pieces: SHA-256 over where the items start, how
         many there are, the envelope's bytes and each item's own digest (kept per item,
         :meth:`Readings.key_of`), instead of over the whole body again (80 us for a
@@ -396,9 +377,9 @@ class Engine:
         Equal ETags still mean equal bytes: the digest fixes the envelope and where it is
         cut, and each item's bytes through its digest.  The same bytes always give the
         same ETag here (the renderer splices the same items the same way).  A body that is
-        not its envelope around ``items`` (never, as drawn) is hashed whole.
+        not its envelope around ``items`` (never, as drawn) is hashed whole.  ``found``:
+        where the items lie, as drawn (:class:`Envelopes`).
         """
-        found = spliced_at(body, items)
         if found is None:
             return etag_of(body)
         at, end = found

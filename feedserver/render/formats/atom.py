@@ -40,13 +40,23 @@ def item(article: Article, ctx: Context) -> bytes:
     return rss_atom.inner(root, b">", b"</feed>")
 
 
-def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    """The whole document, the entries spliced in before ``</feed>``."""
+def envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
+    """The document's bytes before and after its entries (which go before ``</feed>``).
+
+    Of the channel's articles it shows only whether any carries media (the namespace
+    it declares): :class:`~feedserver.render.formats.base.Format` says so of every
+    envelope, and a computed feed's envelope is drawn once for many answers on it."""
     gen = rss_atom.generator(chan, ctx, FORMAT)
     enclosures.declare_media(gen, chan, atom=True)
     head = archives.insert_after_self(gen.atom_str(pretty=False), b"<link ",
                                       archives.atom_links(chan, ctx, FORMAT.filename))
-    return rss_atom.splice(head, b"</feed>", items)
+    return rss_atom.cut(head, b"</feed>")
+
+
+def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
+    """The whole document, the entries spliced in before ``</feed>``."""
+    before, after = envelope(chan, ctx)
+    return b"".join((before, *items, after))  # one copy of the items, not two
 
 
 def check(chan: Channel, body: bytes) -> ReadBack:
@@ -66,4 +76,4 @@ def check_cached(chan: Channel, body: bytes, readings: Readings,
 FORMAT = Format(name="atom", filename="feed.atom",
                 media_type="application/atom+xml; charset=utf-8", label="Atom", item=item,
                 channel=channel, check=check, cost=5, checked_by="feedparser",
-                check_cached=CachedCheck(check, check_cached))
+                check_cached=CachedCheck(check, check_cached), envelope=envelope)

@@ -44,14 +44,31 @@ def item(article: Article, ctx: Context) -> bytes:
     return rss_atom.inner(root, b"<channel>", b"</channel>")
 
 
-def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    """The whole document, the items spliced into ``<channel>``."""
+def envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes] | None:
+    """The document's bytes before and after its items (which go before
+    ``</channel>``), or None for a podcast, whose document is made over again with its
+    items in it (:func:`~feedserver.render.formats.enclosures.podcast_document`).
+
+    Of the channel's articles it shows only whether any carries media (see
+    :func:`feedserver.render.formats.atom.envelope`)."""
+    if enclosures.podcast_of(chan, ctx) is not None:
+        return None
+    return _envelope(chan, ctx)
+
+
+def _envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
     gen = rss_atom.generator(chan, ctx, FORMAT)
     enclosures.declare_media(gen, chan, atom=False)
     head = with_hubs(gen.rss_str(pretty=False), ctx.hubs)
     head = archives.insert_after_self(head, b"<atom:link ",
                                       archives.atom_links(chan, ctx, FORMAT.filename, "atom:"))
-    body = rss_atom.splice(head, b"</channel>", items)
+    return rss_atom.cut(head, b"</channel>")
+
+
+def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
+    """The whole document, the items spliced into ``<channel>``."""
+    before, after = _envelope(chan, ctx)
+    body = b"".join((before, *items, after))  # one copy of the items, not two
     podcast = enclosures.podcast_of(chan, ctx)
     if podcast is not None:
         body = enclosures.podcast_document(body, chan, ctx, podcast,
@@ -92,4 +109,4 @@ def check_cached(chan: Channel, body: bytes, readings: Readings,
 FORMAT = Format(name="rss", filename="feed.rss", media_type="application/rss+xml; charset=utf-8",
                 label="RSS", item=item, channel=channel, check=check, cost=5,
                 checked_by="feedparser",
-                check_cached=CachedCheck(check, check_cached))
+                check_cached=CachedCheck(check, check_cached), envelope=envelope)

@@ -118,10 +118,10 @@ def generator(channel: Channel, ctx: Context, fmt: Format) -> FeedGenerator:
     return gen
 
 
-def splice(head: bytes, closing: bytes, items: list[bytes]) -> bytes:
-    """The items inserted before the document's last ``closing`` tag."""
-    cut = head.rindex(closing)
-    return b"".join((head[:cut], *items, head[cut:]))  # one copy of the items, not two
+def cut(head: bytes, closing: bytes) -> tuple[bytes, bytes]:
+    """A document without items cut where they go: before its last ``closing`` tag."""
+    at = head.rindex(closing)
+    return head[:at], head[at:]
 
 
 def as_feedparser_shows(text: str) -> str:
