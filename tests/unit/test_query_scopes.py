@@ -197,3 +197,27 @@ def test_haystacks_are_counted_in_bytes() -> None:
         scopes.stack(scope, texts)
         assert (scope.haystack is not None) is made
         assert scope.tried
+
+
+@pytest.mark.parametrize(("first", "last"), [(1, 1), (7, 40), (64, 4096)])
+def test_a_haystack_finds_every_text_holding_a_word_however_far_each_look_reaches(
+        monkeypatch: pytest.MonkeyPatch, first: int, last: int) -> None:
+    """The haystack is looked through a stretch at a time (each ending where a text
+    ends, growing while matches are few): every text holding the word is found once, in
+    order, as ``in`` finds it, over texts of one, two, three and four bytes a character
+    and words that occur densely, rarely, across texts' ends or nowhere."""
+    from feedserver.query import scopes
+
+    monkeypatch.setattr(scopes, "FIRST_LOOK", first)
+    monkeypatch.setattr(scopes, "LAST_LOOK", last)
+    monkeypatch.setattr(scopes, "DENSE", 3)
+    rng = random.Random(21)
+    vocabulary = ("gas", "steppe", "газ", "степь", "草原", "ガス", "🚂", "e", "ee", "a", "",
+                  "pipeline", "bank")
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randrange(0, 12))) for _ in range(300)]
+    stack = scopes.Haystack.of(texts)
+    words = {*vocabulary, "zz", "s g", "e e", "аз", "原", "\U0001f682 e", "ee ee ee", "x" * 50,
+             *(t[i:i + n] for t in texts[:40] for i in range(0, len(t), 5) for n in (1, 3, 8))}
+    for word in sorted(w for w in words if scopes.Haystack.searchable((w,))):
+        assert list(stack.holding(word)) == [i for i, t in enumerate(texts) if word in t], word
+    assert [stack.text(i) for i in range(len(texts))] == texts
