@@ -69,9 +69,9 @@ class Haystack:
 
     A word is looked for by Aho-Corasick (``ahocorasick_rs``, Rust, with SIMD
     prefilters) a stretch of whole texts at a time: about 1 ms across 6.5 MB where
-    ``str.find`` took 4.5-10 ms (benchmarks/README.md, "A search's haystack in
-    UTF-8").  UTF-8 finds a word's bytes only where its characters are, so a text
-    holds the word's bytes when it holds the word.  A stretch starts at
+    ``str.find`` took 4.5-10 ms (benchmarks/README.md, "Envelopes drawn once; a
+    search's haystack in UTF-8").  UTF-8 finds a word's bytes only where its characters
+    are, so a text holds the word's bytes when it holds the word.  A stretch starts at
     :data:`FIRST_LOOK` bytes and doubles up to :data:`LAST_LOOK` while it finds fewer
     than :data:`DENSE` matches, so an answer that wants the first few texts of a
     common word never has every occurrence of it listed."""
