@@ -98,8 +98,8 @@ class Envelopes:
             self._kept.move_to_end(key)
             return self._kept[key]
         drawn = fmt.envelope(head, replace(ctx, query=TOKEN))
-        if drawn is not None and b"".join(drawn).count(TOKEN.encode()) != \
-                b"".join(drawn).count(_HOLE):
+        whole = b"".join(drawn) if drawn is not None else b""
+        if whole.count(TOKEN.encode()) != whole.count(_HOLE):
             drawn = None  # the token stands somewhere other than the query's place
         self._kept[key] = drawn
         if len(self._kept) > self._limit:
