@@ -18,8 +18,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures
@@ -100,6 +98,8 @@ def _attachments(value: object) -> tuple[str, ...]:
 
 def check(chan: Channel, body: bytes) -> ReadBack:
     """Structural JSON Feed 1.1 checks, then the items as a reader gets them."""
+    import orjson  # here: importing the formats loads no parser (a web worker's start)
+
     try:
         doc = orjson.loads(body)  # invalid UTF-8 too is a JSONDecodeError (a ValueError)
     except ValueError as exc:
