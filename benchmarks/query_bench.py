@@ -27,7 +27,11 @@ the same machine load:
   poll, a time of its own, after the newest article): an empty feed, found over the
   topic's whole history;
 * **q, nothing found**: a word no article holds, a new one each round: the search reads
-  every article's text of the whole history (kept by the worker after the first).
+  every article's text of the whole history (kept by the worker after the first);
+* **plain, JSON** and **first, JSON**: the same topic's ``feed.json`` and a first
+  answer of it (as "filtered, first"), each against the other: JSON Feed is read back
+  by its own check (a strict JSON parse), not feedparser, and its items are not
+  spliced as the XML formats' are.
 
 The first filtered request a worker answers also imports the renderers; it is timed
 once on its own.  Prints median, min and max in milliseconds and each median's ratio to
@@ -151,11 +155,13 @@ def run(port: int, rounds: int) -> None:
     cases: dict[str, list[float]] = {name: [] for name in (
         "plain", "filtered, first", "first, 49 items", "filtered, repeated",
         "combined, first", "combined, new items", "q, first", "since, nothing new",
-        "q, nothing found", "plain, compressed", "first, compressed")}
+        "q, nothing found", "plain, compressed", "first, compressed", "plain, JSON",
+        "first, JSON")}
     timed(conn, f"/topics/{a}/feed.atom?limit=7")
     timed(conn, f"/topics/{a}/feed.atom?limit=49")
     timed(conn, f"/topics/{pair}/feed.atom?limit=50")
     timed(conn, "/feed.atom?q=zzq")  # the worker reads every search text once
+    timed(conn, f"/topics/{a}/feed.json?limit=50")  # JSON Feed's items drawn once
     for n in range(rounds):
         limit = 1 + n % 49
         cases["plain"].append(timed(conn, plain))
@@ -177,15 +183,20 @@ def run(port: int, rounds: int) -> None:
         cases["first, compressed"].append(timed(
             conn, f"/topics/{a}/feed.atom?limit={limit}&since=201{n // 49}-01-01T00:00:00Z",
             COMPRESSED))
+        cases["plain, JSON"].append(timed(conn, f"/topics/{a}/feed.json"))
+        cases["first, JSON"].append(timed(
+            conn, f"/topics/{a}/feed.json?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
     base = statistics.median(cases["plain"])
     print(f"topic {a!r} ({rounds} rounds; first filtered request of the worker, "
           f"with the import: {warm:.1f} ms)")
     print(f"{'case':<20} {'median':>8} {'min':>8} {'max':>8} {'x plain':>8}")
-    packed = statistics.median(cases["plain, compressed"])
+    bases = {"compressed": statistics.median(cases["plain, compressed"]),
+             "JSON": statistics.median(cases["plain, JSON"])}
     for name, values in cases.items():
         median = statistics.median(values)
+        kind = name.rpartition(", ")[2]
         print(f"{name:<20} {median:8.2f} {min(values):8.2f} {max(values):8.2f} "
-              f"{median / (packed if 'compressed' in name else base):8.1f}")
+              f"{median / bases.get(kind, base):8.1f}")
 
 
 if __name__ == "__main__":
