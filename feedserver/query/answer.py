@@ -378,7 +378,7 @@ class Engine:
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
             if not validate(channel, fmt.name, body, self._items.readings, items):
-                return body, self._etag(body, items, found)
+                return body, self._etag(body, items, found, fmt.separator)
             faults = item_faults(channel, fmt.name, body, self._items.readings, items)
             if not faults:
                 break
@@ -386,7 +386,8 @@ class Engine:
                 a for i, a in enumerate(channel.articles) if i not in faults))
         raise Unanswerable(f"the {fmt.label} document did not pass the validation gate")
 
-    def _etag(self, body: bytes, items: list[bytes], found: tuple[int, int] | None) -> str:
+    def _etag(self, body: bytes, items: list[bytes], found: tuple[int, int] | None,
+              separator: bytes = b"") -> str:
         """``body``'s strong ETag, from its pieces: SHA-256 over where the items start, how
         many there are, the envelope's bytes and each item's own digest (kept per item,
         :meth:`Readings.key_of`), instead of over the whole body again (80 us for a
@@ -396,12 +397,15 @@ class Engine:
         cut, and each item's bytes through its digest.  The same bytes always give the
         same ETag here (the renderer splices the same items the same way).  A body that is
         not its envelope around ``items`` (never, as drawn) is hashed whole.  ``found``:
-        where the items lie, as drawn (:class:`Envelopes`).
+        where the items lie, as drawn (:class:`Envelopes`), joined by ``separator`` (JSON
+        Feed's commas), which the digest names too.
         """
         if found is None:
             return etag_of(body)
         at, end = found
         digest = hashlib.sha256(b"feedserver answer\0%d\0%d\0" % (at, len(items)))
+        if separator:
+            digest.update(b"separator\0%d\0%s" % (len(separator), separator))
         whole = memoryview(body)
         digest.update(whole[:at])
         digest.update(whole[end:])

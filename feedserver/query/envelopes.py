@@ -1,19 +1,21 @@
 """Pure: the document around a computed feed's items, its own URL in it.
 
 A computed (filtered or combined) feed is its channel's head around the items it
-chose, and its own URL (``rel="self"``; Atom's id) carries its canonical query
-string (:class:`QueryContext`).  Two answers on one channel differ in their items and
-that query; feedgen drew the same head around them every time (0.3 ms of a first
-answer's 2.7 in process, its biggest cost after the gate's own reading).
+chose, and its own URL (``rel="self"``; Atom's id; JSON Feed's ``feed_url``) carries its
+canonical query string (:class:`QueryContext`).  Two answers on one channel differ in
+their items and that query; the formats drew the same head around them every time
+(feedgen: 0.3 ms of an Atom first answer's 2.7 in process, its biggest cost after the
+gate's own reading).
 
-:class:`Envelopes` asks a format for a channel head's envelope once, drawn with
-:data:`TOKEN` as the query, and fills in each answer's query, escaped as lxml escapes
-it.  That is sound where the query is canonical (:data:`CANONICAL`: what
-``urlencode`` with ``quote`` writes, where ``&`` is the one character XML escapes)
-and the token stands only where the query goes (``?`` before each of its
-occurrences: a URL the format wrote some other way, a title that holds it, and
-the head is drawn directly instead).  Whatever is drawn still goes through the
-gate, which reads the answer's own elements with feedparser.
+:class:`Envelopes` asks a format for a channel head's envelope once, drawn with a query
+of :data:`TOKEN`, the characters a canonical query may hold that are not letters or
+digits (:data:`PROBE`), and the token again, and fills in each answer's query written as
+the format wrote the probe: as it is (JSON) or with ``&`` as ``&amp;`` (XML), the only
+two ways it is sound to take; any other, and the head is drawn directly.  So is a query
+that is not canonical (``urlencode`` with ``quote`` writes only letters, digits and the
+probe's characters), and a head where the token stands anywhere but in that run after
+``?`` (a URL the format wrote some other way, a title that holds it).  Whatever is drawn
+still goes through the gate, which reads the answer's own elements with feedparser.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
@@ -31,9 +34,13 @@ from feedserver.render.formats.base import spliced_at
 
 # Stands for the query in a kept envelope: random, so no seed's text holds it.
 TOKEN = "feedserverquery" + secrets.token_hex(8)
-_HOLE = b"?" + TOKEN.encode()
-# The characters of a canonical query string (``urlencode(..., quote_via=quote)``).
-CANONICAL = frozenset(string.ascii_letters + string.digits + "-._~%=&/+")
+# The characters of a canonical query string (``urlencode(..., quote_via=quote)``) other
+# than letters and digits: how a format writes them is learnt from its envelope.
+PROBE = "-._~%=&/+"
+CANONICAL = frozenset(string.ascii_letters + string.digits + PROBE)
+# How a format may write a canonical query, by how it wrote PROBE: as it is (JSON
+# Feed's strings), or XML-escaped (only ``&`` changes).
+_WRITERS = {PROBE: lambda query: query, escape(PROBE): escape}
 _KEPT = 256  # envelopes an engine keeps, least recently used first out
 
 
@@ -58,12 +65,12 @@ class QueryContext(Context):
 
 
 class Envelopes:
-    """Channel heads' envelopes with :data:`TOKEN` for the query, by format and head."""
+    """Channel heads' envelopes drawn once, by format and head (see the module's doc)."""
 
     def __init__(self, kept: int = _KEPT) -> None:
-        # (before, after) the items, or None: the format draws this head otherwise.
-        self._kept: OrderedDict[tuple[str, Channel], tuple[bytes, bytes] | None] = \
-            OrderedDict()
+        # (before, after) the items with the token's run where the query goes, and how
+        # the format writes a query; None: the format draws this head otherwise.
+        self._kept: OrderedDict[tuple[str, Channel], _Draft | None] = OrderedDict()
         self._limit = kept
         self._context: Context | None = None
 
@@ -71,18 +78,19 @@ class Envelopes:
              items: list[bytes]) -> tuple[bytes, tuple[int, int] | None]:
         """The document of ``channel`` and ``items`` in ``fmt`` for ``ctx`` (made from the
         site's ``plain`` one), byte for byte what ``fmt.channel`` draws, and where its
-        items lie (None: not known; ``spliced_at`` finds them)."""
+        items lie, separators between them included (None: not known; ``spliced_at``
+        finds them where they lie side by side)."""
         found = self._envelope(fmt, channel, ctx, plain)
         if found is None:
             body = fmt.channel(channel, ctx, items)
             return body, spliced_at(body, items)
-        own = b"?" + escape(ctx.query).encode()
-        before, after = (part.replace(_HOLE, own) for part in found)
-        at = len(before)
-        return b"".join((before, *items, after)), (at, at + sum(map(len, items)))
+        own = b"?" + found.write(ctx.query).encode()
+        before, after = (part.replace(found.hole, own) for part in found.parts)
+        joined = fmt.separator.join(items)
+        return before + joined + after, (len(before), len(before) + len(joined))
 
     def _envelope(self, fmt: Format, channel: Channel, ctx: QueryContext,
-                  plain: Context) -> tuple[bytes, bytes] | None:
+                  plain: Context) -> _Draft | None:
         """The head's envelope with the token, drawn once; None: draw it all directly."""
         if fmt.envelope is None or not ctx.query or not CANONICAL.issuperset(ctx.query):
             return None
@@ -97,11 +105,33 @@ class Envelopes:
         if key in self._kept:
             self._kept.move_to_end(key)
             return self._kept[key]
-        drawn = fmt.envelope(head, replace(ctx, query=TOKEN))
-        whole = b"".join(drawn) if drawn is not None else b""
-        if whole.count(TOKEN.encode()) != whole.count(_HOLE):
-            drawn = None  # the token stands somewhere other than the query's place
-        self._kept[key] = drawn
+        drafted = _Draft.of(fmt.envelope(head, replace(ctx, query=TOKEN + PROBE + TOKEN)))
+        self._kept[key] = drafted
         if len(self._kept) > self._limit:
             self._kept.popitem(last=False)
-        return drawn
+        return drafted
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """An envelope drawn with the token's run for the query, and how to write a query."""
+
+    parts: tuple[bytes, bytes]
+    hole: bytes  # ``?`` and the token's run as the format wrote it
+    write: Callable[[str], str]
+
+    @classmethod
+    def of(cls, drawn: tuple[bytes, bytes] | None) -> _Draft | None:
+        """``drawn``'s draft, or None when the query cannot be filled in soundly."""
+        if drawn is None:
+            return None
+        whole, token = b"".join(drawn), TOKEN.encode()
+        at = whole.find(b"?" + token)
+        end = whole.find(token, at + 1 + len(token)) if at >= 0 else -1
+        if end < 0:
+            return None
+        hole = whole[at:end + len(token)]
+        write = _WRITERS.get(hole[1 + len(token):-len(token)].decode("utf-8", "replace"))
+        if write is None or whole.count(token) != 2 * whole.count(hole):
+            return None  # another way of writing it, or the token somewhere else
+        return cls(drawn, hole, write)

@@ -125,10 +125,11 @@ class Format:
     # parsed (by their bytes' digest), so each distinct item is parsed once (RSS, Atom).
     check_cached: CachedCheck | None = None
     # The document's bytes before and after its items, which ``channel`` puts between
-    # them as they are; None (or a None answer): ``channel`` makes more of it than that.
-    # It shows of the channel's articles only whether any carries media, so whoever
-    # draws many documents of one channel head may draw its envelope once.
+    # them joined by ``separator``; None (or a None answer): ``channel`` makes more of it
+    # than that.  It shows of the channel's articles only whether any carries media, so
+    # whoever draws many documents of one channel head may draw its envelope once.
     envelope: Callable[[Channel, Context], tuple[bytes, bytes] | None] | None = None
+    separator: bytes = b""
 
     @property
     def mime(self) -> str:

@@ -54,8 +54,9 @@ def item(article: Article, ctx: Context) -> bytes:
     return _compact(drawn)
 
 
-def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
-    """The whole document: the head's fields, then the items."""
+def envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
+    """The document's bytes before and after its items (joined by commas): the head's
+    fields, then the items' list.  Of the channel's articles it shows none."""
     head: dict[str, object] = {
         "version": JSONFEED_VERSION,
         "title": chan.title,
@@ -70,7 +71,13 @@ def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     older = archives.next_url(chan, ctx, FORMAT.filename)
     if older:  # JSON Feed 1.1 pagination: the next (older) items (RFC 5005 archives)
         head["next_url"] = older
-    return _compact(head)[:-1] + b',"items":[' + b",".join(items) + b"]}\n"
+    return _compact(head)[:-1] + b',"items":[', b"]}\n"
+
+
+def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
+    """The whole document: the head's fields, then the items."""
+    before, after = envelope(chan, ctx)
+    return before + b",".join(items) + after
 
 
 def _date(value: object) -> Date | None:
@@ -124,4 +131,5 @@ def check(chan: Channel, body: bytes) -> ReadBack:
 # Validating and compressing a 50-item channel takes ~12 ms (RSS, Atom: ~55 ms).
 FORMAT = Format(name="json", filename="feed.json",
                 media_type="application/feed+json; charset=utf-8", label="JSON Feed",
-                item=item, channel=channel, check=check, cost=1, checked_by="the JSON check")
+                item=item, channel=channel, check=check, cost=1, checked_by="the JSON check",
+                envelope=envelope, separator=b",")
