@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from feedserver.core.records import Channel
 from feedserver.render.feeds import Context
 from feedserver.render.formats import Format
-from feedserver.render.formats.base import spliced_at
+from feedserver.render.formats.base import around, spliced_at
 
 # Stands for the query in a kept envelope: random, so no seed's text holds it.
 TOKEN = "feedserverquery" + secrets.token_hex(8)
@@ -86,8 +86,8 @@ class Envelopes:
             return body, spliced_at(body, items)
         own = b"?" + found.write(ctx.query).encode()
         before, after = (part.replace(found.hole, own) for part in found.parts)
-        joined = fmt.separator.join(items)
-        return before + joined + after, (len(before), len(before) + len(joined))
+        body = around(before, after, items, fmt.separator)
+        return body, (len(before), len(body) - len(after))
 
     def _envelope(self, fmt: Format, channel: Channel, ctx: QueryContext,
                   plain: Context) -> _Draft | None:

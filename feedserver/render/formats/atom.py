@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import CachedCheck, Format, ReadBack
+from feedserver.render.formats.base import CachedCheck, Format, ReadBack, around
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -55,8 +55,7 @@ def envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the entries spliced in before ``</feed>``."""
-    before, after = envelope(chan, ctx)
-    return b"".join((before, *items, after))  # one copy of the items, not two
+    return around(*envelope(chan, ctx), items)
 
 
 def check(chan: Channel, body: bytes) -> ReadBack:

@@ -150,6 +150,15 @@ def utc(moment: datetime) -> Date:
     return tuple(moment.utctimetuple()[:6])
 
 
+def around(before: bytes, after: bytes, items: list[bytes], separator: bytes = b"") -> bytes:
+    """A document of its envelope and its items: the items, joined by ``separator``,
+    between the envelope's two parts (what ``Format.channel`` draws from
+    ``Format.envelope``; copied once when nothing separates them)."""
+    if not separator:
+        return b"".join((before, *items, after))
+    return before + separator.join(items) + after
+
+
 def spliced_at(body: bytes, fragments: list[bytes]) -> tuple[int, int] | None:
     """Where the run of ``fragments`` lies in ``body``, as (start, end), found from the
     first one and compared in place; None when ``body`` does not hold them side by side.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures
-from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, utc
+from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, around, utc
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -76,8 +76,7 @@ def envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document: the head's fields, then the items."""
-    before, after = envelope(chan, ctx)
-    return before + b",".join(items) + after
+    return around(*envelope(chan, ctx), items, FORMAT.separator)
 
 
 def _date(value: object) -> Date | None:

@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import CachedCheck, Format, ReadBack
+from feedserver.render.formats.base import CachedCheck, Format, ReadBack, around
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -67,8 +67,7 @@ def _envelope(chan: Channel, ctx: Context) -> tuple[bytes, bytes]:
 
 def channel(chan: Channel, ctx: Context, items: list[bytes]) -> bytes:
     """The whole document, the items spliced into ``<channel>``."""
-    before, after = _envelope(chan, ctx)
-    body = b"".join((before, *items, after))  # one copy of the items, not two
+    body = around(*_envelope(chan, ctx), items)
     podcast = enclosures.podcast_of(chan, ctx)
     if podcast is not None:
         body = enclosures.podcast_document(body, chan, ctx, podcast,
