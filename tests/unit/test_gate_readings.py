@@ -425,3 +425,53 @@ def test_a_fault_beside_envelope_elements_read_before_is_found_as_the_full_parse
         assert bool(full) is (kind != "text between elements"), kind
         assert findings(ALL, fmt, body, cache.readings) == full, kind
         assert findings(ALL, fmt, body, cache.readings, clean) == full, kind
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_document_without_items_reads_only_envelope_elements_new_to_it(
+        fmt: str, parses: list[bytes]) -> None:
+    """An answer that holds no item (a poller's ``since`` after the newest article, a
+    search that finds nothing) is its channel's envelope: feedparser reads only what it
+    has not read in that context, as for an answer with items, not the whole document."""
+    cache, _ = read_already(fmt)
+    before = len(parses)
+    empty = replace(ALL, articles=())
+    body, items = spliced(empty, fmt, cache)
+    assert items == [] and b"urn:x:" not in body
+    assert findings(empty, fmt, body, cache.readings, items) == []
+    assert len(parses) == before  # every element of it was read in ALL's document
+    later = replace(empty, updated=ALL.updated + timedelta(days=1))
+    body, items = spliced(later, fmt, cache)
+    assert findings(later, fmt, body, cache.readings, items) == []
+    assert len(parses) == before + 1
+    read = parses[-1]
+    assert (b"<updated>" if fmt == "atom" else b"<lastBuildDate>") in read
+    assert b"<title>All</title>" not in read and b"<generator" not in read
+    assert findings(later, fmt, body, cache.readings, items) == [] \
+        and len(parses) == before + 1  # known whole
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_document_without_items_is_judged_as_the_full_parse_judges_it(fmt: str) -> None:
+    """Faults in an itemless document's envelope, beside elements read before; a document
+    whose items the hint leaves out; items where none may go: each gets the findings of
+    the full parse."""
+    cache, _ = read_already(fmt)
+    empty = replace(ALL, articles=())
+    clean, _ = spliced(empty, fmt, cache)
+    title = b"<title>All</title>"
+    for kind, instead in (("entity", b"<title>All &bogus;</title>"),
+                          ("unbound prefix", title + b"<x:y>z</x:y>"),
+                          ("control character", b"<title>All\x01</title>"),
+                          ("unclosed", b"<title>All"),
+                          ("text between elements", title + b"loose text"),
+                          ("an element split", b"<title>All</title></x>")):
+        body = clean.replace(title, instead, 1)
+        assert findings(empty, fmt, body, cache.readings, []) == findings(empty, fmt, body), kind
+    full, _ = spliced(ALL, fmt, cache)
+    assert findings(empty, fmt, full, cache.readings, []) == findings(empty, fmt, full) != []
+    closing = b"</channel>" if fmt == "rss" else b"</feed>"
+    at = clean.rindex(closing)
+    for odd in (b"<x></x>", b"<item></item>", b"<entry></entry>", b"<!-- x -->"):
+        body = clean[:at] + odd + clean[at:]
+        assert findings(empty, fmt, body, cache.readings, []) == findings(empty, fmt, body), odd
