@@ -339,8 +339,13 @@ class Engine:
         spoken = {a.lang or index.context.language for a in articles}
         fresh = head.max_age if combo is None else channel_max_age(
             (a.updated for a in articles), index.refresh, index.ceiling)
-        channel = replace(head, articles=articles,
-                          updated=max((a.updated for a in articles), default=EPOCH),
+        # An answer without items (a since after the newest, a search nothing matches)
+        # is dated by the newest update of its channel's whole history, the date the
+        # channel's own feed shows unless an older article was edited since: 1970 was
+        # an implausible date to readers and validators.
+        updated = max((a.updated for a in articles), default=None) \
+            or self.scopes.of(index, folder, combo).newest or EPOCH
+        channel = replace(head, articles=articles, updated=updated,
                           language=head.language if combo is None else
                           (spoken.pop() if len(spoken) == 1 else index.context.language),
                           max_age=fresh, topic_names=index.context.topic_names)

@@ -132,6 +132,11 @@ class Scope:
     haystack: Haystack | None = None
     tried: bool = False  # a haystack was tried in this publish (made, or not to be)
 
+    @property
+    def newest(self) -> datetime | None:
+        """The latest ``updated`` of the whole history (None: no entry)."""
+        return self.latest[0] if self.latest else None
+
     @classmethod
     def of(cls, entries: Iterator[Entry]) -> Scope:
         listed = tuple(entries)

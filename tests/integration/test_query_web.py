@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -129,6 +129,35 @@ def test_each_answer_has_its_own_validators_and_304(client: FlaskClient, fmt: st
         assert one.headers[header] == full.headers[header] or header == "Cache-Control"
     assert one.headers["Cache-Control"].startswith("public, max-age=")
     assert f'<{BASE}feed.{fmt}?limit=1>; rel="self"' in one.headers.getlist("Link")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_answer_without_items_is_dated_as_its_channel(client: FlaskClient, fmt: str) -> None:
+    """A poller's ``since`` after the newest article, a search nothing matches: no item
+    dates the answer, so it carries the newest update of its channel's whole history
+    (here, where nothing was edited, the date of the channel's own feed), not 1970,
+    which the W3C validator calls an implausible date and which said the answer's
+    channel never changed."""
+    def newest(*topics: str, both: bool = False) -> datetime:
+        kept = [s.date for s in seeds()
+                if (set(topics) <= set(s.topics) if both else set(topics) & set(s.topics))]
+        return max(kept)
+
+    later = (max(s.date for s in seeds()) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cases = {f"/topics/alpha/feed.{fmt}?since={later}": newest("alpha"),
+             f"/topics/alpha/feed.{fmt}?q=nowhere": newest("alpha"),
+             f"/feed.{fmt}?since={later}&limit=2": max(s.date for s in seeds()),
+             f"/topics/alpha,beta/feed.{fmt}?q=nowhere": newest("alpha", "beta"),
+             f"/topics/alpha+beta/feed.{fmt}?since={later}": newest("alpha", "beta", both=True)}
+    assert client.get(f"/topics/alpha/feed.{fmt}").last_modified == newest("alpha")
+    for url, when in cases.items():
+        answer = client.get(url)
+        assert titles(answer) == [], url
+        assert answer.last_modified == when, url
+        if fmt != "json":  # JSON Feed has no date of its own
+            parsed = feedparser.parse(io.BytesIO(answer.data),
+                                      response_headers={"content-type": answer.content_type})
+            assert parsed.feed.updated_parsed[:6] == when.utctimetuple()[:6], url
 
 
 @pytest.mark.parametrize("encoding", ["br", "gzip"])
