@@ -17,7 +17,7 @@ from feedserver.core import layout
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.render.feeds import Context, ItemCache, render
 from feedserver.render.formats import FORMATS, Format
-from feedserver.render.site import EPOCH, Site
+from feedserver.render.site import Site
 from feedserver.validate import item_faults, validate
 
 Check = Callable[[Channel, str, bytes], list[Problem]]
@@ -181,8 +181,9 @@ def _without_culprits(site: Site, out: Output, cache: ItemCache, stale: Renderer
             continue
         culprits.update(found)
         listed = tuple(a for a in channel.articles if a.id not in found)
-        mended[channel.slug] = replace(channel, articles=listed,
-                                       updated=max((a.updated for a in listed), default=EPOCH))
+        # Every item left out: dated by its listing, not 1970 (an implausible date).
+        mended[channel.slug] = replace(channel, articles=listed, updated=max(
+            (a.updated for a in listed), default=channel.updated))
     if not mended:
         return out
     retry = replace(site, channels=tuple(mended.get(c.slug, c) for c in site.channels))

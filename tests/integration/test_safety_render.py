@@ -195,6 +195,34 @@ def test_an_item_that_does_not_round_trip_is_left_out_everywhere(
     assert "Report 39" in items_of(out, "")["json"]
 
 
+def test_a_channel_whose_every_item_is_left_out_keeps_a_plausible_date(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic whose only article does not round trip is published without items, dated
+    by its listing (its article's update), not 1970: the W3C validator calls that an
+    implausible date, and readers would sort the channel as never updated."""
+    settings = make_site(tmp_path, 3, 6)
+    write(Path(settings.seeds_dir) / "odd.md",
+          "---\ntitle: Odd one\ndate: 2026-10-29T08:00:00Z\ntags: [solo]\n---\nText.\n",
+          mtime=NOW.timestamp() - 60)
+    real = feedparser.parse
+
+    def quirky(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        for entry in result.entries:
+            if entry.get("title") == "Odd one":
+                entry["title"] = "Odd one, read otherwise"
+        return result
+
+    monkeypatch.setattr(feedparser, "parse", quirky)
+    report = run_build(settings, now=NOW)
+    assert [p.where for p in report.errors] == ["odd.md"], report.problems
+    monkeypatch.setattr(feedparser, "parse", real)
+    out = Path(settings.output_dir)
+    assert items_of(out, "topics/solo/") == {"json": [], "rss": [], "atom": []}
+    for rel in ("topics/solo/feed.atom", "topics/solo/feed.rss"):
+        assert parsed(out, rel).feed.updated_parsed[:6] == (2026, 10, 29, 8, 0, 0), rel
+
+
 # -- a limit on channels --------------------------------------------------------------------
 
 def test_channels_are_limited_to_max_channels(tmp_path: Path) -> None:
