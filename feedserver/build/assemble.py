@@ -294,7 +294,7 @@ def language_name(code: str, site_language: str) -> str:
 def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                   settings: Settings, now: datetime,
                   known: Known = NOTHING_KNOWN, *, render_code: str,
-                  artwork: str = "") -> Assembled:
+                  artwork: str = "", created: datetime = EPOCH) -> Assembled:
     """The site from stubs (topics already assigned), without any article's content.
 
     Channels, their order and their signatures never need content: the shell
@@ -303,7 +303,9 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
     settings) lends the articles and channel signatures made then from the same
     stubs and identities; it is only read.  ``artwork``: the versioned URL of the
     podcast artwork when it is a file in ``seeds/`` (:meth:`MediaScan.artwork`), drawn
-    in and signing the podcast channels only.
+    in and signing the podcast channels only.  ``created``: when the site's state was
+    first built (:meth:`~feedserver.identify.ledger.Ledger.created`), the date of a site
+    with nothing to publish.
     """
     made: Memo = {}
     due = _due(stubs, identities, settings, now, known, made)
@@ -325,8 +327,10 @@ def assemble_site(stubs: Mapping[str, Stub], identities: Mapping[str, Identity],
                       topic_names={slug: t.name for slug, t in catalog.items()},
                       hubs=settings.hub_urls,
                       podcast=_published_artwork(settings, artwork))
-    channels, archives = with_archives(ordered, build_channels(tuple(ordered), catalog, settings),
-                                       identities, settings)
+    listed = build_channels(tuple(ordered), catalog, settings)
+    if not ordered:  # nothing published: no article dates the site ('all', alone)
+        listed = tuple(replace(c, updated=created) for c in listed)
+    channels, archives = with_archives(ordered, listed, identities, settings)
     used = {c.slug for c in channels}
     topics = {slug: topic for slug, topic in catalog.items() if slug in used}
     names = context.topic_names

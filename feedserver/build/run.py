@@ -316,7 +316,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     if assembly is None:
         assembly = Assembly(sources.stubs, identities, now, shaping_of(settings, code, artwork),
                             assemble_site(sources.stubs, identities, settings, now, known,
-                                          render_code=code, artwork=artwork))
+                                          render_code=code, artwork=artwork,
+                                          created=ledger.created(now)))
     made = assembly.made
     memory.remember_site(made, assembly)
     site, problems = made.site, made.problems

@@ -313,6 +313,17 @@ class Ledger:
 
     # -- meta --------------------------------------------------------------------------------
 
+    def created(self, now: datetime) -> datetime:
+        """When this state's first build ran (``now`` the first time it is asked, kept from
+        then on): what dates a site with nothing published, which no article dates, so
+        that its feeds say something plausible and stay the same bytes build after build."""
+        kept = self.get_meta("created")
+        if kept is None:
+            self._write(lambda: self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('created', ?)", (_iso(now),)))
+            kept = self.get_meta("created") or _iso(now)
+        return datetime.fromisoformat(kept)
+
     def get_meta(self, key: str) -> str | None:
         row = self._retry(lambda: self.db.execute("SELECT value FROM meta WHERE key = ?",
                                                   (key,)).fetchone())

@@ -276,3 +276,24 @@ def test_recreated_file_is_the_same_article(build: Build, settings: Settings,
     assert not any(p.startswith(page) for p in manifest["gone"])
     app: Flask = create_app({"FEEDSERVER_SETTINGS": settings})
     assert app.test_client().get("/" + page).status_code == 200
+
+
+# -- a site with nothing published ------------------------------------------------------
+
+def test_a_site_with_nothing_published_is_dated_by_its_first_build(tmp_path: Path) -> None:
+    """No article dates a new site with an empty folder: its feeds carry the time its
+    state's first build ran, kept from then on (the bytes stay the same build after
+    build), not 1970, which the W3C validator calls an implausible date."""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "config.toml").write_text(
+        'site_title = "Empty"\nbase_url = "https://x.example/"\n', encoding="utf-8")
+    settings = load_settings(tmp_path / "config.toml", env={})
+    assert run_build(settings, now=NOW).published
+    out = Path(settings.output_dir)
+    names = ("feed.atom", "feed.rss", "feed.json", "feeds.opml", "index.html")
+    first = {name: (out / name).read_bytes() for name in names}
+    for name in ("feed.atom", "feed.rss"):
+        feed = parse_feed(out / name)
+        assert not feed.entries and feed.feed.updated_parsed[:6] == NOW.utctimetuple()[:6]
+    assert run_build(settings, now=NOW + timedelta(days=3)).published
+    assert {name: (out / name).read_bytes() for name in names} == first
