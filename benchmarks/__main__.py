@@ -20,6 +20,11 @@ file is changed, added and deleted, as a share of the cold build.  ``--large`` a
 the 50,000-article corpus (no Hugo there): cold whole-site build, the one-file change
 as a share of it, and cold 50k / cold 10k.
 
+Last, the serving table (:mod:`benchmarks.serve_bench`: nginx, gunicorn as shipped
+before issue 18, ``feedserver serve`` and granian over one 3,000-article output,
+``wrk`` alternating the servers; ``--serving-rounds``, ``--serving-duration``), when
+``wrk`` and ``nginx`` are installed; ``--no-serving`` skips it.
+
 With ``--baseline DIR`` it measures the code in DIR against this checkout instead
 (no Hugo): see :mod:`benchmarks.sidebyside`.
 """
@@ -35,7 +40,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import hugo, sidebyside
+from . import hugo, serve_bench, sidebyside
 from .corpus import generate
 from .measure import Figure, Run, run
 
@@ -238,6 +243,12 @@ def main() -> None:
                         help="with --baseline: seconds of load per serving case (0 to skip)")
     parser.add_argument("--connections", type=int, default=8,
                         help="with --baseline: wrk connections")
+    parser.add_argument("--no-serving", dest="serving", action="store_false",
+                        help="skip the serving table (nginx / gunicorn / serve / granian)")
+    parser.add_argument("--serving-rounds", type=int, default=3,
+                        help="rounds of the serving table (default 3)")
+    parser.add_argument("--serving-duration", type=int, default=4,
+                        help="seconds per wrk run of the serving table (default 4)")
     options = parser.parse_args()
     if options.baseline is not None:
         for size in options.sizes or [1_000, 10_000]:
@@ -261,6 +272,15 @@ def main() -> None:
         print("\n" + line)
     if options.hugo and not hugo.available():
         print("hugo is not installed: apt-get install hugo")
+    if options.serving:
+        if shutil.which("wrk") is None or shutil.which("nginx") is None:
+            print("\nThe serving table needs wrk and nginx: apt-get install wrk nginx-light")
+        else:
+            print("\nServing the all-feed of a 3,000-article site "
+                  "(python -m benchmarks.serve_bench):")
+            sys.stdout.flush()
+            serve_bench.main(["--rounds", str(options.serving_rounds),
+                              "--duration", str(options.serving_duration)])
 
 
 if __name__ == "__main__":
