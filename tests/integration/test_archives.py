@@ -37,7 +37,7 @@ from tests.archive_kit import (
     expected,
     make_seeds,
 )
-from tests.conftest import write
+from tests.conftest import misread_title, write
 
 COUNT = 11
 BASE = "http://history.example/"
@@ -282,19 +282,10 @@ def test_html_listings_paginate_to_every_article_once(client: FlaskClient) -> No
 
 def test_an_item_that_fails_the_gate_does_not_hold_back_its_page(
         site: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = feedparser.parse
-
-    def quirky(*args: Any, **kwargs: Any) -> Any:  # a reader that sees one title otherwise
-        result = real(*args, **kwargs)
-        for entry in result.entries:
-            if entry.get("title") == "Story 2":
-                entry["title"] = "Story two?"
-        return result
-
-    monkeypatch.setattr(feedparser, "parse", quirky)
+    restore = misread_title(monkeypatch, "Story 2", "Story two?")
     report = run_build(site, now=now)
     assert [p.where for p in report.errors] == ["story-02.md"], report.problems
-    monkeypatch.setattr(feedparser, "parse", real)
+    restore()
     out = Path(site.output_dir)
     assert page_titles(out, "archive/1/feed.rss") == ["Story 4", "Story 3", "Story 1"]
     assert page_titles(out, "topics/even/archive/1/feed.atom") == ["Story 8", "Story 6",

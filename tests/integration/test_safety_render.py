@@ -27,7 +27,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS
 from feedserver.validate import validate
-from tests.conftest import NOW, write
+from tests.conftest import NOW, misread_title, write
 from tests.faultkit import tree
 
 MOJIBAKE = {"cafe.txt": "CafÃ© prices rise", "uber.txt": "Ã¼ber die Brücke",
@@ -171,24 +171,15 @@ def test_an_item_that_does_not_round_trip_is_left_out_everywhere(
     write(Path(settings.seeds_dir) / "odd.md",
           "---\ntitle: Odd one\ndate: 2026-10-29T08:00:00Z\ntags: [t00]\n---\nText.\n",
           mtime=NOW.timestamp() - 60)
-    real = feedparser.parse
-
-    def quirky(*args: Any, **kwargs: Any) -> Any:  # a parser that reads one title otherwise
-        result = real(*args, **kwargs)
-        for entry in result.entries:
-            if entry.get("title") == "Odd one":
-                entry["title"] = "Odd one, read otherwise"
-        return result
-
-    monkeypatch.setattr(feedparser, "parse", quirky)  # forked workers inherit it
+    restore = misread_title(monkeypatch, "Odd one", "Odd one, read otherwise")
     report = run_build(settings, now=NOW)
     left_out = [p for p in report.errors if p.where == "odd.md"]
     assert len(left_out) == 1, report.problems
     assert "left out" in left_out[0].reason and "title" in left_out[0].reason
     assert all(p.where == "odd.md" for p in report.errors), report.errors
     out = Path(settings.output_dir)
+    restore()
     for folder in ("", "topics/t00/"):
-        monkeypatch.setattr(feedparser, "parse", real)
         shown = items_of(out, folder)
         assert shown["rss"] == shown["atom"] == shown["json"], folder  # all three alike
         assert "Odd one" not in shown["json"] and shown["json"], folder
@@ -204,19 +195,10 @@ def test_a_channel_whose_every_item_is_left_out_keeps_a_plausible_date(
     write(Path(settings.seeds_dir) / "odd.md",
           "---\ntitle: Odd one\ndate: 2026-10-29T08:00:00Z\ntags: [solo]\n---\nText.\n",
           mtime=NOW.timestamp() - 60)
-    real = feedparser.parse
-
-    def quirky(*args: Any, **kwargs: Any) -> Any:
-        result = real(*args, **kwargs)
-        for entry in result.entries:
-            if entry.get("title") == "Odd one":
-                entry["title"] = "Odd one, read otherwise"
-        return result
-
-    monkeypatch.setattr(feedparser, "parse", quirky)
+    restore = misread_title(monkeypatch, "Odd one", "Odd one, read otherwise")
     report = run_build(settings, now=NOW)
     assert [p.where for p in report.errors] == ["odd.md"], report.problems
-    monkeypatch.setattr(feedparser, "parse", real)
+    restore()
     out = Path(settings.output_dir)
     assert items_of(out, "topics/solo/") == {"json": [], "rss": [], "atom": []}
     for rel in ("topics/solo/feed.atom", "topics/solo/feed.rss"):
