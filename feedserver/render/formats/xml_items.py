@@ -33,11 +33,17 @@ def _refuse(*_: object) -> None:
 
 
 def _parsed(parser: Any, body: bytes) -> bool:
-    """Whether expat reads ``body`` whole with the handlers set: well-formed, no DOCTYPE."""
+    """Whether expat reads ``body`` whole with the handlers set: well-formed, no DOCTYPE.
+
+    A declaration naming an encoding Python does not know (``LookupError``) or expat
+    cannot take (a multi-byte one: ``ValueError``) is not how the renderer writes a
+    document either: False, and the caller's full parse judges it (feedparser reads the
+    bytes as the HTTP charset says), instead of the error escaping as a finding that
+    blamed feedparser."""
     parser.StartDoctypeDeclHandler = _refuse
     try:
         parser.Parse(body, True)
-    except (expat.ExpatError, _Refused):
+    except (expat.ExpatError, _Refused, LookupError, ValueError):
         return False
     return True
 
