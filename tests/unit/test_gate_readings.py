@@ -522,3 +522,32 @@ def test_an_encoding_expat_cannot_read_is_judged_by_the_full_parse(fmt: str) -> 
             full = findings(chan, fmt, declared)
             assert findings(chan, fmt, declared, cache.readings, hint) == full, name
             assert findings(chan, fmt, declared, cache.readings) == full, name
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_random_faults_anywhere_in_a_document_are_judged_as_the_full_parse_judges(
+        fmt: str) -> None:
+    """The same seeded random edits anywhere in a document with items (its envelope, its
+    items, between them), every clean item and element read before, with the renderer's
+    hint and without: the cheap paths' findings are the full parse's, every time."""
+    cache, _ = read_already(fmt)
+    three = replace(ALL, articles=ARTICLES[:3])
+    clean, items = spliced(three, fmt, cache)
+    rng = random.Random(f"anywhere/{fmt}")
+    odd = [b"<", b">", b"&", b'"', b"'", b"\x00", b"\x01", b"\xff", b" ", b"x", b"/", b"="]
+    judged = 0
+    for _ in range(150):
+        at = rng.randrange(len(clean))
+        edit = rng.choice(("replace", "delete", "double"))
+        if edit == "replace":
+            body = clean[:at] + rng.choice(odd) + clean[at + 1:]
+        elif edit == "delete":
+            body = clean[:at] + clean[at + 1:]
+        else:
+            body = clean[:at + 1] + clean[at:]
+        full = findings(three, fmt, body)
+        judged += bool(full)
+        for hint in (items, None):
+            assert findings(three, fmt, body, cache.readings, hint) == full, \
+                (edit, at, body[at - 20:at + 20])
+    assert judged > 50
