@@ -108,9 +108,13 @@ def _head(index: Index, folder: str, combo: Combination | None) -> Channel:
     joined = (" and " if combo.op == ALL else " or ").join(names)
     what = "both" if combo.op == ALL and len(names) == 2 else "all" if combo.op == ALL \
         else "any"
+    # Dated as its topics are (what an answer of it that lists nothing carries: an
+    # intersection of topics that share no article has no history of its own).
+    updated = max((index.channels[f"topics/{slug}"].updated for slug in combo.slugs
+                   if f"topics/{slug}" in index.channels), default=EPOCH)
     return Channel(slug=combo.folder.partition("/")[2], title=f"{ctx.site_title}: {joined}",
                    description=f"Articles about {joined} ({what} of these topics).",
-                   path=combo.folder, html_url=_home(index), articles=(), updated=EPOCH)
+                   path=combo.folder, html_url=_home(index), articles=(), updated=updated)
 
 
 def _home(index: Index) -> str:
@@ -341,10 +345,11 @@ class Engine:
             (a.updated for a in articles), index.refresh, index.ceiling)
         # An answer without items (a since after the newest, a search nothing matches)
         # is dated by the newest update of its channel's whole history, the date the
-        # channel's own feed shows unless an older article was edited since: 1970 was
-        # an implausible date to readers and validators.
+        # channel's own feed shows unless an older article was edited since (and, with
+        # no history, as that feed is): 1970 was an implausible date to readers and
+        # validators.
         updated = max((a.updated for a in articles), default=None) \
-            or self.scopes.of(index, folder, combo).newest or EPOCH
+            or self.scopes.of(index, folder, combo).newest or head.updated
         channel = replace(head, articles=articles, updated=updated,
                           language=head.language if combo is None else
                           (spoken.pop() if len(spoken) == 1 else index.context.language),

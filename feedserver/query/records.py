@@ -34,7 +34,7 @@ from feedserver.render.feeds import Context
 from feedserver.render.site import EPOCH, Site
 
 JSON_TYPE = "application/json; charset=utf-8"
-VERSION = 1
+VERSION = 2  # 2: each channel's head carries its date
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -135,9 +135,11 @@ def _context(ctx: Context) -> dict[str, object]:
 
 
 def _head(channel: Channel) -> dict[str, object]:
+    # ``updated``: what dates a filtered answer when the channel has no history to date
+    # it (a site with nothing published: the day its state was first built).
     return {"slug": channel.slug, "title": channel.title, "description": channel.description,
             "html_url": channel.html_url, "language": channel.language,
-            "max_age": channel.max_age}
+            "max_age": channel.max_age, "updated": channel.updated.isoformat()}
 
 
 def index_file(site: Site, max_items: int, refresh: int, ceiling: int,
@@ -220,7 +222,8 @@ def read_index(body: bytes) -> Index:
         if podcast:
             podcast["channels"] = tuple(podcast["channels"])
         context = Context(**ctx, podcast=Podcast(**podcast) if podcast else None)
-        channels = {path: Channel(path=path, articles=(), updated=EPOCH, **head)
+        channels = {path: Channel(path=path, articles=(), **{
+                        **head, "updated": datetime.fromisoformat(head["updated"])})
                     for path, head in data["channels"].items()}
         entries = tuple(Entry(slug, datetime.fromisoformat(pub), datetime.fromisoformat(upd),
                               tuple(topics), lang)

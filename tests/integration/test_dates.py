@@ -4,6 +4,7 @@ same fake clock, so these pass on any real date."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
 import pytest
 from flask import Flask
 
@@ -297,3 +299,10 @@ def test_a_site_with_nothing_published_is_dated_by_its_first_build(tmp_path: Pat
         assert not feed.entries and feed.feed.updated_parsed[:6] == NOW.utctimetuple()[:6]
     assert run_build(settings, now=NOW + timedelta(days=3)).published
     assert {name: (out / name).read_bytes() for name in names} == first
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    for url in ("/feed.atom?q=nothing", "/feed.rss?since=2020-01-01T00:00:00Z"):
+        answer = client.get(url)  # a filtered answer of it, as dated as the feed
+        assert answer.status_code == 200 and answer.last_modified == NOW, url
+        feed = feedparser.parse(io.BytesIO(answer.data),
+                                response_headers={"content-type": answer.content_type})
+        assert feed.feed.updated_parsed[:6] == NOW.utctimetuple()[:6], url

@@ -148,7 +148,9 @@ def test_an_answer_without_items_is_dated_as_its_channel(client: FlaskClient, fm
              f"/topics/alpha/feed.{fmt}?q=nowhere": newest("alpha"),
              f"/feed.{fmt}?since={later}&limit=2": max(s.date for s in seeds()),
              f"/topics/alpha,beta/feed.{fmt}?q=nowhere": newest("alpha", "beta"),
-             f"/topics/alpha+beta/feed.{fmt}?since={later}": newest("alpha", "beta", both=True)}
+             f"/topics/alpha+beta/feed.{fmt}?since={later}": newest("alpha", "beta", both=True),
+             # topics that share no article: no history of its own, dated as its topics
+             f"/topics/delta+gamma/feed.{fmt}?limit=3": newest("delta", "gamma")}
     assert client.get(f"/topics/alpha/feed.{fmt}").last_modified == newest("alpha")
     for url, when in cases.items():
         answer = client.get(url)
