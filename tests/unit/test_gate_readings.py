@@ -477,31 +477,38 @@ def test_a_document_without_items_is_judged_as_the_full_parse_judges_it(fmt: str
         assert findings(empty, fmt, body, cache.readings, []) == findings(empty, fmt, body), odd
 
 
-@pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_random_faults_in_a_document_without_items_are_judged_as_the_full_parse_judges(
-        fmt: str) -> None:
-    """Seeded random edits of an itemless document (a byte replaced by markup, an entity,
-    a quote, a control or a stray byte; a byte deleted; a byte doubled), every element
-    read before: the cheap path's findings are the full parse's, every time."""
-    cache, _ = read_already(fmt)
-    empty = replace(ALL, articles=())
-    clean, _ = spliced(empty, fmt, cache)
-    rng = random.Random(f"itemless/{fmt}")
-    odd = [b"<", b">", b"&", b'"', b"'", b"\x00", b"\x01", b"\xff", b" ", b"x", b"/", b"="]
-    judged = 0
-    for _ in range(300):
+_ODD = [b"<", b">", b"&", b'"', b"'", b"\x00", b"\x01", b"\xff", b" ", b"x", b"/", b"="]
+
+
+def random_edits(clean: bytes, seed: str, count: int) -> Iterator[tuple[str, bytes]]:
+    """``count`` seeded edits of ``clean``, one byte each: replaced by markup, an entity,
+    a quote, a control or a stray byte; deleted; doubled (where, and the edited bytes)."""
+    rng = random.Random(seed)
+    for _ in range(count):
         at = rng.randrange(len(clean))
         edit = rng.choice(("replace", "delete", "double"))
         if edit == "replace":
-            body = clean[:at] + rng.choice(odd) + clean[at + 1:]
+            body = clean[:at] + rng.choice(_ODD) + clean[at + 1:]
         elif edit == "delete":
             body = clean[:at] + clean[at + 1:]
         else:
             body = clean[:at + 1] + clean[at:]
+        yield f"{edit} at {at}: {clean[at - 20:at + 20]!r}", body
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_random_faults_in_a_document_without_items_are_judged_as_the_full_parse_judges(
+        fmt: str) -> None:
+    """Seeded random edits of an itemless document, every element read before: the
+    cheap path's findings are the full parse's, every time."""
+    cache, _ = read_already(fmt)
+    empty = replace(ALL, articles=())
+    clean, _ = spliced(empty, fmt, cache)
+    judged = 0
+    for where, body in random_edits(clean, f"itemless/{fmt}", 300):
         full = findings(empty, fmt, body)
         judged += bool(full)
-        assert findings(empty, fmt, body, cache.readings, []) == full, \
-            (edit, at, body[at - 20:at + 20])
+        assert findings(empty, fmt, body, cache.readings, []) == full, where
     assert judged > 100  # most edits are faults the gate must see
 
 
@@ -533,21 +540,10 @@ def test_random_faults_anywhere_in_a_document_are_judged_as_the_full_parse_judge
     cache, _ = read_already(fmt)
     three = replace(ALL, articles=ARTICLES[:3])
     clean, items = spliced(three, fmt, cache)
-    rng = random.Random(f"anywhere/{fmt}")
-    odd = [b"<", b">", b"&", b'"', b"'", b"\x00", b"\x01", b"\xff", b" ", b"x", b"/", b"="]
     judged = 0
-    for _ in range(150):
-        at = rng.randrange(len(clean))
-        edit = rng.choice(("replace", "delete", "double"))
-        if edit == "replace":
-            body = clean[:at] + rng.choice(odd) + clean[at + 1:]
-        elif edit == "delete":
-            body = clean[:at] + clean[at + 1:]
-        else:
-            body = clean[:at + 1] + clean[at:]
+    for where, body in random_edits(clean, f"anywhere/{fmt}", 150):
         full = findings(three, fmt, body)
         judged += bool(full)
         for hint in (items, None):
-            assert findings(three, fmt, body, cache.readings, hint) == full, \
-                (edit, at, body[at - 20:at + 20])
+            assert findings(three, fmt, body, cache.readings, hint) == full, where
     assert judged > 50
