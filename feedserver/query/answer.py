@@ -30,7 +30,7 @@ from functools import partial
 from typing import Protocol
 
 from feedserver.core.freshness import channel_max_age
-from feedserver.core.layout import item_record, item_record_name
+from feedserver.core.layout import item_record, item_record_name, topic_folder
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.publish.readings_store import reader
@@ -110,8 +110,8 @@ def _head(index: Index, folder: str, combo: Combination | None) -> Channel:
         else "any"
     # Dated as its topics are (what an answer of it that lists nothing carries: an
     # intersection of topics that share no article has no history of its own).
-    updated = max((index.channels[f"topics/{slug}"].updated for slug in combo.slugs
-                   if f"topics/{slug}" in index.channels), default=EPOCH)
+    heads = (index.channels.get(topic_folder(slug)) for slug in combo.slugs)
+    updated = max((h.updated for h in heads if h is not None), default=EPOCH)
     return Channel(slug=combo.folder.partition("/")[2], title=f"{ctx.site_title}: {joined}",
                    description=f"Articles about {joined} ({what} of these topics).",
                    path=combo.folder, html_url=_home(index), articles=(), updated=updated)
