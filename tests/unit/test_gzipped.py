@@ -1,0 +1,108 @@
+"""A computed answer's gzip body spliced from kept pieces inflates to the very body.
+
+Answers are built as the engine draws them (an envelope around items joined by a
+separator) from seeded random items that share markup, and every spliced body is
+inflated by the standard library's gzip and zlib (what clients run) and compared with
+the plain body byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import random
+import zlib
+
+import pytest
+
+from feedserver.query.gzipped import Pieces, Segments
+
+
+def item(rng: random.Random, n: int) -> bytes:
+    """An item fragment: shared markup around text of a few hundred to a few thousand
+    bytes (some of it not ASCII)."""
+    words = ["steppe", "gas", "pipeline", "Астана", "café", "rail", "<b>", "&amp;"]
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(20, 900)))
+    return (f'<entry><id>https://example.org/articles/a-{n}</id><title>{n}</title>'
+            f'<link rel="alternate" href="https://example.org/articles/a-{n}.html"/>'
+            f"<content type=\"html\">{text}</content></entry>\n").encode()
+
+
+def answer(items: list[bytes], separator: bytes = b"", own: str = "?limit=3"
+           ) -> tuple[bytes, Pieces]:
+    head = f'<?xml version="1.0" encoding="utf-8"?>\n<feed><id>x{own}</id>\n'.encode()
+    tail = b"</feed>\n"
+    body = head + separator.join(items) + tail
+    keys = tuple(hashlib.sha256(i).digest() for i in items)
+    return body, Pieces(len(head), len(body) - len(tail), tuple(items), keys, separator)
+
+
+def inflated(packed: bytes) -> bytes:
+    by_gzip = gzip.decompress(packed)
+    by_zlib = zlib.decompressobj(wbits=31)
+    assert by_zlib.decompress(packed) == by_gzip and by_zlib.eof and not by_zlib.unused_data
+    return by_gzip
+
+
+@pytest.mark.parametrize("separator", [b"", b","])
+def test_every_spliced_answer_inflates_to_its_body(separator: bytes) -> None:
+    rng = random.Random(7)
+    channel = [item(rng, n) for n in range(60)]
+    segments = Segments()
+    for round_ in range(80):
+        # what answers of one channel list: its items in order, some left out, cut
+        chosen = [i for i in channel if rng.random() < 0.8][:rng.randint(1, 49)]
+        body, pieces = answer(chosen, separator, own=f"?limit={round_}")
+        assert inflated(segments.gzip(body, pieces)) == body
+
+
+def test_answers_of_one_channel_reuse_their_neighbours_pieces() -> None:
+    rng = random.Random(3)
+    channel = [item(rng, n) for n in range(30)]
+    segments = Segments()
+    body, pieces = answer(channel[:20])
+    segments.gzip(body, pieces)
+    assert segments.made == 20
+    body, pieces = answer(channel[:21], own="?limit=21")  # one item more, at the end
+    assert inflated(segments.gzip(body, pieces)) == body
+    assert segments.made == 21
+    body, pieces = answer(channel[:5] + channel[6:12], own="?q=x")  # one left out
+    assert inflated(segments.gzip(body, pieces)) == body
+    assert segments.made == 22  # only the pair that was never neighbours
+
+
+def test_the_same_answer_is_the_same_bytes_in_a_fresh_worker() -> None:
+    """Its ETag is made of its bytes: a worker that kept other pieces, or none, must
+    give the same ones."""
+    rng = random.Random(5)
+    channel = [item(rng, n) for n in range(25)]
+    warm = Segments()
+    for limit in range(1, 26):
+        warm.gzip(*answer(channel[:limit], own=f"?limit={limit}"))
+    body, pieces = answer(channel[3:17], own="?since=x")
+    assert warm.gzip(body, pieces) == Segments().gzip(body, pieces)
+
+
+def test_pieces_that_do_not_lie_in_the_body_compress_it_whole() -> None:
+    rng = random.Random(9)
+    channel = [item(rng, n) for n in range(6)]
+    body, pieces = answer(channel)
+    segments = Segments()
+    for wrong in (body.replace(b"<title>3<", b"<title>4<"), b" " + body,
+                  body[:pieces.end - 1]):
+        assert inflated(segments.gzip(wrong, pieces)) == wrong
+    assert segments.made == 0
+    assert inflated(segments.gzip(body, None)) == body
+    tail_changed = body + b" "  # the items still lie where the pieces say
+    assert inflated(segments.gzip(tail_changed, pieces)) == tail_changed
+    assert segments.made == 6
+
+
+def test_kept_pieces_stay_within_their_bound() -> None:
+    rng = random.Random(11)
+    channel = [item(rng, n) for n in range(40)]
+    segments = Segments(limit=20_000)
+    for start in range(0, 35, 5):
+        body, pieces = answer(channel[start:start + 5], own=f"?s={start}")
+        assert inflated(segments.gzip(body, pieces)) == body
+        assert segments.held() <= 20_000
