@@ -35,6 +35,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.publish.readings_store import reader
 from feedserver.query.envelopes import Envelopes, QueryContext
+from feedserver.query.gzipped import Pieces
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.records import Index, read_record, search_of
 from feedserver.query.scopes import Haystack, Scopes
@@ -81,6 +82,7 @@ class Answer:
     max_age: int
     self_url: str
     etag: str  # of ``body``, as ``feedserver.publish.manifest.etag_of`` names one (see _etag)
+    pieces: Pieces | None = None  # where its items lie (its gzip is spliced from them)
 
 
 def format_named(filename: str) -> Format | None:
@@ -228,7 +230,7 @@ class Engine:
         # Validated bodies by what they are made of (format, the channel with its items,
         # the query): a publish that leaves a channel's items alone (a new manifest, so
         # a new answer key upstream) costs no second render and round trip.
-        self._bodies: OrderedDict[_Hashed, tuple[bytes, str]] = OrderedDict()
+        self._bodies: OrderedDict[_Hashed, tuple[bytes, str, Pieces | None]] = OrderedDict()
         self._context: Context | None = None
         self._envelopes = Envelopes()
         self.words = Words()
@@ -355,12 +357,12 @@ class Engine:
                           (spoken.pop() if len(spoken) == 1 else index.context.language),
                           max_age=fresh, topic_names=index.context.topic_names)
         ctx = QueryContext.of(index.context, filters.query())
-        body, etag = self._checked(channel, fmt, ctx, index.context)
+        body, etag, pieces = self._checked(channel, fmt, ctx, index.context)
         return Answer(body, fmt.media_type, channel.updated, channel.max_age or index.refresh,
-                      ctx.feed_url(channel, fmt.filename), etag)
+                      ctx.feed_url(channel, fmt.filename), etag, pieces)
 
     def _checked(self, channel: Channel, fmt: Format, ctx: QueryContext,
-                 plain: Context) -> tuple[bytes, str]:
+                 plain: Context) -> tuple[bytes, str, Pieces | None]:
         """Rendered and through the gate, or as it was for the very same channel."""
         if plain is not self._context:  # other topic names, hubs...: every body may differ
             if plain != self._context:
@@ -377,9 +379,9 @@ class Engine:
         return body
 
     def _gate(self, channel: Channel, fmt: Format, ctx: QueryContext,
-              plain: Context) -> tuple[bytes, str]:
-        """Rendered and through the gate, with its ETag; items at fault left out (once), as
-        a build does."""
+              plain: Context) -> tuple[bytes, str, Pieces | None]:
+        """Rendered and through the gate, with its ETag and where its items lie; items at
+        fault left out (once), as a build does."""
         for _ in range(2):
             try:
                 items = [self._items.get(fmt, a, plain) for a in channel.articles]
@@ -388,7 +390,7 @@ class Engine:
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
             if not validate(channel, fmt.name, body, self._items.readings, items):
-                return body, self._etag(body, items, found, fmt.separator)
+                return self._signed(body, items, found, fmt.separator)
             faults = item_faults(channel, fmt.name, body, self._items.readings, items)
             if not faults:
                 break
@@ -396,12 +398,13 @@ class Engine:
                 a for i, a in enumerate(channel.articles) if i not in faults))
         raise Unanswerable(f"the {fmt.label} document did not pass the validation gate")
 
-    def _etag(self, body: bytes, items: list[bytes], found: tuple[int, int] | None,
-              separator: bytes = b"") -> str:
-        """``body``'s strong ETag, from its pieces: SHA-256 over where the items start, how
-        many there are, the envelope's bytes and each item's own digest (kept per item,
-        :meth:`Readings.key_of`), instead of over the whole body again (80 us for a
-        25-item answer, 160 us for 49; the pieces' share is 10 us).
+    def _signed(self, body: bytes, items: list[bytes], found: tuple[int, int] | None,
+                separator: bytes = b"") -> tuple[bytes, str, Pieces | None]:
+        """``body``, its strong ETag and where its items lie (:class:`Pieces`, which its
+        gzip body is spliced from).  The ETag is made from the pieces: SHA-256 over where
+        the items start, how many there are, the envelope's bytes and each item's own
+        digest (kept per item, :meth:`Readings.key_of`), instead of over the whole body
+        again (80 us for a 25-item answer, 160 us for 49; the pieces' share is 10 us).
 
         Equal ETags still mean equal bytes: the digest fixes the envelope and where it is
         cut, and each item's bytes through its digest.  The same bytes always give the
@@ -411,7 +414,7 @@ class Engine:
         Feed's commas), which the digest names too.
         """
         if found is None:
-            return etag_of(body)
+            return body, etag_of(body), None
         at, end = found
         digest = hashlib.sha256(b"feedserver answer\0%d\0%d\0" % (at, len(items)))
         if separator:
@@ -420,6 +423,8 @@ class Engine:
         digest.update(whole[:at])
         digest.update(whole[end:])
         readings = self._items.readings
-        for fragment in items:
-            digest.update(readings.key_of(_PIECE, _PIECE_DIGEST, fragment))
-        return '"' + digest.hexdigest()[:32] + '"'
+        keys = tuple(readings.key_of(_PIECE, _PIECE_DIGEST, fragment) for fragment in items)
+        for key in keys:
+            digest.update(key)
+        return (body, '"' + digest.hexdigest()[:32] + '"',
+                Pieces(at, end, tuple(items), keys, separator))

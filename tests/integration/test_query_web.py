@@ -539,3 +539,26 @@ def test_an_answer_is_compressed_the_cheap_way_unless_asked_otherwise(
     published = client.get("/feed.atom", headers={"Accept-Encoding": header})
     if expected is not None and "q=" not in header:
         assert published.headers.get("Content-Encoding") == "br"
+
+
+def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
+        app: Flask, client: FlaskClient) -> None:
+    """A first answer asked for in gzip is made of its items' kept compressed pieces
+    (query/gzipped.py): answers of one channel listing the same neighbours compress each
+    pair once, and every body inflates (the standard library's gzip) to the plain one."""
+    import gzip
+
+    files = app.view_functions["file"]
+    made = files.segments.made
+    for fmt in FORMATS:
+        for limit in range(1, MAX_ITEMS + 1):
+            url = f"/topics/alpha/feed.{fmt}?limit={limit}"
+            packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+            assert packed.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(packed.data) == client.get(url).data, url
+    # answers each one item longer than the last: one new piece each
+    assert files.segments.made - made == MAX_ITEMS * len(FORMATS)
+    for url in ("/topics/alpha,beta/feed.rss?since=2025-01-01T00:00:00Z",
+                "/feed.json?q=cafe", "/topics/alpha+beta/feed.atom?limit=2"):
+        packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert gzip.decompress(packed.data) == client.get(url).data, url
