@@ -292,6 +292,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     out_dir = Path(settings.output_dir)
     known = memory.known(settings)
     readings = memory.readings_store(settings) if publish_output else None
+    if readings is not None:
+        readings.ready()  # made here, before any worker forks and reads it
     cached = memory.load(ledger)
     scanned = memory.scan(settings.seeds_dir, changes)
     media = memory.media_scan(settings, changes, store=publish_output)

@@ -168,7 +168,11 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 class ReadingsStore:
     """The table, opened lazily in each process that asks (see the module's docstring).
 
-    ``writes=False`` makes a reader (a web worker's): see :meth:`refresh`.
+    ``writes=False`` makes a reader (a web worker's): see :meth:`refresh`.  A writer is
+    one in the process that made it: a fork of that process (a build's worker) reads,
+    through a read-only connection of its own, and never makes the file.  Forks opening
+    a new file as writers beside the build's own process lost to it ("database is
+    locked", at ``PRAGMA journal_mode=WAL``) in most cold builds of a few articles.
     """
 
     def __init__(self, state_dir: str | Path, code: str | None = None,
@@ -176,6 +180,7 @@ class ReadingsStore:
         self.path = Path(state_dir) / FILENAME
         self.code = code or code_version()
         self.writes = writes
+        self._owner = os.getpid()  # the process that may write (see the class)
         self._db: sqlite3.Connection | None = None
         self._pid = 0
         self._inherited: list[sqlite3.Connection] = []  # never closed in a child
@@ -197,8 +202,8 @@ class ReadingsStore:
     def add(self, found: Mapping[bytes, Seen]) -> int:
         """Keep ``found`` (the readings a build made), and drop the oldest rows past
         :data:`KEEP`; how many were written."""
-        if not self.writes:
-            raise PermissionError(f"{self.path} is opened to read only")
+        if not self._writer():
+            raise PermissionError(f"{self.path} is opened to read only here")
         rows = [(key, value) for key, seen in found.items()
                 if (value := encode(key, seen)) is not None]
         db = self._connection()
@@ -215,6 +220,11 @@ class ReadingsStore:
             return 0
         self._empty = False
         return len(rows)
+
+    def ready(self) -> None:
+        """Open now: the build's own process, before it forks, so that the file and its
+        WAL mode are made before any worker reads it."""
+        self._connection()
 
     def refresh(self) -> None:
         """A reader's look again, at a publish: the store may have been made, replaced
@@ -238,12 +248,15 @@ class ReadingsStore:
             self._inherited.append(self._db)
             self._db = None
         try:
-            self._db = self._open() if self.writes else self._open_to_read()
+            self._db = self._open() if self._writer() else self._open_to_read()
         except (OSError, sqlite3.Error, LookupError) as exc:
             self._give_up(exc)
             return None
         self._pid = os.getpid()
         return self._db
+
+    def _writer(self) -> bool:
+        return self.writes and os.getpid() == self._owner
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +299,7 @@ class ReadingsStore:
     def _give_up(self, exc: BaseException) -> None:
         """No store (for a writer: for the rest of this process; for a reader: until its
         next :meth:`refresh`): every fragment is read by feedparser."""
-        if not self.writes:
+        if not self._writer():
             log.debug("readings store %s not read (%s): feedparser reads new items",
                       self.path, exc)
         elif not self._broken:

@@ -123,6 +123,41 @@ def test_a_forked_child_reads_through_a_connection_of_its_own(tmp_path: Path) ->
     assert all(store.get(key) == seen for key, seen in _readings(7).items())
 
 
+def test_a_forked_child_only_reads_and_never_makes_the_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A build's forks read the store; only the process that made the store object writes.
+
+    A cold build of a few articles is split between the build's process and a fork, and
+    both opened the new file as writers at once (``PRAGMA journal_mode=WAL``, the
+    schema): one lost with "database is locked", said the store was unusable, and read
+    every item again, in most cold builds of the bundled seeds.
+    """
+    store = ReadingsStore(tmp_path, code="one")
+    pid = os.fork()
+    if pid == 0:  # the child, before the parent has opened anything
+        try:
+            missed = store.get(KEY) is None
+            made = store.path.exists()
+            try:
+                store.add(_readings(1))
+                wrote = True
+            except PermissionError:
+                wrote = False
+        except BaseException:
+            os._exit(3)
+        os._exit(0 if missed and not made and not wrote else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not store.path.exists()
+    assert store.add(_readings(3)) == 3  # the parent makes the file and writes
+    pid = os.fork()
+    if pid == 0:  # now there is something to read
+        os._exit(0 if all(store.get(k) == v for k, v in _readings(3).items()) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "unusable" not in caplog.text
+
+
 def test_the_code_version_is_made_of_files_that_exist_and_follows_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from feedserver.publish.codedigest import PACKAGE
