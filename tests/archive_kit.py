@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+from werkzeug.datastructures import Headers
 
 from tests.conftest import write
 
@@ -25,7 +26,7 @@ TAGS = {"odd": lambda i: i % 2 == 1, "even": lambda i: i % 2 == 0,
         "triple": lambda i: i % 3 == 0}
 MEDIA = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
 FH_ARCHIVE = b'<fh:archive xmlns:fh="http://purl.org/syndication/history/1.0"/>'
-Fetch = Callable[[str], tuple[bytes, dict[str, str]]]  # absolute URL -> body, headers
+Fetch = Callable[[str], tuple[bytes, Headers]]  # absolute URL -> body, headers
 
 
 def config(extra: str = "") -> str:
@@ -72,10 +73,10 @@ class Page:
     titles: list[str]
     links: dict[str, str]  # rel -> href (Atom, RSS); 'next_url' for JSON Feed
     archive_marker: bool
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=Headers)
 
 
-def read(fmt: str, url: str, body: bytes, headers: dict[str, str]) -> Page:
+def read(fmt: str, url: str, body: bytes, headers: Headers) -> Page:
     """One feed document: its item titles and archive links, read as a reader would."""
     if fmt == "json":
         doc: dict[str, Any] = json.loads(body)

@@ -23,6 +23,7 @@ from typing import Any
 import feedparser
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.datastructures import Headers
 
 from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
@@ -69,11 +70,11 @@ def client(site: Settings, now: datetime) -> FlaskClient:
 
 
 def fetcher(client: FlaskClient) -> Any:
-    def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+    def fetch(url: str) -> tuple[bytes, Headers]:
         assert url.startswith(BASE), url
         response = client.get("/" + url.removeprefix(BASE))
         assert response.status_code == 200, url
-        return response.data, dict(response.headers)
+        return response.data, response.headers
     return fetch
 
 

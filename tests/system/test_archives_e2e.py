@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.datastructures import Headers
 
 from tests.archive_kit import check_chain, config, expected, make_seeds
 from tests.system.test_serve_e2e import Server, serve_site
@@ -28,10 +29,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield running
 
 
-def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+def fetch(url: str) -> tuple[bytes, Headers]:
     with urllib.request.urlopen(url, timeout=10) as response:  # 127.0.0.1 only
         assert response.status == 200, url
-        return response.read(), dict(response.headers)
+        return response.read(), Headers(list(response.headers.items()))
 
 
 def test_following_archive_links_reaches_every_article_once(server: Server) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 import pytest
+from werkzeug.datastructures import Headers
 
 from tests.browser import Watch, chromium, feedserver, missing_reason, screenshot, static_site
 from tests.media_fixtures import media_seeds, png
@@ -53,7 +54,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
         yield url, root, files
 
 
-def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, Headers, bytes]:
+    """Status, headers (by name in any case: HTTP's) and body of one GET."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
@@ -61,7 +63,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
     answer = conn.getresponse()
     body = answer.read()
     conn.close()
-    return answer.status, dict(answer.getheaders()), body
+    return answer.status, Headers(answer.getheaders()), body
 
 
 def test_every_media_url_in_every_feed_answers_over_http(

@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import brotli
 import pytest
 from click.testing import CliRunner
+from werkzeug.datastructures import Headers
 
 from feedserver.build.run import run_build
 from feedserver.cli import main
@@ -160,12 +161,13 @@ def test_a_base_url_change_re_renders_everything(settings: Settings) -> None:
 # -- a real serve on another port ---------------------------------------------------------------
 
 def fetch(port: int, path: str, headers: dict[str, str] | None = None
-          ) -> tuple[int, dict[str, str], bytes]:
+          ) -> tuple[int, Headers, bytes]:
+    """Status, headers (by name in any case: HTTP's) and body of one GET."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, Headers(response.getheaders()), response.read()
     finally:
         conn.close()
 
