@@ -78,11 +78,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve_site(site_dir: Path, workers: int = 2, **env_extra: str) -> Iterator[Server]:
-    """``feedserver serve --workers N`` over the site's folders on a free port, ready;
-    stopped by its PID afterwards.  ``env_extra``: more FEEDSERVER_* settings; none
-    comes from the tests' own environment (nor a metrics folder of another server)."""
-    port = free_port()
+def serve_site(site_dir: Path, workers: int = 2, ready: bool = True, port: int | None = None,
+               **env_extra: str) -> Iterator[Server]:
+    """``feedserver serve --workers N`` over the site's folders on a free port (or
+    ``port``), ready (``ready=False``: as soon as it is started); stopped by its PID
+    afterwards.
+    ``env_extra``: more FEEDSERVER_* settings; none comes from the tests' own environment
+    (nor a metrics folder of another server)."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("FEEDSERVER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -96,7 +99,8 @@ def serve_site(site_dir: Path, workers: int = 2, **env_extra: str) -> Iterator[S
              "--workers", str(workers)],
             cwd=site_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_ready(url, process, log)
+        if ready:
+            wait_ready(url, process, log)
         yield Server(url, port, process, log, site_dir / "seeds")
     finally:
         stop(process)

@@ -13,6 +13,11 @@ once, as the master's stop does.  The worker must be gone within a few seconds; 
 worker that lost the signal is never gone (the master is not stopping, so nothing
 kills it).  When the signal lands after the worker's own handlers are in place
 (a slow machine), the worker leaves gracefully, also within seconds.
+
+The second test stops the whole server the same way, whatever its WSGI server: SIGTERM to
+``feedserver serve`` the moment its first worker is forked.  Under granian, whose workers
+build the app before they install their handlers, it took 10 s (benchmarks/README.md, "A
+spike under granian").
 """
 
 from __future__ import annotations
@@ -65,3 +70,47 @@ def test_a_worker_stopped_while_it_boots_leaves_at_once(site_dir: Path) -> None:
         while alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(worker), f"the booting worker {worker} kept running after SIGTERM"
+
+
+def _command(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+
+
+def workers(master: int) -> set[int]:
+    """The master's web workers forked so far: its children other than the scheduler once
+    the scheduler runs (the server starts it, its stop handlers in place, before it forks
+    any worker; earlier children are the start's own, such as ``ldconfig`` for ctypes)."""
+    found = children(master)
+    scheduler = {c for c in found if b"feedserver.schedule" in _command(c)}
+    return found - scheduler if scheduler else set()
+
+
+def test_a_server_stopped_while_its_workers_boot_ends_at_once(site_dir: Path) -> None:
+    """The same stop, as a deploy or a test's teardown gives it: SIGTERM to the server the
+    moment its first worker is forked, before any worker has its own handlers.  The
+    server and every process it started must be gone within a few seconds; a worker that
+    lost the signal holds the stop until the server gives up waiting for it (10 s)."""
+    with serve_site(site_dir) as built:  # built for this address: the next start on it
+        port = built.port               # builds nothing and forks its workers at once
+    with serve_site(site_dir, ready=False, port=port) as server:
+        master = server.process.pid
+        deadline = time.monotonic() + 60
+        while not (forked := workers(master)):
+            assert server.process.poll() is None, server.log.read_text()
+            assert time.monotonic() < deadline, "no worker was forked"
+            time.sleep(0.0005)
+        everyone = children(master)
+        os.kill(master, signal.SIGTERM)
+        began = time.monotonic()
+        code = server.process.wait(timeout=30)
+        took = time.monotonic() - began
+        deadline = time.monotonic() + GONE_WITHIN
+        while any(alive(pid) for pid in everyone) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert took < GONE_WITHIN, f"the stop took {took:.1f}s (workers {sorted(forked)})"
+    assert code == 0, server.log.read_text()
+    assert not any(alive(pid) for pid in everyone), server.log.read_text()
