@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.test_serve_e2e import serve_site
+from tests.system.test_serve_e2e import get, serve_site
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
                                 reason="follows gunicorn's workers through /proc")
@@ -40,8 +40,11 @@ GONE_WITHIN = 5.0  # seconds; a worker that lost the signal never leaves
 def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as handle:
-            found |= {int(child) for child in handle.read().split()}
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found |= {int(child) for child in handle.read().split()}
+        except OSError:  # a thread that ended meanwhile
+            continue
     return found
 
 
@@ -76,7 +79,7 @@ def _command(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             return handle.read()
-    except FileNotFoundError:
+    except OSError:  # gone meanwhile (ProcessLookupError while reading, or no file)
         return b""
 
 
@@ -114,3 +117,26 @@ def test_a_server_stopped_while_its_workers_boot_ends_at_once(site_dir: Path) ->
     assert took < GONE_WITHIN, f"the stop took {took:.1f}s (workers {sorted(forked)})"
     assert code == 0, server.log.read_text()
     assert not any(alive(pid) for pid in everyone), server.log.read_text()
+
+
+def test_a_killed_server_takes_its_workers_and_scheduler_along(site_dir: Path) -> None:
+    """``kill -9`` of ``feedserver serve`` (the OOM killer, a supervisor's last resort):
+    its workers and its scheduler end within a few seconds and nothing answers on its
+    port.  Under granian the workers went on serving with parent pid 1."""
+    with serve_site(site_dir) as server:
+        master = server.process.pid
+        everyone = children(master)
+        assert len(workers(master)) == 2 and len(everyone) == 3, everyone
+        os.kill(master, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        try:
+            deadline = time.monotonic() + GONE_WITHIN
+            while any(alive(pid) for pid in everyone) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(alive(pid) for pid in everyone), server.log.read_text()
+            with pytest.raises(OSError):
+                get(server, "/healthz")
+        finally:  # what this test started ends with it, whatever it found
+            for pid in everyone:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
