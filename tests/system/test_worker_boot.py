@@ -22,6 +22,7 @@ spike under granian").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -140,3 +141,32 @@ def test_a_killed_server_takes_its_workers_and_scheduler_along(site_dir: Path) -
             for pid in everyone:
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_killed_one_after_another_are_replaced_and_the_server_goes_on(
+        site_dir: Path) -> None:
+    """A worker killed, its replacement killed again a second later (a memory limit hit
+    twice): each is replaced and the server keeps answering.  Granian ended the whole
+    server on the second death ("crash loop")."""
+    with serve_site(site_dir) as server:
+        master = server.process.pid
+        victim = min(workers(master))
+        for _ in range(2):  # a worker, then the one that replaced it
+            before = workers(master)
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not (new := workers(master) - before) or alive(victim):
+                assert server.process.poll() is None, server.log.read_text()
+                assert time.monotonic() < deadline, "the worker was not replaced"
+                time.sleep(0.05)
+            victim = min(new)
+            time.sleep(1.0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a replacement may still be booting
+            with contextlib.suppress(OSError):
+                if get(server, "/healthz").status == 200:
+                    break
+            time.sleep(0.1)
+        assert server.process.poll() is None, server.log.read_text()
+        assert get(server, "/healthz").status == 200
+        assert len(workers(master)) == 2
