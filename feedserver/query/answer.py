@@ -35,8 +35,8 @@ from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
 from feedserver.publish.readings_store import reader
 from feedserver.query.envelopes import Envelopes, QueryContext
-from feedserver.query.gzipped import Pieces
 from feedserver.query.params import ALL, Combination, Filters
+from feedserver.query.pieces import Pieces
 from feedserver.query.records import Index, read_record, search_of
 from feedserver.query.scopes import Haystack, Scopes
 from feedserver.render.feeds import Context, ItemCache

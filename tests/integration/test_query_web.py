@@ -544,12 +544,12 @@ def test_an_answer_is_compressed_the_cheap_way_unless_asked_otherwise(
 def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
         app: Flask, client: FlaskClient) -> None:
     """A first answer asked for in gzip is made of its items' kept compressed pieces
-    (query/gzipped.py): answers of one channel listing the same neighbours compress each
+    (web/gzipped.py): answers of one channel listing the same neighbours compress each
     pair once, and every body inflates (the standard library's gzip) to the plain one."""
     import gzip
 
     files = app.view_functions["file"]
-    made = files.segments.made
+    made = files.cache.segments.made
     for fmt in FORMATS:
         for limit in range(1, MAX_ITEMS + 1):
             url = f"/topics/alpha/feed.{fmt}?limit={limit}"
@@ -557,7 +557,7 @@ def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
             assert packed.headers["Content-Encoding"] == "gzip"
             assert gzip.decompress(packed.data) == client.get(url).data, url
     # answers each one item longer than the last: one new piece each
-    assert files.segments.made - made == MAX_ITEMS * len(FORMATS)
+    assert files.cache.segments.made - made == MAX_ITEMS * len(FORMATS)
     for url in ("/topics/alpha,beta/feed.rss?since=2025-01-01T00:00:00Z",
                 "/feed.json?q=cafe", "/topics/alpha+beta/feed.atom?limit=2"):
         packed = client.get(url, headers={"Accept-Encoding": "gzip"})

@@ -15,7 +15,8 @@ import zlib
 
 import pytest
 
-from feedserver.query.gzipped import Pieces, Segments
+from feedserver.query.pieces import Pieces
+from feedserver.web.gzipped import Segments
 
 
 def item(rng: random.Random, n: int) -> bytes:

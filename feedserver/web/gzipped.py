@@ -1,7 +1,7 @@
 """A computed answer's gzip body, spliced from its items' compressed bytes kept across answers.
 
 A filtered or combined feed is compressed when a client first asks for it compressed
-(``feedserver.web.filtered``), and most clients ask so.  Compressing the whole body again
+(:mod:`feedserver.web.filtered`), and most clients ask so.  Compressing the whole body again
 was the largest step of such a first answer after the gate: ISA-L took 0.36 ms for a
 132 kB answer and 0.7 ms for a 49-item one, while the answer's items were the very bytes
 other answers of the same channel had listed and compressed before.
@@ -13,8 +13,8 @@ and length of the whole body (RFC 1951 section 3.2.3, RFC 1952).  An item is com
 with the item before it in the answer as its dictionary, which is what lies right before
 it in the stream (a decoder's window holds it), so repeated markup between neighbours
 still shrinks as it would in one pass.  A piece depends only on the item, the one before
-it and the separator between them, so it is kept under their digests
-(:class:`~feedserver.render.formats.readings.Readings` gives them) and made once however
+it and the separator between them, so it is kept under their digests (the engine's
+:class:`~feedserver.query.pieces.Pieces` carry them) and made once however
 many answers list the pair: answers of one channel list its items in one order, so a
 new answer mostly reuses its neighbours' pieces.  The envelope around the items (its own
 URL in it) and the end are compressed per answer; they are small.
@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+
+from feedserver.query.pieces import Pieces
 
 LEVEL = 2  # ISA-L levels are 0-3; the level an answer's whole body was compressed at
 SEGMENT_BYTES = 8 * 1024 * 1024  # compressed pieces one worker keeps
@@ -38,31 +39,6 @@ WINDOW = 32 * 1024  # deflate's window: how far back a dictionary can reach
 # gzip's header: deflate, no name or comment, mtime 0 (a body's bytes depend on it
 # alone), extra flags 0, OS unknown.
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-
-
-@dataclass(frozen=True)
-class Pieces:
-    """Where an answer's items lie in its body, as drawn: from ``at`` to ``end``, each
-    item's bytes joined by ``separator``, with each item's digest (``keys``)."""
-
-    at: int
-    end: int
-    items: tuple[bytes, ...]
-    keys: tuple[bytes, ...]
-    separator: bytes = b""
-
-    def lie_in(self, body: bytes) -> bool:
-        """Whether ``body`` holds exactly these items between ``at`` and ``end``."""
-        pos, sep = self.at, self.separator
-        for n, item in enumerate(self.items):
-            if n and sep:
-                if not body.startswith(sep, pos):
-                    return False
-                pos += len(sep)
-            if not body.startswith(item, pos):
-                return False
-            pos += len(item)
-        return pos == self.end and len(self.items) == len(self.keys)
 
 
 class Segments:
@@ -78,12 +54,12 @@ class Segments:
     def gzip(self, body: bytes, pieces: Pieces | None) -> bytes:
         """``body`` as gzip: spliced from kept pieces when ``pieces`` tell where its items
         lie (and they do), else compressed whole."""
-        from isal import isal_zlib
-
         if pieces is None or not pieces.items or not pieces.lie_in(body):
             from isal import igzip
 
             return igzip.compress(body, compresslevel=LEVEL, mtime=0)
+        from isal import isal_zlib
+
         parts = [HEADER, _deflate(body[:pieces.at], b"", final=False)]
         before, before_key = b"", b""
         for n, (item, key) in enumerate(zip(pieces.items, pieces.keys, strict=True)):
