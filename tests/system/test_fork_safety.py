@@ -38,8 +38,9 @@ from tests.system.test_lifecycle import _env as server_env
 from tests.system.test_serve_e2e import free_port, wait_ready
 from tests.websub_kit import TestServer
 
-# Serial, in the `timing` group: real servers whose builds fork pools of workers.
-pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing")]
+# Serial: real servers whose builds fork pools of workers. It times nothing, so it runs in
+# the `faults` group (test_faults.py) and the two serial groups take about as long.
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("faults")]
 
 BATCH = 70  # new files: more than gather.PARALLEL_MIN, so the parse runs in a worker pool
 
