@@ -64,12 +64,15 @@ class Head:
     :class:`Body`: two bases with slots cannot be combined); its subclasses are
     slotted.  ``fingerprint`` hashes only what a reader would see (title, text,
     topics, explicit dates), so whitespace or debris edits do not count as updates.
+    ``body_print`` hashes the text alone ('' when it is too short to tell articles
+    apart): it recognises a file renamed *and* retitled in one build.
     """
 
     __slots__ = ()
     path: str
     title: str
     fingerprint: str
+    body_print: str = ""
     author: str | None = None
     lang: str | None = None
     date: datetime | None = None

@@ -24,7 +24,7 @@ from typing import TypeVar
 from feedserver.core.errors import FeedserverError
 from feedserver.core.fieldwise import Codec
 from feedserver.core.records import Body, Identity, Stub
-from feedserver.identify.rules import Book, Kept
+from feedserver.identify.rules import BODY, ID, Book, Kept
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS articles (
     gone TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_fingerprint ON articles (fingerprint);
+-- Each article's body print (feedserver.parse.article.body_print): a table of its own,
+-- so that the articles table keeps the columns an older feedserver writes.
+CREATE TABLE IF NOT EXISTS bodies (id TEXT PRIMARY KEY, print TEXT NOT NULL);
 DROP TABLE IF EXISTS files;
 CREATE TABLE IF NOT EXISTS sources (
     path TEXT PRIMARY KEY,
@@ -57,6 +60,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # gains a field: each row names the layout of the records it holds (see Records).
 CACHE_FORMAT = 3
 _COLUMNS = ("id", "path", "last_path", "slug", "fingerprint", "first_seen", "changed", "gone")
+# The book's rows: the articles' columns and the body print (NULL until a build learns it).
+_READ = (f"SELECT {', '.join('a.' + c for c in _COLUMNS)}, b.print FROM articles a "
+         "LEFT JOIN bodies b ON b.id = a.id ORDER BY a.rowid")
 
 
 class LedgerBusy(FeedserverError):
@@ -290,8 +296,7 @@ class Ledger:
             if kept is not None:
                 kept.book = None  # until this transaction commits
             if book is None:
-                book = Book(self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM articles "
-                                             "ORDER BY rowid"), moves)
+                book = Book(self.db.execute(_READ), moves)
             else:
                 book.begin(moves)
             book.depart(present, _iso(now))
@@ -342,5 +347,9 @@ def save_rows(db: sqlite3.Connection, changed: list[list[str | None]],
                    [(row[0],) for row in changed])
     db.executemany("UPDATE articles SET path = ?, last_path = ?, slug = ?, fingerprint = ?, "
                    "first_seen = ?, changed = ?, gone = ? WHERE id = ?",
-                   [(*row[1:], row[0]) for row in changed])
-    db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
+                   [(*row[1:BODY], row[0]) for row in changed])
+    db.executemany(f"INSERT INTO articles ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [row[:BODY] for row in new])
+    db.executemany("INSERT INTO bodies VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET print = "
+                   "excluded.print", [(row[ID], row[BODY]) for row in (*changed, *new)
+                                      if row[BODY] is not None])

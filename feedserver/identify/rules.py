@@ -20,7 +20,7 @@ from feedserver.core.slugs import is_device_name, slugify
 from feedserver.identify.dates import GitDates
 
 ID_NAMESPACE = uuid.UUID("6f1c2f0e-6d55-4c8a-9a57-4b1b3f0d2a10")
-ID, PATH, LAST_PATH, SLUG, FINGERPRINT, FIRST_SEEN, CHANGED, GONE = range(8)
+ID, PATH, LAST_PATH, SLUG, FINGERPRINT, FIRST_SEEN, CHANGED, GONE, BODY = range(9)
 
 
 def _iso(moment: datetime) -> str:
@@ -43,6 +43,7 @@ class Book:
         self.moves = dict(moves or {})  # new path -> old path, as the watcher saw renames
         self.known: dict[str, Identity] = {}  # identities made from unchanged rows
         self._left_at: dict[str, list[str]] | None = None  # see returned_to
+        self._departed_bodies: dict[str, list[str]] | None = None  # see moved_and_retitled
         self.present: Mapping[str, object] = {}  # the paths of this build (identify_all)
         self._sorted: tuple[frozenset[str], list[str]] | None = None  # see _in_order
         for row in rows:
@@ -62,7 +63,7 @@ class Book:
     def begin(self, moves: Mapping[str, str] | None = None) -> None:
         """Start another build on a book kept in memory (it saved its rows last time)."""
         self.dirty, self.new, self.departed = set(), set(), {}
-        self._left_at = None
+        self._left_at = self._departed_bodies = None
         self.moves = dict(moves or {})
 
     def touched(self) -> bool:
@@ -85,7 +86,7 @@ class Book:
     def depart(self, present: set[str], now: str) -> None:
         """Articles whose file is no longer on disk leave their path (a later rename may
         claim them again)."""
-        self._left_at = None
+        self._left_at = self._departed_bodies = None
         # In C, and most builds lose no file: a subset test, not a set of every path.
         gone = frozenset() if self.by_path.keys() <= present \
             else self.by_path.keys() - present
@@ -145,6 +146,25 @@ class Book:
         candidates = [i for i in self.departed.get(wanted, ()) if self.rows[i][PATH] is None]
         return candidates[0] if len(candidates) == 1 else None
 
+    def moved_and_retitled(self, item: Stub) -> str | None:
+        """An article renamed *and* retitled before one build saw either change.
+
+        Its fingerprint and its title's slug changed, so the rules above miss it;
+        but if exactly one article left its path in this very build with this
+        text (a body print: long enough to tell articles apart), it is that one.
+        """
+        if not item.body_print:
+            return None
+        if self._departed_bodies is None:
+            self._departed_bodies = {}
+            for ident in (i for ids in self.departed.values() for i in ids):
+                body = self.rows[ident][BODY]
+                if body:
+                    self._departed_bodies.setdefault(body, []).append(ident)
+        candidates = [i for i in self._departed_bodies.get(item.body_print, ())
+                      if self.rows[i][PATH] is None]
+        return candidates[0] if len(candidates) == 1 else None
+
     def identify_all(self, items: Mapping[str, Stub],
                      moment: Callable[[str], datetime]) -> dict[str, Identity]:
         """Every path's identity, in path order (the rules depend on it).
@@ -162,7 +182,9 @@ class Book:
             ident = by_path.get(path)
             if ident is not None and item.explicit_id is None and item.explicit_slug is None:
                 found = known.get(ident)
-                if found is not None and rows[ident][FINGERPRINT] == item.fingerprint:
+                row = rows[ident]
+                if found is not None and row[FINGERPRINT] == item.fingerprint \
+                        and row[BODY] == item.body_print:
                     result[path] = found
                     continue
             result[path] = self.identify(item, path, partial(moment, path))
@@ -191,7 +213,8 @@ class Book:
             current = item.explicit_id
         elif current is None:
             current = self.renamed_from(item.fingerprint) or self.moved_here(path) \
-                or self.moved_and_edited(item) or self.returned_to(path)
+                or self.moved_and_edited(item) or self.moved_and_retitled(item) \
+                or self.returned_to(path)
         row = self.rows.get(current) if current else None
         if row is None:
             return self.mint(item, path, stamp())
@@ -206,6 +229,8 @@ class Book:
         if row[FINGERPRINT] != item.fingerprint:
             self._set(ident, FINGERPRINT, item.fingerprint)
             self._set(ident, CHANGED, stamp())
+        if row[BODY] != item.body_print:  # learnt, or the text changed: not an update itself
+            self._set(ident, BODY, item.body_print)
         wanted = slugify(item.explicit_slug) if item.explicit_slug else ""
         if wanted and wanted != row[SLUG]:
             self._take_slug(ident, self.free_slug(wanted, ident))
@@ -225,7 +250,8 @@ class Book:
         slug = self.free_slug(slugify(item.explicit_slug or item.title) or "article", ident)
         if path in self.by_path:
             self._set(self.by_path[path], PATH, None)
-        self.rows[ident] = [ident, path, path, slug, item.fingerprint, stamp, stamp, None]
+        self.rows[ident] = [ident, path, path, slug, item.fingerprint, stamp, stamp, None,
+                            item.body_print]
         self.order[ident] = len(self.order)
         self.new.add(ident)
         self.slugs[slug] = ident

@@ -140,7 +140,7 @@ def parse(source: SourceFile, settings: Settings, warnings: list[str] | None = N
         draft=info.get("draft", False),
         fingerprint=_fingerprint(title, rendered.flat, summary, info,
                                  _shown_media(media, settings.base_url)),
-        media=media, needs=resolver.stamps(),
+        body_print=body_print(rendered.flat), media=media, needs=resolver.stamps(),
     )
 
 
@@ -148,6 +148,24 @@ def _shown_media(media: tuple[tuple[str, ...], ...], base_url: str) -> tuple[tup
     """The media rows without the site's address: moving the site (a new ``base_url``)
     is not an edit of the article, a new picture is."""
     return tuple((row[0], row[1].removeprefix(base_url), *row[2:]) for row in media)
+
+
+# A text shorter than this ('Text.', 'To follow.') is not told apart from another
+# article's: no body print, so no rename is guessed from it.
+MIN_BODY_PRINTED = 140
+
+
+def body_print(flat: str) -> str:
+    """The hash of an article's text alone, without its title, summary or front matter.
+
+    The ledger keeps it so that a file renamed *and* retitled before one build saw
+    either change is still the article that left its old path (same id, same URL):
+    its fingerprint changed with the title, its title slug too, its text did not.
+    """
+    text = " ".join(flat.split())
+    if len(text) < MIN_BODY_PRINTED:
+        return ""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _fingerprint(title: str, flat: str, summary: str, info: dict[str, object],
