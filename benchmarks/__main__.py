@@ -21,7 +21,8 @@ the 50,000-article corpus (no Hugo there): cold whole-site build, the one-file c
 as a share of it, and cold 50k / cold 10k.
 
 Last, the serving table (:mod:`benchmarks.serve_bench`: nginx, gunicorn as shipped
-before issue 18, ``feedserver serve`` and granian over one 3,000-article output,
+before issue 18, gunicorn with the fast path and ``feedserver serve`` (granian) over one
+3,000-article output,
 ``wrk`` alternating the servers; ``--serving-rounds``, ``--serving-duration``), when
 ``wrk`` and ``nginx`` are installed; ``--no-serving`` skips it.
 
@@ -244,7 +245,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8,
                         help="with --baseline: wrk connections")
     parser.add_argument("--no-serving", dest="serving", action="store_false",
-                        help="skip the serving table (nginx / gunicorn / serve / granian)")
+                        help="skip the serving table (nginx / gunicorn / gunicorn + fast / serve)")
     parser.add_argument("--serving-rounds", type=int, default=3,
                         help="rounds of the serving table (default 3)")
     parser.add_argument("--serving-duration", type=int, default=4,

@@ -3,7 +3,7 @@
 ``python -m benchmarks.load [--seconds 180] [--clients 16] [--articles 500] [--quiet 3]
 [--churn-at-start]``
 
-Starts ``feedserver serve`` (gunicorn, 2 workers, file-system events on) on a
+Starts ``feedserver serve`` (granian, 2 workers, file-system events on) on a
 temporary copy of a generated corpus, on a free 127.0.0.1 port.  For
 ``--seconds`` (and at most ``--max-requests``) ``--clients`` threads fetch
 every channel's feeds and a few pages on keep-alive connections, half of them

@@ -1,4 +1,4 @@
-"""Serving speed: nginx with the exported config vs `feedserver serve` (gunicorn), one run.
+"""Serving speed: nginx with the exported config vs `feedserver serve` (granian), one run.
 
 Generates a seeded 3,000-article corpus (:mod:`benchmarks.corpus`) into
 ``benchmarks/.work/nginx``, builds it once, then serves the same output folder
@@ -64,21 +64,21 @@ def prepare(work: Path, articles: int) -> dict[str, str]:
 
 
 def serve_app(port: int, work: Path) -> None:
-    """Child process: `feedserver serve`'s gunicorn (its options, 2 workers, access log
+    """Child process: `feedserver serve`'s granian (its options, 2 workers, access log
     off) without its scheduler, whose build of 3,000 articles would share the CPU."""
     from feedserver.config import load_settings
-    from feedserver.serve import FeedServer, gunicorn_options
+    from feedserver.serve import FeedServer, server_options
     from feedserver.web.app import create_app
 
     settings = load_settings(work / "config.toml")
-    options = gunicorn_options(settings, "127.0.0.1", port, workers=2, access_log=False)
+    options = server_options(settings, "127.0.0.1", port, workers=2, access_log=False)
     options["errorlog"] = str(work / "serve.log")
     FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}), options).run()
 
 
 @contextmanager
 def app_serving(env: dict[str, str], work: Path) -> Iterator[str]:
-    """The app under gunicorn on a free port (the folder is published already)."""
+    """The app under granian on a free port (the folder is published already)."""
     from tests.system.nginx_server import free_port
     from tests.system.test_serve_e2e import stop, wait_ready
 

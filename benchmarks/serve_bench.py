@@ -1,4 +1,5 @@
-"""Serving speed: nginx / feedserver under gunicorn as shipped / the chosen server, one run.
+"""Serving speed: nginx / feedserver under gunicorn (before and with the fast path) /
+``feedserver serve`` (granian), one run.
 
 ``python -m benchmarks.serve_bench [--articles 3000] [--rounds 5] [--duration 5]``
 
@@ -8,15 +9,13 @@ four servers over the same output folder:
 
 - **nginx** (``gzip_static on``, ETags, sendfile, an access log; ``worker_processes`` =
   the number of cores), from the minimal hand-written config below;
-- **gunicorn**: feedserver as shipped before issue 18 (``create_app`` under gunicorn's
-  gevent workers, :func:`feedserver.serve.gunicorn_options`, the scheduler in the master,
-  Prometheus counters in a multiprocess folder, the access log to a file);
-- **chosen**: ``python -m feedserver serve`` as it is in this checkout (the
-  deployment's command, scheduler and all), its stdout (the access log) to a file;
-- **granian**: the same app (fast path included) under granian's WSGI server (Rust
-  HTTP, ``workers`` from config, one blocking thread each, its access log on, the
-  scheduler started once in its main process by ``on_startup``): the candidate
-  server measured against gunicorn (the ``bench`` extra installs it).
+- **gunicorn**: feedserver as shipped before issue 18 (``create_app`` without the fast
+  path under gunicorn's gevent workers, :mod:`benchmarks.gunicorn_serve`, the scheduler
+  in the master, Prometheus counters in a multiprocess folder, the access log to a file);
+- **gunicorn + fast path**: the same with the fast path, what ``feedserver serve`` ran
+  until it moved to granian (the ``bench`` extra installs gunicorn and gevent);
+- **serve**: ``python -m feedserver serve`` as it is in this checkout (granian, the
+  deployment's command, scheduler and all), its stdout (the access log) to a file.
 
 The poll budget is off for all (``FEEDSERVER_POLL_BUDGET=0``: one ``wrk`` address
 fetching the all-feed in full thousands of times a second is exactly what it refuses;
@@ -46,9 +45,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("nginx", "gunicorn", "chosen", "granian")
-TITLES = {"nginx": "nginx", "gunicorn": "gunicorn (shipped)", "chosen": "serve (+fast path)",
-          "granian": "granian + fast path"}
+SERVERS = ("nginx", "gunicorn", "gunicorn-fast", "chosen")
+TITLES = {"nginx": "nginx", "gunicorn": "gunicorn (before)", "gunicorn-fast": "gunicorn + fast",
+          "chosen": "serve (granian)"}
 CASES = ("plain", "gzip", "304")
 PATH = "/feed.rss"
 Results = dict[str, dict[str, list[float]]]  # case -> server -> req/s per round
@@ -138,8 +137,9 @@ def start(name: str, work: Path) -> tuple[subprocess.Popen[bytes], int]:
         conf = work / "nginx.conf"
         conf.write_text(nginx_config(work, port))
         args = ["nginx", "-p", str(work), "-c", str(conf)]
-    elif name in ("gunicorn", "granian"):
-        args = [sys.executable, "-m", "benchmarks.serve_bench", f"--{name}", str(port)]
+    elif name in ("gunicorn", "gunicorn-fast"):
+        args = [sys.executable, "-m", "benchmarks.serve_bench", "--gunicorn", str(port)]
+        args += ["--fast-path"] if name == "gunicorn-fast" else []
     else:
         args = [sys.executable, "-m", "feedserver", "serve", "--port", str(port)]
     process = subprocess.Popen(args, cwd=work if name == "chosen" else ROOT,
@@ -153,48 +153,6 @@ def start(name: str, work: Path) -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.2)
     stop(process)
     raise SystemExit(f"{name} did not start; see {work / (name + '.log')}")
-
-
-def shipped(port: int) -> None:
-    """Child: feedserver as shipped before issue 18 (gunicorn, gevent, no fast path)."""
-    from feedserver.config import load_settings
-    from feedserver.metrics import multiproc
-    from feedserver.serve import FeedServer, gunicorn_options, start_background
-    from feedserver.web.app import create_app
-
-    settings = load_settings(ROOT / "config.toml")
-    metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
-    FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings,
-                                   "FEEDSERVER_FAST_PATH": False}),
-               gunicorn_options(settings, "127.0.0.1", port),
-               lambda: start_background(settings), metrics_dir).run()
-
-
-def granian(port: int) -> None:
-    """Child: the app of this checkout (fast path on) under granian's WSGI server."""
-    from granian import Granian
-    from granian.http import HTTP1Settings
-
-    from feedserver.config import load_settings
-    from feedserver.metrics import multiproc
-    from feedserver.serve import start_background
-    from feedserver.web.app import create_app
-
-    settings = load_settings(ROOT / "config.toml")
-    metrics_dir = multiproc.private_dir() if settings.metrics_allow else None
-    server = Granian("feedserver.web.app:create_app", address="127.0.0.1", port=port,
-                     interface="wsgi", workers=settings.workers, blocking_threads=1,
-                     log_access=True, respawn_failed_workers=True,
-                     http1_settings=HTTP1Settings(header_read_timeout=5000))
-    stops = []
-    server.on_startup(lambda: stops.append(start_background(settings)))
-    server.on_shutdown(lambda: [stop() for stop in stops])
-    try:
-        server.serve(target_loader=lambda *_: create_app({"FEEDSERVER_SETTINGS": settings}),
-                     wrap_loader=False)
-    finally:
-        if metrics_dir is not None:
-            multiproc.remove(metrics_dir)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -323,13 +281,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--work", type=Path, help="default: benchmarks/.work/serve-N")
     parser.add_argument("--gunicorn", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--granian", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fast-path", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gunicorn:
-        shipped(args.gunicorn)
-        return
-    if args.granian:
-        granian(args.granian)
+        from benchmarks.gunicorn_serve import run
+
+        run(args.gunicorn, args.fast_path)
         return
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
         raise SystemExit("needs wrk and nginx (Debian packages wrk, nginx-light)")

@@ -1,9 +1,9 @@
-"""Change-to-served latency: a file saved in seeds/ until gunicorn serves it.
+"""Change-to-served latency: a file saved in seeds/ until serve answers with it.
 
 ``python -m benchmarks.watch_latency [--articles N] [--rounds R] [--workers W]
 [--watch] [--code DIR]``
 
-Starts ``feedserver serve`` (W gunicorn workers, file-system events on,
+Starts ``feedserver serve`` (W web workers, file-system events on,
 ``refresh_interval`` 30 s so the interval scan cannot help) on a generated
 corpus of N articles (0: the bundled seeds/), then R times: write a new
 article, and poll ``/feed.json`` on fresh connections every 20 ms until its

@@ -1,65 +1,114 @@
-"""gunicorn's access log lines, written without gunicorn's atoms.
+"""The access log, written by a WSGI wrapper: one line per answered request.
 
-For each request gunicorn's ``Logger.access`` builds a dict of every atom it knows (every
-request and response header, the whole WSGI environ, a dozen more), escapes each value
-and %-formats ``access_log_format`` with it: 23 us of the 260-360 us of worker CPU a
-request costs (``feedserver serve``, the 3,000-article all-feed; measured in process,
-logging to ``/dev/null``).  The line needs six of those atoms.  :class:`CommonAccessLogger`
-writes the same bytes for :data:`COMMON_ACCESS_FORMAT` in 8 us; :class:`JsonAccessLogger`
-(``log_format = "json"``) takes its fields from the request the same way.
+``feedserver serve`` runs the app under granian, whose own access log has no
+response-size field; the Common Log Format line (host ident authuser [date]
+"request" status bytes) and the JSON line of ``log_format = "json"`` need it.  So
+the line is written here, from the status and headers the app gave and the bytes
+its body held, after the body was sent (a line per request, as every server's
+access log has it).  Built directly from the six values it needs (a %-template over
+every atom cost gunicorn 23 us a request; this, about 8).
+
+A line is one ``write`` of the process's standard output (through :mod:`logging`,
+whose handler writes a record and flushes): lines of several workers sharing the
+stream never interleave within a line (each is far under ``PIPE_BUF``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import logging
 import os
+import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from gunicorn import glogging
+from feedserver.metrics.logs import utc_stamp
 
-from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, utc_stamp
-
-CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"  # gunicorn's Logger.now
-
-
-def status_of(resp: Any) -> Any:
-    """The status code as gunicorn's ``s`` atom has it (a str, or the int it was given)."""
-    status = resp.status
-    return status.split(None, 1)[0] if isinstance(status, str) else status
+CLF_TIME = "[%d/%b/%Y:%H:%M:%S %z]"  # the Common Log Format's [day/Mon/year:H:M:S zone]
+LOGGER = "feedserver.access"
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class CommonAccessLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger; each access line in the Common Log Format, built directly.
+def access_logger() -> logging.Logger:
+    """The ``feedserver.access`` logger: each record's message alone, to standard output."""
+    logger = logging.getLogger(LOGGER)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
 
-    The same bytes as gunicorn's (``tests/unit/test_access_log.py`` compares them): a
-    ``"`` in any value is written ``\\"``, an absent value is ``-``, the user is the
-    name of a Basic ``Authorization``.  The time is formatted once a second.  Any
-    other ``access_log_format`` is left to gunicorn.
+
+class AccessLog:
+    """WSGI wrapper: a line for each request once its answer is sent.
+
+    ``json_lines`` writes one JSON object a line (``log_format = "json"``) instead of
+    the Common Log Format.  A line that cannot be written is dropped with a note on
+    standard error; the answer is never affected.
     """
 
-    _clock: tuple[int, str] = (-1, "")
+    def __init__(self, app: WSGIApp, json_lines: bool = False,
+                 logger: logging.Logger | None = None) -> None:
+        self.app = app
+        self.json_lines = json_lines
+        self.logger = logger or access_logger()
+        self._clock: tuple[int, str] = (-1, "")
 
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if self.cfg.access_log_format != COMMON_ACCESS_FORMAT:
-            super().access(resp, req, environ, request_time)
-            return
-        if not self.access_log_enabled:
-            return
-        user = self._get_user(environ) if "HTTP_AUTHORIZATION" in environ else None
-        sent = getattr(resp, "sent", None)
-        request = f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} " \
-                  f"{environ['SERVER_PROTOCOL']}"
-        line = (f"{_quoted(environ.get('REMOTE_ADDR', '-'))} - {_quoted(user or '-')} "
-                f"{self.now()} \"{_quoted(request)}\" {_quoted(status_of(resp))} "
-                f"{'-' if sent is None else sent}")
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        started = time.perf_counter()
+        seen: list[str] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            seen.append(status)
+            return start_response(status, headers, *exc_info)
+
+        body = self.app(environ, capture)
+        if isinstance(body, list | tuple):  # the fast path's answers: sized already
+            self.write(environ, seen[-1] if seen else "500", sum(map(len, body)), started)
+            return body
+        return _Counted(body, lambda sent: self.write(
+            environ, seen[-1] if seen else "500", sent, started))
+
+    def write(self, environ: dict[str, Any], status: str, sent: int, started: float) -> None:
+        """Log one request (``sent``: the body's bytes, 0 for none)."""
         try:
-            self.access_log.info(line)
-        except Exception:
-            self.exception("could not write an access log line")
+            line = self.json_line(environ, status, sent, time.perf_counter() - started) \
+                if self.json_lines else self.common_line(environ, status, sent)
+            self.logger.info(line)
+        except Exception as exc:  # a log line never costs an answer
+            print(f"feedserver: could not write an access log line: {exc}", file=sys.stderr)
+
+    def common_line(self, environ: dict[str, Any], status: str, sent: int) -> str:
+        """The Common Log Format: a ``"`` in a value written ``\\"``, absent values ``-``,
+        the user the name of a Basic ``Authorization``, the body's size (``-`` for none)."""
+        user = basic_user(environ.get("HTTP_AUTHORIZATION"))
+        request = f"{environ['REQUEST_METHOD']} {raw_uri(environ)} {environ['SERVER_PROTOCOL']}"
+        return (f"{_quoted(environ.get('REMOTE_ADDR') or '-')} - {_quoted(user or '-')} "
+                f"{self.now()} \"{_quoted(request)}\" {status.split(None, 1)[0]} "
+                f"{sent if sent else '-'}")
+
+    def json_line(self, environ: dict[str, Any], status: str, sent: int,
+                  seconds: float) -> str:
+        """One JSON object (built with ``json.dumps``: any quote in a path or a
+        User-Agent stays valid JSON)."""
+        code = status.split(None, 1)[0]
+        return json.dumps({
+            "time": utc_stamp(time.time()), "remote": environ.get("REMOTE_ADDR") or "-",
+            "method": environ.get("REQUEST_METHOD"), "path": raw_uri(environ),
+            "protocol": environ.get("SERVER_PROTOCOL"),
+            "status": int(code) if code.isdigit() else code, "bytes": sent,
+            "referer": environ.get("HTTP_REFERER"),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+            "seconds": round(seconds, 6), "pid": os.getpid()}, ensure_ascii=False)
 
     def now(self) -> str:
-        """gunicorn's ``now()`` (local time, ``[day/Mon/year:H:M:S zone]``), once a second."""
+        """Local time as the Common Log Format writes it, formatted once a second."""
         second = int(time.time())
         clock = self._clock
         if clock[0] != second:
@@ -67,33 +116,50 @@ class CommonAccessLogger(glogging.Logger):  # type: ignore[misc]
         return clock[1]
 
 
-def _quoted(value: Any) -> Any:
-    """What gunicorn's ``SafeAtoms`` makes of an atom: ``"`` escaped in a str."""
-    return value.replace('"', '\\"') if isinstance(value, str) else value
+class _Counted:
+    """A streamed body that counts what it yields and logs when the server closes it."""
 
+    def __init__(self, body: Iterable[bytes], done: Callable[[int], None]) -> None:
+        self.body = body
+        self.done = done
+        self.sent = 0
 
-class JsonAccessLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger, with each access line as one JSON object (``log_format = "json"``).
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
 
-    gunicorn's ``access_log_format`` is a %-template: a quote or backslash in a
-    path or a User-Agent would break a JSON template, so the line is built with
-    :func:`json.dumps` from the request's own values (gunicorn's unescaped atoms).
-    """
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not getattr(self, "access_log_enabled", True):
-            return
-        status = str(status_of(resp))
-        line = {"time": utc_stamp(time.time()), "remote": environ.get("REMOTE_ADDR", "-"),
-                "method": environ.get("REQUEST_METHOD"),
-                "path": environ.get("RAW_URI") or environ.get("PATH_INFO"),
-                "protocol": environ.get("SERVER_PROTOCOL"),
-                "status": int(status) if status.isdigit() else status,
-                "bytes": getattr(resp, "sent", None) or 0,
-                "referer": environ.get("HTTP_REFERER"),
-                "user_agent": environ.get("HTTP_USER_AGENT"),
-                "seconds": request_time.total_seconds(), "pid": os.getpid()}
+    def close(self) -> None:
         try:
-            self.access_log.info(json.dumps(line, ensure_ascii=False))
-        except Exception:
-            self.exception("could not write an access log line")
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.done(self.sent)
+
+
+def raw_uri(environ: dict[str, Any]) -> str:
+    """The request target as the client sent it: the raw one when the server kept it,
+    else the path and query put back together."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw)
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def basic_user(header: str | None) -> str | None:
+    """The user name of a Basic ``Authorization`` header, if it holds one."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] if ":" in decoded else None
+
+
+def _quoted(value: str) -> str:
+    return value.replace('"', '\\"')

@@ -198,7 +198,7 @@ def check(config: str | None, strict: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="gunicorn worker processes (overrides workers).")
+              help="Web worker processes (overrides workers).")
 @click.option("--dev", is_flag=True, help="Use Flask's development server (local work only).")
 @base_url_option
 @click.option("--no-scheduler", "no_scheduler", is_flag=True,
@@ -206,12 +206,12 @@ def check(config: str | None, strict: bool) -> None:
                    "'feedserver watch'); never build, run no scheduler.")
 def serve(config: str | None, host: str, port: int, workers: int | None, dev: bool,
           base_url: str | None, no_scheduler: bool) -> None:
-    """Build if nothing is published yet, then serve the output folder with gunicorn.
+    """Build if nothing is published yet, then serve the output folder with granian.
 
     With --no-scheduler, only serve: any number of such replicas can read the
     output folder of one builder.
     """
-    from feedserver import serve as serving  # gunicorn is only needed by this command
+    from feedserver import serve as serving  # granian is only needed by this command
 
     settings = _settings(config, workers=workers, base_url=base_url)
     try:

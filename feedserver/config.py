@@ -45,7 +45,7 @@ SETTINGS: list[tuple[str, type, Any, str]] = [
     ("refresh_interval", int, 30, "Seconds between scans; also the shortest max-age and RSS "
                                   "ttl of a feed."),
     ("max_file_bytes", int, 8_000_000, "Larger article files are skipped with a problem."),
-    ("workers", int, 2, "gunicorn workers for 'feedserver serve'."),
+    ("workers", int, 2, "web worker processes for 'feedserver serve'."),
     ("build_processes", int, 0, "Processes used for a full build; 0 means one per core."),
     ("parse_timeout", float, 5.0, "CPU seconds one file's parse may take; a file over it is "
                                   "skipped until it changes. 0: no limit."),

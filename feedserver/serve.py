@@ -1,40 +1,38 @@
-"""``feedserver serve``: build once if needed, then run the web app under gunicorn.
+"""``feedserver serve``: build once if needed, then run the web app under granian.
 
-gunicorn is driven in-process through :class:`gunicorn.app.base.BaseApplication`
-(no shell command line to assemble, settings passed as values): the current
-process becomes the gunicorn master and forks N workers, each with its own
-:func:`feedserver.web.app.create_app`.  ``--dev`` runs Flask's development server in
-one process instead, for local work only.
+granian (HTTP/1 and the connections in Rust, the WSGI call in Python) is driven
+in-process (:class:`FeedServer`): the current process becomes its main process and
+forks N workers, each loading its own :func:`feedserver.web.app.create_app`
+(:mod:`feedserver.worker` says what else a worker does first).  Measured against
+gunicorn with gevent workers, the server before it, it answers about twice the
+requests a second on the same two cores for half the CPU (benchmarks/README.md,
+"Serving").  ``--dev`` runs Flask's development server in one process instead,
+for local work only.
 
-The workers are gevent's (see :func:`gunicorn_options`; :mod:`feedserver.worker` is
-gunicorn's gevent worker, stopping without waiting out a one-second loop): each
-connection is a greenlet, and a request's headers are read under a deadline
-(:data:`HEADER_TIMEOUT`), so clients that trickle their headers cost a few
-kilobytes each and never hold a worker.  With gthread workers, 16 such
-connections took every thread and nothing else was answered (issue 12).
+Clients that trickle their headers are closed after :data:`HEADER_TIMEOUT` seconds
+(granian's header read deadline), and each costs a connection in Rust, not a
+thread: they never hold a worker (issue 12).
 
 Work that must happen exactly once per deployment (the scheduler of issue 4)
-belongs in :func:`start_background`, which gunicorn's ``when_ready`` hook calls
-in the master and ``on_exit`` stops; workers never run it, whatever their
-number, and neither does ``create_app``.  A replica (``--no-scheduler``) runs
-neither it nor the first build: it serves what one builder elsewhere publishes.
+belongs in :func:`start_background`, which granian's startup hook calls in the
+main process before the workers fork and its shutdown hook stops; workers never
+run it, whatever their number, and neither does ``create_app``.  A replica
+(``--no-scheduler``) runs neither it nor the first build: it serves what one
+builder elsewhere publishes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from feedserver.access_log import CommonAccessLogger, JsonAccessLogger
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.listen import (
@@ -45,17 +43,26 @@ from feedserver.listen import (
     serving_settings,
 )
 from feedserver.metrics import multiproc
-from feedserver.metrics.logs import COMMON_ACCESS_FORMAT, JSON
+from feedserver.metrics.logs import JSON
 from feedserver.publish.manifest import load_manifest
 from feedserver.web.app import create_app
+from feedserver.worker import Boot, Booted
 
-# gunicorn's gevent worker reads each request's headers under a gevent.Timeout of
-# ``keepalive`` seconds (the first request of a connection too): a client that has
-# not sent whole headers by then is closed.
+# A connection that has not sent whole request headers this many seconds after it
+# opened (or after its last answer, kept alive) is closed.
 HEADER_TIMEOUT = 5
-# Open connections per worker (each a greenlet: small, see benchmarks/README.md); past
-# this a worker stops accepting until some close.
-WORKER_CONNECTIONS = 1000
+# Seconds a stopping worker gets to finish the requests under way before it is killed.
+GRACEFUL_TIMEOUT = 10
+# Each worker answers one request at a time in Python (the WSGI call; the connections
+# and HTTP are granian's, in Rust): more threads only contend for the interpreter
+# (benchmarks/README.md, "Serving").
+BLOCKING_THREADS = 1
+# granian's own test for a crash loop: a worker dying this soon after it was forked.
+CRASH_LOOP = 5.5
+# Signals that end a worker from outside (the OOM killer, an operator, a stop): a worker
+# they end is replaced however young it was; only one that fails by itself (an error
+# while the app loads, a crash) before it has booted is a crash loop.
+KILLED = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 Stop = Callable[[], None]
 Echo = Callable[[str], None]
 
@@ -63,14 +70,14 @@ Echo = Callable[[str], None]
 def start_background(settings: Settings) -> Stop:
     """Start what runs once per deployment; return how to stop it.
 
-    Called in the gunicorn master (``when_ready``, before workers fork) or in
+    Called in granian's main process (its startup hook, before workers fork) or in
     the ``--dev`` server's process: the one scheduler of the deployment, in a
-    supervised child process (:mod:`feedserver.schedule.under_gunicorn` says why not a thread).
+    supervised child process (:mod:`feedserver.schedule.owner` says why not a thread).
     A stop signal the server gets reaches the scheduler at once (issue 17).
     """
     import threading
 
-    from feedserver.schedule.under_gunicorn import SchedulerProcess, chain_stop_signals
+    from feedserver.schedule.owner import SchedulerProcess, chain_stop_signals
 
     owner = SchedulerProcess(settings)
     owner.start()
@@ -99,198 +106,192 @@ def address(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def gunicorn_options(settings: Settings, host: str, port: int, workers: int | None = None,
-                     access_log: bool = True) -> dict[str, Any]:
-    """gunicorn settings for feedserver (shared with benchmarks/serve_bench.py)."""
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def server_options(settings: Settings, host: str, port: int, workers: int | None = None,
+                   access_log: bool = True) -> dict[str, Any]:
+    """granian settings for feedserver (shared with the benchmarks), plus feedserver's own
+    two about the access log it writes from the WSGI layer (``access_log``,
+    ``json_lines``; :mod:`feedserver.access_log`)."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
     return {
-        "bind": [bind],
+        "address": host,
+        "port": port,
+        "interface": Interfaces.WSGI,
+        "http": HTTPModes.http1,
         "workers": workers or settings.workers,
-        "worker_class": "feedserver.worker.PromptGeventWorker",
-        "worker_connections": WORKER_CONNECTIONS,
-        "keepalive": HEADER_TIMEOUT,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "accesslog": "-" if access_log else None,
-        "access_log_format": COMMON_ACCESS_FORMAT,
-        "logger_class": JsonAccessLogger if settings.log_format == JSON else CommonAccessLogger,
-        "errorlog": "-",
-        "proc_name": "feedserver",
-        # gunicorn >= 25 opens a control socket at one fixed path per user; several
-        # servers (tests, benchmarks) on one machine would fight over it.
-        "control_socket_disable": True,
+        "blocking_threads": BLOCKING_THREADS,
+        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_TIMEOUT * 1000),
+        "respawn_failed_workers": True,
+        "workers_kill_timeout": GRACEFUL_TIMEOUT,
+        "websockets": False,
+        "log_access": False,  # granian's line has no size: feedserver writes its own
+        "access_log": access_log,
+        "json_lines": settings.log_format == JSON,
     }
 
 
-class FeedServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running ``create_app`` with feedserver's settings, no argv parsing.
+OWN_OPTIONS = ("access_log", "json_lines")
 
-    With ``metrics_dir`` (the run's prometheus multiprocess folder), a worker that
-    exits is marked dead there (``child_exit``) and the folder goes when the master
-    does (``on_exit``).
+
+class FeedServer:
+    """granian running ``create_app`` with feedserver's settings, in this process.
+
+    ``background`` (the scheduler) starts in the main process before the workers
+    fork and stops when it stops, after the workers.  With ``metrics_dir`` (the run's
+    prometheus multiprocess folder), workers mark the metrics of workers that are
+    gone (:mod:`feedserver.worker`) and the folder goes when the main process does.
     """
 
     def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any],
                  background: Callable[[], Stop] | None = None,
                  metrics_dir: Path | None = None) -> None:
         self.app_factory = app_factory
-        self.options = options
+        self.options = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
+        self.access_log = bool(options.get("access_log", True))
+        self.json_lines = bool(options.get("json_lines", False))
         self.background = background
         self.metrics_dir = metrics_dir
         self._stop: Stop | None = None
-        super().__init__()
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # skip settings newer than the installed gunicorn
-                self.cfg.set(key, value)
-        self.cfg.set("pre_fork", _BootingWorker.arm)
-        self.cfg.set("post_worker_init", self._post_worker_init)
-        self.cfg.set("worker_exit", self._worker_exit)
+    def run(self) -> None:
+        """Serve until a stop signal; the exit status is 1 when granian ended on a worker
+        that kept failing to boot."""
+        booted = Booted()
+        server = _server_class()("feedserver", **self.options)
+        server.booted = booted
+        boot = Boot(self.app_factory, os.getpid(), booted, self.json_lines,
+                    self.access_log, self.metrics_dir)
+        server.on_startup(self._startup)
+        server.on_shutdown(self._shutdown)
+        server.serve(target_loader=boot.load, wrap_loader=False)
+
+    def _startup(self) -> None:
         if self.background is not None:
-            self.cfg.set("when_ready", self._when_ready)
-        self.cfg.set("on_exit", self._on_exit)
-        if self.metrics_dir is not None:
-            self.cfg.set("child_exit", self._child_exit)
+            self._stop = self.background()
+        _BootingWorker.arm()
 
-    def load(self) -> Any:
-        return self.app_factory()
-
-    def _when_ready(self, server: Any) -> None:
-        assert self.background is not None
-        self._stop = self.background()
-
-    def _on_exit(self, server: Any) -> None:
+    def _shutdown(self) -> None:
+        _BootingWorker.disarm()
         if self._stop is not None:
             self._stop()
         if self.metrics_dir is not None:
             multiproc.remove(self.metrics_dir)
         skip_last_collection()
 
-    def _post_worker_init(self, worker: Any) -> None:
-        collect_per_requests()
 
-    def _worker_exit(self, server: Any, worker: Any) -> None:
-        end_worker()
+def _server_class() -> type:
+    """granian's process-per-worker server, told which dead workers are a crash loop.
 
-    def _child_exit(self, server: Any, worker: Any) -> None:
-        multiproc.mark_dead(worker.pid)
-
-
-YOUNG = 50_000  # container objects a web worker allocates between young collections
-
-
-def collect_per_requests() -> None:
-    """A booted web worker collects its young objects every :data:`YOUNG` allocations,
-    not every 700 (Python's default).
-
-    A computed answer (a filtered feed: feedparser reading its envelope) allocates a few
-    thousand objects that all die when it is sent.  At 700, about one young collection
-    ran inside each such answer and walked that answer's live objects, and about every
-    tenth a middle one walked them again: 65 ms over the 280 requests of
-    ``benchmarks/query_bench.py`` (0.23 ms a request, a fifth of a first answer), 17 ms
-    at 50,000 (measured with ``gc.callbacks`` in the worker).  Between collections only
-    garbage in reference cycles waits, bounded by the threshold.
+    granian ends the whole server when a worker dies within :data:`CRASH_LOOP` seconds
+    of its respawn.  That is wrong both ways: a worker that served and was killed (the
+    OOM killer, a request past its timeout, an operator's ``kill``) must be replaced
+    however soon after the last one (gunicorn forks another, and so must this), and a
+    worker that cannot load the app (a broken install, a bad setting) must end the
+    server at once, however long its loading took, not be forked again every few
+    seconds (gunicorn halts on a worker that failed to boot).  So granian's record of
+    respawn times answers 'long ago' for a worker that had loaded the app
+    (:class:`feedserver.worker.Booted`) or was killed (:data:`KILLED`), and 'just now'
+    for one that failed on its own before it booted.
     """
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG, middle, old)
+    from granian.server import MPServer
+
+    class Server(MPServer):  # type: ignore[misc, valid-type]
+        booted: Booted | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.respawned_wrks = _Respawns(self)
+
+    return Server
+
+
+class _Respawns(dict[int, float]):
+    """granian's ``respawned_wrks`` (worker index -> when it was respawned), which reads
+    as never respawned for a worker that had booted (see :func:`_server_class`)."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__()
+        self.server = server
+
+    def get(self, idx: int, default: Any = None) -> Any:  # type: ignore[override]
+        booted = self.server.booted
+        workers = self.server.wrks
+        if booted is None or idx >= len(workers):
+            return super().get(idx, default)
+        inner = workers[idx].inner
+        if (inner.pid is not None and booted.ready(inner.pid)) \
+                or (inner.exitcode is not None and -inner.exitcode in KILLED):
+            return time.monotonic() - 2 * CRASH_LOOP - 1  # long ago: replace it
+        return time.monotonic()  # it failed before it booted: a crash loop at once
 
 
 def skip_last_collection() -> None:
     """Let this process end without the interpreter's last full garbage collection.
 
-    The master builds the site before it forks (:func:`ensure_built`), so its heap and
-    every worker's copy of it hold that build's objects, and the collection Python makes
-    while it finalizes walked them all: about 0.4 s in each worker and 0.3 s in the
-    master, at every stop, restart and deploy (``python -m benchmarks.stop_time``).
-    Frozen objects are left to the kernel.  Called when nothing is left to run: the
-    master has stopped its workers and the scheduler (``on_exit``; the master's
-    threading is not gevent's, so its logging ends cleanly), or a worker leaves
-    otherwise than gunicorn means it to (:func:`end_worker`, which ends the usual
-    leaving itself); logging's own exit handler still flushes the logs.
+    The main process builds the site before it forks (:func:`ensure_built`), so its
+    heap holds that build's objects, and the collection Python makes while it finalizes
+    walked them all: about 0.3 s at every stop, restart and deploy (``python -m
+    benchmarks.stop_time``).  Frozen objects are left to the kernel.  Called when
+    nothing is left to run: the workers and the scheduler have stopped (granian's
+    shutdown hook); logging's own exit handler still flushes the logs.  (The workers
+    are ``multiprocessing`` processes, which end with ``os._exit``: no collection.)
     """
     gc.freeze()
 
 
-def end_worker() -> None:
-    """End a worker that has answered its last request, here and now: gunicorn's
-    ``worker_exit`` hook, the last thing a worker runs.
-
-    A worker is a fork of the master, which built the site before forking; letting the
-    interpreter finalize it cost, and said, more than it should:
-
-    - its last full garbage collection walked the build's heap: about 0.4 s a worker at
-      every stop, restart and deploy (``python -m benchmarks.stop_time``);
-    - with that collection skipped (:func:`skip_last_collection`, the former answer
-      here), logging's handlers died during the teardown of the modules instead, after
-      gevent's patched ``threading`` had lost its globals, and every worker printed
-      "Exception ignored ... TypeError: 'NoneType' object is not callable" at every stop
-      (gevent/gevent#2148);
-    - it ran the ``atexit`` handlers inherited from the master, which are the master's
-      to run (``multiprocessing`` ends the processes it forks with ``os._exit`` for
-      the same reason).
-
-    So a worker leaving as gunicorn means it to (the ``SystemExit`` under way, its code)
-    flushes its logs and standard streams and exits with that code at once.  Anything
-    else under way is left to the interpreter, as before.
-    """
-    import logging
-
-    leaving = sys.exc_info()[1]
-    if not isinstance(leaving, SystemExit) or not isinstance(leaving.code, int | None):
-        skip_last_collection()
-        return
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # closed or gone: nothing to say
-            stream.flush()
-    os._exit(leaving.code or 0)
-
-
 class _BootingWorker:
-    """A new worker leaves at once on a stop signal until it installs its own handlers.
+    """A new worker leaves at once on a stop signal until granian installs its handlers.
 
-    From its fork to gunicorn's ``Worker.init_signals`` (gevent patching the standard
-    library, the app's import) a worker still has the master's handlers, which only
-    queue the signal in the worker's copy of the master's queue: a server stopped just
-    as it started (Ctrl-C, a restart, a test's teardown) lost its SIGTERM (graceful
-    stop) or SIGQUIT (quick stop, after Ctrl-C) to such a worker, and the master waited
-    out ``graceful_timeout`` before killing it.
+    From its fork until granian's worker sets its own signal handlers (after the app
+    is imported and built: :class:`feedserver.worker.Boot`), a worker still has the
+    main process's handlers, which only set a flag in the worker's copy of the main
+    process: a server stopped just as it started (Ctrl-C, a restart, a test's
+    teardown) lost its SIGTERM to such a worker, and the main process waited out
+    :data:`GRACEFUL_TIMEOUT` before killing it.
 
-    gunicorn's ``pre_fork`` hook arms this; at the fork itself (``os.register_at_fork``)
-    the master blocks the stop signals, the child starts with default actions (a worker
-    that has not booted has no request to finish) and only then unblocks them, so one
-    sent at any moment of the fork ends the child; ``init_signals`` later puts
-    gunicorn's graceful handlers in place.  Other forks of the master are left alone.
+    Armed once the server has started (granian's startup hook, before the workers
+    fork): at each fork of the main process (``os.register_at_fork``) the stop signals
+    are blocked, the child starts with default actions (a worker that has not booted
+    has no request to finish) and only then unblocks them, so one sent at any moment
+    of the fork ends the child.  The scheduler is started with ``subprocess``, whose
+    fork runs no such handler.
     """
 
     STOPS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
-    armed = False
+    main = 0
     registered = False
 
     @classmethod
-    def arm(cls, server: Any, worker: Any) -> None:
+    def arm(cls) -> None:
         if not cls.registered:
             os.register_at_fork(before=cls._before, after_in_parent=cls._parent,
                                 after_in_child=cls._child)
             cls.registered = True
-        cls.armed = True
+        cls.main = os.getpid()
+
+    @classmethod
+    def disarm(cls) -> None:
+        cls.main = 0
+
+    @classmethod
+    def _armed(cls) -> bool:
+        return cls.main == os.getpid()
 
     @classmethod
     def _before(cls) -> None:
-        if cls.armed:
+        if cls._armed():
             signal.pthread_sigmask(signal.SIG_BLOCK, cls.STOPS)
 
     @classmethod
     def _parent(cls) -> None:
-        if cls.armed:
-            cls.armed = False
+        if cls._armed():
             signal.pthread_sigmask(signal.SIG_UNBLOCK, cls.STOPS)
 
     @classmethod
     def _child(cls) -> None:
-        if cls.armed:
-            cls.armed = False
+        if cls.main and cls.main == os.getppid():
+            cls.main = 0
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGQUIT, _leave)  # its default action would dump core
@@ -358,5 +359,5 @@ def run(settings: Settings, host: str, port: int, workers: int | None = None,
             if metrics_dir is not None:
                 multiproc.remove(metrics_dir)
         return
-    FeedServer(factory, gunicorn_options(settings, host, port, workers),
+    FeedServer(factory, server_options(settings, host, port, workers),
                background if scheduler else None, metrics_dir).run()

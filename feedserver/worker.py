@@ -1,78 +1,175 @@
-"""The gunicorn worker ``feedserver serve`` runs: gevent's, stopping as soon as it may.
+"""What a web worker of ``feedserver serve`` does before its first request.
 
-gunicorn's own gevent worker (``gunicorn.workers.ggevent.GeventWorker``) checks
-whether it was told to stop once a second: its main loop sleeps ``gevent.sleep(1.0)``
-between heartbeats, and after a graceful stop signal (SIGTERM: a deploy, systemd,
-a Procfile runner) it waits for the requests under way in further one-second steps.
-A stop therefore took up to a second longer than it had to, at every deploy and in
-every test that stops a server (``python -m benchmarks.stop_time``).
+granian forks each worker from the main process and calls the app loader in it
+(:meth:`Boot.load`); everything a worker must be sure of starts there:
 
-This worker keeps everything else of gunicorn's (accepting, HTTP, keep-alive, the
-header deadline, the heartbeat, ``graceful_timeout``) and changes only how it waits:
-on an event that the stop signal sets, and on the connection pools' own "all done"
-event.  Its run loop is written here (gunicorn's keeps its servers and pools in local
-variables, so no hook of its can reach them).
+- it dies with the main process, however that ends (``kill -9``, the OOM killer):
+  granian's workers do not notice a dead main process themselves, and went on
+  answering on the port with no one to stop them
+  (:func:`feedserver.schedule.lifeline.die_with_parent`);
+- the metrics of workers that are gone are marked dead in the run's multiprocess
+  folder (granian has no hook in the main process for a worker that exited, as
+  gunicorn's ``child_exit`` was);
+- its young-object collections run per many requests (:func:`collect_per_requests`);
+- its answers are logged (:class:`feedserver.access_log.AccessLog`), and a request
+  still running after :data:`REQUEST_TIMEOUT` seconds ends the worker, which granian
+  replaces (:class:`Watchdog`: granian has no per-request timeout of its own);
+- once the app is loaded it says so (:class:`Booted`): a worker that dies before
+  that is a crash loop that must end the server, one that dies after it is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import logging
+import multiprocessing
+import os
+import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from gevent.event import Event
-from gevent.pool import Pool
-from gevent.server import StreamServer
-from gunicorn.workers.ggevent import GeventWorker
+from feedserver.schedule import lifeline
 
-HEARTBEAT = 1.0  # seconds between heartbeats to the master (gunicorn's own cadence)
+log = logging.getLogger(__name__)
+
+YOUNG = 50_000  # container objects a web worker allocates between young collections
+REQUEST_TIMEOUT = 30.0  # seconds a request may run before its worker is replaced
+SLOTS = 256  # pids of booted workers the main process can tell apart at once
 
 
-class PromptGeventWorker(GeventWorker):  # type: ignore[misc]
-    """gunicorn's gevent worker whose waits end when they have something to wait for."""
+def collect_per_requests() -> None:
+    """A booted web worker collects its young objects every :data:`YOUNG` allocations,
+    not every 700 (Python's default).
 
-    _stopping: Event | None = None
+    A computed answer (a filtered feed: feedparser reading its envelope) allocates a few
+    thousand objects that all die when it is sent.  At 700, about one young collection
+    ran inside each such answer and walked that answer's live objects, and about every
+    tenth a middle one walked them again: 65 ms over the 280 requests of
+    ``benchmarks/query_bench.py`` (0.23 ms a request, a fifth of a first answer), 17 ms
+    at 50,000 (measured with ``gc.callbacks`` in the worker).  Between collections only
+    garbage in reference cycles waits, bounded by the threshold.
+    """
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG, middle, old)
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: stop taking connections, finish the ones under way (graceful)."""
-        super().handle_exit(sig, frame)  # alive = False, as gunicorn does
-        if self._stopping is not None:
-            self._stopping.set()  # wakes the run loop now instead of at its next second
 
-    def run(self) -> None:
-        """Serve until told to stop, then let the requests under way finish (bounded by
-        ``graceful_timeout``), waking at once for either."""
-        self._stopping = Event()
-        servers = [self._server(listener) for listener in self.sockets]
-        for server in servers:
-            server.start()
-        while self.alive:
-            self.notify()
-            self._stopping.wait(HEARTBEAT)
-        for server in servers:
-            server.close()  # no new connections; those under way go on
-        deadline = time.monotonic() + self.cfg.graceful_timeout
-        for server in servers:
-            while not server.pool.join(timeout=min(HEARTBEAT,
-                                                   max(0.0, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
-                    self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
-                    for each in servers:
-                        each.stop(timeout=1)
-                    return
-                self.notify()
+class Booted:
+    """The pids of workers that loaded the app, in memory the main process shares.
 
-    def _server(self, listener: Any) -> StreamServer:
-        """A gevent server on one of gunicorn's listening sockets, each connection a
-        greenlet of a bounded pool, handled by gunicorn's own request loop."""
-        listener.setblocking(1)
-        ssl_args: dict[str, Any] = {}
-        if self.cfg.is_ssl:
-            from gunicorn.sock import ssl_context
+    Made in the main process before the first fork; each worker writes its pid into
+    a free slot when it is ready.  The main process asks :meth:`ready` about a worker
+    that died: only one that never got there is a crash loop (a broken app, a bad
+    setting) that must end the server instead of being forked again and again.
+    """
 
-            ssl_args = {"ssl_context": ssl_context(self.cfg)}
-        server = StreamServer(listener, handle=lambda client, addr: self.handle(
-            listener, client, addr), spawn=Pool(self.worker_connections), **ssl_args)
-        if self.cfg.workers > 1:
-            server.max_accept = 1  # leave the next connection to a less busy worker
-        return server
+    def __init__(self, slots: int = SLOTS) -> None:
+        self.pids = multiprocessing.get_context("fork").Array(ctypes.c_long, slots)
 
+    def mark(self, pid: int) -> None:
+        with self.pids.get_lock():
+            values = self.pids.get_obj()
+            free = next((i for i, held in enumerate(values) if held in (0, pid)), None)
+            if free is None:  # every slot taken: forget those of workers that are gone
+                for i, held in enumerate(values):
+                    if not lifeline.alive(held):
+                        values[i] = 0
+                free = next((i for i, held in enumerate(values) if held == 0), 0)
+            values[free] = pid
+
+    def ready(self, pid: int) -> bool:
+        with self.pids.get_lock():
+            return pid in self.pids.get_obj()
+
+
+class Watchdog:
+    """Ends this worker when one request has run longer than ``timeout`` seconds.
+
+    A worker answers one request at a time (one blocking thread); a request stuck in
+    a view (a lock never released, a peer that never answers) would hold it for good.
+    gunicorn's arbiter killed such a worker after ``timeout``; here a thread of the
+    worker looks once a second and leaves with status 1, and granian forks a
+    replacement (the worker had booted: no crash loop).
+    """
+
+    def __init__(self, app: Callable[..., Any], timeout: float = REQUEST_TIMEOUT,
+                 leave: Callable[[int], None] = os._exit) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.leave = leave
+        self.running: dict[int, tuple[float, str]] = {}  # thread id -> (start, path)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = threading.get_ident()
+        self.running[key] = (time.monotonic(), environ.get("PATH_INFO", ""))
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.running.pop(key, None)
+
+    def start(self, interval: float = 1.0) -> threading.Thread:
+        thread = threading.Thread(target=self._watch, args=(interval,),
+                                  name="feedserver-watchdog", daemon=True)
+        thread.start()
+        return thread
+
+    def _watch(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            self.check(time.monotonic())
+
+    def check(self, now: float) -> None:
+        for started, path in list(self.running.values()):
+            if now - started > self.timeout:
+                print(f"feedserver: worker {os.getpid()}: a request for {path} ran "
+                      f"{now - started:.0f}s (timeout {self.timeout:.0f}s); replacing the "
+                      "worker", file=sys.stderr, flush=True)
+                self.leave(1)
+                return
+
+
+def sweep_dead_metrics(folder: Path | None) -> None:
+    """Mark the metrics of workers that are gone as dead (their live gauges go; their
+    counters keep counting in the sum), at each worker's start."""
+    if folder is None or not folder.is_dir():
+        return
+    from feedserver.metrics import multiproc
+
+    pids = {int(part) for name in os.listdir(folder) if name.endswith(".db")
+            for part in [name[:-3].rsplit("_", 1)[-1]] if part.isdigit()}
+    for pid in pids - {os.getpid()}:
+        if not lifeline.alive(pid):
+            multiproc.mark_dead(pid)
+
+
+class Boot:
+    """The app loader granian calls in each worker (see the module docstring)."""
+
+    def __init__(self, factory: Callable[[], Any], main: int, booted: Booted,
+                 json_lines: bool, access_log: bool = True,
+                 metrics_dir: Path | None = None) -> None:
+        self.factory = factory
+        self.main = main
+        self.booted = booted
+        self.json_lines = json_lines
+        self.access_log = access_log
+        self.metrics_dir = metrics_dir
+
+    def load(self, *_: Any) -> Callable[..., Any]:
+        lifeline.die_with_parent(self.main)
+        with contextlib.suppress(OSError):
+            sweep_dead_metrics(self.metrics_dir)
+        app: Callable[..., Any] = self.factory()
+        if self.access_log:
+            from feedserver.access_log import AccessLog
+
+            app = AccessLog(app, self.json_lines)
+        watchdog = Watchdog(app)
+        watchdog.start()
+        collect_per_requests()
+        self.booted.mark(os.getpid())
+        return watchdog

@@ -4,7 +4,7 @@ Why these parts: Playwright's Python package drives the system browser through
 ``executable_path`` (it never needs its own browser download) and reports what
 a test must see: console messages, uncaught page errors and dialogs (an
 ``alert`` from injected markup).  feedserver runs as it does in production
-(``feedserver serve``: gunicorn, in a subprocess stopped by its PID); host pages
+(``feedserver serve``: granian, in a subprocess stopped by its PID); host pages
 come from a plain ``http.server`` on another port, so the embeds are tested
 cross-origin, as other sites use them.
 
@@ -134,7 +134,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 @contextmanager
 def feedserver(config: Path, port: int, args: tuple[str, ...] = (),
                preexec_fn: Callable[[], None] | None = None) -> Iterator[str]:
-    """``feedserver serve`` (gunicorn, one worker) on 127.0.0.1:port; stopped by its PID.
+    """``feedserver serve`` (granian, one worker) on 127.0.0.1:port; stopped by its PID.
     ``args``: more of serve's options; ``preexec_fn``: run in its process before it starts
     (a resource limit)."""
     url = f"http://127.0.0.1:{port}/"

@@ -4,7 +4,7 @@ Created on first use (:func:`get`), not at import: prometheus_client picks its v
 store (in-process, or memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``) when a
 value is created, and ``feedserver serve`` sets that variable only after this module
 may have been imported (:mod:`feedserver.metrics.multiproc`).  Without the variable
-(the Flask test client, ``feedserver watch``, a plain ``gunicorn`` command line)
+(the Flask test client, ``feedserver watch``, a plain WSGI server's command line)
 the values live in the process, in a registry of their own.
 
 What is computed at scrape time from files (articles, channels, problems, the age of

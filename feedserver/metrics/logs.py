@@ -1,6 +1,6 @@
 """Log lines a machine can read: ``log_format = "json"``.
 
-With the default (``common``) the logs are for people: gunicorn's access lines in the
+With the default (``common``) the logs are for people: access lines in the
 Common Log Format and the scheduler's one-line build summaries.  With ``json`` every
 access line and every log record of the scheduler is one JSON object a line, so a
 log shipper needs no pattern: :class:`JsonFormatter` turns a record into

@@ -1,6 +1,6 @@
 """The multiprocess folder of one server run (prometheus_client's multiprocess mode).
 
-Every process of a ``feedserver serve`` (the gunicorn workers, the scheduler child)
+Every process of a ``feedserver serve`` (the web workers, the scheduler child)
 writes its counters to memory-mapped files in one folder named by
 ``PROMETHEUS_MULTIPROC_DIR``; ``/metrics`` in any worker adds them up.  The folder
 must belong to this run alone: files left by an earlier run (or another server
@@ -11,7 +11,7 @@ removes it when it exits (:func:`remove`), and a folder left behind by a server 
 was killed is removed by the next start (:func:`sweep`).
 
 Which folders are left behind is decided by a lock, not by the pid in the name: the
-gunicorn master holds an ``flock`` on the folder's :data:`OWNER` file from before the
+main process of the server holds an ``flock`` on the folder's :data:`OWNER` file from before the
 folder has its name, the workers it forks share it, and the kernel lets go of it when
 the last of them ends, whatever killed them (the scheduler's process is started anew,
 without it, and dies with the master: :mod:`feedserver.schedule.lifeline`).
@@ -77,7 +77,7 @@ def sweep(parent: Path) -> None:
 def private_dir() -> Path:
     """A new, empty folder for this run, set as ``PROMETHEUS_MULTIPROC_DIR``.
 
-    Call in the process that becomes the gunicorn master, before the first
+    Call in the process that becomes the server's main process, before the first
     metric is created anywhere (workers and the scheduler inherit the variable; the
     forked workers share the lock).  The folder is made under a name no sweep looks
     at, locked, and only then renamed to its own: another server's sweep never sees it

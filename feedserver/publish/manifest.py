@@ -2,7 +2,7 @@
 
 The writer (:mod:`feedserver.publish.output`) compresses and stages files, with
 brotli, ISA-L and orjson; whatever only *reads* what it wrote (the web app in
-every gunicorn worker, ``serve``'s start-up checks, the next build) comes here
+every web worker, ``serve``'s start-up checks, the next build) comes here
 instead and needs none of the writer's libraries.  It reads the manifest with msgspec,
 in under half the standard library's time and with less memory at its peak (every
 web worker reads it again after each publish, and waits for it: benchmarks/README.md,

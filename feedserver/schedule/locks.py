@@ -214,10 +214,10 @@ def orphan_problem(path: Path) -> str | None:
 
 
 def _unrecorded_orphan(pid: int) -> bool:
-    """A ``python -m feedserver.schedule.under_gunicorn`` whose parent is init or not a
+    """A ``python -m feedserver.schedule.owner`` whose parent is init or not a
     feedserver server."""
     try:
-        if b"feedserver.schedule.under_gunicorn" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if b"feedserver.schedule.owner" not in Path(f"/proc/{pid}/cmdline").read_bytes():
             return False
     except OSError:
         return False

@@ -8,8 +8,8 @@ when something asks for it: a file-system event (debounced), a held file
 whose hold can end, an article dated in the future coming due.
 
 Nothing here starts by itself.  ``feedserver watch`` calls :func:`run_forever`;
-``feedserver serve`` starts it in one child process of the gunicorn master
-(:mod:`feedserver.schedule.under_gunicorn`), so there is one scheduler whatever the number of
+``feedserver serve`` starts it in one child process of the server's main process
+(:mod:`feedserver.schedule.owner`), so there is one scheduler whatever the number of
 workers; ``scheduler.lock`` in ``state_dir`` keeps it at one even when two
 commands share the same state.
 """

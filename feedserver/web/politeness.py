@@ -10,7 +10,7 @@ The count is GCRA (the generic cell rate algorithm: a token bucket kept as one
 number per key, the "theoretical arrival time"), so it costs one row per
 (client, channel) and one SQL statement per full feed request.  The rows live
 in SQLite in the state folder (WAL, no fsync: a lost update after a crash only
-forgives a client), shared by every gunicorn worker, so the budget holds
+forgives a client), shared by every web worker, so the budget holds
 whatever worker a request lands on; a per-worker count divided by the number of
 workers would punish a keep-alive client that always meets the same worker and
 let one that meets them all through.  Any SQLite failure lets the request

@@ -454,7 +454,8 @@ def open_beneath(root: str, filename: str, directory: bool = False) -> int:
     ``directory``: ``filename`` names a folder (opened for :class:`Folder`).
 
     Each folder is closed at once by ``close(2)`` itself (:data:`_close`), not by
-    ``os.close``: in a gunicorn gevent worker that is gevent's (gevent >= 25.8.1), which
+    ``os.close``: in a gunicorn gevent worker (the server before granian; any WSGI server
+    may run the app) that is gevent's (gevent >= 25.8.1), which
     leaves the closing of anything but a regular file to its event loop, in case an I/O
     watcher still uses it.  These folders never have one, and a request that computes
     (a search reading thousands of item records) gives the loop no turn until it ends:

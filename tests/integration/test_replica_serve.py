@@ -3,7 +3,7 @@
 Any number of replicas read one output folder (a shared volume, or a copy
 kept by the builder's ``post_publish`` hook): a replica that built, or ran a
 scheduler, would write into a folder that is another machine's, or compete
-with the one builder.  gunicorn itself is replaced here by a recorder; the
+with the one builder.  The server itself is replaced here by a recorder; the
 real servers are in tests/system/test_replicas.py.
 """
 

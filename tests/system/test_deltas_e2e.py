@@ -1,4 +1,4 @@
-"""RFC 3229 deltas against a real ``feedserver serve`` (gunicorn, 2 workers, its scheduler).
+"""RFC 3229 deltas against a real ``feedserver serve`` (granian, 2 workers, its scheduler).
 
 A poller written here keeps a local copy of each feed of the 'all' channel (Atom asking
 for gzip, RSS for nothing, JSON Feed for brotli).  Between its polls articles are added

@@ -1,6 +1,6 @@
 """Embeds and feeds in headless Chromium: feedserver on one port, host pages on another.
 
-feedserver runs as in production (``feedserver serve``, gunicorn); the host
+feedserver runs as in production (``feedserver serve``, granian); the host
 pages are plain files from ``http.server`` on a second 127.0.0.1 port, so the
 widget's fetch is cross-origin (CORS) and the iframe is framed by another
 origin (frame-ancestors).  What the browser shows is compared with the feed a

@@ -5,7 +5,7 @@
 Everything here is real: builds are SIGKILLed processes, the disk is a tmpfs
 that fills up (or a file-size limit where mounting is not allowed), the lock
 is another process's ``BEGIN EXCLUSIVE``, the server is ``feedserver serve``
-with gunicorn on 127.0.0.1.  Every process a test starts is stopped by its PID.
+with granian on 127.0.0.1.  Every process a test starts is stopped by its PID.
 """
 
 from __future__ import annotations

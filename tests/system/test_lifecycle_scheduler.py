@@ -200,8 +200,8 @@ def test_a_deleted_output_folder_is_rebuilt_at_once(
 def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
         settings: Settings, out: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    from feedserver.schedule import under_gunicorn as owner_module
-    from feedserver.schedule.under_gunicorn import RESTART_CAP, SchedulerProcess, restart_delay
+    from feedserver.schedule import owner as owner_module
+    from feedserver.schedule.owner import RESTART_CAP, SchedulerProcess, restart_delay
 
     assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert restart_delay(50) == RESTART_CAP
@@ -236,7 +236,7 @@ def test_the_owner_restarts_a_failing_scheduler_ever_more_slowly(
 ORPHAN = """
 import subprocess, sys
 child = subprocess.Popen([sys.executable, "-c", sys.argv[1],
-                          "feedserver.schedule.under_gunicorn", sys.argv[2],
+                          "feedserver.schedule.owner", sys.argv[2],
                           sys.argv[3]], start_new_session=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
 print(child.pid, flush=True)  # then this parent leaves: the child is an orphan

@@ -1,6 +1,6 @@
 """Articles with media end to end: `feedserver serve` over real HTTP, Chromium, the W3C validator.
 
-One server (gunicorn, one worker) over a small site: the media article of
+One server (granian, one worker) over a small site: the media article of
 :mod:`tests.media_fixtures` (a picture beside it, a link to another article, an mp3
 enclosure, a pdf attachment), its follow-up, and podcast settings for the whole site.
 Every media URL the feeds carry is fetched over HTTP (200, and 206 for a range); the

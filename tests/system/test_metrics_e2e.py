@@ -1,4 +1,4 @@
-"""``/metrics`` of a real ``feedserver serve`` (gunicorn, 2 workers) on 127.0.0.1.
+"""``/metrics`` of a real ``feedserver serve`` (granian, 2 workers) on 127.0.0.1.
 
 Scraped and parsed with prometheus_client's own text parser: the request counters
 move by exactly the requests sent, whichever worker answered each (the JSON access
@@ -27,7 +27,7 @@ from tests.conftest import due_by_now
 from tests.system.test_serve_e2e import READY_SECONDS, Server, get, serve_site
 
 # Serial, in the `timing` group (these run one at a time, beside the fault tests): waits for both
-# gunicorn workers to answer within its budget.
+# web workers to answer within its budget.
 pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("timing")]
 
 
@@ -58,7 +58,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def json_lines(log: Path) -> list[dict[str, Any]]:
-    """Every line of the server's output that is a JSON object (the rest is gunicorn's)."""
+    """Every line of the server's output that is a JSON object (the rest is the server's)."""
     found = []
     for line in log.read_text().splitlines():
         if line.startswith("{"):
@@ -128,7 +128,7 @@ def test_metrics_of_both_workers_and_the_scheduler(site_dir: Path) -> None:
         scrapers = {line["pid"] for line in json_lines(server.log)
                     if line.get("path") == "/metrics"}
 
-        # A worker that exits: gunicorn starts another, and the sum keeps its counts.
+        # A worker that exits: the server starts another, and the sum keeps its counts.
         gone = sorted(feed_pids(server.log))[0]
         os.kill(int(gone), signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{gone}").exists(), "the worker to exit")

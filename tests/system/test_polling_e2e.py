@@ -1,4 +1,4 @@
-"""Polite freshness against a real ``feedserver serve`` (gunicorn, 2 workers): each feed's
+"""Polite freshness against a real ``feedserver serve`` (granian, 2 workers): each feed's
 max-age and RSS ttl follow its channel's pace, and only a client that fetches a feed in
 full far faster than that gets 429.
 

@@ -4,7 +4,7 @@ A site is built from front matter that is hostile in every field (title,
 summary, author, tags, language, slug, body), then every output is read the
 way a client reads it: RSS and Atom through feedparser (its own idea of which
 fields are HTML decides what is checked as HTML), JSON Feed's ``content_html``,
-every HTML page through ``html.parser``.  The server is real gunicorn on
+every HTML page through ``html.parser``.  The server is real granian on
 127.0.0.1, asked with raw request lines (encoded, double-encoded, backslashed,
 absolute) and with symbolic links planted in its output folder.
 """
@@ -177,17 +177,17 @@ class Server:
 SERVE_APP = """
 import sys
 from feedserver.config import load_settings
-from feedserver.serve import FeedServer, gunicorn_options
+from feedserver.serve import FeedServer, server_options
 from feedserver.web.app import create_app
 settings = load_settings(sys.argv[1], env={"FEEDSERVER_OUTPUT_DIR": sys.argv[2]})
 FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}),
-           gunicorn_options(settings, "127.0.0.1", int(sys.argv[3]), 2, access_log=False)).run()
+           server_options(settings, "127.0.0.1", int(sys.argv[3]), 2, access_log=False)).run()
 """
 
 
 @pytest.fixture
 def server(site: Settings, tmp_path: Path) -> Iterator[Server]:
-    """The web app as `feedserver serve` runs it (gunicorn, 2 workers), over a copy of the
+    """The web app as `feedserver serve` runs it (granian, 2 workers), over a copy of the
     output, without the scheduler: the tests plant links in that copy."""
     out = tmp_path / "public"
     shutil.copytree(site.output_dir, out, symlinks=True)

@@ -1,4 +1,4 @@
-"""End to end: `feedserver serve` (gunicorn, 2 workers) on 127.0.0.1, read by feedparser."""
+"""End to end: `feedserver serve` (granian, 2 workers) on 127.0.0.1, read by feedparser."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None
         deadline = time.monotonic() + READY_SECONDS
         while True:
             pids = children.read_text().split()
-            workers = [p for p in pids if b"feedserver.schedule.under_gunicorn" not in
+            workers = [p for p in pids if b"feedserver.schedule.owner" not in
                        Path(f"/proc/{p}/cmdline").read_bytes()]
             if len(pids) >= 3 or time.monotonic() > deadline:
                 break
@@ -156,12 +156,10 @@ def test_serve_builds_and_feedparser_reads_every_channel(server: Server) -> None
 
 def test_a_stopped_server_ends_quietly(site_dir: Path) -> None:
     """TERM (a deploy, systemd, a Procfile runner; Ctrl-C's sibling): the workers finish,
-    say so, and exit 0 with nothing alarming on the way out.  The workers used to print
-    "Exception ignored ... TypeError: 'NoneType' object is not callable" twice at every
-    stop: logging's handlers died during the interpreter's teardown, after gevent's
-    patched threading had lost its globals (gevent/gevent#2148).  One worker: once it
-    has answered, it has its own signal handlers (a worker still booting leaves at once,
-    without finalizing: ``serve._BootingWorker``), so its stop is the graceful one."""
+    the server says so and exits 0 with nothing alarming on the way out, and the
+    scheduler is told once (a second signal would cut a running build's grace).  One
+    worker: once it has answered, it has granian's signal handlers (a worker still
+    booting leaves at once: ``serve._BootingWorker``), so its stop is the graceful one."""
     due_by_now(site_dir / "seeds")
     with serve_site(site_dir, workers=1) as running:
         assert get(running, "/feed.atom").status == 200
@@ -169,8 +167,9 @@ def test_a_stopped_server_ends_quietly(site_dir: Path) -> None:
         assert running.process.wait(timeout=20) == 0
     said = running.log.read_text()
     assert "Traceback" not in said and "Exception ignored" not in said, said
-    assert said.count("Worker exiting") == 1, said
-    assert "exited with code" not in said, said  # the master's word for a worker's failure
+    assert said.count("Stopped worker-1") == 1, said
+    assert "Unexpected exit" not in said, said  # granian's word for a worker's failure
+    assert "second signal" not in said, said
     assert '"GET /feed.atom HTTP/1.1" 200' in said  # the access log was written out
 
 
@@ -194,12 +193,13 @@ def test_real_server_headers(server: Server) -> None:
 
 def test_serve_helpers(settings: Settings) -> None:
     """Wildcard binds print a loopback address; a build happens only when nothing is out."""
-    from feedserver.serve import address, ensure_built, gunicorn_options
+    from feedserver.serve import address, ensure_built, server_options
 
     assert address("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
     assert address("::", 9) == "http://[::1]:9/"
-    assert gunicorn_options(settings, "::1", 80, workers=3)["bind"] == ["[::1]:80"]
-    assert gunicorn_options(settings, "127.0.0.1", 80)["workers"] == settings.workers
+    options = server_options(settings, "::1", 80, workers=3)
+    assert (options["address"], options["port"], options["workers"]) == ("::1", 80, 3)
+    assert server_options(settings, "127.0.0.1", 80)["workers"] == settings.workers
     first = ensure_built(settings)
     assert first is not None and first.published and first.articles > 0
     assert ensure_built(settings) is None

@@ -112,13 +112,13 @@ def probe(port: int, path: str) -> float | None:
 
 
 def workers_rss_kib(master: int) -> int:
-    """Resident memory of the master's gunicorn workers (not the scheduler), in KiB."""
+    """Resident memory of the server's web workers (not the scheduler), in KiB."""
     total = 0
     for task in os.listdir(f"/proc/{master}/task"):
         for child in Path(f"/proc/{master}/task/{task}/children").read_text().split():
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-                if b"feedserver.schedule.under_gunicorn" in cmdline:
+                if b"feedserver.schedule.owner" in cmdline:
                     continue
                 for line in Path(f"/proc/{child}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):

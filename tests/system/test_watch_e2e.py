@@ -1,6 +1,6 @@
 """End to end: the one scheduler of a deployment, with real processes on 127.0.0.1.
 
-`feedserver serve` with two gunicorn workers: a file added to seeds/ is served
+`feedserver serve` with two granian workers: a file added to seeds/ is served
 by every worker (each request's worker is found from the kernel's socket
 table), and the job runs once per interval, in one process, not once per
 worker.  Two `feedserver watch` on one state folder: one runs, the other
@@ -114,29 +114,12 @@ def fetch(port: int, path: str, workers: list[int]) -> tuple[int | None, bytes]:
         conn.close()
 
 
-# `feedserver serve` has no --preload; this runs its gunicorn application with it.
-PRELOADED = """
-import sys
-from feedserver.config import load_settings
-from feedserver.serve import FeedServer, gunicorn_options, start_background
-from feedserver.web.app import create_app
-
-settings = load_settings("config.toml")  # what the CLI reads from the current folder
-options = {**gunicorn_options(settings, "127.0.0.1", int(sys.argv[1]), 2), "preload_app": True}
-FeedServer(lambda: create_app({"FEEDSERVER_SETTINGS": settings}), options,
-           lambda: start_background(settings)).run()
-"""
-
-
-@pytest.fixture(params=["workers", "preload"])
-def serve(request: pytest.FixtureRequest, site_dir: Path
-          ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+@pytest.fixture
+def serve(site_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     log = site_dir / "serve.log"
     args = ["serve", "--port", str(port), "--workers", "2"]
-    if request.param == "preload":
-        args = ["-c", PRELOADED, str(port)]
     process = spawn(site_dir, args, log, environment(site_dir, url))
     try:
         wait_ready(url, process, log)

@@ -1,23 +1,25 @@
-"""A gunicorn worker stopped while it boots goes at once (CI found it in teardowns).
+"""A web worker stopped while it boots goes at once (CI found it in teardowns).
 
-Between its fork and gunicorn's ``Worker.init_signals`` (gevent patching the
-standard library, the app's import), a worker still has the master's signal
-handlers, which only queue the signal in the worker's own copy of the master's
-queue.  A server stopped just as it started (a test's teardown, a deploy that
-restarts twice, Ctrl-C) lost its stop signal to such a worker, and the master
-waited out ``graceful_timeout`` (10 s) before killing it.
+Between its fork and the server's own signal handlers (under gunicorn: gevent patching
+the standard library and the app's import; under granian: the app's import and
+``create_app``, which run before granian's worker installs its handlers), a worker
+still has the main process's handlers, which only note the signal in the worker's own
+copy of the main process.  A server stopped just as it started (a test's teardown, a
+deploy that restarts twice, Ctrl-C) lost its stop signal to such a worker, and the main
+process waited out its graceful timeout (10 s) before killing it.
 
-The test asks a running ``feedserver serve --workers 2`` for one more worker
-(SIGTTIN, gunicorn's own), watches for the new process, and sends it SIGTERM at
-once, as the master's stop does.  The worker must be gone within a few seconds; a
-worker that lost the signal is never gone (the master is not stopping, so nothing
-kills it).  When the signal lands after the worker's own handlers are in place
-(a slow machine), the worker leaves gracefully, also within seconds.
+The first test kills a worker of a running ``feedserver serve --workers 2``, watches for
+its replacement, and sends that SIGTERM at once, as the main process's stop does.  The
+worker must be gone within a few seconds; a worker that lost the signal is never gone
+(the main process is not stopping, so nothing kills it).  When the signal lands after
+the worker's own handlers are in place (a slow machine), it leaves gracefully, also
+within seconds.
 
-The second test stops the whole server the same way, whatever its WSGI server: SIGTERM to
-``feedserver serve`` the moment its first worker is forked.  Under granian, whose workers
-build the app before they install their handlers, it took 10 s (benchmarks/README.md, "A
-spike under granian").
+The second test stops the whole server the same way: SIGTERM to ``feedserver serve`` the
+moment its first worker is forked.  The last two are what a server must survive or take
+along: a ``kill -9`` of the server (its workers and scheduler go too) and workers killed
+one after another (each replaced).  The three failed under granian as first tried
+(benchmarks/README.md, "A spike under granian").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pytest
 from tests.system.test_serve_e2e import get, serve_site
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
-                                reason="follows gunicorn's workers through /proc")
+                                reason="follows the server's workers through /proc")
 
 GONE_WITHIN = 5.0  # seconds; a worker that lost the signal never leaves
 
@@ -62,18 +64,30 @@ def test_a_worker_stopped_while_it_boots_leaves_at_once(site_dir: Path) -> None:
     with serve_site(site_dir) as server:
         master = server.process.pid
         time.sleep(1.0)  # both workers and the scheduler are forked
+        victim = min(workers(master))
         before = children(master)
-        os.kill(master, signal.SIGTTIN)  # gunicorn: one more worker
+        os.kill(victim, signal.SIGKILL)  # the server forks a replacement
         deadline = time.monotonic() + 10
         while not (new := children(master) - before):
             assert time.monotonic() < deadline, "no worker was forked"
             time.sleep(0.0005)
         worker = new.pop()
-        os.kill(worker, signal.SIGTERM)  # what the master sends each worker on a stop
+        os.kill(worker, signal.SIGTERM)  # what the main process sends each worker on a stop
         deadline = time.monotonic() + GONE_WITHIN
         while alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(worker), f"the booting worker {worker} kept running after SIGTERM"
+        deadline = time.monotonic() + 20  # and the server goes on, with two workers again
+        while len(workers(master)) != 2 or get_status(server) != 200:
+            assert server.process.poll() is None, server.log.read_text()
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.1)
+
+
+def get_status(server: object) -> int | None:
+    with contextlib.suppress(OSError):
+        return get(server, "/healthz").status  # type: ignore[arg-type]
+    return None
 
 
 def _command(pid: int) -> bytes:
@@ -170,3 +184,41 @@ def test_workers_killed_one_after_another_are_replaced_and_the_server_goes_on(
         assert server.process.poll() is None, server.log.read_text()
         assert get(server, "/healthz").status == 200
         assert len(workers(master)) == 2
+
+
+BROKEN_APP = """
+import sys
+from feedserver.config import load_settings
+from feedserver.serve import FeedServer, server_options
+settings = load_settings(sys.argv[1])
+def broken():
+    raise RuntimeError("the app cannot load: a broken install")
+FeedServer(broken, server_options(settings, "127.0.0.1", int(sys.argv[2]), 2)).run()
+"""
+
+
+def test_workers_that_cannot_load_the_app_end_the_server_at_once(site_dir: Path) -> None:
+    """A worker that fails before it has loaded the app (a broken install, a bad setting)
+    is a crash loop: the server ends with an error status and the reason, at once, instead
+    of forking workers that fail again every few seconds (or, as granian alone does, only
+    when two failures come within 5.5 s of each other)."""
+    import subprocess
+    import sys
+
+    from tests.system.test_serve_e2e import free_port
+
+    log = site_dir / "broken.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", BROKEN_APP,
+                                    str(site_dir / "config.toml"), str(free_port())],
+                                   cwd=site_dir, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    said = log.read_text()
+    assert code != 0, said
+    assert "the app cannot load: a broken install" in said and "crash loop" in said, said
+    assert said.count("Spawning worker") == 2, said  # the two first workers, no respawn

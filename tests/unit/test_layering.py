@@ -1,6 +1,6 @@
 """The web side does not load the build side (issue 13).
 
-Every gunicorn worker imports :mod:`feedserver.web.app`; an app that only serves
+Every web worker imports :mod:`feedserver.web.app`; an app that only serves
 the published folder must not pay for (nor expose) the feed renderers, the
 parsers and the sanitizer.  Each check runs in a fresh interpreter, since this
 test process has long imported everything.

@@ -1,8 +1,8 @@
-"""The one scheduler of a ``feedserver serve`` deployment, owned by the gunicorn master.
+"""The one scheduler of a ``feedserver serve`` deployment, owned by the server's main process.
 
-The master starts :class:`SchedulerProcess` in its ``when_ready`` hook and
-stops it in ``on_exit``; workers never start anything, so N workers (with or
-without ``--preload``) still mean one scheduler.  The scheduler runs in a
+The main process (the "master" below) starts :class:`SchedulerProcess` in granian's
+startup hook and stops it in its shutdown hook; workers never start anything, so N
+workers still mean one scheduler.  The scheduler runs in a
 child process of its own rather than in a thread of the master because:
 
 - builds (CPU, memory, SQLite) stay out of the master, whose heap every
@@ -10,10 +10,10 @@ child process of its own rather than in a thread of the master because:
   answering signals while a long build runs;
 - the master forks workers at any time (crashes, ``max_requests``); forking
   while a build thread holds a lock or an SQLite connection is asking for
-  trouble, and gunicorn's ``waitpid(-1)`` would reap any process a build
-  forked itself.
+  trouble, and a server's reaping of its children could take a process a
+  build forked itself.
 
-The child is a fresh interpreter (``python -m feedserver.schedule.under_gunicorn``) and gets
+The child is a fresh interpreter (``python -m feedserver.schedule.owner``) and gets
 the exact :class:`Settings` of the ``serve`` command on stdin (pickled).  It
 must never outlive the master (issue 17), so:
 
@@ -24,7 +24,7 @@ must never outlive the master (issue 17), so:
   OOM killer), even in the middle of a parse (:func:`lifeline.die_with_parent`);
   what it forks for a build dies with it (:func:`lifeline.bind_children`);
 - a signal that stops the master is passed on at once (:meth:`forward`),
-  not after gunicorn's workers have drained, and the child gives a running
+  not after the server's workers have drained, and the child gives a running
   build :data:`feedserver.schedule.scheduler.STOP_GRACE` seconds before it leaves.
 
 A publish cut short this way is finished or undone by the next build
@@ -71,6 +71,7 @@ class SchedulerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._forwarded = False  # a stop signal was passed on (forward)
 
     def start(self) -> None:
         """Spawn the child and the supervisor thread (call once, in the master)."""
@@ -83,7 +84,7 @@ class SchedulerProcess:
         payload = pickle.dumps({"settings": self.settings, "events": self.events,
                                 "parent": os.getpid()})
         # Same process group as the master (no new session): see the module docstring.
-        self.proc = subprocess.Popen([sys.executable, "-m", "feedserver.schedule.under_gunicorn"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "feedserver.schedule.owner"],
                                      stdin=subprocess.PIPE)
         assert self.proc.stdin is not None
         self.proc.stdin.write(payload)
@@ -120,6 +121,7 @@ class SchedulerProcess:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)
+                self._forwarded = True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Ask the child to stop (a running build gets a short grace), kill it after
@@ -128,7 +130,8 @@ class SchedulerProcess:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
+        if not self._forwarded:  # a second SIGTERM would cut a running build's grace
+            proc.terminate()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -142,7 +145,7 @@ def chain_stop_signals(owner: SchedulerProcess,
                        signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT,
                                                    signal.SIGQUIT)) -> None:
     """Forward each stop signal the master gets to the child, then do what the master
-    did with it (gunicorn queues it and drains its workers, which can take seconds)."""
+    did with it (granian stops and drains its workers, which can take seconds)."""
     for sig in signals:
         previous = signal.getsignal(sig)
 
