@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -24,17 +23,6 @@ from feedserver.serve import server_options
 
 STAMP = "[01/Dec/2026:10:00:00 +0000]"
 BASIC = "Basic " + base64.b64encode(b'ann"e:secret').decode()
-
-
-class Lines(logging.Handler):
-    """The messages an access log received."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def environ(**changed: Any) -> dict[str, Any]:
@@ -65,17 +53,13 @@ def served(log: AccessLog, env: dict[str, Any]) -> bytes:
 
 def logged(status: str, body: Iterable[bytes], env: dict[str, Any], json_lines: bool = False,
            monkeypatch: pytest.MonkeyPatch | None = None) -> str:
-    logger = logging.getLogger(f"test.access.{id(env)}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    lines = Lines()
-    logger.addHandler(lines)
-    log = AccessLog(app_of(status, body), json_lines, logger)
+    lines: list[str] = []
+    log = AccessLog(app_of(status, body), json_lines, lines.append)
     if monkeypatch is not None:
         monkeypatch.setattr(log, "now", lambda: STAMP)
     served(log, env)
-    assert len(lines.lines) == 1
-    return lines.lines[0]
+    assert len(lines) == 1
+    return lines[0]
 
 
 CASES = [
@@ -152,3 +136,10 @@ def test_serve_logs_json_for_log_format_json_and_common_otherwise(settings: Sett
     assert server_options(replace(settings, log_format=JSON), "127.0.0.1", 1)["json_lines"]
     assert not server_options(settings, "127.0.0.1", 1)["json_lines"]
     assert server_options(settings, "127.0.0.1", 1, access_log=False)["access_log"] is False
+
+
+def test_a_line_is_one_write_of_standard_output(capfd: pytest.CaptureFixture[str]) -> None:
+    from feedserver.access_log import to_stdout
+
+    to_stdout('127.0.0.1 - - [T] "GET /\u00e9 HTTP/1.1" 200 5')
+    assert capfd.readouterr().out == '127.0.0.1 - - [T] "GET /\u00e9 HTTP/1.1" 200 5\n'
