@@ -96,10 +96,10 @@ class Watchdog:
     replacement (the worker had booted: no crash loop).
     """
 
-    def __init__(self, app: Callable[..., Any], timeout: float = REQUEST_TIMEOUT,
+    def __init__(self, app: Callable[..., Any], timeout: float | None = None,
                  leave: Callable[[int], None] = os._exit) -> None:
         self.app = app
-        self.timeout = timeout
+        self.timeout = REQUEST_TIMEOUT if timeout is None else timeout
         self.leave = leave
         self.running: dict[int, tuple[float, str]] = {}  # thread id -> (start, path)
 

@@ -222,3 +222,68 @@ def test_workers_that_cannot_load_the_app_end_the_server_at_once(site_dir: Path)
     assert code != 0, said
     assert "the app cannot load: a broken install" in said and "crash loop" in said, said
     assert said.count("Spawning worker") == 2, said  # the two first workers, no respawn
+
+
+STUCK_APP = """
+import sys, time
+from feedserver import worker
+from feedserver.config import load_settings
+from feedserver.serve import FeedServer, server_options
+worker.REQUEST_TIMEOUT = 1.0  # seconds, for the test (30 in production)
+settings = load_settings(sys.argv[1])
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/hang":
+        time.sleep(3600)  # a view that never returns (a lock never released)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+FeedServer(lambda: app, server_options(settings, "127.0.0.1", int(sys.argv[2]), 1)).run()
+"""
+
+
+def test_a_request_past_the_timeout_replaces_its_worker_and_the_server_goes_on(
+        site_dir: Path) -> None:
+    """granian has no request timeout of its own: a worker stuck in one request would
+    answer nothing more, ever.  The watchdog ends it after REQUEST_TIMEOUT (naming the
+    path), the server forks another (it had booted: no crash loop) and answers again."""
+    import http.client
+    import subprocess
+    import sys
+
+    from tests.system.test_serve_e2e import free_port
+
+    port = free_port()
+    log = site_dir / "stuck.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", STUCK_APP,
+                                    str(site_dir / "config.toml"), str(port)],
+                                   cwd=site_dir, stdout=out, stderr=subprocess.STDOUT)
+
+    def ask(path: str, timeout: float) -> int | None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+    try:
+        deadline = time.monotonic() + 30
+        while ask("/ok", 2) != 200:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        first = children(process.pid)  # one worker, no scheduler
+        assert len(first) == 1
+        assert ask("/hang", 10) != 200  # cut off when its worker is ended
+        deadline = time.monotonic() + 10
+        while ask("/ok", 2) != 200:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        said = log.read_text()
+        assert "a request for /hang ran" in said, said
+        assert children(process.pid) != first and process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
