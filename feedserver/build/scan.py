@@ -203,8 +203,23 @@ def _entry(root: str, full: str, rel: str, problems: list[Problem],
     return ScannedFile(rel, full, info.st_size, info.st_mtime_ns)
 
 
+class ChangedWhileRead(OSError):
+    """The file's size or modification time changed while it was read: a writer is at
+    it, and what was read may be a mix of two versions."""
+
+
 def read(entry: ScannedFile, limit: int) -> SourceFile:
+    """:func:`read_stamped` without the stamp (for callers that only need the bytes)."""
+    return read_stamped(entry, limit)[0]
+
+
+def read_stamped(entry: ScannedFile, limit: int) -> tuple[SourceFile, tuple[int, int]]:
     """Read one file without following any link or blocking; raises OSError.
+
+    Also returns the (size, mtime_ns) the bytes were read under, which may not be the
+    scan's: a writer may have opened the file since (the caller asks its hold rule
+    again).  A file whose stamp changes during the read raises
+    :class:`ChangedWhileRead`: its bytes may be half of one version and half of another.
 
     The file is opened relative to its folder's descriptor, and that folder
     from the seeds folder's, each step ``O_NOFOLLOW``: no component of the
@@ -230,9 +245,13 @@ def read(entry: ScannedFile, limit: int) -> SourceFile:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
+        after = os.fstat(fd)
     finally:
         os.close(fd)
-    return SourceFile(entry.path, b"".join(chunks), info.st_mtime_ns / 1e9)
+    stamp = (info.st_size, info.st_mtime_ns)
+    if (after.st_size, after.st_mtime_ns) != stamp:
+        raise ChangedWhileRead(f"{entry.path} changed while it was read")
+    return SourceFile(entry.path, b"".join(chunks), info.st_mtime_ns / 1e9), stamp
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,15 @@ class FileRead:
     problems: tuple[Problem, ...] = ()
     failure: str = ""
     overrun: bool = False
+    # The file had another size or time when it was read than when the scan (and the hold
+    # rule) saw it: ``size`` and ``mtime_ns`` are the read's, and the hold rule is asked
+    # again about them before the read is taken (see gather).
+    restamped: bool = False
+
+
+CHANGED_WHILE_READ = "changed while it was read (a writer is at it); read again next build"
+READ_ATTEMPTS = 3  # reads of a file that changes while it is read, before it is left
+READ_PAUSE = 0.05  # seconds between them
 
 
 def processes(settings: Settings) -> int:
@@ -101,14 +111,22 @@ def read_one(entry: scan.ScannedFile, known_sha: str | None, settings: Settings,
              index: MediaIndex = NO_MEDIA) -> FileRead:
     """Read, hash and (unless the bytes are the cached ones) parse one file.
     ``index``: the media files and articles its relative references may name."""
-    base = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
+    base: dict[str, Any] = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
     if entry.size > settings.max_file_bytes:
         return FileRead(**base, failure=f"file is {entry.size:,} bytes; the limit is "
                                        f"{settings.max_file_bytes:,} (max_file_bytes)")
-    try:
-        source = scan.read(entry, settings.max_file_bytes)
-    except OSError as exc:
-        return FileRead(**base, failure=f"cannot read: {exc.strerror or exc}")
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            source, stamp = scan.read_stamped(entry, settings.max_file_bytes)
+            break
+        except scan.ChangedWhileRead:
+            if attempt == READ_ATTEMPTS - 1:
+                return FileRead(**base, failure=CHANGED_WHILE_READ)
+            time.sleep(READ_PAUSE)  # a save of a few writes is over in a moment
+        except OSError as exc:
+            return FileRead(**base, failure=f"cannot read: {exc.strerror or exc}")
+    if stamp != (entry.size, entry.mtime_ns):
+        base.update(size=stamp[0], mtime_ns=stamp[1], restamped=True)
     digest = hashlib.sha256(source.data).hexdigest()
     if digest == known_sha:
         return FileRead(**base, read=True, sha256=digest)
@@ -324,8 +342,11 @@ def gather(settings: Settings, ledger: Ledger, progress: Progress | None = None,
     index = media if media is not None else MediaIndex(
         {}, frozenset(entry.path for entry in entries))
     todo = _changed(entries, cached, shaping, hold, out, skips, settings.parse_timeout, index)
+    where = {entry.path: entry.abspath for entry, _ in todo}
     batch: list[tuple[str, CachedFile, Body]] = []
     for done, outcome in enumerate(_outcomes(todo, settings, index, helper), 1):
+        if _held_after_all(outcome, where, hold, cached, out):
+            continue
         _record(outcome, cached.get(outcome.path), shaping, out)
         if outcome.overrun:
             skips.note(outcome, shaping, settings.parse_timeout)
@@ -380,6 +401,30 @@ def _changed(entries: list[scan.ScannedFile], cached: dict[str, CachedFile], sha
                 else None
             todo.append((entry, same))
     return todo
+
+
+def _held_after_all(outcome: FileRead, where: dict[str, str], hold: Hold | None,
+                    cached: dict[str, CachedFile], out: Sources) -> bool:
+    """Whether a file read under another stamp than the scan's, or changing while it
+    was read, is still being written by the hold rule's lights: then the read is not
+    taken and the last good version stays (as for a file held at the scan).
+
+    The hold rule judged the scan's stamp; a writer that opened the file a moment later
+    (an in-place save truncates it first) would have had its first half read and cached
+    under that stamp, and published (benchmarks/README.md, "Under load").  Without a
+    hold rule (``feedserver build``) a file changing during the read is a problem of
+    this build (:data:`CHANGED_WHILE_READ`); the next build reads it again.
+    """
+    if hold is None or not (outcome.restamped or outcome.failure == CHANGED_WHILE_READ):
+        return False
+    now = time.time_ns()
+    stamp = (outcome.size, outcome.mtime_ns) if outcome.restamped else (outcome.size, now)
+    if not hold(scan.ScannedFile(outcome.path, where[outcome.path], *stamp)):
+        return False
+    previous = cached.get(outcome.path)
+    if previous is not None:
+        out.stubs[outcome.path] = previous.stub
+    return True
 
 
 def _needs_hold(stub: Stub, index: MediaIndex) -> bool:
