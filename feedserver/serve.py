@@ -126,9 +126,21 @@ def server_options(settings: Settings, host: str, port: int, workers: int | None
         "workers_kill_timeout": GRACEFUL_TIMEOUT,
         "websockets": False,
         "log_access": False,  # granian's line has no size: feedserver writes its own
+        "log_dictconfig": JSON_LOGGING if settings.log_format == JSON else None,
         "access_log": access_log,
         "json_lines": settings.log_format == JSON,
     }
+
+
+# granian's logging, for ``log_format = "json"``: its own lines (start, workers, stop)
+# one JSON object each as well, like the access lines and the scheduler's (granian
+# merges this into its configuration, key by key: both formatters are given).
+JSON_LOGGING: dict[str, Any] = {
+    "formatters": {
+        "generic": {"()": "feedserver.metrics.logs.JsonFormatter"},
+        "access": {"()": "logging.Formatter", "fmt": "%(message)s"},
+    },
+}
 
 
 OWN_OPTIONS = ("access_log", "json_lines")

@@ -150,6 +150,11 @@ def test_metrics_of_both_workers_and_the_scheduler(site_dir: Path) -> None:
                           == sent + 1 and found, f"{sent + 1} access lines of /feed.rss")
         assert {line["status"] for line in access} == {200, 304}
         assert all(line["method"] == "GET" and line["bytes"] >= 0 for line in access)
+        # The server's own lines too (granian's start, its workers): one JSON object each.
+        assert any(line.get("logger") == "_granian" and "Listening at" in line["message"]
+                   for line in lines), server.log.read_text()
+        assert not [line for line in server.log.read_text().splitlines()
+                    if line.startswith(("[INFO]", "[WARNING]", "[ERROR]"))]
         summaries = [line for line in lines if line.get("event") == "build"]
         assert summaries and summaries[0]["outcome"] in {"published", "unchanged"}
         assert summaries[0]["articles"] == value(first, "feedserver_articles")
