@@ -14,8 +14,9 @@ granian forks each worker from the main process and calls the app loader in it
 - its answers are logged (:class:`feedserver.access_log.AccessLog`), and a request
   still running after :data:`REQUEST_TIMEOUT` seconds ends the worker, which granian
   replaces (:class:`Watchdog`: granian has no per-request timeout of its own);
-- once the app is loaded it says so (:class:`Booted`): a worker that dies before
-  that is a crash loop that must end the server, one that dies after it is replaced.
+- once the app is loaded it says so (:class:`Booted`): a worker that fails by itself
+  before that is a crash loop that must end the server; one that dies after it, or is
+  killed at any time, is replaced (``feedserver.serve._server_class``).
 """
 
 from __future__ import annotations
