@@ -6,8 +6,8 @@ forks N workers, each loading its own :func:`feedserver.web.app.create_app`
 (:mod:`feedserver.worker` says what else a worker does first).  Measured against
 gunicorn with gevent workers, the server before it, it answers 2.4-3.4 times the
 requests a second on the same two cores, for a quarter to two fifths of the CPU per
-request (benchmarks/README.md, "The port to granian").  ``--dev`` runs Flask's development server in one process instead,
-for local work only.
+request (benchmarks/README.md, "The port to granian").  ``--dev`` runs Flask's
+development server in one process instead, for local work only.
 
 Clients that trickle their headers are closed after :data:`HEADER_TIMEOUT` seconds
 (granian's header read deadline), and each costs a connection in Rust, not a
