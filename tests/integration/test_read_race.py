@@ -36,7 +36,9 @@ def titles_and_texts(settings: Settings) -> dict[str, str]:
 
 
 class Rule:
-    """A hold rule like the watcher's: a file modified in the last two seconds waits.
+    """A hold rule like the watcher's: a file modified in the last few seconds waits
+    (five, not the watcher's two: a slow machine may take more than two between the
+    writer's open below and the question asked again; the settled writes are older).
     ``before_read`` runs once, after the rule has judged the story (a writer's open)."""
 
     def __init__(self, before_read: Callable[[], None] | None = None) -> None:
@@ -46,7 +48,7 @@ class Rule:
     def __call__(self, entry: object) -> bool:
         path, size, mtime = entry.path, entry.size, entry.mtime_ns  # type: ignore[attr-defined]
         self.asked.append((path, size))
-        held = time.time() - mtime / 1e9 < 2.0
+        held = time.time() - mtime / 1e9 < 5.0
         if path == "story.md" and self.before_read is not None:
             act, self.before_read = self.before_read, None
             act()
