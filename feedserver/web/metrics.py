@@ -11,7 +11,9 @@ count, never a copy that could go stale.
 
 The request path stays cheap: the route kind comes from the path by a cached rule
 (no manifest lookup), label children are looked up once per (kind, status,
-encoding), and nothing is formatted until a scrape.  ``metrics_allow = []`` turns
+encoding), the counts are added to the shared values once a second, not per request
+(:mod:`feedserver.metrics.tally`: another worker's counts reach a scrape up to a
+second late), and nothing is formatted until a scrape.  ``metrics_allow = []`` turns
 all of it off.
 
 ``/metrics`` answers only clients whose address is in ``metrics_allow`` (networks;
@@ -32,7 +34,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from feedserver.config import Settings
-from feedserver.metrics import instruments
+from feedserver.metrics import instruments, tally
 from feedserver.publish.manifest import read_status
 from feedserver.web import health, websub
 
@@ -84,13 +86,16 @@ def allowed(address: str | None, allow: tuple[Network, ...]) -> bool:
 
 
 class Counting:
-    """WSGI wrapper that counts each answer (see the module docstring)."""
+    """WSGI wrapper that counts each answer (see the module docstring), in ``counts``
+    first: the shared values are added to in batches (:mod:`feedserver.metrics.tally`)."""
 
-    def __init__(self, app: Callable[..., Any], tools: instruments.Instruments) -> None:
+    def __init__(self, app: Callable[..., Any], tools: instruments.Instruments,
+                 counts: tally.Tally | None = None) -> None:
         self.app = app
         self.tools = tools
+        self.counts = counts if counts is not None else tally.Tally()
         self._requests: dict[tuple[str, str, str], Any] = {}
-        self._per_kind: dict[str, tuple[Any, Any, Any]] = {}
+        self._per_kind: dict[str, tuple[Any, Any, tally.Latency]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
@@ -108,7 +113,7 @@ class Counting:
 
     def record(self, environ: dict[str, Any], status: str, headers: list[tuple[str, str]],
                seconds: float) -> None:
-        """Add one answer to the counters."""
+        """Add one answer to the counts."""
         kind = route_kind(environ.get("PATH_INFO", ""))
         encoding, length = "identity", 0
         for name, value in headers:
@@ -120,18 +125,18 @@ class Counting:
         counter = self._requests.get(key)
         if counter is None:
             counter = self._requests[key] = self.tools.requests.labels(*key)
-        counter.inc()
         per_kind = self._per_kind.get(kind)
         if per_kind is None:
-            per_kind = self._per_kind[kind] = (self.tools.response_bytes.labels(kind),
-                                               self.tools.conditional.labels(kind),
-                                               self.tools.latency.labels(kind))
+            per_kind = self._per_kind[kind] = (
+                self.tools.response_bytes.labels(kind), self.tools.conditional.labels(kind),
+                tally.Latency(self.tools.latency.labels(kind)))
         sent, conditional, latency = per_kind
+        amounts = [(counter, 1), *latency.amounts(seconds)]
         if length and environ.get("REQUEST_METHOD") != "HEAD":
-            sent.inc(length)
+            amounts.append((sent, length))
         if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
-            conditional.inc()
-        latency.observe(seconds)
+            amounts.append((conditional, 1))
+        self.counts.add(amounts)
 
 
 class StateCollector:
@@ -234,11 +239,13 @@ def register(app: Flask, settings: Settings, channels: Callable[[], int],
     tools = instruments.get()
     allow = networks(settings)
     state = StateCollector(settings, channels)
-    app.wsgi_app = Counting(app.wsgi_app, tools)  # type: ignore[method-assign]
+    counts = tally.Tally()
+    app.wsgi_app = Counting(app.wsgi_app, tools, counts)  # type: ignore[method-assign]
 
     def metrics() -> Response:
         if not allowed(request.remote_addr, allow):
             return refuse()
+        counts.flush()  # this worker's own counts, exact; the others' up to a second old
         return Response(exposition(tools, state), 200,
                         {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
                         content_type=CONTENT_TYPE)

@@ -113,30 +113,37 @@ def test_metrics_of_both_workers_and_the_scheduler(site_dir: Path) -> None:
         assert get(server, "/feed.rss", {"If-None-Match": etag}).status == 304
         sent += 1
 
-        # Whichever worker answers the scrape, it counts every worker's requests.
-        after = [scrape(server) for _ in range(4)]
-        for samples in after:
-            key = dict(kind="feed", status="200", encoding="identity")
-            assert value(samples, "feedserver_http_requests_total", **key) - \
-                value(first, "feedserver_http_requests_total", **key) == sent
-            assert value(samples, "feedserver_http_requests_total", kind="feed",
-                         status="304", encoding="identity") == 1
-            assert value(samples, "feedserver_http_conditional_requests_total",
-                         kind="feed") == 1
-            assert value(samples, "feedserver_http_response_bytes_total", kind="feed") == \
-                (sent) * int(body.getheader("Content-Length"))
-        scrapers = {line["pid"] for line in json_lines(server.log)
-                    if line.get("path") == "/metrics"}
-
-        # A worker that exits: the server starts another, and the sum keeps its counts.
+        # A worker that exits at once (its counts of the last second not yet added to
+        # the folder: they go at its exit): the server starts another, and every
+        # scrape, whichever worker answers it, counts every request, each worker's
+        # within a second (the counts are added in batches).
         gone = sorted(feed_pids(server.log))[0]
         os.kill(int(gone), signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{gone}").exists(), "the worker to exit")
-        for _ in range(4):
-            later = scrape(server)
-            for name in ("feedserver_http_requests_total",):
-                key = dict(kind="feed", status="200", encoding="identity")
-                assert value(later, name, **key) == value(after[0], name, **key)
+        key = dict(kind="feed", status="200", encoding="identity")
+
+        def counted(samples: Samples) -> bool:
+            return (value(samples, "feedserver_http_requests_total", **key) -
+                    value(first, "feedserver_http_requests_total", **key) == sent
+                    and value(samples, "feedserver_http_requests_total", kind="feed",
+                              status="304", encoding="identity") == 1
+                    and value(samples, "feedserver_http_conditional_requests_total",
+                              kind="feed") == 1
+                    and value(samples, "feedserver_http_response_bytes_total", kind="feed")
+                    == sent * int(body.getheader("Content-Length")))
+
+        def scrapes_counting_all() -> list[Samples] | None:
+            found = [scrape(server) for _ in range(4)]
+            return found if all(map(counted, found)) else None
+
+        after = wait_for(scrapes_counting_all, "every request in every scrape")
+        time.sleep(1.5)  # a second batch adds nothing more
+        assert all(counted(scrape(server)) for _ in range(4))
+        assert value(after[0], "feedserver_http_request_duration_seconds_count",
+                     kind="feed") - value(first, "feedserver_http_request_duration_seconds_"
+                                                 "count", kind="feed") >= sent + 1
+        scrapers = {line["pid"] for line in json_lines(server.log)
+                    if line.get("path") == "/metrics"}
 
         # Access lines and the scheduler's build summary are JSON objects, whatever the path.
         assert get(server, '/no"such\\path').status == 404
