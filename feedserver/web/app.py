@@ -182,7 +182,7 @@ class Views:
         Shared by the Flask view and the fast path (:mod:`feedserver.web.fastpath`)."""
         for name in (*accepted(accept_encoding), "") if accept_encoding else ("",):
             variant = entry.variants.get(name)
-            found = self.store.read(variant.filename) if variant else None
+            found = self.store.read(variant.filename, variant.etag) if variant else None
             if variant is not None and found is not None:
                 return variant, *found
         return None

@@ -90,7 +90,7 @@ def answer(deltas: Mapping[tuple[str, str], DeltaFile], feed: str, entry: Publis
         if name not in delta.variants:
             continue
         filename, etag = delta.variants[name]
-        found = store.read(filename)
+        found = store.read(filename, etag)
         if found is not None and found[0] == etag:
             return found[1], _headers(entry, name, len(found[1]), validators)
     return None

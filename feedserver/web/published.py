@@ -5,10 +5,13 @@ Each web worker keeps one :class:`Store`.  It holds the parsed manifest as a
 ``.feedserver/manifest.json`` shows a new one; a file's media type, Last-Modified,
 encodings and every static header are prepared when a request first asks for it
 (:class:`PreparedFiles`), once per publish.  Bodies are read by opening the
-file and ``fstat``-ing the same descriptor, and cached (bounded) by that
-identity (inode, mtime, size): publishing replaces files by rename, so the
-ETag computed from a cached body always belongs to the body that is sent,
-even while a publish is in progress.  Only paths the manifest lists are ever
+file and ``fstat``-ing the same descriptor, and cached (bounded) by their own
+ETag, computed from the bytes read: the ETag sent always belongs to the body
+sent, even while a publish is in progress.  A body held with the ETag the
+current manifest gives its file is answered without a look at the disk (a
+publish renames every file into place before the manifest: :meth:`Store.read`);
+another is found by the path's identity (inode, mtime, size; publishing
+replaces files by rename, never rewrites them).  Only paths the manifest lists are ever
 opened, which is what keeps every URL inside the folder; those under
 ``.feedserver/`` (the 404 and 410 pages the build renders) are never served by URL.
 What a file is (a feed and its format, readable by other sites or not) comes
@@ -242,18 +245,18 @@ class InternalFiles(Container[str]):
 
 
 class BodyCache:
-    """Bodies and their ETags by file identity, bounded in bytes (oldest out first)."""
+    """Bodies and their ETags by (file, ETag), bounded in bytes (oldest out first)."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._items: dict[tuple[str, int, int, int], tuple[str, bytes]] = {}
+        self._items: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._bytes = 0
         self._max = max_bytes
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, int, int]) -> tuple[str, bytes] | None:
+    def get(self, key: tuple[str, str]) -> tuple[str, bytes] | None:
         return self._items.get(key)
 
-    def put(self, key: tuple[str, int, int, int], value: tuple[str, bytes]) -> None:
+    def put(self, key: tuple[str, str], value: tuple[str, bytes]) -> None:
         size = len(value[1])
         if size > self._max // 4:
             return
@@ -273,10 +276,12 @@ class Store:
     def __init__(self, settings: Settings, cache_bytes: int) -> None:
         self.settings = settings
         self.root = Path(settings.output_dir)
+        self._root = str(self.root)
         self._manifest = str(self.root / MANIFEST)
         self._snapshot = ServedManifest(key=(-1, -1, -1))
         self.cache = BodyCache(cache_bytes)
         self._open_etags: dict[tuple[str, int, int, int], str] = {}
+        self._etags: dict[tuple[str, int, int, int], str] = {}  # identity -> ETag read
 
     def snapshot(self) -> ServedManifest:
         """The current manifest; one stat per call, a re-read only after a publish."""
@@ -347,34 +352,46 @@ class Store:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def read(self, filename: str) -> tuple[str, bytes] | None:
-        """(ETag, body) of the file as it is now, or None if it is not there.
+    def read(self, filename: str, etag: str | None = None) -> tuple[str, bytes] | None:
+        """(ETag, body) of the file, or None if it is not there.
 
-        A cached body is keyed by the identity ``fstat`` gave for the very
-        descriptor it was read from.  Publishing replaces files by rename and
-        never rewrites one in place, so an identity names one body for good:
-        when ``lstat`` of the path reports an identity already cached, that
-        body is the current one (one syscall on the hot path); otherwise the
-        file is opened and its own descriptor is ``fstat``-ed and read.
+        ``etag``: the one the current manifest gives the file.  A body this worker holds
+        with exactly that ETag is the one the manifest names, and is answered without a
+        look at the disk: a publish renames every file into place before it renames the
+        new manifest, so until the manifest changes, its body is the one to send (a file
+        renamed in ahead of it is sent from the next request that finds the manifest
+        naming it).  Otherwise the path's identity (``lstat``: inode, mtime, size) is
+        looked up, and a body read for that identity is the current one (publishing
+        never rewrites a file in place); failing that, the file is opened, its own
+        descriptor ``fstat``-ed and read.  Either way the ETag is computed from the very
+        bytes sent.
         """
-        path = os.path.join(self.root, filename)
+        if etag:
+            found = self.cache.get((filename, etag))
+            if found is not None:
+                return found
+        path = os.path.join(self._root, filename)
         try:
             st = os.lstat(path)
         except OSError:
             return None
-        found = self.cache.get((filename, st.st_ino, st.st_mtime_ns, st.st_size))
+        known = self._etags.get((filename, st.st_ino, st.st_mtime_ns, st.st_size))
+        found = self.cache.get((filename, known)) if known is not None else None
         return found if found is not None else self._load_body(filename, path)
 
     def _load_body(self, filename: str, path: str) -> tuple[str, bytes] | None:
         try:
-            read = _read_regular(open_beneath(str(self.root), filename))
+            read = _read_regular(open_beneath(self._root, filename))
         except OSError:
             return None
         if read is None:
             return None
         st, body = read
         found = (etag_of(body), body)
-        self.cache.put((filename, st.st_ino, st.st_mtime_ns, st.st_size), found)
+        if len(self._etags) >= 4096:  # bounded: identities of replaced files
+            self._etags.clear()
+        self._etags[(filename, st.st_ino, st.st_mtime_ns, st.st_size)] = found[0]
+        self.cache.put((filename, found[0]), found)
         return found
 
 
