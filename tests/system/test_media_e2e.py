@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from tests.browser import Watch, chromium, feedserver, missing_reason, screensho
 from tests.media_fixtures import media_seeds, png
 from tests.system.test_serve_e2e import free_port
 
-W3C = Path("/work/tools/w3c.py")
-W3C_PYTHON = Path("/work/tools/fv-venv/bin/python")
+# The W3C Feed Validation Service's validator (tests/w3c.py says how to set it up): run when
+# FEEDSERVER_W3C_PYTHON names a Python that can import it, skipped otherwise.
+W3C = Path(__file__).resolve().parent.parent / "w3c.py"
+W3C_PYTHON = Path(os.environ.get("FEEDSERVER_W3C_PYTHON") or "/nonexistent")
 CONFIG = """site_title = "Media desk"
 [topics.energy]
 name = "Energy"
@@ -158,7 +161,7 @@ def test_the_article_page_and_the_widget_show_the_media_in_chromium(
 
 def test_the_built_feeds_pass_the_w3c_validator(site: tuple[str, Path, dict[str, bytes]]) -> None:
     if not (W3C.exists() and W3C_PYTHON.exists()):
-        pytest.skip(f"the W3C validator is not installed at {W3C}")
+        pytest.skip("the W3C validator is not set up (FEEDSERVER_W3C_PYTHON; see tests/w3c.py)")
     url, root, _ = site
     done = subprocess.run([str(W3C_PYTHON), str(W3C), url, str(root / "public")],
                           capture_output=True, text=True, timeout=300)

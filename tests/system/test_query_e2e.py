@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -24,8 +25,10 @@ from tests.browser import Watch, chromium, feedserver, missing_reason, screensho
 from tests.query_site import newest_first, seeds, write_site
 from tests.system.test_serve_e2e import free_port
 
-W3C_PYTHON = Path("/work/tools/fv-venv/bin/python")
-W3C = Path("/work/tools/w3c.py")
+# The W3C Feed Validation Service's validator (tests/w3c.py says how to set it up): run when
+# FEEDSERVER_W3C_PYTHON names a Python that can import it, skipped otherwise.
+W3C = Path(__file__).resolve().parent.parent / "w3c.py"
+W3C_PYTHON = Path(os.environ.get("FEEDSERVER_W3C_PYTHON") or "/nonexistent")
 
 
 @pytest.fixture(scope="module")
