@@ -16,7 +16,7 @@ the same machine load:
   every article, new each round): how that cost grows with the document's size;
 * **filtered, repeated**: one filtered URL asked again (the answer cache);
 * **combined, first** and **q, first**: ``topics/a,b/feed.atom?limit=n`` and
-  ``feed.atom?q=<word>&limit=n``, each URL new.  The combined channel's newest 50 were
+  ``feed.atom?limit=n&q=<word>``, each URL new.  The combined channel's newest 50 were
   asked for once before (as the topic's for "filtered, first"), so what is new is the
   document around read items; ``q`` reaches across the whole history, so some of its
   items are new to the worker;
@@ -108,7 +108,8 @@ COMPRESSED = "gzip, deflate, br"
 
 
 def timed(conn: http.client.HTTPConnection, path: str, encodings: str = "identity") -> float:
-    """Milliseconds from sending the request to the last byte of the answer."""
+    """Milliseconds from sending the request to the last byte of the answer (a canonical
+    URL: any other spelling is a 308, which stops the run)."""
     began = time.perf_counter()
     conn.request("GET", path, headers={"Accept": "application/atom+xml",
                                        "Accept-Encoding": encodings})
@@ -166,26 +167,28 @@ def run(port: int, rounds: int) -> None:
         limit = 1 + n % 49
         cases["plain"].append(timed(conn, plain))
         cases["filtered, first"].append(timed(conn, f"/topics/{a}/feed.atom?limit={limit}"
-                                              f"&since=200{n // 49}-01-01T00:00:00Z"))
+                                              f"&since=200{n // 49}-01-01T00%3A00%3A00Z"))
         cases["first, 49 items"].append(timed(
-            conn, f"/topics/{a}/feed.atom?limit=49&since=1990-01-01T00:{n // 60:02}:{n % 60:02}Z"))
+            conn, f"/topics/{a}/feed.atom?limit=49"
+                  f"&since=1990-01-01T00%3A{n // 60:02}%3A{n % 60:02}Z"))
         cases["filtered, repeated"].append(timed(conn, f"/topics/{a}/feed.atom?limit=7"))
         cases["combined, first"].append(timed(conn, f"/topics/{pair}/feed.atom?limit={limit}"
-                                              f"&since=200{n // 49}-01-01T00:00:00Z"))
+                                              f"&since=200{n // 49}-01-01T00%3A00%3A00Z"))
         cases["combined, new items"].append(timed(
-            conn, f"/topics/{other}/feed.atom?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
-        cases["q, first"].append(timed(conn, f"/feed.atom?q={WORDS[n % len(WORDS)]}"
-                                       f"&limit={1 + n // len(WORDS)}"))
+            conn, f"/topics/{other}/feed.atom?limit={limit}"
+                  f"&since=200{n // 49}-01-01T00%3A00%3A00Z"))
+        cases["q, first"].append(timed(conn, f"/feed.atom?limit={1 + n // len(WORDS)}"
+                                       f"&q={WORDS[n % len(WORDS)]}"))
         cases["since, nothing new"].append(timed(
-            conn, f"/topics/{a}/feed.atom?since=2099-01-01T00:{n // 60:02}:{n % 60:02}Z"))
+            conn, f"/topics/{a}/feed.atom?since=2099-01-01T00%3A{n // 60:02}%3A{n % 60:02}Z"))
         cases["q, nothing found"].append(timed(conn, f"/feed.atom?q=zzq{n}x"))
         cases["plain, compressed"].append(timed(conn, plain, COMPRESSED))
         cases["first, compressed"].append(timed(
-            conn, f"/topics/{a}/feed.atom?limit={limit}&since=201{n // 49}-01-01T00:00:00Z",
+            conn, f"/topics/{a}/feed.atom?limit={limit}&since=201{n // 49}-01-01T00%3A00%3A00Z",
             COMPRESSED))
         cases["plain, JSON"].append(timed(conn, f"/topics/{a}/feed.json"))
         cases["first, JSON"].append(timed(
-            conn, f"/topics/{a}/feed.json?limit={limit}&since=200{n // 49}-01-01T00:00:00Z"))
+            conn, f"/topics/{a}/feed.json?limit={limit}&since=200{n // 49}-01-01T00%3A00%3A00Z"))
     base = statistics.median(cases["plain"])
     print(f"topic {a!r} ({rounds} rounds; first filtered request of the worker, "
           f"with the import: {warm:.1f} ms)")

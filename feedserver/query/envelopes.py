@@ -12,7 +12,7 @@ of :data:`TOKEN`, the characters a canonical query may hold that are not letters
 digits (:data:`PROBE`), and the token again, and fills in each answer's query written as
 the format wrote the probe: as it is (JSON) or with ``&`` as ``&amp;`` (XML), the only
 two ways it is sound to take; any other, and the head is drawn directly.  So is a query
-that is not canonical (``urlencode`` with ``quote`` writes only letters, digits and the
+that is not canonical (``urlencode`` writes only letters, digits and the
 probe's characters), and a head where the token stands anywhere but in that run after
 ``?`` (a URL the format wrote some other way, a title that holds it).  Whatever is drawn
 still goes through the gate, which reads the answer's own elements with feedparser.
@@ -34,7 +34,7 @@ from feedserver.render.formats.base import around, spliced_at
 
 # Stands for the query in a kept envelope: random, so no seed's text holds it.
 TOKEN = "feedserverquery" + secrets.token_hex(8)
-# The characters of a canonical query string (``urlencode(..., quote_via=quote)``) other
+# The characters of a canonical query string (``urlencode``, form-encoded) other
 # than letters and digits: how a format writes them is learnt from its envelope.
 PROBE = "-._~%=&/+"
 CANONICAL = frozenset(string.ascii_letters + string.digits + PROBE)

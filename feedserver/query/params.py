@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 KNOWN = ("lang", "limit", "q", "since")  # the canonical order of a filtered URL's parameters
 MAX_TOPICS = 8
@@ -95,7 +95,9 @@ class Filters:
     def _canonical(self) -> str:  # asked for several times per answer: ~12 us each
         pairs = [("lang", self.lang), ("limit", self.limit), ("q", self.q_text or None),
                  ("since", self.since and self.since.strftime("%Y-%m-%dT%H:%M:%SZ"))]
-        return urlencode([(k, str(v)) for k, v in pairs if v is not None], quote_via=quote)
+        # Written as HTML forms, JavaScript's URLSearchParams and Python's urlencode write
+        # a query (a space as '+', ':' as %3A): what programs send is already canonical.
+        return urlencode([(k, str(v)) for k, v in pairs if v is not None])
 
 
 @dataclass(frozen=True)

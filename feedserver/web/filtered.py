@@ -200,12 +200,16 @@ class Filtered:
         if sample is None:
             return partial(self.views.file, path)
         media = _media_type(sample)
+        query = environ.get("QUERY_STRING", "")
         try:
             filters = parse_filters(_arguments(environ), self.settings.max_items)
+            # Without a filter the query string is not ours to judge: it is kept.
+            wanted_query = query if filters.empty else filters.query()
             if combo is not None:
                 wanted = canonical(combo)
                 if wanted != combo:
-                    return partial(self._moved, environ, wanted)
+                    return partial(_moved, f"../{wanted.op.join(wanted.slugs)}/"
+                                           f"{wanted.filename}", wanted_query)
                 if not all(f"topics/{s}/{combo.filename}" in snap.files for s in combo.slugs):
                     return partial(self.views.error, 404, path)
         except BadRequest as exc:
@@ -214,6 +218,8 @@ class Filtered:
             return partial(self.views.file, path)
         if environ["REQUEST_METHOD"] == "OPTIONS":
             return partial(self.views.preflight, sample)
+        if query != wanted_query:  # the same answer under another spelling: its one URL
+            return partial(_moved, path.rpartition("/")[2], wanted_query)
         folder = path.rpartition("/")[0] if combo is None else combo.folder
         return _Computed(snap, path, folder, combo, filters, sample)
 
@@ -222,16 +228,6 @@ class Filtered:
         """A published feed of this format (its headers are what ours copy)."""
         entry = snap.files.get(path) or snap.files.get(path.rpartition("/")[2])
         return entry if entry is not None and entry.feed else None
-
-    @staticmethod
-    def _moved(environ: dict[str, Any], wanted: Combination) -> Response:
-        """308 to the one URL of this set of topics, relative, query string kept."""
-        from feedserver.web.app import Bodiless
-
-        query = environ.get("QUERY_STRING", "")
-        target = f"../{wanted.op.join(wanted.slugs)}/{wanted.filename}" + \
-            (f"?{query}" if query else "")
-        return Bodiless(status=308, headers={"Location": target})
 
     def _serve(self, environ: dict[str, Any], it: _Computed) -> Response:
         key = (it.path, it.filters.query(), it.snap.key)
@@ -349,6 +345,14 @@ def _error(code: int, reason: str, media_type: str, path: str) -> Response:
 
     return Response(_XML_ERROR.format(code=code, reason=escape(reason)), code, headers,
                     content_type="application/xml; charset=utf-8")
+
+
+def _moved(target: str, query: str) -> Response:
+    """308 to the one URL of this answer (``target``: relative to the request's path),
+    with ``query`` (the canonical one, or the request's own when it holds no filter)."""
+    from feedserver.web.app import Bodiless
+
+    return Bodiless(status=308, headers={"Location": f"{target}?{query}" if query else target})
 
 
 def bad_request(reason: str, media_type: str, path: str) -> Response:

@@ -300,7 +300,7 @@ def test_a_site_with_nothing_published_is_dated_by_its_first_build(tmp_path: Pat
     assert run_build(settings, now=NOW + timedelta(days=3)).published
     assert {name: (out / name).read_bytes() for name in names} == first
     client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
-    for url in ("/feed.atom?q=nothing", "/feed.rss?since=2020-01-01T00:00:00Z"):
+    for url in ("/feed.atom?q=nothing", "/feed.rss?since=2020-01-01T00%3A00%3A00Z"):
         answer = client.get(url)  # a filtered answer of it, as dated as the feed
         assert answer.status_code == 200 and answer.last_modified == NOW, url
         feed = feedparser.parse(io.BytesIO(answer.data),

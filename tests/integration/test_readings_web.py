@@ -25,7 +25,7 @@ from tests.query_site import MAX_ITEMS, newest_first, seeds, write_site
 BASE = "http://127.0.0.1:8000/"
 # A combined channel, a search across the whole history (archive pages included), a
 # filtered topic feed, in the two XML formats feedparser reads at the gate.
-URLS = ("/topics/alpha,beta/feed.atom", "/feed.rss?q=pipeline&limit=4",
+URLS = ("/topics/alpha,beta/feed.atom", "/feed.rss?limit=4&q=pipeline",
         "/topics/gamma/feed.atom?limit=2", "/topics/beta+gamma/feed.rss")
 
 

@@ -89,6 +89,6 @@ def test_a_search_reads_every_record_under_a_small_limit(server: str) -> None:
     # No article holds the word: every record is read, none is kept.
     assert _titles(f"{server}feed.atom?q=tundra") == []
     # Six hold it, the oldest at the end of the history: all found, newest first.
-    assert _titles(f"{server}topics/plains/feed.atom?q=steppe&limit=10") == \
+    assert _titles(f"{server}topics/plains/feed.atom?limit=10&q=steppe") == \
         [f"Report {n:03d}" for n in range(ARTICLES - 1, -1, -1) if n % 10 == 3]
 

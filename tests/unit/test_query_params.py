@@ -46,7 +46,7 @@ def test_canonical_sorts_and_dedupes_and_caps() -> None:
     ([], ""),
     ([("utm", "x")], ""),
     ([("since", "2026-01-02T03:04:05+02:00"), ("limit", "3"), ("q", "Café  STEPPE"),
-      ("lang", "PT_br")], "lang=pt-br&limit=3&q=cafe%20steppe&since=2026-01-02T01%3A04%3A05Z"),
+      ("lang", "PT_br")], "lang=pt-br&limit=3&q=cafe+steppe&since=2026-01-02T01%3A04%3A05Z"),
     ([("q", "naïve naive")], "q=naive"),
 ])
 def test_canonical_query(pairs: list[tuple[str, str]], query: str) -> None:
