@@ -24,6 +24,7 @@ import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +61,7 @@ except ImportError:  # not a POSIX system: no gevent worker either
     _close = os.close
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 Headers = tuple[tuple[str, str], ...]
+RECHECK = 0.001  # seconds a look at the manifest answers for (Store.snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +281,25 @@ class Store:
         self._root = str(self.root)
         self._manifest = str(self.root / MANIFEST)
         self._snapshot = ServedManifest(key=(-1, -1, -1))
+        self._checked = -RECHECK  # time.monotonic() of the last stat of the manifest
         self.cache = BodyCache(cache_bytes)
         self._open_etags: dict[tuple[str, int, int, int], str] = {}
         self._etags: dict[tuple[str, int, int, int], str] = {}  # identity -> ETag read
 
     def snapshot(self) -> ServedManifest:
-        """The current manifest; one stat per call, a re-read only after a publish."""
+        """The current manifest: a ``stat`` of it at most every :data:`RECHECK` seconds,
+        a re-read only after a publish.
+
+        A worker under load answers thousands of requests a second, and a ``stat`` of the
+        manifest was 3.5 µs of the 40 a fast-path answer took in process: now a request
+        within a millisecond of the last look takes the manifest that look found, so a
+        publish is seen by every request that starts a millisecond after its manifest was
+        renamed into place (a request a moment earlier would have got the same answer).
+        """
+        now = time.monotonic()
+        if now - self._checked < RECHECK:
+            return self._snapshot
+        self._checked = now
         try:
             st = os.stat(self._manifest)
             key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)

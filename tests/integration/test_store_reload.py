@@ -121,3 +121,32 @@ def test_a_publish_is_seen_by_the_next_request(
     deltas = Store(settings, 1 << 20).snapshot().deltas
     assert deltas and deltas == delta_index({path: meta for path, meta in listed.items()
                                              if layout.is_internal(path)})
+
+
+def test_the_manifest_is_looked_at_once_a_millisecond_at_most(
+        build: Callable[..., BuildReport], settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker under load does not ``stat`` the manifest for every request: a request
+    within :data:`published.RECHECK` of the last look takes what it found; the first one
+    after it sees a new publish."""
+    build()
+    clock = [1000.0]
+    monkeypatch.setattr(published.time, "monotonic", lambda: clock[0])
+    looks: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(published.os, "stat", lambda path, *a, **k: looks.append(str(path))
+                        or real_stat(path, *a, **k))
+    store = Store(settings, 1 << 20)
+    first = store.snapshot()
+    clock[0] += published.RECHECK / 2
+    assert store.snapshot() is first and len(looks) == 1  # within the window: no look
+    manifest = Path(settings.output_dir) / layout.MANIFEST
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["files"]["late.txt"] = {**data["files"]["feed.atom"], "media_type": "text/plain"}
+    fresh = manifest.with_name("manifest.json.new")
+    fresh.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(fresh, manifest)  # a publish, renamed into place within the window
+    assert store.snapshot() is first and "late.txt" not in first.files
+    clock[0] += published.RECHECK
+    seen = store.snapshot()  # the first request after the window: the new manifest
+    assert len(looks) == 2 and seen is not first and "late.txt" in seen.files
