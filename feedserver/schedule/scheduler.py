@@ -362,34 +362,44 @@ def _stop_on_signals(stop: threading.Event) -> None:
     stops the whole group a few seconds after its TERM): publishing is atomic,
     the ledger transactional, and the next build finishes or undoes a publish
     cut short.  A second signal while stopping exits at once.
+
+    The handler takes no lock: it runs in the main thread between two bytecodes of
+    whatever it interrupted, which may hold the stop event's lock (inside
+    ``stop.wait()``) or threading's (starting a pool's threads); setting the event or
+    starting a thread there waited for that lock for good, and the stop was lost until
+    the supervisor's KILL (tests/unit/test_stop_signal.py).  It writes the signal's
+    number to a pipe instead; a thread started here, at once, reads it, sets ``stop``
+    and ends the process after the grace.
     """
     owner = os.getpid()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signalled: list[int] = []  # appended by the handler alone (no lock)
 
     def handle(signum: int, _frame: object) -> None:
         if os.getpid() != owner:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
-        elif stop.is_set():
-            log.warning("second signal: exiting without waiting for the build")
+        elif signalled:
+            os.write(2, b"feedserver: second signal: exiting without waiting for the build\n")
             os._exit(128 + signum)
         else:
-            stop.set()
-            _leave_after(STOP_GRACE, 128 + signum)
+            signalled.append(signum)
+            os.write(wake_write, bytes([signum]))
 
+    def stop_then_leave() -> None:
+        signum = os.read(wake_read, 1)[0]
+        stop.set()
+        time.sleep(STOP_GRACE)
+        log.warning("a build was still running %.1fs after the stop signal; leaving "
+                    "without it (the next start finishes or undoes its publish)", STOP_GRACE)
+        logging.shutdown()
+        os._exit(128 + signum)
+
+    threading.Thread(target=stop_then_leave, name="feedserver-stop-grace",
+                     daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)
-
-
-def _leave_after(seconds: float, status: int) -> None:
-    """End the process in ``seconds`` unless it has ended by itself (a daemon thread)."""
-    def leave() -> None:
-        time.sleep(seconds)
-        log.warning("a build was still running %.1fs after the stop signal; leaving "
-                    "without it (the next start finishes or undoes its publish)", seconds)
-        logging.shutdown()
-        os._exit(status)
-
-    threading.Thread(target=leave, name="feedserver-stop-grace", daemon=True).start()
 
 
 def _parent_gone(parent_pid: int | None) -> Callable[[], bool]:
