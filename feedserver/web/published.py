@@ -283,8 +283,9 @@ class Store:
         self._snapshot = ServedManifest(key=(-1, -1, -1))
         self._checked = -RECHECK  # time.monotonic() of the last stat of the manifest
         self.cache = BodyCache(cache_bytes)
-        self._open_etags: dict[tuple[str, int, int, int], str] = {}
-        self._etags: dict[tuple[str, int, int, int], str] = {}  # identity -> ETag read
+        # (file, inode, mtime, size) -> the ETag of that identity's bytes: bodies read
+        # whole (read) and media files streamed (etag_of_open) alike.
+        self._etags: dict[tuple[str, int, int, int], str] = {}
 
     def snapshot(self) -> ServedManifest:
         """The current manifest: a ``stat`` of it at most every :data:`RECHECK` seconds,
@@ -342,17 +343,23 @@ class Store:
 
     def etag_of_open(self, filename: str, fd: int) -> str:
         """The strong ETag of the bytes behind ``fd`` (a streamed media file), hashed
-        once per identity (inode, mtime, size) as :meth:`read` keys bodies: a publish
+        once per identity (inode, mtime, size), as :meth:`read` finds bodies: a publish
         may have renamed a new file into place after this worker read the manifest,
         and an ETag must name the very body sent (replicas, caches)."""
         st = os.fstat(fd)
         key = (filename, st.st_ino, st.st_mtime_ns, st.st_size)
-        etag = self._open_etags.get(key)
+        etag = self._etags.get(key)
         if etag is None:
-            if len(self._open_etags) >= 4096:  # bounded: identities of replaced files
-                self._open_etags.clear()
-            etag = self._open_etags[key] = etag_of_open(fd)
+            etag = etag_of_open(fd)
+            self._remember(key, etag)
         return etag
+
+    def _remember(self, identity: tuple[str, int, int, int], etag: str) -> None:
+        """Note the ETag of a file identity's bytes; bounded (identities of replaced
+        files accumulate): cleared whole at 4,096."""
+        if len(self._etags) >= 4096:
+            self._etags.clear()
+        self._etags[identity] = etag
 
     def folder(self, folder: str) -> Folder:
         """A :class:`Folder` of the output for many reads (close it, or use ``with``)."""
@@ -403,9 +410,7 @@ class Store:
             return None
         st, body = read
         found = (etag_of(body), body)
-        if len(self._etags) >= 4096:  # bounded: identities of replaced files
-            self._etags.clear()
-        self._etags[(filename, st.st_ino, st.st_mtime_ns, st.st_size)] = found[0]
+        self._remember((filename, st.st_ino, st.st_mtime_ns, st.st_size), found[0])
         self.cache.put((filename, found[0]), found)
         return found
 
