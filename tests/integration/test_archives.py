@@ -112,6 +112,26 @@ def test_full_pages_are_immutable_and_the_newest_gets_the_channels_hints(
     assert client.get("/archive/1/feed.rss", headers={"If-None-Match": etag}).status_code == 304
 
 
+
+def test_full_pages_are_compressed_in_gzip_only(client: FlaskClient, site: Settings) -> None:
+    """A full page is fetched once per reader and never changes: brotli's few percent
+    over gzip were not worth compressing every page of a history twice at every cold
+    build.  The pages that change (the newest, the subscription documents) keep both."""
+    import gzip
+
+    out = Path(site.output_dir)
+    both = {"Accept-Encoding": "br, gzip"}
+    for name in ("feed.atom", "feed.rss", "feed.json"):
+        for number in (1, 2):
+            rel = f"archive/{number}/{name}"
+            assert (out / f"{rel}.gz").is_file() and not (out / f"{rel}.br").exists(), rel
+            answer = client.get(f"/{rel}", headers=both)
+            assert answer.headers["Content-Encoding"] == "gzip", rel
+            assert gzip.decompress(answer.data) == (out / rel).read_bytes(), rel
+        for rel in (f"archive/3/{name}", name):
+            assert (out / f"{rel}.br").is_file() and (out / f"{rel}.gz").is_file(), rel
+            assert client.get(f"/{rel}", headers=both).headers["Content-Encoding"] == "br"
+
 def archive_files(out: Path) -> dict[str, tuple[bytes, int]]:
     return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
             for p in sorted(out.rglob("*")) if p.is_file() and "archive" in p.parts}
