@@ -107,3 +107,15 @@ def test_kept_pieces_stay_within_their_bound() -> None:
         body, pieces = answer(channel[start:start + 5], own=f"?s={start}")
         assert inflated(segments.gzip(body, pieces)) == body
         assert segments.held() <= 20_000
+
+
+def test_the_envelope_is_stored_and_the_items_compressed() -> None:
+    """The envelope (new with every answer, a few hundred bytes) goes in stored blocks:
+    its bytes lie in the stream as they are; the items are still compressed."""
+    rng = random.Random(11)
+    channel = [item(rng, n) for n in range(12)]
+    body, pieces = answer(channel, own="?limit=12&q=stored")
+    packed = Segments().gzip(body, pieces)
+    assert inflated(packed) == body
+    assert body[:pieces.at] in packed and body[pieces.end:] in packed
+    assert len(packed) < len(body) / 2
