@@ -30,7 +30,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS, rss_atom
 from feedserver.render.formats.readings import Readings
-from feedserver.render.formats.xml_items import Elements, elements, split
+from feedserver.render.formats.xml_items import Elements, elements, probe, split
 from feedserver.validate import findings
 from tests.integration.test_gate_mutations import KINDS, _mutate_xml
 
@@ -238,15 +238,21 @@ def spliced(chan: Channel, fmt: str, cache: feeds.ItemCache) -> tuple[bytes, lis
 
 @pytest.fixture
 def cuts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The size of each document expat is asked to cut, in order."""
+    """The size of each document expat is asked to cut, in order (a probe's document is
+    the envelope with the witness)."""
     sizes: list[int] = []
-    real = rss_atom.split
+    real, real_probe = rss_atom.split, rss_atom.probe
 
     def counting(body: bytes, name: str, depth: int) -> Any:
         sizes.append(len(body))
         return real(body, name, depth)
 
+    def probing(head: bytes, witness: bytes, tail: bytes, name: str, depth: int) -> Any:
+        sizes.append(len(head + witness + tail))
+        return real_probe(head, witness, tail, name, depth)
+
     monkeypatch.setattr(rss_atom, "split", counting)
+    monkeypatch.setattr(rss_atom, "probe", probing)
     yield sizes
 
 
@@ -547,3 +553,48 @@ def test_random_faults_anywhere_in_a_document_are_judged_as_the_full_parse_judge
         for hint in (items, None):
             assert findings(three, fmt, body, cache.readings, hint) == full, where
     assert judged > 50
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_probe_is_the_witness_split_and_the_envelope_cut_in_one_pass(fmt: str) -> None:
+    """``probe(head, witness, tail)`` is ``split`` of the envelope with the witness and
+    ``elements`` of the envelope without it, exactly, for the renderers' envelopes, the
+    same with elements around the witness moved, and seeded random edits of each."""
+    name, depth = ITEM[fmt]
+    tag = name.rpartition(" ")[2].encode()
+    witness = b"<" + tag + b"></" + tag + b">"
+    envelopes = []
+    for chan in (ALL, TOPIC, replace(ALL, articles=())):
+        body = feeds.render(chan, FORMATS[fmt], CTX)
+        cut = split(body, name, depth)
+        if cut is None:  # no items: the envelope ends with the items' parent
+            own = elements(body, depth)
+            assert own is not None
+            cut_at = len(body) - len(own.closing)
+            envelopes.append((body[:cut_at], body[cut_at:]))
+        else:
+            envelopes.append((cut.head, cut.tail))
+    head, tail = envelopes[0]
+    own = elements(head + tail, depth)
+    assert own is not None and len(own.elements) > 3
+    # The witness between the envelope's own elements, not only after them.
+    middle = len(own.opening) + sum(len(e) for e in own.elements[:2])
+    envelopes.append(((head + tail)[:middle], (head + tail)[middle:]))
+    checked = 0
+    for head, tail in envelopes:
+        cases = [("clean", head + b"\0" + tail)]
+        cases += random_edits(head + b"\0" + tail, f"probe/{fmt}/{len(head)}", 120)
+        for where, edited in cases:
+            if edited.count(b"\0") != 1:
+                continue
+            h, _, t = edited.partition(b"\0")
+            expected = split(h + witness + t, name, depth)
+            found = probe(h, witness, t, name, depth)
+            if expected is None:
+                assert found is None, where
+                continue
+            assert found is not None and found[0] == expected, where
+            if expected.items == [witness] and expected.head == h:
+                assert found[1] == elements(h + t, depth), where
+                checked += 1
+    assert checked > 100

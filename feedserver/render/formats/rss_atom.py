@@ -27,7 +27,7 @@ from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.gate_parser import c1_table, feedparser
-from feedserver.render.formats.xml_items import Elements, elements, split
+from feedserver.render.formats.xml_items import Elements, elements, probe, split
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -339,18 +339,21 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
         return None
     head, tail = body[:found[0]], body[found[1]:]
     witness = _witness(spliced[0])
-    probe = split(head + witness + tail, *item) if witness else None
-    if probe is None or probe.items != [witness] or probe.head != head:
+    # One expat pass: the witness's split, and the envelope's own elements (for _read).
+    probed = probe(head, witness, tail, *item) if witness else None
+    if probed is None or probed[0].items != [witness] or probed[0].head != head:
         return None
-    prefix = _prefix(version, media_type, dates, probe.context)
+    seen, envelope_cut = probed
+    prefix = _prefix(version, media_type, dates, seen.context)
     context = prefix.digest()
     keys = [readings.key_of(prefix, context, fragment) for fragment in spliced]
     new = _unread(keys, spliced, readings)
     if new:  # cut by expat from the envelope holding only them, then read by feedparser
         cut = split(head + b"".join(new.values()) + tail, *item)
-        if cut is None or cut.items != list(new.values()) or cut.context != probe.context:
+        if cut is None or cut.items != list(new.values()) or cut.context != seen.context:
             return None
-    if not _read(head, tail, new, prefix, item[1], media_type, version, dates, readings):
+    if not _read(head, tail, new, prefix, item[1], media_type, version, dates, readings,
+                 envelope_cut):
         return None
     return _in_order(keys, readings)
 
