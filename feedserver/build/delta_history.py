@@ -15,6 +15,7 @@ loses nothing but deltas: pollers get the full feed until new versions are seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -43,12 +44,20 @@ class Version:
 
 
 class History:
-    """The remembered versions of every feed, ``keep`` at most per feed (newest kept)."""
+    """The remembered versions of every feed, ``keep`` at most per feed (newest kept).
+
+    Used as a context manager, every record made in the block is one transaction,
+    committed when the block ends (rolled back if it raises): a cold build records a
+    version of every feed (1,728 at 10,000 articles), and a commit per feed (a journal
+    written, synced and removed each time) took 1.7 s in the build's process after the
+    publish.  A record made outside a block commits on its own.
+    """
 
     def __init__(self, state_dir: Path | str, keep: int) -> None:
         self.path = Path(state_dir) / FILE
         self.keep = keep
         self._db: sqlite3.Connection | None = None
+        self._batched = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -63,10 +72,19 @@ class History:
             self._db = None
 
     def __enter__(self) -> History:
+        self._batched = True
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self._db is not None and self._db.in_transaction:
+                if kind is None:
+                    self._db.commit()
+                else:
+                    self._db.rollback()
+        finally:
+            self._batched = False
+            self.close()
 
     def versions(self, feed: str) -> list[Version]:
         """The versions of ``feed`` remembered, newest first (none when unreadable)."""
@@ -91,7 +109,7 @@ class History:
         if not variants:
             return
         db = self._connect()
-        with db:
+        with contextlib.nullcontext() if self._batched else db:  # a block commits once
             db.execute("DELETE FROM versions WHERE feed = ? AND etag = ?", (feed, variants[0]))
             (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM versions WHERE feed = ?",
                                 (feed,)).fetchone()
