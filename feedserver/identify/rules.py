@@ -141,7 +141,11 @@ class Book:
         Its content no longer matches, so the rename rule misses it; but if exactly
         one article left its path in this very build and its slug is what this
         title makes, it is the same article (title kept, file moved and edited).
+        Nothing left in this build (every cold one, most others): no slug to make (the
+        slugs of a cold build's 10,000 new articles were made twice, once here).
         """
+        if not self.departed:
+            return None
         wanted = slugify(item.explicit_slug or item.title) or "article"
         candidates = [i for i in self.departed.get(wanted, ()) if self.rows[i][PATH] is None]
         return candidates[0] if len(candidates) == 1 else None
