@@ -101,9 +101,9 @@ def compress(body: bytes, immutable: bool = False) -> dict[str, bytes]:
     week, ``immutable``), while every cold build compressed every page of every
     channel's history twice: 660 of the 920 MB a 10,000-article site writes, brotli
     taking three times gzip's CPU on them for bodies about 6% smaller than gzip's (4.4 of
-    the build's 63 CPU seconds; benchmarks/README.md, "Full archive pages in gzip
-    only").  A client that takes both gets gzip (the app and nginx's ``brotli_static``
-    alike fall back to what is there).
+    the build's 63 CPU seconds; benchmarks/README.md, "A new host: the whole table, where
+    the CPU goes, and three cuts").  A client that takes both gets gzip (the app and
+    nginx's ``brotli_static`` alike fall back to what is there).
 
     ISA-L's gzip is the same bytes for the same input on the same kind of CPU only: it
     picks its code by the CPU (AVX2, AVX-512), so a cold build on another kind of machine

@@ -149,7 +149,7 @@ def probe(head: bytes, witness: bytes, tail: bytes, name: str,
     """``split(head + witness + tail, name, depth)`` and ``elements(head + tail, depth)``
     in one expat pass, or None where that split is None.
 
-    The gate reads a computed answer's envelope with an empty item element (the
+    The gate read a computed answer's envelope with an empty item element (the
     witness) where its items are, then cut the envelope without it into its own
     elements: two passes of expat over the same few hundred bytes, about 30 us each in
     a filtered answer of 0.5 ms.  Where the split holds, the witness is one whole
