@@ -1,5 +1,5 @@
 """run.fresh_pages: the page paths published with the signature they have now, still on
-disk, channels aside; by set operations, with the answer of a step per signature."""
+disk, channels aside; by passes in C, with the answer of a step per signature."""
 
 from __future__ import annotations
 
