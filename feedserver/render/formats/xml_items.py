@@ -147,7 +147,9 @@ class _Siblings:
 def probe(head: bytes, witness: bytes, tail: bytes, name: str,
           depth: int) -> tuple[Split, Elements | None] | None:
     """``split(head + witness + tail, name, depth)`` and ``elements(head + tail, depth)``
-    in one expat pass, or None where that split is None.
+    in one expat pass, or None where that split is None.  The elements are given only
+    where the split is the witness alone after ``head`` (what the gate goes on with);
+    elsewhere None stands for them, and nothing is parsed again for a caller that stops.
 
     The gate read a computed answer's envelope with an empty item element (the
     witness) where its items are, then cut the envelope without it into its own
@@ -168,7 +170,7 @@ def probe(head: bytes, witness: bytes, tail: bytes, name: str,
         return None
     at, size = len(head), len(witness)
     if cut.items != [witness] or cut.head != head or at not in siblings.starts:
-        return cut, elements(head + tail, depth)  # not as the renderer draws: both passes
+        return cut, None  # not as the renderer draws: the gate reads it otherwise
     starts = [s if s < at else s - size for s in siblings.starts if s != at]
     end = siblings.end - size
     if siblings.odd or not starts or siblings.parents != 1 or end < starts[-1]:
