@@ -240,7 +240,8 @@ class Executor:
 
     def stage(self, makers: list[Callable[[], Rendered]]) -> list[Prepared]:
         """Render and stage the files these make: the pages
-        (:func:`feedserver.render.pages.page_makers`), the query index and item records.
+        (:func:`feedserver.render.pages.page_makers`), the embeds
+        (:func:`feedserver.render.embed.embed_makers`), the query index and item records.
 
         A cold build's (10,000 articles: 12,500 pages, 100 MiB of HTML and 65 MiB
         compressed; 10,000 records, 120 MiB) go over a Pool, a share each, so they are

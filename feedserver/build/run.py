@@ -64,7 +64,7 @@ from feedserver.publish.output import (
     write_status,
 )
 from feedserver.query.records import index_file, record_file
-from feedserver.render.embed import render_embeds
+from feedserver.render.embed import embed_makers
 from feedserver.render.formats import FORMATS
 from feedserver.render.pages import page_makers
 from feedserver.render.site import Site
@@ -431,8 +431,7 @@ def render_site(site: Site, renderer: Renderer | None = None, html: bool = True)
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
     (``html=False``: no index, topic or article pages; the ``pages`` setting)."""
     output = render_feeds(site, renderer)
-    _make(output, renderer, page_makers(site, html))
-    output.files += render_embeds(site, output.failed)
+    _make(output, renderer, [*page_makers(site, html), *embed_makers(site, output.failed)])
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 
