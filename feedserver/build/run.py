@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -35,7 +36,13 @@ from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.deltas import add_deltas
 from feedserver.build.media import MediaScan
 from feedserver.build.memory import BuildMemory
-from feedserver.build.page_signatures import content_wanted, drawn_archives, page_signatures
+from feedserver.build.page_signatures import (
+    Stale,
+    content_wanted,
+    drawn_archives,
+    page_signatures,
+    stale_articles,
+)
 from feedserver.build.parallel import Executor
 from feedserver.build.post_publish import after_publish
 from feedserver.build.presence import Presence, tell
@@ -51,7 +58,6 @@ from feedserver.build.sources import (
     release_detection,
 )
 from feedserver.config import Settings
-from feedserver.core import layout
 from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger
@@ -331,6 +337,7 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     memory.remember_site(made, assembly)
     site, problems = made.site, made.problems
     renderer: Renderer | None = None  # a check renders here, staging nothing
+    stale: Stale | None = None  # which articles' pages and records to make (None: all)
     if publish_output:
         begin(out_dir)  # workers stage files from here on; see publish.recover
         signed = page_signatures(site, sources.stubs, settings.fingerprint(),
@@ -343,18 +350,19 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         # are made by the build that follows, see run_build).
         site = replace(site, fresh=fresh_channels(site, manifest, NOTHING_MISSING)
                        | fresh_pages(site, manifest, NOTHING_MISSING))
+        stale = stale_articles(site, settings.pages, signed)
         renderer = memory.renderer(out_dir, manifest["files"], processes(settings))
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
     drawn = drawn_archives(site, pages, html)
-    site = _with_content(site, content_wanted(site, pages, html, drawn), drawn, sources, ledger,
-                         memory)
+    site = _with_content(site, content_wanted(site, pages, html, drawn, stale), drawn, sources,
+                         ledger, memory)
     if not pages:
         output = render_feeds(site, renderer)
-    else:  # html only when off: tests stand in for render_site(site, renderer)
-        output = render_site(site, renderer) if html else render_site(site, renderer, False)
+    else:
+        output = render_site(site, renderer, html, stale=stale.pages if stale else None)
     if publish_output and pages:
         _add_media(output, site, media)
-        _make(output, renderer, query_makers(site, settings))
+        _make(output, renderer, query_makers(site, settings, stale))
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -389,13 +397,14 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     return report
 
 
-def query_makers(site: Site, settings: Settings) -> list[Callable[[], Rendered]]:
+def query_makers(site: Site, settings: Settings, stale: Stale | None = None
+                 ) -> list[Callable[[], Rendered]]:
     """What makes the index and the stale item records combined and filtered feeds are
     answered from (:mod:`feedserver.query.records`), one call a file; fresh records are
-    kept like fresh pages."""
+    kept like fresh pages (``stale``: which are not, when the build knows it)."""
+    found = stale if stale is not None else stale_articles(site, False)
     made: list[Callable[[], Rendered]] = [
-        partial(record_file, a) for a in site.articles
-        if layout.item_record(a.slug) not in site.fresh]
+        partial(record_file, a) for a in found.among(site.articles, found.records)]
     made.append(partial(index_file, site, settings.max_items, settings.refresh_interval,
                         settings.freshness_ceiling, settings.language))
     return made
@@ -427,11 +436,15 @@ def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
     return render_channels(feeds, feeds.channels, renderer=renderer)
 
 
-def render_site(site: Site, renderer: Renderer | None = None, html: bool = True) -> Output:
+def render_site(site: Site, renderer: Renderer | None = None, html: bool = True, *,
+                stale: AbstractSet[str] | None = None) -> Output:
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
-    (``html=False``: no index, topic or article pages; the ``pages`` setting)."""
+    (``html=False``: no index, topic or article pages; the ``pages`` setting).  ``stale``:
+    the ids of the articles whose pages to make, when the build knows them
+    (:func:`~feedserver.build.page_signatures.stale_articles`)."""
     output = render_feeds(site, renderer)
-    _make(output, renderer, [*page_makers(site, html), *embed_makers(site, output.failed)])
+    _make(output, renderer, [*page_makers(site, html, stale),
+                             *embed_makers(site, output.failed)])
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
+from operator import not_
 from urllib.parse import urlsplit
 
 # -- the build's bookkeeping -------------------------------------------------------------------
@@ -65,6 +66,9 @@ WIDGET = f"{STATIC}/embed-widget.js"
 UNKNOWN = f"{STATIC}/embed-unknown.js"  # the widget loader of a channel that does not exist
 FRAME_CSS = f"{STATIC}/embed.css"
 FAVICON = f"{STATIC}/favicon.svg"
+# The two per-article paths as templates, for article_pages and item_records.
+_ARTICLE_PAGE = f"{ARTICLES}/{{}}/{INDEX}"
+_ITEM_RECORD = f"{ITEM_RECORDS}/{{}}.json"
 # Names a topic slug must not take: they are the site's own folders and files.
 RESERVED = frozenset({"all", "index", "feed", TOPICS, ARTICLES, EMBED, STATIC, LANGUAGES})
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
@@ -248,6 +252,24 @@ def version(body: bytes) -> str:
 def item_record(slug: str) -> str:
     """Output path of a published article's item record (``feedserver.query``)."""
     return f"{ITEM_RECORDS}/{item_record_name(slug)}"
+
+
+def article_pages(slugs: Iterable[str]) -> Iterator[str]:
+    """:func:`article_page` of each slug, spelled by one bound ``str.format`` mapped in C:
+    a build asks for every article's page and record to find the few stale ones, and a
+    Python call per article was 25-50 ms a pass at 50,000 articles."""
+    return map(_ARTICLE_PAGE.format, slugs)
+
+
+def item_records(slugs: Iterable[str]) -> Iterator[str]:
+    """:func:`item_record` of each slug, as :func:`article_pages` spells them."""
+    return map(_ITEM_RECORD.format, slugs)
+
+
+def unpublished(fresh: Container[str], paths: Iterable[str]) -> Iterator[bool]:
+    """For each path, whether it is not in ``fresh`` (published as it would be made), in
+    C: with :func:`itertools.compress`, the few stale articles of many."""
+    return map(not_, map(fresh.__contains__, paths))
 
 
 def item_record_name(slug: str) -> str:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache, partial
 from importlib import resources
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -41,10 +44,12 @@ from feedserver.core.layout import (
     TOPICS_INDEX,
     archive_folder,
     article_page,
+    article_pages,
     asset_url,
     folder_page,
     folder_url,
     root_path,
+    unpublished,
 )
 from feedserver.core.media import image_of, media_of, readable_size
 from feedserver.core.records import Article, Channel, Rendered
@@ -222,7 +227,11 @@ def render_pages(site: Site, html: bool = True) -> list[Rendered]:
     return [make() for make in page_makers(site, html)]
 
 
-def page_makers(site: Site, html: bool = True) -> list[Callable[[], Rendered]]:
+_ID, _SLUG = attrgetter("id"), attrgetter("slug")
+
+
+def page_makers(site: Site, html: bool = True, stale: AbstractSet[str] | None = None
+                ) -> list[Callable[[], Rendered]]:
     """What renders every HTML page, the OPML list, the JSON catalog and the stylesheet,
     one call a file, in a fixed order.
 
@@ -231,9 +240,10 @@ def page_makers(site: Site, html: bool = True) -> list[Callable[[], Rendered]]:
     in one process.  Pages whose path is in ``site.fresh`` (see
     :mod:`feedserver.build.page_signatures`) are already published with these bytes
     and are skipped; only the articles whose pages are rendered have their content
-    fetched.  ``html=False`` (the ``pages = false`` setting) leaves out the index,
-    topic and article pages: the lists, the stylesheet (embed views use it) and the
-    error pages stay.
+    fetched.  ``stale``, when the build has it, names those articles by id (else their
+    paths are spelled and looked up here).  ``html=False`` (the ``pages = false``
+    setting) leaves out the index, topic and article pages: the lists, the stylesheet
+    (embed views use it) and the error pages stay.
     """
     renderer = _Renderer(site)
     makers: dict[str, Callable[[], Rendered]] = {
@@ -247,8 +257,10 @@ def page_makers(site: Site, html: bool = True) -> list[Callable[[], Rendered]]:
         homes = {row.channel.path: row for row in renderer.rows.values()}
         made += [partial(renderer.archive, page, homes[page.home]) for page in site.archives
                  if folder_page(page.path) not in site.fresh]
-        made += [partial(renderer.article, article) for article in list(site.articles)
-                 if article_page(article.slug) not in site.fresh]
+        articles = site.articles  # the few stale of many, picked in C
+        picks = map(stale.__contains__, map(_ID, articles)) if stale is not None \
+            else unpublished(site.fresh, article_pages(map(_SLUG, articles)))
+        made += [partial(renderer.article, article) for article in compress(articles, picks)]
     made.append(partial(Rendered, STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
     made += [partial(_as_made, page) for page in error_pages(site, renderer.newest)]
     return made

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,9 @@ def built_site(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Site:
     """The site a cold build of the seeds renders (caught on its way to the renderers)."""
     sites: list[Site] = []
 
-    def render(site: Site, renderer: object = None) -> Output:
+    def render(site: Site, renderer: object = None, *args: Any, **kwargs: Any) -> Output:
         sites.append(site)
-        return render_site(site, renderer)
+        return render_site(site, renderer, *args, **kwargs)
 
     monkeypatch.setattr(build_run, "render_site", render)
     assert run_build(settings, now=NOW).published

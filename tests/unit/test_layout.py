@@ -1,5 +1,6 @@
 """Folder names of languages (:func:`feedserver.core.layout.language_code`, and
-:func:`~feedserver.core.layout.language_codes` for a pass over many articles)."""
+:func:`~feedserver.core.layout.language_codes` for a pass over many articles), and the
+per-article paths spelled in bulk as they are one by one."""
 
 from __future__ import annotations
 
@@ -45,3 +46,14 @@ def test_an_article_page_is_its_folder_page(slug: str) -> None:
 
     assert layout.article_page(slug) == layout.folder_page(layout.article_folder(slug)) \
         == f"articles/{slug}/index.html"
+
+
+def test_paths_spelled_in_bulk_are_the_paths_spelled_one_by_one() -> None:
+    from feedserver.core import layout
+
+    slugs = ["a", "water-prices-kazakhstan", "x-2", "{0}", "{}-braces", "qazaqstan-ü"]
+    assert list(layout.article_pages(slugs)) == [layout.article_page(s) for s in slugs]
+    assert list(layout.item_records(slugs)) == [layout.item_record(s) for s in slugs]
+    fresh = {layout.article_page("a"), layout.article_page("{0}")}
+    assert list(layout.unpublished(fresh, layout.article_pages(slugs))) == \
+        [False, True, True, False, True, True]
