@@ -56,6 +56,9 @@ def test_a_stop_signal_landing_under_a_held_lock_still_stops(held: str) -> None:
 
 
 def test_a_second_signal_leaves_at_once() -> None:
+    """The exit status says which way the child left: the second signal's number from its
+    handler, at once; the grace thread would have ended it with the first's (SIGTERM)
+    after STOP_GRACE.  No clock is asked: a busy machine may take that long to fork."""
     def body() -> None:
         stop = threading.Event()
         scheduler._stop_on_signals(stop)
@@ -64,6 +67,4 @@ def test_a_second_signal_leaves_at_once() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(scheduler.STOP_GRACE + 5)
 
-    started = time.monotonic()
     assert _in_child(body) == 128 + signal.SIGINT
-    assert time.monotonic() - started < scheduler.STOP_GRACE
