@@ -33,7 +33,7 @@ from feedserver.build.render_gate import Output, channel_file, spliced
 from feedserver.config import Settings
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Article, Channel, Rendered
-from feedserver.publish.manifest import DELTAS, delta_of, etag_of
+from feedserver.publish.manifest import DELTAS, DELTAS_PREFIX, delta_of, etag_of
 from feedserver.publish.output import Prepared, discard, prepare
 from feedserver.render.feeds import ItemCache, render
 from feedserver.render.formats import FORMATS, Format
@@ -43,7 +43,6 @@ from feedserver.validate import validate
 # How render_gate names an article it left out of every feed of this build.
 LEFT_OUT = "left out of the feeds this build"
 _SHOWN = tuple(f.name for f in fields(Article) if f.name != "path")
-_DELTAS_DIR = f"{DELTAS}/"  # every delta file lives here (delta_path); nothing else does
 
 
 def stamp(article: Article) -> str:
@@ -160,7 +159,7 @@ def add_deltas(site: Site, output: Output, manifest: dict[str, Any], settings: S
         raise
     output.staged += made
     output.kept |= {path for path, entry in published.items()
-                    if path.startswith(_DELTAS_DIR) and (found := delta_of(entry)) is not None
+                    if path.startswith(DELTAS_PREFIX) and (found := delta_of(entry)) is not None
                     and found[0] in feeds and found[0] not in changed}
     return plan
 

@@ -39,6 +39,7 @@ from feedserver.core.layout import MANIFEST, META_DIR, STATUS
 # through every file once.
 VERSION = 3
 DELTAS = f"{META_DIR}/deltas"  # RFC 3229 feed deltas: deltas/<feed path>-<base>.<ext>
+DELTAS_PREFIX = f"{DELTAS}/"  # every delta file's path starts so; nothing else's does
 
 
 def etag_of(body: bytes) -> str:

@@ -50,10 +50,9 @@ from feedserver.core.layout import (
 )
 from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
-from feedserver.publish.manifest import DELTAS, VERSION, etag_of, load_manifest
+from feedserver.publish.manifest import DELTAS_PREFIX, VERSION, etag_of, load_manifest
 
 _MIN_COMPRESS = 256
-_DELTAS_DIR = f"{DELTAS}/"
 # ISA-L's gzip 3 (python-isal, the same gzip format any client inflates) and brotli 3:
 # slightly larger bodies for far less CPU than zlib's or brotli's higher levels (the
 # figures: benchmarks/README.md).
@@ -237,7 +236,7 @@ def prepare(out_dir: Path, item: Rendered, previous: dict[str, Any] | None) -> P
     # Pictures, sounds, videos and PDFs are compressed already: no .gz/.br beside them.
     # The query index and item records are read by the web app only: no .gz/.br.
     encoded = {} if item.media_type in _PRECOMPRESSED or item.path.startswith(QUERY_DIR) \
-        else compress(item.body, item.immutable or item.path.startswith(_DELTAS_DIR))
+        else compress(item.body, item.immutable or item.path.startswith(DELTAS_PREFIX))
     staged: list[tuple[str, str]] = []
     try:
         folder = _folder_for(out_dir, item.path)

@@ -52,6 +52,7 @@ from feedserver.render.pages import (
     HTML_TYPE,
     MONTHS,
     FeedLink,
+    as_made,
     feed_links,
     site_feeds,
     stylesheet,
@@ -200,7 +201,7 @@ def embed_makers(site: Site, failed: set[str] | frozenset[str] = frozenset()
     (:mod:`feedserver.build.page_signatures`): already published.
     """
     embeds = _Embeds(site)
-    made: list[Callable[[], Rendered]] = [partial(_as_made, file) for file in embeds.assets()]
+    made: list[Callable[[], Rendered]] = [partial(as_made, file) for file in embeds.assets()]
     for channel in site.channels:
         if channel.slug in failed or _fresh(site, channel):
             continue
@@ -209,7 +210,3 @@ def embed_makers(site: Site, failed: set[str] | frozenset[str] = frozenset()
 
 
 _KINDS = ("loader", "frame", "preview")  # a channel's three files, in this order
-
-
-def _as_made(file: Rendered) -> Rendered:
-    return file

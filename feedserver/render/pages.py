@@ -262,12 +262,13 @@ def page_makers(site: Site, html: bool = True, stale: AbstractSet[str] | None = 
             else unpublished(site.fresh, article_pages(map(_SLUG, articles)))
         made += [partial(renderer.article, article) for article in compress(articles, picks)]
     made.append(partial(Rendered, STYLESHEET, stylesheet(), CSS_TYPE, renderer.newest))
-    made += [partial(_as_made, page) for page in error_pages(site, renderer.newest)]
+    made += [partial(as_made, page) for page in error_pages(site, renderer.newest)]
     return made
 
 
-def _as_made(page: Rendered) -> Rendered:
-    """A page rendered already (the two error pages cost less than their makers)."""
+def as_made(page: Rendered) -> Rendered:
+    """A file rendered already, as a maker hands it out (the two error pages and the
+    embeds' shared assets cost less than their makers)."""
     return page
 
 
