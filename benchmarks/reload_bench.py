@@ -4,7 +4,8 @@ checkout (``after``).
 
 Each web worker re-reads ``.feedserver/manifest.json`` on its first request after a
 publish (:class:`feedserver.web.published.Store`); that request, and every other one the
-worker holds meanwhile, waits for it.  At 50,000 articles the manifest is 53 MB.
+worker holds meanwhile, waits for it.  At 50,000 articles the manifest was one file of
+53 MB; in parts (format 4) a worker reads the root and the parts it has not read.
 
 SITE is a built site (``config.toml`` and the ``out/`` it names, as ``python -m
 benchmarks --large`` leaves ``.work``'s corpora, or any ``feedserver build``).  Both
@@ -13,14 +14,19 @@ sides serve that one folder as replicas (``feedserver serve --no-scheduler --wor
 the poll budget off), on ports of their own.  Each round publishes the manifest again as
 a build does (the same bytes renamed into place: a new file to every worker), then times
 ``GET /feed.atom`` on each side, the order alternating, and then a second request
-(nothing to reload).  Prints each round, then medians with min and max, and after /
-before, and each side's worker RSS at the end (a worker that answered only these).
+(nothing to reload).  ``--after-site`` gives the after side a folder of its own (a
+manifest format the before side cannot read); a manifest in parts is published again as
+a one-file build at 50,000 articles publishes it: the root and ``--parts`` of its file
+parts (18 there) as new files, the others as they were.  Prints each round, then
+medians with min and max, and after / before, and each side's worker RSS at the end (a
+worker that answered only these).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -34,6 +40,7 @@ from .serve_bench import stop
 
 SIDES = ("before", "after")
 MANIFEST = Path(".feedserver") / "manifest.json"
+PARTS_DIR = Path(".feedserver") / "manifest"
 
 
 def start(site: Path, code: Path, port: int) -> subprocess.Popen[bytes]:
@@ -66,11 +73,20 @@ def fetch(port: int) -> float:
     return time.perf_counter() - started
 
 
-def republish(out: Path) -> None:
-    """The manifest published again as a build publishes it: a new file renamed in."""
+def republish(out: Path, parts: int = 0, serial: int = 0) -> None:
+    """The manifest published again as a build publishes it: a new file renamed in; in
+    parts, ``parts`` of its file parts (the first ones listed) new files too."""
     target = out / MANIFEST
+    data = json.loads(target.read_bytes())
+    if "parts" in data:
+        folder = out / PARTS_DIR
+        names = data["parts"]["files"]
+        for at in [i for i, name in enumerate(names) if name][:parts]:
+            renamed = f"f-bench-{serial}-{at}.json"
+            os.replace(folder / names[at], folder / renamed)  # new bytes' name, same entries
+            names[at] = renamed
     fresh = target.with_name(target.name + ".bench")
-    fresh.write_bytes(target.read_bytes())
+    fresh.write_bytes(json.dumps(data).encode())
     os.replace(fresh, target)
 
 
@@ -98,18 +114,22 @@ def main() -> int:
     parser.add_argument("site", type=Path)
     parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--after-site", type=Path, default=None)
+    parser.add_argument("--parts", type=int, default=18)
     args = parser.parse_args()
-    site: Path = args.site.resolve()
-    out = out_dir(site)
-    size = (out / MANIFEST).stat().st_size
+    sites = {"before": args.site.resolve(),
+             "after": (args.after_site or args.site).resolve()}
+    outs = {side: out_dir(sites[side]) for side in SIDES}
+    size = (outs["before"] / MANIFEST).stat().st_size
     code = {"before": args.baseline.resolve(), "after": ROOT}
     ports = {"before": 18771, "after": 18772}
-    servers = {side: start(site, code[side], ports[side]) for side in SIDES}
+    servers = {side: start(sites[side], code[side], ports[side]) for side in SIDES}
     first: dict[str, list[float]] = {side: [] for side in SIDES}
     steady: dict[str, list[float]] = {side: [] for side in SIDES}
     try:
         for round_ in range(args.rounds):
-            republish(out)
+            for out in dict.fromkeys(outs.values()):
+                republish(out, args.parts, round_)
             order = SIDES if round_ % 2 == 0 else tuple(reversed(SIDES))
             for side in order:
                 first[side].append(fetch(ports[side]))

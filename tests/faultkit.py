@@ -23,6 +23,7 @@ import pytest
 
 from feedserver.config import Settings, load_settings
 from feedserver.core.layout import JOURNAL, PUBLISHING, STATUS
+from feedserver.publish.manifest import PARTS_DIR, load_manifest
 from feedserver.publish.output import ENCODINGS, MANIFEST, etag_of
 from feedserver.web.app import create_app
 from tests.system.test_serve_e2e import free_port, stop, wait_ready
@@ -112,12 +113,14 @@ def make_site(root: Path, count: int = 40) -> Settings:
 
 BOOKKEEPING = frozenset({MANIFEST, STATUS, PUBLISHING, JOURNAL})
 
+PARTS = f"{PARTS_DIR}/"
+
 
 def tree(out: Path, seen: dict[str, tuple[tuple[int, int, int], bytes]] | None = None
          ) -> dict[str, bytes]:
     """Every published file's bytes: the served ones and those the manifest lists under
     the metadata folder (error pages, query records, RFC 3229 deltas); the publish's own
-    bookkeeping (manifest, status, journal, marker) and temp files aside.
+    bookkeeping (manifest and its parts, status, journal, marker) and temp files aside.
 
     With ``seen`` (kept by the caller across calls), a file whose inode, mtime and size
     are those of its last reading is not read again: the kill loop reads a folder of a
@@ -130,7 +133,8 @@ def tree(out: Path, seen: dict[str, tuple[tuple[int, int, int], bytes]] | None =
         for name in names:
             path = os.path.join(folder, name)
             rel = os.path.relpath(path, out).replace(os.sep, "/")
-            if rel in BOOKKEEPING or name.endswith(".tmp") or not os.path.isfile(path):
+            if rel in BOOKKEEPING or rel.startswith(PARTS) or name.endswith(".tmp") \
+                    or not os.path.isfile(path):
                 continue
             if seen is None:
                 files[rel] = Path(path).read_bytes()
@@ -204,7 +208,7 @@ def consistency(out: Path, files: dict[str, bytes]) -> list[str]:
     ``files`` is :func:`tree` of ``out``, read once by the caller.
     """
     errors = []
-    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    manifest = load_manifest(out)
     expected = set()
     for path, entry in manifest["files"].items():
         variants = {"": entry["etag"]} | {ENCODINGS[name]: info["etag"]

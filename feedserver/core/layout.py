@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 # -- the build's bookkeeping -------------------------------------------------------------------
 META_DIR = ".feedserver"
-MANIFEST = f"{META_DIR}/manifest.json"  # every served file: ETag, media type, encodings, CORS
+MANIFEST = f"{META_DIR}/manifest.json"  # the manifest's root: its parts, the gone paths
 STATUS = f"{META_DIR}/status.json"  # last good build, problems; /healthz reads it
 PUBLISHING = f"{META_DIR}/publishing"  # marker: a publish is staging files
 JOURNAL = f"{META_DIR}/journal.json"  # the renames of a publish about to go live

@@ -3,7 +3,8 @@
 The output folder mirrors the site's URLs (:mod:`feedserver.core.layout`: ``feed.rss``,
 ``topics/<slug>/feed.atom``, ...) so the Flask app, nginx or a CDN can serve
 it as is.  Beside each file go precompressed ``.gz`` and ``.br`` bodies, made
-once per publish.  ``.feedserver/manifest.json`` records each file's ETag,
+once per publish.  The manifest (``.feedserver/manifest.json`` and its parts, see
+:mod:`feedserver.publish.manifest`) records each file's ETag,
 Last-Modified, media type, encodings, feed format and CORS, and the paths that went
 away (served as 410 Gone); readers go through :mod:`feedserver.publish.manifest`.
 
@@ -50,7 +51,16 @@ from feedserver.core.layout import (
 )
 from feedserver.core.media import TYPES
 from feedserver.core.records import Rendered
-from feedserver.publish.manifest import DELTAS_PREFIX, VERSION, etag_of, load_manifest
+from feedserver.publish.manifest import (
+    DELTAS_PREFIX,
+    PARTS_DIR,
+    SECTIONS,
+    VERSION,
+    Shards,
+    etag_of,
+    load_manifest,
+    part_body,
+)
 
 _MIN_COMPRESS = 256
 # ISA-L's gzip 3 (python-isal, the same gzip format any client inflates) and brotli 3:
@@ -382,25 +392,31 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     for path in removed:
         del files[path]
     files.update((p.path, p.entry) for p in ready)
-    manifest: dict[str, Any] = {"version": VERSION, "files": files, "gone": [],
-                                "channels": dict(signatures)}
+    channels = dict(signatures)
     # The build's own files (.feedserver/: deltas that a feed's next version replaces)
     # are never served by URL, so they are not 'gone' either: the list would only grow.
     gone = {*old["gone"], *(p for p in removed if not is_internal(p))}
-    manifest["gone"] = sorted(p for p in gone if p not in files)
+    gone_now = sorted(p for p in gone if p not in files)
     renames = [list(pair) for item in ready for pair in item.staged]
-    if not renames and not removed and manifest == old:
-        # Nothing to change: rewriting a manifest of megabytes (a site with pages)
-        # would make every web worker parse it again for nothing, every interval.
+    if not renames and not removed and old.get("version") == VERSION \
+            and gone_now == old["gone"] and channels == old["channels"] and files == before:
+        # Nothing to change: rewriting the manifest would make every web worker read it
+        # again for nothing, every interval.
         with contextlib.suppress(OSError):
             (out_dir / PUBLISHING).unlink()  # begin()'s marker: nothing was staged
         return PublishResult([], len(ready), [], old)
+    shards, written = _parts(out_dir, old, files, channels, ready, removed)
+    manifest: dict[str, Any] = {"version": VERSION, "files": files, "gone": gone_now,
+                                "channels": channels, "shards": shards}
+    root = {"version": VERSION, "gone": gone_now,
+            "parts": {section: list(shards.names[section]) for section in SECTIONS}}
+    own = len(renames)  # the parts and the root staged from here on
+    renames += written
     try:
-        renames.append([_stage_json(out_dir / MANIFEST, manifest, sort=False),
-                        str(out_dir / MANIFEST)])
+        renames.append([_stage_json(out_dir / MANIFEST, root), str(out_dir / MANIFEST)])
         write_json(out_dir / JOURNAL, {"renames": renames, "removed": removed})
     except PublishError:
-        discard([*ready, Prepared(MANIFEST, {}, tuple(tuple(r) for r in renames[-1:]))])
+        discard([*ready, Prepared(MANIFEST, {}, tuple(tuple(r) for r in renames[own:]))])
         raise
     later_mtimes(renames)
     for tmp, target in renames:
@@ -412,9 +428,77 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     for name in (PUBLISHING, JOURNAL):
         with contextlib.suppress(OSError):
             (out_dir / name).unlink()
+    old_shards = old.get("shards")
+    _remove_parts(out_dir, shards.part_names()
+                  | (old_shards.part_names() if isinstance(old_shards, Shards) else set()))
     written = [p.path for p in ready if p.staged]
     return PublishResult(written, len(ready) - len(written), removed, manifest,
                          tuple(p.path for p in ready))
+
+
+def _parts(out_dir: Path, old: dict[str, Any], files: dict[str, Any],
+           channels: dict[str, str], ready: list[Prepared], removed: list[str]
+           ) -> tuple[Shards, list[list[str]]]:
+    """The new manifest's :class:`Shards`, and the renames of the parts it changed.
+
+    Only the buckets that hold a key this publish added, changed or removed are
+    written again (a part whose bytes are already on disk under its name is not).
+    Placing every key afresh (about 1 µs each) happens on the first publish in parts
+    and when the site outgrew its buckets (:meth:`Shards.fits`).
+    """
+    sections = {"files": files, "channels": channels}
+    held = old.get("shards")
+    if isinstance(held, Shards) and held.fits(len(files) + len(channels)):
+        before, signed = old["files"], old["channels"]
+        touched = {"files": [*removed, *(p.path for p in ready
+                                         if before.get(p.path) != p.entry)],
+                   "channels": _changed_keys(signed, channels)}
+        shards, dirty = held.changed(touched, sections)
+    else:
+        shards = Shards.of(sections, Shards.fitting(len(files) + len(channels)))
+        dirty = {section: set(range(shards.buckets)) for section in SECTIONS}
+    folder = out_dir / PARTS_DIR
+    names: dict[str, dict[int, str | None]] = {}
+    renames: list[list[str]] = []
+    try:
+        for section in SECTIONS:
+            names[section] = {}
+            for at in sorted(dirty[section]):
+                keys = shards.members[section][at]
+                if not keys:
+                    names[section][at] = None
+                    continue
+                name, body = part_body(section, keys, sections[section], orjson.dumps)
+                names[section][at] = name
+                if not os.path.exists(folder / name):  # the same bytes are there
+                    renames.append([_stage_bytes(folder / name, body), str(folder / name)])
+    except PublishError:
+        discard([Prepared(PARTS_DIR, {}, tuple(tuple(r) for r in renames))])
+        raise
+    return shards.named(names), renames
+
+
+def _changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The keys whose value differs between two signature maps (added and removed too):
+    a set operation in C over 113,817 signatures at 50,000 articles."""
+    try:
+        return list({key for key, _ in before.items() ^ now.items()})
+    except TypeError:  # an unhashable value (a hand-edited manifest): the long way
+        return [key for key in before.keys() | now.keys() if before.get(key) != now.get(key)]
+
+
+def _remove_parts(out_dir: Path, listed: set[str]) -> None:
+    """Delete the manifest's part files neither the live root nor the one it replaced
+    lists (a reader that has just read that one may still be reading its parts)."""
+    folder = out_dir / PARTS_DIR
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name not in listed and not name.startswith("."):
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
 
 
 def later_mtimes(renames: Iterable[list[str]]) -> None:
@@ -453,19 +537,20 @@ def _remove_empty_parents(out_dir: Path, folder: Path) -> None:
         folder = folder.parent
 
 
-def _stage_json(target: Path, data: Any, sort: bool = True) -> str:
+def _stage_json(target: Path, data: Any) -> str:
     """Write a JSON file's new version to a temp file beside it; returns its path.
 
-    Compact, and with sorted keys unless ``sort`` is False: orjson writes the very bytes
+    Compact, with sorted keys: orjson writes the very bytes
     ``json.dumps(separators=(",", ":"), sort_keys=True, ensure_ascii=False)`` does,
-    several times faster.  The manifest is written as its dict holds it (``sort=False``):
-    the order of the last manifest read, then what the build added.  Every reader takes
-    it as a mapping (the nginx export sorts what it lists); sorting its 124,768 files
-    and 113,817 signatures at 50,000 articles took 88-95 ms of each one-file build's
-    publish in the scheduler's process, against 48-52 ms unsorted (benchmarks/README.md).
+    several times faster.
     """
+    return _stage_bytes(target, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+
+
+def _stage_bytes(target: Path, body: bytes) -> str:
+    """Write ``body`` to a temp file beside ``target`` (made readable as any output
+    file); returns its path."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS if sort else 0)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, FILE_MODE)

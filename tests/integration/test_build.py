@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from feedserver.build.run import BuildReport
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
-from feedserver.publish.output import MANIFEST
+from feedserver.publish.manifest import load_manifest
 from feedserver.render.formats import FORMATS, Finding, ReadBack
 from tests.conftest import NOW, SEED, parse_feed, write
 
@@ -272,7 +272,7 @@ def test_failing_channel_keeps_previous_version(build: Build, settings: Settings
     report = build()
     assert {p.where for p in report.errors} >= {"channel all (feed.atom)"}
     assert feed_files(out) == before  # every channel failed: nothing changed
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = load_manifest(out)
     assert set(manifest["files"]) >= set(before)
     monkeypatch.undo()
     build()
@@ -303,7 +303,7 @@ def test_max_items_and_topic_removal(settings: Settings, site_dir: Path) -> None
     report = run_build(small, now=NOW)
     assert not (out / "topics" / "open-web").exists()
     assert "topics/open-web/feed.rss" in report.removed
-    assert "topics/open-web/feed.rss" in json.loads((out / MANIFEST).read_text())["gone"]
+    assert "topics/open-web/feed.rss" in load_manifest(out)["gone"]
 
 
 def test_config_change_rewrites_output(build: Build, settings: Settings, site_dir: Path) -> None:

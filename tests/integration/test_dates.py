@@ -5,7 +5,6 @@ same fake clock, so these pass on any real date."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Identity
 from feedserver.identify import dates as origins
-from feedserver.publish.output import MANIFEST
+from feedserver.publish.manifest import load_manifest
 from feedserver.web.app import create_app
 from tests.conftest import NOW, ROOT, SEED, SEEDED, parse_feed, write
 
@@ -268,13 +267,13 @@ def test_recreated_file_is_the_same_article(build: Build, settings: Settings,
     path.unlink()
     build(now=NOW + timedelta(minutes=1))
     assert title not in entries(out)
-    assert page + "index.html" in json.loads((out / MANIFEST).read_text())["gone"]
+    assert page + "index.html" in load_manifest(out)["gone"]
     write(path, text + ("\nA correction.\n" if edited else ""), EDITED.timestamp())
     build(now=NOW + timedelta(minutes=2))
     after = entries(out)[title]
     assert (after.id, after.link) == (before.id, before.link)
     assert not any(e.link.endswith("-2/") for e in entries(out).values())
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = load_manifest(out)
     assert not any(p.startswith(page) for p in manifest["gone"])
     app: Flask = create_app({"FEEDSERVER_SETTINGS": settings})
     assert app.test_client().get("/" + page).status_code == 200

@@ -28,7 +28,7 @@ from feedserver.build.run import BuildReport, run_build
 from feedserver.cli import main
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article, Channel
-from feedserver.publish.output import MANIFEST
+from feedserver.publish.manifest import load_manifest
 from feedserver.render.feeds import Context
 from feedserver.render.formats import (
     FORMATS,
@@ -118,7 +118,7 @@ def test_a_registered_format_is_built_validated_and_listed(text_format: Format,
     assert report.published and not report.errors, report.problems
     assert _text_feeds_match_the_catalog(settings) > 5
     out = Path(settings.output_dir)
-    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    manifest = load_manifest(out)["files"]
     assert manifest["feed.txt"]["media_type"] == TEXT_TYPE
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'type="text/plain"' in page and "Plain text" in page
@@ -168,7 +168,7 @@ def test_the_web_app_serves_a_registered_format(text_format: Format, build: Buil
 def test_the_web_app_lets_other_sites_read_a_registered_format(
         text_format: Format, build: Build, settings: Settings) -> None:
     assert build().published
-    manifest = json.loads((Path(settings.output_dir) / MANIFEST).read_text(encoding="utf-8"))
+    manifest = load_manifest(Path(settings.output_dir))
     assert manifest["files"]["feed.txt"].get("format") == "txt"
     assert manifest["files"]["feed.txt"].get("cors") is True
     client: FlaskClient = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()

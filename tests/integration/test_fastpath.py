@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from feedserver.build.run import BuildReport
 from feedserver.config import Settings
 from feedserver.metrics import instruments
+from feedserver.publish.manifest import load_manifest
 from feedserver.web.app import create_app
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -57,8 +58,7 @@ def views_called(app: Flask) -> list[str]:
 
 
 def published(settings: Settings) -> list[str]:
-    files = json.loads((Path(settings.output_dir) / ".feedserver" / "manifest.json")
-                       .read_bytes())["files"]
+    files = load_manifest(Path(settings.output_dir))["files"]
     return sorted("/" + path.removesuffix("index.html") for path in files
                   if not path.startswith(".feedserver/"))
 

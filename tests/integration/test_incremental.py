@@ -10,7 +10,6 @@ ledger and the manifest are on disk), so every call here is also a restart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from feedserver.build.run import BuildReport
 from feedserver.config import Settings
+from feedserver.publish.manifest import load_manifest
 from feedserver.publish.output import MANIFEST
 from tests.conftest import NOW, parse_feed, write
 
@@ -27,7 +27,7 @@ FEEDS = ("feed.rss", "feed.atom", "feed.json")
 
 def snapshot(out: Path) -> dict[str, tuple[bytes, int, str, str]]:
     """Every feed file: bytes, mtime and its manifest ETag and Last-Modified."""
-    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    files = load_manifest(out)["files"]
     return {rel: ((out / rel).read_bytes(), (out / rel).stat().st_mtime_ns,
                   files[rel]["etag"], files[rel]["last_modified"])
             for rel in files if rel.rsplit("/", 1)[-1] in FEEDS}
@@ -137,7 +137,7 @@ def test_delete_leaves_every_channel(build: Build, settings: Settings) -> None:
     for rel in ("feed.rss", "topics/kazakhstan/feed.rss"):
         assert "Short-lived" not in titles(out, rel)
     assert not (out / "topics/rail").exists()
-    gone = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["gone"]
+    gone = load_manifest(out)["gone"]
     assert {f"topics/rail/{name}" for name in FEEDS} <= set(gone) and set(report.removed) >= {
         f"topics/rail/{name}" for name in FEEDS}
     assert moved(before, snapshot(out)) == {"all", "kazakhstan", "rail", "lang-en"}

@@ -29,7 +29,8 @@ from feedserver.build.page_signatures import SITE_PAGES
 from feedserver.build.run import BuildMemory, BuildReport, run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import Article
-from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
+from feedserver.publish.manifest import load_manifest
+from feedserver.publish.output import ENCODINGS, META_DIR
 from feedserver.render import pages
 from tests.conftest import NOW, ROOT, write
 
@@ -47,7 +48,7 @@ def mtimes(out: Path) -> dict[str, int]:
 
 
 def etags(out: Path) -> dict[str, str]:
-    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    files = load_manifest(out)["files"]
     return {path: entry["etag"] for path, entry in files.items()}
 
 
@@ -197,7 +198,7 @@ def test_a_missing_page_is_rendered_again(build: Build, settings: Settings,
     assert sorted(set(report.written)) == sorted(report.written)
     assert {f"articles/{slug}/index.html", "embed/all/index.html",
             "topics/trade/feed.atom"} <= set(report.written)
-    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    manifest = load_manifest(out)
     assert {f"articles/{slug}/index.html", "trade"} <= manifest["channels"].keys()
 
 

@@ -25,7 +25,8 @@ from feedserver.config import Settings, load_settings
 from feedserver.core import layout
 from feedserver.core.errors import ConfigError
 from feedserver.listen import pages_note, published_base
-from feedserver.publish.output import ENCODINGS, MANIFEST, META_DIR
+from feedserver.publish.manifest import load_manifest
+from feedserver.publish.output import ENCODINGS, META_DIR
 from feedserver.web.app import create_app
 from tests.conftest import NOW
 
@@ -83,7 +84,7 @@ def test_lists_and_embeds_published_pages_not(both: tuple[Settings, dict[str, by
     assert layout.INDEX in pages and layout.TOPICS_INDEX in pages
     assert any(p.startswith(f"{layout.ARTICLES}/") for p in pages)
     assert not pages & set(off)
-    manifest = json.loads((Path(settings.output_dir) / MANIFEST).read_text(encoding="utf-8"))
+    manifest = load_manifest(Path(settings.output_dir))
     assert not pages & set(manifest["files"])
 
 

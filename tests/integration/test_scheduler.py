@@ -24,6 +24,7 @@ import pytest
 from watchdog.observers.polling import PollingObserver
 
 from feedserver.config import Settings
+from feedserver.publish.manifest import load_manifest
 from feedserver.publish.output import MANIFEST, STATUS
 from feedserver.schedule.locks import BUILD_LOCK, SCHEDULER_LOCK, lock_file, release, try_lock
 from feedserver.schedule.scheduler import Refresher, Scheduler, run_forever
@@ -70,7 +71,7 @@ def all_titles(out: Path) -> list[str]:
 
 def channel_state(out: Path, channel: str) -> dict[str, Any]:
     """Bytes and manifest entries of one channel's files (what a poller sees)."""
-    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    manifest = load_manifest(out)["files"]
     names = [f"{channel}/feed.{kind}".lstrip("/") for kind in ("rss", "atom", "json")]
     return {name: ((out / name).read_bytes(), manifest[name]) for name in names}
 

@@ -10,7 +10,6 @@ the same final folder.  Every feed file must be byte-identical.
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +23,7 @@ from feedserver.build.signatures import split
 from feedserver.config import Settings, load_settings
 from feedserver.core.records import SourceFile
 from feedserver.identify.ledger import Ledger
-from feedserver.publish.manifest import DELTAS
-from feedserver.publish.output import MANIFEST
+from feedserver.publish.manifest import DELTAS, load_manifest
 from tests.conftest import NOW, ROOT
 
 FEEDS = ("feed.rss", "feed.atom", "feed.json")
@@ -48,7 +46,7 @@ def feeds(out: Path) -> dict[str, bytes]:
 def etags(out: Path) -> dict[str, str]:
     """Every file's ETag but the RFC 3229 deltas': those start from the versions published
     before, which a full build in a fresh folder never saw."""
-    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    files = load_manifest(out)["files"]
     return {path: entry["etag"] for path, entry in files.items()
             if not path.startswith(f"{DELTAS}/")}
 

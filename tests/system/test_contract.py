@@ -31,6 +31,7 @@ import brotli
 import feedparser
 import pytest
 
+from feedserver.publish.manifest import load_manifest
 from tests.conftest import ROOT, due_by_now
 from tests.media_fixtures import media_seeds
 from tests.system.nginx_server import missing_reason, nginx_serving
@@ -143,7 +144,7 @@ def target(request: pytest.FixtureRequest, site: Site) -> Iterator[Target]:
 
 
 def manifest(target: Target) -> dict[str, Any]:
-    return json.loads((target.out / ".feedserver" / "manifest.json").read_bytes())
+    return load_manifest(target.out)
 
 
 def channels(target: Target) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ from feedserver.build import parallel as workers
 from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
 from feedserver.publish import output as publish
-from feedserver.publish.output import JOURNAL, MANIFEST, STATUS, recover
+from feedserver.publish.manifest import load_manifest
+from feedserver.publish.output import JOURNAL, STATUS, recover
 from feedserver.schedule.scheduler import Refresher
 from feedserver.schedule.watcher import Writes
 from tests.conftest import NOW, ROOT, write
@@ -95,7 +96,7 @@ def test_a_publish_killed_after_its_manifest_still_removes_what_went_away(
         run_build(settings, now=NOW)
     monkeypatch.undo()
     assert (out / JOURNAL).exists()
-    gone = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["gone"]
+    gone = load_manifest(out)["gone"]
     assert gone and all((out / path).exists() for path in gone)  # the new manifest is live
     recover(out)
     files = tree(out)

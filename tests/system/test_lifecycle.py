@@ -17,7 +17,6 @@ the issue's own bounds.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from feedserver.publish.manifest import load_manifest
 from feedserver.schedule.lifeline import alive
 from tests.faultkit import until
 from tests.system.test_serve_e2e import free_port, wait_ready
@@ -216,7 +216,7 @@ def _publishes_again(site: Path, started: Started) -> None:
             return "After the restart" in titles
 
         until(published, 60, "the new article served", log)
-        manifest = json.loads((site / "public" / ".feedserver" / "manifest.json").read_text())
+        manifest = load_manifest(site / "public")
         assert manifest["files"]  # the cut-short publish was finished or undone
         assert not list((site / "public").glob("**/.*.tmp"))
     finally:

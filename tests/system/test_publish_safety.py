@@ -11,7 +11,6 @@ process with ``BEGIN EXCLUSIVE``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -27,7 +26,8 @@ from feedserver.build.run import run_build
 from feedserver.config import Settings, load_settings
 from feedserver.core.errors import PublishError
 from feedserver.identify.ledger import Ledger, LedgerBusy
-from feedserver.publish.output import MANIFEST, etag_of, recover
+from feedserver.publish.manifest import load_manifest
+from feedserver.publish.output import etag_of, recover
 from tests.conftest import NOW, ROOT, write
 from tests.faultkit import tiny_disk
 
@@ -57,7 +57,7 @@ def outputs(out: Path) -> dict[str, bytes]:
 
 def consistent(out: Path) -> None:
     """Every manifest entry names a whole file whose bytes carry that ETag; no temp left."""
-    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    files = load_manifest(out)["files"]
     for path, entry in files.items():
         assert etag_of((out / path).read_bytes()) == entry["etag"], path
     assert not list(out.rglob("*.tmp"))

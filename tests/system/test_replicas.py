@@ -38,7 +38,7 @@ import feedparser
 import pytest
 
 from feedserver.core.layout import MANIFEST
-from feedserver.publish.manifest import etag_of
+from feedserver.publish.manifest import etag_of, load_manifest
 from tests.faultkit import article, make_site, write_article
 from tests.system.nginx_server import missing_reason as nginx_missing
 from tests.system.nginx_server import nginx_serving
@@ -200,7 +200,7 @@ def published(out: Path, titles: set[str]) -> dict[str, bytes] | None:
     """The builder's output once it is the publish of exactly ``titles``: the bytes of
     :data:`PATHS`, read after the manifest (renamed last) lists them; else None."""
     try:
-        manifest = json.loads((out / MANIFEST).read_bytes())
+        manifest = load_manifest(out)
         files = {path: (out / path).read_bytes() for path in PATHS}
     except (OSError, ValueError):
         return None

@@ -25,6 +25,7 @@ import pytest
 from feedserver.build.run import run_build
 from feedserver.config import Settings
 from feedserver.core.layout import ENCODINGS, MANIFEST, STATUS
+from feedserver.publish.manifest import PARTS_DIR
 from tests.faultkit import article, make_site, write_article
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +49,13 @@ def files(root: Path) -> dict[str, bytes]:
 def listed(tree: dict[str, bytes]) -> set[str]:
     """Every file the manifest in ``tree`` names (with its .gz/.br bodies)."""
     manifest = json.loads(tree[MANIFEST])
-    names = set()
-    for path, entry in manifest["files"].items():
+    parts = [f"{PARTS_DIR}/{name}" for name in manifest["parts"]["files"] if name]
+    names = set(parts) | {f"{PARTS_DIR}/{name}" for name in manifest["parts"]["channels"]
+                          if name}
+    files: dict[str, dict[str, dict[str, object]]] = {}
+    for part in parts:  # a part the tree lacks is a KeyError: the check fails, as it should
+        files.update(json.loads(tree[part]))
+    for path, entry in files.items():
         names.add(path)
         names |= {path + ENCODINGS[name] for name in entry.get("encodings", {})}
     return names
