@@ -286,10 +286,8 @@ class Store:
         # (file, inode, mtime, size) -> the ETag of that identity's bytes: bodies read
         # whole (read) and media files streamed (etag_of_open) alike.
         self._etags: dict[tuple[str, int, int, int], str] = {}
-        # The manifest's parts read so far (the live root's): name -> (entries, deltas,
-        # feed paths), see _parts.
-        self._read_parts: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]],
-                                          list[str]]] = {}
+        # The manifest's parts read so far (the live root's), by name: see _parts.
+        self._read_parts: dict[str, _Part] = {}
 
     def snapshot(self) -> ServedManifest:
         """The current manifest: a ``stat`` of it at most every :data:`RECHECK` seconds,
@@ -321,34 +319,33 @@ class Store:
                 st = os.fstat(handle.fileno())
                 data = manifest.decode(handle.read())
             if "parts" in data:
-                listed, deltas, feeds = self._parts(manifest.part_names(data, "files"))
+                listed, deltas, feeds, kinds = self._parts(manifest.part_names(data, "files"))
             else:  # a manifest in one file (format 3)
                 listed = data.get("files")
                 if not isinstance(listed, dict):
                     listed = {}
-                deltas, feeds = _found(listed)
+                deltas, feeds, kinds = _found(listed)
         except (OSError, ValueError):
             return ServedManifest(key=None)
-        files = PreparedFiles(listed, self.settings)
-        feeds = [path for path in feeds if path in files and manifest.feed_format(listed[path])]
         gone = frozenset(p for p in data.get("gone") or () if isinstance(p, str))
-        return ServedManifest((st.st_ino, st.st_mtime_ns, st.st_size), files, gone,
-                              InternalFiles(listed),
-                              feed_like(str(listed[path].get("media_type") or "")
-                                        for path in feeds),
-                              delta_index(deltas), tuple(feeds))
+        return ServedManifest((st.st_ino, st.st_mtime_ns, st.st_size),
+                              PreparedFiles(listed, self.settings), gone,
+                              InternalFiles(listed), feed_like(kinds), delta_index(deltas),
+                              tuple(feeds))
 
-    def _parts(self, names: list[str | None]
-               ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
-        """The files of a manifest in parts, its deltas and feeds: each part read and
-        looked through once, kept by its name (its bytes' hash) while the manifest lists
-        it.  After a one-file publish of a 50,000-article site a worker reads the 18 file
-        parts that changed (1.7 MB), not a 53 MB manifest (benchmarks/README.md)."""
+    def _parts(self, names: list[str | None]) -> tuple[dict[str, Any], dict[str, Any],
+                                                       list[str], set[str]]:
+        """The files of a manifest in parts, its deltas, feeds and feeds' media types:
+        each part read and looked through once, kept by its name (its bytes' hash) while
+        the manifest lists it.  After a one-file publish of a 50,000-article site a worker
+        reads the 18 file parts that changed (1.7 MB), not a 53 MB manifest, and looks
+        through their entries alone (benchmarks/README.md)."""
         folder = self.root / manifest.PARTS_DIR
-        kept: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]] = {}
+        kept: dict[str, _Part] = {}
         listed: dict[str, Any] = {}
         deltas: dict[str, dict[str, Any]] = {}
         feeds: list[str] = []
+        kinds: set[str] = set()
         for name in names:
             if not name:
                 continue
@@ -360,8 +357,9 @@ class Store:
             listed.update(part[0])
             deltas.update(part[1])
             feeds += part[2]
+            kinds |= part[3]
         self._read_parts = kept
-        return listed, deltas, feeds
+        return listed, deltas, feeds, kinds
 
     def etag_of_open(self, filename: str, fd: int) -> str:
         """The strong ETag of the bytes behind ``fd`` (a streamed media file), hashed
@@ -498,12 +496,17 @@ class Folder:
         return read[1] if read is not None else None
 
 
-def _found(listed: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The deltas and the (candidate) feed paths among some manifest entries.
+# A part of the manifest as a worker keeps it: its entries, and what _found finds there.
+_Part = tuple[dict[str, Any], dict[str, dict[str, Any]], list[str], set[str]]
+
+
+def _found(listed: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str], set[str]]:
+    """The deltas, the served feeds' paths and the feeds' media types among some manifest
+    entries (each entry is judged by itself, so a part's are found once).
 
     One pass over every entry, the least done for each: at 50,000 articles there are
-    124,750 of them, 50,114 the build's own (query records); the checks of PreparedFiles
-    and InternalFiles run only on the few kept here.
+    124,750 of them, 50,114 the build's own (query records); the checks of
+    :class:`InternalFiles` and :class:`PreparedFiles` run only on the few kept here.
     """
     internal = InternalFiles(listed)
     deltas: dict[str, dict[str, Any]] = {}
@@ -514,7 +517,9 @@ def _found(listed: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]
                 deltas[path] = meta
         elif isinstance(meta, dict) and meta.get("format"):
             feeds.append(path)
-    return deltas, feeds
+    feeds = [path for path in feeds
+             if safe_path(path) and manifest.feed_format(listed[path])]
+    return deltas, feeds, {str(listed[path].get("media_type") or "") for path in feeds}
 
 
 def _plain_name(name: str) -> bool:
