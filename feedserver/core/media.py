@@ -90,8 +90,15 @@ class Media:
 
 
 def media_type(path: str) -> str | None:
-    """The media type a file of this name is published with, or None if it is not media."""
-    return TYPES.get(PurePosixPath(path).suffix.lower())
+    """The media type a file of this name is published with, or None if it is not media.
+
+    Its name's suffix as ``PurePosixPath(path).suffix`` gives it (a dot that is neither
+    the name's first nor its last character), found without making a path object: a full
+    scan asks this of every file in the seeds folder, and the object took 65 of the 170
+    ms the media walk of a 50,000-article folder took (benchmarks/README.md)."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return TYPES.get(name[dot:].lower()) if 0 < dot < len(name) - 1 else None
 
 
 def output_path(path: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mutagen
+import pytest
 
 from feedserver.build.media import discover
 from feedserver.config import Settings
@@ -197,3 +198,27 @@ def test_podcast_settings_are_checked_and_name_the_key(tmp_path: Path) -> None:
         config.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_settings(config, env={})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_media_type_reads_the_suffix_as_a_path_object_does(seed: int) -> None:
+    """media_type finds the suffix by hand (a full scan asks it of every file): the same
+    as ``PurePosixPath(path).suffix`` for every path a scan can list."""
+    import random
+    from pathlib import PurePosixPath
+
+    from feedserver.core.media import TYPES, media_type
+
+    rng = random.Random(seed)
+    pieces = ["a", "b", ".", "..", "png", "PNG", "jpg", "mp3", "txt", "md", "x.y", " "]
+    suffixes = list(TYPES)
+    for _ in range(3000):
+        parts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 4)))
+                 for _ in range(rng.randrange(1, 4))]
+        parts = [part for part in parts if part not in (".", "..")] or ["a"]  # as listed
+        if rng.random() < 0.5:
+            parts[-1] += rng.choice(suffixes).upper() if rng.random() < 0.3 \
+                else rng.choice(suffixes)
+        path = "/".join(parts)
+        expected = TYPES.get(PurePosixPath(path).suffix.lower())
+        assert media_type(path) == expected, path
