@@ -313,7 +313,10 @@ class Store:
             snap = self._snapshot = self._load()
         return snap
 
-    def _load(self) -> ServedManifest:
+    def _load(self, attempts: int = 2) -> ServedManifest:
+        """The manifest now.  A part gone between the root's read and its own is one of
+        a root two publishes old (a publish keeps the parts of the root it replaced): the
+        root is read again, once, before the manifest counts as unreadable."""
         try:
             with open(self._manifest, "rb") as handle:
                 st = os.fstat(handle.fileno())
@@ -325,6 +328,8 @@ class Store:
                 if not isinstance(listed, dict):
                     listed = {}
                 deltas, feeds, kinds = _found(listed)
+        except FileNotFoundError:
+            return self._load(attempts - 1) if attempts > 1 else ServedManifest(key=None)
         except (OSError, ValueError):
             return ServedManifest(key=None)
         gone = frozenset(p for p in data.get("gone") or () if isinstance(p, str))

@@ -233,3 +233,39 @@ def test_a_channels_files_and_archive_pages_are_kept_together(
     # 10,000 articles grown fourfold keep their buckets; fivefold, they are placed afresh.
     assert Shards.fitting(48_000) == 64 and Shards(64, {}, {}).fits(192_000)
     assert not Shards(64, {}, {}).fits(240_000)
+
+
+def test_a_worker_that_read_a_root_two_publishes_old_reads_the_new_one(
+        build: Build, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two publishes between a worker's read of the root and its read of the parts
+    (the second removes the parts of the first root): the worker reads the root again."""
+    build()
+    out = Path(settings.output_dir)
+    first_root = (out / MANIFEST).read_bytes()
+    first_parts = {name: (out / PARTS_DIR / name).read_bytes() for name in live_parts(out)}
+    target = sorted(Path(settings.seeds_dir).glob("*.md"))[0]
+    for hour in (1, 2):
+        write(target, target.read_text(encoding="utf-8") + f"\nCorrection {hour}.\n")
+        build(now=NOW + timedelta(hours=hour))
+    last_root = (out / MANIFEST).read_bytes()
+    gone = set(first_parts) - set(os.listdir(out / PARTS_DIR))
+    assert gone  # the first root's parts left with the second publish after it
+    # The worker finds the first root live, with its parts, and reads it...
+    for name, body in first_parts.items():
+        (out / PARTS_DIR / name).write_bytes(body)
+    (out / MANIFEST).write_bytes(first_root)
+    real = manifest_module.part_names
+
+    def two_publishes_meanwhile(root: dict[str, Any], section: str) -> list[str | None]:
+        names = real(root, section)
+        if root["parts"] == json.loads(first_root)["parts"]:  # ...and two publishes land
+            (out / MANIFEST).write_bytes(last_root)
+            for name in gone:
+                os.unlink(out / PARTS_DIR / name)
+        return names
+
+    monkeypatch.setattr(manifest_module, "part_names", two_publishes_meanwhile)
+    seen = Store(settings, 1 << 20).snapshot()
+    assert seen.key is not None and seen.key[0] == os.stat(out / MANIFEST).st_ino
+    whole = load_manifest(out)["files"]
+    assert seen.files["feed.atom"].variants[""].etag == whole["feed.atom"]["etag"]
