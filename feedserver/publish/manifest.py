@@ -26,8 +26,8 @@ signatures are in the part files under :data:`PARTS_DIR`, each the entries of on
 bucket of keys, named by a hash of their bytes.  A key's bucket follows what a build
 changes together (:func:`unit`: an article's files, a channel's archive pages by the
 64): a one-file build of a 50,000-article site changes about 170 entries and 40
-signatures, and rewrites the dozen or so parts that hold them (a few MB) instead of
-a 63 MB file, and a web worker decodes only the parts it has not read before
+signatures, and rewrites the 18 and 35 parts that hold them (2.4 MB) instead of a
+63 MB file, and a web worker decodes only the parts it has not read before
 (``feedserver.web.published.Store``).  A part is never rewritten in place (a new name,
 renamed in before the root that lists it), and a publish leaves the parts of the
 root it replaced for one more publish, so a reader that read the old root a moment
@@ -64,6 +64,10 @@ SECTIONS = ("files", "channels")  # what the parts hold; the root holds the rest
 PER_PART = 500  # entries a part holds on average (Shards.fitting)
 _FLAT = frozenset(("", f"{META_DIR}/query/items", "embed"))  # folders of one-file units
 _ARCHIVES = 64  # archive pages of a channel a unit holds
+# How keys are placed in buckets (unit, bucket): recorded in the root, and a manifest
+# placed otherwise is placed afresh by its next publish (Shards.fits).  Change it
+# whenever unit() or bucket() would place a key elsewhere.
+PARTITION = 1
 
 
 def etag_of(body: bytes) -> str:
@@ -122,6 +126,7 @@ class Shards:
     buckets: int
     names: Mapping[str, tuple[str | None, ...]]
     members: Mapping[str, tuple[frozenset[str], ...]]
+    partition: int = PARTITION  # how its keys were placed (PARTITION when by this code)
 
     @staticmethod
     def fitting(entries: int) -> int:
@@ -134,9 +139,10 @@ class Shards:
 
     def fits(self, entries: int) -> bool:
         """Whether these buckets still suit that many keys (within a factor of four of
-        :meth:`fitting`'s, so a site that grows is not re-partitioned at every step)."""
+        :meth:`fitting`'s, so a site that grows is not re-partitioned at every step) and
+        were placed as this code places keys (:data:`PARTITION`)."""
         best = self.fitting(entries)
-        return best // 4 <= self.buckets <= best * 4
+        return self.partition == PARTITION and best // 4 <= self.buckets <= best * 4
 
     @classmethod
     def of(cls, sections: Mapping[str, Mapping[str, Any]], buckets: int) -> Shards:
@@ -167,14 +173,14 @@ class Shards:
                 (added if key in now else dropped).setdefault(at, set()).add(key)
             for at in dirty[section]:
                 held[at] = (held[at] | added.get(at, set())) - dropped.get(at, set())
-        return Shards(self.buckets, self.names,
-                      {s: tuple(members[s]) for s in SECTIONS}), dirty
+        return Shards(self.buckets, self.names, {s: tuple(members[s]) for s in SECTIONS},
+                      self.partition), dirty
 
     def named(self, names: Mapping[str, Mapping[int, str | None]]) -> Shards:
         """These shards with the parts just written for some buckets."""
         return Shards(self.buckets, {
             s: tuple(names.get(s, {}).get(at, name) for at, name in enumerate(self.names[s]))
-            for s in SECTIONS}, self.members)
+            for s in SECTIONS}, self.members, self.partition)
 
     def part_names(self) -> set[str]:
         """Every part file these shards list."""
@@ -200,15 +206,7 @@ def decode(raw: bytes | str) -> dict[str, Any]:
     can free nothing, yet the containers it makes set them off by the dozen (a 53 MB
     manifest, 50,000 articles: 0.83 s to parse with the standard library, 0.45 s paused).
     """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        data = msgspec.json.decode(raw)
-    finally:
-        if collecting:
-            gc.enable()
-    if not isinstance(data, dict):
-        raise ValueError("the manifest is not a JSON object")
+    data = _object(raw, "the manifest")
     data.setdefault("files", {})
     data.setdefault("gone", [])
     data.setdefault("channels", {})
@@ -235,6 +233,12 @@ def _part_name(name: object) -> bool:
 
 def decode_part(raw: bytes) -> dict[str, Any]:
     """One part's bytes -> its entries; raises ValueError if garbled (see :func:`decode`)."""
+    return _object(raw, "a manifest part")
+
+
+def _object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """A JSON object parsed by msgspec with the cyclic collector paused (see
+    :func:`decode`); raises ValueError for anything else."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -243,7 +247,7 @@ def decode_part(raw: bytes) -> dict[str, Any]:
         if collecting:
             gc.enable()
     if not isinstance(data, dict):
-        raise ValueError("a manifest part is not a JSON object")
+        raise ValueError(f"{what} is not a JSON object")
     return data
 
 
@@ -280,7 +284,9 @@ def _read_parts(out_dir: Path, root: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("the manifest's parts do not match")
     if not isinstance(root.get("version"), int) or root["version"] < SIGNED_SINCE:
         sections["channels"] = {}
-    return {**sections, "shards": Shards(len(names["files"]), names, members)}
+    partition = root.get("partition")
+    return {**sections, "shards": Shards(len(names["files"]), names, members,
+                                         partition if isinstance(partition, int) else 0)}
 
 
 def feed_format(entry: dict[str, Any]) -> str:

@@ -408,7 +408,7 @@ def commit(out_dir: Path, ready: list[Prepared], old: dict[str, Any], keep: set[
     shards, written = _parts(out_dir, old, files, channels, ready, removed)
     manifest: dict[str, Any] = {"version": VERSION, "files": files, "gone": gone_now,
                                 "channels": channels, "shards": shards}
-    root = {"version": VERSION, "gone": gone_now,
+    root = {"version": VERSION, "gone": gone_now, "partition": shards.partition,
             "parts": {section: list(shards.names[section]) for section in SECTIONS}}
     own = len(renames)  # the parts and the root staged from here on
     renames += written

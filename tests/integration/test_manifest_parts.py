@@ -79,7 +79,7 @@ def test_each_key_is_in_its_buckets_part_and_the_parts_make_the_manifest(
             assert all(bucket(key, count) == at for key in part), (section, at)
             joined.update(part)
         assert joined == whole[section] and joined  # nothing lost, nothing twice
-    assert set(root_of(out)) == {"version", "gone", "parts"}  # the entries are in parts
+    assert set(root_of(out)) == {"version", "gone", "partition", "parts"}  # entries: parts
 
 
 def test_a_one_file_change_rewrites_only_the_parts_of_what_it_changed(
@@ -127,6 +127,36 @@ def test_the_replaced_roots_parts_stay_for_one_publish(build: Build,
         # The live root's parts and the last one's are there; older ones are not.
         assert set(os.listdir(out / PARTS_DIR)) == generations[-1] | generations[-2]
     assert generations[0] - generations[-1] - generations[-2]  # something was removed
+
+
+def test_parts_placed_by_other_code_are_placed_afresh(build: Build,
+                                                      settings: Settings) -> None:
+    """A root whose keys were placed by another ``partition`` (other code): its next
+    publish places every key again, by this code's buckets."""
+    build()
+    out = Path(settings.output_dir)
+    whole = load_manifest(out)
+    count = len(root_of(out)["parts"]["files"])
+    names = {}
+    for section in SECTIONS:  # everything in the first bucket, as no code of ours puts it
+        body = json.dumps(whole[section]).encode()
+        names[section] = f"{section[0]}-elsewhere.json"
+        (out / PARTS_DIR / names[section]).write_bytes(body)
+    (out / MANIFEST).write_text(json.dumps({
+        "version": 4, "gone": whole["gone"], "partition": 0,
+        "parts": {s: [names[s]] + [None] * (count - 1) for s in SECTIONS}}), encoding="utf-8")
+    assert load_manifest(out)["files"] == whole["files"]  # still read whole
+    target = sorted(Path(settings.seeds_dir).glob("*.md"))[0]
+    write(target, target.read_text(encoding="utf-8") + "\nA correction.\n")
+    build(now=NOW + timedelta(hours=1))
+    after = load_manifest(out)
+    assert root_of(out)["partition"] == manifest_module.PARTITION
+    for section in SECTIONS:
+        joined: dict[str, Any] = {}
+        for at, part in enumerate(placed(out)[section]):
+            assert all(bucket(key, count) == at for key in part), (section, at)
+            joined.update(part)
+        assert joined == after[section]
 
 
 def test_a_manifest_in_one_file_is_read_and_written_in_parts_next(
