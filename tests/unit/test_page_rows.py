@@ -4,6 +4,8 @@ the page drawn afresh, byte for byte, as the rows change."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from feedserver.config import Settings
 from feedserver.core.layout import INDEX, TOPICS_INDEX
 from feedserver.render import pages
@@ -42,3 +44,15 @@ def test_rows_kept_from_earlier_pages_draw_the_same_bytes(settings: Settings) ->
     assert "Energy</a> <small>subject, 4 items" in topics  # a row that changed
     assert pages._row_html.cache_info().hits == 0  # afresh: nothing was kept
     assert lists(settings, MORE) == cold and pages._row_html.cache_info().hits > 0
+
+
+def test_a_date_in_another_zone_is_not_taken_for_the_same_row() -> None:
+    """Equal instants in two zones are equal datetimes, and each is shown in its own
+    zone's day: the zone is part of the kept row's key."""
+    late = datetime(2026, 11, 4, 23, 30, tzinfo=UTC)
+    east = late.astimezone(timezone(timedelta(hours=2)))  # 5 November, 01:30
+    assert late == east
+    rows = [pages.TopicRow("https://example.org/topics/x/", "X", "subject", 2, moment, "",
+                           ()) for moment in (late, east)]
+    shown = [str(pages._rows_html("_row_topic.html", [row], "en")) for row in rows]
+    assert "4 November 2026" in shown[0] and "5 November 2026" in shown[1]
