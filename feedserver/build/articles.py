@@ -10,7 +10,7 @@ what this build made goes out as values (see :class:`~feedserver.build.memory.Bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -18,6 +18,7 @@ from operator import attrgetter
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.fieldwise import converter
+from feedserver.core.packed import pack
 from feedserver.core.records import Article, Body, Channel, Identity, Stub
 from feedserver.identify.dates import name_date
 from feedserver.parse.links import linked
@@ -143,8 +144,20 @@ def fill(light: Article, body: Body) -> Article:
     pointing where ``light.links`` says (:mod:`feedserver.build.links`): the filled copy
     is a function of ``light`` and ``body`` only, which is what lets the build memory
     keep it by ``light``."""
-    html = linked(anchored(body.content_html, light.link), dict(light.links))
-    return replace(light, content_html=html, summary=body.summary)
+    return replace(light, content_html=_html(light, body), summary=body.summary)
+
+
+def fill_packed(lights: Sequence[Article], bodies: Mapping[str, Body]) -> list[Article]:
+    """:func:`fill` of each of ``lights`` (its body by path in ``bodies``), their content
+    packed in one buffer (:mod:`feedserver.core.packed`): for a build whose workers
+    render them, which then leave the text's pages shared."""
+    handles = pack([_html(light, bodies[light.path]) for light in lights])
+    return [replace(light, content_html=handle, summary=bodies[light.path].summary)
+            for light, handle in zip(lights, handles, strict=True)]
+
+
+def _html(light: Article, body: Body) -> str:
+    return linked(anchored(body.content_html, light.link), dict(light.links))
 
 
 def with_full(articles: Iterable[Article], full: Mapping[str, Article]) -> list[Article]:

@@ -32,6 +32,7 @@ from feedserver.build.delta_history import History, Version
 from feedserver.build.render_gate import Output, channel_file, spliced
 from feedserver.config import Settings
 from feedserver.core.errors import PublishError
+from feedserver.core.packed import Packed
 from feedserver.core.records import Article, Channel, Rendered
 from feedserver.publish.manifest import DELTAS, DELTAS_PREFIX, delta_of, etag_of
 from feedserver.publish.output import Prepared, discard, prepare
@@ -56,6 +57,8 @@ def stamp(article: Article) -> str:
     digest = hashlib.sha256()
     for name in _SHOWN:  # long texts as they are: repr() of them costs more than the hash
         value = getattr(article, name)
+        if isinstance(value, Packed):  # packed content stamps as its text: a later build's
+            value = str(value)  # string of it is the same item (core.packed)
         digest.update((value if isinstance(value, str) else repr(value)).encode())
         digest.update(b"\x1f")
     return digest.hexdigest()[:16]

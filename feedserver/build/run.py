@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from feedserver.build import guard
-from feedserver.build.articles import fill
+from feedserver.build.articles import fill, fill_packed
 from feedserver.build.assemble import assemble_site, parse_source, with_full_articles
 from feedserver.build.codeversion import page_version, render_version
 from feedserver.build.deltas import add_deltas
@@ -88,6 +88,9 @@ __all__ = [
     "terminal_progress",
 ]
 Warm = BuildMemory  # the name it had: what a long-lived process keeps between builds
+# Articles whose content a build that keeps no memory fetches and packs at a time (one
+# buffer each): the ledger's own batch, a few MB of text.
+PACK_SHARE = 500
 
 
 @dataclass
@@ -215,15 +218,30 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
 def _with_content(site: Site, wanted: list[Article], drawn: frozenset[str], sources: Sources,
                   ledger: Ledger, memory: BuildMemory) -> Site:
     """``site`` with the content of ``wanted``: copies made last build, else the bodies
-    parsed this build, kept in memory, or (the rest, in one query) in the ledger.  Of the
-    archive pages, only the ``drawn`` ones are filled."""
+    parsed this build, kept in memory, or (the rest) in the ledger.  Of the archive
+    pages, only the ``drawn`` ones are filled.
+
+    A build whose memory is not kept (a process that builds once) keeps no body either
+    and packs the content (:func:`~feedserver.build.articles.fill_packed`), a share of
+    the articles at a time, so the render workers it forks leave the text shared and
+    the bodies fetched are never all held at once as strings.
+    """
     full = memory.full_copies(wanted)
     paths = [a.path for a in wanted if a.id not in full]
     found = {path: sources.bodies[path] for path in paths if path in sources.bodies}
     found.update(memory.bodies_of(paths, sources.stubs))
-    found.update(ledger.bodies([path for path in paths if path not in found]))
-    memory.keep_bodies(found, sources.stubs)
-    made = [(a, fill(a, found[a.path])) for a in wanted if a.id not in full]
+    todo = [a for a in wanted if a.id not in full]
+    if memory.lasting:
+        found.update(ledger.bodies([path for path in paths if path not in found]))
+        memory.keep_bodies(found, sources.stubs)
+        made = [(a, fill(a, found[a.path])) for a in todo]
+    else:
+        made = []
+        for start in range(0, len(todo), PACK_SHARE):
+            share = todo[start:start + PACK_SHARE]
+            bodies = {a.path: found[a.path] for a in share if a.path in found}
+            bodies.update(ledger.bodies([a.path for a in share if a.path not in bodies]))
+            made += zip(share, fill_packed(share, bodies), strict=True)
     memory.keep_full(made)
     full.update((light.id, copy) for light, copy in made)
     return with_full_articles(site, full, drawn)

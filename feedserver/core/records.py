@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from feedserver.core.packed import Packed
+
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
@@ -135,7 +137,9 @@ class Article:
     path: str
     title: str
     link: str
-    content_html: str
+    # A full copy's content as built by a process that builds once may be packed
+    # (feedserver.core.packed: str(...) is the text); read it as str(article.content_html).
+    content_html: str | Packed
     summary: str
     published: datetime
     updated: datetime

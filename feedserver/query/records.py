@@ -51,7 +51,7 @@ def search_text(article: Article) -> str:
     and reads from its record the ones it does not hold: fewer characters, more held,
     fewer read.
     """
-    text = html.unescape(_TAG.sub(" ", article.content_html))
+    text = html.unescape(_TAG.sub(" ", str(article.content_html)))
     return " ".join(dict.fromkeys(WORD.findall(fold(f"{article.title} {text}"))))
 
 
@@ -64,6 +64,7 @@ def encode_record(article: Article) -> bytes:
     # Not its seeds path: no renderer draws it, and a renamed file keeps its item.
     data = {f.name: getattr(article, f.name) for f in dataclasses.fields(Article)
             if f.name != "path"}
+    data["content_html"] = str(article.content_html)
     data["media"] = _row(article.media)
     data["links"] = _row(article.links)
     data["search"] = search_text(article)

@@ -39,7 +39,7 @@ def item(article: Article, ctx: Context) -> bytes:
         "id": article.id,
         "url": article.link,
         "title": article.title,
-        "content_html": article.content_html,
+        "content_html": str(article.content_html),
         "summary": article.summary,
         "date_published": article.published.isoformat(),
         "date_modified": article.updated.isoformat(),

@@ -53,7 +53,7 @@ def entry(article: Article, ctx: Context) -> FeedEntry:
     drawn.summary(article.summary)
     drawn.description(article.summary)
     if article.content_html:
-        drawn.content(article.content_html, type="html")
+        drawn.content(str(article.content_html), type="html")
     author = article.author or ctx.author
     if author:
         drawn.author(name=author)

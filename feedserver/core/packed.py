@@ -1,0 +1,84 @@
+"""Article content packed into a few large buffers, with one small handle per article.
+
+Why: a cold build renders its feeds, pages and records in worker processes forked from
+the parent, which share the parent's memory until they write to it, and CPython writes
+to every object it touches (its reference count).  An article's content as a ``str`` is
+one object, header and text together: a worker that renders the article copies the page
+of the string's header, and with content of a few kilobytes that is most of the text.
+Each worker of a cold 10,000-article build copied about 30 MiB of content so
+(benchmarks/README.md, "Where a cold build's memory goes").
+
+A :class:`Packed` handle is a small object among others of its kind, and the text it
+stands for lies in a large ``bytes`` buffer shared by many articles (:func:`pack`).  A
+worker reads the buffer (``str(handle)`` decodes a copy of its own, freed once
+used) and writes only to the handle and the buffer's header, so the text itself stays
+shared between all the processes.
+
+A handle is equal to its text and hashes as it does, so an article holding one is equal
+to the same article holding the string, and a pickled handle arrives as that string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# Lone surrogates survive the trip (a str holds any code point; content_digest encodes
+# them the same way).
+_ERRORS = "surrogatepass"
+
+
+class Packed:
+    """One text held in a shared buffer: ``str(packed)`` is the text."""
+
+    __slots__ = ("_buffer", "_hash", "_start", "_stop")
+
+    def __init__(self, buffer: bytes, start: int, stop: int, text_hash: int | None = None
+                 ) -> None:
+        self._buffer = buffer
+        self._start = start
+        self._stop = stop
+        self._hash = text_hash
+
+    def __str__(self) -> str:
+        return str(self._bytes(), "utf-8", _ERRORS)
+
+    def _bytes(self) -> memoryview:
+        return memoryview(self._buffer)[self._start:self._stop]
+
+    def __bool__(self) -> bool:
+        return self._stop > self._start
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Packed):
+            # UTF-8 is one-to-one: equal bytes, equal texts
+            return self._bytes() == other._bytes()
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        # The text's own hash, so that a handle and its string are interchangeable keys;
+        # :func:`pack` gives it, so that no worker decodes the text to hash its article.
+        if self._hash is None:
+            self._hash = hash(str(self))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Packed({str(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return str, (str(self),)
+
+
+def pack(texts: Sequence[str]) -> list[Packed]:
+    """A handle for each of ``texts``, in order, all in one new buffer."""
+    pieces = [text.encode("utf-8", _ERRORS) for text in texts]
+    buffer = b"".join(pieces)
+    handles: list[Packed] = []
+    start = 0
+    for text, piece in zip(texts, pieces, strict=True):
+        stop = start + len(piece)
+        handles.append(Packed(buffer, start, stop, hash(text)))
+        start = stop
+    return handles
