@@ -29,7 +29,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import cast
 
-from feedserver.build.memory import BuildMemory
 from feedserver.build.run import BuildReport, run_build
 from feedserver.config import Settings
 from feedserver.core.errors import FeedserverError
@@ -89,9 +88,9 @@ def _build_and_send(send: Connection, settings: Settings, now: datetime, rule: H
     """The child's work: build and publish, then send the report and what was held, or the
     failure's text (an exception's own class may not survive pickling; the scheduler
     needs its words)."""
-    try:
-        report = run_build(settings, now, BuildMemory.empty(), None, hold=rule, moves=moves,
-                           one_shot=True)
+    try:  # no memory: nothing is kept for a later build (the content packed, the
+        # workers' readings in the store: feedserver.build.run._with_content, parallel._pooled)
+        report = run_build(settings, now, None, None, hold=rule, moves=moves, one_shot=True)
     except FeedserverError as exc:
         send.send(("error", str(exc)))
     except Exception as exc:  # a bug: its traceback here, its words to the scheduler

@@ -32,21 +32,21 @@ from tests.integration.test_scheduler import FakeClock
 
 def _record_builds(monkeypatch: pytest.MonkeyPatch, log: Path,
                    instead: Callable[..., Any] | None = None) -> None:
-    """Every cold build apart writes the pid that ran it to ``log`` (then builds, or does
-    ``instead``)."""
+    """Every cold build apart writes the pid that ran it to ``log``, and beside it
+    whether it was given a memory (then builds, or does ``instead``)."""
     real = apart.run_build
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
         with log.open("a", encoding="utf-8") as out:
-            out.write(f"{os.getpid()}\n")
+            out.write(f"{os.getpid()} {args[2] is not None}\n")
         return (instead or real)(*args, **kwargs)
 
     monkeypatch.setattr(apart, "run_build", recorded)
 
 
 def _pids(log: Path) -> list[int]:
-    return [int(line) for line in log.read_text(encoding="utf-8").split()] if log.exists() \
-        else []
+    return [int(line.split()[0]) for line in log.read_text(encoding="utf-8").splitlines()] \
+        if log.exists() else []
 
 
 def _feeds(out: Path) -> dict[str, bytes]:
@@ -72,6 +72,9 @@ def test_the_cold_build_is_made_apart_and_read_back_here(
     first = job.run("start")
     assert first.report is not None and first.report.published and first.again
     assert [pid != os.getpid() for pid in _pids(log)] == [True]  # one build, another process
+    # and it keeps nothing for a later build: its content packed, its workers' readings
+    # in the store (feedserver.build.run._with_content, feedserver.build.parallel._pooled)
+    assert log.read_text(encoding="utf-8").split()[1] == "False"
     assert job.memory.manifest is None  # this process holds nothing of that build
     assert _feeds(out) == _feeds(tmp_path / "reference")  # the very bytes a build makes
     assert first.report.written and first.report.articles == reference.articles
