@@ -209,12 +209,11 @@ class Executor:
     """
 
     def __init__(self, out_dir: Path, published: dict[str, Any], processes: int,
-                 cache: ItemCache | None = None, lasting: bool = True) -> None:
+                 cache: ItemCache | None = None) -> None:
         self.out_dir = out_dir
         self.published = published
         self.processes = processes
         self.cache = cache
-        self.lasting = lasting  # False: the process builds once (see _pooled)
 
     def __call__(self, site: Site, channels: list[Channel]) -> Output:
         position = {c.slug: i for i, c in enumerate(site.channels)}
@@ -224,7 +223,7 @@ class Executor:
             return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
                                                ItemCache(ITEM_CACHE, readings)),
                                           runs(site, tasks, self.processes),
-                                          self.processes, self.lasting))
+                                          self.processes))
         cost = {t: len(site.channels[t[0]].articles) * FORMATS[t[1]].cost for t in tasks}
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
@@ -291,26 +290,16 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
             pool.join()
 
 
-def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
-            lasting: bool = True) -> list[Result]:
-    """A big job over a Pool of workers that render their own items, a run at a time.
-
-    What the workers' parser read comes back with their results, for the workers forked
-    later: kept here (they inherit it), or, in a process that builds once, written to
-    the build's readings store at once (they ask it; :meth:`Readings.spill`).
-    """
+def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int
+            ) -> list[Result]:
+    """A big job over a Pool of workers that render their own items, a run at a time."""
     results: list[Result] = []
-    readings = job.cache.readings
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
         for done in pool.imap(_some, chunks):
-            learned: dict[bytes, Seen] = {}
             for result in done:
-                if isinstance(result, _Done):
-                    learned.update(result.learned)
-                    result.learned = {}  # the results are kept until the Pool is done
+                if isinstance(result, _Done):  # a replacement worker forks with these
+                    job.cache.readings.teach(result.learned)
                 results.append(result)
-            if lasting or not readings.spill(learned):
-                readings.teach(learned)
     return results
 
 

@@ -23,10 +23,8 @@ What a row may be trusted for:
 A miss never costs more than feedparser's reading, and a store that cannot be opened or
 read (a read-only state folder, a damaged file) is no store: the build goes on as if
 there were none, reading everything, and says so once in the log.  Only the build's own
-process writes, once per publish, the readings it and its workers made (a process that
-builds once also writes its Pool workers' readings as they arrive, instead of keeping
-them: :meth:`~feedserver.render.formats.readings.Readings.spill`); the workers read,
-each through a connection of its own (a connection never crosses a fork).  Rows are
+process writes, once per publish, the readings it and its workers made; the workers
+read, each through a connection of its own (a connection never crosses a fork).  Rows are
 kept newest written first, :data:`KEEP` at most.
 
 The web workers read it too (``writes=False``): a combined or filtered answer lists items

@@ -88,8 +88,8 @@ def _build_and_send(send: Connection, settings: Settings, now: datetime, rule: H
     """The child's work: build and publish, then send the report and what was held, or the
     failure's text (an exception's own class may not survive pickling; the scheduler
     needs its words)."""
-    try:  # no memory: nothing is kept for a later build (the content packed, the
-        # workers' readings in the store: feedserver.build.run._with_content, parallel._pooled)
+    try:  # no memory: nothing is kept for a later build (its content is packed:
+        # feedserver.build.run._with_content)
         report = run_build(settings, now, None, None, hold=rule, moves=moves, one_shot=True)
     except FeedserverError as exc:
         send.send(("error", str(exc)))

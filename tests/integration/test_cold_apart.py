@@ -72,8 +72,8 @@ def test_the_cold_build_is_made_apart_and_read_back_here(
     first = job.run("start")
     assert first.report is not None and first.report.published and first.again
     assert [pid != os.getpid() for pid in _pids(log)] == [True]  # one build, another process
-    # and it keeps nothing for a later build: its content packed, its workers' readings
-    # in the store (feedserver.build.run._with_content, feedserver.build.parallel._pooled)
+    # and it keeps nothing for a later build: its content is packed
+    # (feedserver.build.run._with_content)
     assert log.read_text(encoding="utf-8").split()[1] == "False"
     assert job.memory.manifest is None  # this process holds nothing of that build
     assert _feeds(out) == _feeds(tmp_path / "reference")  # the very bytes a build makes

@@ -9,10 +9,13 @@ from inside the forked workers (an append-only file), item tags counted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,10 @@ import pytest
 
 from benchmarks.corpus import generate
 from feedserver.build import parallel as workers
-from feedserver.build.parallel import SPLIT_MAX, Executor, warm_cache
-from feedserver.publish.output import discard
-from feedserver.publish.readings_store import ReadingsStore
+from feedserver.build.parallel import SPLIT_MAX, warm_cache
+from feedserver.build.run import run_build
+from feedserver.publish.readings_store import FILENAME, ReadingsStore
+from tests.conftest import NOW
 from tests.integration.test_workers_warm import (
     bodies,
     execute,
@@ -83,38 +87,49 @@ def test_pool_workers_share_what_they_read(tmp_path: Path,
     assert bodies(staged(again, Path(settings.output_dir))) == plain(site, channels)
 
 
-def test_a_process_that_builds_once_hands_the_readings_to_the_store(
+def test_the_parent_asks_no_database_while_its_pool_can_fork(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Pool of a process that builds once: what its workers read goes to the readings
-    store at once, not into the parent's memory, and the workers forked later ask it."""
+    """A Pool forks its replacement workers from a thread of its own, at any moment. A
+    fork made while the parent's main thread is inside SQLite leaves the child holding
+    a lock no thread of it will release, and the child's first SQLite call waits for
+    good. (Seen: a cold build of 10,000 articles that wrote its workers' readings to the
+    readings store during the Pool hung in a worker opening the store.) So while the
+    Pool lives, the build's process neither writes nor reads the readings store."""
     generate(tmp_path / "seeds", 40, seed=5)
     settings = settings_for(tmp_path / "site")
-    site = make_site(settings)
-    channels = list(site.channels)
     monkeypatch.setattr(workers, "RECYCLE", 1)  # a replacement worker for every run
-    log = tmp_path / "parses.log"
-    logging_parses(monkeypatch, log)
-    cache = warm_cache()
-    store = ReadingsStore(settings.state_dir)
-    cache.readings.back(store)
-    store.ready()
-    out_dir = Path(settings.output_dir)
-    out_dir.mkdir(parents=True)
-    first = Executor(out_dir, {}, 2, cache, lasting=False)(site, channels)
-    assert not first.problems and not first.failed
-    distinct = {a for c in channels for a in c.articles}
-    listed = sum(len(c.articles) for c in channels) * 2
-    # each item read about once per format: later workers found the others' readings
-    assert len(distinct) * 2 <= sum(items_parsed(log)) < listed, (len(distinct), listed)
-    assert len(cache.readings) == 0 and cache.readings.unsaved() == {}  # none kept here
-    kept = sqlite3.connect(store.path).execute("SELECT count(*) FROM readings").fetchone()[0]
-    assert kept >= len(distinct) * 2
+    parent, pooled, asked = os.getpid(), [False], []
+    real_pool = workers._forked_pool
 
-    log.unlink()  # a new process: an empty memory, the same store
-    fresh = warm_cache()
-    fresh.readings.back(ReadingsStore(settings.state_dir))
-    again = Executor(out_dir, {}, 2, fresh, lasting=False)(site, channels)
-    assert set(items_parsed(log)) == {0}  # only envelopes: every item's reading was stored
-    monkeypatch.undo()
-    assert bodies(staged(again, out_dir)) == plain(site, channels)
-    discard(first.staged)
+    @contextlib.contextmanager
+    def watched(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real_pool(*args, **kwargs) as pool:
+            pooled[0] = True
+            try:
+                yield pool
+            finally:
+                pooled[0] = False
+    monkeypatch.setattr(workers, "_forked_pool", watched)
+    for name in ("add", "get", "ready", "_connection"):
+        real = getattr(ReadingsStore, name)
+
+        def spy(self: ReadingsStore, *args: Any, _real: Any = real, _name: str = name,
+                **kwargs: Any) -> Any:
+            if os.getpid() == parent and pooled[0]:
+                asked.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(ReadingsStore, name, spy)
+    uses: list[int] = []
+    real_pooled = workers._pooled
+
+    def counted(*args: Any) -> Any:
+        uses.append(1)
+        return real_pooled(*args)
+    monkeypatch.setattr(workers, "_pooled", counted)
+    monkeypatch.setattr(workers, "SPLIT_MAX", 0)  # every job over a Pool
+    report = run_build(replace(settings, build_processes=2), now=NOW)
+    assert report.published and not report.errors and uses  # the Pool's path was taken
+    assert asked == []
+    kept = sqlite3.connect(Path(settings.state_dir) / FILENAME).execute(
+        "SELECT count(*) FROM readings").fetchone()[0]
+    assert kept > 0  # written, after the Pool

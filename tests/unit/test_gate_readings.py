@@ -29,7 +29,6 @@ import pytest
 from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS, rss_atom
-from feedserver.render.formats.base import Seen
 from feedserver.render.formats.readings import Readings
 from feedserver.render.formats.xml_items import Elements, elements, probe, split
 from feedserver.validate import findings
@@ -599,39 +598,3 @@ def test_a_probe_is_the_witness_split_and_the_envelope_cut_in_one_pass(fmt: str)
                 assert found[1] == elements(h + t, depth), where
                 checked += 1
     assert checked > 100
-
-
-class _Store:
-    """A backing store that takes what it is given (or refuses, as a broken one does)."""
-
-    def __init__(self, takes: bool = True) -> None:
-        self.rows: dict[bytes, Any] = {}
-        self.takes = takes
-
-    def get(self, key: bytes) -> Any:
-        return self.rows.get(key)
-
-    def add(self, found: dict[bytes, Any]) -> int:
-        if not self.takes:
-            return 0
-        self.rows.update(found)
-        return len(found)
-
-
-def test_spilled_readings_go_to_the_store_and_are_found_there() -> None:
-    seen = Seen("id", "t", "http://x/", {}, ())
-    found = {b"k" * 32: seen}
-    alone = Readings()
-    assert not alone.spill(found) and len(alone) == 0  # no store: the caller keeps them
-    store = _Store()
-    reading = Readings()
-    reading.back(store, saving=False)  # a reader's (a web worker's): never writes
-    assert not reading.spill(found) and store.rows == {}
-    writing = Readings()
-    writing.back(store)
-    assert writing.spill({}) and writing.spill(found)
-    assert store.rows == found and len(writing) == 0 and writing.unsaved() == {}
-    assert writing.get(b"k" * 32) == seen  # asked on a miss
-    refused = Readings()
-    refused.back(_Store(takes=False))
-    assert not refused.spill(found)  # a broken store: the caller keeps them

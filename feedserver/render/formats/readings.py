@@ -18,9 +18,7 @@ parent (:meth:`Readings.learned`, :meth:`Readings.teach`) so the next worker for
 starts with it.  Behind the memo a build puts the state folder's store
 (:meth:`Readings.back`, :mod:`feedserver.publish.readings_store`): what an earlier
 process read is asked there before feedparser reads it again, and what this one read is
-handed to it after the publish (:meth:`Readings.unsaved`), or, in a process that builds
-once, as its Pool's workers send it (:meth:`Readings.spill`: the workers forked later
-ask the store for it instead of inheriting it).  A web worker's engine puts
+handed to it after the publish (:meth:`Readings.unsaved`).  A web worker's engine puts
 the same store behind its memo, to read only.
 """
 
@@ -50,8 +48,6 @@ class Backing(Protocol):
     :mod:`feedserver.publish.readings_store`), asked when this memo has none."""
 
     def get(self, key: bytes) -> Seen | None: ...
-
-    def add(self, found: dict[bytes, Seen]) -> int: ...
 
 
 class Readings:
@@ -158,21 +154,6 @@ class Readings:
         """The readings made here since the last call (a worker sends them to the parent)."""
         found, self._learned = self._learned, {}
         return found
-
-    def spill(self, found: dict[bytes, Seen]) -> bool:
-        """Write readings another process made straight to the backing store, keeping
-        none here: False (nothing done) unless this memo saves to one that took them.
-
-        For a process that builds once: it needs no reading after its workers are done,
-        and the readings its Pool's workers send back were the largest thing it grew
-        while they rendered (41 MiB at 10,000 articles).  The workers it forks later
-        find them in the store, asked on a miss, as readings of an earlier build are.
-        """
-        if not found:
-            return True
-        if self.backing is None or not self._saving:
-            return False
-        return self.backing.add(found) > 0
 
     def teach(self, found: dict[bytes, Seen]) -> None:
         """Keep readings another process made (processes forked later inherit them)."""
