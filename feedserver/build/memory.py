@@ -191,7 +191,7 @@ class BuildMemory:
     def renderer(self, out_dir: Path, published: dict[str, Any], processes: int) -> Executor:
         """The worker processes that render, validate and stage stale channels, sharing
         this memory's rendered items."""
-        return Executor(out_dir, published, processes, self.items)
+        return Executor(out_dir, published, processes, self.items, self.lasting)
 
     # The parse cache.
 

@@ -209,11 +209,12 @@ class Executor:
     """
 
     def __init__(self, out_dir: Path, published: dict[str, Any], processes: int,
-                 cache: ItemCache | None = None) -> None:
+                 cache: ItemCache | None = None, lasting: bool = True) -> None:
         self.out_dir = out_dir
         self.published = published
         self.processes = processes
         self.cache = cache
+        self.lasting = lasting  # False: the process builds once (see _pooled)
 
     def __call__(self, site: Site, channels: list[Channel]) -> Output:
         position = {c.slug: i for i, c in enumerate(site.channels)}
@@ -223,7 +224,7 @@ class Executor:
             return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
                                                ItemCache(ITEM_CACHE, readings)),
                                           runs(site, tasks, self.processes),
-                                          self.processes))
+                                          self.processes, self.lasting))
         cost = {t: len(site.channels[t[0]].articles) * FORMATS[t[1]].cost for t in tasks}
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
@@ -290,15 +291,27 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
             pool.join()
 
 
-def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int
-            ) -> list[Result]:
-    """A big job over a Pool of workers that render their own items, a run at a time."""
+def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
+            lasting: bool = True) -> list[Result]:
+    """A big job over a Pool of workers that render their own items, a run at a time.
+
+    What the workers' parser read comes back with their results and is kept here, so
+    that the workers forked later inherit it: as objects, or in a process that builds
+    once, as bytes (:meth:`Readings.teach_packed`); the results drop their copy.  This
+    process writes nothing to the readings store while the Pool lives: the Pool forks
+    from a thread of its own at any moment, and a fork made while this thread was inside
+    SQLite would leave the child a lock nobody releases (its first SQLite call waits for
+    good: tests/integration/test_gate_readings_workers.py).
+    """
     results: list[Result] = []
+    readings = job.cache.readings
+    teach = readings.teach if lasting else readings.teach_packed
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
         for done in pool.imap(_some, chunks):
             for result in done:
                 if isinstance(result, _Done):  # a replacement worker forks with these
-                    job.cache.readings.teach(result.learned)
+                    teach(result.learned)
+                    result.learned = {}
                 results.append(result)
     return results
 

@@ -397,7 +397,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         deltas = add_deltas(site, output, manifest, settings, out_dir, memory.items)
         published = _publish(out_dir, site, output, manifest, report, now)
         if readings is not None:  # what feedparser read, for later processes
-            readings.add(memory.items.readings.unsaved())
+            readings.add(memory.items.readings.unsaved(),
+                         memory.items.readings.unsaved_packed())
             readings.close()  # no descriptor held between builds (it opens when asked)
         live, was = published.manifest, memory.manifest
         memory.keep_manifest(out_dir, live)

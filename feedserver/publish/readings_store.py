@@ -42,7 +42,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import marshal
 import os
 import pyexpat
 import sqlite3
@@ -54,6 +53,7 @@ from urllib.parse import quote
 
 from feedserver.publish.codedigest import digest
 from feedserver.render.formats.base import Seen
+from feedserver.render.formats.readings import pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,8 @@ def _version(modules: tuple[str, ...], libraries: tuple[str, ...]) -> str:
 def encode(key: bytes, seen: Seen) -> bytes | None:
     """The stored form of a reading, or None for one of a shape the store does not keep
     (it stays in memory only)."""
-    fields = (seen.id, seen.title, seen.link, tuple(sorted(seen.dates.items())),
-              seen.enclosures)
-    if not _shaped(fields):
-        return None
-    payload = marshal.dumps(fields, 4)
-    return _check(key, payload) + payload
+    payload = pack(seen)
+    return _check(key, payload) + payload if payload is not None else None
 
 
 def decode(key: bytes, value: bytes) -> Seen | None:
@@ -118,39 +114,11 @@ def decode(key: bytes, value: bytes) -> Seen | None:
     payload = value[CHECK:]
     if value[:CHECK] != _check(key, payload):
         return None
-    try:
-        fields = marshal.loads(payload)
-    except (ValueError, EOFError, TypeError):
-        return None
-    if not _shaped(fields):
-        return None
-    id_, title, link, dates, enclosures = fields
-    return Seen(id_, title, link, dict(dates), enclosures)
+    return unpack(payload)
 
 
 def _check(key: bytes, payload: bytes) -> bytes:
     return hashlib.blake2b(key + b"\0" + payload, digest_size=CHECK).digest()
-
-
-def _text(value: object) -> bool:
-    return value is None or type(value) is str
-
-
-def _shaped(fields: object) -> bool:
-    """Strings or None, dates as (name, six integers or None), enclosure URLs or None."""
-    if type(fields) is not tuple or len(fields) != 5:
-        return False
-    id_, title, link, dates, enclosures = fields
-    if not (_text(id_) and _text(title) and _text(link)):
-        return False
-    if type(dates) is not tuple or not all(
-            type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str
-            and (pair[1] is None or (type(pair[1]) is tuple and len(pair[1]) == 6
-                                     and all(type(n) is int for n in pair[1])))
-            for pair in dates):
-        return False
-    return enclosures is None or (type(enclosures) is tuple
-                                  and all(type(url) is str for url in enclosures))
 
 
 @contextlib.contextmanager
@@ -199,13 +167,17 @@ class ReadingsStore:
             return None
         return decode(key, row[0]) if row is not None else None
 
-    def add(self, found: Mapping[bytes, Seen]) -> int:
-        """Keep ``found`` (the readings a build made), and drop the oldest rows past
-        :data:`KEEP`; how many were written."""
+    def add(self, found: Mapping[bytes, Seen],
+            packed: Mapping[bytes, bytes] | None = None) -> int:
+        """Keep ``found`` (the readings a build made) and ``packed`` (readings as
+        :func:`~feedserver.render.formats.readings.pack` made them), and drop the oldest
+        rows past :data:`KEEP`; how many were written."""
         if not self._writer():
             raise PermissionError(f"{self.path} is opened to read only here")
         rows = [(key, value) for key, seen in found.items()
                 if (value := encode(key, seen)) is not None]
+        rows += [(key, _check(key, payload) + payload)
+                 for key, payload in (packed or {}).items()]
         db = self._connection()
         if db is None or not rows:
             return 0

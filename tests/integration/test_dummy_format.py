@@ -135,9 +135,9 @@ def test_forked_workers_build_a_registered_format(text_format: Format, tmp_path:
     pooled: list[int] = []
     real = parallel._pooled
 
-    def spy(job: Any, runs: list[list[tuple[int, str]]], processes: int) -> Any:
+    def spy(job: Any, runs: list[list[tuple[int, str]]], *rest: Any) -> Any:
         pooled.append(len([t for run in runs for t in run if t[1] == "txt"]))
-        return real(job, runs, processes)
+        return real(job, runs, *rest)
 
     monkeypatch.setattr(parallel, "_pooled", spy)
     report = run_build(settings, now=NOW)

@@ -24,8 +24,9 @@ import pytest
 
 from benchmarks.corpus import generate
 from feedserver.build import parallel as workers
-from feedserver.build.parallel import SPLIT_MAX, warm_cache
+from feedserver.build.parallel import SPLIT_MAX, Executor, warm_cache
 from feedserver.build.run import run_build
+from feedserver.publish.output import discard
 from feedserver.publish.readings_store import FILENAME, ReadingsStore
 from tests.conftest import NOW
 from tests.integration.test_workers_warm import (
@@ -133,3 +134,33 @@ def test_the_parent_asks_no_database_while_its_pool_can_fork(
     kept = sqlite3.connect(Path(settings.state_dir) / FILENAME).execute(
         "SELECT count(*) FROM readings").fetchone()[0]
     assert kept > 0  # written, after the Pool
+
+
+def test_a_process_that_builds_once_keeps_the_readings_as_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its Pool's workers' readings are kept as bytes, not objects, and still serve every
+    worker forked after them."""
+    generate(tmp_path / "seeds", 40, seed=5)
+    settings = settings_for(tmp_path / "site")
+    site = make_site(settings)
+    channels = list(site.channels)
+    monkeypatch.setattr(workers, "RECYCLE", 1)  # a replacement worker for every run
+    log = tmp_path / "parses.log"
+    logging_parses(monkeypatch, log)
+    warm = warm_cache()
+    out_dir = Path(settings.output_dir)
+    out_dir.mkdir(parents=True)
+    first = Executor(out_dir, {}, 2, warm, lasting=False)(site, channels)
+    assert not first.problems and not first.failed
+    distinct = {a for c in channels for a in c.articles}
+    listed = sum(len(c.articles) for c in channels) * 2
+    assert len(distinct) * 2 <= sum(items_parsed(log)) < listed, (len(distinct), listed)
+    assert len(warm.readings) == 0  # no reading as objects in this process
+    assert len(warm.readings._packed) >= len(distinct) * 2
+
+    log.unlink()
+    again = Executor(out_dir, {}, 2, warm, lasting=False)(site, channels)
+    assert set(items_parsed(log)) == {0}  # forks inherit every reading: only envelopes
+    monkeypatch.undo()
+    assert bodies(staged(again, out_dir)) == plain(site, channels)
+    discard(first.staged)

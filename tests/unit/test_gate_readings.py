@@ -29,7 +29,8 @@ import pytest
 from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS, rss_atom
-from feedserver.render.formats.readings import Readings
+from feedserver.render.formats.base import Seen
+from feedserver.render.formats.readings import Readings, pack, unpack
 from feedserver.render.formats.xml_items import Elements, elements, probe, split
 from feedserver.validate import findings
 from tests.integration.test_gate_mutations import KINDS, _mutate_xml
@@ -598,3 +599,45 @@ def test_a_probe_is_the_witness_split_and_the_envelope_cut_in_one_pass(fmt: str)
                 assert found[1] == elements(h + t, depth), where
                 checked += 1
     assert checked > 100
+
+
+def test_readings_taught_as_bytes_are_read_back_as_they_were() -> None:
+    """A process that builds once keeps its workers' readings as bytes (teach_packed):
+    each read back equal, written to the store as the store writes its own, and a
+    reading the bytes cannot hold kept as it is."""
+    rng = random.Random(3)
+    taught: dict[bytes, Seen] = {}
+    for n in range(200):
+        dates = {"published": (2026, 1, rng.randint(1, 28), 1, 2, 3),
+                 "updated": None if n % 3 else (2026, 2, 1, 0, 0, 0)}
+        taught[b"%032d" % n] = Seen(f"urn:{n}", rng.choice(["T é", "", None]),
+                                    f"http://x/{n}", dates,
+                                    None if n % 2 else (f"http://x/{n}.mp3",))
+    odd = Seen(["not", "a", "string"], "t", "l", {}, None)  # a shape the bytes cannot hold
+    readings = Readings()
+    readings.back(_Store())
+    readings.teach_packed({**taught, b"odd" * 11: odd})
+    assert len(readings) == 1  # only the odd one is an object here
+    packed = readings.unsaved_packed()
+    assert set(packed) == set(taught) and readings.unsaved() == {b"odd" * 11: odd}
+    assert all(type(v) is bytes and len(v) < 300 for v in packed.values())
+    for key, seen in taught.items():
+        assert readings.get(key) == seen  # and now an object in this process's memo
+    assert len(readings) == 201 and readings.get(b"odd" * 11) is odd
+    assert unpack(b"not marshal") is None and pack(odd) is None
+
+
+class _Store:
+    """A backing store that has nothing (the memo's own bytes are asked first)."""
+
+    def get(self, key: bytes) -> Any:
+        return None
+
+
+def test_readings_taught_as_bytes_stay_bounded_newest_kept() -> None:
+    readings = Readings(limit=100)
+    for n in range(1000):
+        readings.teach_packed({b"%032d" % n: Seen(f"urn:{n}", "t", "l", {}, None)})
+    assert 75 <= len(readings._packed) <= 100
+    assert readings.get(b"%032d" % 999) == Seen("urn:999", "t", "l", {}, None)
+    assert readings.get(b"%032d" % 0) is None

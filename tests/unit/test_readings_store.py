@@ -13,6 +13,7 @@ import pytest
 from feedserver.publish import readings_store
 from feedserver.publish.readings_store import ReadingsStore, decode, encode
 from feedserver.render.formats.base import Seen
+from feedserver.render.formats.readings import pack
 
 KEY = bytes(range(32))
 SEEN = Seen("urn:x:1", "Título, with “quotes”", "https://example.org/a/1",
@@ -200,3 +201,17 @@ def test_a_reader_of_another_version_or_of_no_file_has_no_store(tmp_path: Path) 
     reader.refresh()
     assert reader.get(KEY) is None  # two's readings: not one's to take
     assert ReadingsStore(tmp_path, code="two", writes=False).get(KEY) == SEEN
+
+
+def test_readings_handed_over_as_bytes_are_stored_as_the_objects_are(tmp_path: Path) -> None:
+    """A process that builds once hands the store its workers' readings as the bytes it
+    kept them in (Readings.teach_packed): the rows are those encode() makes."""
+    readings = _readings(30)
+    packed = {key: pack(seen) for key, seen in readings.items()}
+    assert all(value is not None for value in packed.values())
+    one, two = ReadingsStore(tmp_path / "a"), ReadingsStore(tmp_path / "b")
+    assert one.add(readings) == two.add({}, packed) == 30  # type: ignore[arg-type]
+    rows = [dict(sqlite3.connect(store.path).execute("SELECT key, value FROM readings"))
+            for store in (one, two)]
+    assert rows[0] == rows[1] and {k: decode(k, v) for k, v in rows[1].items()} == readings
+    assert two.get(next(iter(readings))) == next(iter(readings.values()))
