@@ -53,7 +53,7 @@ def pack(seen: Seen) -> bytes | None:
     """
     fields = (seen.id, seen.title, seen.link, tuple(sorted(seen.dates.items())),
               seen.enclosures)
-    return marshal.dumps(fields, 4) if shaped(fields) else None
+    return marshal.dumps(fields, 4) if _shaped(fields) else None
 
 
 def unpack(payload: bytes) -> Seen | None:
@@ -62,7 +62,7 @@ def unpack(payload: bytes) -> Seen | None:
         fields = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return None
-    if not shaped(fields):
+    if not _shaped(fields):
         return None
     id_, title, link, dates, enclosures = fields
     return Seen(id_, title, link, dict(dates), enclosures)
@@ -72,7 +72,7 @@ def _text(value: object) -> bool:
     return value is None or type(value) is str
 
 
-def shaped(fields: object) -> bool:
+def _shaped(fields: object) -> bool:
     """Strings or None, dates as (name, six integers or None), enclosure URLs or None."""
     if type(fields) is not tuple or len(fields) != 5:
         return False
