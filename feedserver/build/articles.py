@@ -10,6 +10,7 @@ what this build made goes out as values (see :class:`~feedserver.build.memory.Bu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -89,10 +90,28 @@ def make_article(stub: Stub, identity: Identity, slugs: tuple[str, ...], setting
     return _article_from_stub(  # the fields the stub shares with Article (path, title) are copied
         stub, id=identity.id, slug=identity.slug, link=link,
         content_html=anchored(body.content_html, link), summary=body.summary,
-        published=published, updated=max(updated, published), topics=slugs,
-        author=stub.author or (settings.author or None),
-        lang=stub.lang or settings.language,
+        published=published, updated=max(updated, published), topics=_shared(slugs),
+        author=_one(stub.author or (settings.author or None)),
+        lang=_one(stub.lang or settings.language),
     )
+
+
+def _shared(slugs: tuple[str, ...]) -> tuple[str, ...]:
+    """``slugs`` as the one string object each slug is everywhere (``sys.intern``).
+
+    Each stub's slugs arrive as strings of their own (from a parse worker or the parse
+    cache): 10,000 articles held about 45,000 small strings for a few hundred topics,
+    on pages of their own, and every feed worker forked from the build copied 4.6 MiB
+    of them, since reading an article's topics writes their reference counts
+    (benchmarks/README.md, "Which pages a worker copies").  Shared, they are a few
+    hundred strings."""
+    return tuple(map(sys.intern, slugs))
+
+
+def _one(value: str | None) -> str | None:
+    """An author or language code as the one string object it is everywhere (as
+    :func:`_shared`: each article's was a string of its own)."""
+    return None if value is None else sys.intern(value)
 
 
 RARE, LIMITED = "trim", "limit"  # the stages that take topics away, in their order
@@ -149,11 +168,18 @@ def fill(light: Article, body: Body) -> Article:
 
 def fill_packed(lights: Sequence[Article], bodies: Mapping[str, Body]) -> list[Article]:
     """:func:`fill` of each of ``lights`` (its body by path in ``bodies``), their content
-    packed in one buffer (:mod:`feedserver.core.packed`): for a build whose workers
-    render them, which then leave the text's pages shared."""
-    handles = pack([_html(light, bodies[light.path]) for light in lights])
-    return [replace(light, content_html=handle, summary=bodies[light.path].summary)
-            for light, handle in zip(lights, handles, strict=True)]
+    and summaries packed in one buffer (:mod:`feedserver.core.packed`): for a build whose
+    workers render them, which then leave the text's pages shared.
+
+    The summaries too: a few hundred characters each, they filled pages of their own
+    in the parent's heap (blocks of one size lie together), and each feed worker of a
+    cold 10,000-article build copied 8.3 of their 9 MiB (benchmarks/README.md, "Which
+    pages a worker copies")."""
+    handles = pack([_html(light, bodies[light.path]) for light in lights]
+                   + [bodies[light.path].summary for light in lights])
+    contents, summaries = handles[:len(lights)], handles[len(lights):]
+    return [replace(light, content_html=content, summary=summary)
+            for light, content, summary in zip(lights, contents, summaries, strict=True)]
 
 
 def _html(light: Article, body: Body) -> str:

@@ -140,7 +140,7 @@ class Article:
     # A full copy's content as built by a process that builds once may be packed
     # (feedserver.core.packed: str(...) is the text); read it as str(article.content_html).
     content_html: str | Packed
-    summary: str
+    summary: str | Packed  # packed with the content: read it as str(article.summary)
     published: datetime
     updated: datetime
     topics: tuple[str, ...] = ()

@@ -65,6 +65,7 @@ def encode_record(article: Article) -> bytes:
     data = {f.name: getattr(article, f.name) for f in dataclasses.fields(Article)
             if f.name != "path"}
     data["content_html"] = str(article.content_html)
+    data["summary"] = str(article.summary)
     data["media"] = _row(article.media)
     data["links"] = _row(article.links)
     data["search"] = search_text(article)

@@ -310,7 +310,7 @@ class _Renderer:
     def article(self, article: Article) -> Rendered:
         topics = [self.rows[slug] for slug in article.topics if slug in self.rows]
         return self.page(article_page(article.slug), "article", article.link,
-                         [self.all, *topics], article.updated, description=article.summary,
+                         [self.all, *topics], article.updated, description=str(article.summary),
                          article=article, topics=topics, content=Markup(str(article.content_html)),
                          lang=article.lang or self.site.context.language)
 

@@ -1,5 +1,6 @@
-"""A build that keeps no memory packs the content it renders (feedserver.core.packed) and
-publishes what a build with a kept memory (strings) publishes, byte for byte."""
+"""A build that keeps no memory packs the content and summaries it renders
+(feedserver.core.packed) and publishes what a build with a kept memory (strings)
+publishes, byte for byte."""
 
 from __future__ import annotations
 
@@ -38,17 +39,21 @@ def test_packed_and_string_content_publish_the_same_bytes(
 
     def spy(lights, bodies):  # type: ignore[no-untyped-def]
         made = articles.fill_packed(lights, bodies)
-        filled.append([a.content_html for a in made])
+        filled.append([(a.content_html, a.summary) for a in made])
         return made
     monkeypatch.setattr(run, "fill_packed", spy)
 
     once = site(tmp_path / "once", seeds)
     report = run.run_build(once, now=NOW)  # no memory given: kept by nobody
     assert not report.errors
-    handles = [h for share in filled for h in share]
+    pairs = [pair for share in filled for pair in share]
+    handles = [h for pair in pairs for h in pair]  # each article's content and summary
     assert len(filled) == -(-report.articles // run.PACK_SHARE) > 1
-    assert len(handles) == report.articles and all(isinstance(h, Packed) for h in handles)
-    assert len({id(h._buffer) for h in handles}) == len(filled)  # one buffer a share
+    assert len(pairs) == report.articles and all(isinstance(h, Packed) for h in handles)
+    assert all(str(summary) for _, summary in pairs)
+    # one buffer a share, holding the share's contents and summaries
+    assert len({id(h._buffer) for h in handles}) == len(filled)
+    assert all(c._buffer is s._buffer for c, s in pairs)
 
     filled.clear()
     kept = site(tmp_path / "kept", seeds)

@@ -135,6 +135,27 @@ def test_an_article_takes_every_field_it_shares_with_the_stub(settings: Settings
     assert article.published == article.updated == NOW
 
 
+def test_articles_share_one_string_for_each_topic_language_and_author(
+        settings: Settings) -> None:
+    """Equal topic slugs, language codes and authors are one object across articles (a
+    forked render worker that reads them copies a few pages, not one per article)."""
+    def fresh(text: str) -> str:  # an equal string that is another object
+        return "".join(list(text))
+
+    made = []
+    for n in range(2):
+        slugs = (fresh("kazakhstan"), fresh("energy-policy"))
+        stub = full(Stub, date=None, updated=None, slugs=slugs, lang=fresh("kk"),
+                    author=fresh("Aigerim Nurlanovna"), path=f"{n}.md")
+        made.append(make_article(stub, Identity(f"urn:x:{n}", f"s{n}", NOW, NOW), slugs,
+                                 settings, full(Body)))
+    one, two = made
+    assert one.topics == two.topics == ("kazakhstan", "energy-policy")
+    assert all(a is b for a, b in zip(one.topics, two.topics, strict=True))
+    assert one.lang == "kk" and one.lang is two.lang
+    assert one.author == "Aigerim Nurlanovna" and one.author is two.author
+
+
 # -- a field added to the model -------------------------------------------------------------
 
 

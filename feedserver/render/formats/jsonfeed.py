@@ -40,7 +40,7 @@ def item(article: Article, ctx: Context) -> bytes:
         "url": article.link,
         "title": article.title,
         "content_html": str(article.content_html),
-        "summary": article.summary,
+        "summary": str(article.summary),
         "date_published": article.published.isoformat(),
         "date_modified": article.updated.isoformat(),
         "tags": [ctx.topic_names.get(slug, slug) for slug in article.topics],

@@ -34,7 +34,7 @@ def item(article: Article, ctx: Context) -> bytes:
     entry = rss_atom.entry(article, ctx)
     # RSS <description> is HTML; the summary is plain text ("a<b", or a literal
     # "<script>" someone wrote), so it goes in escaped.  Atom's summary is typed text.
-    entry.description(html.escape(article.summary, quote=False))
+    entry.description(html.escape(str(article.summary), quote=False))
     enclosures.rss_enclosure(entry, article)
     root = etree.Element("rss", nsmap=RSS_NS)
     drawn = entry.rss_entry()

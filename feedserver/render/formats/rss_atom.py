@@ -50,8 +50,9 @@ def entry(article: Article, ctx: Context) -> FeedEntry:
     drawn.link(href=article.link, rel="alternate", type="text/html")
     drawn.published(article.published)
     drawn.updated(article.updated)
-    drawn.summary(article.summary)
-    drawn.description(article.summary)
+    summary = str(article.summary)
+    drawn.summary(summary)
+    drawn.description(summary)
     if article.content_html:
         drawn.content(str(article.content_html), type="html")
     author = article.author or ctx.author
