@@ -11,7 +11,7 @@ what this build made goes out as values (see :class:`~feedserver.build.memory.Bu
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -19,7 +19,7 @@ from operator import attrgetter
 from feedserver.config import Settings
 from feedserver.core import layout
 from feedserver.core.fieldwise import converter
-from feedserver.core.packed import pack
+from feedserver.core.packed import Packed, pack
 from feedserver.core.records import Article, Body, Channel, Identity, Stub
 from feedserver.identify.dates import name_date
 from feedserver.parse.links import linked
@@ -166,17 +166,19 @@ def fill(light: Article, body: Body) -> Article:
     return replace(light, content_html=_html(light, body), summary=body.summary)
 
 
-def fill_packed(lights: Sequence[Article], bodies: Mapping[str, Body]) -> list[Article]:
+def fill_packed(lights: Sequence[Article], bodies: Mapping[str, Body],
+                packer: Callable[[Sequence[str]], list[Packed]] = pack) -> list[Article]:
     """:func:`fill` of each of ``lights`` (its body by path in ``bodies``), their content
-    and summaries packed in one buffer (:mod:`feedserver.core.packed`): for a build whose
+    and summaries packed together by ``packer`` (:mod:`feedserver.core.packed`: one
+    buffer, or a :class:`~feedserver.core.packed.Spill`'s file): for a build whose
     workers render them, which then leave the text's pages shared.
 
     The summaries too: a few hundred characters each, they filled pages of their own
     in the parent's heap (blocks of one size lie together), and each feed worker of a
     cold 10,000-article build copied 8.3 of their 9 MiB (benchmarks/README.md, "Which
     pages a worker copies")."""
-    handles = pack([_html(light, bodies[light.path]) for light in lights]
-                   + [bodies[light.path].summary for light in lights])
+    handles = packer([_html(light, bodies[light.path]) for light in lights]
+                     + [bodies[light.path].summary for light in lights])
     contents, summaries = handles[:len(lights)], handles[len(lights):]
     return [replace(light, content_html=content, summary=summary)
             for light, content, summary in zip(lights, contents, summaries, strict=True)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,6 +58,7 @@ from feedserver.build.sources import (
     release_detection,
 )
 from feedserver.config import Settings
+from feedserver.core.packed import Packed, Spill, pack
 from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger
@@ -215,8 +216,25 @@ def _kept_paths(manifest: dict[str, Any], failed: set[str]) -> set[str]:
     return {path for path, entry in manifest["files"].items() if entry.get("channel") in failed}
 
 
+def _packer(folder: str) -> Callable[[Sequence[str]], list[Packed]]:
+    """What packs a build's content: a :class:`Spill` in ``folder`` (the state folder, on
+    the disk the site's state is on), or buffers in memory where no file can be made
+    there, or one write fails (a full disk): the build is the same either way."""
+    try:
+        spill = Spill(folder)
+    except OSError:
+        return pack
+
+    def packer(texts: Sequence[str]) -> list[Packed]:
+        try:
+            return spill.pack(texts)
+        except OSError:
+            return pack(texts)
+    return packer
+
+
 def _with_content(site: Site, wanted: list[Article], drawn: frozenset[str], sources: Sources,
-                  ledger: Ledger, memory: BuildMemory) -> Site:
+                  ledger: Ledger, memory: BuildMemory, spill_to: str) -> Site:
     """``site`` with the content of ``wanted``: copies made last build, else the bodies
     parsed this build, kept in memory, or (the rest) in the ledger.  Of the archive
     pages, only the ``drawn`` ones are filled.
@@ -237,11 +255,12 @@ def _with_content(site: Site, wanted: list[Article], drawn: frozenset[str], sour
         made = [(a, fill(a, found[a.path])) for a in todo]
     else:
         made = []
+        packer = _packer(spill_to) if todo else pack
         for start in range(0, len(todo), PACK_SHARE):
             share = todo[start:start + PACK_SHARE]
             bodies = {a.path: found[a.path] for a in share if a.path in found}
             bodies.update(ledger.bodies([a.path for a in share if a.path not in bodies]))
-            made += zip(share, fill_packed(share, bodies), strict=True)
+            made += zip(share, fill_packed(share, bodies, packer), strict=True)
     memory.keep_full(made)
     full.update((light.id, copy) for light, copy in made)
     return with_full_articles(site, full, drawn)
@@ -373,7 +392,7 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     html = settings.pages  # false: feeds, lists and embeds, no HTML pages
     drawn = drawn_archives(site, pages, html)
     site = _with_content(site, content_wanted(site, pages, html, drawn, stale), drawn, sources,
-                         ledger, memory)
+                         ledger, memory, settings.state_dir)
     if not pages:
         output = render_feeds(site, renderer)
     else:

@@ -13,7 +13,7 @@ from benchmarks.corpus import generate
 from feedserver.build import articles, run
 from feedserver.build.memory import BuildMemory
 from feedserver.config import Settings, load_settings
-from feedserver.core.packed import Packed
+from feedserver.core.packed import Packed, Spill
 from tests.conftest import NOW, ROOT
 
 
@@ -37,8 +37,8 @@ def test_packed_and_string_content_publish_the_same_bytes(
     generate(seeds, 1200, seed=3)  # more than one share of PACK_SHARE
     filled: list[list[object]] = []
 
-    def spy(lights, bodies):  # type: ignore[no-untyped-def]
-        made = articles.fill_packed(lights, bodies)
+    def spy(lights, bodies, packer):  # type: ignore[no-untyped-def]
+        made = articles.fill_packed(lights, bodies, packer)
         filled.append([(a.content_html, a.summary) for a in made])
         return made
     monkeypatch.setattr(run, "fill_packed", spy)
@@ -51,9 +51,10 @@ def test_packed_and_string_content_publish_the_same_bytes(
     assert len(filled) == -(-report.articles // run.PACK_SHARE) > 1
     assert len(pairs) == report.articles and all(isinstance(h, Packed) for h in handles)
     assert all(str(summary) for _, summary in pairs)
-    # one buffer a share, holding the share's contents and summaries
-    assert len({id(h._buffer) for h in handles}) == len(filled)
-    assert all(c._buffer is s._buffer for c, s in pairs)
+    # spilled: one file for the build (its state folder keeps no trace of it)
+    assert len({id(h._buffer) for h in handles}) == 1
+    assert isinstance(handles[0]._buffer, Spill)
+    assert not [p for p in Path(once.state_dir).iterdir() if "packed" in p.name]
 
     filled.clear()
     kept = site(tmp_path / "kept", seeds)
@@ -61,3 +62,28 @@ def test_packed_and_string_content_publish_the_same_bytes(
     assert filled == []  # a memory kept for later builds holds strings
     a, b = published(Path(once.output_dir)), published(Path(kept.output_dir))
     assert len(a) > 3 * report.articles and a == b
+
+
+def test_content_is_packed_in_memory_where_no_file_can_hold_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state folder where the spill cannot be written (here: every write fails, as on
+    a full disk) packs into buffers instead, and publishes the same bytes."""
+    seeds = tmp_path / "seeds"
+    generate(seeds, 120, seed=4)
+    kept = site(tmp_path / "kept", seeds)
+    assert not run.run_build(kept, now=NOW, memory=BuildMemory.empty()).errors
+    buffers: list[object] = []
+
+    def spy(lights, bodies, packer):  # type: ignore[no-untyped-def]
+        made = articles.fill_packed(lights, bodies, packer)
+        buffers.extend(a.content_html._buffer for a in made)
+        return made
+
+    def full_disk(*_: object) -> int:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(run, "fill_packed", spy)
+    monkeypatch.setattr("os.pwrite", full_disk)
+    once = site(tmp_path / "once", seeds)
+    assert not run.run_build(once, now=NOW).errors
+    assert buffers and all(type(b) is bytes for b in buffers)
+    assert published(Path(once.output_dir)) == published(Path(kept.output_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from feedserver.build.deltas import stamp
-from feedserver.core.packed import Packed, pack
+from feedserver.core.packed import Packed, Spill, pack
 from feedserver.core.records import Article
 
 ALPHABET = "ab <>&\"'é中\u00a0\U0001f600\ud800\udfff\n"
@@ -103,3 +104,73 @@ def test_a_handle_is_not_a_string() -> None:
     assert isinstance(handle, Packed) and not isinstance(handle, str)
     with pytest.raises(TypeError):
         "".join([handle])  # type: ignore[list-item]
+
+
+def test_a_spill_reads_back_each_text_in_this_process_and_a_forked_one(
+        tmp_path: Path) -> None:
+    """Texts spilled to a file read back as packed ones do, here and in a forked child
+    (``pread`` on the inherited file), and the file has no name in the folder."""
+    rng = random.Random(11)
+    first, second = [*texts(rng, 300), "", "\ud800 lone"], texts(rng, 200)
+    spill = Spill(tmp_path)
+    handles = spill.pack(first) + spill.pack(second)  # appended: one file
+    made = first + second
+    assert [str(h) for h in handles] == made
+    for text, handle, packed in zip(made, handles, pack(made), strict=True):
+        assert handle == text and hash(handle) == hash(text) and bool(handle) == bool(text)
+        assert handle == packed and packed == handle  # a file's handle, a buffer's
+        assert pickle.loads(pickle.dumps(handle)) == text
+    assert list(tmp_path.iterdir()) == []  # unlinked (or never named)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            ok = [str(h) for h in reversed(handles)] == list(reversed(made))
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"1"
+    os.waitpid(pid, 0)
+
+
+def _grown_in_a_child(make: Callable[[list[str]], object]) -> int:
+    """KiB of private memory a forked child gains by calling ``make`` on 2,000 texts of
+    6 KiB it made itself (so that reading them copies nothing of this process), while
+    keeping what ``make`` returns."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            rng = random.Random(13)
+            made = ["".join(rng.choice("abcdefgh <p>") for _ in range(6000))
+                    for _ in range(2000)]
+            before = _private_dirty_kib()
+            kept = make(made)
+            os.write(write, str(_private_dirty_kib() - before).encode())
+            del kept
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        grown = int(pipe.read())
+    os.waitpid(pid, 0)
+    return grown
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
+def test_spilled_text_is_not_in_any_process(tmp_path: Path) -> None:
+    """The point of a spill: 2,000 texts of 6 KiB held by the page cache, not by the
+    process that packs them (packed into a buffer, they take its memory) nor by a forked
+    reader (which copies the handles' few pages)."""
+    text_kib = 2000 * 6000 // 1024
+    buffered = _grown_in_a_child(pack)
+    spilled_kib = _grown_in_a_child(Spill(tmp_path).pack)
+    assert buffered > text_kib * 2 // 3, buffered  # the reference: the buffer is memory
+    assert spilled_kib < text_kib // 10, (spilled_kib, buffered)
+    rng = random.Random(13)
+    made = ["".join(rng.choice("abcdefgh <p>") for _ in range(6000)) for _ in range(2000)]
+    spilled = Spill(tmp_path).pack(made)
+    assert _copied_by_a_reader(list(spilled)) < text_kib // 10
+    assert [str(h) for h in spilled[::97]] == made[::97]
