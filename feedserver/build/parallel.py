@@ -42,6 +42,7 @@ from typing import Any
 from feedserver.build import forkcost, heap
 from feedserver.build.forks import shared
 from feedserver.build.render_gate import Output, channel_file, render_checked
+from feedserver.build.shelf import shelve
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
@@ -221,7 +222,10 @@ class Executor:
         tasks = [(position[c.slug], name) for c in channels for name in FORMATS]
         if len(tasks) > SPLIT_MAX and self.processes >= 2:
             readings = self.cache.readings if self.cache is not None else None
-            return _combine(site, _pooled(_Job(site, self.out_dir, self.published,
+            # A process that builds once ships its articles to the workers as bytes
+            # (build/shelf.py); one that lasts keeps its objects (its own memory).
+            shipped = site if self.lasting else shelve(site)
+            return _combine(site, _pooled(_Job(shipped, self.out_dir, self.published,
                                                ItemCache(ITEM_CACHE, readings)),
                                           runs(site, tasks, self.processes),
                                           self.processes, self.lasting))

@@ -48,6 +48,11 @@ class Packed:
     def __str__(self) -> str:
         return str(self._bytes(), "utf-8", _ERRORS)
 
+    def place(self) -> tuple[bytes | Spill, int, int, int]:
+        """Where the text lies (its buffer or spill, start, stop) and its hash: what
+        ``Packed(*handle.place())`` makes the same handle again from."""
+        return self._buffer, self._start, self._stop, hash(self)
+
     def _bytes(self) -> memoryview | bytes:
         buffer = self._buffer
         if type(buffer) is bytes:

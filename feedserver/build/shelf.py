@@ -1,0 +1,162 @@
+"""The articles a Pool's feed workers render, as bytes they decode their own copies from.
+
+Why: a cold build forks its feed workers from a parent that holds every article as
+Python objects, and CPython writes the reference count of every object it touches, so
+a worker that draws, looks up and checks an article copies the pages of the article's
+object and of each of its strings: a page holds a few dozen small objects of all kinds
+(the stubs', the ledger's, the articles'), and each worker of a cold 10,000-article
+build ended up with about 31 MiB of the parent's pages, most of them for the articles
+(benchmarks/README.md, "Which pages a worker copies").
+
+:func:`shelve` writes each article the channels list, once, into one ``bytes`` buffer
+(``marshal`` of its fields: the text of its content and summary stays where it was
+packed, :mod:`feedserver.core.packed`, and only the handle's place is written), and
+gives each channel a :class:`Shelved` list of article numbers in place of its tuple of
+articles.  A worker reads the buffer, which it never writes to, and decodes the articles
+it meets into objects of its own, kept in a bounded memo while its runs go along the
+history (:data:`KEPT`); the parent's article objects are never touched there.  A decoded
+article equals the one it was made from (every field, hash included), so everything a
+worker keys by an article (its item cache, the gate) is unchanged, and so is every byte
+it renders.
+"""
+
+from __future__ import annotations
+
+import marshal
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, overload
+
+from feedserver.core.packed import Packed
+from feedserver.core.records import Article
+from feedserver.render.site import Site
+
+# Articles a worker keeps decoded: more than its item cache keeps items
+# (``feedserver.build.parallel.ITEM_CACHE``), so an item found there finds its article
+# here too, and a run (a stretch of the history) decodes each article about once.
+KEPT = 4000
+
+
+class Shelf:
+    """Every article of a job, encoded one after the other in one buffer."""
+
+    def __init__(self, articles: Sequence[Article]) -> None:
+        self._texts: list[object] = []  # the buffers (or spills) packed texts lie in
+        texts: dict[int, int] = {}
+        pieces = [marshal.dumps(_fields(article, self._texts, texts)) for article in articles]
+        self._buffer = b"".join(pieces)
+        self._ends = array("Q")
+        end = 0
+        for piece in pieces:
+            end += len(piece)
+            self._ends.append(end)
+        self._kept: OrderedDict[int, Article] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def get(self, number: int) -> Article:
+        """Article ``number``, decoded (or as this process decoded it lately)."""
+        kept = self._kept
+        found = kept.get(number)
+        if found is not None:
+            kept.move_to_end(number)
+            return found
+        start = self._ends[number - 1] if number else 0
+        found = kept[number] = _article(
+            marshal.loads(memoryview(self._buffer)[start:self._ends[number]]), self._texts)
+        if len(kept) > KEPT:
+            kept.popitem(last=False)
+        return found
+
+
+class Shelved(Sequence[Article]):
+    """A channel's articles as numbers on a :class:`Shelf`: a sequence of the articles,
+    each decoded when read (equal, item for item, to the tuple it stands for)."""
+
+    __slots__ = ("_numbers", "_shelf")
+
+    def __init__(self, shelf: Shelf, numbers: array[int]) -> None:
+        self._shelf = shelf
+        self._numbers = numbers
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    @overload
+    def __getitem__(self, index: int) -> Article: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Article, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Article | tuple[Article, ...]:
+        if isinstance(index, slice):
+            return tuple(map(self._shelf.get, self._numbers[index]))
+        return self._shelf.get(self._numbers[index])
+
+    def __iter__(self) -> Iterator[Article]:
+        return map(self._shelf.get, self._numbers)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Shelved):
+            return self._shelf is other._shelf and self._numbers == other._numbers
+        if isinstance(other, tuple):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))  # as the tuple's: a channel hashes as it did
+
+
+def shelve(site: Site) -> Site:
+    """``site`` with each channel's articles on one :class:`Shelf` (see the module)."""
+    number: dict[int, int] = {}
+    listed: list[Article] = []
+    for channel in site.channels:
+        for article in channel.articles:
+            if id(article) not in number:
+                number[id(article)] = len(listed)
+                listed.append(article)
+    shelf = Shelf(listed)
+    channels = tuple(
+        replace(channel, articles=Shelved(shelf, array("Q", [number[id(a)]  # type: ignore[arg-type]
+                                                            for a in channel.articles])))
+        for channel in site.channels)
+    return replace(site, channels=channels)
+
+
+def _fields(article: Article, buffers: list[object], known: dict[int, int]) -> tuple[Any, ...]:
+    """An article as values ``marshal`` writes (a packed text as its place)."""
+    return (article.id, article.slug, article.path, article.title, article.link,
+            _text(article.content_html, buffers, known), _text(article.summary, buffers, known),
+            article.published.isoformat(), article.updated.isoformat(), article.topics,
+            article.author, article.lang, article.media, article.links)
+
+
+def _text(value: str | Packed, buffers: list[object], known: dict[int, int]) -> Any:
+    if not isinstance(value, Packed):
+        return value
+    holder, start, stop, text_hash = value.place()
+    at = known.get(id(holder))
+    if at is None:
+        at = known[id(holder)] = len(buffers)
+        buffers.append(holder)
+    return (at, start, stop, text_hash)
+
+
+def _article(values: tuple[Any, ...], buffers: list[object]) -> Article:
+    (id_, slug, path, title, link, content, summary, published, updated, topics, author,
+     lang, media, links) = values
+    return Article(id_, slug, path, title, link, _packed(content, buffers),
+                   _packed(summary, buffers), datetime.fromisoformat(published),
+                   datetime.fromisoformat(updated), topics, author, lang, media, links)
+
+
+def _packed(value: Any, buffers: list[object]) -> str | Packed:
+    if isinstance(value, str):
+        return value
+    at, start, stop, text_hash = value
+    return Packed(buffers[at], start, stop, text_hash)  # type: ignore[arg-type]

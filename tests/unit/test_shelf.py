@@ -1,0 +1,135 @@
+"""The articles shipped to the feed workers as bytes (feedserver.build.shelf): equal to the
+objects they stand for, rendered to the same bytes, and read without copying the parent's."""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedserver.build import shelf as shelf_module
+from feedserver.build.shelf import Shelved, shelve
+from feedserver.core.packed import Packed, Spill, pack
+from feedserver.core.records import Article, Channel
+from feedserver.render import feeds
+from feedserver.render.formats import FORMATS
+from feedserver.render.site import Site
+
+CTX = feeds.Context("S", "https://x.example/", "en", "Ana", 30, {"t": "T", "u": "U"})
+MOMENT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def article(n: int, content: str | Packed, summary: str | Packed) -> Article:
+    return Article(f"urn:x:{n}", f"a-{n}", f"{n}.md", f"Title \u00e9 {n} <&>", f"https://x.example/a-{n}/",
+                   content, summary, MOMENT - timedelta(hours=n), MOMENT - timedelta(minutes=n),
+                   ("t", "u") if n % 2 else ("t",), "Ana" if n % 3 else None,
+                   "kk" if n % 5 == 0 else "en",
+                   (("https://x.example/m.mp3", "audio/mpeg", "12"),) if n % 7 == 0 else (),
+                   (("b.md", "https://x.example/b/"),) if n % 4 == 0 else ())
+
+
+def site_of(articles: list[Article]) -> Site:
+    def channel(slug: str, listed: list[Article]) -> Channel:
+        return Channel(slug, slug or "all", "d", f"topics/{slug}" if slug else "",
+                       "https://x.example/", tuple(listed), MOMENT)
+    return Site(articles, {}, (channel("", articles),
+                               channel("u", [a for a in articles if "u" in a.topics]),
+                               channel("t", articles[::-1])), CTX)
+
+
+def test_shelved_channels_list_equal_articles_and_render_the_same_bytes(
+        tmp_path: Path) -> None:
+    texts = [f"<p>\u0410\u0441\u0442\u0430\u043d\u0430 {n}</p>" for n in range(40)]
+    contents = Spill(tmp_path).pack(texts)
+    summaries = pack([f"summary {n}" for n in range(40)])
+    made = [article(n, contents[n] if n % 3 else texts[n], summaries[n] if n % 2
+                    else f"summary {n}") for n in range(40)]
+    site = site_of(made)
+    shipped = shelve(site)
+    for before, after in zip(site.channels, shipped.channels, strict=True):
+        listed = after.articles
+        assert isinstance(listed, Shelved) and len(listed) == len(before.articles)
+        assert list(listed) == list(before.articles) and listed == before.articles
+        assert after == before and hash(after) == hash(before)
+        assert listed[2:5] == before.articles[2:5] and listed[-1] == before.articles[-1]
+        for a, b in zip(listed, before.articles, strict=True):
+            assert hash(a) == hash(b) and a.published.tzinfo is not None
+            assert type(a.content_html) is type(b.content_html)
+            assert str(a.content_html) == str(b.content_html)
+        for fmt in FORMATS.values():
+            assert feeds.render(after, fmt, CTX) == feeds.render(before, fmt, CTX)
+    # One article listed by three channels is written once.
+    assert len(shipped.channels[0].articles._shelf) == len(made)  # type: ignore[attr-defined]
+
+
+def test_a_worker_keeps_a_bounded_number_of_articles_decoded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shelf_module, "KEPT", 5)
+    made = [article(n, f"<p>{n}</p>", "s") for n in range(30)]
+    listed = shelve(site_of(made)).channels[0].articles
+    assert list(listed) == made and list(listed) == made
+    assert len(listed._shelf._kept) == 5  # type: ignore[attr-defined]
+    assert listed[0] is listed[0]  # the memo's
+
+
+def _private_dirty_kib() -> int:
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    raise AssertionError("no Private_Dirty line")
+
+
+def _copied_by_a_renderer(channel: Channel) -> int:
+    """KiB of private memory a forked child gains by reading every field of every
+    article of ``channel``, as drawing and checking its items does (what it decodes is
+    freed as it goes)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            gc.disable()  # a collection writes to every tracked object's header
+            before = _private_dirty_kib()
+            seen = 0
+            for a in channel.articles:
+                seen += len(a.id) + len(a.title) + len(a.link) + len(a.slug) + len(a.path)
+                seen += len(a.topics) + len(a.lang or "") + a.published.year
+            os.write(write, str(_private_dirty_kib() - before).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        grown = int(pipe.read())
+    os.waitpid(pid, 0)
+    return grown
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
+def test_a_forked_worker_reading_shelved_articles_copies_few_pages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point: 20,000 articles whose strings lie among other objects (as a build's do,
+    made at different times) cost a forked reader most of their pages as objects, and
+    little more than its own decoded copies, kept a few thousand at a time, shelved."""
+    monkeypatch.setattr(shelf_module, "KEPT", 1000)
+    rng = random.Random(3)
+    made, clutter = [], []
+    for n in range(20_000):
+        clutter.append([rng.random() for _ in range(6)])  # other objects between them
+        made.append(article(n, "<p>x</p>", f"summary {rng.random()}"))
+    site = site_of(made)
+    shipped = shelve(site)
+    as_objects = _copied_by_a_renderer(site.channels[0])
+    as_bytes = _copied_by_a_renderer(shipped.channels[0])
+    assert as_objects > 4 * as_bytes, (as_objects, as_bytes)
+    assert clutter
+
+
+def test_an_article_listed_twice_is_one_number() -> None:
+    one = article(1, "<p>1</p>", "s")
+    site = site_of([one, replace(one, id="urn:x:2")])
+    shipped = shelve(site)
+    assert len(shipped.channels[0].articles._shelf) == 2  # type: ignore[attr-defined]
