@@ -42,7 +42,7 @@ from typing import Any
 from feedserver.build import forkcost, heap
 from feedserver.build.forks import shared
 from feedserver.build.render_gate import Output, channel_file, render_checked
-from feedserver.build.shelf import shelve
+from feedserver.build.shelf import Shipping
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
@@ -216,16 +216,14 @@ class Executor:
         self.processes = processes
         self.cache = cache
         self.lasting = lasting  # False: the process builds once (see _pooled)
+        self._shipping: Shipping | None = None  # this build's shelf, once made (ship)
 
     def __call__(self, site: Site, channels: list[Channel]) -> Output:
         position = {c.slug: i for i, c in enumerate(site.channels)}
         tasks = [(position[c.slug], name) for c in channels for name in FORMATS]
         if len(tasks) > SPLIT_MAX and self.processes >= 2:
             readings = self.cache.readings if self.cache is not None else None
-            # A process that builds once ships its articles to the workers as bytes
-            # (build/shelf.py); one that lasts keeps its objects (its own memory).
-            shipped = site if self.lasting else shelve(site)
-            return _combine(site, _pooled(_Job(shipped, self.out_dir, self.published,
+            return _combine(site, _pooled(_Job(self.ship(site), self.out_dir, self.published,
                                                ItemCache(ITEM_CACHE, readings)),
                                           runs(site, tasks, self.processes),
                                           self.processes, self.lasting))
@@ -243,6 +241,21 @@ class Executor:
                 cache.readings.teach(result.learned)
         return _combine(site, results)
 
+    def ship(self, site: Site) -> Site:
+        """``site`` as this build's Pool workers are handed it: in a process that builds
+        once, its articles shipped as bytes (:mod:`feedserver.build.shelf`), once per
+        build; a process that lasts keeps its objects (its own memory)."""
+        if self.lasting:
+            return site
+        if self._shipping is None:
+            self._shipping = Shipping(site)
+        return self._shipping.site(site)
+
+    def shipped(self, site: Site) -> Site:
+        """``site`` on the shelf the feeds were shipped on, if they were (a cold build's
+        pages follow its feeds over a Pool), else as it is."""
+        return self._shipping.site(site) if self._shipping is not None else site
+
     def stage(self, makers: list[Callable[[], Rendered]]) -> list[Prepared]:
         """Render and stage the files these make: the pages
         (:func:`feedserver.render.pages.page_makers`), the embeds
@@ -255,13 +268,14 @@ class Executor:
         :class:`PublishError` with every staged file removed when the disk refuses a
         write.
         """
-        job = _Files(makers, self.out_dir, self.published)
         if self.processes < 2 or len(makers) < FILES_POOLED:
-            done = _stage_range(job, 0, len(makers))
+            done = _stage_range(_Files(makers, self.out_dir, self.published), 0, len(makers))
             if isinstance(done, PublishError):
                 raise done
             return done
-        return _pooled_files(job, self.processes)
+        if self._shipping is not None:  # an article's page and record: from the shelf
+            makers = list(map(self._shipping.maker, makers))
+        return _pooled_files(_Files(makers, self.out_dir, self.published), self.processes)
 
 
 def _pooled_files(job: _Files, processes: int) -> list[Prepared]:

@@ -481,8 +481,10 @@ def render_site(site: Site, renderer: Renderer | None = None, html: bool = True,
     the ids of the articles whose pages to make, when the build knows them
     (:func:`~feedserver.build.page_signatures.stale_articles`)."""
     output = render_feeds(site, renderer)
-    _make(output, renderer, [*page_makers(site, html, stale),
-                             *embed_makers(site, output.failed)])
+    # The pages' workers read the articles off the feeds' shelf too (build/shelf.py).
+    listed = renderer.shipped(site) if isinstance(renderer, Executor) else site
+    _make(output, renderer, [*page_makers(listed, html, stale),
+                             *embed_makers(listed, output.failed)])
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 import marshal
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, overload
 
 from feedserver.core.packed import Packed
-from feedserver.core.records import Article
+from feedserver.core.records import Article, Channel
 from feedserver.render.site import Site
 
 # Articles a worker keeps decoded: more than its item cache keeps items
@@ -111,21 +112,58 @@ class Shelved(Sequence[Article]):
         return hash(tuple(self))  # as the tuple's: a channel hashes as it did
 
 
+class Shipping:
+    """One build's articles on one :class:`Shelf`: its sites' channels and its file makers
+    moved onto it for the workers (see the module).
+
+    Every article of the site it is made from is written once: those of its channels
+    and archive pages and its article list.  Articles are known by identity (the site
+    holds them while the build lasts); a channel listing one that is not on the shelf
+    is left as it is, as is any maker that is not one call on one article.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self._number: dict[int, int] = {}
+        listed: list[Article] = []
+        for articles in (site.articles, *(c.articles for c in site.channels),
+                         *(c.articles for c in site.archives)):
+            for article in articles:
+                if id(article) not in self._number:
+                    self._number[id(article)] = len(listed)
+                    listed.append(article)
+        self.shelf = Shelf(listed)
+
+    def site(self, site: Site) -> Site:
+        """``site`` with its channels and archive pages listing shelved articles (its
+        article list as it is: the makers of its pages pick from it in this process)."""
+        return replace(site, channels=tuple(map(self._channel, site.channels)),
+                       archives=tuple(map(self._channel, site.archives)))
+
+    def maker(self, maker: Callable[[], Any]) -> Callable[[], Any]:
+        """``partial(make, article)`` (an article's page, its item record) as the same
+        call on the article decoded from the shelf; any other maker as it is."""
+        if type(maker) is partial and len(maker.args) == 1 and not maker.keywords \
+                and type(maker.args[0]) is Article:
+            number = self._number.get(id(maker.args[0]))
+            if number is not None:
+                return partial(_decoded, maker.func, self.shelf, number)
+        return maker
+
+    def _channel(self, channel: Channel) -> Channel:
+        numbers = [self._number.get(id(a)) for a in channel.articles]
+        if None in numbers:
+            return channel
+        return replace(channel, articles=Shelved(  # type: ignore[arg-type]
+            self.shelf, array("Q", numbers)))  # type: ignore[arg-type]
+
+
 def shelve(site: Site) -> Site:
     """``site`` with each channel's articles on one :class:`Shelf` (see the module)."""
-    number: dict[int, int] = {}
-    listed: list[Article] = []
-    for channel in site.channels:
-        for article in channel.articles:
-            if id(article) not in number:
-                number[id(article)] = len(listed)
-                listed.append(article)
-    shelf = Shelf(listed)
-    channels = tuple(
-        replace(channel, articles=Shelved(shelf, array("Q", [number[id(a)]  # type: ignore[arg-type]
-                                                            for a in channel.articles])))
-        for channel in site.channels)
-    return replace(site, channels=channels)
+    return Shipping(site).site(site)
+
+
+def _decoded(make: Callable[[Article], Any], shelf: Shelf, number: int) -> Any:
+    return make(shelf.get(number))
 
 
 def _fields(article: Article, buffers: list[object], known: dict[int, int]) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ import pytest
 from benchmarks.corpus import generate
 from feedserver.build import articles, run
 from feedserver.build.memory import BuildMemory
+from feedserver.build.shelf import Shipping
 from feedserver.config import Settings, load_settings
 from feedserver.core.packed import Packed, Spill
 from tests.conftest import NOW, ROOT
@@ -42,10 +43,21 @@ def test_packed_and_string_content_publish_the_same_bytes(
         filled.append([(a.content_html, a.summary) for a in made])
         return made
     monkeypatch.setattr(run, "fill_packed", spy)
+    moved: list[object] = []
+    maker = Shipping.maker
+
+    def counted(self, make):  # type: ignore[no-untyped-def]
+        made = maker(self, make)
+        if made is not make:
+            moved.append(made)
+        return made
+    monkeypatch.setattr(Shipping, "maker", counted)
 
     once = site(tmp_path / "once", seeds)
     report = run.run_build(once, now=NOW)  # no memory given: kept by nobody
     assert not report.errors
+    # Each article's page and record were made from the shelf (build/shelf.py).
+    assert len(moved) == 2 * report.articles
     pairs = [pair for share in filled for pair in share]
     handles = [h for pair in pairs for h in pair]  # each article's content and summary
     assert len(filled) == -(-report.articles // run.PACK_SHARE) > 1
@@ -57,9 +69,10 @@ def test_packed_and_string_content_publish_the_same_bytes(
     assert not [p for p in Path(once.state_dir).iterdir() if "packed" in p.name]
 
     filled.clear()
+    moved.clear()
     kept = site(tmp_path / "kept", seeds)
     assert not run.run_build(kept, now=NOW, memory=BuildMemory.empty()).errors
-    assert filled == []  # a memory kept for later builds holds strings
+    assert filled == [] and moved == []  # a memory kept for later builds: objects
     a, b = published(Path(once.output_dir)), published(Path(kept.output_dir))
     assert len(a) > 3 * report.articles and a == b
 

@@ -133,3 +133,26 @@ def test_an_article_listed_twice_is_one_number() -> None:
     site = site_of([one, replace(one, id="urn:x:2")])
     shipped = shelve(site)
     assert len(shipped.channels[0].articles._shelf) == 2  # type: ignore[attr-defined]
+
+
+def test_an_article_s_page_and_record_makers_read_the_shelf() -> None:
+    """A cold build's file makers that are one call on one article (its page, its item
+    record) are moved onto the shelf and make the same file; any other stays itself."""
+    from functools import partial
+
+    from feedserver.build.shelf import Shipping
+    from feedserver.query.records import record_file
+
+    made = [article(n, f"<p>{n}</p>", f"s{n}") for n in range(12)]
+    site = site_of(made)
+    shipping = Shipping(site)
+    stranger = article(99, "<p>99</p>", "s")
+    makers = [partial(record_file, made[3]), partial(record_file, stranger),
+              partial(len, "x"), partial(record_file, article=made[2])]
+    moved = list(map(shipping.maker, makers))
+    assert moved[0] is not makers[0] and moved[0]() == makers[0]()
+    assert moved[1:] == makers[1:]  # not on the shelf, not one article, a keyword
+    assert moved[0].args[1:] == (shipping.shelf, 3)  # type: ignore[attr-defined]
+    pages = shipping.site(replace(site, archives=(site.channels[1],)))
+    assert isinstance(pages.archives[0].articles, Shelved) and pages.articles is site.articles
+    assert list(pages.archives[0].articles) == list(site.channels[1].articles)
