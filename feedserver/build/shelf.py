@@ -26,7 +26,7 @@ import marshal
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, overload
@@ -132,6 +132,9 @@ class Shipping:
                     self._number[id(article)] = len(listed)
                     listed.append(article)
         self.shelf = Shelf(listed)
+        # Held, so that no id above is ever another object's (this process only reads
+        # the list: the workers never touch it).
+        self._listed = listed
 
     def site(self, site: Site) -> Site:
         """``site`` with its channels and archive pages listing shelved articles (its
@@ -150,6 +153,8 @@ class Shipping:
         return maker
 
     def _channel(self, channel: Channel) -> Channel:
+        if isinstance(channel.articles, Shelved):
+            return channel
         numbers = [self._number.get(id(a)) for a in channel.articles]
         if None in numbers:
             return channel
@@ -166,35 +171,38 @@ def _decoded(make: Callable[[Article], Any], shelf: Shelf, number: int) -> Any:
     return make(shelf.get(number))
 
 
+# Every field, in the order Article takes them: a field added to the model travels too.
+_FIELDS = tuple(f.name for f in fields(Article))
+
+
 def _fields(article: Article, buffers: list[object], known: dict[int, int]) -> tuple[Any, ...]:
-    """An article as values ``marshal`` writes (a packed text as its place)."""
-    return (article.id, article.slug, article.path, article.title, article.link,
-            _text(article.content_html, buffers, known), _text(article.summary, buffers, known),
-            article.published.isoformat(), article.updated.isoformat(), article.topics,
-            article.author, article.lang, article.media, article.links)
+    """An article as values ``marshal`` writes: a packed text as a list of its place, a
+    date as the bytes of its ISO form (no field of an article is a list or bytes), any
+    other value as it is."""
+    return tuple(_encoded(getattr(article, name), buffers, known) for name in _FIELDS)
 
 
-def _text(value: str | Packed, buffers: list[object], known: dict[int, int]) -> Any:
-    if not isinstance(value, Packed):
-        return value
-    holder, start, stop, text_hash = value.place()
-    at = known.get(id(holder))
-    if at is None:
-        at = known[id(holder)] = len(buffers)
-        buffers.append(holder)
-    return (at, start, stop, text_hash)
+def _encoded(value: Any, buffers: list[object], known: dict[int, int]) -> Any:
+    if isinstance(value, Packed):
+        holder, start, stop, text_hash = value.place()
+        at = known.get(id(holder))
+        if at is None:
+            at = known[id(holder)] = len(buffers)
+            buffers.append(holder)
+        return [at, start, stop, text_hash]
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return value
 
 
 def _article(values: tuple[Any, ...], buffers: list[object]) -> Article:
-    (id_, slug, path, title, link, content, summary, published, updated, topics, author,
-     lang, media, links) = values
-    return Article(id_, slug, path, title, link, _packed(content, buffers),
-                   _packed(summary, buffers), datetime.fromisoformat(published),
-                   datetime.fromisoformat(updated), topics, author, lang, media, links)
+    return Article(*(_decoded_value(value, buffers) for value in values))
 
 
-def _packed(value: Any, buffers: list[object]) -> str | Packed:
-    if isinstance(value, str):
-        return value
-    at, start, stop, text_hash = value
-    return Packed(buffers[at], start, stop, text_hash)  # type: ignore[arg-type]
+def _decoded_value(value: Any, buffers: list[object]) -> Any:
+    if type(value) is list:
+        at, start, stop, text_hash = value
+        return Packed(buffers[at], start, stop, text_hash)  # type: ignore[arg-type]
+    if type(value) is bytes:
+        return datetime.fromisoformat(value.decode())
+    return value

@@ -92,7 +92,7 @@ class Spill:
     read back from the disk, and not by the build's processes: a cold 10,000-article
     build held its 43 MiB of packed content and summaries in its own memory, shared by
     the workers it forked but counted in its peak all the same (benchmarks/README.md,
-    "The content spilled to a file").  The file has no name (``O_TMPFILE`` where the
+    "Which pages a worker copies").  The file has no name (``O_TMPFILE`` where the
     filesystem has it, else it is unlinked at once) and is gone when the last handle
     is.  Only the process that made it writes to it, before it forks; ``pread`` moves no
     shared offset, so any number of forked readers may read at once.
