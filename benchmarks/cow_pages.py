@@ -104,6 +104,31 @@ def _report() -> None:
     (_out / f"{os.getpid()}.txt").write_text("\n".join(lines), encoding="utf-8")
 
 
+_ORIGINAL: dict[str, Any] = {}  # the hooked functions of feedserver.build.parallel
+
+
+def _pooled_feeds(*args: Any) -> Any:
+    _map_parent()
+    return _ORIGINAL["_pooled"](*args)
+
+
+def _some_tasks(*args: Any) -> Any:  # module level: the Pool pickles it by name
+    done = _ORIGINAL["_some"](*args)
+    _report()
+    return done
+
+
+def _pooled_files(*args: Any) -> Any:
+    _map_parent()
+    return _ORIGINAL["_pooled_files"](*args)
+
+
+def _file_range(*args: Any) -> Any:
+    done = _ORIGINAL["_file_range"](*args)
+    _report()
+    return done
+
+
 def main() -> None:
     global _out
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,30 +138,11 @@ def main() -> None:
     known, rest = parser.parse_known_args()
     _out = known.out
     _out.mkdir(parents=True, exist_ok=True)
-    if known.pages:
-        pooled, run = parallel._pooled_files, parallel._file_range
-
-        def pooled_files(*args: Any) -> Any:
-            _map_parent()
-            return pooled(*args)
-
-        def file_range(*args: Any) -> Any:
-            done = run(*args)
-            _report()
-            return done
-        parallel._pooled_files, parallel._file_range = pooled_files, file_range
-    else:
-        feeds, some = parallel._pooled, parallel._some
-
-        def pooled_feeds(*args: Any) -> Any:
-            _map_parent()
-            return feeds(*args)
-
-        def some_tasks(*args: Any) -> Any:
-            done = some(*args)
-            _report()
-            return done
-        parallel._pooled, parallel._some = pooled_feeds, some_tasks
+    hooks = {"_pooled_files": _pooled_files, "_file_range": _file_range} if known.pages \
+        else {"_pooled": _pooled_feeds, "_some": _some_tasks}
+    for name, hook in hooks.items():
+        _ORIGINAL[name] = getattr(parallel, name)
+        setattr(parallel, name, hook)
     sys.argv = ["feedserver", *rest]
     runpy.run_module("feedserver", run_name="__main__")
 
