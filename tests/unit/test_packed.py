@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import random
@@ -16,6 +15,7 @@ import pytest
 from feedserver.build.deltas import stamp
 from feedserver.core.packed import Packed, Spill, pack
 from feedserver.core.records import Article
+from tests.forkmem import grown_in_child
 
 ALPHABET = "ab <>&\"'é中\u00a0\U0001f600\ud800\udfff\n"
 
@@ -55,33 +55,10 @@ def test_an_article_holding_a_handle_equals_the_one_holding_the_string() -> None
     assert stamp(packed) == stamp(article) != stamp(replace(article, content_html="<p>e</p>"))
 
 
-def _private_dirty_kib() -> int:
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-        if line.startswith("Private_Dirty:"):
-            return int(line.split()[1])
-    raise AssertionError("no Private_Dirty line")
-
-
 def _copied_by_a_reader(contents: list[object]) -> int:
     """KiB of private memory a forked child gains by reading every text of ``contents``
     (as a renderer does: the object, then its text)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            gc.disable()  # a collection writes to every tracked object's header
-            before = _private_dirty_kib()
-            total = 0
-            for value in contents:
-                total += len(str(value))
-            os.write(write, str(_private_dirty_kib() - before).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        grown = int(pipe.read())
-    os.waitpid(pid, 0)
-    return grown
+    return grown_in_child(lambda _: sum(len(str(value)) for value in contents))
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
@@ -137,29 +114,16 @@ def test_a_spill_reads_back_each_text_in_this_process_and_a_forked_one(
     os.waitpid(pid, 0)
 
 
+def _six_kib_texts() -> list[str]:
+    rng = random.Random(13)
+    return ["".join(rng.choice("abcdefgh <p>") for _ in range(6000)) for _ in range(2000)]
+
+
 def _grown_in_a_child(make: Callable[[list[str]], object]) -> int:
     """KiB of private memory a forked child gains by calling ``make`` on 2,000 texts of
     6 KiB it made itself (so that reading them copies nothing of this process), while
     keeping what ``make`` returns."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            rng = random.Random(13)
-            made = ["".join(rng.choice("abcdefgh <p>") for _ in range(6000))
-                    for _ in range(2000)]
-            gc.disable()  # a collection writes to every tracked object's header
-            before = _private_dirty_kib()
-            kept = make(made)
-            os.write(write, str(_private_dirty_kib() - before).encode())
-            del kept
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        grown = int(pipe.read())
-    os.waitpid(pid, 0)
-    return grown
+    return grown_in_child(make, _six_kib_texts)
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
@@ -172,8 +136,7 @@ def test_spilled_text_is_not_in_any_process(tmp_path: Path) -> None:
     spilled_kib = _grown_in_a_child(Spill(tmp_path).pack)
     assert buffered > text_kib * 2 // 3, buffered  # the reference: the buffer is memory
     assert spilled_kib < text_kib // 10, (spilled_kib, buffered)
-    rng = random.Random(13)
-    made = ["".join(rng.choice("abcdefgh <p>") for _ in range(6000)) for _ in range(2000)]
+    made = _six_kib_texts()
     spilled = Spill(tmp_path).pack(made)
     assert _copied_by_a_reader(list(spilled)) < text_kib // 10
     assert [str(h) for h in spilled[::97]] == made[::97]

@@ -3,8 +3,6 @@ objects they stand for, rendered to the same bytes, and read without copying the
 
 from __future__ import annotations
 
-import gc
-import os
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS
 from feedserver.render.site import Site
+from tests.forkmem import grown_in_child
 
 CTX = feeds.Context("S", "https://x.example/", "en", "Ana", 30, {"t": "T", "u": "U"})
 MOMENT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -77,35 +76,17 @@ def test_a_worker_keeps_a_bounded_number_of_articles_decoded(
     assert listed[0] is listed[0]  # the memo's
 
 
-def _private_dirty_kib() -> int:
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-        if line.startswith("Private_Dirty:"):
-            return int(line.split()[1])
-    raise AssertionError("no Private_Dirty line")
-
-
 def _copied_by_a_renderer(channel: Channel) -> int:
     """KiB of private memory a forked child gains by reading every field of every
     article of ``channel``, as drawing and checking its items does (what it decodes is
     freed as it goes)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            gc.disable()  # a collection writes to every tracked object's header
-            before = _private_dirty_kib()
-            seen = 0
-            for a in channel.articles:
-                seen += len(a.id) + len(a.title) + len(a.link) + len(a.slug) + len(a.path)
-                seen += len(a.topics) + len(a.lang or "") + a.published.year
-            os.write(write, str(_private_dirty_kib() - before).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        grown = int(pipe.read())
-    os.waitpid(pid, 0)
-    return grown
+    def read(_: object) -> int:
+        seen = 0
+        for a in channel.articles:
+            seen += len(a.id) + len(a.title) + len(a.link) + len(a.slug) + len(a.path)
+            seen += len(a.topics) + len(a.lang or "") + a.published.year
+        return seen
+    return grown_in_child(read)
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
