@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ import pytest
 from feedserver.build.deltas import stamp
 from feedserver.core.packed import Packed, Spill, pack
 from feedserver.core.records import Article
-from tests.forkmem import grown_in_child
+from tests.forkmem import copied_in_child, pages_of, span_of
 
 ALPHABET = "ab <>&\"'é中\u00a0\U0001f600\ud800\udfff\n"
 
@@ -55,25 +56,25 @@ def test_an_article_holding_a_handle_equals_the_one_holding_the_string() -> None
     assert stamp(packed) == stamp(article) != stamp(replace(article, content_html="<p>e</p>"))
 
 
-def _copied_by_a_reader(contents: list[object]) -> int:
-    """KiB of private memory a forked child gains by reading every text of ``contents``
-    (as a renderer does: the object, then its text)."""
-    return grown_in_child(lambda _: sum(len(str(value)) for value in contents))
-
-
-@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
+@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="Linux's pagemap")
 def test_a_forked_reader_leaves_packed_text_shared() -> None:
-    """The point of packing: 2,000 texts of 6 KiB read in a child copy about one page each
-    as strings (each string's header), and only the handles' few pages when packed."""
+    """The point of packing: 2,000 texts of 6 KiB read in a child copy the page of each
+    string's header (and so most of its text), and none of the buffer's text when
+    packed."""
     rng = random.Random(9)
     made = ["".join(rng.choice("abcdefgh <p>") for _ in range(6000)) for _ in range(2000)]
     strings = ["".join(text) for text in made]  # objects of their own, as a body's are
     handles = pack(made)
-    as_strings = _copied_by_a_reader(list(strings))
-    as_packed = _copied_by_a_reader(list(handles))
-    text_kib = 2000 * 6000 // 1024
-    assert as_strings > text_kib // 3, as_strings  # the reference: most pages copied
-    assert as_packed < text_kib // 10, (as_packed, as_strings)
+    headers = pages_of(strings)
+    text = span_of(handles[0].place()[0])  # type: ignore[arg-type]
+    assert len(headers) > 1500 and len(text) > 2500
+    assert copied_in_child(headers, lambda: _read_all(strings)) > 0.9 * len(headers)
+    assert copied_in_child(text, lambda: _read_all(handles)) == 0
+
+
+def _read_all(contents: list[str] | list[Packed]) -> int:
+    """What a renderer does with each: the object, then its text."""
+    return sum(len(str(value)) for value in contents)
 
 
 def test_a_handle_is_not_a_string() -> None:
@@ -119,24 +120,23 @@ def _six_kib_texts() -> list[str]:
     return ["".join(rng.choice("abcdefgh <p>") for _ in range(6000)) for _ in range(2000)]
 
 
-def _grown_in_a_child(make: Callable[[list[str]], object]) -> int:
-    """KiB of private memory a forked child gains by calling ``make`` on 2,000 texts of
-    6 KiB it made itself (so that reading them copies nothing of this process), while
-    keeping what ``make`` returns."""
-    return grown_in_child(make, _six_kib_texts)
-
-
-@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux's smaps_rollup")
 def test_spilled_text_is_not_in_any_process(tmp_path: Path) -> None:
     """The point of a spill: 2,000 texts of 6 KiB held by the page cache, not by the
-    process that packs them (packed into a buffer, they take its memory) nor by a forked
-    reader (which copies the handles' few pages)."""
-    text_kib = 2000 * 6000 // 1024
-    buffered = _grown_in_a_child(pack)
-    spilled_kib = _grown_in_a_child(Spill(tmp_path).pack)
-    assert buffered > text_kib * 2 // 3, buffered  # the reference: the buffer is memory
-    assert spilled_kib < text_kib // 10, (spilled_kib, buffered)
+    process that packs them (packed into a buffer, they take its memory: traced by
+    tracemalloc while each is made and kept)."""
     made = _six_kib_texts()
-    spilled = Spill(tmp_path).pack(made)
-    assert _copied_by_a_reader(list(spilled)) < text_kib // 10
-    assert [str(h) for h in spilled[::97]] == made[::97]
+    text_bytes = 2000 * 6000
+
+    def held(packer: Callable[[list[str]], list[Packed]]) -> tuple[int, list[Packed]]:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kept = packer(made)
+            return tracemalloc.get_traced_memory()[0] - before, kept
+        finally:
+            tracemalloc.stop()
+    buffered, _ = held(pack)
+    spilled, handles = held(Spill(tmp_path).pack)
+    assert buffered > text_bytes, buffered  # the reference: the buffer is memory
+    assert spilled < text_bytes // 20, (spilled, buffered)  # the handles alone
+    assert [str(h) for h in handles[::97]] == made[::97]
