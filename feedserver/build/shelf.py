@@ -1,6 +1,7 @@
-"""The articles a Pool's feed workers render, as bytes they decode their own copies from.
+"""The articles a cold build's Pool workers render, as bytes they decode their own copies from.
 
-Why: a cold build forks its feed workers from a parent that holds every article as
+Why: a cold build forks its workers (feeds, then pages and item records) from a parent
+that holds every article as
 Python objects, and CPython writes the reference count of every object it touches, so
 a worker that draws, looks up and checks an article copies the pages of the article's
 object and of each of its strings: a page holds a few dozen small objects of all kinds
@@ -17,7 +18,9 @@ it meets into objects of its own, kept in a bounded memo while its runs go along
 history (:data:`KEPT`); the parent's article objects are never touched there.  A decoded
 article equals the one it was made from (every field, hash included), so everything a
 worker keys by an article (its item cache, the gate) is unchanged, and so is every byte
-it renders.
+it renders.  :class:`Shipping` makes one shelf per build and moves onto it what the
+pages' Pool renders too: the channels and archive pages its makers list, and each maker
+that is one call on one article (its page, its item record).
 """
 
 from __future__ import annotations
