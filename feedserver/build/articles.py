@@ -170,7 +170,7 @@ def fill_packed(lights: Sequence[Article], bodies: Mapping[str, Body],
                 packer: Callable[[Sequence[str]], list[Packed]] = pack) -> list[Article]:
     """:func:`fill` of each of ``lights`` (its body by path in ``bodies``), their content
     and summaries packed together by ``packer`` (:mod:`feedserver.core.packed`: one
-    buffer, or a :class:`~feedserver.core.packed.Spill`'s file): for a build whose
+    buffer, or a :class:`~feedserver.build.spill.Spill`'s file): for a build whose
     workers render them, which then leave the text's pages shared.
 
     The summaries too: a few hundred characters each, they filled pages of their own

@@ -57,8 +57,9 @@ from feedserver.build.sources import (
     ready,
     release_detection,
 )
+from feedserver.build.spill import Spill
 from feedserver.config import Settings
-from feedserver.core.packed import Packed, Spill, pack
+from feedserver.core.packed import Packed, pack
 from feedserver.core.records import Article, Parsed, Problem, Rendered, SourceFile
 from feedserver.identify.dates import git_dated
 from feedserver.identify.ledger import Ledger

@@ -14,8 +14,9 @@ worker reads the buffer (``str(handle)`` decodes a copy of its own, freed once
 used) and writes only to the handle and the buffer's header, so the text itself stays
 shared between all the processes.
 
-A build may also pack its texts into a file (:class:`Spill`): the handles are the same,
-and the text is then held by the kernel's page cache rather than by any process.
+A build may also pack its texts into a file (``feedserver.build.spill.Spill``, a
+:class:`Holder`): the handles are the same, and the text is then held by the kernel's
+page cache rather than by any process; this module does no I/O itself.
 
 A handle is equal to its text and hashes as it does, so an article holding one is equal
 to the same article holding the string, and a pickled handle arrives as that string.
@@ -23,14 +24,12 @@ to the same article holding the string, and a pickled handle arrives as that str
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 # Lone surrogates survive the trip (a str holds any code point; content_digest encodes
 # them the same way).
-_ERRORS = "surrogatepass"
+ERRORS = "surrogatepass"
 
 
 class Packed:
@@ -38,7 +37,7 @@ class Packed:
 
     __slots__ = ("_buffer", "_hash", "_start", "_stop")
 
-    def __init__(self, buffer: bytes | Spill, start: int, stop: int,
+    def __init__(self, buffer: bytes | Holder, start: int, stop: int,
                  text_hash: int | None = None) -> None:
         self._buffer = buffer
         self._start = start
@@ -46,9 +45,9 @@ class Packed:
         self._hash = text_hash
 
     def __str__(self) -> str:
-        return str(self._bytes(), "utf-8", _ERRORS)
+        return str(self._bytes(), "utf-8", ERRORS)
 
-    def place(self) -> tuple[bytes | Spill, int, int, int]:
+    def place(self) -> tuple[bytes | Holder, int, int, int]:
         """Where the text lies (its buffer or spill, start, stop) and its hash: what
         ``Packed(*handle.place())`` makes the same handle again from."""
         return self._buffer, self._start, self._stop, hash(self)
@@ -57,7 +56,7 @@ class Packed:
         buffer = self._buffer
         if type(buffer) is bytes:
             return memoryview(buffer)[self._start:self._stop]
-        return buffer.read(self._start, self._stop)  # type: ignore[union-attr]
+        return buffer.read(self._start, self._stop)  # type: ignore[union-attr]  # a Holder
 
     def __bool__(self) -> bool:
         return self._stop > self._start
@@ -84,66 +83,17 @@ class Packed:
         return str, (str(self),)
 
 
-class Spill:
-    """Texts packed into an unlinked file (:meth:`pack`) instead of a buffer in memory.
-
-    A handle of it reads its text with ``os.pread``, in whichever process it is, so the
-    bytes are held by the kernel's page cache, which it may drop under pressure and
-    read back from the disk, and not by the build's processes: a cold 10,000-article
-    build held its 43 MiB of packed content and summaries in its own memory, shared by
-    the workers it forked but counted in its peak all the same (benchmarks/README.md,
-    "Which pages a worker copies").  The file has no name (``O_TMPFILE`` where the
-    filesystem has it, else it is unlinked at once) and is gone when the last handle
-    is.  Only the process that made it writes to it, before it forks; ``pread`` moves no
-    shared offset, so any number of forked readers may read at once.
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        # Open as long as the spill lives (its handles hold it): closed when it goes.
-        self._file = tempfile.TemporaryFile(  # noqa: SIM115
-            dir=folder, prefix=".feedserver-packed-")
-        self._fd = self._file.fileno()
-        self._end = 0
-
-    def pack(self, texts: Sequence[str]) -> list[Packed]:
-        """A handle for each of ``texts``, in order, their bytes appended to the file
-        one text at a time (no buffer of them all is ever held)."""
-        handles: list[Packed] = []
-        start = self._end
-        for text in texts:
-            piece = memoryview(text.encode("utf-8", _ERRORS))
-            done = 0
-            while done < len(piece):
-                done += os.pwrite(self._fd, piece[done:], start + done)
-            handles.append(Packed(self, start, start + len(piece), hash(text)))
-            start += len(piece)
-        self._end = start
-        return handles
-
-    def __del__(self) -> None:
-        file = getattr(self, "_file", None)  # None: the file could not be made
-        if file is not None:
-            file.close()
+class Holder(Protocol):
+    """Where texts packed elsewhere than in a buffer lie (the build's spill file,
+    ``feedserver.build.spill.Spill``): a handle asks it for its bytes."""
 
     def read(self, start: int, stop: int) -> bytes:
-        """The file's bytes from ``start`` to ``stop``."""
-        chunk = os.pread(self._fd, stop - start, start)
-        if len(chunk) == stop - start:
-            return chunk
-        chunks = [chunk]
-        start += len(chunk)
-        while start < stop:  # a short read (a signal): the rest
-            chunk = os.pread(self._fd, stop - start, start)
-            if not chunk:
-                raise OSError(f"a packed text ends past the end of its file ({start})")
-            chunks.append(chunk)
-            start += len(chunk)
-        return b"".join(chunks)
+        """The bytes from ``start`` to ``stop``."""
 
 
 def pack(texts: Sequence[str]) -> list[Packed]:
     """A handle for each of ``texts``, in order, all in one new buffer."""
-    pieces = [text.encode("utf-8", _ERRORS) for text in texts]
+    pieces = [text.encode("utf-8", ERRORS) for text in texts]
     buffer = b"".join(pieces)
     handles: list[Packed] = []
     start = 0

@@ -13,8 +13,9 @@ from benchmarks.corpus import generate
 from feedserver.build import articles, run
 from feedserver.build.memory import BuildMemory
 from feedserver.build.shelf import Shipping
+from feedserver.build.spill import Spill
 from feedserver.config import Settings, load_settings
-from feedserver.core.packed import Packed, Spill
+from feedserver.core.packed import Packed
 from tests.conftest import NOW, ROOT
 
 

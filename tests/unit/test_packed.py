@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from feedserver.build.deltas import stamp
-from feedserver.core.packed import Packed, Spill, pack
+from feedserver.build.spill import Spill
+from feedserver.core.packed import Packed, pack
 from feedserver.core.records import Article
 from tests.forkmem import copied_in_child, pages_of, span_of
 

@@ -12,7 +12,8 @@ import pytest
 
 from feedserver.build import shelf as shelf_module
 from feedserver.build.shelf import Shelved, shelve
-from feedserver.core.packed import Packed, Spill, pack
+from feedserver.build.spill import Spill
+from feedserver.core.packed import Packed, pack
 from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS
