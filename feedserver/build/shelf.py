@@ -48,9 +48,10 @@ class Shelf:
     """Every article of a job, encoded one after the other in one buffer."""
 
     def __init__(self, articles: Sequence[Article]) -> None:
-        self._texts: list[object] = []  # the buffers (or spills) packed texts lie in
-        texts: dict[int, int] = {}
-        pieces = [marshal.dumps(_fields(article, self._texts, texts)) for article in articles]
+        self._holders: list[object] = []  # the buffers (or spills) packed texts lie in
+        known: dict[int, int] = {}  # id of a holder -> its place in _holders
+        pieces = [marshal.dumps(_fields(article, self._holders, known))
+                  for article in articles]
         self._buffer = b"".join(pieces)
         self._ends = array("Q")
         end = 0
@@ -71,7 +72,7 @@ class Shelf:
             return found
         start = self._ends[number - 1] if number else 0
         found = kept[number] = _article(
-            marshal.loads(memoryview(self._buffer)[start:self._ends[number]]), self._texts)
+            marshal.loads(memoryview(self._buffer)[start:self._ends[number]]), self._holders)
         if len(kept) > KEPT:
             kept.popitem(last=False)
         return found
@@ -105,9 +106,10 @@ class Shelved(Sequence[Article]):
         return map(self._shelf.get, self._numbers)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Shelved):
-            return self._shelf is other._shelf and self._numbers == other._numbers
-        if isinstance(other, tuple):
+        """Equal as the tuples they stand for (on one shelf, by their numbers)."""
+        if isinstance(other, Shelved) and self._shelf is other._shelf:
+            return self._numbers == other._numbers
+        if isinstance(other, (Shelved, tuple)):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
