@@ -33,6 +33,7 @@ them.  The unit of work is one channel in one format, costliest first.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -151,9 +152,37 @@ def _run(job: _Job, task: tuple[int, str]) -> Result:
         return exc
 
 
-def _some(tasks: list[tuple[int, str]]) -> list[Result]:
+def _some(tasks: list[tuple[int, str]]) -> tuple[list[dict[bytes, Seen]], bytes]:
+    """A run of tasks: what the parser learned in each (the parent teaches it at once),
+    and the results without it, pickled (:func:`packed`)."""
     assert _JOB is not None, "worker started without a job"
-    return [_run(_JOB, task) for task in tasks]
+    results = [_run(_JOB, task) for task in tasks]
+    learned = []
+    for result in results:
+        if isinstance(result, _Done):
+            learned.append(result.learned)
+            result.learned = {}
+    return learned, packed(results)
+
+
+def packed(value: object) -> bytes:
+    """What a Pool worker sends back, as the parent keeps it until the Pool is done.
+
+    A staged file's manifest entry and temporary names take about 2.2 kB as objects and
+    0.7 kB pickled.  Unpickled as they arrived, a cold build's 24,000 pages and records
+    grew the parent by 35-43 MiB while the workers were still alive beside it (10,000
+    articles, the peak of the build: benchmarks/README.md, "The staged files held as
+    bytes"); kept pickled, they are unpickled once the workers are gone (:func:`unpacked`).
+    """
+    return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def unpacked(blobs: list[bytes]) -> Iterator[Any]:
+    """Each of ``blobs`` unpickled, in order, each dropped from the list as it is read
+    (so the bytes and the objects they make are not all held at once)."""
+    blobs.reverse()
+    while blobs:
+        yield pickle.loads(blobs.pop())
 
 
 def runs(site: Site, tasks: list[tuple[int, str]], processes: int
@@ -284,7 +313,8 @@ def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
     bounds = [(start, min(start + FILE_RUN, len(job.makers)))
               for start in range(0, len(job.makers), FILE_RUN)]
     with _forked_pool(min(processes, len(bounds)), _start_files, job) as pool:
-        shares = list(pool.imap(_file_range, bounds))
+        blobs = list(pool.imap(_file_range, bounds))
+    shares: list[list[Prepared] | PublishError] = list(unpacked(blobs))  # see packed
     errors = [share for share in shares if isinstance(share, PublishError)]
     staged = [p for share in shares if not isinstance(share, PublishError) for p in share]
     if errors:
@@ -316,7 +346,8 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
 
     What the workers' parser read comes back with their results and is kept here, so
     that the workers forked later inherit it: as objects, or in a process that builds
-    once, as bytes (:meth:`Readings.teach_packed`); the results drop their copy.  This
+    once, as bytes (:meth:`Readings.teach_packed`); the rest of the results stay pickled
+    until the Pool is done (:func:`packed`).  This
     process writes nothing to the readings store while the Pool lives: the Pool forks
     from a thread of its own at any moment, and a fork made while this thread was inside
     SQLite would leave the child a lock nobody releases (its first SQLite call waits for
@@ -329,13 +360,14 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
     # share: each made its own on its first parse (benchmarks/README.md, "Which pages a
     # worker copies").
     c1_table()
+    blobs: list[bytes] = []
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
-        for done in pool.imap(_some, chunks):
-            for result in done:
-                if isinstance(result, _Done):  # a replacement worker forks with these
-                    teach(result.learned)
-                    result.learned = {}
-                results.append(result)
+        for learned, blob in pool.imap(_some, chunks):
+            for one in learned:  # a replacement worker forks with these
+                teach(one)
+            blobs.append(blob)
+    for done in unpacked(blobs):  # the workers are gone (see packed)
+        results += done
     return results
 
 
@@ -377,9 +409,10 @@ def _stage_range(job: _Files, start: int, stop: int) -> list[Prepared] | Publish
     return done
 
 
-def _file_range(bounds: tuple[int, int]) -> list[Prepared] | PublishError:
+def _file_range(bounds: tuple[int, int]) -> bytes:
+    """A share staged, pickled (:func:`packed`): its files or the error that undid it."""
     assert _FILES is not None, "file worker started without a job"
-    return _stage_range(_FILES, *bounds)
+    return packed(_stage_range(_FILES, *bounds))
 
 
 def _combine(site: Site, results: list[Result]) -> Output:
