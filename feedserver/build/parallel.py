@@ -48,8 +48,7 @@ from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
 from feedserver.render.feeds import ItemCache
-from feedserver.render.formats import FORMATS, Format, Seen
-from feedserver.render.formats.gate_parser import c1_table
+from feedserver.render.formats import FORMATS, Format, Seen, preload
 from feedserver.render.site import Site
 
 # Jobs cheaper than one channel of this many items in every format stay in this process:
@@ -356,10 +355,11 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
     results: list[Result] = []
     readings = job.cache.readings
     teach = readings.teach if lasting else readings.teach_packed
-    # feedparser's C1 table (65,536 entries, 2.5 MiB), made here once for all workers to
-    # share: each made its own on its first parse (benchmarks/README.md, "Which pages a
-    # worker copies").
-    c1_table()
+    # What rendering and reading import (feedgen, lxml, feedparser with its C1 table of
+    # 2.5 MiB), imported here once for all workers to share: each imported its own on its
+    # first channel (benchmarks/README.md, "Which pages a worker copies", and "The
+    # renderers imported before the Pool forks").
+    preload()
     blobs: list[bytes] = []
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
         for learned, blob in pool.imap(_some, chunks):

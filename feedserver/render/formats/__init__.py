@@ -20,11 +20,34 @@ from functools import lru_cache
 from feedserver.render.formats import atom, jsonfeed, rss
 from feedserver.render.formats.base import Finding, Format, ReadBack, Seen, utc
 
-__all__ = ["FORMATS", "Finding", "Format", "ReadBack", "Seen", "fingerprint", "register",
-           "unregister", "utc"]
+__all__ = ["FORMATS", "Finding", "Format", "ReadBack", "Seen", "fingerprint", "preload",
+           "register", "unregister", "utc"]
 
 # By name, in a fixed order: the order of every channel's files, links and checks.
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (rss.FORMAT, atom.FORMAT, jsonfeed.FORMAT)}
+
+
+def preload() -> None:
+    """Import now what drawing and reading a feed imports when first used: feedgen (and
+    lxml, dateutil, and the extensions items use), feedparser as the gate sets it up (its C1
+    table made) and the expat driver it reads with, orjson (JSON Feed's check).
+
+    For a process about to fork workers that will render (the build's Pool): each of them
+    imported these itself on its first channel, about 6 MiB of its own memory (ten
+    workers a cold build); imported in the parent, the workers share them.
+    """
+    import xml.sax.expatreader  # noqa: F401  (feedparser's make_parser imports it)
+
+    import feedgen.entry
+    import feedgen.ext.dc
+    import feedgen.ext.media
+    import feedgen.feed  # noqa: F401
+    import orjson  # noqa: F401
+    from lxml import etree  # noqa: F401
+
+    from feedserver.render.formats import gate_parser
+
+    gate_parser.feedparser()
 
 
 def register(fmt: Format) -> Format:
