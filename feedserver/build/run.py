@@ -397,10 +397,11 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     if not pages:
         output = render_feeds(site, renderer)
     else:
-        output = render_site(site, renderer, html, stale=stale.pages if stale else None)
+        output = render_site(site, renderer, html, stale=stale.pages if stale else None,
+                             more=query_makers(site, settings, stale) if publish_output
+                             else ())
     if publish_output and pages:
         _add_media(output, site, media)
-        _make(output, renderer, query_makers(site, settings, stale))
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
                          files=len(output.files) + len(output.staged) + len(output.kept),
                          parsed_files=sources.read, next_due=site.next_due,
@@ -476,16 +477,20 @@ def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
 
 
 def render_site(site: Site, renderer: Renderer | None = None, html: bool = True, *,
-                stale: AbstractSet[str] | None = None) -> Output:
+                stale: AbstractSet[str] | None = None,
+                more: Sequence[Callable[[], Rendered]] = ()) -> Output:
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
     (``html=False``: no index, topic or article pages; the ``pages`` setting).  ``stale``:
     the ids of the articles whose pages to make, when the build knows them
-    (:func:`~feedserver.build.page_signatures.stale_articles`)."""
+    (:func:`~feedserver.build.page_signatures.stale_articles`).  ``more``: other files'
+    makers (the query's records and index), made with the pages: one Pool for all, so
+    this process never holds the pages' manifest entries as objects beside a second
+    Pool's workers (benchmarks/README.md, "The staged files held as bytes")."""
     output = render_feeds(site, renderer)
     # The pages' workers read the articles off the feeds' shelf too (build/shelf.py).
     listed = renderer.shipped(site) if isinstance(renderer, Executor) else site
     _make(output, renderer, [*page_makers(listed, html, stale),
-                             *embed_makers(listed, output.failed)])
+                             *embed_makers(listed, output.failed), *more])
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 

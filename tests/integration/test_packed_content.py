@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.corpus import generate
-from feedserver.build import articles, run
+from feedserver.build import articles, parallel, run
 from feedserver.build.memory import BuildMemory
 from feedserver.build.shelf import Shipping
 from feedserver.build.spill import Spill
@@ -53,12 +53,21 @@ def test_packed_and_string_content_publish_the_same_bytes(
             moved.append(made)
         return made
     monkeypatch.setattr(Shipping, "maker", counted)
+    pools: list[int] = []
+    pooled = parallel._pooled_files
+
+    def counting_pools(job, processes):  # type: ignore[no-untyped-def]
+        pools.append(len(job.makers))
+        return pooled(job, processes)
+    monkeypatch.setattr(parallel, "_pooled_files", counting_pools)
 
     once = site(tmp_path / "once", seeds)
     report = run.run_build(once, now=NOW)  # no memory given: kept by nobody
     assert not report.errors
-    # Each article's page and record were made from the shelf (build/shelf.py).
+    # Each article's page and record were made from the shelf (build/shelf.py), in one
+    # Pool with the query index (no second Pool beside the first one's entries).
     assert len(moved) == 2 * report.articles
+    assert len(pools) == 1 and pools[0] > 2 * report.articles
     pairs = [pair for share in filled for pair in share]
     handles = [h for pair in pairs for h in pair]  # each article's content and summary
     assert len(filled) == -(-report.articles // run.PACK_SHARE) > 1
