@@ -168,10 +168,10 @@ def packed(value: object) -> bytes:
     """What a Pool worker sends back, as the parent keeps it until the Pool is done.
 
     A staged file's manifest entry and temporary names take about 2.2 kB as objects and
-    0.7 kB pickled.  Unpickled as they arrived, a cold build's 24,000 pages and records
-    grew the parent by 35-43 MiB while the workers were still alive beside it (10,000
-    articles, the peak of the build: benchmarks/README.md, "The staged files held as
-    bytes"); kept pickled, they are unpickled once the workers are gone (:func:`unpacked`).
+    0.7 kB pickled.  Unpickled as they arrived, a cold build's pages grew the parent by
+    35-43 MiB while the workers were still alive beside it (10,000 articles, the peak of
+    the build: benchmarks/README.md, "The staged files held as bytes"); kept pickled,
+    they are unpickled once the workers are gone (:func:`unpacked`).
     """
     return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
@@ -357,8 +357,8 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
     teach = readings.teach if lasting else readings.teach_packed
     # What rendering and reading import (feedgen, lxml, feedparser with its C1 table of
     # 2.5 MiB), imported here once for all workers to share: each imported its own on its
-    # first channel (benchmarks/README.md, "Which pages a worker copies", and "The
-    # renderers imported before the Pool forks").
+    # first channel (benchmarks/README.md, "The staged files held as bytes, one Pool for
+    # every file, the renderers imported once").
     preload()
     blobs: list[bytes] = []
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:

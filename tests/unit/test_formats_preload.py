@@ -4,9 +4,10 @@ the build's Pool, for every worker to share.
 The format modules import feedgen, lxml and feedparser inside their functions (a
 process that never renders never loads them), so each Pool worker of a cold build
 imported them on its first channel: about 6 MiB of its own memory, ten workers a build
-(benchmarks/README.md, "The renderers imported before the Pool forks").  After
-:func:`preload`, rendering a channel in every format and reading it back through the gate
-must import nothing more; and the Pool calls it before it forks.
+(benchmarks/README.md, "The staged files held as bytes, one Pool for every file, the
+renderers imported once").  After :func:`preload`, rendering a channel in every format
+and reading it back through the gate must import nothing more; and the Pool calls it
+before it forks.
 """
 
 from __future__ import annotations
