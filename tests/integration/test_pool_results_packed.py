@@ -2,7 +2,7 @@
 
 A cold build's parent received every staged file's manifest entry and temporary names
 from the workers and unpickled them as they came: about 2.2 kB of objects a file, 35-43
-MiB for the pages and records of 10,000 articles, while the workers were alive beside it
+MiB over the pages' Pool of 10,000 articles, while the workers were alive beside it
 (the build's peak).  Now they stay pickled until the Pool has ended.  These tests look
 at the parent at that moment, the workers gone and nothing unpickled yet: no staged
 file's entry exists as objects; then every file comes out as before (the other tests of

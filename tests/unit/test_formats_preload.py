@@ -62,16 +62,14 @@ def test_after_preload_rendering_and_reading_every_format_imports_nothing() -> N
 
 def test_the_pool_preloads_before_it_forks(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
+
+    def forked(*_: object, **__: object) -> None:
+        calls.append("fork")
+        raise RuntimeError("forked")
+
     monkeypatch.setattr(parallel, "preload", lambda: calls.append("preload"))
-    monkeypatch.setattr(parallel, "_forked_pool", _refused(calls))
+    monkeypatch.setattr(parallel, "_forked_pool", forked)
     with pytest.raises(RuntimeError, match="forked"):
         parallel._pooled(parallel._Job(None, Path("."), {}, parallel.ItemCache(1)),  # type: ignore[arg-type]
                          [[(0, "rss")]], 2)
     assert calls == ["preload", "fork"]
-
-
-def _refused(calls: list[str]):  # type: ignore[no-untyped-def]
-    def forked(*_: object, **__: object) -> None:
-        calls.append("fork")
-        raise RuntimeError("forked")
-    return forked

@@ -77,7 +77,6 @@ def test_a_folder_that_cannot_be_written_costs_nothing_but_time(tmp_path: Path) 
     assert language_model.load(blocked / "cache").classify(SAMPLES[0])[0] == "en"
 
 
-
 def test_the_copy_is_read_without_holding_its_bytes_beside_the_model(tmp_path: Path) -> None:
     """Reading the whole copy and then unpickling it held both at once: 65 MB more than
     the model for a moment, in the process every build's workers fork from (the peak of
