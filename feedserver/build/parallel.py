@@ -49,6 +49,7 @@ from feedserver.core.records import Channel, Problem, Rendered
 from feedserver.publish.output import Prepared, discard, prepare
 from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS, Format, Seen, preload
+from feedserver.render.formats.readings import split_packed
 from feedserver.render.site import Site
 
 # Jobs cheaper than one channel of this many items in every format stay in this process:
@@ -106,6 +107,9 @@ class _Job:
     out_dir: Path
     published: dict[str, Any]
     cache: ItemCache
+    # The parent keeps its workers' readings as bytes (a process that builds once): they
+    # send them packed (:func:`~feedserver.render.formats.readings.split_packed`).
+    packs: bool = False
 
 
 @dataclass
@@ -151,15 +155,20 @@ def _run(job: _Job, task: tuple[int, str]) -> Result:
         return exc
 
 
-def _some(tasks: list[tuple[int, str]]) -> tuple[list[dict[bytes, Seen]], bytes]:
-    """A run of tasks: what the parser learned in each (the parent teaches it at once),
-    and the results without it, pickled (:func:`packed`)."""
+Learned = tuple[dict[bytes, bytes], dict[bytes, Seen]]  # readings packed, and as objects
+
+
+def _some(tasks: list[tuple[int, str]]) -> tuple[list[Learned], bytes]:
+    """A run of tasks: what the parser learned in each (the parent teaches it at once:
+    packed when it keeps bytes, :attr:`_Job.packs`), and the results without it,
+    pickled (:func:`packed`)."""
     assert _JOB is not None, "worker started without a job"
     results = [_run(_JOB, task) for task in tasks]
-    learned = []
+    learned: list[Learned] = []
     for result in results:
         if isinstance(result, _Done):
-            learned.append(result.learned)
+            learned.append(split_packed(result.learned) if _JOB.packs
+                           else ({}, result.learned))
             result.learned = {}
     return learned, packed(results)
 
@@ -253,9 +262,10 @@ class Executor:
         if len(tasks) > SPLIT_MAX and self.processes >= 2:
             readings = self.cache.readings if self.cache is not None else None
             return _combine(site, _pooled(_Job(self.ship(site), self.out_dir, self.published,
-                                               ItemCache(ITEM_CACHE, readings)),
+                                               ItemCache(ITEM_CACHE, readings),
+                                               packs=not self.lasting),
                                           runs(site, tasks, self.processes),
-                                          self.processes, self.lasting))
+                                          self.processes))
         cost = {t: len(site.channels[t[0]].articles) * FORMATS[t[1]].cost for t in tasks}
         tasks.sort(key=lambda t: (-cost[t], t))  # the last to finish is a short one
         cache = self.cache if self.cache is not None else ItemCache()
@@ -339,14 +349,14 @@ def _forked_pool(processes: int, start: Callable[[Any], None], job: object,
             pool.join()
 
 
-def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
-            lasting: bool = True) -> list[Result]:
+def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int
+            ) -> list[Result]:
     """A big job over a Pool of workers that render their own items, a run at a time.
 
     What the workers' parser read comes back with their results and is kept here, so
     that the workers forked later inherit it: as objects, or in a process that builds
-    once, as bytes (:meth:`Readings.teach_packed`); the rest of the results stay pickled
-    until the Pool is done (:func:`packed`).  This
+    once (``job.packs``), as the bytes the workers packed (:meth:`Readings.teach_bytes`);
+    the rest of the results stay pickled until the Pool is done (:func:`packed`).  This
     process writes nothing to the readings store while the Pool lives: the Pool forks
     from a thread of its own at any moment, and a fork made while this thread was inside
     SQLite would leave the child a lock nobody releases (its first SQLite call waits for
@@ -354,7 +364,6 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
     """
     results: list[Result] = []
     readings = job.cache.readings
-    teach = readings.teach if lasting else readings.teach_packed
     # What rendering and reading import (feedgen, lxml, feedparser with its C1 table of
     # 2.5 MiB), imported here once for all workers to share: each imported its own on its
     # first channel (benchmarks/README.md, "The staged files held as bytes, one Pool for
@@ -363,8 +372,9 @@ def _pooled(job: _Job, chunks: list[list[tuple[int, str]]], processes: int,
     blobs: list[bytes] = []
     with _forked_pool(min(processes, len(chunks)), _start, job, RECYCLE) as pool:
         for learned, blob in pool.imap(_some, chunks):
-            for one in learned:  # a replacement worker forks with these
-                teach(one)
+            for as_bytes, as_objects in learned:  # a replacement worker forks with these
+                readings.teach_bytes(as_bytes)
+                readings.teach(as_objects)
             blobs.append(blob)
     for done in unpacked(blobs):  # the workers are gone (see packed)
         results += done

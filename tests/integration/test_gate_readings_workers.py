@@ -164,3 +164,39 @@ def test_a_process_that_builds_once_keeps_the_readings_as_bytes(
     monkeypatch.undo()
     assert bodies(staged(again, out_dir)) == plain(site, channels)
     discard(first.staged)
+
+
+def test_the_workers_send_a_once_building_parent_their_readings_packed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It keeps them as bytes, so they come as bytes: the parent never makes a reading's
+    objects only to pack them (benchmarks/README.md, "Readings sent packed"); a parent
+    that lasts gets objects, as it keeps them."""
+    generate(tmp_path / "seeds", 40, seed=5)
+    settings = settings_for(tmp_path / "site")
+    site = make_site(settings)
+    channels = list(site.channels)
+    out_dir = Path(settings.output_dir)
+    out_dir.mkdir(parents=True)
+    taught: dict[str, int] = {"objects": 0, "bytes": 0}
+    parent = os.getpid()
+
+    def spy(name: str, real: Any) -> Any:
+        def taught_here(self: Any, found: dict[bytes, Any]) -> None:
+            if os.getpid() == parent:
+                taught[name] += len(found)
+            real(self, found)
+        return taught_here
+
+    readings_type = type(warm_cache().readings)
+    monkeypatch.setattr(readings_type, "teach", spy("objects", readings_type.teach))
+    monkeypatch.setattr(readings_type, "teach_bytes", spy("bytes", readings_type.teach_bytes))
+    distinct = {a for c in channels for a in c.articles}
+    once = Executor(out_dir, {}, 2, warm_cache(), lasting=False)(site, channels)
+    assert not once.problems and taught["objects"] == 0
+    assert taught["bytes"] >= len(distinct) * 2  # every item in both XML formats
+    discard(once.staged)
+    taught.update(objects=0, bytes=0)
+    lasting = Executor(out_dir, {}, 2, warm_cache(), lasting=True)(site, channels)
+    assert not lasting.problems and taught["bytes"] == 0
+    assert taught["objects"] >= len(distinct) * 2
+    discard(lasting.staged)

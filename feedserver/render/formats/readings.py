@@ -56,6 +56,24 @@ def pack(seen: Seen) -> bytes | None:
     return marshal.dumps(fields, 4) if _shaped(fields) else None
 
 
+def split_packed(found: dict[bytes, Seen]) -> tuple[dict[bytes, bytes], dict[bytes, Seen]]:
+    """``found`` as bytes (:func:`pack`), and the readings of a shape they cannot hold.
+
+    A Pool worker sends its readings so to a parent that keeps them as bytes
+    (:meth:`Readings.teach_bytes`): sent as objects, the parent made 1.6 kB of them for
+    each only to pack it and drop them, and the holes they left in its heap stayed
+    (benchmarks/README.md, "Readings sent packed")."""
+    packed: dict[bytes, bytes] = {}
+    odd: dict[bytes, Seen] = {}
+    for key, seen in found.items():
+        value = pack(seen)
+        if value is None:
+            odd[key] = seen
+        else:
+            packed[key] = value
+    return packed, odd
+
+
 def unpack(payload: bytes) -> Seen | None:
     """The reading :func:`pack` made these bytes of, or None when they are not such."""
     try:
@@ -229,11 +247,14 @@ class Readings:
         MiB of objects at 10,000 articles).  The workers forked later inherit the bytes.
         A reading of a shape the bytes cannot hold is kept as it is.
         """
-        for key, seen in found.items():
-            packed = pack(seen)
-            if packed is None:
-                self.teach({key: seen})
-                continue
+        packed, odd = split_packed(found)
+        self.teach(odd)
+        self.teach_bytes(packed)
+
+    def teach_bytes(self, found: dict[bytes, bytes]) -> None:
+        """:meth:`teach_packed` of readings packed already (:func:`split_packed`, by the
+        worker that read them: the parent then never makes their objects)."""
+        for key, packed in found.items():
             self._packed[key] = packed
             if len(self._packed) > self._limit:  # the oldest quarter goes, at once: a
                 # dict drops its first key in O(1) only until its front is all removed
