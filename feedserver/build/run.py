@@ -398,8 +398,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         output = render_feeds(site, renderer)
     else:
         output = render_site(site, renderer, html, stale=stale.pages if stale else None,
-                             more=query_makers(site, settings, stale) if publish_output
-                             else ())
+                             more=partial(query_makers, site, settings, stale)
+                             if publish_output else None)
     if publish_output and pages:
         _add_media(output, site, media)
     report = BuildReport(articles=len(site.articles), channels=len(site.channels),
@@ -441,13 +441,24 @@ def query_makers(site: Site, settings: Settings, stale: Stale | None = None
                  ) -> list[Callable[[], Rendered]]:
     """What makes the index and the stale item records combined and filtered feeds are
     answered from (:mod:`feedserver.query.records`), one call a file; fresh records are
-    kept like fresh pages (``stale``: which are not, when the build knows it)."""
+    kept like fresh pages (``stale``: which are not, when the build knows it).
+
+    The index is made here, in this process: it reads every article of the site, and
+    a worker that made it copied the pages they lie on (benchmarks/README.md, "A kept
+    row, 4 KiB, and a staged file's names"); its 1.7 MB at 10,000 articles are then
+    shared by the workers, one of which stages it."""
     found = stale if stale is not None else stale_articles(site, False)
     made: list[Callable[[], Rendered]] = [
         partial(record_file, a) for a in found.among(site.articles, found.records)]
-    made.append(partial(index_file, site, settings.max_items, settings.refresh_interval,
-                        settings.freshness_ceiling, settings.language))
+    made.append(partial(_given, index_file(site, settings.max_items,
+                                           settings.refresh_interval,
+                                           settings.freshness_ceiling, settings.language)))
     return made
+
+
+def _given(file: Rendered) -> Rendered:
+    """A file made already, as its maker."""
+    return file
 
 
 def _make(output: Output, renderer: Renderer | None,
@@ -478,19 +489,22 @@ def render_feeds(site: Site, renderer: Renderer | None = None) -> Output:
 
 def render_site(site: Site, renderer: Renderer | None = None, html: bool = True, *,
                 stale: AbstractSet[str] | None = None,
-                more: Sequence[Callable[[], Rendered]] = ()) -> Output:
+                more: Callable[[], Sequence[Callable[[], Rendered]]] | None = None
+                ) -> Output:
     """Every channel of the site, validated, plus the pages, OPML, catalog and embeds
     (``html=False``: no index, topic or article pages; the ``pages`` setting).  ``stale``:
     the ids of the articles whose pages to make, when the build knows them
     (:func:`~feedserver.build.page_signatures.stale_articles`).  ``more``: other files'
-    makers (the query's records and index), made with the pages: one Pool for all, so
-    this process never holds the pages' manifest entries as objects beside a second
-    Pool's workers (benchmarks/README.md, "The staged files held as bytes")."""
+    makers (the query's records and index), asked for once the feeds are done and made
+    with the pages: one Pool for all, so this process never holds the pages' manifest
+    entries as objects beside a second Pool's workers (benchmarks/README.md, "The staged
+    files held as bytes")."""
     output = render_feeds(site, renderer)
     # The pages' workers read the articles off the feeds' shelf too (build/shelf.py).
     listed = renderer.shipped(site) if isinstance(renderer, Executor) else site
     _make(output, renderer, [*page_makers(listed, html, stale),
-                             *embed_makers(listed, output.failed), *more])
+                             *embed_makers(listed, output.failed),
+                             *(more() if more is not None else ())])
     output.kept |= site.fresh - {c.slug for c in site.feed_view().channels}  # fresh pages
     return output
 

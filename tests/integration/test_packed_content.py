@@ -4,6 +4,7 @@ publishes, byte for byte."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -54,12 +55,24 @@ def test_packed_and_string_content_publish_the_same_bytes(
         return made
     monkeypatch.setattr(Shipping, "maker", counted)
     pools: list[int] = []
-    pooled = parallel._pooled_files
+    pooled, feeds_pooled, index_file = parallel._pooled_files, parallel._pooled, run.index_file
+    events: list[tuple[str, int]] = []
 
     def counting_pools(job, processes):  # type: ignore[no-untyped-def]
         pools.append(len(job.makers))
+        events.append(("files", os.getpid()))
         return pooled(job, processes)
+
+    def feeds(*args):  # type: ignore[no-untyped-def]
+        events.append(("feeds", os.getpid()))
+        return feeds_pooled(*args)
+
+    def index(*args):  # type: ignore[no-untyped-def]
+        events.append(("index", os.getpid()))
+        return index_file(*args)
     monkeypatch.setattr(parallel, "_pooled_files", counting_pools)
+    monkeypatch.setattr(parallel, "_pooled", feeds)
+    monkeypatch.setattr(run, "index_file", index)
 
     once = site(tmp_path / "once", seeds)
     report = run.run_build(once, now=NOW)  # no memory given: kept by nobody
@@ -68,6 +81,8 @@ def test_packed_and_string_content_publish_the_same_bytes(
     # Pool with the query index (no second Pool beside the first one's entries).
     assert len(moved) == 2 * report.articles
     assert len(pools) == 1 and pools[0] > 2 * report.articles
+    # The index made here, once the feeds' workers are gone, before the files' fork.
+    assert events == [("feeds", os.getpid()), ("index", os.getpid()), ("files", os.getpid())]
     pairs = [pair for share in filled for pair in share]
     handles = [h for pair in pairs for h in pair]  # each article's content and summary
     assert len(filled) == -(-report.articles // run.PACK_SHARE) > 1
