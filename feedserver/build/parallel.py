@@ -32,10 +32,12 @@ them.  The unit of work is one channel in one format, costliest first.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import os
 import pickle
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,12 +187,52 @@ def packed(value: object) -> bytes:
     return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
 
-def unpacked(blobs: list[bytes]) -> Iterator[Any]:
+def unpacked(blobs: list[bytes] | list[bytes | str]) -> Iterator[Any]:
     """Each of ``blobs`` unpickled, in order, each dropped from the list as it is read
-    (so the bytes and the objects they make are not all held at once)."""
+    (so the bytes and the objects they make are not all held at once); a blob set aside
+    (:func:`set_aside`: its file's path) is read back and its file removed."""
     blobs.reverse()
     while blobs:
-        yield pickle.loads(blobs.pop())
+        yield pickle.loads(_taken_back(blobs.pop()))
+
+
+_SERIAL = itertools.count()  # set-aside files' names: unique within a process
+
+
+def set_aside(blob: bytes, folder: Path) -> bytes | str:
+    """``blob`` written to a new temp file in ``folder``, and that file's path; or
+    ``blob`` itself if the disk refuses it.
+
+    A files Pool's workers send back their shares so: the parent kept them as bytes
+    while the Pool lived, 10 MiB at its end for a cold 10,000 build, where the
+    whole site's memory peaked (benchmarks/README.md, "Readings sent packed, shares
+    set aside").  The file is the output folder's, named as :func:`clean_temporaries`
+    removes after a crash (the publish's marker is there from before the Pool)."""
+    path = os.path.join(folder, f".feedserver-share.{os.getpid()}-{next(_SERIAL)}.tmp")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return blob
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(path)
+        return blob
+    return path
+
+
+def _taken_back(kept: bytes | str) -> bytes:
+    """A blob :func:`set_aside` kept: its bytes, its file removed."""
+    if isinstance(kept, bytes):
+        return kept
+    try:
+        with open(kept, "rb") as handle:
+            return handle.read()
+    finally:
+        with suppress(OSError):
+            os.unlink(kept)
 
 
 def runs(site: Site, tasks: list[tuple[int, str]], processes: int
@@ -322,8 +364,8 @@ def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
     bounds = [(start, min(start + FILE_RUN, len(job.makers)))
               for start in range(0, len(job.makers), FILE_RUN)]
     with _forked_pool(min(processes, len(bounds)), _start_files, job) as pool:
-        blobs = list(pool.imap(_file_range, bounds))
-    shares: list[list[Prepared] | PublishError] = list(unpacked(blobs))  # see packed
+        kept: list[bytes | str] = list(pool.imap(_file_range, bounds))
+    shares: list[list[Prepared] | PublishError] = list(unpacked(kept))  # see packed
     errors = [share for share in shares if isinstance(share, PublishError)]
     staged = [p for share in shares if not isinstance(share, PublishError) for p in share]
     if errors:
@@ -419,10 +461,11 @@ def _stage_range(job: _Files, start: int, stop: int) -> list[Prepared] | Publish
     return done
 
 
-def _file_range(bounds: tuple[int, int]) -> bytes:
-    """A share staged, pickled (:func:`packed`): its files or the error that undid it."""
+def _file_range(bounds: tuple[int, int]) -> bytes | str:
+    """A share staged, pickled (:func:`packed`) and set aside (:func:`set_aside`): its
+    files or the error that undid it."""
     assert _FILES is not None, "file worker started without a job"
-    return packed(_stage_range(_FILES, *bounds))
+    return set_aside(packed(_stage_range(_FILES, *bounds)), _FILES.out_dir)
 
 
 def _combine(site: Site, results: list[Result]) -> Output:
