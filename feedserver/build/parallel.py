@@ -205,8 +205,8 @@ def set_aside(blob: bytes, folder: Path) -> bytes | str:
 
     A files Pool's workers send back their shares so: the parent kept them as bytes
     while the Pool lived, 10 MiB at its end for a cold 10,000 build, where the
-    whole site's memory peaked (benchmarks/README.md, "Readings sent packed, shares
-    set aside").  The file is the output folder's, named as :func:`clean_temporaries`
+    whole site's memory peaked (benchmarks/README.md, "A kept row, 4 KiB, ...":
+    shares set aside).  The file is the output folder's, named as :func:`clean_temporaries`
     removes after a crash (the publish's marker is there from before the Pool)."""
     path = os.path.join(folder, f".feedserver-share.{os.getpid()}-{next(_SERIAL)}.tmp")
     try:

@@ -445,8 +445,8 @@ def query_makers(site: Site, settings: Settings, stale: Stale | None = None
 
     The index is made here, in this process: it reads every article of the site, and
     a worker that made it copied the pages they lie on (benchmarks/README.md, "A kept
-    row, 4 KiB, and a staged file's names"); its 1.7 MB at 10,000 articles are then
-    shared by the workers, one of which stages it."""
+    row, 4 KiB, ...": the index made in the build's process); its 1.7 MB at 10,000
+    articles are then shared by the workers, one of which stages it."""
     found = stale if stale is not None else stale_articles(site, False)
     made: list[Callable[[], Rendered]] = [
         partial(record_file, a) for a in found.among(site.articles, found.records)]

@@ -169,8 +169,8 @@ def test_a_process_that_builds_once_keeps_the_readings_as_bytes(
 def test_the_workers_send_a_once_building_parent_their_readings_packed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """It keeps them as bytes, so they come as bytes: the parent never makes a reading's
-    objects only to pack them (benchmarks/README.md, "Readings sent packed"); a parent
-    that lasts gets objects, as it keeps them."""
+    objects only to pack them (benchmarks/README.md, "A kept row, 4 KiB, ...":
+    readings sent packed); a parent that lasts gets objects, as it keeps them."""
     generate(tmp_path / "seeds", 40, seed=5)
     settings = settings_for(tmp_path / "site")
     site = make_site(settings)
