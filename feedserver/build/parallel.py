@@ -187,13 +187,27 @@ def packed(value: object) -> bytes:
     return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
 
-def unpacked(blobs: list[bytes] | list[bytes | str]) -> Iterator[Any]:
+def unpacked(blobs: list[bytes]) -> Iterator[Any]:
     """Each of ``blobs`` unpickled, in order, each dropped from the list as it is read
-    (so the bytes and the objects they make are not all held at once); a blob set aside
-    (:func:`set_aside`: its file's path) is read back and its file removed."""
+    (so the bytes and the objects they make are not all held at once)."""
     blobs.reverse()
     while blobs:
-        yield pickle.loads(_taken_back(blobs.pop()))
+        yield pickle.loads(blobs.pop())
+
+
+def read_back(kept: list[bytes | str]) -> list[Any]:
+    """:func:`unpacked` of blobs :func:`set_aside` kept, each file read and removed in
+    turn; one that cannot be read is its :class:`PublishError` (the shares read are
+    then discarded by the caller: only the lost one's files stay, for the next build's
+    :func:`~feedserver.publish.output.recover`)."""
+    kept.reverse()
+    found: list[Any] = []
+    while kept:
+        try:
+            found.append(pickle.loads(_taken_back(kept.pop())))
+        except PublishError as exc:
+            found.append(exc)
+    return found
 
 
 _SERIAL = itertools.count()  # set-aside files' names: unique within a process
@@ -224,12 +238,16 @@ def set_aside(blob: bytes, folder: Path) -> bytes | str:
 
 
 def _taken_back(kept: bytes | str) -> bytes:
-    """A blob :func:`set_aside` kept: its bytes, its file removed."""
+    """A blob :func:`set_aside` kept: its bytes, its file removed; raises
+    :class:`PublishError` if the file cannot be read."""
     if isinstance(kept, bytes):
         return kept
     try:
         with open(kept, "rb") as handle:
             return handle.read()
+    except OSError as exc:
+        raise PublishError(f"cannot read back {kept}: {exc.strerror or exc}; "
+                           "the previous output is unchanged") from None
     finally:
         with suppress(OSError):
             os.unlink(kept)
@@ -365,7 +383,7 @@ def _pooled_files(job: _Files, processes: int) -> list[Prepared]:
               for start in range(0, len(job.makers), FILE_RUN)]
     with _forked_pool(min(processes, len(bounds)), _start_files, job) as pool:
         kept: list[bytes | str] = list(pool.imap(_file_range, bounds))
-    shares: list[list[Prepared] | PublishError] = list(unpacked(kept))  # see packed
+    shares: list[list[Prepared] | PublishError] = read_back(kept)
     errors = [share for share in shares if isinstance(share, PublishError)]
     staged = [p for share in shares if not isinstance(share, PublishError) for p in share]
     if errors:
