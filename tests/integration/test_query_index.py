@@ -68,19 +68,25 @@ def plain_index(site: Site, default_language: str) -> bytes:
         "max_items": 50, "refresh": 300, "ceiling": 86400}) + b"\n"
 
 
+def built_site_with_new_rows(build: Callable[..., BuildReport],
+                             monkeypatch: pytest.MonkeyPatch) -> tuple[Site, records._Rows]:
+    """The site a build indexed, and an empty row cache in the place of the module's."""
+    sites: list[Site] = []
+    monkeypatch.setattr(run, "index_file", lambda site, *args: sites.append(site)
+                        or records.index_file(site, *args))
+    build()
+    kept = records._Rows()
+    monkeypatch.setattr(records, "_ROWS", kept)
+    return sites[-1], kept
+
+
 def test_kept_rows_give_the_bytes_of_one_encoding(
         settings: Settings, build: Callable[..., BuildReport],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows kept by article object: the same bytes when every object is the last one,
     when one article is a new object, when the article list changes, and under another
     default language (the codes a row holds)."""
-    sites: list[Site] = []
-    monkeypatch.setattr(run, "index_file", lambda site, *args: sites.append(site)
-                        or records.index_file(site, *args))
-    build()
-    site = sites[-1]
-    kept = records._Rows()
-    monkeypatch.setattr(records, "_ROWS", kept)
+    site, kept = built_site_with_new_rows(build, monkeypatch)
     edited = replace(site.articles[3], title="Edited", updated=site.articles[3].updated
                      + timedelta(hours=1), topics=("energy",), lang="de")
     shorter = replace(site, articles=site.articles[:-2])
@@ -100,16 +106,9 @@ def test_kept_rows_give_the_bytes_of_one_encoding(
 def test_kept_rows_hold_their_own_size(
         build: Callable[..., BuildReport], monkeypatch: pytest.MonkeyPatch) -> None:
     """A kept row is bytes of its own length: each ``orjson.dumps`` result holds a
-    buffer of at least 4 KiB, whatever it wrote (about 4 KiB a row, 40 MiB kept by a
-    lasting build of 10,000 articles and copied by the cold build's index worker:
-    benchmarks/README.md, "A kept row, 4 KiB")."""
-    sites: list[Site] = []
-    monkeypatch.setattr(run, "index_file", lambda site, *args: sites.append(site)
-                        or records.index_file(site, *args))
-    build()
-    site = sites[-1]
-    kept = records._Rows()
-    monkeypatch.setattr(records, "_ROWS", kept)
+    buffer of at least 4 KiB, whatever it wrote (about 4 KiB a row: 40 MiB at 10,000
+    articles, kept by a lasting build: benchmarks/README.md, "A kept row, 4 KiB")."""
+    site, kept = built_site_with_new_rows(build, monkeypatch)
     tracemalloc.start()
     try:
         records.index_file(site, 50, 300, 86400, "en")
