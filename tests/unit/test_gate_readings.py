@@ -30,7 +30,7 @@ from feedserver.core.records import Article, Channel
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS, rss_atom
 from feedserver.render.formats.base import Seen
-from feedserver.render.formats.readings import Readings, pack, unpack
+from feedserver.render.formats.readings import Readings, pack, split_packed, unpack
 from feedserver.render.formats.xml_items import Elements, elements, probe, split
 from feedserver.validate import findings
 from tests.integration.test_gate_mutations import KINDS, _mutate_xml
@@ -602,9 +602,9 @@ def test_a_probe_is_the_witness_split_and_the_envelope_cut_in_one_pass(fmt: str)
 
 
 def test_readings_taught_as_bytes_are_read_back_as_they_were() -> None:
-    """A process that builds once keeps its workers' readings as bytes (teach_packed):
-    each read back equal, written to the store as the store writes its own, and a
-    reading the bytes cannot hold kept as it is."""
+    """A process that builds once keeps its workers' readings as the bytes they packed
+    (split_packed, teach_bytes): each read back equal, written to the store as the store
+    writes its own, and a reading the bytes cannot hold taught as it is."""
     rng = random.Random(3)
     taught: dict[bytes, Seen] = {}
     for n in range(200):
@@ -616,7 +616,10 @@ def test_readings_taught_as_bytes_are_read_back_as_they_were() -> None:
     odd = Seen(["not", "a", "string"], "t", "l", {}, None)  # a shape the bytes cannot hold
     readings = Readings()
     readings.back(_Store())
-    readings.teach_packed({**taught, b"odd" * 11: odd})
+    packed, objects = split_packed({**taught, b"odd" * 11: odd})
+    assert objects == {b"odd" * 11: odd}
+    readings.teach_bytes(packed)
+    readings.teach(objects)
     assert len(readings) == 1  # only the odd one is an object here
     packed = readings.unsaved_packed()
     assert set(packed) == set(taught) and readings.unsaved() == {b"odd" * 11: odd}
@@ -637,7 +640,8 @@ class _Store:
 def test_readings_taught_as_bytes_stay_bounded_newest_kept() -> None:
     readings = Readings(limit=100)
     for n in range(1000):
-        readings.teach_packed({b"%032d" % n: Seen(f"urn:{n}", "t", "l", {}, None)})
+        readings.teach_bytes(split_packed({b"%032d" % n: Seen(f"urn:{n}", "t", "l", {},
+                                                            None)})[0])
     assert 75 <= len(readings._packed) <= 100
     assert readings.get(b"%032d" % 999) == Seen("urn:999", "t", "l", {}, None)
     assert readings.get(b"%032d" % 0) is None

@@ -205,7 +205,7 @@ def test_a_reader_of_another_version_or_of_no_file_has_no_store(tmp_path: Path) 
 
 def test_readings_handed_over_as_bytes_are_stored_as_the_objects_are(tmp_path: Path) -> None:
     """A process that builds once hands the store its workers' readings as the bytes it
-    kept them in (Readings.teach_packed): the rows are those encode() makes."""
+    kept them in (Readings.teach_bytes): the rows are those encode() makes."""
     readings = _readings(30)
     packed = {key: pack(seen) for key, seen in readings.items()}
     assert all(value is not None for value in packed.values())

@@ -139,7 +139,7 @@ class Readings:
         self.backing: Backing | None = None
         self._saving = False
         self._unsaved: dict[bytes, Seen] = {}
-        # Readings other processes made, kept as bytes (:meth:`teach_packed`), oldest
+        # Readings other processes made, kept as bytes (:meth:`teach_bytes`), oldest
         # first, and those of them not written to the backing store yet.
         self._packed: dict[bytes, bytes] = {}
         self._unsaved_packed: dict[bytes, bytes] = {}
@@ -218,7 +218,7 @@ class Readings:
         return found
 
     def unsaved_packed(self) -> dict[bytes, bytes]:
-        """:meth:`unsaved`'s readings taught as bytes (:meth:`teach_packed`): what
+        """:meth:`unsaved`'s readings taught as bytes (:meth:`teach_bytes`): what
         :func:`pack` made of each."""
         found, self._unsaved_packed = self._unsaved_packed, {}
         return found
@@ -238,22 +238,16 @@ class Readings:
             self._store(key, seen)
             self._note(key, seen)
 
-    def teach_packed(self, found: dict[bytes, Seen]) -> None:
-        """:meth:`teach`, each reading kept as bytes (:func:`pack`) until a process asks
-        for it (:meth:`get` makes it an object again, there).
+    def teach_bytes(self, found: dict[bytes, bytes]) -> None:
+        """:meth:`teach` for readings packed by the worker that read them
+        (:func:`split_packed`), kept as those bytes until a process asks for one
+        (:meth:`get` makes it an object again, there).
 
         For a process that builds once: it asks for few readings itself, and those its
         Pool's workers send back were the largest thing it grew while they rendered (41
-        MiB of objects at 10,000 articles).  The workers forked later inherit the bytes.
-        A reading of a shape the bytes cannot hold is kept as it is.
+        MiB of objects at 10,000 articles); sent as objects, it made each only to pack
+        it.  The workers forked later inherit the bytes.
         """
-        packed, odd = split_packed(found)
-        self.teach(odd)
-        self.teach_bytes(packed)
-
-    def teach_bytes(self, found: dict[bytes, bytes]) -> None:
-        """:meth:`teach_packed` of readings packed already (:func:`split_packed`, by the
-        worker that read them: the parent then never makes their objects)."""
         for key, packed in found.items():
             self._packed[key] = packed
             if len(self._packed) > self._limit:  # the oldest quarter goes, at once: a
