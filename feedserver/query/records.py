@@ -182,9 +182,8 @@ class _Rows:
     one did.  It holds the rows of the last index only, each with its article (so no
     other object can have that id while the row is kept), each a copy of its own length:
     what ``orjson.dumps`` returns keeps the buffer it wrote into, at least 4 KiB, so the
-    rows as it made them held 40 MiB at 10,000 articles (2.8 copied), in a lasting build
-    and in the cold build's worker that makes the index (benchmarks/README.md, "A kept
-    row, 4 KiB").
+    rows as it made them held 40 MiB at 10,000 articles (2.8 copied), kept by a lasting
+    build between builds (benchmarks/README.md, "A kept row, 4 KiB").
     """
 
     def __init__(self) -> None:
