@@ -62,8 +62,11 @@ SPLIT_ITEMS = 16
 # parent and bare forks, their items rendered once in the parent; bigger ones go to a Pool.
 SPLIT_MAX = 60
 # Rendered items each Pool worker keeps: enough for the items a worker meets again, far
-# fewer than a large site's channels list (memory per worker: the same README).
-ITEM_CACHE = 1500
+# fewer than a large site's channels list (memory per worker: the same README).  800
+# items of about 5 kB: against 1,500, a cold feeds-only 10,000 build renders 50,500
+# items instead of 45,700 (about 0.5 s of CPU, within its timing's spread) and its feed
+# Pool peaks 5-10 MiB lower (benchmarks/README.md, "A kept row, 4 KiB, ...").
+ITEM_CACHE = 800
 # Items a long-lived cache keeps between builds (see :func:`warm_cache`).
 WARM_ITEMS = 6000
 # A worker is replaced (a new fork of the parent) after this many runs of tasks (see
