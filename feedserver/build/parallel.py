@@ -32,7 +32,6 @@ them.  The unit of work is one channel in one format, costliest first.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import pickle
@@ -48,7 +47,7 @@ from feedserver.build.render_gate import Output, channel_file, render_checked
 from feedserver.build.shelf import Shipping
 from feedserver.core.errors import PublishError
 from feedserver.core.records import Channel, Problem, Rendered
-from feedserver.publish.output import Prepared, discard, prepare
+from feedserver.publish.output import Prepared, discard, prepare, stage_temp
 from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS, Format, Seen, preload
 from feedserver.render.formats.readings import split_packed
@@ -213,9 +212,6 @@ def read_back(kept: list[bytes | str]) -> list[Any]:
     return found
 
 
-_SERIAL = itertools.count()  # set-aside files' names: unique within a process
-
-
 def set_aside(blob: bytes, folder: Path) -> bytes | str:
     """``blob`` written to a new temp file in ``folder``, and that file's path; or
     ``blob`` itself if the disk refuses it.
@@ -225,19 +221,10 @@ def set_aside(blob: bytes, folder: Path) -> bytes | str:
     whole site's memory peaked (benchmarks/README.md, "A kept row, 4 KiB, ...":
     shares set aside).  The file is the output folder's, named as :func:`clean_temporaries`
     removes after a crash (the publish's marker is there from before the Pool)."""
-    path = os.path.join(folder, f".feedserver-share.{os.getpid()}-{next(_SERIAL)}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        return stage_temp(str(folder), "feedserver-share", blob)
     except OSError:
         return blob
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-    except OSError:
-        with suppress(OSError):
-            os.unlink(path)
-        return blob
-    return path
 
 
 def _taken_back(kept: bytes | str) -> bytes:

@@ -229,6 +229,18 @@ def _stage(folder: str, name: str, body: bytes, staged: list[str]) -> None:
         os.close(fd)
 
 
+def stage_temp(folder: str, name: str, body: bytes) -> str:
+    """``body`` in a new temp file in ``folder`` named as :func:`_stage` names them (for
+    ``name``); its path.  Raises OSError with nothing left behind."""
+    staged: list[str] = []
+    try:
+        _stage(folder, name, body, staged)
+    except OSError:
+        discard([Prepared("", {}, temps_of(staged))])
+        raise
+    return staged[0]
+
+
 def _write_all(fd: int, body: bytes) -> None:
     """``os.write`` until all of ``body`` is written (a write may be short)."""
     view = memoryview(body)
