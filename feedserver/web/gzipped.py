@@ -30,6 +30,7 @@ kept pieces").
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections import OrderedDict
@@ -42,6 +43,12 @@ WINDOW = 32 * 1024  # deflate's window: how far back a dictionary can reach
 # gzip's header: deflate, no name or comment, mtime 0 (a body's bytes depend on it
 # alone), extra flags 0, OS unknown.
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+# Stored blocks (_stored): a header byte, LEN and NLEN little-endian; the empty block a
+# sync flush ends with.  Up to STORED_BY_HAND bytes zlib's level 0 writes them in one
+# block; past it, it cuts them as it will, and _stored leaves them to it.
+_BLOCK = struct.Struct("<BHH")
+_EMPTY = b"\x00\x00\x00\xff\xff"
+STORED_BY_HAND = 16 * 1024
 
 
 class Segments:
@@ -100,10 +107,23 @@ class Segments:
 
 
 def _stored(data: bytes, final: bool) -> bytes:
-    """``data`` as stored (uncompressed) deflate blocks (RFC 1951 section 3.2.4, zlib's
-    level 0), ended by a sync flush or as the stream's last block."""
-    packer = zlib.compressobj(0, zlib.DEFLATED, -15)
-    return packer.compress(data) + packer.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+    """``data`` as stored (uncompressed) deflate blocks (RFC 1951 section 3.2.4), ended by
+    a sync flush or as the stream's last block: byte for byte what zlib's level 0 writes
+    (tests/unit/test_gzipped.py compares them).
+
+    Up to :data:`STORED_BY_HAND` bytes zlib writes one block: a header byte (1 on the
+    stream's last block, else 0), the length and its one's complement, the bytes; a sync
+    flush then adds an empty block (the only one when there are no bytes).  Written here:
+    zlib set up a compressor for it (its window and hash tables, 20-36 us), twice an
+    answer, for a few hundred bytes.  Longer data goes to zlib, which cuts its blocks
+    its own way."""
+    size = len(data)
+    if size > STORED_BY_HAND:
+        packer = zlib.compressobj(0, zlib.DEFLATED, -15)
+        return packer.compress(data) + packer.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+    if final:
+        return _BLOCK.pack(1, size, size ^ 0xFFFF) + data
+    return _BLOCK.pack(0, size, size ^ 0xFFFF) + data + _EMPTY if size else _EMPTY
 
 
 def _deflate(data: bytes, dictionary: bytes, final: bool) -> bytes:

@@ -16,6 +16,7 @@ import zlib
 import pytest
 
 from feedserver.query.pieces import Pieces
+from feedserver.web import gzipped
 from feedserver.web.gzipped import Segments
 
 
@@ -119,3 +120,36 @@ def test_the_envelope_is_stored_and_the_items_compressed() -> None:
     assert inflated(packed) == body
     assert body[:pieces.at] in packed and body[pieces.end:] in packed
     assert len(packed) < len(body) / 2
+
+
+def zlib_stored(data: bytes, final: bool) -> bytes:
+    """What zlib's level 0 writes for ``data``: the reference of the envelope's blocks."""
+    packer = zlib.compressobj(0, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+SIZES = [*range(0, 300), *range(300, gzipped.STORED_BY_HAND + 1, 97),
+         gzipped.STORED_BY_HAND - 1, gzipped.STORED_BY_HAND, gzipped.STORED_BY_HAND + 1,
+         40_000, 70_000, 200_000]
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_stored_blocks_are_zlibs_bytes_and_small_ones_made_without_a_compressor(
+        final: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(5)
+    data = bytes(rng.randrange(256) for _ in range(max(SIZES)))
+    expected = {size: zlib_stored(data[:size], final) for size in SIZES}
+    made: list[int] = []
+    real = zlib.compressobj
+
+    def counted(*args: object) -> object:
+        made.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(gzipped.zlib, "compressobj", counted)
+    for size in SIZES:
+        before = len(made)
+        assert gzipped._stored(data[:size], final) == expected[size], size
+        # An envelope's few hundred bytes cost no compressor's set-up (its window and
+        # hash tables: 20-36 us, twice an answer); only long data goes to zlib.
+        assert len(made) - before == (size > gzipped.STORED_BY_HAND), size
