@@ -123,7 +123,7 @@ def _stored(data: bytes, final: bool) -> bytes:
         return packer.compress(data) + packer.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
     if final:
         return _BLOCK.pack(1, size, size ^ 0xFFFF) + data
-    return _BLOCK.pack(0, size, size ^ 0xFFFF) + data + _EMPTY if size else _EMPTY
+    return (_BLOCK.pack(0, size, size ^ 0xFFFF) + data + _EMPTY) if size else _EMPTY
 
 
 def _deflate(data: bytes, dictionary: bytes, final: bool) -> bytes:
