@@ -137,6 +137,11 @@ def main() -> None:
         for side, name in HUGO_SITES.items():
             walls[side].append(run(hugo.command(site / name, site / f"{name}-out")).seconds)
         counts = in_child("--read", str(out))
+        for filename in FORMATS:  # every article once in each format, or no floor
+            seen = counts[filename]
+            if seen["ids"] != options.size or seen["entries"] != options.size:  # type: ignore[index]
+                raise SystemExit(f"{out}: the archive pages of {filename} do not list each "
+                                 f"of the {options.size:,} articles once: {seen}")
         cpu["gate"].append(float(counts.pop("cpu")))  # type: ignore[arg-type]
         config = str(site / "config-feeds.toml")
         parsed = in_child("--parse", config)

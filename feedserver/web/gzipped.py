@@ -43,9 +43,8 @@ WINDOW = 32 * 1024  # deflate's window: how far back a dictionary can reach
 # gzip's header: deflate, no name or comment, mtime 0 (a body's bytes depend on it
 # alone), extra flags 0, OS unknown.
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-# Stored blocks (_stored): a header byte, LEN and NLEN little-endian; the empty block a
-# sync flush ends with.  Up to STORED_BY_HAND bytes zlib's level 0 writes them in one
-# block; past it, it cuts them as it will, and _stored leaves them to it.
+# A stored block's header (byte, LEN, NLEN), the empty block a sync flush ends with, and
+# the most bytes _stored writes itself (see there).
 _BLOCK = struct.Struct("<BHH")
 _EMPTY = b"\x00\x00\x00\xff\xff"
 STORED_BY_HAND = 16 * 1024
