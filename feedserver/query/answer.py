@@ -224,7 +224,7 @@ class Engine:
         # the context it is served in here, so the gate takes that reading instead of
         # reading it again (about 0.5 ms an item; a lookup is about 0.05 ms).
         self._store = reader(state_dir) if state_dir else None
-        self._store_index: Index | None = None
+        self._answered_index: Index | None = None
         if self._store is not None:
             self._items.readings.back(self._store, saving=False)
         # Validated bodies by what they are made of (format, the channel with its items,
@@ -337,9 +337,13 @@ class Engine:
                filters: Filters, fmt: Format, identify: Identify | None = None,
                texts: Texts | None = None) -> Answer:
         """The feed of ``folder`` (or ``combo``) under ``filters`` in ``fmt``, validated."""
-        if self._store is not None and index is not self._store_index:
-            self._store.refresh()  # a publish: the build may have written readings
-            self._store_index = index
+        if index is not self._answered_index:  # a publish
+            if self._store is not None:
+                self._store.refresh()  # the build may have written readings
+            agreed = self._items.readings.agreed
+            if agreed is not None:  # the articles it names may have been replaced: they
+                agreed.clear()  # would be held until pushed out
+            self._answered_index = index
         head = _head(index, folder, combo)
         articles = tuple(self.select(index, read, folder, combo, filters, identify, texts))
         spoken = {a.lang or index.context.language for a in articles}
@@ -385,13 +389,14 @@ class Engine:
         for _ in range(2):
             try:
                 items = [self._items.get(fmt, a, plain) for a in channel.articles]
-                body, found = self._envelopes.draw(fmt, channel, ctx, plain, items)
+                body, found, drafted = self._envelopes.drafted(fmt, channel, ctx, plain, items)
             except Exception as exc:  # a renderer on seed text: this answer only, as a build
                 raise Unanswerable(f"the {fmt.label} renderer raised "
                                    f"{type(exc).__name__}") from exc
-            if not validate(channel, fmt.name, body, self._items.readings, items):
+            readings = self._items.readings
+            if not validate(channel, fmt.name, body, readings, items, drafted):
                 return self._signed(body, items, found, fmt.separator)
-            faults = item_faults(channel, fmt.name, body, self._items.readings, items)
+            faults = item_faults(channel, fmt.name, body, readings, items, drafted)
             if not faults:
                 break
             channel = replace(channel, articles=tuple(

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from feedserver.core.records import Channel
 from feedserver.render.feeds import Context
 from feedserver.render.formats import Format
-from feedserver.render.formats.base import around, spliced_at
+from feedserver.render.formats.base import Drafted, around, spliced_at
 
 # Stands for the query in a kept envelope: random, so no seed's text holds it.
 TOKEN = "feedserverquery" + secrets.token_hex(8)
@@ -80,14 +80,21 @@ class Envelopes:
         site's ``plain`` one), byte for byte what ``fmt.channel`` draws, and where its
         items lie, separators between them included (None: not known; ``spliced_at``
         finds them where they lie side by side)."""
+        body, found, _ = self.drafted(fmt, channel, ctx, plain, items)
+        return body, found
+
+    def drafted(self, fmt: Format, channel: Channel, ctx: QueryContext, plain: Context,
+                items: list[bytes]) -> tuple[bytes, tuple[int, int] | None, Drafted | None]:
+        """:meth:`draw`, and how the envelope was drawn when it was filled in from a kept
+        one (the gate's hint: :class:`~feedserver.render.formats.base.Drafted`)."""
         found = self._envelope(fmt, channel, ctx, plain)
         if found is None:
             body = fmt.channel(channel, ctx, items)
-            return body, spliced_at(body, items)
+            return body, spliced_at(body, items), None
         own = b"?" + found.write(ctx.query).encode()
         before, after = (part.replace(found.hole, own) for part in found.parts)
         body = around(before, after, items, fmt.separator)
-        return body, (len(before), len(body) - len(after))
+        return body, (len(before), len(body) - len(after)), Drafted(found.parts, found.hole, own)
 
     def _envelope(self, fmt: Format, channel: Channel, ctx: QueryContext,
                   plain: Context) -> _Draft | None:

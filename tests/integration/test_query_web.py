@@ -598,3 +598,25 @@ def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
                 "/feed.json?q=cafe", "/topics/alpha+beta/feed.atom?limit=2"):
         packed = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert gzip.decompress(packed.data) == client.get(url).data, url
+
+
+def test_an_engine_forgets_the_comparisons_of_an_earlier_publish(built: Settings) -> None:
+    """The gate's memo of readings compared equal to their articles
+    (``Readings.agreed``) holds those articles: a new publish (a new index) empties it,
+    so articles it replaced are not held until pushed out."""
+    from feedserver.query.answer import Engine
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+
+    _, read, _, fmt, index_bytes = _published(built)
+    engine = Engine()
+    agreed = engine._items.readings.agreed
+    assert agreed is not None
+    first = engine.answer(read_index(index_bytes), read, "", None,
+                          parse([("limit", "3")], MAX_ITEMS), fmt)
+    assert len(feedparser.parse(first.body).entries) == 3
+    assert len(agreed) == 3
+    again = engine.answer(read_index(index_bytes), read, "", None,  # the next publish
+                          parse([("limit", "2")], MAX_ITEMS), fmt)
+    assert len(feedparser.parse(again.body).entries) == 2
+    assert len(agreed) == 2

@@ -74,12 +74,26 @@ class ReadBack:
     shown: Callable[[str], str] | None = None
 
 
+@dataclass(frozen=True)
+class Drafted:
+    """A hint about a document's envelope: ``parts`` (its bytes before and after the
+    items, drawn once with a run of its own URL's query string written as ``hole``) with
+    every ``hole`` replaced by ``own``.  What a computed feed's envelope is
+    (:class:`feedserver.query.envelopes.Envelopes`); a reader checks it before use."""
+
+    parts: tuple[bytes, bytes]
+    hole: bytes
+    own: bytes
+
+
 class CachedReader(Protocol):
-    """``check`` reusing readings; ``spliced`` is the renderer's item fragments, a hint
-    the reader may use only after checking it against the bytes."""
+    """``check`` reusing readings; ``spliced`` is the renderer's item fragments and
+    ``drafted`` how its envelope was drawn, hints the reader may use only after checking
+    them against the bytes."""
 
     def __call__(self, chan: Channel, body: bytes, readings: Readings,
-                 spliced: list[bytes] | None = None) -> ReadBack: ...
+                 spliced: list[bytes] | None = None,
+                 drafted: Drafted | None = None) -> ReadBack: ...
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,18 @@ the same store behind its memo, to read only.
 
 from __future__ import annotations
 
+import itertools
 import marshal
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from feedserver.render.formats.base import Seen
 
 if TYPE_CHECKING:
     import hashlib
+
+    from feedserver.core.records import Article
 
 # Readings kept, the least recently used going first: every item of a 10,000-article
 # site in both XML formats and a second context (about 0.5 KB each).
@@ -107,6 +111,25 @@ def _shaped(fields: object) -> bool:
                                   and all(type(url) is str for url in enclosures))
 
 
+class Agreed(dict[int, "tuple[Seen, Article, Callable[[str], str] | None]"]):
+    """Readings found equal to their articles (:func:`feedserver.validate.compare`), by
+    the reading's ``id``: each entry holds the reading, the article and the title mapping
+    compared, so an id is never reused while its entry stands and a hit is checked by
+    identity.  Bounded: past ``limit`` entries the oldest half goes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, seen: Seen, article: Article,
+             shown: Callable[[str], str] | None) -> None:
+        """Note that ``seen`` read back as ``article`` (under ``shown``)."""
+        self[id(seen)] = (seen, article, shown)
+        if len(self) > self.limit:
+            for key in list(itertools.islice(self, len(self) // 2)):
+                del self[key]
+
+
 class Backing(Protocol):
     """Readings kept beyond this process (the build's store in the state folder:
     :mod:`feedserver.publish.readings_store`), asked when this memo has none."""
@@ -134,6 +157,10 @@ class Readings:
         # (context digest, fragment) -> that fragment's key: see :meth:`key_of`.
         self._keys: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
         self._keys_limit = keys
+        # Readings compared equal to their articles (:class:`Agreed`), kept where the
+        # keys are: the web's engine.  A build compares most items once per channel and
+        # format, and holding their articles would hold its memory too.
+        self.agreed: Agreed | None = Agreed(keys) if keys else None
         # Readings kept beyond this process, and those made here (or taught) that it
         # lacks: see :meth:`back` and :meth:`unsaved`.
         self.backing: Backing | None = None

@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 from feedserver.core.records import Article, Channel
 from feedserver.render import archives
 from feedserver.render.formats import enclosures, rss_atom
-from feedserver.render.formats.base import CachedCheck, Format, ReadBack, around
+from feedserver.render.formats.base import CachedCheck, Drafted, Format, ReadBack, around
 
 if TYPE_CHECKING:
     from feedserver.render.feeds import Context
@@ -97,11 +97,13 @@ def check(chan: Channel, body: bytes) -> ReadBack:
 
 
 def check_cached(chan: Channel, body: bytes, readings: Readings,
-                 spliced: list[bytes] | None = None) -> ReadBack:
+                 spliced: list[bytes] | None = None, drafted: Drafted | None = None
+                 ) -> ReadBack:
     """:func:`check`, feedparser parsing only items it has not read (``rss_atom``);
-    ``spliced``: the item fragments the renderer spliced in, a hint it checks."""
+    ``spliced``: the item fragments the renderer spliced in, ``drafted``: how its
+    envelope was drawn, hints it checks."""
     return rss_atom.read_back(body, FORMAT.media_type, "rss20", ("published",), ITEM, readings,
-                              spliced)
+                              spliced, drafted)
 
 
 # Validating and compressing a 50-item channel takes ~53 ms (JSON Feed: ~12 ms).

@@ -14,6 +14,7 @@ format (the web app's negotiation, ``feedserver check --help``) stays cheap.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import re
@@ -23,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 from feedserver.core import layout
 from feedserver.core.freshness import ttl_minutes
 from feedserver.core.records import Article, Channel
-from feedserver.render.formats.base import Date, Finding, Format, ReadBack, Seen, spliced_at
+from feedserver.render.formats.base import (
+    Date,
+    Drafted,
+    Finding,
+    Format,
+    ReadBack,
+    Seen,
+    spliced_at,
+)
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.gate_parser import c1_table, feedparser
@@ -145,7 +154,7 @@ def _struct(value: time.struct_time | None) -> Date | None:
 
 def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
               item: tuple[str, int] | None = None, readings: Readings | None = None,
-              spliced: list[bytes] | None = None) -> ReadBack:
+              spliced: list[bytes] | None = None, drafted: Drafted | None = None) -> ReadBack:
     """feedparser's reading of an RSS or Atom document, as a reader would get it.
 
     The bytes go in a ``BytesIO`` with the media type they are served with;
@@ -162,12 +171,15 @@ def read_back(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     Whatever that path cannot vouch for, it hands to the full parse above.
     ``spliced``: the item fragments the renderer says it spliced into ``body``, a hint
     that spares expat the whole document when it holds up (:func:`_spliced`); an empty
-    one says the document holds none (:func:`_itemless`).
+    one says the document holds none (:func:`_itemless`).  ``drafted``: how the
+    envelope around them was drawn, a hint that spares expat the envelope too
+    (:func:`_drafted`).
     """
     if item is not None and readings is not None:
         found = None
         if spliced:
-            found = _spliced(body, media_type, version, dates, item, readings, spliced)
+            found = _spliced(body, media_type, version, dates, item, readings, spliced,
+                             drafted)
         elif spliced is not None:  # the renderer says it drew no item
             found = _itemless(body, media_type, version, dates, item, readings)
         if found is None:
@@ -213,7 +225,7 @@ def _pieces(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     cut = split(body, *item)
     if cut is None:
         return None
-    prefix = _prefix(version, media_type, dates, cut.context)
+    prefix = _prefix(version, media_type, dates, cut.context)[0]
     keys: list[bytes] = []
     for fragment in cut.items:
         digest = prefix.copy()
@@ -288,10 +300,15 @@ def _in_order(keys: list[bytes], readings: Readings) -> ReadBack | None:
     return ReadBack([], [s for s in seen if s is not None], as_feedparser_shows)
 
 
-def _prefix(version: str, media_type: str, dates: tuple[str, ...], context: bytes) -> Any:
-    """The digest every reading's key starts from: what the parser's reading of an item
-    may depend on besides its own bytes."""
-    return hashlib.sha256(f"{version}\0{media_type}\0{dates}\0".encode() + context)
+@functools.lru_cache(maxsize=1024)
+def _prefix(version: str, media_type: str, dates: tuple[str, ...], context: bytes
+            ) -> tuple[Any, bytes]:
+    """The digest every reading's key starts from (what the parser's reading of an item
+    may depend on besides its own bytes), and its value.  Kept: a process meets few
+    contexts (each channel's and page's own differ only in their URLs, and every
+    computed answer of one channel shares one), and callers only copy the digest."""
+    prefix = hashlib.sha256(f"{version}\0{media_type}\0{dates}\0".encode() + context)
+    return prefix, prefix.digest()
 
 
 def _envelope_key(prefix: Any, head: bytes, tail: bytes) -> bytes:
@@ -308,7 +325,8 @@ def _element_key(prefix: Any, element: bytes) -> bytes:
 
 
 def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
-             item: tuple[str, int], readings: Readings, spliced: list[bytes]) -> ReadBack | None:
+             item: tuple[str, int], readings: Readings, spliced: list[bytes],
+             drafted: Drafted | None = None) -> ReadBack | None:
     """The reading of :func:`_pieces` when ``body`` holds the renderer's ``spliced`` items,
     without expat reading the whole document.
 
@@ -333,30 +351,57 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
 
     So every byte has been read by feedparser in the context it is served in, and the
     document is well-formed, as when expat reads it whole.  Any check failing gives None,
-    and the caller takes the path of :func:`_pieces`.
+    and the caller takes the path of :func:`_pieces`.  With ``drafted`` (and it holds:
+    :func:`_drafted`), expat reads the envelope's template once instead of this envelope.
     """
     found = spliced_at(body, spliced)
     if found is None:
         return None
     head, tail = body[:found[0]], body[found[1]:]
     witness = _witness(spliced[0])
-    # One expat pass: the witness's split, and the envelope's own elements (for _read).
-    probed = probe(head, witness, tail, *item) if witness else None
-    if probed is None or probed[0].items != [witness] or probed[0].head != head:
+    if witness is None:
         return None
-    seen, envelope_cut = probed
-    prefix = _prefix(version, media_type, dates, seen.context)
-    context = prefix.digest()
-    keys = [readings.key_of(prefix, context, fragment) for fragment in spliced]
-    new = _unread(keys, spliced, readings)
+    filled = _drafted(head, tail, drafted, witness, item) if drafted is not None else None
+    if filled is not None:
+        seen_context, envelope_cut = filled
+    else:  # one expat pass: the witness's split, and the envelope's elements (for _read)
+        probed = probe(head, witness, tail, *item)
+        if probed is None or probed[0].items != [witness] or probed[0].head != head:
+            return None
+        seen_context, envelope_cut = probed[0].context, probed[1]
+    prefix, context = _prefix(version, media_type, dates, seen_context)
+    keys, found, new = _known(prefix, context, spliced, readings)
     if new:  # cut by expat from the envelope holding only them, then read by feedparser
         cut = split(head + b"".join(new.values()) + tail, *item)
-        if cut is None or cut.items != list(new.values()) or cut.context != seen.context:
+        if cut is None or cut.items != list(new.values()) or cut.context != seen_context:
             return None
     if not _read(head, tail, new, prefix, item[1], media_type, version, dates, readings,
                  envelope_cut):
         return None
-    return _in_order(keys, readings)
+    if new:
+        return _in_order(keys, readings)
+    return ReadBack([], found, as_feedparser_shows)
+
+
+def _known(prefix: Any, context: bytes, fragments: list[bytes], readings: Readings
+           ) -> tuple[list[bytes], list[Seen], dict[bytes, bytes]]:
+    """Each fragment's key and reading, and the fragments (by key, in order, each once)
+    with none yet: :func:`_unread` and :func:`_in_order` in one pass, for a document whose
+    fragments all have readings (a filtered answer's, mostly), which are then the items
+    (held here, so none can be evicted before they are returned)."""
+    keys: list[bytes] = []
+    found: list[Seen] = []
+    new: dict[bytes, bytes] = {}
+    key_of, get = readings.key_of, readings.get
+    for fragment in fragments:
+        key = key_of(prefix, context, fragment)
+        keys.append(key)
+        seen = get(key)
+        if seen is None:
+            new.setdefault(key, fragment)
+        else:
+            found.append(seen)
+    return keys, found, new
 
 
 def _itemless(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
@@ -383,13 +428,65 @@ def _itemless(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     probe = split(head + witness + tail, *item)
     if probe is None or probe.items != [witness] or probe.head != head:
         return None
-    prefix = _prefix(version, media_type, dates, probe.context)
+    prefix = _prefix(version, media_type, dates, probe.context)[0]
     if not _read(head, tail, {}, prefix, item[1], media_type, version, dates, readings, cut):
         return None
     return ReadBack([], [], as_feedparser_shows)
 
 
 _START = re.compile(rb"<([^\s/>]+)")
+
+
+def _drafted(head: bytes, tail: bytes, drafted: Drafted, witness: bytes,
+             item: tuple[str, int]) -> tuple[bytes, Elements] | None:
+    """The context and the elements of an envelope drawn from a template (``drafted``),
+    as :func:`~.xml_items.probe` gives them for ``head`` and ``tail`` with ``witness``
+    where the items are, or None when the hint does not hold.
+
+    A computed feed's envelope is its channel's template with the template's run of
+    query (``hole``) replaced by the answer's own (``own``).  expat read the template
+    once (:func:`_template`): well-formed with the witness as its one item, and every
+    ``hole`` inside one of the envelope's own elements, none in the opening or the
+    closing (the prolog and the items' ancestors: the context).  Here ``head`` and
+    ``tail`` must be the template's parts with ``hole`` replaced by ``own``.  Then this
+    envelope is the template's opening, elements and closing, each element with ``own``
+    in place of ``hole``: the same context, the same places.  An element that holds
+    ``own`` is new bytes, which :func:`_read` has feedparser read in that context before
+    anything is kept (strict: a filled element that is not well-formed there, or not
+    balanced, has no reading; one that has become two elements is read as two); the
+    others are the template's own bytes.  Balanced runs of elements well-formed in that
+    context, side by side in the template's places, make a well-formed document, as the
+    item fragments do in :func:`_spliced`.  That spares expat's pass over each answer's
+    envelope (about 50 us of a filtered answer's 0.5 ms in process).
+    """
+    own, hole = drafted.own, drafted.hole
+    before, after = drafted.parts
+    if head != before.replace(hole, own) or tail != after.replace(hole, own):
+        return None
+    template = _template(before, after, hole, witness, *item)
+    if template is None:
+        return None
+    context, cut = template
+    return context, Elements(cut.opening, [e.replace(hole, own) if hole in e else e
+                                           for e in cut.elements], cut.closing)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(before: bytes, after: bytes, hole: bytes, witness: bytes, name: str,
+              depth: int) -> tuple[bytes, Elements] | None:
+    """A template envelope's context and elements (:func:`_drafted`), read by expat once,
+    or None when it is not well-formed with ``witness`` as its one item, or holds ``hole``
+    anywhere but inside its own elements.  Pure: kept by its arguments."""
+    probed = probe(before, witness, after, name, depth)
+    if probed is None or probed[0].items != [witness] or probed[0].head != before \
+            or probed[1] is None:
+        return None
+    split_, cut = probed
+    inside = sum(element.count(hole) for element in cut.elements)
+    if not hole or hole in cut.opening or hole in cut.closing \
+            or inside != (before + after).count(hole):
+        return None
+    return split_.context, cut
 
 
 def _witness(fragment: bytes) -> bytes | None:

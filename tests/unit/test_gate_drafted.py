@@ -1,0 +1,206 @@
+"""A computed feed's envelope, filled in from its channel's template, is read without expat.
+
+The gate reads a filtered answer's envelope as its template (read by expat once) with the
+answer's own query in place of the template's run of it, when the hint says so and the
+bytes agree (:func:`feedserver.render.formats.rss_atom._drafted`).  These tests pin that it
+is taken for clean answers (expat reads no envelope of theirs, feedparser reads their own
+id and self link only), and that no hint, true or forged, changes a finding: for bodies
+filled with odd queries, for forged holes, for random edits of the answer and of the
+template itself, the findings are the full parse's.  And the comparisons the gate
+remembers (:class:`~feedserver.render.formats.readings.Agreed`) are kept for equal pairs
+only, by identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from feedserver.query.envelopes import Envelopes, QueryContext
+from feedserver.render import feeds
+from feedserver.render.formats import FORMATS, rss_atom
+from feedserver.render.formats.base import Drafted, Seen
+from feedserver.render.formats.readings import Agreed, Readings
+from feedserver.validate import compare, findings
+from tests.unit.test_gate_readings import (
+    ALL,
+    ARTICLES,
+    CTX,
+    ITEM,
+    article,
+    parses,  # noqa: F401  (a fixture)
+    random_edits,
+    read_already,
+)
+
+QUERIES = ("limit=3", "limit=2&since=2020-01-01T00%3A00%3A00Z", "q=caf%C3%A9", "limit=1")
+THREE = replace(ALL, articles=ARTICLES[:3])
+
+
+def answer(fmt: str, cache: feeds.ItemCache, query: str,
+           envelopes: Envelopes) -> tuple[bytes, list[bytes], Drafted]:
+    """A computed answer of THREE: its body, its items and the envelope's hint."""
+    items = [cache.get(FORMATS[fmt], a, CTX) for a in THREE.articles]
+    body, _, drafted = envelopes.drafted(FORMATS[fmt], THREE, QueryContext.of(CTX, query),
+                                         CTX, items)
+    assert drafted is not None
+    return body, items, drafted
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The size of each document expat is asked to probe or cut, in order; the template
+    memo starts empty."""
+    sizes: list[int] = []
+    real_split, real_probe = rss_atom.split, rss_atom.probe
+
+    def splitting(body: bytes, name: str, depth: int) -> Any:
+        sizes.append(len(body))
+        return real_split(body, name, depth)
+
+    def probing(head: bytes, witness: bytes, tail: bytes, name: str, depth: int) -> Any:
+        sizes.append(len(head + witness + tail))
+        return real_probe(head, witness, tail, name, depth)
+
+    monkeypatch.setattr(rss_atom, "split", splitting)
+    monkeypatch.setattr(rss_atom, "probe", probing)
+    rss_atom._template.cache_clear()
+    yield sizes
+    rss_atom._template.cache_clear()
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_filled_envelope_is_read_without_expat(fmt: str, probes: list[int],
+                                                 parses: list[bytes]) -> None:  # noqa: F811
+    cache, _ = read_already(fmt)
+    envelopes = Envelopes()
+    probes.clear()
+    for n, query in enumerate(QUERIES):
+        body, items, drafted = answer(fmt, cache, query, envelopes)
+        assert findings(THREE, fmt, body) == []  # the full parse
+        before = len(parses)
+        assert findings(THREE, fmt, body, cache.readings, items, drafted) == []
+        # expat read the template once (the first answer), no answer's envelope.
+        witness = rss_atom._witness(items[0]) or b""
+        assert probes == [len(drafted.parts[0] + witness + drafted.parts[1])], n
+        # feedparser read this answer's own elements, nothing else of it.
+        assert len(parses) == before + 1
+        read = parses[-1]
+        own = drafted.own
+        # Every element holding its own URL (Atom: its id and self link; RSS: the link).
+        assert read.count(own) == b"".join(drafted.parts).count(drafted.hole) \
+            == (1 if fmt == "rss" else 2), read
+        assert b"urn:x:" not in read and b"<title>" not in read
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_an_answer_with_new_items_is_read_with_them(fmt: str, probes: list[int],
+                                                    parses: list[bytes]) -> None:  # noqa: F811
+    """Items the gate has not read are cut by expat from the envelope holding only them
+    (as without the hint) and read by feedparser with the answer's own elements."""
+    envelopes = Envelopes()
+    cache, _ = read_already(fmt)
+    fresh = replace(THREE, articles=(article(40), *THREE.articles))
+    items = [cache.get(FORMATS[fmt], a, CTX) for a in fresh.articles]
+    body, _, drafted = envelopes.drafted(FORMATS[fmt], fresh, QueryContext.of(CTX, "limit=4"),
+                                         CTX, items)
+    assert drafted is not None
+    assert findings(fresh, fmt, body, cache.readings, items, drafted) == []
+    assert b"urn:x:40" in parses[-1] and parses[-1].count(b"urn:x:") == 1
+    assert findings(fresh, fmt, body) == []
+
+
+def fill(drafted: Drafted, own: bytes, items: list[bytes]) -> tuple[bytes, Drafted]:
+    """A body of the template filled with ``own`` (any bytes), and the hint saying so."""
+    before, after = (part.replace(drafted.hole, own) for part in drafted.parts)
+    return before + b"".join(items) + after, replace(drafted, own=own)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_an_odd_query_filled_in_is_judged_as_the_full_parse_judges(fmt: str) -> None:
+    """A query the engine never writes (a bare ``&``, a quote, markup, nothing): the hint
+    holds for the bytes, and the findings are still the full parse's."""
+    cache, _ = read_already(fmt)
+    _, items, drafted = answer(fmt, cache, "limit=3", Envelopes())
+    owns = (b"?a&b", b'?a"b', b"?a'b", b"?a<b/>c", b"?a>b", b"", b"?", b"?x&amp;y&#1;",
+            b"?a]]>b", b"?\xff", b"?a&lt;b")
+    judged = 0
+    for own in owns:
+        body, hint = fill(drafted, own, items)
+        full = findings(THREE, fmt, body)
+        judged += bool(full)
+        assert findings(THREE, fmt, body, cache.readings, items, hint) == full, own
+    assert judged >= 4  # the bare ampersand, the quote in an attribute, the bytes, &#1;
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_forged_hole_is_refused(fmt: str) -> None:
+    """A hole the template holds outside its own elements (the prolog, the root's tag) or
+    none at all: the template is refused and expat reads the answer as before."""
+    cache, _ = read_already(fmt)
+    _, items, drafted = answer(fmt, cache, "limit=3", Envelopes())
+    head = drafted.parts[0]
+    for hole in (b"", b"version", b"xml", head[:head.index(b">") + 1], b"UTF-8'"):
+        forged = Drafted(drafted.parts, hole, b"?x")
+        body = b"".join((drafted.parts[0].replace(hole, b"?x") if hole else drafted.parts[0],
+                         *items,
+                         drafted.parts[1].replace(hole, b"?x") if hole else drafted.parts[1]))
+        if hole:
+            assert rss_atom._template(*drafted.parts, hole, rss_atom._witness(items[0]) or b"",
+                                      *ITEM[fmt]) is None, hole
+        assert findings(THREE, fmt, body, cache.readings, items, forged) \
+            == findings(THREE, fmt, body), hole
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_random_edits_of_an_answer_or_its_template_are_judged_as_the_full_parse_judges(
+        fmt: str) -> None:
+    """Seeded one-byte edits of a filled answer (with the clean hint), and of the template
+    itself (the body filled from the edited template, the hint naming it): the findings
+    are the full parse's, every time."""
+    cache, _ = read_already(fmt)
+    envelopes = Envelopes()
+    clean, items, drafted = answer(fmt, cache, "limit=2&since=2020-01-01T00%3A00%3A00Z",
+                                   envelopes)
+    judged = 0
+    for where, body in random_edits(clean, f"drafted/{fmt}", 150):
+        full = findings(THREE, fmt, body)
+        judged += bool(full)
+        assert findings(THREE, fmt, body, cache.readings, items, drafted) == full, where
+    for side in (0, 1):
+        part = drafted.parts[side]
+        for where, edited in random_edits(part, f"template/{fmt}/{side}", 100):
+            parts = (edited, drafted.parts[1]) if side == 0 else (drafted.parts[0], edited)
+            hint = Drafted(parts, drafted.hole, drafted.own)
+            body = b"".join((parts[0].replace(drafted.hole, drafted.own), *items,
+                             parts[1].replace(drafted.hole, drafted.own)))
+            full = findings(THREE, fmt, body)
+            judged += bool(full)
+            assert findings(THREE, fmt, body, cache.readings, items, hint) == full, where
+    assert judged > 100
+
+
+def test_a_comparison_is_remembered_for_the_same_objects_only() -> None:
+    """Equal pairs are kept by identity; a pair that differs never is; the memo is bounded."""
+    made = ARTICLES[0]
+    good = Seen(made.id, made.title, made.link)
+    agreed = Agreed(limit=4)
+    assert compare([good], (made,), None, agreed) == []
+    assert agreed[id(good)] == (good, made, None)
+    assert compare([good], (made,), None, agreed) == []  # a hit
+    bad = Seen(made.id, "Another title", made.link)
+    assert compare([bad], (made,), None, agreed) != []
+    assert id(bad) not in agreed
+    # An equal article in another object, another title mapping: compared again.
+    twin = replace(made, title="Changed")
+    assert compare([good], (twin,), None, agreed) != []
+    assert compare([good], (made,), str.upper, agreed) == []
+    assert agreed[id(good)][2] is str.upper
+    for n in range(1, 12):
+        other = ARTICLES[n]
+        assert compare([Seen(other.id, other.title, other.link)], (other,), None, agreed) == []
+    assert len(agreed) <= 4
+    assert Readings().agreed is None and Readings(keys=8).agreed is not None
