@@ -29,7 +29,6 @@ from datetime import datetime
 from functools import partial
 from typing import Protocol
 
-from feedserver.core.freshness import channel_max_age
 from feedserver.core.layout import item_record, item_record_name, topic_folder
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
@@ -347,8 +346,8 @@ class Engine:
         head = _head(index, folder, combo)
         articles = tuple(self.select(index, read, folder, combo, filters, identify, texts))
         spoken = {a.lang or index.context.language for a in articles}
-        fresh = head.max_age if combo is None else channel_max_age(
-            (a.updated for a in articles), index.refresh, index.ceiling)
+        fresh = head.max_age if combo is None else self.scopes.of(index, folder, combo).pace(
+            index.max_items, index.refresh, index.ceiling)
         # An answer without items (a since after the newest, a search nothing matches)
         # is dated by the newest update of its channel's whole history, the date the
         # channel's own feed shows unless an older article was edited since (and, with

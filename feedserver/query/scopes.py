@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from feedserver.core.freshness import channel_max_age
 from feedserver.query.params import ALL, Combination
 from feedserver.query.records import Entry, Index
 
@@ -131,6 +132,23 @@ class Scope:
     latest: tuple[datetime, ...]
     haystack: Haystack | None = None
     tried: bool = False  # a haystack was tried in this publish (made, or not to be)
+    _pace: tuple[tuple[int, int, int], int] | None = None  # (arguments, max_age): pace()
+
+    def pace(self, max_items: int, floor: int, ceiling: int) -> int:
+        """The channel's max-age as the build reckons a channel's
+        (:func:`~feedserver.core.freshness.channel_max_age` over the updates of the
+        newest ``max_items``, what its subscription document lists), worked out once.
+
+        What a combined channel's answers carry, whatever they list: a filtered answer
+        of a published channel carries its channel's, and a combined one took it from
+        its own items, so ``limit=1`` (one update: no pace) said the floor, and answers
+        of one channel differed in their heads (each drawn anew, its ``ttl`` read again
+        by the gate)."""
+        asked = (max_items, floor, ceiling)
+        if self._pace is None or self._pace[0] != asked:
+            listed = self.entries[:max_items]
+            self._pace = (asked, channel_max_age((e.updated for e in listed), floor, ceiling))
+        return self._pace[1]
 
     @property
     def newest(self) -> datetime | None:

@@ -620,3 +620,27 @@ def test_an_engine_forgets_the_comparisons_of_an_earlier_publish(built: Settings
                           parse([("limit", "2")], MAX_ITEMS), fmt)
     assert len(feedparser.parse(again.body).entries) == 2
     assert len(agreed) == 2
+
+
+@pytest.mark.parametrize("fmt", ("rss", "atom"))
+def test_a_combined_channel_keeps_its_pace_whatever_an_answer_lists(
+        client: FlaskClient, built: Settings, fmt: str) -> None:
+    """Every answer of a combined channel carries the channel's pace (max-age and RSS
+    ttl), worked out as the build works out a channel's, from the updates of the newest
+    ``max_items`` it lists; ``limit=1`` (one update, no pace of its own) or a search
+    does not make it another channel.  A filtered answer of a published channel carries
+    its channel's the same way."""
+    from feedserver.core.freshness import channel_max_age, ttl_minutes
+
+    listed = newest_first([s for s in seeds() if {"alpha", "beta"} & set(s.topics)])
+    pace = channel_max_age([s.date for s in listed[:MAX_ITEMS]], built.refresh_interval,
+                           built.freshness_ceiling)
+    assert pace > built.refresh_interval  # the site's articles are days apart
+    word = fold(listed[-1].title.split()[0])
+    for query in ("", "?limit=1", "?limit=2", f"?q={word}"):
+        answer = client.get(f"/topics/alpha,beta/feed.{fmt}{query}")
+        assert answer.status_code == 200, query
+        assert answer.headers["Cache-Control"] == f"public, max-age={pace}", query
+        if fmt == "rss":
+            parsed = feedparser.parse(io.BytesIO(answer.data))
+            assert parsed.feed.ttl == str(ttl_minutes(pace)), query
