@@ -40,7 +40,7 @@ from feedserver.publish.manifest import etag_of
 from feedserver.query.params import BadRequest, Combination, Filters, canonical, combination
 from feedserver.query.params import parse as parse_filters
 from feedserver.query.pieces import Pieces
-from feedserver.web.gzipped import Segments
+from feedserver.web.gzipped import Segments, etag_from
 from feedserver.web.published import CORS, NOSNIFF, PublishedFile, ServedManifest
 
 if TYPE_CHECKING:
@@ -86,21 +86,25 @@ class Cached:
     def variant(self, encoding: str, segments: Segments) -> tuple[str, bytes]:
         found = self.bodies.get(encoding)
         if found is None:
-            body = _compressed(self.body, encoding, self.pieces, segments)
-            found = self.bodies[encoding] = (etag_of(body), body)
-            self.size += len(body)
+            found = self.bodies[encoding] = self._compressed(encoding, segments)
+            self.size += len(found[1])
         return found
 
+    def _compressed(self, encoding: str, segments: Segments) -> tuple[str, bytes]:
+        """The body in ``encoding`` and its ETag."""
+        if encoding == "br":
+            import brotli
 
-def _compressed(body: bytes, encoding: str, pieces: Pieces | None,
-                segments: Segments) -> bytes:
-    if encoding == "br":
-        import brotli
-
-        return brotli.compress(body, quality=_BROTLI_QUALITY)
-    if encoding == "gzip":  # spliced from the items' kept pieces where it can be
-        return segments.gzip(body, pieces)
-    return body
+            body = brotli.compress(self.body, quality=_BROTLI_QUALITY)
+        elif encoding == "gzip":  # spliced from the items' kept pieces where it can be
+            spliced = segments.spliced(self.body, self.pieces)
+            plain = self.bodies.get("")
+            if spliced is not None and plain is not None:
+                return etag_from(plain[0]), spliced  # named from the plain ETag
+            body = spliced if spliced is not None else segments.gzip(self.body, None)
+        else:
+            body = self.body
+        return etag_of(body), body
 
 
 class AnswerCache:

@@ -600,6 +600,31 @@ def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
         assert gzip.decompress(packed.data) == client.get(url).data, url
 
 
+def test_two_workers_name_and_make_a_gzip_answer_alike(built: Settings) -> None:
+    """Two workers (apps of their own: their own engines, caches and pieces) asked for
+    the same answers in gzip, in different orders (so their kept pieces differ), serve
+    the same bytes under the same strong ETag, which each answers with a 304; different
+    answers have different ETags (their gzip ETags are named from their plain ones)."""
+    import gzip
+
+    urls = [f"/topics/alpha/feed.{fmt}?limit={n}" for fmt in ("atom", "rss") for n in (1, 2, 3)]
+    served = []
+    for order in (urls, urls[::-1]):
+        client = create_app({"FEEDSERVER_SETTINGS": built}).test_client()
+        got = {}
+        for url in order:
+            packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+            assert packed.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(packed.data) == client.get(url).data
+            again = client.get(url, headers={"Accept-Encoding": "gzip",
+                                             "If-None-Match": packed.headers["ETag"]})
+            assert again.status_code == 304
+            got[url] = (packed.headers["ETag"], packed.data)
+        served.append(got)
+    assert served[0] == served[1]
+    assert len({etag for etag, _ in served[0].values()}) == len(urls)
+
+
 def test_an_engine_forgets_the_comparisons_of_an_earlier_publish(built: Settings) -> None:
     """The gate's memo of readings compared equal to their articles
     (``Readings.agreed``) holds those articles: a new publish (a new index) empties it,

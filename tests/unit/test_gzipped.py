@@ -153,3 +153,50 @@ def test_stored_blocks_are_zlibs_bytes_and_small_ones_made_without_a_compressor(
         # An envelope's few hundred bytes cost no compressor's set-up (its window and
         # hash tables: 20-36 us, twice an answer); only long data goes to zlib.
         assert len(made) - before == (size > gzipped.STORED_BY_HAND), size
+
+
+def test_a_spliced_answers_etag_is_named_from_its_plain_one() -> None:
+    """An answer's gzip body spliced from pieces is named from the engine's plain ETag
+    (which names where its items lie and what they are) and the code that splices, not
+    by hashing the compressed bytes; a body compressed whole is named by its bytes."""
+    from datetime import UTC, datetime
+
+    from feedserver.publish.manifest import etag_of
+    from feedserver.web.filtered import Cached
+
+    rng = random.Random(11)
+    chosen = [item(rng, n) for n in range(5)]
+    body, pieces = answer(chosen)
+    made = Cached(body, "application/atom+xml", datetime(2026, 1, 1, tzinfo=UTC), 60,
+                  "https://example.org/feed.atom?limit=3", size=len(body), pieces=pieces)
+    made.bodies[""] = ('"plain-etag"', body)
+    segments = Segments()
+    etag, packed = made.variant("gzip", segments)
+    assert inflated(packed) == body
+    assert etag == gzipped.etag_from('"plain-etag"') != etag_of(packed)
+    assert etag != gzipped.etag_from('"another answer"')
+    assert etag.startswith('"') and len(etag) == 34
+    # Pieces that do not lie in the body: compressed whole, named by its bytes.
+    odd = Cached(body, "application/atom+xml", datetime(2026, 1, 1, tzinfo=UTC), 60,
+                 "https://example.org/feed.atom?limit=3", size=len(body),
+                 pieces=Pieces(pieces.at + 1, pieces.end, pieces.items, pieces.keys))
+    odd.bodies[""] = ('"plain-etag"', body)
+    etag, packed = odd.variant("gzip", segments)
+    assert inflated(packed) == body and etag == etag_of(packed)
+
+
+def test_the_splicing_codes_version_names_its_modules_and_libraries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a gzip ETag is named with changes with ISA-L's version (how pieces are
+    compressed), so two workers running different ones never share a name for
+    different bytes."""
+    gzipped.version.cache_clear()
+    now = gzipped.version()
+    monkeypatch.setattr(gzipped, "digest", lambda modules, libraries: "|".join(
+        [*modules, *(f"{name}=other" for name in libraries)]))
+    gzipped.version.cache_clear()
+    try:
+        assert gzipped.version() != now
+        assert "isal=other" in gzipped.version() and "web/gzipped.py" in gzipped.version()
+    finally:
+        gzipped.version.cache_clear()
