@@ -284,6 +284,8 @@ class Engine:
         # Texts from :attr:`words` (checked once per publish, kept): a haystack's own.
         worded = texts is not None or identify is not None
         stack = scope.haystack if q and worded and Haystack.searchable(q) else None
+        if stack is not None and stack.lacks(q):
+            return chosen  # no text holds every word: nothing to look through
         # With a haystack, only the texts holding the longest word are looked at.
         positions = stack.holding(max(q, key=len)) if stack is not None \
             else range(len(scope.entries))

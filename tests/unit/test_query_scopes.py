@@ -221,3 +221,43 @@ def test_a_haystack_finds_every_text_holding_a_word_however_far_each_look_reache
     for word in sorted(w for w in words if scopes.Haystack.searchable((w,))):
         assert list(stack.holding(word)) == [i for i, t in enumerate(texts) if word in t], word
     assert [stack.text(i) for i in range(len(texts))] == texts
+
+
+def test_a_word_no_text_holds_is_refused_without_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A haystack keeps its texts' vocabulary: a search with a word that is in no word of
+    any text (alone or beside words that are) lists nothing without the haystack being
+    looked through; a word inside another (``pipe`` in ``pipeline``), or not ASCII, is
+    found as before."""
+    from feedserver.query.scopes import Haystack
+
+    texts = ["steppe gas pipeline", "cafe rail", "степь газ"]
+    stack = Haystack.of(texts)
+    assert not stack.lacks(("pipe",)) and not stack.lacks(("gas", "rail"))
+    assert not stack.lacks(("газ",)) and not stack.lacks(("eppe",))
+    assert stack.lacks(("zzq",)) and stack.lacks(("gas", "zzq"))
+    assert stack.lacks(("gas rail",))  # a space: never inside one word
+    assert stack.lacks(("railsteppe",)) and stack.lacks(("pipelinecafe",))  # across words
+    assert stack.size > len(b"\0".join(t.encode() for t in texts))
+
+    entries = _entries(60, seed=21)
+    made = _texts(entries, seed=22)
+    index, engine = _index(entries), _engine(made)
+    _kept(engine, index, made)
+    assert engine.select(index, lambda name: None, "", None, Filters(q=("nowhere",)),
+                         identify=lambda name: 1) == []  # the haystack is made
+    looked: list[str] = []
+    real = Haystack.holding
+
+    def holding(self: Haystack, word: str) -> Any:
+        looked.append(word)
+        return real(self, word)
+
+    monkeypatch.setattr(Haystack, "holding", holding)
+    for words in (("zzq",), ("gas", "zzq")):
+        assert engine.select(index, lambda name: None, "", None, Filters(q=words),
+                             identify=lambda name: 1) == []
+    assert looked == []
+    found = engine.select(index, lambda name: None, "", None, Filters(q=("gas",)),
+                          identify=lambda name: 1)
+    assert looked == ["gas"] and found == [e.slug for e in entries
+                                           if "gas" in made[e.slug]][:index.max_items]
