@@ -85,7 +85,9 @@ class Filters:
 
     @property
     def empty(self) -> bool:
-        return self == Filters()
+        """No known parameter was given (each field as it is left when it was not)."""
+        return self.lang is None and self.limit is None and not self.q \
+            and not self.q_text and self.since is None
 
     def query(self) -> str:
         """The canonical query string (fixed order, canonical values; '' when empty)."""

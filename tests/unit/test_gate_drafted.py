@@ -204,3 +204,28 @@ def test_a_comparison_is_remembered_for_the_same_objects_only() -> None:
         assert compare([Seen(other.id, other.title, other.link)], (other,), None, agreed) == []
     assert len(agreed) <= 4
     assert Readings().agreed is None and Readings(keys=8).agreed is not None
+
+
+def test_an_elements_key_is_its_digest_remembered_or_not(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """An envelope element's key is the digest of its context and bytes whether it was
+    worked out now or kept (the kept ones are dropped all at once past their bound)."""
+    import hashlib
+
+    monkeypatch.setattr(rss_atom, "ELEMENT_KEYS", 3)
+    monkeypatch.setattr(rss_atom, "_ELEMENT_KEYS", {})
+    prefixes = [hashlib.sha256(b"context one"), hashlib.sha256(b"context two")]
+
+    def digest(prefix: Any, element: bytes) -> bytes:
+        one = prefix.copy()
+        one.update(b"\0element\0" + element)
+        return one.digest()
+
+    elements = [b"<title>A</title>", b"<id>x?limit=1</id>", b"<id>x?limit=2</id>"]
+    for _ in range(3):
+        for prefix in prefixes:
+            for element in elements:
+                key = rss_atom._element_key(prefix, prefix.digest(), element)
+                assert key == digest(prefix, element)
+                assert len(rss_atom._ELEMENT_KEYS) <= 3
+    assert digest(prefixes[0], elements[0]) != digest(prefixes[1], elements[0])
