@@ -80,12 +80,20 @@ class Segments:
             return None
         from isal import isal_zlib
 
+        items, keys, sep = pieces.items, pieces.keys, pieces.separator
+        pairs = [(b"", b"", keys[0]), *((keys[n - 1], sep, keys[n])
+                                        for n in range(1, len(keys)))]
+        with self._lock:  # the kept ones, all under one hold of the lock
+            kept = self._kept
+            found = [kept.get(pair) for pair in pairs]
+            for pair, piece in zip(pairs, found, strict=True):
+                if piece is not None:
+                    kept.move_to_end(pair)
         parts = [HEADER, _stored(body[:pieces.at], final=False)]
-        before, before_key = b"", b""
-        for n, (item, key) in enumerate(zip(pieces.items, pieces.keys, strict=True)):
-            sep = pieces.separator if n else b""
-            parts.append(self._piece(before_key, sep, key, before, item))
-            before, before_key = item, key
+        for n, piece in enumerate(found):
+            if piece is None:  # made now, with the item before it as the dictionary
+                piece = self._piece(pairs[n], items[n - 1] if n else b"", items[n])
+            parts.append(piece)
         parts.append(_stored(body[pieces.end:], final=True))
         parts.append(isal_zlib.crc32(body).to_bytes(4, "little"))
         parts.append((len(body) & 0xFFFFFFFF).to_bytes(4, "little"))
@@ -95,16 +103,11 @@ class Segments:
         """Bytes of the pieces kept."""
         return self._bytes
 
-    def _piece(self, before_key: bytes, sep: bytes, key: bytes, before: bytes,
-               item: bytes) -> bytes:
-        """``sep`` and ``item`` compressed after ``before`` (whose digest is
-        ``before_key``; empty: the item is the first), kept or made now."""
-        pair = (before_key, sep, key)
-        with self._lock:
-            found = self._kept.get(pair)
-            if found is not None:
-                self._kept.move_to_end(pair)
-                return found
+    def _piece(self, pair: tuple[bytes, bytes, bytes], before: bytes, item: bytes) -> bytes:
+        """The piece ``pair`` names (the digest of the item before, empty for the first;
+        the separator; the item's digest): the separator and ``item`` compressed after
+        ``before``, made now and kept."""
+        sep = pair[1]
         made = _deflate(sep + item, before[-WINDOW:], final=False)
         with self._lock:
             self.made += 1
