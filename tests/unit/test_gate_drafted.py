@@ -13,7 +13,6 @@ only, by identity.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from tests.unit.test_gate_readings import (
     CTX,
     ITEM,
     article,
+    cuts,  # noqa: F401  (a fixture: the documents expat is asked to probe or cut)
     parses,  # noqa: F401  (a fixture)
     random_edits,
     read_already,
@@ -50,34 +50,13 @@ def answer(fmt: str, cache: feeds.ItemCache, query: str,
     return body, items, drafted
 
 
-@pytest.fixture
-def probes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The size of each document expat is asked to probe or cut, in order; the template
-    memo starts empty."""
-    sizes: list[int] = []
-    real_split, real_probe = rss_atom.split, rss_atom.probe
-
-    def splitting(body: bytes, name: str, depth: int) -> Any:
-        sizes.append(len(body))
-        return real_split(body, name, depth)
-
-    def probing(head: bytes, witness: bytes, tail: bytes, name: str, depth: int) -> Any:
-        sizes.append(len(head + witness + tail))
-        return real_probe(head, witness, tail, name, depth)
-
-    monkeypatch.setattr(rss_atom, "split", splitting)
-    monkeypatch.setattr(rss_atom, "probe", probing)
-    rss_atom._template.cache_clear()
-    yield sizes
-    rss_atom._template.cache_clear()
-
-
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_a_filled_envelope_is_read_without_expat(fmt: str, probes: list[int],
+def test_a_filled_envelope_is_read_without_expat(fmt: str, cuts: list[int],  # noqa: F811
                                                  parses: list[bytes]) -> None:  # noqa: F811
     cache, _ = read_already(fmt)
     envelopes = Envelopes()
-    probes.clear()
+    rss_atom._template.cache_clear()  # the template is read once, in this test
+    cuts.clear()
     for n, query in enumerate(QUERIES):
         body, items, drafted = answer(fmt, cache, query, envelopes)
         assert findings(THREE, fmt, body) == []  # the full parse
@@ -85,7 +64,7 @@ def test_a_filled_envelope_is_read_without_expat(fmt: str, probes: list[int],
         assert findings(THREE, fmt, body, cache.readings, items, drafted) == []
         # expat read the template once (the first answer), no answer's envelope.
         witness = rss_atom._witness(items[0]) or b""
-        assert probes == [len(drafted.parts[0] + witness + drafted.parts[1])], n
+        assert cuts == [len(drafted.parts[0] + witness + drafted.parts[1])], n
         # feedparser read this answer's own elements, nothing else of it.
         assert len(parses) == before + 1
         read = parses[-1]
@@ -97,7 +76,7 @@ def test_a_filled_envelope_is_read_without_expat(fmt: str, probes: list[int],
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_an_answer_with_new_items_is_read_with_them(fmt: str, probes: list[int],
+def test_an_answer_with_new_items_is_read_with_them(fmt: str,
                                                     parses: list[bytes]) -> None:  # noqa: F811
     """Items the gate has not read are cut by expat from the envelope holding only them
     (as without the hint) and read by feedparser with the answer's own elements."""
