@@ -60,8 +60,16 @@ class QueryContext(Context):
         """``ctx`` for a computed feed.  Without hubs: no publish tells a hub about a
         filtered or combined feed, and the built-in hub refuses its URL as a topic, so
         naming one sent subscribers to a subscription refused or never pushed to."""
-        fields = {f: getattr(ctx, f) for f in ctx.__dataclass_fields__}
-        return cls(**{**fields, "hubs": ()}, query=query)
+        global _OF
+        held = _OF  # one read: a pair another thread replaces whole
+        if held[0] is not ctx:  # one site context per publish: its fields read once
+            held = _OF = (ctx, {**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__},
+                                "hubs": ()})
+        return cls(**held[1], query=query)
+
+
+# The last site context QueryContext.of was given, and its fields without hubs.
+_OF: tuple[Context | None, dict[str, object]] = (None, {})
 
 
 class Envelopes:

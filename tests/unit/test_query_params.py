@@ -180,3 +180,18 @@ def test_each_word_once_answers_every_q_as_the_whole_text() -> None:
 def test_a_search_text_holds_each_word_once_in_first_order() -> None:
     assert search_text(_article("Gas, gas; GAS", "<p>the gas-pipe &amp; the Caf&eacute;</p>")) \
         == "gas the pipe cafe"
+
+
+@pytest.mark.parametrize("query", [
+    "limit=3&since=2020-01-01T00%3A00%3A00Z", "q=caf%C3%A9+bar&limit=2", "a=1&b=2&a=3",
+    "limit=1&q=x&limit=2", "q=&lang=", "q=%ff%fe&limit=1", "x=1;y=2", "", "=&=1&q"])
+def test_the_arguments_are_what_flask_gives(query: str) -> None:
+    """The web view's own parse of a query string lists what ``request.args`` lists, in
+    its order (a key given twice: its values together, where it first came)."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from feedserver.web.filtered import _arguments
+
+    environ = EnvironBuilder(path="/feed.atom", query_string=query).get_environ()
+    assert list(_arguments(environ)) == list(Request(environ).args.items(multi=True))
