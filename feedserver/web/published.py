@@ -489,6 +489,13 @@ class Folder:
     def read(self, name: str) -> bytes | None:
         """The bytes of this folder's regular file ``name`` (a plain name, no link), or
         None."""
+        found = self.identified(name)
+        return found[1] if found is not None else None
+
+    def identified(self, name: str) -> tuple[tuple[int, int, int], bytes] | None:
+        """:meth:`identity` and :meth:`read` of one opened file (its own ``fstat``: a
+        file renamed into place between a ``stat`` and an ``open`` cannot pair one file's
+        identity with another's bytes), or None."""
         folder = self._opened() if _plain_name(name) else None
         if folder is None:
             return None
@@ -498,7 +505,10 @@ class Folder:
                                          dir_fd=folder))
         except OSError:
             return None
-        return read[1] if read is not None else None
+        if read is None:
+            return None
+        st, body = read
+        return (st.st_ino, st.st_mtime_ns, st.st_size), body
 
 
 # A part of the manifest as a worker keeps it: its entries, and what _found finds there.

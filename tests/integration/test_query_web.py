@@ -434,8 +434,10 @@ def _published(built: Settings) -> tuple[Any, Callable[[str], Any], list[str], A
 def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) -> None:
     """What the web app does (``Filtered._compute``): a ``q`` scan reads each search text
     through one open folder (``Store.folder``), once per publish, and the whole record
-    (through ``read``) only of the articles it lists; no record it scanned goes into the
-    store's body cache, where it would push out the published feeds."""
+    (through the same folder, with its identity) only of the articles it lists; nothing
+    is read through the store (which opens each folder of a path and hashes the bytes),
+    and no record goes into its body cache, where it would push out the published
+    feeds."""
     import os
 
     from feedserver.core import layout
@@ -445,6 +447,7 @@ def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) ->
 
     store, read, reads, fmt, index_bytes = _published(built)
     texts: list[str] = []
+    records: list[str] = []
     folder = store.folder(layout.ITEM_RECORDS)
 
     class Counted:
@@ -454,6 +457,10 @@ def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) ->
         def read(self, name: str) -> bytes | None:
             texts.append(name)
             return folder.read(name)
+
+        def identified(self, name: str) -> tuple[object, bytes] | None:
+            records.append(name)
+            return folder.identified(name)
 
     index = read_index(index_bytes)
     engine = Engine()
@@ -471,14 +478,15 @@ def test_a_q_scan_reads_search_texts_from_the_records_folder(built: Settings) ->
         wanted = [s.title for s in newest_first([s for s in seeds() if "STEPPE" in s.words])]
         assert scan("steppe") == wanted[:MAX_ITEMS]
         assert texts == []  # the same publish: every text kept from the first scan
-        assert len(reads) == len(wanted[:MAX_ITEMS])  # the listed articles' whole records
+        # the listed articles' whole records, each once
+        assert len(records) == len(set(records)) == len(wanted[:MAX_ITEMS])
+        assert reads == []
     finally:
         folder.close()
     for entry in index.entries:
         name = layout.item_record(entry.slug)
         st = os.stat(Path(built.output_dir) / name)
-        assert store.cache.get((name, st.st_ino, st.st_mtime_ns, st.st_size)) is None or \
-            name in reads
+        assert store.cache.get((name, st.st_ino, st.st_mtime_ns, st.st_size)) is None
 
 
 def test_a_folder_reads_only_plain_names_of_regular_files(built: Settings,
@@ -496,6 +504,7 @@ def test_a_folder_reads_only_plain_names_of_regular_files(built: Settings,
     with store.folder(layout.ITEM_RECORDS) as folder:
         assert folder.read(name) == (records / name).read_bytes()
         assert folder.identity(name) == store.identity(f"{layout.ITEM_RECORDS}/{name}")
+        assert folder.identified(name) == (folder.identity(name), folder.read(name))
         for refused in ("", "..", f"../items/{name}", f"./{name}", ".hidden", "a/b",
                         "a\\b", "a\0b", "missing.json"):
             assert folder.read(refused) is None and folder.identity(refused) is None, refused

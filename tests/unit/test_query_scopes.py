@@ -55,7 +55,7 @@ def _index(entries: tuple[Entry, ...]) -> Index:
 def _engine(texts: dict[str, str] | None = None) -> Engine:
     """An engine whose records are the entries' slugs and ``texts`` (no files)."""
     engine = Engine()
-    engine.record = lambda read, slug, index=None: (  # type: ignore[method-assign,assignment]
+    engine.record = lambda read, slug, index=None, folder=None: (  # type: ignore[method-assign,assignment]
         slug, (texts or {}).get(slug, ""))
     return engine
 
