@@ -446,4 +446,4 @@ class Engine:
         for key in keys:
             digest.update(key)
         return (body, '"' + digest.hexdigest()[:32] + '"',
-                Pieces(at, end, tuple(items), keys, separator))
+                Pieces(at, end, tuple(items), keys, separator, drawn=body))

@@ -609,6 +609,29 @@ def test_gzip_answers_are_spliced_from_kept_pieces_and_inflate_to_their_bodies(
         assert gzip.decompress(packed.data) == client.get(url).data, url
 
 
+def test_the_engines_pieces_lie_in_the_body_they_were_drawn_into(app: Flask,
+                                                                   client: FlaskClient) -> None:
+    """An answer's pieces (where its items lie) are taken as lying in the body they were
+    drawn into without comparing it again (``Pieces.drawn``): compared with a copy of
+    that body, byte for byte, they lie there, for answers in each format, combined and
+    filtered; a body differing by one byte is refused."""
+    files = app.view_functions["file"]
+    for url in ("/topics/alpha/feed.atom?limit=3", "/topics/alpha,beta/feed.rss?limit=4",
+                "/feed.json?q=cafe", "/topics/alpha+beta/feed.atom?limit=2",
+                "/feed.rss?since=2025-01-01T00%3A00%3A00Z"):
+        assert client.get(url).status_code == 200, url
+    answers = [found for found in files.cache._items.values() if found.pieces is not None]
+    assert len(answers) == 5
+    for found in answers:
+        pieces = found.pieces
+        assert pieces.drawn is found.body and pieces.lie_in(found.body)
+        copy = bytes(bytearray(found.body))
+        assert copy is not found.body and pieces.lie_in(copy)
+        at = pieces.at + len(pieces.items[0]) // 2
+        changed = copy[:at] + bytes([copy[at] ^ 1]) + copy[at + 1:]
+        assert not pieces.lie_in(changed)
+
+
 def test_two_workers_name_and_make_a_gzip_answer_alike(built: Settings) -> None:
     """Two workers (apps of their own: their own engines, caches and pieces) asked for
     the same answers in gzip, in different orders (so their kept pieces differ), serve
