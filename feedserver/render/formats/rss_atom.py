@@ -340,7 +340,9 @@ def _element_key(prefix: Any, context: bytes, element: bytes) -> bytes:
 
 # Envelope elements' keys kept (_element_key); past this many all go at once (a channel's
 # envelope has about ten, and the elements of one answer's own URL are never met again).
-ELEMENT_KEYS = 4096
+# Few: a build's workers keep them too (each archive page's own links are new), at a few
+# hundred bytes each.
+ELEMENT_KEYS = 1024
 _ELEMENT_KEYS: dict[tuple[bytes, bytes], bytes] = {}
 
 
