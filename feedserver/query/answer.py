@@ -253,8 +253,8 @@ class Engine:
         identity (inode, modification time, size: a publish renames a new file into
         place), not through ``read``, which opened each folder of its path, hashed the
         bytes for an ETag and kept them in the published files' cache: 66 us of the
-        0.1 ms an item new to a worker cost there before it was rendered, at 10,000
-        articles in process."""
+        98 us a record new to a worker cost, in process at 10,000 articles (45.6 us
+        against 9.7 through the folder, in a loop over 1,500 records)."""
         if index is not None:
             if index is not self._index:
                 self._index, self._read = index, {}

@@ -24,7 +24,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedserver.core.freshness import channel_max_age
@@ -155,7 +155,9 @@ class Scope:
     latest: tuple[datetime, ...]
     haystack: Haystack | None = None
     tried: bool = False  # a haystack was tried in this publish (made, or not to be)
-    _pace: tuple[tuple[int, int, int], int] | None = None  # (arguments, max_age): pace()
+    # (arguments, max_age) of pace(): worked out once, never given
+    _pace: tuple[tuple[int, int, int], int] | None = field(default=None, init=False,
+                                                           repr=False, compare=False)
 
     def pace(self, max_items: int, floor: int, ceiling: int) -> int:
         """The channel's max-age as the build reckons a channel's

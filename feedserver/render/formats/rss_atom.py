@@ -249,7 +249,7 @@ def _unread(keys: list[bytes], fragments: list[bytes], readings: Readings) -> di
 
 def _read(head: bytes, tail: bytes, new: dict[bytes, bytes], prefix: Any, depth: int,
           media_type: str, version: str, dates: tuple[str, ...], readings: Readings,
-          envelope_cut: Elements | None = None) -> bool:
+          envelope_cut: Elements | None = None, context: bytes | None = None) -> bool:
     """feedparser reads the envelope (``head + tail``, well-formed by expat) holding the
     ``new`` items in order: no ``bozo``, the version, one entry per new item, whose
     readings are kept.  False when it is not so.
@@ -263,7 +263,7 @@ def _read(head: bytes, tail: bytes, new: dict[bytes, bytes], prefix: Any, depth:
     An envelope that cannot be cut so is read whole, as before; an envelope read whole
     or in elements is known by its digest, and a document of it and read items only
     costs no parse.  ``envelope_cut``: :func:`~.xml_items.elements` of ``head + tail``, when
-    the caller has it.
+    the caller has it; ``context``: ``prefix``'s digest, when the caller has it.
     """
     envelope = None if new else _envelope_key(prefix, head, tail)
     if envelope is not None and readings.envelope_read(envelope):
@@ -273,7 +273,7 @@ def _read(head: bytes, tail: bytes, new: dict[bytes, bytes], prefix: Any, depth:
     if cut is None:
         document = head + b"".join(new.values()) + tail
     else:
-        context = prefix.digest()
+        context = context or prefix.digest()
         for element in cut.elements:
             key = _element_key(prefix, context, element)
             if key not in unread and not readings.envelope_read(key):
@@ -392,17 +392,17 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
             return None
         seen_context, envelope_cut = probed[0].context, probed[1]
     prefix, context = _prefix(version, media_type, dates, seen_context)
-    keys, found, new = _known(prefix, context, spliced, readings)
+    keys, seen, new = _known(prefix, context, spliced, readings)
     if new:  # cut by expat from the envelope holding only them, then read by feedparser
         cut = split(head + b"".join(new.values()) + tail, *item)
         if cut is None or cut.items != list(new.values()) or cut.context != seen_context:
             return None
     if not _read(head, tail, new, prefix, item[1], media_type, version, dates, readings,
-                 envelope_cut):
+                 envelope_cut, context):
         return None
     if new:
         return _in_order(keys, readings)
-    return ReadBack([], found, as_feedparser_shows)
+    return ReadBack([], seen, as_feedparser_shows)
 
 
 def _known(prefix: Any, context: bytes, fragments: list[bytes], readings: Readings
