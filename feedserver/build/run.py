@@ -71,8 +71,9 @@ from feedserver.publish.output import (
     recover,
     write_status,
 )
-from feedserver.query.records import index_file, record_file
+from feedserver.query.records import Drawer, index_file
 from feedserver.render.embed import embed_makers
+from feedserver.render.feeds import ItemCache
 from feedserver.render.formats import FORMATS
 from feedserver.render.pages import page_makers
 from feedserver.render.site import Site
@@ -398,7 +399,8 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
         output = render_feeds(site, renderer)
     else:
         output = render_site(site, renderer, html, stale=stale.pages if stale else None,
-                             more=partial(query_makers, site, settings, stale)
+                             more=partial(query_makers, site, settings, stale,
+                                          memory.items)
                              if publish_output else None)
     if publish_output and pages:
         _add_media(output, site, media)
@@ -437,19 +439,22 @@ def _built(settings: Settings, ledger: Ledger, now: datetime, memory: BuildMemor
     return report
 
 
-def query_makers(site: Site, settings: Settings, stale: Stale | None = None
-                 ) -> list[Callable[[], Rendered]]:
+def query_makers(site: Site, settings: Settings, stale: Stale | None = None,
+                 items: ItemCache | None = None) -> list[Callable[[], Rendered]]:
     """What makes the index and the stale item records combined and filtered feeds are
     answered from (:mod:`feedserver.query.records`), one call a file; fresh records are
-    kept like fresh pages (``stale``: which are not, when the build knows it).
+    kept like fresh pages (``stale``: which are not, when the build knows it).  A record
+    carries its article's items (:class:`~feedserver.query.records.Drawer`), taken from
+    ``items`` (the build's rendered items) where they are kept there.
 
     The index is made here, in this process: it reads every article of the site, and
     a worker that made it copied the pages they lie on (benchmarks/README.md, "A kept
     row, 4 KiB, ...": the index made in the build's process); its 1.7 MB at 10,000
     articles are then shared by the workers, one of which stages it."""
     found = stale if stale is not None else stale_articles(site, False)
+    drawer = Drawer(site.context, items)
     made: list[Callable[[], Rendered]] = [
-        partial(record_file, a) for a in found.among(site.articles, found.records)]
+        partial(drawer, a) for a in found.among(site.articles, found.records)]
     made.append(partial(_given, index_file(site, settings.max_items,
                                            settings.refresh_interval,
                                            settings.freshness_ceiling, settings.language)))

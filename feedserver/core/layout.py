@@ -68,7 +68,7 @@ FRAME_CSS = f"{STATIC}/embed.css"
 FAVICON = f"{STATIC}/favicon.svg"
 # The two per-article paths as templates, for article_pages and item_records.
 _ARTICLE_PAGE = f"{ARTICLES}/{{}}/{INDEX}"
-_ITEM_RECORD = f"{ITEM_RECORDS}/{{}}.json"
+_ITEM_RECORD = f"{ITEM_RECORDS}/{{}}.record"
 # Names a topic slug must not take: they are the site's own folders and files.
 RESERVED = frozenset({"all", "index", "feed", TOPICS, ARTICLES, EMBED, STATIC, LANGUAGES})
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
@@ -275,5 +275,6 @@ def unpublished(fresh: Container[str], paths: Iterable[str]) -> Iterator[bool]:
 
 
 def item_record_name(slug: str) -> str:
-    """An item record's file name inside :data:`ITEM_RECORDS`."""
-    return f"{slug}.json"
+    """An item record's file name inside :data:`ITEM_RECORDS` (a line of JSON, then
+    bytes: ``feedserver.query.records``)."""
+    return f"{slug}.record"

@@ -102,10 +102,10 @@ def _version(modules: tuple[str, ...], libraries: tuple[str, ...]) -> str:
                           f"{pyexpat.EXPAT_VERSION}".encode()).hexdigest()[:24]
 
 
-def encode(key: bytes, seen: Seen) -> bytes | None:
+def encode(key: bytes, seen: Seen, canonical: bool = False) -> bytes | None:
     """The stored form of a reading, or None for one of a shape the store does not keep
-    (it stays in memory only)."""
-    payload = pack(seen)
+    (it stays in memory only); ``canonical``: as :func:`pack` says."""
+    payload = pack(seen, canonical)
     return _check(key, payload) + payload if payload is not None else None
 
 

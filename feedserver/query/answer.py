@@ -32,11 +32,11 @@ from typing import Protocol
 from feedserver.core.layout import item_record, item_record_name, topic_folder
 from feedserver.core.records import Article, Channel
 from feedserver.publish.manifest import etag_of
-from feedserver.publish.readings_store import reader
+from feedserver.publish.readings_store import code_version, decode, reader
 from feedserver.query.envelopes import Envelopes, QueryContext
 from feedserver.query.params import ALL, Combination, Filters
 from feedserver.query.pieces import Pieces
-from feedserver.query.records import Index, read_record, search_of
+from feedserver.query.records import DrawingKeys, Index, Record, decode_record, search_of
 from feedserver.query.scopes import Haystack, Scopes
 from feedserver.render.feeds import Context, ItemCache
 from feedserver.render.formats import FORMATS, Format
@@ -53,6 +53,9 @@ Reader = Callable[[str], "tuple[str, bytes] | None"]
 # One published file's identity now (what changes when a publish replaces it), or None.
 Identify = Callable[[str], object]
 WORDS_LIMIT = 64 * 1024 * 1024  # characters of search text an engine keeps (Words)
+# Records an engine keeps with their drawn items (Engine._draw): those of the answers
+# being made (an answer lists at most ``max_items``), about 11 kB each.
+DRAWN = 512
 
 
 class Texts(Protocol):
@@ -221,7 +224,12 @@ class Engine:
         self._records: OrderedDict[tuple[str, str], tuple[Article, str]] = OrderedDict()
         self._limit = items
         # Two keys per item kept: its reading's (the gate) and its ETag share's (_etag).
-        self._items = ItemCache(limit=items, readings=Readings(2 * items, keys=2 * items))
+        self._items = ItemCache(limit=items, readings=Readings(2 * items, keys=2 * items),
+                                draw=self._draw)
+        # The records read last with the items the build drew (:meth:`_draw`), by slug,
+        # and the drawing keys of the context they are taken for.
+        self._drawn: OrderedDict[str, Record] = OrderedDict()
+        self._drawing: DrawingKeys | None = None
         # The readings the build kept (``state_dir``'s store), read only: an item new to
         # this worker was read by feedparser in a published channel or archive page, in
         # the context it is served in here, so the gate takes that reading instead of
@@ -272,14 +280,52 @@ class Engine:
         hit = self._records.get(key)
         if hit is None:
             try:
-                hit = self._records[key] = read_record(found[1])
+                made = decode_record(found[1])
             except ValueError as exc:
                 raise Unanswerable(f"the item record of {slug} is unreadable") from exc
+            hit = self._records[key] = (made.article, made.search)
             if len(self._records) > self._limit:
                 self._records.popitem(last=False)
+            if made.drawn:
+                self._drawn[slug] = made
+                self._drawn.move_to_end(slug)
+                if len(self._drawn) > DRAWN:
+                    self._drawn.popitem(last=False)
         else:
             self._records.move_to_end(key)
         return hit
+
+    def _draw(self, fmt: Format, article: Article, ctx: Context) -> bytes:
+        """An item this engine has not kept: as its record carries it, when the record
+        was read last for this very article (the same object) and drawn under this
+        engine's own key for it in ``ctx`` (:class:`~feedserver.query.records.DrawingKeys`),
+        else drawn by the format's renderer."""
+        made = self._drawn.get(article.slug)
+        if made is not None and made.article is article:
+            fragment = made.drawn.get(fmt.name)
+            if fragment is not None and made.key == self._keys(ctx).of(article):
+                self._learn(made, fmt)
+                return fragment
+        return fmt.item(article, ctx)
+
+    def _keys(self, ctx: Context) -> DrawingKeys:
+        """The drawing keys of ``ctx``, made once per context (the index's, a new object
+        at each publish)."""
+        held = self._drawing
+        if held is None or held.context is not ctx:
+            held = self._drawing = DrawingKeys(ctx)
+        return held
+
+    def _learn(self, made: Record, fmt: Format) -> None:
+        """The readings ``made`` carries of its ``fmt`` item, into the gate's memo: made by
+        the build's feedparser of that item's bytes in the context each key names (a key
+        of another context is never asked), by this worker's own readings code (else none
+        is taken), each checked as the readings store checks its rows."""
+        rows = made.readings.get(fmt.name)
+        if not rows or made.code != code_version():
+            return
+        found = {key: seen for key, value in rows if (seen := decode(key, value)) is not None}
+        self._items.readings.teach(found)
 
     def select(self, index: Index, read: Reader, folder: str, combo: Combination | None,
                filters: Filters, identify: Identify | None = None,

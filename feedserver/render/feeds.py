@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,13 +68,17 @@ class ItemCache:
     caller kept the cache.
     """
 
-    def __init__(self, limit: int | None = None, readings: Readings | None = None) -> None:
+    def __init__(self, limit: int | None = None, readings: Readings | None = None,
+                 draw: Callable[[Format, Article, Context], bytes] | None = None) -> None:
         self._items: OrderedDict[tuple[str, Article], bytes] = OrderedDict()
         self._limit = limit
         self._context: Context | None = None
         # What the gate's parser read from the items (by their bytes), kept as long as
         # they are: each distinct item is parsed once, not once per channel listing it.
         self.readings = readings if readings is not None else Readings()
+        # What makes an item not kept: the format's renderer, or whatever gives the very
+        # bytes it would (a web worker's engine takes them from the item records).
+        self.draw = draw
 
     def __len__(self) -> int:
         return len(self._items)
@@ -89,10 +94,17 @@ class ItemCache:
             if self._limit is not None:
                 self._items.move_to_end(key)
             return found
-        found = self._items[key] = fmt.item(article, ctx)
+        found = self._items[key] = fmt.item(article, ctx) if self.draw is None \
+            else self.draw(fmt, article, ctx)
         if self._limit is not None and len(self._items) > self._limit:
             self._items.popitem(last=False)
         return found
+
+    def kept(self, fmt: Format, article: Article, ctx: Context) -> bytes | None:
+        """The item when it is kept for ``ctx``, else None; nothing is drawn or moved."""
+        if ctx is not self._context and ctx != self._context:
+            return None
+        return self._items.get((fmt.name, article))
 
 
 def render(channel: Channel, fmt: Format, ctx: Context, cache: ItemCache | None = None) -> bytes:

@@ -321,8 +321,8 @@ def test_a_new_publish_is_a_new_answer(built: Settings, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ["/.feedserver/query/index.json",
-                                  "/.feedserver/query/items/story-00.json",
-                                  "/.feedserver/query/items/story-00.json?limit=1"])
+                                  "/.feedserver/query/items/story-00.record",
+                                  "/.feedserver/query/items/story-00.record?limit=1"])
 def test_the_records_are_not_served_by_url(client: FlaskClient, built: Settings,
                                            path: str) -> None:
     assert (Path(built.output_dir) / path.split("?")[0].lstrip("/")).is_file()
@@ -393,10 +393,11 @@ def test_a_q_scan_reads_each_record_once_per_publish(built: Settings) -> None:
     name = layout.item_record(slug)
     path = Path(built.output_dir) / name
     original = path.read_bytes()
-    record = json.loads(original)
+    line, items = original.split(b"\n", 1)  # the record's JSON line, then its items
+    record = json.loads(line)
     record["search"] += " zzfreshword"
     fresh = path.with_suffix(".new")
-    fresh.write_bytes(json.dumps(record).encode())
+    fresh.write_bytes(json.dumps(record).encode() + b"\n" + items)
     fresh.replace(path)
     try:
         again = read_index(index_bytes[1])  # the next publish's index (same entries)
@@ -701,3 +702,94 @@ def test_a_combined_channel_keeps_its_pace_whatever_an_answer_lists(
         if fmt == "rss":
             parsed = feedparser.parse(io.BytesIO(answer.data))
             assert parsed.feed.ttl == str(ttl_minutes(pace)), query
+
+
+def test_the_records_carry_the_items_a_worker_would_draw(built: Settings) -> None:
+    """Every record the build published carries its article's RSS and Atom items, drawn
+    under the key a web worker reckons for the published context: the very bytes the
+    worker's renderer draws of the article read back."""
+    from feedserver.core import layout
+    from feedserver.query.records import decode_record, drawing_key, read_index
+    from feedserver.render.formats import FORMATS as REGISTERED
+
+    store, _, _, _, index_bytes = _published(built)
+    index = read_index(index_bytes)
+    folder = store.folder(layout.ITEM_RECORDS)
+    for entry in index.entries:
+        body = folder.read(layout.item_record_name(entry.slug))
+        assert body is not None, entry.slug
+        record = decode_record(body)
+        assert record.key == drawing_key(index.context, record.article), entry.slug
+        assert record.drawn == {name: REGISTERED[name].item(record.article, index.context)
+                                for name in ("atom", "rss")}
+    folder.close()
+
+
+@pytest.mark.parametrize("name", ("feed.atom", "feed.rss"))
+def test_an_item_new_to_a_worker_is_taken_from_its_record(
+        built: Settings, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A worker answering with items it has never drawn takes them from their records: with
+    the renderer broken, the answer is the one a worker that draws them makes; under
+    another drawing key (a record drawn by other code, or for another context) the
+    records' items are not taken, and the broken renderer is met (the answer refused)."""
+    from feedserver.query import answer as engine_module
+    from feedserver.query.answer import Engine, Unanswerable, format_named
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+    from feedserver.render.formats import rss_atom
+
+    _, read, _, _, index_bytes = _published(built)
+    fmt = format_named(name)
+    assert fmt is not None
+    filters = parse([("limit", "4")], MAX_ITEMS)
+    with monkeypatch.context() as other_key:  # the records' items not taken: drawn here
+        other_key.setattr(engine_module.DrawingKeys, "of", lambda keys, article: "another")
+        drawn = Engine().answer(read_index(index_bytes), read, "", None, filters, fmt)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the renderer was asked")
+
+    monkeypatch.setattr(rss_atom, "entry", broken)
+    taken = Engine().answer(read_index(index_bytes), read, "", None, filters, fmt)
+    assert (taken.body, taken.etag) == (drawn.body, drawn.etag)
+    assert len(feedparser.parse(io.BytesIO(taken.body)).entries) == 4
+    monkeypatch.setattr(engine_module.DrawingKeys, "of", lambda keys, article: "another")
+    with pytest.raises(Unanswerable, match="renderer raised"):
+        Engine().answer(read_index(index_bytes), read, "", None, filters, fmt)
+
+
+@pytest.mark.parametrize("name", ("feed.atom", "feed.rss"))
+def test_a_worker_takes_an_items_reading_from_its_record(
+        built: Settings, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """With no readings store at all, a worker answering with items new to it has
+    feedparser read none of them: their readings come with their records (made by the
+    build's feedparser in the context the answer is drawn in).  Records whose readings
+    were made by other readings code are not taken: feedparser reads every item."""
+    from feedserver.query import answer as engine_module
+    from feedserver.query.answer import Engine, format_named
+    from feedserver.query.params import parse
+    from feedserver.query.records import read_index
+    from feedserver.render.formats import rss_atom
+
+    _, read, _, _, index_bytes = _published(built)
+    fmt = format_named(name)
+    assert fmt is not None
+    parsed: list[int] = []
+    parse_whole = rss_atom._parse
+
+    def counted(body: bytes, media_type: str) -> Any:
+        found = parse_whole(body, media_type)
+        parsed.append(len(found.entries))
+        return found
+
+    monkeypatch.setattr(rss_atom, "_parse", counted)
+    filters = parse([("limit", str(MAX_ITEMS))], MAX_ITEMS)
+    taken = Engine().answer(read_index(index_bytes), read, "", None, filters, fmt)
+    assert len(feedparser.parse(io.BytesIO(taken.body)).entries) == MAX_ITEMS
+    assert parsed and sum(parsed) == 0  # the envelope's own elements only
+    parsed.clear()
+    monkeypatch.setattr(engine_module, "code_version", lambda: "other readings code")
+    again = Engine().answer(read_index(index_bytes), read, "", None, filters, fmt)
+    assert sum(parsed) == MAX_ITEMS
+    assert (again.body, again.etag) == (taken.body, taken.etag)
+

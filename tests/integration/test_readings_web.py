@@ -1,5 +1,6 @@
 """A web worker's computed answers take the readings the build kept in the state folder
-(feedserver/publish/readings_store.py): an item the build had feedparser read, in the
+(feedserver/publish/readings_store.py; those its item records carry are set aside here):
+an item the build had feedparser read, in the
 context it is served in, is not read again by a worker that has never seen it; the
 answer is the same, byte for byte, as one that reads every item; and the worker never
 writes the store, nor takes readings that are damaged or of another version of the code.
@@ -27,6 +28,15 @@ BASE = "http://127.0.0.1:8000/"
 # filtered topic feed, in the two XML formats feedparser reads at the gate.
 URLS = ("/topics/alpha,beta/feed.atom", "/feed.rss?limit=4&q=pipeline",
         "/topics/gamma/feed.atom?limit=2", "/topics/beta+gamma/feed.rss")
+
+
+@pytest.fixture(autouse=True)
+def store_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The readings an item record carries (``Engine._learn``) left untaken: these tests
+    are of the store alone (the records' readings: tests/integration/test_query_web.py)."""
+    from feedserver.query.answer import Engine
+
+    monkeypatch.setattr(Engine, "_learn", lambda self, made, fmt: None)
 
 
 @pytest.fixture

@@ -104,6 +104,10 @@ class CachedCheck:
 
     check: Callable[[Channel, bytes], ReadBack]
     cached: CachedReader
+    # The envelope's bytes before and after the items, and one item -> what gives the key
+    # ``cached`` looks an item's reading up under in documents of that envelope, or None
+    # (rss_atom.reading_keyer).
+    keyer: Callable[[bytes, bytes, bytes], Callable[[bytes], bytes] | None] | None = None
 
     def of(self, fmt: Format) -> CachedReader | None:
         """``cached`` if it still stands for ``fmt``'s check, else None."""

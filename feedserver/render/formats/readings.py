@@ -48,16 +48,20 @@ LIMIT = 40_000
 ENVELOPES = 16_384
 
 
-def pack(seen: Seen) -> bytes | None:
+def pack(seen: Seen, canonical: bool = False) -> bytes | None:
     """A reading as bytes (the readings store's form, without its checksum), or None for
     one of a shape they do not hold: strings or None, dates as (name, six integers or
     None), enclosure URLs or None (what feedparser gives for RSS and Atom).
 
-    About 0.25 kB where the reading's objects take about 1.6.
+    About 0.25 kB where the reading's objects take about 1.6.  ``canonical``: the same
+    reading always as the same bytes (marshal's version 2, which :func:`unpack` reads as
+    well): from version 3 on, marshal marks an object referenced elsewhere (its reference
+    count) to be shared, so equal readings could be written apart (an item record, which
+    holds readings and must not change while its article does not, asks for this).
     """
     fields = (seen.id, seen.title, seen.link, tuple(sorted(seen.dates.items())),
               seen.enclosures)
-    return marshal.dumps(fields, 4) if _shaped(fields) else None
+    return marshal.dumps(fields, 2 if canonical else 4) if _shaped(fields) else None
 
 
 def split_packed(found: dict[bytes, Seen]) -> tuple[dict[bytes, bytes], dict[bytes, Seen]]:

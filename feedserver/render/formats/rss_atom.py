@@ -19,6 +19,7 @@ import hashlib
 import io
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from feedserver.core import layout
@@ -509,6 +510,35 @@ def _template(before: bytes, after: bytes, hole: bytes, witness: bytes, name: st
             or inside != (before + after).count(hole):
         return None
     return split_.context, cut
+
+
+def reading_keyer(head: bytes, tail: bytes, fragment: bytes, media_type: str, version: str,
+                  dates: tuple[str, ...], item: tuple[str, int]
+                  ) -> Callable[[bytes], bytes] | None:
+    """What gives the key :func:`read_back` looks an item's reading up under in documents
+    of this envelope (``head``, the items, ``tail``), for items named as ``fragment``'s
+    element; None when expat does not find the items' place where the renderer puts it.
+
+    The key is the digest of the items' context as expat reads it with an item in place
+    (:func:`_witness`, as :func:`_spliced` reads an answer's envelope) and the item's
+    exact bytes, so a reading kept under it is feedparser's of those bytes in that
+    context, whatever document it was read in: the build's item records carry the
+    readings it has under the keys of the envelopes answers are drawn in
+    (:class:`feedserver.query.records.Drawer`)."""
+    witness = _witness(fragment)
+    if witness is None:
+        return None
+    probed = probe(head, witness, tail, *item)
+    if probed is None or probed[0].items != [witness] or probed[0].head != head:
+        return None
+    prefix = _prefix(version, media_type, dates, probed[0].context)[0]
+
+    def key(fragment: bytes) -> bytes:
+        digest = prefix.copy()
+        digest.update(fragment)
+        return bytes(digest.digest())
+
+    return key
 
 
 def _witness(fragment: bytes) -> bytes | None:
