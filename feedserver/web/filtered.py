@@ -41,7 +41,14 @@ from feedserver.query.params import BadRequest, Combination, Filters, canonical,
 from feedserver.query.params import parse as parse_filters
 from feedserver.query.pieces import Pieces
 from feedserver.web.gzipped import Segments, etag_from
-from feedserver.web.published import CORS, NOSNIFF, PublishedFile, ServedManifest
+from feedserver.web.published import (
+    CORS,
+    NOSNIFF,
+    Folder,
+    PublishedFile,
+    ServedManifest,
+    Store,
+)
 
 if TYPE_CHECKING:
     from feedserver.query.answer import Engine
@@ -54,6 +61,9 @@ _BROTLI_QUALITY = 5  # made at request time, once per answer: fast, most of the 
 # 130 kB answer; ISA-L over the whole body took 0.36) goes before br (quality 5: 3.0 ms,
 # for 15% fewer bytes); published files, compressed at publish time, prefer br.
 REQUEST_TIME = ("gzip", "br")
+# Output folders whose records folder a process keeps open, and folders let go but not yet
+# closed (RecordFolders).
+FOLDERS_KEPT = 4
 _XML_ERROR = ('<?xml version="1.0" encoding="utf-8"?>\n'
               '<error xmlns="urn:feedserver:error" status="{code}">{reason}</error>\n')
 
@@ -160,6 +170,47 @@ class AnswerCache:
             self._bytes -= self._items.popitem(last=False)[1].size
 
 
+class RecordFolders:
+    """The item records' folder of each output folder, opened once a publish in a process.
+
+    Every answer that read a record opened the folder anew, four folders from the root
+    (14 us in a loop, more in a busy worker); here the answers of one publish (one
+    manifest version) share one open folder, and the next publish's open it again (a
+    build replaces the records in it, and whatever replaced the folder itself).  Kept per
+    process, not per app: apps are freed only when the collector finds their cycles, and
+    a folder per app held a descriptor each until then.  A folder let go (another
+    publish, another output folder past :data:`FOLDERS_KEPT`) is closed only after
+    :data:`FOLDERS_KEPT` more: an answer still reading it is not cut short."""
+
+    def __init__(self, limit: int = FOLDERS_KEPT) -> None:
+        self._held: OrderedDict[str, tuple[object, Folder]] = OrderedDict()
+        self._retired: list[Folder] = []
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def folder(self, store: Store, key: object) -> Folder:
+        """``store``'s records folder for the manifest version ``key``."""
+        root = str(store.root)
+        with self._lock:
+            held = self._held.get(root)
+            if held is None or held[0] != key:
+                if held is not None:
+                    self._retire(held[1])
+                held = self._held[root] = (key, store.folder(layout.ITEM_RECORDS))
+            self._held.move_to_end(root)
+            while len(self._held) > self._limit:
+                self._retire(self._held.popitem(last=False)[1][1])
+            return held[1]
+
+    def _retire(self, folder: Folder) -> None:
+        self._retired.append(folder)
+        while len(self._retired) > self._limit:
+            self._retired.pop(0).close()
+
+
+FOLDERS = RecordFolders()
+
+
 class Filtered:
     """The view in front of :meth:`Views.file` (see the module)."""
 
@@ -255,15 +306,20 @@ class Filtered:
             return unavailable("this feed cannot be filtered until the site is built again",
                                _media_type(sample), path)
         try:
-            with self.views.store.folder(layout.ITEM_RECORDS) as texts:
-                answer = engine.answer(index, self.views.store.read, folder, combo, filters,
-                                       fmt, identify=self.views.store.identity, texts=texts)
+            answer = engine.answer(index, self.views.store.read, folder, combo, filters, fmt,
+                                   identify=self.views.store.identity,
+                                   texts=self._records(snap))
         except Unanswerable as exc:
             return unavailable(str(exc), _media_type(sample), path)
         cached = Cached(answer.body, answer.media_type, answer.updated, answer.max_age,
                         answer.self_url, size=len(answer.body), pieces=answer.pieces)
         cached.bodies[""] = (answer.etag, answer.body)
         return cached
+
+    def _records(self, snap: ServedManifest) -> Folder:
+        """The item records' folder of the manifest version being served (see
+        :class:`RecordFolders`)."""
+        return FOLDERS.folder(self.views.store, snap.key)
 
     def _loaded(self, snap: ServedManifest) -> tuple[Engine, Index | None]:
         """The engine (made once) and the index of the manifest version being served."""

@@ -793,3 +793,37 @@ def test_a_worker_takes_an_items_reading_from_its_record(
     assert sum(parsed) == MAX_ITEMS
     assert (again.body, again.etag) == (taken.body, taken.etag)
 
+
+def test_the_records_folder_is_opened_once_a_publish(built: Settings, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers of one publish read records through one open folder (each answer that read
+    one opened it anew, four folders from the root); the next publish's answers open it
+    again and find the records that publish wrote."""
+    import shutil
+    from dataclasses import replace
+
+    from feedserver.core import layout
+    from feedserver.web import published
+
+    root = tmp_path / "copy"
+    shutil.copytree(Path(built.config_path).parent, root)
+    settings = load_settings(root / "config.toml", env={})
+    opened: list[str] = []
+    open_beneath = published.open_beneath
+
+    def counted(base: str, filename: str, directory: bool = False) -> int:
+        if directory:
+            opened.append(filename)
+        return open_beneath(base, filename, directory=directory)
+
+    monkeypatch.setattr(published, "open_beneath", counted)
+    client = create_app({"FEEDSERVER_SETTINGS": settings}).test_client()
+    for limit in (1, 2, 3):  # each lists one record the worker has not read
+        assert client.get(f"/topics/alpha+beta/feed.atom?limit={limit}").status_code == 200
+    assert opened.count(layout.ITEM_RECORDS) == 1
+    new = Seed("z98", "Story newer", ("alpha", "beta"), "en", datetime.now().astimezone(),
+               ())
+    (root / "seeds" / "z98.md").write_text(new.text, encoding="utf-8")
+    assert run_build(replace(settings)).published
+    assert titles(client.get("/topics/alpha+beta/feed.atom?limit=2"))[0] == "Story newer"
+    assert opened.count(layout.ITEM_RECORDS) == 2
