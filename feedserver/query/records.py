@@ -271,17 +271,16 @@ class Drawer:
     worker); JSON Feed's item (orjson's, 0.03 ms) is drawn when asked: carried, it made
     the records of 10,000 articles 50 MB larger.
 
-    Its keys (:class:`DrawingKeys`) are reckoned for ``context`` once, by the build's
-    process.
     ``items``: the build's own rendered items, looked up (never filled: a Pool worker's
     copy would only grow), so an incremental build's few records take the items its
     channels just drew; and its readings (what the gate's feedparser read, of this
     build's channels and of earlier ones), of which a record carries those of its items
-    in the envelopes answers are drawn in: the site's language or the article's, with
+    in the envelopes answers are drawn in: the site's language and the article's, with
     the media namespace when the article has media (:meth:`_envelope`).  A worker then
     takes an item new to it whole from its record, with no lookup in the readings store
-    (0.04-0.1 ms an item).  A format whose renderer raises on this article is left out of
-    the record (the web draws it, and answers for it, as a build's channel would): one
+    (0.04-0.1 ms an item).  The drawing keys (:class:`DrawingKeys`) are reckoned once,
+    in the build's process.  A format whose renderer raises on this article is left out
+    of the record (the web draws it, and answers for it, as a build's channel would): one
     article's record is never held back by one renderer."""
 
     context: Context
@@ -319,7 +318,8 @@ class Drawer:
         envelope no channel of the site is drawn in, a reading the store let go) is made
         now: feedparser reads the item in that envelope, as the gate reads an answer, so
         what a record carries never hangs on which documents earlier builds read."""
-        if self.items is None:
+        reader = fmt.check_cached.of(fmt) if fmt.check_cached is not None else None
+        if self.items is None or reader is None:
             return []
         readings = self.items.readings
         found: list[tuple[str, bytes, bytes]] = []
@@ -334,8 +334,7 @@ class Drawer:
                 continue
             keys.add(key)
             seen = readings.get(key)
-            reader = fmt.check_cached.of(fmt) if fmt.check_cached is not None else None
-            if seen is None and reader is not None:
+            if seen is None:
                 try:  # the gate's own reading of the item in that envelope
                     reader(channel, head + fragment + tail, readings, [fragment])
                 except Exception:  # a reading the gate cannot make: none carried

@@ -533,9 +533,9 @@ def reading_keyer(head: bytes, tail: bytes, fragment: bytes, media_type: str, ve
         return None
     prefix = _prefix(version, media_type, dates, probed[0].context)[0]
 
-    def key(fragment: bytes) -> bytes:
+    def key(one: bytes) -> bytes:
         digest = prefix.copy()
-        digest.update(fragment)
+        digest.update(one)
         return bytes(digest.digest())
 
     return key
