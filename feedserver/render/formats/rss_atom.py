@@ -37,7 +37,7 @@ from feedserver.render.formats.base import (
 from feedserver.render.formats.enclosures import seen_enclosures
 from feedserver.render.formats.extensions import extend_entry, extend_feed
 from feedserver.render.formats.gate_parser import c1_table, feedparser
-from feedserver.render.formats.xml_items import Elements, elements, probe, split
+from feedserver.render.formats.xml_items import Elements, Split, elements, probe, split
 
 if TYPE_CHECKING:
     from feedgen.entry import FeedEntry
@@ -388,8 +388,8 @@ def _spliced(body: bytes, media_type: str, version: str, dates: tuple[str, ...],
     if filled is not None:
         seen_context, envelope_cut = filled
     else:  # one expat pass: the witness's split, and the envelope's elements (for _read)
-        probed = probe(head, witness, tail, *item)
-        if probed is None or probed[0].items != [witness] or probed[0].head != head:
+        probed = _probed(head, witness, tail, *item)
+        if probed is None:
             return None
         seen_context, envelope_cut = probed[0].context, probed[1]
     prefix, context = _prefix(version, media_type, dates, seen_context)
@@ -500,9 +500,8 @@ def _template(before: bytes, after: bytes, hole: bytes, witness: bytes, name: st
     """A template envelope's context and elements (:func:`_drafted`), read by expat once,
     or None when it is not well-formed with ``witness`` as its one item, or holds ``hole``
     anywhere but inside its own elements.  Pure: kept by its arguments."""
-    probed = probe(before, witness, after, name, depth)
-    if probed is None or probed[0].items != [witness] or probed[0].head != before \
-            or probed[1] is None:
+    probed = _probed(before, witness, after, name, depth)
+    if probed is None or probed[1] is None:
         return None
     split_, cut = probed
     inside = sum(element.count(hole) for element in cut.elements)
@@ -528,8 +527,8 @@ def reading_keyer(head: bytes, tail: bytes, fragment: bytes, media_type: str, ve
     witness = _witness(fragment)
     if witness is None:
         return None
-    probed = probe(head, witness, tail, *item)
-    if probed is None or probed[0].items != [witness] or probed[0].head != head:
+    probed = _probed(head, witness, tail, *item)
+    if probed is None:
         return None
     prefix = _prefix(version, media_type, dates, probed[0].context)[0]
 
@@ -539,6 +538,16 @@ def reading_keyer(head: bytes, tail: bytes, fragment: bytes, media_type: str, ve
         return bytes(digest.digest())
 
     return key
+
+
+def _probed(head: bytes, witness: bytes, tail: bytes, name: str, depth: int
+            ) -> tuple[Split, Elements | None] | None:
+    """:func:`~.xml_items.probe` of the envelope with ``witness`` where its items go,
+    when expat finds the witness there as its one item, right after ``head``; else None."""
+    probed = probe(head, witness, tail, name, depth)
+    if probed is None or probed[0].items != [witness] or probed[0].head != head:
+        return None
+    return probed
 
 
 def _witness(fragment: bytes) -> bytes | None:
