@@ -31,6 +31,7 @@ import functools
 import hashlib
 import html
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,15 +86,17 @@ def _row(values: Iterable[Iterable[str]]) -> list[list[str]]:
 
 @functools.cache
 def _drawing_code() -> str:
-    return digest(DRAWING_MODULES, DRAWING_LIBRARIES, without=DRAWING_ASSETS)
+    """The drawing code's digest and the interpreter running it (the standard library
+    writes an RSS item's dates)."""
+    return f"{digest(DRAWING_MODULES, DRAWING_LIBRARIES, without=DRAWING_ASSETS)}\0{sys.version}"
 
 
 class DrawingKeys:
     """What an article's items are drawn from besides the article: the drawing code
-    (:data:`DRAWING_MODULES`, :data:`DRAWING_LIBRARIES`, the registered formats) and the
-    context (base URL, author, language...), of its topic names those of the article's
-    own topics only.  Equal keys draw equal bytes of equal articles; a record's items are
-    taken only under the taker's own key.
+    (:data:`DRAWING_MODULES`, :data:`DRAWING_LIBRARIES`, Python's version, the registered
+    formats) and the context (base URL, author, language...), of its topic names those
+    of the article's own topics only.  Equal keys draw equal bytes of equal articles; a
+    record's items are taken only under the taker's own key.
 
     The names of other topics are left out: a record is made again only when its
     article's page is (:mod:`feedserver.build.page_signatures`: the article, the names
