@@ -15,7 +15,11 @@ two ways it is sound to take; any other, and the head is drawn directly.  So is 
 that is not canonical (``urlencode`` writes only letters, digits and the
 probe's characters), and a head where the token stands anywhere but in that run after
 ``?`` (a URL the format wrote some other way, a title that holds it).  Whatever is drawn
-still goes through the gate, which reads the answer's own elements with feedparser.
+still goes through the gate.  There feedparser reads a filled envelope's own elements
+as the template has them, once, and they stand for every answer's: a canonical query's
+run, as XML writes it, can only lie inside a text or an attribute's value, and
+another run there changes none of expat's events but that value
+(:func:`feedserver.render.formats.rss_atom._drafted`).
 """
 
 from __future__ import annotations

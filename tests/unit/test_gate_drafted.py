@@ -1,10 +1,13 @@
-"""A computed feed's envelope, filled in from its channel's template, is read without expat.
+"""A computed feed's envelope, filled in from its channel's template, is read as the template.
 
-The gate reads a filtered answer's envelope as its template (read by expat once) with the
-answer's own query in place of the template's run of it, when the hint says so and the
-bytes agree (:func:`feedserver.render.formats.rss_atom._drafted`).  These tests pin that it
-is taken for clean answers (expat reads no envelope of theirs, feedparser reads their own
-id and self link only), and that no hint, true or forged, changes a finding: for bodies
+The gate reads a filtered answer's envelope as its template (read by expat once, its own
+elements by feedparser once) with the answer's own query in place of the template's run of
+it, when the hint says so and the bytes agree
+(:func:`feedserver.render.formats.rss_atom._drafted`).  These tests pin that it is taken
+for clean answers (expat reads no envelope of theirs, feedparser none of their bytes, with
+items or without, for random canonical queries, which the full parse also finds clean),
+and never where the answer's run could be read otherwise (a run the engine does not write,
+an element holding other markup); and that no hint, true or forged, changes a finding: for bodies
 filled with odd queries, for forged holes, for random edits of the answer and of the
 template itself, the findings are the full parse's.  And the comparisons the gate
 remembers (:class:`~feedserver.render.formats.readings.Agreed`) are kept for equal pairs
@@ -13,12 +16,13 @@ only, by identity.
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from feedserver.query.envelopes import Envelopes, QueryContext
+from feedserver.query.envelopes import CANONICAL, Envelopes, QueryContext
 from feedserver.render import feeds
 from feedserver.render.formats import FORMATS, rss_atom
 from feedserver.render.formats.base import Drafted, Seen
@@ -51,8 +55,11 @@ def answer(fmt: str, cache: feeds.ItemCache, query: str,
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_a_filled_envelope_is_read_without_expat(fmt: str, cuts: list[int],  # noqa: F811
-                                                 parses: list[bytes]) -> None:  # noqa: F811
+def test_a_filled_envelope_is_read_as_its_template(fmt: str, cuts: list[int],  # noqa: F811
+                                                   parses: list[bytes]) -> None:  # noqa: F811
+    """expat reads the template once and no answer's envelope; feedparser reads the
+    template's own elements (the hole in them) once, in their context, and then no
+    answer's: each answer's are the template's with another run of query."""
     cache, _ = read_already(fmt)
     envelopes = Envelopes()
     rss_atom._template.cache_clear()  # the template is read once, in this test
@@ -62,17 +69,117 @@ def test_a_filled_envelope_is_read_without_expat(fmt: str, cuts: list[int],  # n
         assert findings(THREE, fmt, body) == []  # the full parse
         before = len(parses)
         assert findings(THREE, fmt, body, cache.readings, items, drafted) == []
-        # expat read the template once (the first answer), no answer's envelope.
         witness = rss_atom._witness(items[0]) or b""
         assert cuts == [len(drafted.parts[0] + witness + drafted.parts[1])], n
-        # feedparser read this answer's own elements, nothing else of it.
+        if n:
+            assert len(parses) == before, n
+            continue
         assert len(parses) == before + 1
         read = parses[-1]
-        own = drafted.own
-        # Every element holding its own URL (Atom: its id and self link; RSS: the link).
-        assert read.count(own) == b"".join(drafted.parts).count(drafted.hole) \
+        # Every element holding its own URL (Atom: its id and self link; RSS: the link),
+        # as the template has them.
+        assert read.count(drafted.hole) == b"".join(drafted.parts).count(drafted.hole) \
             == (1 if fmt == "rss" else 2), read
+        assert drafted.own not in read
         assert b"urn:x:" not in read and b"<title>" not in read
+
+
+# Characters of a canonical query (envelopes.CANONICAL), runs of which a seeded test fills
+# in: every one, so '--', '&&', '%%', '=&' and a leading '&' come up too.
+_CANONICAL = sorted(CANONICAL)
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_any_canonical_query_is_judged_as_the_full_parse_judges(
+        fmt: str, parses: list[bytes]) -> None:  # noqa: F811
+    """Seeded random runs of a canonical query's characters, with items and without: the
+    hint holds, the answer is read as its template (no parse of its own), and the full
+    parse finds nothing either."""
+    cache, _ = read_already(fmt)
+    envelopes = Envelopes()
+    rng = random.Random(f"canonical/{fmt}")
+    queries = ["".join(rng.choice(_CANONICAL) for _ in range(rng.randrange(1, 40)))
+               for _ in range(150)]
+    queries += ["a--b", "--", "&&", "%", "=", "a&amp", "~/+.", "&"]
+    empty = replace(THREE, articles=())
+    for chan in (THREE, empty):
+        items = [cache.get(FORMATS[fmt], a, CTX) for a in chan.articles]
+        body, _, drafted = envelopes.drafted(FORMATS[fmt], chan, QueryContext.of(CTX, "limit=1"),
+                                             CTX, items)
+        # The first answer: the template's own elements are read.
+        assert findings(chan, fmt, body, cache.readings, items, drafted) == []
+        for query in queries:
+            body, _, drafted = envelopes.drafted(FORMATS[fmt], chan, QueryContext.of(CTX, query),
+                                                 CTX, items)
+            assert drafted is not None, query
+            before = len(parses)
+            assert findings(chan, fmt, body, cache.readings, items, drafted) == [], query
+            assert len(parses) == before, (query, parses[before:])
+            assert findings(chan, fmt, body) == [], query
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_an_answer_without_items_is_read_as_its_template(fmt: str, cuts: list[int],  # noqa: F811
+                                                         parses: list[bytes]) -> None:  # noqa: F811
+    """A drafted answer that lists nothing (a poller's ``since`` after the newest): expat
+    reads the template once, feedparser nothing of the answers after the first."""
+    cache, _ = read_already(fmt)
+    envelopes = Envelopes()
+    empty = replace(THREE, articles=())
+    rss_atom._template.cache_clear()
+    cuts.clear()
+    for n, query in enumerate(QUERIES):
+        body, _, drafted = envelopes.drafted(FORMATS[fmt], empty, QueryContext.of(CTX, query),
+                                             CTX, [])
+        assert drafted is not None
+        before = len(parses)
+        assert findings(empty, fmt, body, cache.readings, [], drafted) == []
+        assert len(cuts) == 1, (n, cuts)
+        assert len(parses) == before + (n == 0), n
+        assert findings(empty, fmt, body) == []
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_query_run_that_is_not_canonical_is_read_as_it_is(
+        fmt: str, parses: list[bytes]) -> None:  # noqa: F811
+    """An own run the engine never writes is never stood for by the template: feedparser
+    reads the elements holding it (or the whole answer)."""
+    cache, _ = read_already(fmt)
+    _, items, drafted = answer(fmt, cache, "limit=3", Envelopes())
+    for own in (b"?a&b", b"?a<b/>c", b'?a"b', b"?caf\xc3\xa9", b"?a b", b"?a]]>b", b"x=1"):
+        body, hint = fill(drafted, own, items)
+        full = findings(THREE, fmt, body)
+        before = len(parses)
+        assert findings(THREE, fmt, body, cache.readings, items, hint) == full, own
+        assert any(own in read for read in parses[before:]), own
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_a_template_whose_own_elements_hold_other_markup_is_read_as_it_is(
+        fmt: str, parses: list[bytes]) -> None:  # noqa: F811
+    """The template stands for an answer only where its run of query can only be text or
+    an attribute's value: not when the element holding it has a comment, a processing
+    instruction or a CDATA section, in which the answer's run could mean something else
+    (``--`` ends a comment's right to be one), or declares a namespace (a namespace's
+    name tells feedparser what an element is).  There feedparser reads the answer's own
+    bytes, and judges as the full parse."""
+    cache, _ = read_already(fmt)
+    _, items, drafted = answer(fmt, cache, "limit=3", Envelopes())
+    hole = drafted.hole
+    for extra in (b"<extra><!--" + hole + b"--></extra>",
+                  b"<extra><![CDATA[" + hole + b"]]></extra>",
+                  b"<extra><?pi " + hole + b"?></extra>",
+                  b"<x:extra xmlns:x='urn:x" + hole + b"'/>",
+                  b"<extra xmlns='urn:x" + hole + b"'/>"):
+        # One more of the envelope's own elements, last before the items.
+        template = Drafted((drafted.parts[0] + extra, drafted.parts[1]), hole, drafted.own)
+        rss_atom._template.cache_clear()
+        for own in (b"?q=a--b", b"?q=a", b"?q=%3F%3E"):
+            body, hint = fill(template, own, items)
+            full = findings(THREE, fmt, body)
+            before = len(parses)
+            assert findings(THREE, fmt, body, cache.readings, items, hint) == full, (extra, own)
+            assert any(own in read for read in parses[before:]), (extra, own)
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
@@ -160,6 +267,25 @@ def test_random_edits_of_an_answer_or_its_template_are_judged_as_the_full_parse_
             judged += bool(full)
             assert findings(THREE, fmt, body, cache.readings, items, hint) == full, where
     assert judged > 100
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+def test_random_edits_of_an_answer_without_items_are_judged_as_the_full_parse_judges(
+        fmt: str) -> None:
+    """As above, for a drafted answer that lists nothing (read by :func:`_itemless` with
+    the hint): the findings are the full parse's, every time."""
+    cache, _ = read_already(fmt)
+    empty = replace(THREE, articles=())
+    clean, _, drafted = Envelopes().drafted(FORMATS[fmt], empty, QueryContext.of(
+        CTX, "since=2030-01-01T00%3A00%3A00Z"), CTX, [])
+    assert drafted is not None
+    assert findings(empty, fmt, clean, cache.readings, [], drafted) == []
+    judged = 0
+    for where, body in random_edits(clean, f"itemless/{fmt}", 150):
+        full = findings(empty, fmt, body)
+        judged += bool(full)
+        assert findings(empty, fmt, body, cache.readings, [], drafted) == full, where
+    assert judged > 50
 
 
 def test_a_comparison_is_remembered_for_the_same_objects_only() -> None:
