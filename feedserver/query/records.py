@@ -301,8 +301,9 @@ class Drawer:
         drawn: dict[str, bytes] = {}
         readings: list[tuple[str, bytes, bytes]] = []
         for name, fmt in FORMATS.items():
-            if fmt.check_cached is None or fmt.check_cached.of(fmt) is None:
-                continue  # an item the gate does not read piece by piece: drawn when asked
+            if fmt.check_cached is None or fmt.check_cached.of(fmt) is None \
+                    or fmt.check_cached.keyer is None:
+                continue  # an item the gate reads in no context (JSON): drawn when asked
             kept = self.items.kept(fmt, article, self.context) if self.items else None
             if kept is None:
                 try:

@@ -177,9 +177,11 @@ def around(before: bytes, after: bytes, items: list[bytes], separator: bytes = b
     return before + separator.join(items) + after
 
 
-def spliced_at(body: bytes, fragments: list[bytes]) -> tuple[int, int] | None:
-    """Where the run of ``fragments`` lies in ``body``, as (start, end), found from the
-    first one and compared in place; None when ``body`` does not hold them side by side.
+def spliced_at(body: bytes, fragments: list[bytes], separator: bytes = b""
+               ) -> tuple[int, int] | None:
+    """Where the run of ``fragments`` (joined by ``separator``) lies in ``body``, as
+    (start, end), found from the first one and compared in place; None when ``body``
+    does not hold them so.
 
     Not a search for the joined run, nor for the whole first fragment: a long needle
     costs its whole length before the search starts (most of this function's time when it
@@ -195,7 +197,11 @@ def spliced_at(body: bytes, fragments: list[bytes]) -> tuple[int, int] | None:
         while at >= 0 and not body.startswith(first, at):
             at = body.find(probe, at + 1)
     end = at
-    for fragment in fragments:
+    for n, fragment in enumerate(fragments):
+        if n and separator:
+            if not body.startswith(separator, end):
+                return None
+            end += len(separator)
         if at < 0 or not body.startswith(fragment, end):
             return None
         end += len(fragment)
