@@ -30,8 +30,8 @@ the same machine load:
   every article's text of the whole history (kept by the worker after the first);
 * **plain, JSON** and **first, JSON**: the same topic's ``feed.json`` and a first
   answer of it (as "filtered, first"), each against the other: JSON Feed is read back
-  by its own check (a strict JSON parse), not feedparser, and its items are not
-  spliced as the XML formats' are.
+  by its own check (a strict JSON parse of the envelope, and of each item once a
+  worker), not feedparser, and its items do not come with the records.
 
 The first filtered request a worker answers also imports the renderers; it is timed
 once on its own.  Prints median, min and max in milliseconds and each median's ratio to
