@@ -452,13 +452,13 @@ def _itemless(body: bytes, media_type: str, version: str, dates: tuple[str, ...]
     if witness is None:
         return None
     filled = None
-    if drafted is not None:
-        before = drafted.parts[0].replace(drafted.hole, drafted.own)
-        if body.startswith(before):
-            filled = _drafted(before, body[len(before):], drafted, witness, item)
+    if drafted is not None:  # the template's head, filled in: where the items would be
+        head = drafted.parts[0].replace(drafted.hole, drafted.own)
+        tail = body[len(head):]
+        if body.startswith(head):
+            filled = _drafted(head, tail, drafted, witness, item)
     if filled is not None:
         seen_context, cut = filled
-        head, tail = before, body[len(before):]
     else:
         found = elements(body, item[1])
         if found is None:
@@ -547,9 +547,8 @@ def _template(before: bytes, after: bytes, hole: bytes, witness: bytes, name: st
     """A template envelope's context and elements (:func:`_drafted`), read by expat once,
     and whether its elements may stand for a filled envelope's (``hole`` is a run of
     query, and no element holding it holds other markup than elements or declares a
-    namespace); None when it is
-    not well-formed with ``witness`` as its one item, or holds ``hole`` anywhere but inside
-    its own elements.  Pure: kept by its arguments."""
+    namespace); None when it is not well-formed with ``witness`` as its one item, or
+    holds ``hole`` anywhere but inside its own elements.  Pure: kept by its arguments."""
     probed = _probed(before, witness, after, name, depth)
     if probed is None or probed[1] is None:
         return None
